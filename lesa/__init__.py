@@ -1,0 +1,24 @@
+"""lesa: grow a pretrained decoder LLM deeper with LESA (learned layers) or the heuristics it is
+compared with (LLaMA Pro identity copies, SOLAR stacking), as declarative plans applied by one function.
+
+    from lesa import load_model, build_plan, apply_plan, save_grown
+    model, tok = load_model("smollm2-135m")
+    grown = apply_plan(model, build_plan("lesa", model.config.num_hidden_layers))
+    save_grown(grown, "runs/lesa-45", tok)
+"""
+from .arch import ARCHS, UnsupportedArchitecture, check_model, spec_for
+from .plans import Plan, PlanError, Slot, build_plan, llama_pro_plan, lesa_plan, solar_plan
+from .predictor import PredictorConfig, train_predictor
+from .svd import Factors, factorize
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # heavy modules (transformers) load lazily
+    if name in ("apply_plan", "save_grown", "pair_weights"):
+        from . import expand
+        return getattr(expand, name)
+    if name in ("load_model", "load_config", "resolve", "DEFAULT_MODEL"):
+        from . import models
+        return getattr(models, name)
+    raise AttributeError(f"module 'lesa' has no attribute {name!r}")

@@ -1,0 +1,187 @@
+"""apply_plan: build the grown model from a plan, with all Hugging Face bookkeeping.
+
+New weights are computed from the source model first (predictions, averages, random draws), then
+a model of the new depth is instantiated on the meta device from an updated config and filled with
+the mapped state dict, so per-layer attributes (layer_idx, attention types, sliding windows) come
+from transformers itself, not from patched copies.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
+from .plans import PAIR_KINDS, Plan, PlanError
+from .predictor import PredictorConfig, train_predictor
+from .store import provenance, write_json
+from .svd import factorize
+
+LAYER_PREFIX = "{path}.{i}."
+
+
+def _stack(layers, path: str) -> torch.Tensor:
+    return torch.stack([layer.get_submodule(path).weight.detach() for layer in layers])  # (L, d_out, d_in)
+
+
+def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
+                 progress: bool = True) -> tuple[dict, dict]:
+    """Weights for every pair-kind slot: {(kind, a, b): {short: (d_out, d_in) tensor}}, and stats."""
+    spec = check_model(model)
+    layers = get_layers(model, spec)
+    cfg = predictor or PredictorConfig()
+    pairs = sorted({(s.kind, *s.src) for s in plan.slots if s.kind in PAIR_KINDS})
+    out: dict = {p: {} for p in pairs}
+    stats: dict = {"svd_seconds": {}, "predictor_seconds": {}, "predictor_loss": {}}
+    if not pairs:
+        return out, stats
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for short in tqdm(RELEASED_ORDER, desc="weight types", disable=not progress):
+        path = spec.projections[short]
+        Ws = _stack(layers, path)                                            # (L, d_out, d_in)
+        need = [p for p in pairs if p[0] == "predict"]
+        if need:
+            t0 = time.perf_counter()
+            if cfg.space == "svd":
+                F = factorize(Ws, device=cfg.device, dtype=getattr(torch, cfg.dtype), method=cfg.svd_method)
+                blocks = F.V                                                 # (L, r, d_in)
+            else:
+                F, blocks = None, Ws.to(device=cfg.device, dtype=getattr(torch, cfg.dtype))
+            stats["svd_seconds"][short] = round(time.perf_counter() - t0, 3)
+            g = train_predictor(blocks, cfg, desc=f"G_{short}", progress=progress)
+            stats["predictor_seconds"][short] = round(g.seconds, 3)
+            stats["predictor_loss"][short] = g.history
+            for p in need:
+                coeffs = g.predict(blocks[p[1]], blocks[p[2]])               # (r, d_in)
+                W = F.reconstruct(coeffs=coeffs) if F is not None else coeffs
+                out[p][short] = W.to(device=Ws.device, dtype=Ws.dtype)
+            del F, blocks
+        for p in pairs:
+            a, b = Ws[p[1]], Ws[p[2]]
+            if p[0] == "average":
+                out[p][short] = (a + b) / 2
+            elif p[0] == "random":
+                std = torch.cat([a.flatten(), b.flatten()]).float().std()
+                out[p][short] = (torch.randn(a.shape, generator=gen) * std).to(a.dtype)
+    return out, stats
+
+
+def _layer_state(layers, i: int) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in layers[i].state_dict().items()}
+
+
+def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
+               copy_weights: bool = True, progress: bool = True) -> Any:
+    """Return a new model grown by ``plan``. The source model is left intact; with
+    ``copy_weights=False`` the grown model shares the unchanged tensors with it (saves memory)."""
+    spec = check_model(model)
+    layers = get_layers(model, spec)
+    L = len(layers)
+    if plan.source_layers != L:
+        raise PlanError(f"plan is for a {plan.source_layers}-layer model, this model has {L} layers")
+    cfg = predictor or PredictorConfig()
+    if plan.method == "lesa_raw":                      # the "w/o SVD" ablation is a predictor setting
+        cfg = dataclasses.replace(cfg, space="raw")
+    t0 = time.perf_counter()
+    new_w, stats = pair_weights(model, plan, cfg, progress)
+    biased = spec.biased(model.config)
+    maybe = (lambda t: t.clone()) if copy_weights else (lambda t: t)
+
+    sd: dict[str, torch.Tensor] = {}
+    prefix = spec.layers_path + "."
+    for k, v in model.state_dict().items():
+        if not k.startswith(prefix):
+            sd[k] = maybe(v)
+    for i, slot in enumerate(plan.slots):
+        j = slot.src[0]
+        if slot.kind == "orig":
+            st = {k: maybe(v) for k, v in _layer_state(layers, j).items()}
+        elif slot.kind in ("copy", "identity"):
+            st = {k: v.clone() for k, v in _layer_state(layers, j).items()}
+            if slot.kind == "identity":
+                for short in OUTPUT_PROJECTIONS:
+                    path = spec.projections[short]
+                    st[f"{path}.weight"].zero_()
+                    if short in biased:
+                        st[f"{path}.bias"].zero_()
+        else:                                                        # predict / average / random
+            a, b = slot.src
+            st = {k: v.clone() for k, v in _layer_state(layers, 0).items()}   # released: deepcopy(layer 0)
+            if plan.norm_source == "neighbours":
+                sa, sb = _layer_state(layers, a), _layer_state(layers, b)
+                for k in st:
+                    if not any(k == f"{spec.projections[s]}.weight" for s in spec.projections):
+                        st[k] = (sa[k] + sb[k]) / 2                  # norms and biases
+            for short, path in spec.projections.items():
+                st[f"{path}.weight"] = new_w[(slot.kind, a, b)][short].clone()
+        for k, v in st.items():
+            sd[f"{prefix}{i}.{k}"] = v
+
+    new_cfg = copy.deepcopy(model.config)
+    setattr(new_cfg, spec.depth_key, plan.target_layers)
+    for key in spec.per_layer_lists:
+        old = getattr(new_cfg, key, None)
+        if isinstance(old, (list, tuple)) and len(old) == L:
+            setattr(new_cfg, key, [old[s.src[0]] for s in plan.slots])
+    new_cfg.lesa_growth = {"method": plan.method, "source_layers": L, "target_layers": plan.target_layers,
+                           "new_layers": plan.new_layers, "plan": plan.to_dict(),
+                           "predictor": cfg.to_dict() if "predict" in {s.kind for s in plan.slots} else None}
+
+    with torch.device("meta"):
+        grown = type(model)(new_cfg)
+    missing, unexpected = grown.load_state_dict(sd, strict=False, assign=True)
+    tied = {"lm_head.weight"} if getattr(new_cfg, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"state dict mismatch: missing {sorted(set(missing) - tied)[:5]}, "
+                           f"unexpected {sorted(unexpected)[:5]}")
+    _restore_buffers(grown, model, plan, spec.layers_path)
+    grown.tie_weights()
+    grown.generation_config = copy.deepcopy(model.generation_config)
+    grown.eval()
+    stats["total_seconds"] = round(time.perf_counter() - t0, 3)
+    grown.lesa_report = stats
+    check_model(grown)
+    return grown
+
+
+def _restore_buffers(grown: Any, source: Any, plan: Plan, layers_path: str) -> None:
+    """Non-persistent buffers (e.g. rotary inv_freq) are not in the state dict: copy them over."""
+    src_buffers = dict(source.named_buffers())
+    prefix = layers_path + "."
+    for name, buf in list(grown.named_buffers()):
+        if not buf.is_meta:
+            continue
+        src_name = name
+        if name.startswith(prefix):
+            i, rest = name[len(prefix):].split(".", 1)
+            src_name = f"{prefix}{plan.slots[int(i)].src[0]}.{rest}"
+        if src_name not in src_buffers:
+            raise RuntimeError(f"cannot restore buffer {name}: no {src_name} in the source model")
+        owner_name, _, attr = name.rpartition(".")
+        owner = grown.get_submodule(owner_name) if owner_name else grown
+        owner._buffers[attr] = src_buffers[src_name].clone()
+    for mod_name, mod in grown.named_modules():                     # tensors kept as plain attributes
+        for attr, val in list(vars(mod).items()):
+            if isinstance(val, torch.Tensor) and val.is_meta:
+                src_mod = source.get_submodule(mod_name) if mod_name else source
+                setattr(mod, attr, getattr(src_mod, attr).clone())
+
+
+def save_grown(model: Any, out_dir: str | Path, tokenizer: Any = None, extra: dict | None = None) -> Path:
+    """save_pretrained (safetensors) + tokenizer + lesa_growth.json (plan, new layers, stats, provenance)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    info = dict(getattr(model.config, "lesa_growth", {}) or {})
+    info["stats"] = getattr(model, "lesa_report", None)
+    info["provenance"] = provenance()
+    info.update(extra or {})
+    write_json(out / "lesa_growth.json", info)
+    return out

@@ -1,0 +1,120 @@
+"""Paths, atomic writes, content-hash caching and provenance.
+
+Everything expensive in `lesa` is keyed by a hash of its inputs and written atomically, so an
+interrupted run never leaves a half-written file and a rerun reuses what is already done.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir(*parts: str) -> Path:
+    """Project-local cache (``$LESA_CACHE`` or ``<checkout>/.cache``; ``~/.cache/lesa`` when installed)."""
+    env = os.environ.get("LESA_CACHE")
+    if env:
+        base = Path(env)
+    elif (PROJECT_ROOT / "Makefile").exists():
+        base = PROJECT_ROOT / ".cache"
+    else:
+        base = Path.home() / ".cache" / "lesa"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Hash of a JSON-able object (sorted keys), used as a cache key."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def file_hash(path: str | Path, n: int = 16, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:n]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temp file in the same folder, then rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict:
+    """Who/what/where produced a result: commit, package versions, hardware."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "transformers", "accelerate", "lm_eval", "datasets", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    hw: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
+    try:
+        import torch
+
+        hw["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            hw["gpu"] = torch.cuda.get_device_name(0)
+            hw["gpu_count"] = torch.cuda.device_count()
+    except ImportError:
+        pass
+    return {
+        "commit": git_commit(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "hardware": hw,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
