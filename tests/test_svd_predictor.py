@@ -1,0 +1,90 @@
+"""SVD reconstruction is exact; the predictor learns a learnable pattern; configs are validated."""
+import pytest
+import torch
+
+from lesa.predictor import PredictorConfig, norm_loss, train_predictor, training_pairs
+from lesa.svd import factorize
+
+
+@pytest.mark.parametrize("shape", [(6, 32, 64), (6, 64, 32), (5, 16, 64)])   # wide, tall, GQA-like k/v
+@pytest.mark.parametrize("method", ["svd", "gram"])
+def test_reconstruction_is_exact(shape, method):
+    torch.manual_seed(0)
+    Ws = torch.randn(*shape)
+    F = factorize(list(Ws), method=method)
+    L, d_out, d_in = shape
+    r = min(d_out, L * d_in)
+    assert F.US.shape == (d_out, r) and F.V.shape == (L, r, d_in)
+    for i in range(L):
+        torch.testing.assert_close(F.reconstruct(i), Ws[i], atol=1e-4, rtol=1e-4)
+
+
+def test_solvers_agree_after_sign_canonicalisation():
+    torch.manual_seed(1)
+    Ws = torch.randn(8, 24, 40, dtype=torch.float64)
+    a = factorize(Ws, method="svd", dtype=torch.float64)
+    b = factorize(Ws, method="gram", dtype=torch.float64)
+    torch.testing.assert_close(a.S, b.S)
+    torch.testing.assert_close(a.V, b.V, atol=1e-8, rtol=1e-6)
+
+
+def test_rank_deficient_falls_back_to_exact_svd():
+    torch.manual_seed(2)
+    base = torch.randn(4, 10, 30)
+    Ws = torch.cat([base, base], dim=1)                 # duplicated rows: rank 10 of 20
+    F = factorize(Ws, method="gram")
+    for i in range(4):
+        torch.testing.assert_close(F.reconstruct(i), Ws[i], atol=1e-4, rtol=1e-4)
+
+
+def test_training_pairs_layout():
+    blocks = torch.arange(5 * 2 * 3, dtype=torch.float32).reshape(5, 2, 3)   # (L, r, d)
+    X, Y = training_pairs(blocks, distance=1)
+    assert X.shape == (3 * 2, 6) and Y.shape == (3 * 2, 3)
+    torch.testing.assert_close(X[0], torch.cat([blocks[0, 0], blocks[2, 0]]))
+    torch.testing.assert_close(Y[0], blocks[1, 0])
+
+
+def test_predictor_learns_a_linear_layer_pattern():
+    """Blocks that interpolate linearly between layers: G must learn the midpoint, loss must fall."""
+    torch.manual_seed(0)
+    a, b = torch.randn(64, 16), torch.randn(64, 16)
+    blocks = torch.stack([a + (b - a) * t for t in torch.linspace(0, 1, 9)])   # (9, 64, 16)
+    g = train_predictor(blocks, PredictorConfig(epochs=30, lam=0.0, batch_size=32), progress=False)
+    assert g.history[-1] < 0.05 * g.history[0]
+    pred = g.predict(blocks[3], blocks[5])
+    rel = (pred - blocks[4]).norm() / blocks[4].norm()
+    assert rel < 0.2, rel
+
+
+def test_predictor_is_deterministic():
+    torch.manual_seed(3)
+    blocks = torch.randn(6, 32, 8)
+    cfg = PredictorConfig(epochs=2, seed=7)
+    g1, g2 = train_predictor(blocks, cfg, progress=False), train_predictor(blocks, cfg, progress=False)
+    assert g1.history == g2.history
+    torch.testing.assert_close(g1.predict(blocks[0], blocks[1]), g2.predict(blocks[0], blocks[1]), rtol=0, atol=0)
+
+
+def test_norm_loss_matches_released_formula():
+    p, t = torch.randn(64, 10), torch.randn(64, 10)
+    lam = 5e-4
+    ref = (1 - lam) * torch.nn.functional.mse_loss(p, t) + lam * (torch.norm(p) - torch.norm(t)) ** 2
+    torch.testing.assert_close(norm_loss(p, t, lam), ref)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"epochs": 2.5}, "epochs must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"lam": "5e-4"}, "lam must be a non-negative number"),
+    ({"lam": 2.0}, r"lam must lie in \[0, 1\]"),
+    ({"space": "pca"}, "space must be 'svd' or 'raw'"),
+])
+def test_bad_predictor_config(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        PredictorConfig(**kw)
+
+
+def test_too_few_layers_for_training():
+    with pytest.raises(ValueError, match="no layer of a 2-layer model has neighbours"):
+        train_predictor(torch.randn(2, 4, 4), PredictorConfig(epochs=1), progress=False)
