@@ -22,9 +22,6 @@ from .predictor import PredictorConfig, train_predictor
 from .store import provenance, write_json
 from .svd import factorize
 
-LAYER_PREFIX = "{path}.{i}."
-
-
 def _stack(layers, path: str) -> torch.Tensor:
     return torch.stack([layer.get_submodule(path).weight.detach() for layer in layers])  # (L, d_out, d_in)
 
@@ -71,10 +68,6 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
     return out, stats
 
 
-def _layer_state(layers, i: int) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in layers[i].state_dict().items()}
-
-
 def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
                copy_weights: bool = True, progress: bool = True) -> Any:
     """Return a new model grown by ``plan``. The source model is left intact; with
@@ -100,9 +93,9 @@ def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
     for i, slot in enumerate(plan.slots):
         j = slot.src[0]
         if slot.kind == "orig":
-            st = {k: maybe(v) for k, v in _layer_state(layers, j).items()}
+            st = {k: maybe(v) for k, v in layers[j].state_dict().items()}
         elif slot.kind in ("copy", "identity"):
-            st = {k: v.clone() for k, v in _layer_state(layers, j).items()}
+            st = {k: v.clone() for k, v in layers[j].state_dict().items()}
             if slot.kind == "identity":
                 for short in OUTPUT_PROJECTIONS:
                     path = spec.projections[short]
@@ -111,9 +104,9 @@ def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
                         st[f"{path}.bias"].zero_()
         else:                                                        # predict / average / random
             a, b = slot.src
-            st = {k: v.clone() for k, v in _layer_state(layers, 0).items()}   # released: deepcopy(layer 0)
+            st = {k: v.clone() for k, v in layers[0].state_dict().items()}   # released: deepcopy(layer 0)
             if plan.norm_source == "neighbours":
-                sa, sb = _layer_state(layers, a), _layer_state(layers, b)
+                sa, sb = layers[a].state_dict(), layers[b].state_dict()
                 for k in st:
                     if not any(k == f"{spec.projections[s]}.weight" for s in spec.projections):
                         st[k] = (sa[k] + sb[k]) / 2                  # norms and biases
