@@ -1,0 +1,205 @@
+"""CPT trainer: freezing, FLOP accounting, exact resume, train_all (tiny random Llama models, CPU)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from lesa import train as T
+from lesa.shards import write_shards
+
+SEQ = 32
+NEW = [2, 3]   # trainable layers in the middle of a 6-layer stack
+
+
+def tiny(tied: bool = False, seed: int = 0, attn: str = "sdpa") -> LlamaForCausalLM:
+    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=64,
+                      tie_word_embeddings=tied, attn_implementation=attn)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    model.config.lesa_growth = {"method": "test", "new_layers": NEW, "source_layers": 4, "plan": {}}
+    return model
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    start, step = rng.integers(0, 256, (80, 1)), rng.integers(1, 5, (80, 1))
+    seqs = (start + step * np.arange(SEQ)) % 256          # learnable arithmetic progressions
+    write_shards(root / "train", seqs[:64], seq_len=SEQ, vocab_size=256)
+    write_shards(root / "heldout" / "a", seqs[64:72], seq_len=SEQ, vocab_size=256)   # per-source folders
+    write_shards(root / "heldout" / "b", seqs[72:], seq_len=SEQ, vocab_size=256)
+    return root / "train", root / "heldout"
+
+
+def cfg(**kw) -> T.TrainConfig:
+    base = dict(steps=6, batch_size=4, lr=1e-3, warmup_frac=0.2, eval_every=3, eval_sequences=8,
+                ckpt_every=2, progress=False, device="cpu")
+    return T.TrainConfig(**{**base, **kw})
+
+
+def rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_freeze_report_adds_up(tied):
+    m = tiny(tied)
+    rep = T.freeze_for_growth(m)
+    g = rep["groups"]
+    total = sum(p.numel() for p in m.parameters())
+    assert rep["total_params"] == total == sum(v["params"] for v in g.values())
+    assert rep["trainable_params"] == g["new_layers"]["params"] == sum(
+        p.numel() for i in NEW for p in m.model.layers[i].parameters())
+    assert rep["trainable_params"] + rep["frozen_params"] == total
+    assert g["new_layers"]["indices"] == NEW and g["original_layers"]["indices"] == [0, 1, 4, 5]
+    assert g["embed_tokens"]["params"] == 256 * 64 and g["final_norm"]["params"] == 64
+    if tied:
+        assert g["lm_head"] == {"params": 0, "trainable": 0, "tied_to": "embed_tokens"}
+    else:
+        assert g["lm_head"]["params"] == 256 * 64 and g["lm_head"]["trainable"] == 0
+    # explicit indices override lesa_growth; without either it is an error
+    assert T.freeze_for_growth(m, new_layers=[5])["trainable_layers"] == [5]
+    del m.config.lesa_growth
+    with pytest.raises(ValueError, match="lesa_growth"):
+        T.freeze_for_growth(m)
+
+
+def test_frozen_weights_untouched_and_optimizer_holds_only_trainable(shards, tmp_path):
+    m = tiny()
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    T.train(m, None, *shards, tmp_path / "run", cfg(steps=3, ckpt_every=0))
+    for n, p in m.named_parameters():
+        is_new = any(n.startswith(f"model.layers.{i}.") for i in NEW)
+        assert p.requires_grad == is_new, n
+        if is_new:
+            assert not torch.equal(p, before[n]), f"{n} did not train"
+        else:
+            assert torch.equal(p, before[n]), f"frozen {n} changed"
+            assert p.grad is None, f"gradient flowed into frozen {n}"
+    opt = T.build_optimizer(m, cfg())
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in m.parameters() if p.requires_grad}
+
+
+def test_no_backward_below_lowest_trainable_layer():
+    for ckpt in (False, True):
+        m = tiny()
+        rep = T.freeze_for_growth(m)
+        if ckpt:
+            T._enable_checkpointing(m.model.layers, rep["lowest_trainable_layer"])
+        seen = {}
+        m.model.layers[NEW[0]].register_forward_pre_hook(
+            lambda mod, args, kw: seen.update(rg=(args[0] if args else kw["hidden_states"]).requires_grad),
+            with_kwargs=True)
+        T._loss(m, torch.randint(0, 256, (2, SEQ))).backward()
+        assert seen["rg"] is False
+        assert all(p.grad is None for p in m.model.layers[0].parameters())
+
+
+def test_flops_hand_count():
+    # d=64, H=4, Q=16, KV=2, I=128, V=256, T=32; N_l = 64*64 + 2*64*32 + 64*64 + 3*64*128 = 36864,
+    # d_att=64: 4*T*d_att = 8192, 12*T*d_att = 24576
+    # layers 0,1 (below, forward only): 2*36864 + 8192  = 81920  each
+    # layers 2,3 (trainable):           6*36864 + 24576 = 245760 each
+    # layers 4,5 (frozen above):        4*36864 + 24576 = 172032 each
+    # LM head frozen: 4*256*64 = 65536
+    f = T.flops_per_token(tiny().config, NEW, SEQ)
+    assert f["dims"]["N_layer"] == 36864
+    assert f["per_layer"] == [81920] * 2 + [245760] * 2 + [172032] * 2
+    assert f["total"] == 2 * 81920 + 2 * 245760 + 2 * 172032 + 65536 == 1_064_960
+    full = T.flops_per_token(tiny().config, None, SEQ, train_all=True)
+    assert full["total"] == 6 * (6 * 36864 + 256 * 64) + 12 * 6 * 4 * 16 * SEQ  # PaLM: 6N + 12 L H Q T
+
+
+@pytest.mark.parametrize("train_all", [False, True])
+def test_flops_match_a_flop_counter(train_all):
+    """The formula equals the matmul FLOPs torch actually runs in one forward+backward (eager attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = tiny(attn="eager")
+    rep = T.freeze_for_growth(m, train_all=train_all)
+    x = torch.randint(0, 256, (2, SEQ))
+    with FlopCounterMode(display=False) as fc:
+        T._loss(m, x).backward()
+    want = T.flops_per_token(m, rep["trainable_layers"], SEQ, train_all=train_all)["total"] * x.numel()
+    assert fc.get_total_flops() == want
+
+
+def test_exact_resume(shards, tmp_path):
+    full = tmp_path / "full"
+    T.train(tiny(), None, *shards, full, cfg())
+    part = tmp_path / "part"
+    halted = T.train(tiny(), None, *shards, part, cfg(halt_after=3))   # "killed" after step 3, ckpt at 2
+    assert halted["completed"] is False and len(rows(part / "train_log.jsonl")) == 3
+    summary = T.train(tiny(), None, *shards, part, cfg())
+    a, b = rows(full / "train_log.jsonl"), rows(part / "train_log.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 7))
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    assert [r["lr"] for r in a] == [r["lr"] for r in b]
+    assert [r["heldout_loss"] for r in rows(full / "eval_log.jsonl")] == \
+        [r["heldout_loss"] for r in rows(part / "eval_log.jsonl")]
+    assert a[-1]["loss"] < a[0]["loss"]
+    ev = rows(full / "eval_log.jsonl")
+    assert [r["step"] for r in ev] == [0, 3, 6] and set(ev[0]["by_source"]) == {"a", "b"}
+    assert summary["completed"] and summary["tokens"] == 6 * 4 * SEQ
+    assert summary["mfu"] is None and summary["flops_per_token"] == 1_064_960
+    # the trained weights can be put back into a fresh model
+    fresh = tiny()
+    assert T.load_trained_weights(fresh, summary["checkpoint_dir"]) == 6
+
+
+def test_train_all_and_options(shards, tmp_path):
+    m = tiny()
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    s = T.train(m, None, *shards, tmp_path / "all", cfg(steps=2, train_all=True))
+    assert s["trainable"]["frozen_params"] == 0 and s["trainable"]["lowest_trainable_layer"] == -1
+    assert all(not torch.equal(p, before[n]) for n, p in m.named_parameters())
+    # activation checkpointing does not change the numbers; the bf16 (GPU) path runs end to end on CPU
+    a = T.train(tiny(), None, *shards, tmp_path / "a", cfg(steps=2))
+    b = T.train(tiny(), None, *shards, tmp_path / "b", cfg(steps=2, grad_checkpointing=True))
+    assert abs(a["final_loss"] - b["final_loss"]) < 1e-6
+    c = T.train(tiny(), None, *shards, tmp_path / "c", cfg(steps=2, precision="bf16"))
+    assert c["precision"] == "bf16" and abs(c["final_loss"] - a["final_loss"]) < 0.1
+
+
+def test_comparison_same_order_and_clear_errors(shards, tmp_path):
+    res = T.run_cpt_comparison({"lesa": tiny(seed=1), "llama_pro": lambda: tiny(seed=2)}, *shards, "cpu",
+                               cfg(steps=2), results_root=tmp_path / "results", ckpt_root=tmp_path / "ck")
+    assert res["lesa"]["data_order_hash"] == res["llama_pro"]["data_order_hash"]
+    comp = json.loads((tmp_path / "results/cpu/cpt/comparison.json").read_text())
+    assert comp["same_data_order"] and set(comp["runs"]) == {"lesa", "llama_pro"}
+    assert (tmp_path / "results/cpu/cpt/lesa/summary.json").exists()
+    with pytest.raises(FileNotFoundError, match="make data"):
+        T.train(tiny(), None, tmp_path / "nowhere", None, tmp_path / "x", cfg())
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            T.train(tiny(), None, *shards, tmp_path / "y", cfg(device="cuda"))
+
+
+def test_two_process_ddp_matches_single_process(shards, tmp_path):
+    """Same global batch over 2 CPU processes (gloo, via torchrun) gives the single-process curve."""
+    import os
+    import subprocess
+    import sys
+
+    tiny().save_pretrained(tmp_path / "model")
+    args = ["-m", "lesa.train", "--model", str(tmp_path / "model"), "--shards", str(shards[0]),
+            "--heldout", str(shards[1]), "--steps", "3", "--grad-accum", "2", "--eval-every", "2",
+            "--eval-sequences", "3", "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one"), "--batch-size", "4"],
+                   check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *args,
+                    "--out", str(tmp_path / "two"), "--batch-size", "2"], check=True, env=env, capture_output=True)
+    one, two = rows(tmp_path / "one/train_log.jsonl"), rows(tmp_path / "two/train_log.jsonl")
+    assert json.loads((tmp_path / "two/summary.json").read_text())["world_size"] == 2
+    assert [r["tokens"] for r in one] == [r["tokens"] for r in two]
+    assert max(abs(a["loss"] - b["loss"]) for a, b in zip(one, two)) < 1e-5
+    e1, e2 = rows(tmp_path / "one/eval_log.jsonl"), rows(tmp_path / "two/eval_log.jsonl")
+    assert max(abs(a["heldout_loss"] - b["heldout_loss"]) for a, b in zip(e1, e2)) < 1e-5
