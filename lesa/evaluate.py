@@ -427,8 +427,8 @@ def evaluate_suite(model: torch.nn.Module, tokenizer: Any, *, label: str, out_di
 # What results/base/ holds on a 2-core CPU (the first N documents of each split; None = full).
 # On a GPU pass limits=None to run every split in full.
 BASE_CPU_LIMITS: dict[str, int | None] = {
-    "arc_easy": 500, "arc_challenge": 500, "hellaswag": 500, "piqa": 500, "boolq": 500,
-    "winogrande": None, "openbookqa": None, "mmlu": 5, "lambada_openai": 1000,
+    "arc_easy": 500, "arc_challenge": 300, "hellaswag": 300, "piqa": 300, "boolq": 300,
+    "winogrande": None, "openbookqa": None, "mmlu": 5, "lambada_openai": 500,
     "ppl_heldout": 8, "ppl_wikitext": None}
 
 

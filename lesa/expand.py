@@ -68,10 +68,42 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
     return out, stats
 
 
+def cached_pair_weights(model: Any, plan: Plan, cfg: PredictorConfig, cache_key: str | None,
+                        progress: bool = True) -> tuple[dict, dict]:
+    """pair_weights, stored under .cache/pairs/ by a hash of (model key, plan, predictor config) when
+    ``cache_key`` names the source model's weights, so a rerun skips SVD and predictor training."""
+    if cache_key is None:
+        return pair_weights(model, plan, cfg, progress)
+    from safetensors.torch import load_file, save_file
+
+    from .store import cache_dir, read_json, stable_hash
+
+    cfg_key = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    h = stable_hash({"model": cache_key, "plan": plan.to_dict(), "predictor": cfg_key})
+    path, meta = cache_dir("pairs") / f"{h}.safetensors", cache_dir("pairs") / f"{h}.json"
+    if path.exists() and meta.exists():
+        flat = load_file(path)
+        out: dict = {}
+        for name, t in flat.items():
+            kind, a, b, short = name.split(".")
+            out.setdefault((kind, int(a), int(b)), {})[short] = t
+        if progress:
+            print(f"[lesa] reused cached new-layer weights {path.name}")
+        return out, {**read_json(meta), "cached": True}
+    out, stats = pair_weights(model, plan, cfg, progress)
+    flat = {f"{k[0]}.{k[1]}.{k[2]}.{short}": w.contiguous() for k, d in out.items() for short, w in d.items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(flat, str(tmp))
+    tmp.replace(path)
+    write_json(meta, stats)
+    return out, stats
+
+
 def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
-               copy_weights: bool = True, progress: bool = True) -> Any:
+               copy_weights: bool = True, progress: bool = True, cache_key: str | None = None) -> Any:
     """Return a new model grown by ``plan``. The source model is left intact; with
-    ``copy_weights=False`` the grown model shares the unchanged tensors with it (saves memory)."""
+    ``copy_weights=False`` the grown model shares the unchanged tensors with it (saves memory).
+    ``cache_key`` (an id of the source weights) caches the computed new-layer weights on disk."""
     spec = check_model(model)
     layers = get_layers(model, spec)
     L = len(layers)
@@ -81,7 +113,7 @@ def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
     if plan.method == "lesa_raw":                      # the "w/o SVD" ablation is a predictor setting
         cfg = dataclasses.replace(cfg, space="raw")
     t0 = time.perf_counter()
-    new_w, stats = pair_weights(model, plan, cfg, progress)
+    new_w, stats = cached_pair_weights(model, plan, cfg, cache_key, progress)
     biased = spec.biased(model.config)
     maybe = (lambda t: t.clone()) if copy_weights else (lambda t: t)
 

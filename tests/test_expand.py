@@ -178,3 +178,17 @@ def test_cli_dry_run_and_expand(tiny_llama, tmp_path, capsys):
     assert "exists and is not empty" in capsys.readouterr().err
     assert main(["plan", "--model", str(tmp_path / "base"), "--layers", "6"]) == 2
     assert "must exceed the source depth" in capsys.readouterr().err
+
+
+def test_cached_new_weights_are_reused_exactly(tiny_llama, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    plan = build_plan("lesa", 6, 9)
+    first = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=True)
+    assert list((tmp_path / "pairs").glob("*.safetensors"))
+    second = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=True)
+    assert "reused cached new-layer weights" in capsys.readouterr().out
+    assert second.lesa_report["cached"] is True
+    for (n, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), n
+    other = apply_plan(tiny_llama, plan, PredictorConfig(epochs=1, seed=5), cache_key="tiny-test", progress=False)
+    assert "cached" not in other.lesa_report                 # a different predictor config is a new entry
