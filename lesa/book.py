@@ -1,0 +1,301 @@
+"""The book: run the notebooks with papermill (cached), generate the scoreboard, build, check.
+
+    python -m lesa.book run   --profile {smoke,cpu,gpu,auto} [--force] [--only 01_svd_evidence ...]
+    python -m lesa.book build --profile P      # scoreboard + jupyter-book build -W + page/figure checks
+    python -m lesa.book all   --profile P      # both
+
+Executed notebooks go to _build/executed/<profile>/ with a stamp holding the hash of their inputs
+(notebook, profile, lesa code, the result files they read); an unchanged notebook is not re-run,
+so a rerun after a failure resumes. `build` copies the executed notebooks of the profile into
+book/chapters/ and builds from them without executing anything (execute_notebooks: off).
+
+Also plain data used by the notebooks: the paper's main table and the OpT-DeUS rerun (digest sec. 8)
+and the list of claims, so the book never types a number by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .store import PROJECT_ROOT, file_hash, read_json, stable_hash, write_json
+
+NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream")
+NB_DIR = PROJECT_ROOT / "notebooks"
+BOOK_DIR = PROJECT_ROOT / "book"
+CHAPTERS = BOOK_DIR / "chapters"
+GENERATED = BOOK_DIR / "generated"
+BUILD_HTML = PROJECT_ROOT / "_build" / "html"
+PAGES = ("book/intro", "book/reproduce", "book/scoreboard", *[f"book/chapters/{n}" for n in NOTEBOOKS],
+         "book/limitations", "book/references")
+# figures a finished notebook must have saved, whatever the results (04/05 draw only when runs exist)
+REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by_distance_concat", "continuity_summary"],
+                    "02_predictor": ["loss_curves", "loo_r2", "lambda_norms"],
+                    "03_expansion": ["ppl_before_training", "residual_effect"],
+                    "04_cpt_curves": [], "05_downstream": ["main_table"]}
+# result folders a notebook reads (their files enter its input hash)
+READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream")}
+
+# ------------------------------------------------------------------------------ paper numbers
+# [PN] papernotes summary of the paper's Table (T-A): Llama3-8B -> 48 layers, Wikipedia CPT.
+PAPER_MAIN = {"LESA-3k": {"ppl": 5.27, "avg": 64.11}, "LESA-6k": {"ppl": 5.13, "avg": 64.30},
+              "LLaMA Pro-6k": {"ppl": 5.44, "avg": 62.67}, "SOLAR-6k": {"ppl": 8.09, "avg": 47.86}}
+# [3P] OpT-DeUS rerun of the official code, Llama3.1-8B -> 11.5B, CPT step 12100 (wikitext word PPL,
+# mean of 7 zero-shot accuracies).
+OPT_DEUS_CPT = {"Base (8B)": {"ppl": 8.35, "avg": 66.20}, "LESA": {"ppl": 7.73, "avg": 68.77},
+                "LLaMA Pro": {"ppl": 7.81, "avg": 68.56}, "SOLAR": {"ppl": 9.90, "avg": 64.20}}
+# claim id -> (statement, notebook that judges it)
+CLAIMS = {
+    "C1": ("concatenated SVD reveals inter-layer continuity", "01_svd_evidence"),
+    "C2": ("heuristic duplication initialises worse and converges slower", "03_expansion"),
+    "C3": ("LESA gives the best initialisation", "03_expansion"),
+    "C4": ("LESA converges faster (< half the compute)", "04_cpt_curves"),
+    "C5": ("better final quality after CPT", "05_downstream"),
+    "C6": ("cheaper training steps (1 : 1.24 : 1.66)", "04_cpt_curves"),
+    "C7": ("the predictor learns a pattern and generalises", "02_predictor"),
+    "C8": ("predictor training is cheap", "02_predictor"),
+    "C9": ("works across model families and sizes", "03_expansion"),
+    "C10": ("gains persist after SFT", "05_downstream"),
+    "C11": ("works for code CPT", "05_downstream"),
+    "C12a": ("ablation: w/o SVD between LESA and LLaMA Pro", "03_expansion"),
+    "C12b": ("ablation: freezing the original layers helps", "04_cpt_curves"),
+    "C12c": ("ablation: the norm loss prevents shrinking predictions", "02_predictor"),
+}
+
+
+class BookError(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------------------------ run
+def executed_dir(profile: str) -> Path:
+    d = PROJECT_ROOT / "_build" / "executed" / profile
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def input_hash(name: str, profile: str) -> str:
+    """Hash of everything a notebook's output depends on."""
+    from .profiles import profile_path
+
+    parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
+             "lesa": {p.name: file_hash(p) for p in sorted((PROJECT_ROOT / "lesa").glob("*.py"))}}
+    for sub in READS.get(name, ()):
+        for prof in (profile, "gpu"):
+            d = PROJECT_ROOT / "results" / prof / sub
+            if d.exists():
+                parts[f"{prof}/{sub}"] = {str(p.relative_to(d)): (p.stat().st_size, int(p.stat().st_mtime))
+                                          for p in sorted(d.rglob("*")) if p.is_file() and p.suffix in (".json", ".jsonl")}
+    return stable_hash(parts)
+
+
+def run(profile: str = "auto", only: list[str] | None = None, force: bool = False,
+        kernel: str = "python3") -> dict:
+    """Execute the notebooks with papermill for a profile; skip those whose inputs are unchanged."""
+    import papermill as pm
+
+    from .profiles import load_profile, resolve_profile
+
+    profile = resolve_profile(profile)
+    load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    out_dir = executed_dir(profile)
+    times_path = PROJECT_ROOT / "results" / profile / "book_run.json"
+    times = read_json(times_path) if times_path.exists() else {}
+    failures = []
+    for name in NOTEBOOKS:
+        if only and name not in only:
+            continue
+        h = input_hash(name, profile)
+        stamp, dst = out_dir / f"{name}.stamp.json", out_dir / f"{name}.ipynb"
+        if not force and stamp.exists() and dst.exists() and read_json(stamp).get("hash") == h:
+            print(f"[book] {name}: unchanged inputs, skipped ({read_json(stamp).get('seconds')} s last time)")
+            continue
+        print(f"[book] {name}: executing with profile {profile} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(dst), parameters={"profile": profile},
+                                kernel_name=kernel, cwd=str(PROJECT_ROOT), progress_bar=False,
+                                request_save_on_cell_execute=True)
+        except Exception as e:  # noqa: BLE001 (papermill wraps kernel errors; keep going, fail at the end)
+            failures.append(name)
+            stamp.unlink(missing_ok=True)
+            print(f"[book] {name}: FAILED after {time.perf_counter() - t0:.0f} s: {str(e)[-2000:]}", flush=True)
+            continue
+        secs = round(time.perf_counter() - t0, 1)
+        write_json(stamp, {"hash": h, "seconds": secs, "profile": profile,
+                           "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "cpus": os.cpu_count()}
+        write_json(times_path, times)
+        print(f"[book] {name}: done in {secs} s", flush=True)
+    if failures:
+        raise BookError(f"notebooks failed for profile {profile}: {failures} (rerun resumes; see the "
+                        f"partially executed copies in {out_dir})")
+    return times
+
+
+# ------------------------------------------------------------------------------ scoreboard
+def collect_verdicts(profile: str) -> list[dict]:
+    vdir = PROJECT_ROOT / "results" / profile / "verdicts"
+    found: dict[str, list[dict]] = {}
+    sources: dict[str, str] = {}
+    for p in sorted(vdir.glob("*.json")) if vdir.exists() else []:
+        blob = read_json(p)
+        for v in blob["verdicts"]:
+            found.setdefault(v["claim"], []).append(v)
+            sources[v["claim"]] = blob.get("source_profile") or profile
+    rows = []
+    for cid, (statement, nb) in CLAIMS.items():
+        for v in found.get(cid, []) or [{"claim": cid, "statement": statement, "paper": "-", "ours": "-",
+                                          "verdict": "not yet run", "notebook": nb, "detail": ""}]:
+            rows.append({**v, "source_profile": sources.get(cid, profile)})
+    return rows
+
+
+def _cell(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    lines = ["# Claims scoreboard", "",
+             f"Generated by `python -m lesa.book build --profile {profile}` from `results/{profile}/verdicts/`; "
+             "every verdict is computed in the notebook linked beside it, from that notebook's results. "
+             "Paper values come from the digest of the paper (summaries, marked there); ours from this replication.", "",
+             *(["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every "
+                "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
+               if profile == "smoke" else []),
+             "Summary: " + ", ".join(f"**{v}** {n}" for v, n in sorted(counts.items())) + ".", "",
+             "| claim | paper | ours | verdict | evidence |", "|---|---|---|---|---|"]
+    for r in rows:
+        src = "" if r["source_profile"] == profile else f" (from `{r['source_profile']}` results)"
+        lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])}{src} | "
+                     f"**{r['verdict']}** | {{doc}}`chapters/{r['notebook']}` |")
+    lines += ["", "## How each verdict was decided", ""]
+    for r in rows:
+        if r.get("detail"):
+            lines.append(f"- **{r['claim']}**: {_cell(r['detail'])}")
+    return "\n".join(lines) + "\n"
+
+
+def run_times_markdown(profile: str) -> str:
+    p = PROJECT_ROOT / "results" / profile / "book_run.json"
+    if not p.exists():
+        return f"*No recorded run of the notebooks for profile `{profile}` yet.*\n"
+    t = read_json(p)
+    lines = [f"Measured wall-clock per notebook for profile `{profile}` (from `results/{profile}/book_run.json`):", "",
+             "| notebook | seconds | CPUs | when (UTC) |", "|---|---|---|---|"]
+    for n in NOTEBOOKS:
+        if n in t:
+            lines.append(f"| {n} | {t[n]['seconds']} | {t[n].get('cpus')} | {t[n]['time_utc']} |")
+    total = sum(v["seconds"] for v in t.values())
+    lines += ["", f"Total: {round(total, 1)} s."]
+    return "\n".join(lines) + "\n"
+
+
+def write_generated(profile: str) -> list[dict]:
+    rows = collect_verdicts(profile)
+    (BOOK_DIR / "scoreboard.md").write_text(scoreboard_markdown(profile, rows))
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
+    (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
+    write_json(PROJECT_ROOT / "results" / profile / "scoreboard.json", {"profile": profile, "claims": rows})
+    return rows
+
+
+# ------------------------------------------------------------------------------ build + check
+def build(profile: str = "auto", strict: bool = True) -> Path:
+    from .profiles import resolve_profile
+
+    profile = resolve_profile(profile)
+    src = executed_dir(profile)
+    missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").exists()]
+    if missing:
+        raise BookError(f"no executed notebooks {missing} for profile {profile} in {src}: "
+                        f"run `python -m lesa.book run --profile {profile}` first")
+    if CHAPTERS.exists():
+        shutil.rmtree(CHAPTERS)
+    CHAPTERS.mkdir(parents=True)
+    for n in NOTEBOOKS:
+        shutil.copy2(src / f"{n}.ipynb", CHAPTERS / f"{n}.ipynb")
+    write_generated(profile)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(PROJECT_ROOT), "--all"]
+    if strict:
+        cmd += ["--warningiserror", "--keep-going"]
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    print("[book] " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{log[-6000:]}")
+    check(profile)
+    print(f"[book] built {BUILD_HTML / 'book' / 'intro.html'}")
+    return BUILD_HTML
+
+
+def check(profile: str) -> dict:
+    """Every page of the toc has its HTML; every figure a notebook saved exists, is non-empty, and
+    is rendered (as an image) in the page; the required figures are among them."""
+    problems, report = [], {}
+    for page in PAGES:
+        html = BUILD_HTML / f"{page}.html"
+        if not html.exists() or html.stat().st_size < 500:
+            problems.append(f"page {page}: {html} missing or empty")
+    for n in NOTEBOOKS:
+        man = PROJECT_ROOT / "results" / profile / n / "manifest.json"
+        if not man.exists():
+            problems.append(f"{n}: no manifest {man} (notebook did not finish)")
+            continue
+        figs = read_json(man)["figures"]
+        names = {Path(f).stem for f in figs}
+        for f in figs:
+            p = PROJECT_ROOT / f
+            if not p.exists() or p.stat().st_size < 1000:
+                problems.append(f"{n}: figure {f} missing or empty")
+        for req in REQUIRED_FIGURES[n]:
+            if req not in names:
+                problems.append(f"{n}: required figure {req!r} was not saved")
+        html = BUILD_HTML / "book" / "chapters" / f"{n}.html"
+        if html.exists():
+            n_img = html.read_text(errors="replace").count("<img")
+            if n_img < len(figs):
+                problems.append(f"{n}: page shows {n_img} images but the notebook saved {len(figs)} figures")
+            report[n] = {"figures": len(figs), "images_in_page": n_img}
+    if problems:
+        raise BookError("book check failed:\n  " + "\n  ".join(problems))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lesa.book", description=__doc__.split("\n")[0])
+    ap.add_argument("cmd", choices=["run", "build", "all", "check", "scoreboard"])
+    ap.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (gpu with CUDA, else cpu)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these notebooks (names without .ipynb)")
+    ap.add_argument("--force", action="store_true", help="re-execute even when inputs are unchanged")
+    ap.add_argument("--no-strict", action="store_true", help="build without --warningiserror")
+    a = ap.parse_args(argv)
+    from .profiles import resolve_profile
+
+    profile = resolve_profile(a.profile)
+    if a.cmd in ("run", "all"):
+        run(profile, a.only, a.force)
+    if a.cmd in ("build", "all"):
+        build(profile, strict=not a.no_strict)
+    if a.cmd == "check":
+        print(json.dumps(check(profile), indent=2))
+    if a.cmd == "scoreboard":
+        for r in write_generated(profile):
+            print(f"{r['claim']:5s} {r['verdict']:22s} {r['ours']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""lesa.analysis, lesa.profiles, lesa.plots: continuity metrics and controls, leave-one-layer-out,
+expansion cache, residual effect, CPT readers, profile validation (tiny random models, CPU)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lesa import analysis as A
+from lesa.plans import build_plan
+from lesa.predictor import PredictorConfig
+
+
+def smooth_stack(L=12, d_out=16, d_in=24, noise=0.01, seed=0):
+    """Weights that drift slowly with depth: W_i = cos(t_i) A + sin(t_i) B + noise."""
+    g = torch.Generator().manual_seed(seed)
+    Am, Bm = torch.randn(d_out, d_in, generator=g), torch.randn(d_out, d_in, generator=g)
+    t = torch.linspace(0, 1.5, L)
+    return torch.stack([torch.cos(x) * Am + torch.sin(x) * Bm + noise * torch.randn(d_out, d_in, generator=g)
+                        for x in t])
+
+
+def test_continuity_metrics_on_a_curve_and_on_noise():
+    t = np.linspace(0, 3, 20)
+    curve = np.stack([np.cos(t), np.sin(t), 0.1 * t], 1) + 5   # offset: all cosines positive
+    m = A.continuity_metrics(curve)
+    assert m["nn_adjacent"] == 1.0 and m["gap"] > 0
+    assert len(m["by_distance"]) == 19 and m["by_distance"][0] > m["by_distance"][-1]
+    noise = np.random.default_rng(0).normal(size=(20, 50))
+    assert A.continuity_metrics(noise)["nn_adjacent"] < 0.5
+
+
+def test_continuity_test_detects_drift_and_not_gaussian():
+    Ws = smooth_stack()
+    for rep in A.REPRESENTATIONS:
+        r = A.continuity_test(Ws, rep, n_shuffles=50, n_gaussian=2, seed=0)
+        assert r["shows_continuity"], rep
+        assert r["gap"]["p_shuffled"] < 0.05
+    g = A.gaussian_like(Ws, torch.Generator().manual_seed(1))
+    assert g.shape == Ws.shape
+    r = A.continuity_test(g, "raw_weights", n_shuffles=50, n_gaussian=1, seed=0)
+    assert not r["shows_continuity"]
+
+
+def test_shuffling_is_a_row_permutation_of_the_concat_svd():
+    """The concatenated SVD is invariant to block order (up to sign), which the shuffle control uses."""
+    Ws = smooth_stack(L=6)
+    perm = [3, 0, 5, 1, 4, 2]
+    a, b = A.top1_rows_concat(Ws), A.top1_rows_concat(Ws[perm])
+    assert np.allclose(np.abs(a[perm]), np.abs(b), atol=1e-5)
+
+
+def test_embed_2d_shapes():
+    X = smooth_stack(L=10).reshape(10, -1).numpy()
+    e = A.embed_2d(X, perplexity=5)
+    assert np.asarray(e["tsne"]).shape == (10, 2) and np.asarray(e["pca"]).shape == (10, 2)
+
+
+def test_weight_metrics():
+    W = torch.randn(8, 8)
+    m = A.weight_metrics(W, W)
+    assert m["r2"] == pytest.approx(1) and m["cosine"] == pytest.approx(1) and m["norm_ratio"] == pytest.approx(1)
+    z = A.weight_metrics(torch.zeros(8, 8), W)
+    assert z["norm_ratio"] == 0 and z["r2"] < 0.1
+    assert A.weight_metrics(2 * W, W)["norm_ratio"] == pytest.approx(2)
+
+
+def test_loo_layers():
+    assert A.loo_layers(30, 4) == [2, 10, 19, 27]
+    assert A.loo_layers(8, 10) == [2, 3, 4, 5]
+    with pytest.raises(ValueError):
+        A.loo_layers(4, 1)
+
+
+@pytest.mark.parametrize("space", ["svd", "raw"])
+def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
+    Ws = smooth_stack(L=10, noise=0.0)
+    cfg = PredictorConfig(epochs=3, hidden=32, space=space)
+    seen = {}
+    import lesa.predictor as Pm
+
+    real = Pm.train_predictor
+
+    def spy(blocks, cfg, layers=None, **kw):
+        seen["layers"] = layers
+        seen["held_block_zero"] = bool((blocks[5] == 0).all())
+        return real(blocks, cfg, layers=layers, **kw)
+
+    monkeypatch.setattr(Pm, "train_predictor", spy)
+    r = A.leave_one_layer_out(Ws, cfg, 5)
+    assert not {4, 5, 6} & set(seen["layers"]) and seen["held_block_zero"]
+    assert set(r["metrics"]) == {"predictor", "neighbour_average", "zeros", "copy_below", "copy_above"}
+    # on a smooth stack the neighbour average is already very good
+    assert r["metrics"]["neighbour_average"]["r2"] > 0.9
+    assert r["metrics"]["zeros"]["norm_ratio"] == 0
+    assert r["train_mse"] > 0 and r["test_mse"] > 0
+
+
+def test_train_full_reports_loss_scale_and_norms():
+    Ws = smooth_stack(L=8)
+    r = A.train_full(Ws, PredictorConfig(epochs=2, hidden=32))
+    assert len(r["history"]) == 2 and r["target_mean_sq"] > 0
+    assert len(r["inference"]) == 7 and len(r["in_sample_rows"]) == 6
+    assert r["final_loss_over_mean_sq"] == pytest.approx(r["history"][-1] / r["target_mean_sq"])
+
+
+def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    cfg = PredictorConfig(epochs=1, hidden=16)
+    s1 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
+    assert set(s1["lambda"]["k"]) == {"0.0", "0.0005"} and len(s1["loo"]["k"]) == 1
+    n = len(list(tmp_path.rglob("*.json")))
+    s2 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
+    assert len(list(tmp_path.rglob("*.json"))) == n and s1["full"] == s2["full"]
+
+
+def test_expand_cached_roundtrip(tiny_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    plan = build_plan("lesa", 6, 9)
+    cfg = PredictorConfig(epochs=1)
+    g1, _, hit1 = A.expand_cached(tiny_llama, "tiny", plan, cfg)
+    g2, _, hit2 = A.expand_cached(tiny_llama, "tiny", plan, cfg)
+    assert (hit1, hit2) == (False, True)
+    ids = torch.randint(0, 128, (1, 12))
+    with torch.no_grad():
+        assert torch.allclose(g1(ids).logits, g2(ids).logits, atol=1e-6)
+    assert g2.config.lesa_growth["method"] == "lesa" and g2.config.lesa_growth["new_layers"] == plan.new_layers
+    rows = A.new_layer_stats(tiny_llama, g2, plan)
+    assert len(rows) == 3 * 7 and all(r["kind"] == "predict" for r in rows)
+
+
+def test_residual_effect_identity_layers_are_zero(tiny_llama):
+    plan = build_plan("llama_pro", 6, 9)
+    from lesa.expand import apply_plan
+
+    g = apply_plan(tiny_llama, plan, progress=False)
+    rows = A.residual_effect(g, torch.randint(0, 128, (1, 16)))
+    assert len(rows) == 9
+    for r in rows:
+        if r["layer"] in plan.new_layers:
+            assert r["rel_update"] < 1e-6
+        else:
+            assert r["rel_update"] > 1e-3
+
+
+def test_cpt_readers(tmp_path):
+    def write_run(name, method, losses, step_s, train_all=False):
+        d = tmp_path / name
+        d.mkdir()
+        with open(d / "train_log.jsonl", "w") as f:
+            for i, l in enumerate(losses):
+                f.write(json.dumps({"step": i + 1, "loss": l, "tokens": (i + 1) * 100, "flops": (i + 1) * 1e9,
+                                    "elapsed_s": (i + 1) * step_s, "step_s": step_s}) + "\n")
+        (d / "summary.json").write_text(json.dumps({"completed": True, "growth": {"method": method},
+                                                    "config": {"train_all": train_all}}))
+    x = np.arange(100)
+    write_run("lesa", "lesa", list(2 + np.exp(-x / 5)), 1.0)
+    write_run("llama_pro", "llama_pro", list(2 + np.exp(-x / 30)), 1.24)
+    write_run("solar", "solar", list(2.5 + np.exp(-x / 30)), 1.66)
+    write_run("lesa-unfrozen", "lesa", list(2.2 + np.exp(-x / 30)), 1.5, train_all=True)
+    runs = A.load_cpt_runs(tmp_path)
+    assert set(runs) == {"lesa", "llama_pro", "solar", "lesa-unfrozen"} and not runs["lesa-unfrozen"]["frozen"]
+    c = A.cpt_comparison(runs, window=5)
+    assert c["step_time_ratio"]["solar"] == pytest.approx(1.66)
+    assert c["reach"]["llama_pro"]["lesa"]["step"] < 50
+    assert c["unfrozen"]["lesa"] > c["final_loss"]["lesa"]
+    assert A.steps_to_reach(runs["solar"]["train"], 0.0) is None
+
+
+def test_main_table_and_find_results(tmp_path):
+    for label, task, v in [("lesa-6k", "ppl_wikitext", 5.0), ("lesa-6k", "arc_easy", 0.6),
+                           ("lesa-6k", "piqa", 0.7), ("solar-6k", "ppl_heldout", 9.0)]:
+        p = tmp_path / "gpu" / "downstream" / label / f"{task}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"label": label, "task": task, "value": v, "primary_metric": "m"}))
+    d, src = A.find_results("cpu", "downstream", ("gpu",), root=tmp_path)
+    assert src == "gpu"
+    t = A.main_table(A.load_eval_records(d))
+    assert t["lesa-6k"]["avg"] == pytest.approx(65) and t["lesa-6k"]["ppl"] == 5.0
+    assert t["solar-6k"]["ppl_source"] == "held-out token ppl"
+    assert A.find_results("cpu", "cpt", ("gpu",), root=tmp_path) == (None, None)
+
+
+def test_verdicts(tmp_path):
+    v = A.verdict("C1", "s", "p", "o", "reproduced", "e", "nb")
+    with pytest.raises(ValueError):
+        A.verdict("C1", "s", "p", "o", "probably", "e", "nb")
+    path = A.write_verdicts(tmp_path, "nb", [v], profile="smoke")
+    assert json.loads(path.read_text())["verdicts"][0]["verdict"] == "reproduced"
+    assert "reproduced" in A.verdict_markdown([v])
+    assert A.fmt(None) == "n/a" and A.fmt(1234.5678) == "1,234.568" and A.fmt(0.5) == "0.5"
+
+
+# ------------------------------------------------------------------------------ profiles
+def test_profiles_validate_and_resolve(monkeypatch):
+    from lesa import profiles as Pr
+
+    for name in ("smoke", "cpu", "gpu", "paper"):
+        p = Pr.load_profile(name, check_device=False)
+        assert p["name"] == name
+    monkeypatch.setattr(Pr, "cuda_available", lambda: False)
+    assert Pr.resolve_profile("auto") == "cpu"
+    with pytest.raises(Pr.ProfileError, match="needs a CUDA GPU"):
+        Pr.load_profile("gpu")
+    monkeypatch.setattr(Pr, "cuda_available", lambda: True)
+    assert Pr.resolve_profile("auto") == "gpu"
+    bad = Pr.load_profile("smoke", check_device=False)
+    bad["svd"]["weight_types"] = ["qkv"]
+    with pytest.raises(Pr.ProfileError, match="unknown weight types"):
+        Pr.validate(bad)
+    bad = Pr.load_profile("smoke", check_device=False)
+    bad["expansion"]["lr"] = 1.0
+    with pytest.raises(Pr.ProfileError, match="unknown keys"):
+        Pr.validate(bad)
+    with pytest.raises(Pr.ProfileError, match="no profile"):
+        Pr.load_profile("nope")
+
+
+def test_paper_profile_dry_run():
+    from lesa.profiles import dry_run
+
+    out = dry_run("paper")
+    assert "32 -> 48" in out and "16, 18, 20" in out
+
+
+def test_plots_draw_from_records(tmp_path):
+    from lesa import plots as P
+
+    P.setup()
+    Ws = smooth_stack(L=8)
+
+    class M:
+        pass
+    ev = {"num_layers": 8, "weight_types": {}}
+    for t in ("q", "gate"):
+        ev["weight_types"][t] = {"shape": list(Ws.shape), "spectrum": A.spectrum_concat(Ws).tolist(),
+                                 "spectrum_gaussian": A.spectrum_concat(Ws).tolist(),
+                                 "spectrum_per_layer": A.top1_rows_per_layer(Ws)[1].tolist(),
+                                 "embedding": A.embed_2d(A.top1_rows_concat(Ws), 3),
+                                 "tests": {r: A.continuity_test(Ws, r, 5, 1) for r in A.REPRESENTATIONS}}
+    for name, fig in [("s", P.spectra(ev)), ("t", P.embeddings(ev)), ("d", P.similarity_by_distance(ev)),
+                      ("c", P.continuity_summary(ev))]:
+        assert P.save(fig, tmp_path, name).stat().st_size > 1000
