@@ -63,6 +63,12 @@ eval-base: data
 book: setup
 	@$(PY) -m lesa.book all --profile $(PROFILE)
 
+## lab: Jupyter Lab on the notebooks with the project's environment as the kernel
+lab: setup
+	@$(PY) -m pip install -q -r requirements-lab.txt 2>&1 | grep -v "is ignored" || true
+	@$(PY) -m ipykernel install --sys-prefix --name lesa --display-name "lesa (.venv)" >/dev/null
+	@$(PY) -m jupyter lab notebooks/
+
 bench: model
 	@$(PY) -m lesa.bench expansion --model smollm2-135m
 

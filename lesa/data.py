@@ -345,10 +345,20 @@ def latest_corpus(fast: bool | None = None) -> Path:
     return (full or done)[-1].parent
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lesa.data", description="Prepare all offline data (cached).")
+    ap.add_argument("--fast", action="store_true", help="the small subset `make test` needs")
+    args = ap.parse_args(argv)
+    print(json.dumps(prepare(fast=args.fast), indent=2))
+    return 0
+
+
 if __name__ == "__main__":       # python -m lesa.data [--fast]
     import sys
 
-    print(json.dumps(prepare(fast="--fast" in sys.argv), indent=2))
+    sys.exit(main())
 
 
 __all__ = ["prepare", "export_benchmarks", "fetch_sources", "build_corpus", "wikitext_documents",

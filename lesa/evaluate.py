@@ -447,7 +447,21 @@ def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "resul
     return records
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lesa.evaluate",
+                                 description="Evaluate the base model on every benchmark and perplexity set.")
+    ap.add_argument("--model", default="smollm2-135m", help="short name or local HF folder")
+    ap.add_argument("--out", default="results/base", help="output folder (one JSON per task + summary.csv)")
+    ap.add_argument("--full", action="store_true", help="full splits (GPU); default: the CPU limits")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args(argv)
+    evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size)
+    return 0
+
+
 if __name__ == "__main__":       # python -m lesa.evaluate [--full]  (base model -> results/base/)
     import sys
 
-    evaluate_base(limits=None if "--full" in sys.argv else BASE_CPU_LIMITS)
+    sys.exit(main())
