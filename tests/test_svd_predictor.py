@@ -61,7 +61,9 @@ def test_predictor_is_deterministic():
     torch.manual_seed(3)
     blocks = torch.randn(6, 32, 8)
     cfg = PredictorConfig(epochs=2, seed=7)
+    threads = torch.get_num_threads()
     g1, g2 = train_predictor(blocks, cfg, progress=False), train_predictor(blocks, cfg, progress=False)
+    assert torch.get_num_threads() == threads                 # the thread setting is restored
     assert g1.history == g2.history
     torch.testing.assert_close(g1.predict(blocks[0], blocks[1]), g2.predict(blocks[0], blocks[1]), rtol=0, atol=0)
 
