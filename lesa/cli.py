@@ -63,7 +63,7 @@ def cmd_expand(args) -> int:
 
     from .arch import spec_for
     from .expand import apply_plan, save_grown
-    from .models import load_config, load_model
+    from .models import load_config, load_model, weights_key
     from .predictor import PredictorConfig
 
     config = load_config(args.model)                          # validate everything before weights
@@ -80,7 +80,7 @@ def cmd_expand(args) -> int:
     t0 = time.perf_counter()
     model, tok = load_model(args.model)
     t_load = time.perf_counter() - t0
-    grown = apply_plan(model, plan, pred, copy_weights=False)
+    grown = apply_plan(model, plan, pred, copy_weights=False, cache_key=weights_key(args.model))
     del model
     t1 = time.perf_counter()
     save_grown(grown, out, tok)

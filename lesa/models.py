@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .arch import check_model, spec_for
-from .store import cache_dir, file_hash, provenance, read_json, write_json
+from .store import cache_dir, file_hash, provenance, read_json, stable_hash, write_json
 
 # Short names -> where the weights come from (data as configuration, not code).
 REGISTRY: dict[str, dict[str, str]] = {
@@ -88,6 +88,18 @@ def load_config(name_or_path: str) -> Any:
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(resolve(name_or_path))
+
+
+def weights_key(name_or_path: str) -> str:
+    """A content id of a model's weights (name, config, hash of its first safetensors file, or its size
+    over 2 GiB), used to cache work derived from them (predicted layers, analyses)."""
+    import json
+
+    path = Path(resolve(name_or_path))
+    wfile = next(iter(sorted(path.glob("*.safetensors"))), None)
+    weights = None if wfile is None else (file_hash(wfile) if wfile.stat().st_size < 2**31 else wfile.stat().st_size)
+    return f"{Path(name_or_path).name}-" + stable_hash({
+        "name": name_or_path, "config": json.loads((path / "config.json").read_text()), "weights": weights})
 
 
 def load_model(name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | str = torch.float32,

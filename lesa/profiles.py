@@ -158,7 +158,7 @@ def load_profile_model(prof: dict, tokenizer: bool = True):
     evaluation path (WikiText, LAMBADA, held-out shards) is the same as for the real model."""
     from transformers import AutoTokenizer
 
-    from .models import DEFAULT_MODEL, load_model, resolve
+    from .models import DEFAULT_MODEL, load_model, resolve, weights_key
 
     name = prof["model"]["name"]
     if name == TINY_MODEL:
@@ -167,15 +167,7 @@ def load_profile_model(prof: dict, tokenizer: bool = True):
         key = stable_hash({"tiny": prof["model"]["tiny"], "vocab": len(tok)})
         return model, (tok if tokenizer else None), f"tiny-{key}"
     model, tok = load_model(name, device=prof["device"] if prof["device"] == "cpu" else "cpu")
-    import json
-
-    from .store import file_hash
-    path = Path(resolve(name))
-    wfile = next(iter(sorted(path.glob("*.safetensors"))), None)
-    key = stable_hash({"name": name, "config": json.loads((path / "config.json").read_text()),
-                       "weights": file_hash(wfile) if wfile is not None and wfile.stat().st_size < 2**31 else
-                       (wfile.stat().st_size if wfile is not None else None)})
-    return model, tok, f"{Path(name).name}-{key}"
+    return model, tok, weights_key(name)
 
 
 def dry_run(name: str) -> str:
