@@ -427,9 +427,9 @@ def evaluate_suite(model: torch.nn.Module, tokenizer: Any, *, label: str, out_di
 # What results/base/ holds on a 2-core CPU (the first N documents of each split; None = full).
 # On a GPU pass limits=None to run every split in full.
 BASE_CPU_LIMITS: dict[str, int | None] = {
-    "arc_easy": 500, "arc_challenge": 300, "hellaswag": 300, "piqa": 300, "boolq": 300,
-    "winogrande": None, "openbookqa": None, "mmlu": 5, "lambada_openai": 500,
-    "ppl_heldout": 8, "ppl_wikitext": None}
+    "arc_easy": 500, "arc_challenge": 300, "hellaswag": 200, "piqa": 200, "boolq": 200,
+    "winogrande": 300, "openbookqa": 200, "mmlu": 2, "lambada_openai": 300,
+    "ppl_heldout": 2, "ppl_wikitext": 10}
 
 
 def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "results/base",

@@ -40,7 +40,7 @@ def test_smoke_profile_cpt_end_to_end(capsys):
 
     root = PROJECT_ROOT / "results" / "smoke"
     comp = json.loads((root / "cpt" / "comparison.json").read_text())
-    assert comp["same_data_order"] is True
+    assert comp["same_data_order"] is True and set(comp["runs"]) == set(summaries)
     down = root / "downstream"
     for name in summaries:
         assert (down / name / "arc_easy.json").exists() and (down / name / "ppl_heldout.json").exists()
