@@ -434,7 +434,7 @@ BASE_CPU_LIMITS: dict[str, int | None] = {
 
 def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "results/base",
                   limits: dict[str, int | None] | None = BASE_CPU_LIMITS, dtype: str = "bfloat16",
-                  batch_size: int = 32) -> list[dict]:
+                  batch_size: int = 8) -> list[dict]:
     """Evaluate the unexpanded base model on every benchmark and perplexity set (resumable)."""
     from .models import load_model
 
@@ -455,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2-135m", help="short name or local HF folder")
     ap.add_argument("--out", default="results/base", help="output folder (one JSON per task + summary.csv)")
     ap.add_argument("--full", action="store_true", help="full splits (GPU); default: the CPU limits")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=8,
+                    help="lm-eval batch; 32 ran out of 24 GiB on 5-shot MMLU (full-vocab log-softmax per batch)")
     args = ap.parse_args(argv)
     evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size)
     return 0
