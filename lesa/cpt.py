@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from .store import PROJECT_ROOT, cache_dir, provenance, write_json
+from .store import PROJECT_ROOT, cache_dir
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
@@ -61,32 +60,14 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
     runs = run_names(cpt)
-    summaries = {}
-    for name, r in runs.items():
-        cfg = TrainConfig.from_dict({**base.to_dict(), "steps": r["steps"], "seed": r["seed"],
-                                     "train_all": r["train_all"]})
-        summaries |= run_cpt_comparison({name: _grower(prof, r["method"])}, corpus / "train",
-                                        corpus / "heldout", prof["name"], cfg, force=force)
-    write_comparison(prof["name"], runs, summaries)
+    summaries = run_cpt_comparison(
+        {name: _grower(prof, r["method"]) for name, r in runs.items()}, corpus / "train", corpus / "heldout",
+        prof["name"], base, force=force,
+        overrides={name: {"steps": r["steps"], "seed": r["seed"], "train_all": r["train_all"]}
+                   for name, r in runs.items()})
     if evaluate and cpt.get("eval"):
         evaluate_runs(prof, runs)
     return summaries
-
-
-def write_comparison(profile: str, runs: dict[str, dict], summaries: dict[str, dict]) -> Path:
-    """results/<profile>/cpt/comparison.json over every run, checking that runs of the same budget
-    and seed saw the same tokens in the same order (so curves differ only by initialisation)."""
-    keys = ("steps", "tokens", "final_loss", "initial_heldout_ppl", "final_heldout_ppl", "tokens_per_s",
-            "flops_per_token", "mfu", "data_order_hash")
-    groups: dict[str, set] = {}
-    for name, r in runs.items():
-        groups.setdefault(f"steps={r['steps']},seed={r['seed']}", set()).add(summaries[name].get("data_order_hash"))
-    return write_json(PROJECT_ROOT / "results" / profile / "cpt" / "comparison.json",
-                      {"profile": profile, "runs": {n: {**runs[n], **{k: summaries[n].get(k) for k in keys}}
-                                                    for n in runs},
-                       "same_data_order": all(len(h) == 1 for h in groups.values()),
-                       "data_order_by_group": {g: sorted(map(str, h)) for g, h in groups.items()},
-                       "provenance": provenance()})
 
 
 def evaluate_runs(prof: dict, runs: dict[str, dict]) -> None:

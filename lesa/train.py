@@ -661,8 +661,10 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
 
     root = Path(results_root) if results_root else PROJECT_ROOT / "results"
     out: dict[str, dict] = {}
+    seeds: dict[str, int] = {}
     for name, spec in models.items():
         run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **(overrides or {}).get(name, {})})
+        seeds[name] = run_cfg.seed
         out_dir = root / profile / "cpt" / name
         model = spec() if callable(spec) and not isinstance(spec, torch.nn.Module) else spec
         ck = Path(ckpt_root) / profile / name if ckpt_root else cache_dir("cpt", profile, name)
@@ -671,9 +673,13 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
         del model
     keys = ("steps", "tokens", "final_loss", "initial_heldout_ppl", "final_heldout_ppl", "tokens_per_s",
             "flops_per_token", "mfu", "data_order_hash")
+    by_seed: dict[int, set] = {}
+    for n, s in out.items():                       # runs with the same seed must see the same tokens
+        by_seed.setdefault(seeds[n], set()).add(s.get("data_order_hash"))
     write_json(root / profile / "cpt" / "comparison.json",
-               {"profile": profile, "runs": {n: {k: s.get(k) for k in keys} for n, s in out.items()},
-                "same_data_order": len({s.get("data_order_hash") for s in out.values()}) <= 1,
+               {"profile": profile, "runs": {n: {"seed": seeds[n], **{k: s.get(k) for k in keys}}
+                                             for n, s in out.items()},
+                "same_data_order": all(len(h) == 1 for h in by_seed.values()),
                 "provenance": provenance()})
     return out
 
