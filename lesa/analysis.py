@@ -128,7 +128,8 @@ def gaussian_like(Ws: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(Ws.shape, generator=gen, dtype=torch.float32) * std[:, None, None]
 
 
-def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int, seed: int = 0) -> dict:
+def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int, seed: int = 0,
+                    X: np.ndarray | None = None) -> dict:
     """Observed continuity metrics of one representation, with two controls:
 
     shuffled  the same layers in a random order (the concatenated SVD is invariant to the order of
@@ -176,18 +177,22 @@ def embed_2d(X: np.ndarray, perplexity: float, seed: int = 0) -> dict:
 def svd_evidence(model: Any, weight_types: list[str], n_shuffles: int, n_gaussian: int,
                  tsne_perplexity: float, seed: int = 0) -> dict:
     """Everything notebook 1 needs, per weight type: spectra, 2-D embeddings, continuity tests."""
+    from .svd import factorize
+
     out: dict = {"weight_types": {}, "num_layers": None}
     for short in weight_types:
         Ws = stack_weights(model, short)
         out["num_layers"] = Ws.shape[0]
-        X = top1_rows_concat(Ws)
-        S = spectrum_concat(Ws)
-        _, S_per = top1_rows_per_layer(Ws)
+        F = factorize(Ws, method="auto")                   # one concatenated SVD per weight type
+        X, S = F.V[:, 0, :].double().numpy(), F.S.double().numpy()   # == top1_rows_concat, spectrum_concat
+        X_per, S_per = top1_rows_per_layer(Ws)             # one per-layer SVD (float64)
         gen = torch.Generator().manual_seed(seed)
         S_gauss = spectrum_concat(gaussian_like(Ws, gen))
+        known = {"concat_svd_top1": X, "per_layer_svd_top1": X_per}
         rec = {"shape": list(Ws.shape), "spectrum": S.tolist(), "spectrum_gaussian": S_gauss.tolist(),
                "spectrum_per_layer": S_per.tolist(), "embedding": embed_2d(X, tsne_perplexity, seed),
-               "tests": {rep: continuity_test(Ws, rep, n_shuffles, n_gaussian, seed) for rep in REPRESENTATIONS}}
+               "tests": {rep: continuity_test(Ws, rep, n_shuffles, n_gaussian, seed, X=known.get(rep))
+                         for rep in REPRESENTATIONS}}
         out["weight_types"][short] = rec
     return out
 
@@ -624,7 +629,8 @@ def verdict_markdown(rows: list[dict]) -> str:
 
 
 def fmt(x: Any, nd: int = 3) -> str:
-    """Number formatting for computed prose (never typed numbers)."""
+    """Number formatting for computed prose (never typed numbers): nd significant digits,
+    thousands separators, scientific notation outside [1e-3, 1e5), trailing zeros dropped."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
     if isinstance(x, (int, np.integer)):
@@ -632,4 +638,8 @@ def fmt(x: Any, nd: int = 3) -> str:
     ax = abs(x)
     if ax != 0 and (ax >= 1e5 or ax < 1e-3):
         return f"{x:.{nd}g}"
-    return f"{x:.{nd}g}" if ax < 1 else f"{x:,.{nd}f}".rstrip("0").rstrip(".")
+    if ax < 1:
+        return f"{x:.{nd}g}"
+    decimals = max(nd - 1 - int(math.floor(math.log10(ax))), 0)
+    out = f"{x:,.{decimals}f}"
+    return out.rstrip("0").rstrip(".") if "." in out else out

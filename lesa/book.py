@@ -4,10 +4,12 @@
     python -m lesa.book build --profile P      # scoreboard + jupyter-book build -W + page/figure checks
     python -m lesa.book all   --profile P      # both
 
-Executed notebooks go to _build/executed/<profile>/ with a stamp holding the hash of their inputs
+Notebooks execute into _build/executed/<profile>/ with a stamp holding the hash of their inputs
 (notebook, profile, lesa code, the result files they read); an unchanged notebook is not re-run,
-so a rerun after a failure resumes. `build` copies the executed notebooks of the profile into
-book/chapters/ and builds from them without executing anything (execute_notebooks: off).
+so a rerun after a failure resumes. A notebook that finished is copied to
+results/<profile>/executed/, which is committed for the cpu and gpu profiles: `build` copies those
+into book/chapters/ and builds without executing anything (execute_notebooks: off), so the book can
+be published from a clone that has run nothing (.github/workflows/book.yml).
 
 Also plain data used by the notebooks: the paper's main table and the OpT-DeUS rerun (digest sec. 8)
 and the list of claims, so the book never types a number by hand.
@@ -73,10 +75,32 @@ class BookError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------ run
+def publish(executed: Path, profile: str) -> Path:
+    """Copy a finished notebook to results/<profile>/executed/ with papermill's absolute paths made
+    relative to the checkout (no machine-specific paths in what is committed and published)."""
+    from .store import atomic_write_text, shown
+
+    nb = json.loads(executed.read_text())
+    pm_meta = nb.get("metadata", {}).get("papermill", {})
+    for k in ("input_path", "output_path"):
+        if pm_meta.get(k):
+            pm_meta[k] = shown(pm_meta[k])
+    dst = published_dir(profile) / executed.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dst, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return dst
+
+
 def executed_dir(profile: str) -> Path:
+    """Where papermill writes (partial executions and input stamps; not committed)."""
     d = PROJECT_ROOT / "_build" / "executed" / profile
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def published_dir(profile: str) -> Path:
+    """Finished executed notebooks of a profile, the book's source (committed for cpu and gpu)."""
+    return PROJECT_ROOT / "results" / profile / "executed"
 
 
 def input_hash(name: str, profile: str) -> str:
@@ -112,7 +136,8 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             continue
         h = input_hash(name, profile)
         stamp, dst = out_dir / f"{name}.stamp.json", out_dir / f"{name}.ipynb"
-        if not force and stamp.exists() and dst.exists() and read_json(stamp).get("hash") == h:
+        if (not force and stamp.exists() and dst.exists() and read_json(stamp).get("hash") == h
+                and (published_dir(profile) / dst.name).exists()):
             print(f"[book] {name}: unchanged inputs, skipped ({read_json(stamp).get('seconds')} s last time)")
             continue
         print(f"[book] {name}: executing with profile {profile} ...", flush=True)
@@ -127,6 +152,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             print(f"[book] {name}: FAILED after {time.perf_counter() - t0:.0f} s: {str(e)[-2000:]}", flush=True)
             continue
         secs = round(time.perf_counter() - t0, 1)
+        publish(dst, profile)
         write_json(stamp, {"hash": h, "seconds": secs, "profile": profile,
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -215,11 +241,11 @@ def build(profile: str = "auto", strict: bool = True) -> Path:
     from .profiles import resolve_profile
 
     profile = resolve_profile(profile)
-    src = executed_dir(profile)
+    src = published_dir(profile)
     missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").exists()]
     if missing:
         raise BookError(f"no executed notebooks {missing} for profile {profile} in {src}: "
-                        f"run `python -m lesa.book run --profile {profile}` first")
+                        f"run `python -m lesa.book run --profile {profile}` first (`make replicate` does both)")
     if CHAPTERS.exists():
         shutil.rmtree(CHAPTERS)
     CHAPTERS.mkdir(parents=True)

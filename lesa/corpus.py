@@ -24,7 +24,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .shards import write_shards
-from .store import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, cache_dir, read_json, stable_hash, write_json
+from .store import (PROJECT_ROOT, atomic_write_bytes, atomic_write_text, cache_dir, read_json, shown, stable_hash,
+                    write_json)
 
 CORPUS_VERSION = 3
 MIN_CHARS = 200                  # shorter documents are dropped (headers, stubs)
@@ -280,7 +281,7 @@ def build_corpus(tokenizer: Any, sources: list[str] | None = None, config: dict 
                        "tokenizer": _tokenizer_fingerprint(tokenizer)})
     out = Path(out_dir) if out_dir else cache_dir("data", f"corpus-{key}")
     if (out / "DONE").exists() and not force:
-        print(f"[data] corpus cached at {out}")
+        print(f"[data] corpus cached at {shown(out)}")
         return out
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .store import PROJECT_ROOT, cache_dir
+from .store import PROJECT_ROOT, cache_dir, read_json
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
@@ -81,11 +81,13 @@ def evaluate_runs(prof: dict, runs: dict[str, dict]) -> None:
     _, tok, _ = load_profile_model(prof)
     for name, r in runs.items():
         model = _grower(prof, r["method"])()
-        step = load_trained_weights(model, cache_dir("cpt", prof["name"], name))
+        ckpt = cache_dir("cpt", prof["name"], name)
+        step = load_trained_weights(model, ckpt)
+        weights_id = {"run_key": read_json(ckpt / "latest.json").get("run_key"), "step": step}
         print(f"[cpt] evaluating {name} at step {step}")
         evaluate_suite(model.eval(), tok, label=name, out_dir=out, tasks=ev["tasks"], ppl_sets=ev["ppl_sets"],
                        limit=ev.get("limits"), batch_size=ev.get("batch_size", 8),
-                       ppl_max_length=ev.get("ppl_max_length"), skip_done=True)
+                       ppl_max_length=ev.get("ppl_max_length"), skip_done=True, weights_id=weights_id)
         del model
 
 

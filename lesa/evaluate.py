@@ -369,15 +369,25 @@ def write_summary(out_dir: str | Path) -> Path:
     return atomic_write_text(out_dir / "summary.csv", buf.getvalue())
 
 
+def _reusable(path: Path, limit: Any, weights_id: Any) -> bool:
+    if not path.exists():
+        return False
+    rec = read_json(path)
+    return rec.get("limit") == limit and rec.get("weights_id") == weights_id
+
+
 def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tuple[str, ...] = tuple(BENCHMARKS), *,
                    limit: int | dict[str, int | None] | None = None, batch_size: int = 16,
                    out_dir: str | Path | None = None, label: str = "model", max_length: int | None = None,
-                   seed: int = 1234, data_dir: str | Path | None = None, skip_done: bool = False) -> list[dict]:
+                   seed: int = 1234, data_dir: str | Path | None = None, skip_done: bool = False,
+                   weights_id: Any = None) -> list[dict]:
     """Evaluate an in-memory model on lm-eval tasks (the committed configs, offline data).
 
     limit: None (full splits), an int for every task (smoke runs; per subject for MMLU), or a
     dict task -> limit. Writes <out_dir>/<label>/<task>.json and <out_dir>/summary.csv when
-    out_dir is given (skip_done=True reuses records that already exist with the same limit).
+    out_dir is given. skip_done=True reuses a record that already exists with the same limit and
+    the same weights_id (an identity of the weights, e.g. a training run's key and step, stored in
+    every record), so records of other weights are never mistaken for this model's.
     """
     lm = make_lm(model, tokenizer, batch_size=batch_size, max_length=max_length)
     info, prov = _model_info(model), provenance()
@@ -385,12 +395,13 @@ def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tu
     for task in tasks:
         lim = limit.get(task) if isinstance(limit, dict) else limit
         path = Path(out_dir) / label / f"{task}.json" if out_dir else None
-        if skip_done and path and path.exists() and read_json(path).get("limit") == lim:
+        if skip_done and path and _reusable(path, lim, weights_id):
             records.append(read_json(path))
             continue
         rec = {"label": label, **run_task(lm, task, limit=lim, seed=seed,
                                           data_dir=Path(data_dir) if data_dir else None),
-               "batch_size": batch_size, "max_length": lm.max_length, "model": info, "provenance": prov}
+               "batch_size": batch_size, "max_length": lm.max_length, "model": info, "weights_id": weights_id,
+               "provenance": prov}
         print(f"[eval] {label} {task}: {rec['primary_metric']}={rec['value']:.4f} "
               f"(n={rec['n_samples']}/{rec['n_total']}, {rec['seconds']} s)")
         if out_dir:
@@ -402,24 +413,26 @@ def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tu
 def evaluate_suite(model: torch.nn.Module, tokenizer: Any, *, label: str, out_dir: str | Path,
                    tasks: list[str] | tuple[str, ...] = tuple(BENCHMARKS), ppl_sets: list[str] | tuple[str, ...] = tuple(PPL_SETS),
                    limit: int | dict[str, int | None] | None = None, batch_size: int = 16,
-                   ppl_max_length: int | None = None, skip_done: bool = False) -> list[dict]:
-    """Perplexity sets + benchmarks for one model; every record written under out_dir/label/."""
+                   ppl_max_length: int | None = None, skip_done: bool = False,
+                   weights_id: Any = None) -> list[dict]:
+    """Perplexity sets + benchmarks for one model; every record written under out_dir/label/
+    (skip_done, weights_id: as in run_benchmarks)."""
     info, prov, records = _model_info(model), provenance(), []
     for name in ppl_sets:
         path = Path(out_dir) / label / f"ppl_{name}.json"
         lim = limit.get(f"ppl_{name}") if isinstance(limit, dict) else limit
-        if skip_done and path.exists() and read_json(path).get("limit") == lim:
+        if skip_done and _reusable(path, lim, weights_id):
             records.append(read_json(path))
             continue
         rec = {"label": label, **perplexity(model, tokenizer, name, max_length=ppl_max_length,
                                             batch_size=batch_size, limit=lim),
-               "model": info, "provenance": prov}
+               "model": info, "weights_id": weights_id, "provenance": prov}
         print(f"[eval] {label} ppl_{name}: {rec['primary_metric']}={rec['value']:.4f} (n={rec['n_samples']}, "
               f"{rec['seconds']} s)")
         _write_record(rec, Path(out_dir), label)
         records.append(rec)
     records += run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=batch_size, out_dir=out_dir,
-                              label=label, skip_done=skip_done)
+                              label=label, skip_done=skip_done, weights_id=weights_id)
     return records
 
 

@@ -288,7 +288,7 @@ def heldout_curves(runs: dict) -> Any:
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for name, r in runs.items():
         if r["eval"]:
-            ax.plot([e["step"] for e in r["eval"]], [e["heldout_ppl"] for e in r["eval"]], "o-", ms=3,
+            ax.plot([e["step"] for e in r["eval"]], [e["heldout_ppl"] for e in r["eval"]], marker="o", ms=3,
                     color=color(r["method"]), ls="-" if r["frozen"] else "--", label=name)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("held-out perplexity")

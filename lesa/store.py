@@ -33,6 +33,15 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def shown(path: str | Path) -> str:
+    """A path as printed to users and executed notebooks: relative to the checkout when inside it
+    (no machine-specific prefixes in published outputs)."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def stable_hash(obj: Any, n: int = 16) -> str:
     """Hash of a JSON-able object (sorted keys), used as a cache key."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()

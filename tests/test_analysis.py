@@ -190,7 +190,9 @@ def test_verdicts(tmp_path):
     path = A.write_verdicts(tmp_path, "nb", [v], profile="smoke")
     assert json.loads(path.read_text())["verdicts"][0]["verdict"] == "reproduced"
     assert "reproduced" in A.verdict_markdown([v])
-    assert A.fmt(None) == "n/a" and A.fmt(1234.5678) == "1,234.568" and A.fmt(0.5) == "0.5"
+    assert A.fmt(None) == "n/a" and A.fmt(1234.5678) == "1,235" and A.fmt(0.5) == "0.5"
+    assert A.fmt(525.26428, 5) == "525.26" and A.fmt(20.0365, 5) == "20.037" and A.fmt(874810.0, 5) == "8.7481e+05"
+    assert A.fmt(30.42) == "30.4" and A.fmt(96.0) == "96" and A.fmt(1.10) == "1.1" and A.fmt(2000.0) == "2,000"
 
 
 # ------------------------------------------------------------------------------ profiles
@@ -243,3 +245,24 @@ def test_plots_draw_from_records(tmp_path):
     for name, fig in [("s", P.spectra(ev)), ("t", P.embeddings(ev)), ("d", P.similarity_by_distance(ev)),
                       ("c", P.continuity_summary(ev))]:
         assert P.save(fig, tmp_path, name).stat().st_size > 1000
+
+
+def test_svd_evidence_reuses_one_factorisation_with_identical_results():
+    """svd_evidence factorises once per weight type and hands the rows to continuity_test; the
+    records must equal those computed from scratch representation by representation."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=6,
+                                     num_attention_heads=4, num_key_value_heads=2))
+    ev = A.svd_evidence(m, ["q", "gate"], n_shuffles=20, n_gaussian=2, tsne_perplexity=2.0)
+    for short in ("q", "gate"):
+        Ws = A.stack_weights(m, short)
+        rec = ev["weight_types"][short]
+        assert np.allclose(rec["spectrum"], A.spectrum_concat(Ws), rtol=1e-6)
+        assert np.allclose(rec["spectrum_per_layer"], A.top1_rows_per_layer(Ws)[1])
+        for rep in A.REPRESENTATIONS:
+            fresh = A.continuity_test(Ws, rep, 20, 2)
+            for k in ("adjacent", "distant", "gap", "nn_adjacent"):
+                assert rec["tests"][rep]["observed"][k] == pytest.approx(fresh["observed"][k], abs=1e-9), (rep, k)
+            assert rec["tests"][rep]["shows_continuity"] == fresh["shows_continuity"]

@@ -44,6 +44,8 @@ def test_smoke_book_end_to_end():
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, name
+        published = json.loads((book.published_dir("smoke") / f"{name}.ipynb").read_text())
+        assert not published["metadata"]["papermill"]["output_path"].startswith("/"), name   # no machine paths
     book.build("smoke", strict=True)               # -W: warnings are errors; runs book.check()
     report = book.check("smoke")
     for name in ("01_svd_evidence", "02_predictor", "03_expansion"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import random
 from pathlib import Path
@@ -115,6 +116,24 @@ def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
         assert (tmp_path / "tiny" / f"{r['task']}.json").exists()
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert {r["task"] for r in rows} == {"arc_easy", "winogrande", "mmlu"}
+
+
+@needs_wheel
+def test_skip_done_reuses_only_records_of_the_same_weights(tiny, tok, tmp_path):
+    """A record is reused only for the same limit and weights_id: records left by another training
+    run (other data, other steps) are recomputed, never mistaken for this model's."""
+    run_a = {"run_key": "a", "step": 30}
+    (first,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+                                 weights_id=run_a)
+    path = tmp_path / "m" / "arc_easy.json"
+    doctored = {**json.loads(path.read_text()), "value": -1.0}          # marks the stored record
+    path.write_text(json.dumps(doctored))
+    (same,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+                                skip_done=True, weights_id=run_a)
+    assert same["value"] == -1.0                                         # reused
+    (other,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+                                 skip_done=True, weights_id={"run_key": "b", "step": 30})
+    assert other["value"] == first["value"] and other["weights_id"] == {"run_key": "b", "step": 30}
 
 
 @needs_wheel
