@@ -80,14 +80,16 @@ def cmd_expand(args) -> int:
     t0 = time.perf_counter()
     model, tok = load_model(args.model)
     t_load = time.perf_counter() - t0
-    grown = apply_plan(model, plan, pred, copy_weights=False, cache_key=weights_key(args.model))
+    grown = apply_plan(model, plan, pred, copy_weights=False, cache_key=weights_key(args.model),
+                       workers=args.workers)
     del model
     t1 = time.perf_counter()
     save_grown(grown, out, tok)
     rep = grown.lesa_report
     print(f"[lesa] wrote {out} ({plan.target_layers} layers, new at {plan.new_layers})")
     print(f"[lesa] load {t_load:.1f}s  svd {sum(rep['svd_seconds'].values()):.1f}s  "
-          f"predictor {sum(rep['predictor_seconds'].values()):.1f}s  apply {rep['total_seconds']:.1f}s  "
+          f"predictor {sum(rep['predictor_seconds'].values()):.1f}s summed over types "
+          f"({rep.get('predictor_workers', 1)} process(es))  apply {rep['total_seconds']:.1f}s  "
           f"save {time.perf_counter() - t1:.1f}s  total {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="device for SVD and predictor training")
     p.add_argument("--svd", default="auto", choices=["auto", "svd", "gram"], help="SVD solver")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes training the per-type predictors (default: one per CPU core for a "
+                        "large CPU job, else 1); changes speed, never the weights")
     p.add_argument("--dry-run", action="store_true", help="print the layer map and stop")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_expand)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 from .plans import PAIR_KINDS, Plan, PlanError
-from .predictor import PredictorConfig, train_predictor
+from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
 from .store import provenance, write_json
 from .svd import factorize
 
@@ -26,9 +27,58 @@ def _stack(layers, path: str) -> torch.Tensor:
     return torch.stack([layer.get_submodule(path).weight.detach() for layer in layers])  # (L, d_out, d_in)
 
 
+def _train_one(short: str, blocks: torch.Tensor, cfg: PredictorConfig) -> tuple[str, dict, list, float, int]:
+    """One weight type's predictor (a worker-process entry point: plain tensors in and out)."""
+    g = train_predictor(blocks, cfg, desc=f"G_{short}", progress=False)
+    return short, {k: v.detach().cpu() for k, v in g.mlp.state_dict().items()}, g.history, g.seconds, g.n_samples
+
+
+def auto_workers(n_types: int, total_steps: int, device: str) -> int:
+    """Processes for predictor training: one per core on CPU when the job is big enough to repay
+    starting them (about 2 s each), else 1. Each process trains whole weight types with one thread,
+    so results equal the sequential run's; separate processes degrade gracefully when another job
+    shares the cores, unlike several threads in one process (see PredictorConfig.threads)."""
+    if not str(device).startswith("cpu") or total_steps < 5000:
+        return 1
+    return max(1, min(n_types, os.cpu_count() or 1, 4))
+
+
+def _train_all(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, workers: int,
+               progress: bool) -> dict[str, TrainedPredictor]:
+    """Every weight type's predictor, trained in ``workers`` spawned processes (results identical to
+    training them one after the other: each type has its own seeded init and permutation)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = sorted(blocks, key=lambda t: -blocks[t].shape[0] * blocks[t].shape[1] * blocks[t].shape[2])  # big first
+    out: dict[str, TrainedPredictor] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_train_one, t, blocks[t].cpu(), cfg) for t in order]
+        for fut in tqdm(as_completed(futs), total=len(futs), desc=f"predictors ({workers} processes)",
+                        disable=not progress):
+            short, state, history, secs, n = fut.result()
+            mlp = make_mlp(blocks[short].shape[-1], cfg)
+            mlp.load_state_dict(state)
+            out[short] = TrainedPredictor(mlp.to(device=cfg.device, dtype=getattr(torch, cfg.dtype)).eval(),
+                                          history, secs, n)
+    return out
+
+
+def predictor_steps(shape: tuple[int, int, int], cfg: PredictorConfig) -> int:
+    """Optimizer steps to train one weight type's predictor on an (L, d_out, d_in) stack."""
+    L, d_out, d_in = shape
+    rows = min(d_out, L * d_in) if cfg.space == "svd" else d_out             # thin-SVD rank or weight rows
+    return cfg.epochs * -(-(L - 2 * cfg.train_distance) * rows // cfg.batch_size)
+
+
 def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
-                 progress: bool = True) -> tuple[dict, dict]:
-    """Weights for every pair-kind slot: {(kind, a, b): {short: (d_out, d_in) tensor}}, and stats."""
+                 progress: bool = True, workers: int | None = None) -> tuple[dict, dict]:
+    """Weights for every pair-kind slot: {(kind, a, b): {short: (d_out, d_in) tensor}}, and stats.
+
+    workers: processes for predictor training (None: auto_workers). With 1, weight types are done
+    one at a time and freed in between (what a large model on one GPU needs); with more, every
+    type's factorisation is kept while the predictors train in parallel.
+    """
     spec = check_model(model)
     layers = get_layers(model, spec)
     cfg = predictor or PredictorConfig()
@@ -37,29 +87,50 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
     stats: dict = {"svd_seconds": {}, "predictor_seconds": {}, "predictor_loss": {}}
     if not pairs:
         return out, stats
+    need = [p for p in pairs if p[0] == "predict"]
+    dtype = getattr(torch, cfg.dtype)
+
+    def factor(short):
+        t0 = time.perf_counter()
+        Ws = _stack(layers, spec.projections[short])                         # (L, d_out, d_in)
+        if cfg.space == "svd":
+            F = factorize(Ws, device=cfg.device, dtype=dtype, method=cfg.svd_method)
+            blocks = F.V                                                     # (L, r, d_in)
+        else:
+            F, blocks = None, Ws.to(device=cfg.device, dtype=dtype)
+        stats["svd_seconds"][short] = round(time.perf_counter() - t0, 3)
+        return F, blocks
+
+    def fill(short, F, blocks, g):
+        stats["predictor_seconds"][short] = round(g.seconds, 3)
+        stats["predictor_loss"][short] = g.history
+        ref = layers[0].get_submodule(spec.projections[short]).weight
+        for p in need:
+            coeffs = g.predict(blocks[p[1]], blocks[p[2]])                   # (r, d_in)
+            W = F.reconstruct(coeffs=coeffs) if F is not None else coeffs
+            out[p][short] = W.to(device=ref.device, dtype=ref.dtype)
+
+    if need:
+        shapes = {t: (len(layers), *layers[0].get_submodule(spec.projections[t]).weight.shape) for t in RELEASED_ORDER}
+        total = sum(predictor_steps(sh, cfg) for sh in shapes.values())
+        w = workers if workers is not None else auto_workers(len(shapes), total, cfg.device)
+        stats["predictor_workers"] = w
+        if w <= 1:                                        # one weight type at a time, freed in between
+            for short in tqdm(RELEASED_ORDER, desc="weight types", disable=not progress):
+                F, blocks = factor(short)
+                fill(short, F, blocks, train_predictor(blocks, cfg, desc=f"G_{short}", progress=progress))
+                del F, blocks
+        else:                                             # all factorisations kept; predictors in parallel
+            fac = {short: factor(short) for short in RELEASED_ORDER}
+            trained = _train_all({t: fb[1] for t, fb in fac.items()}, cfg, w, progress)
+            for short in RELEASED_ORDER:
+                fill(short, *fac[short], trained[short])
+            del fac, trained
     gen = torch.Generator().manual_seed(cfg.seed)
-    for short in tqdm(RELEASED_ORDER, desc="weight types", disable=not progress):
+    for short in RELEASED_ORDER:
         path = spec.projections[short]
-        Ws = _stack(layers, path)                                            # (L, d_out, d_in)
-        need = [p for p in pairs if p[0] == "predict"]
-        if need:
-            t0 = time.perf_counter()
-            if cfg.space == "svd":
-                F = factorize(Ws, device=cfg.device, dtype=getattr(torch, cfg.dtype), method=cfg.svd_method)
-                blocks = F.V                                                 # (L, r, d_in)
-            else:
-                F, blocks = None, Ws.to(device=cfg.device, dtype=getattr(torch, cfg.dtype))
-            stats["svd_seconds"][short] = round(time.perf_counter() - t0, 3)
-            g = train_predictor(blocks, cfg, desc=f"G_{short}", progress=progress)
-            stats["predictor_seconds"][short] = round(g.seconds, 3)
-            stats["predictor_loss"][short] = g.history
-            for p in need:
-                coeffs = g.predict(blocks[p[1]], blocks[p[2]])               # (r, d_in)
-                W = F.reconstruct(coeffs=coeffs) if F is not None else coeffs
-                out[p][short] = W.to(device=Ws.device, dtype=Ws.dtype)
-            del F, blocks
         for p in pairs:
-            a, b = Ws[p[1]], Ws[p[2]]
+            a, b = layers[p[1]].get_submodule(path).weight.detach(), layers[p[2]].get_submodule(path).weight.detach()
             if p[0] == "average":
                 out[p][short] = (a + b) / 2
             elif p[0] == "random":
@@ -69,11 +140,11 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
 
 
 def cached_pair_weights(model: Any, plan: Plan, cfg: PredictorConfig, cache_key: str | None,
-                        progress: bool = True) -> tuple[dict, dict]:
+                        progress: bool = True, workers: int | None = None) -> tuple[dict, dict]:
     """pair_weights, stored under .cache/pairs/ by a hash of (model key, plan, predictor config) when
     ``cache_key`` names the source model's weights, so a rerun skips SVD and predictor training."""
     if cache_key is None:
-        return pair_weights(model, plan, cfg, progress)
+        return pair_weights(model, plan, cfg, progress, workers)
     from safetensors.torch import load_file, save_file
 
     from .store import cache_dir, read_json, stable_hash
@@ -90,7 +161,7 @@ def cached_pair_weights(model: Any, plan: Plan, cfg: PredictorConfig, cache_key:
         if progress:
             print(f"[lesa] reused cached new-layer weights {path.name}")
         return out, {**read_json(meta), "cached": True}
-    out, stats = pair_weights(model, plan, cfg, progress)
+    out, stats = pair_weights(model, plan, cfg, progress, workers)
     flat = {f"{k[0]}.{k[1]}.{k[2]}.{short}": w.contiguous() for k, d in out.items() for short, w in d.items()}
     tmp = path.with_suffix(".tmp")
     save_file(flat, str(tmp))
@@ -100,10 +171,13 @@ def cached_pair_weights(model: Any, plan: Plan, cfg: PredictorConfig, cache_key:
 
 
 def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
-               copy_weights: bool = True, progress: bool = True, cache_key: str | None = None) -> Any:
+               copy_weights: bool = True, progress: bool = True, cache_key: str | None = None,
+               workers: int | None = None) -> Any:
     """Return a new model grown by ``plan``. The source model is left intact; with
     ``copy_weights=False`` the grown model shares the unchanged tensors with it (saves memory).
-    ``cache_key`` (an id of the source weights) caches the computed new-layer weights on disk."""
+    ``cache_key`` (an id of the source weights) caches the computed new-layer weights on disk.
+    ``workers``: processes for predictor training (None: automatic, see auto_workers); it changes
+    the speed, never the weights."""
     spec = check_model(model)
     layers = get_layers(model, spec)
     L = len(layers)
@@ -113,7 +187,7 @@ def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
     if plan.method == "lesa_raw":                      # the "w/o SVD" ablation is a predictor setting
         cfg = dataclasses.replace(cfg, space="raw")
     t0 = time.perf_counter()
-    new_w, stats = cached_pair_weights(model, plan, cfg, cache_key, progress)
+    new_w, stats = cached_pair_weights(model, plan, cfg, cache_key, progress, workers)
     biased = spec.biased(model.config)
     maybe = (lambda t: t.clone()) if copy_weights else (lambda t: t)
 

@@ -192,3 +192,33 @@ def test_cached_new_weights_are_reused_exactly(tiny_llama, tmp_path, monkeypatch
         assert torch.equal(a, b), n
     other = apply_plan(tiny_llama, plan, PredictorConfig(epochs=1, seed=5), cache_key="tiny-test", progress=False)
     assert "cached" not in other.lesa_report                 # a different predictor config is a new entry
+
+
+@pytest.mark.parametrize("method", ["lesa", "lesa_raw"])
+def test_parallel_predictor_training_gives_the_same_weights(tiny_llama, method):
+    """workers only changes speed: predictors trained in spawned processes equal the one-by-one run
+    bit for bit (each weight type has its own seeded init and permutation, one thread each)."""
+    plan = build_plan(method, 6, 9)
+    cfg = PredictorConfig(epochs=2)
+    one = apply_plan(tiny_llama, plan, cfg, progress=False, workers=1)
+    two = apply_plan(tiny_llama, plan, cfg, progress=False, workers=2)
+    assert one.lesa_report["predictor_workers"] == 1 and two.lesa_report["predictor_workers"] == 2
+    assert one.lesa_report["predictor_loss"] == two.lesa_report["predictor_loss"]
+    sa, sb = one.state_dict(), two.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_auto_workers_only_parallelises_big_cpu_jobs():
+    from lesa.expand import auto_workers, predictor_steps
+
+    cfg = PredictorConfig()
+    small = sum(predictor_steps((6, 64, 64), cfg) for _ in range(7))               # a tiny test model
+    smollm2 = sum(predictor_steps(sh, cfg) for sh in [(30, 576, 576), (30, 192, 576), (30, 192, 576),
+                                                      (30, 576, 576), (30, 1536, 576), (30, 1536, 576),
+                                                      (30, 576, 1536)])
+    assert auto_workers(7, small, "cpu") == 1
+    assert auto_workers(7, smollm2, "cuda") == 1
+    assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
+    assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
