@@ -228,14 +228,15 @@ def time_lesa(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: 
         rows = [json.loads(x) for x in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
     handle.remove()
     return {"steps_run": len(rows), "tokens_seen": seen["tokens"], "tokens_logged": rows[-1]["tokens"],
+            "optimizer": "AdamW fused" if device.startswith("cuda") else "AdamW (torch default)",  # build_optimizer
             **_timed([r["step_s"] for r in rows], batch * seq, warmup)}
 
 
 def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: int, lr: float,
                     device: str) -> tuple[dict, dict]:
     """A default transformers.Trainer on ``model`` (trained in place; frozen as lesa freezes it) over the
-    same sequences lesa's trainer reads first; a step's time is the interval between consecutive ``on_step_end`` callbacks
-    (data loading included). Returns (timing, the non-default TrainingArguments)."""
+    same sequences lesa's trainer reads first; a step's time is the interval between consecutive
+    ``on_step_end`` callbacks (data loading included). Returns (timing, the non-default arguments)."""
     from accelerate.state import AcceleratorState
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -276,6 +277,7 @@ def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, s
     handle.remove()
     step_s = [b - a for a, b in zip(clock.ends, clock.ends[1:])]   # steps 2..n (step 1 is warm-up)
     timing = {"steps_run": trainer.state.global_step, "tokens_seen": seen["tokens"],
+              "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)),
               **_timed(step_s, batch * seq, warmup - 1)}
     del trainer
     return timing, overrides
@@ -291,7 +293,7 @@ def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq
         raise ValueError("need at least one warm-up step and one timed step")
     shards, t_all = Path(shards), time.perf_counter()
     new = new_layer_indices(model)
-    fpt = flops_per_token(model, new, seq)                    # frozen layers above the lowest new one: fwd + input grad
+    fpt = flops_per_token(model, new, seq)      # frozen layers above the lowest new one: forward + input grad
     peak_src = "--peak-tflops" if peak_tflops else None
     if not peak_tflops:
         peak_tflops, peak_src = default_peak_tflops(device)
@@ -317,14 +319,15 @@ def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq
         del m
         gc.collect()
     params = {k: runs[k].pop("_params") for k in runs}
-    summary = {"kind": "training", "label": label, "device": device, "method": (model.config.lesa_growth or {}).get("method"),
-               "layers": model.config.num_hidden_layers, "new_layers": new, "batch": batch, "seq_len": seq,
+    summary = {"kind": "training", "label": label, "device": device,
+               "method": (model.config.lesa_growth or {}).get("method"), "layers": model.config.num_hidden_layers,
+               "new_layers": new, "batch": batch, "seq_len": seq,
                "warmup_steps": warmup, "timed_steps": steps, "lr": lr, "threads": torch.get_num_threads(),
                "flops_per_token": fpt["total"], "flops_per_token_forward": fpt["forward"],
                "peak_tflops": peak_tflops, "peak_source": peak_src, "trainers": runs,
                "tokens_per_s_ratio_lesa_over_hf": runs["lesa"]["tokens_per_s"] / runs["hf_trainer"]["tokens_per_s"],
                "same_trained_params": params["lesa"] == params["hf_trainer"], "hf_training_args": hf_args,
-               "data": str(Path(shards).relative_to(PROJECT_ROOT)) if shards.is_relative_to(PROJECT_ROOT) else shards.name,
+               "data": str(shards.relative_to(PROJECT_ROOT)) if shards.is_relative_to(PROJECT_ROOT) else shards.name,
                "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
     print(f"[bench] training {label} on {device}, batch {batch} x {seq}: lesa / HF Trainer tokens/s = "
           f"x{summary['tokens_per_s_ratio_lesa_over_hf']:.2f}; {fpt['total'] / 1e9:.3f} GFLOP/token; "
@@ -363,7 +366,8 @@ def recorded_eval_rates(root: Path | None = None) -> list[dict]:
                      "samples_per_s": r["n_samples"] / r["seconds"], "batch_size": r.get("batch_size"),
                      "dtype": (r.get("model") or {}).get("dtype"), "cpus": hw.get("cpus"),
                      "threads": hw.get("torch_threads"), "gpu": hw.get("gpu"),
-                     "commit": (r.get("provenance") or {}).get("commit"), "file": str(p.relative_to(p.parents[2]))})
+                     "commit": (r.get("provenance") or {}).get("commit"),
+                     "file": str(p.relative_to(PROJECT_ROOT if p.is_relative_to(PROJECT_ROOT) else p.parents[2]))})
     return rows
 
 
@@ -391,8 +395,10 @@ def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8,
                  "requests_per_s": ppl["n_windows"] / ppl["seconds"], "batch_size": ppl_batch,
                  "tokens_per_s": ppl["n_tokens"] / ppl["seconds"], "value": ppl["value"]})
     for r in rows:
+        tps = f", {r['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in r else ""
         print(f"[bench] eval {r['task']:>13}: {r['n_samples']} samples, {r['requests']} requests in {r['seconds']} s "
-              f"-> {r['samples_per_s']:.2f} samples/s, {r['requests_per_s']:.2f} requests/s (batch {r['batch_size']})")
+              f"-> {r['samples_per_s']:.2f} samples/s, {r['requests_per_s']:.2f} requests/s{tps} "
+              f"(batch {r['batch_size']})")
     recorded = recorded_eval_rates()
     for r in recorded:
         print(f"[bench] recorded {r['task']:>13}: {r['samples_per_s']:.2f} samples/s "
@@ -428,15 +434,16 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
 
 def _md_expansion(d: dict, path: Path) -> list[str]:
     steps = d.get("max_steps_measured")
+    predictor = f"a 10-epoch predictor scaled from {steps} measured steps" if steps else "the 10-epoch predictor"
     rows = [[r["weight"], "x".join(map(str, r["shape"])), r["ours_svd_s"], r["released_svd_s"], r["svd_speedup"],
              1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
              r["train_step_speedup"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
     return [f"### Expansion: {d['label']} on {d['device']}", "", _prov(d, path), "",
             *_table(["weight", "stack (L, out, in)", "SVD ours s", "SVD released s", "SVD x", "step ours ms",
                      "step released ms", "step x", "recipe ours s", "recipe released s"], rows),
-            f"Full recipe (load, SVD and {'a 10-epoch predictor scaled from ' + str(steps) + ' measured steps' if steps else 'the 10-epoch predictor'} "
-            f"for every weight type): **{d['ours_full_recipe_s']:.1f} s** against {d['released_full_recipe_s']:.1f} s "
-            f"for the released recipe, **x{d['speedup']:.2f}**; peak memory {d['peak_mem_gb']:.1f} GiB.", ""]
+            f"Full recipe (load, SVD and {predictor} for every weight type): **{d['ours_full_recipe_s']:.1f} s** "
+            f"against {d['released_full_recipe_s']:.1f} s for the released recipe, **x{d['speedup']:.2f}**; "
+            f"peak memory {d['peak_mem_gb']:.1f} GiB.", ""]
 
 
 def _md_training(d: dict, path: Path) -> list[str]:
@@ -446,8 +453,8 @@ def _md_training(d: dict, path: Path) -> list[str]:
             for k, r in d["trainers"].items()]
     peak = (f"peak {d['peak_tflops']} TFLOP/s ({d['peak_source']})" if d.get("peak_tflops")
             else "MFU not reported: no meaningful published peak for a CPU (pass `--peak-tflops`)")
-    return [f"### Training: {d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}",
-            "", _prov(d, path), "",
+    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    return [f"### Training: {title}", "", _prov(d, path), "",
             *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
                      "tensors trained / new layers only"], rows),
             f"Batch {d['batch']} x {d['seq_len']} tokens, {d['warmup_steps']} warm-up + {d['timed_steps']} timed steps "
@@ -455,10 +462,13 @@ def _md_training(d: dict, path: Path) -> list[str]:
             f"layers above the lowest new one pay forward and input-gradient backward); {peak}. "
             f"lesa / HF Trainer tokens/s: **x{d['tokens_per_s_ratio_lesa_over_hf']:.2f}**; both trained the same "
             f"parameters: **{'yes' if d['same_trained_params'] else 'NO'}**. "
-            f"Non-default `TrainingArguments`: `{json.dumps(d['hf_training_args'])}`.", ""]
+            f"Non-default `TrainingArguments`: `{json.dumps(d['hf_training_args'])}`; optimizers: "
+            + ", ".join(f"{k} `{r.get('optimizer')}`" for k, r in d["trainers"].items()) + ".", ""]
 
 
 def _md_eval(d: dict, path: Path) -> list[str]:
+    from .analysis import fmt
+
     rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
              r["batch_size"]] for r in d["rows"]]
     rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],
@@ -467,7 +477,8 @@ def _md_eval(d: dict, path: Path) -> list[str]:
     out = [f"### Evaluation: {d['label']} ({d['dtype']}) on {d['device']}", "", _prov(d, path), "",
            *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
            f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
-           f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows.", ""]
+           f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
+           + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
     if rec:
         out += ["From the recorded results runs (`results/base/`, n_samples / seconds of each record; those "
                 "runs shared the machine with other jobs):", "",
