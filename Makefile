@@ -70,7 +70,7 @@ lab: setup
 	@$(PY) -m jupyter lab notebooks/
 
 bench: model
-	@$(PY) -m lesa.bench expansion --model smollm2-135m
+	@$(PY) -m lesa.bench all --model smollm2-135m
 
 clean-cache:
 	rm -rf .cache

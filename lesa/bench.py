@@ -1,22 +1,38 @@
-"""Benchmarks that print their figures: the expansion pipeline stage by stage, against a
-straightforward implementation of the released notebooks' recipe measured in the same run.
+"""Benchmarks that print their figures and write results/bench/<kind>_<model>_<device>.json:
 
-    python -m lesa.bench expansion --model smollm2-135m          # CPU: the real model
+    expansion  the expansion pipeline stage by stage, against a straightforward implementation of the
+               released notebooks' recipe measured in the same run
+    training   tokens/s and MFU of the lesa trainer against a default Hugging Face `Trainer` on the
+               same grown model, batch, sequence length, tokens and device, in the same run
+    eval       samples/s and requests/s of the benchmark suite (lm-eval) and of the perplexity code,
+               plus the rates implied by the recorded results runs (results/base/)
+    all        the three, in that order (`make bench`)
+
+    python -m lesa.bench all --model smollm2-135m                     # CPU: the real model
     python -m lesa.bench expansion --shapes llama3-8b --device cuda   # GPU: random 8B-shaped weights
+    python -m lesa.bench training --device cuda                       # MFU from the peak table below
+
+`bench_markdown()` renders every results/bench/*.json as the book's benchmark tables.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import gc
+import json
 import resource
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .arch import PROJECTIONS, RELEASED_ORDER
 from .predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
-from .store import PROJECT_ROOT, provenance, write_json
+from .store import PROJECT_ROOT, provenance, read_json, write_json
 from .svd import factorize
 
 # Random-weight stand-ins with a real model's exact shapes: (layers, hidden, ffn, heads, kv_heads, head_dim)
@@ -137,28 +153,432 @@ def bench_expansion(model: str | None, shapes: str | None, device: str, max_step
     return summary
 
 
+# ---------------------------------------------------------------------------------------- training
+
+# Dense bf16 peak TFLOP/s per GPU, first substring match on torch.cuda.get_device_name() (no sparsity).
+PEAK_TFLOPS_BF16 = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
+
+
+def default_peak_tflops(device: str) -> tuple[float | None, str | None]:
+    """(peak TFLOP/s, where it came from) for a device; (None, None) on CPU or an unknown GPU."""
+    if not device.startswith("cuda"):
+        return None, None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next(((v, f"table: {k} bf16 dense") for k, v in PEAK_TFLOPS_BF16 if k in name), (None, None))
+
+
+def grown_model(name: str, method: str = "llama_pro", target: int | None = None):
+    """The source model grown by a heuristic plan (no predictor training; LLaMA Pro: 30 -> 45 layers)."""
+    from .expand import apply_plan
+    from .models import load_model
+    from .plans import build_plan
+
+    base, _ = load_model(name, tokenizer=False)
+    return apply_plan(base, build_plan(method, base.config.num_hidden_layers, target), copy_weights=False,
+                      progress=False)
+
+
+def _count_tokens(model) -> tuple[dict, object]:
+    """Count the input tokens of every forward pass (a measurement, not steps x batch x seq)."""
+    seen = {"tokens": 0}
+
+    def hook(_module, args, kwargs):
+        x = kwargs.get("input_ids", args[0] if args else None)
+        seen["tokens"] += int(x.numel())
+
+    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def trained_params(model, ref) -> dict:
+    """Which parameters are trainable and which ones training changed, compared with ``ref`` (the
+    untouched grown model), each at the trained model's dtype (frozen weights may be stored in bf16)."""
+    refs = dict(ref.named_parameters())
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    changed = sorted(n for n, p in model.named_parameters()
+                     if not torch.equal(p.detach().cpu(), refs[n].detach().to(p.dtype)))
+    return {"trainable": trainable, "changed": changed}
+
+
+def _new_layer_params(model) -> list[str]:
+    from .arch import get_layers, spec_for
+    from .train import new_layer_indices
+
+    layers, path = get_layers(model), spec_for(model.config).layers_path
+    return sorted(f"{path}.{i}.{n}" for i in new_layer_indices(model) for n, _ in layers[i].named_parameters())
+
+
+def _timed(step_s: list[float], n_tokens: int, warmup: int) -> dict:
+    timed = step_s[warmup:]                                   # steady state: warm-up steps dropped
+    return {"step_s": timed, "step_s_mean": statistics.mean(timed), "step_s_median": statistics.median(timed),
+            "tokens_timed": n_tokens * len(timed), "tokens_per_s": n_tokens * len(timed) / sum(timed)}
+
+
+def time_lesa(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: int, lr: float,
+              device: str) -> dict:
+    """lesa.train.train on ``model`` (trained in place) for warmup + steps steps; per-step times from
+    its train log (data indexing, forward, backward, clipping, optimizer step, loss sync)."""
+    from .train import TrainConfig, train
+
+    seen, handle = _count_tokens(model)
+    n = warmup + steps
+    cfg = TrainConfig(steps=n + 1, halt_after=n, batch_size=batch, seq_len=seq, lr=lr, eval_every=0,
+                      ckpt_every=0, progress=False, device=device)   # halts after n steps, no checkpoint
+    with tempfile.TemporaryDirectory() as tmp:
+        train(model, None, shards, None, tmp, cfg, name="bench-lesa", resume=False)
+        rows = [json.loads(x) for x in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
+    handle.remove()
+    return {"steps_run": len(rows), "tokens_seen": seen["tokens"], "tokens_logged": rows[-1]["tokens"],
+            "optimizer": "AdamW fused" if device.startswith("cuda") else "AdamW (torch default)",  # build_optimizer
+            **_timed([r["step_s"] for r in rows], batch * seq, warmup)}
+
+
+def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: int, lr: float,
+                    device: str) -> tuple[dict, dict]:
+    """A default transformers.Trainer on ``model`` (trained in place; frozen as lesa freezes it) over the
+    same sequences lesa's trainer reads first; a step's time is the interval between consecutive
+    ``on_step_end`` callbacks (data loading included). Returns (timing, the non-default arguments)."""
+    from accelerate.state import AcceleratorState
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from .shards import read_shards
+    from .train import DataOrder, freeze_for_growth
+
+    freeze_for_growth(model)                                  # the same new layers as lesa's trainer
+    n = warmup + steps
+    data = read_shards(shards)
+    rows = np.asarray(data[DataOrder(len(data), 0).indices(0, n * batch)][:, :seq], dtype=np.int64)  # (n*B, T)
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            x = torch.from_numpy(rows[i])
+            return {"input_ids": x, "labels": x}               # the model shifts labels itself
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_step_end(self, args, state, control, **kw):
+            _sync(device)
+            self.ends.append(time.perf_counter())
+
+    overrides = {"per_device_train_batch_size": batch, "max_steps": n, "learning_rate": lr,
+                 "report_to": "none", "save_strategy": "no", "logging_strategy": "no", "disable_tqdm": True,
+                 **({"bf16": True} if device.startswith("cuda") else {"use_cpu": True})}
+    clock = Clock()
+    AcceleratorState._reset_state(True)                       # a fresh state, as lesa's trainer takes
+    seen, handle = _count_tokens(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model=model, args=TrainingArguments(output_dir=tmp, **overrides),
+                          train_dataset=Rows(), callbacks=[clock])
+        trainer.train()
+    handle.remove()
+    step_s = [b - a for a, b in zip(clock.ends, clock.ends[1:])]   # steps 2..n (step 1 is warm-up)
+    timing = {"steps_run": trainer.state.global_step, "tokens_seen": seen["tokens"],
+              "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)),
+              **_timed(step_s, batch * seq, warmup - 1)}
+    del trainer
+    return timing, overrides
+
+
+def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq: int = 256, warmup: int = 2,
+                   steps: int = 3, lr: float = 2e-4, device: str = "cpu", peak_tflops: float | None = None,
+                   out: Path | None = None) -> dict:
+    """Both trainers on deep copies of the grown ``model`` (left untouched), same tokens, same device."""
+    from .train import flops_per_token, new_layer_indices
+
+    if warmup < 1 or steps < 1:
+        raise ValueError("need at least one warm-up step and one timed step")
+    shards, t_all = Path(shards), time.perf_counter()
+    new = new_layer_indices(model)
+    fpt = flops_per_token(model, new, seq)      # frozen layers above the lowest new one: forward + input grad
+    peak_src = "--peak-tflops" if peak_tflops else None
+    if not peak_tflops:
+        peak_tflops, peak_src = default_peak_tflops(device)
+    expected = _new_layer_params(model)
+    runs, hf_args = {}, None
+    for name in ("hf_trainer", "lesa"):                       # HF first: it runs before lesa flips TF32 on CUDA
+        m = copy.deepcopy(model)
+        kw = dict(batch=batch, seq=seq, warmup=warmup, steps=steps, lr=lr, device=device)
+        if name == "lesa":
+            r = time_lesa(m, shards, **kw)
+        else:
+            r, hf_args = time_hf_trainer(m, shards, **kw)
+        tp = trained_params(m, model)
+        r.update(trainable_tensors=len(tp["trainable"]), changed_tensors=len(tp["changed"]),
+                 trained_numel=sum(p.numel() for n, p in m.named_parameters() if n in set(tp["changed"])),
+                 new_layers_only=tp["trainable"] == tp["changed"] == expected,
+                 mfu=r["tokens_per_s"] * fpt["total"] / (peak_tflops * 1e12) if peak_tflops else None)
+        runs[name] = {**r, "_params": tp}
+        mfu = "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
+        print(f"[bench] training {name:>10}: {r['tokens_per_s']:.1f} tokens/s, step {r['step_s_median']:.3f} s "
+              f"(median of {steps}), MFU {mfu}, "
+              f"trained {r['changed_tensors']} tensors (new layers only: {r['new_layers_only']})", flush=True)
+        del m
+        gc.collect()
+    params = {k: runs[k].pop("_params") for k in runs}
+    summary = {"kind": "training", "label": label, "device": device,
+               "method": (model.config.lesa_growth or {}).get("method"), "layers": model.config.num_hidden_layers,
+               "new_layers": new, "batch": batch, "seq_len": seq,
+               "warmup_steps": warmup, "timed_steps": steps, "lr": lr, "threads": torch.get_num_threads(),
+               "flops_per_token": fpt["total"], "flops_per_token_forward": fpt["forward"],
+               "peak_tflops": peak_tflops, "peak_source": peak_src, "trainers": runs,
+               "tokens_per_s_ratio_lesa_over_hf": runs["lesa"]["tokens_per_s"] / runs["hf_trainer"]["tokens_per_s"],
+               "same_trained_params": params["lesa"] == params["hf_trainer"], "hf_training_args": hf_args,
+               "data": str(shards.relative_to(PROJECT_ROOT)) if shards.is_relative_to(PROJECT_ROOT) else shards.name,
+               "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
+    print(f"[bench] training {label} on {device}, batch {batch} x {seq}: lesa / HF Trainer tokens/s = "
+          f"x{summary['tokens_per_s_ratio_lesa_over_hf']:.2f}; {fpt['total'] / 1e9:.3f} GFLOP/token; "
+          f"same parameters trained: {summary['same_trained_params']}")
+    if out:
+        write_json(out, summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+
+def _count_requests(lm) -> dict:
+    """Wrap lm.loglikelihood to count requests and the seconds spent scoring them."""
+    stats, inner = {"requests": 0, "model_s": 0.0}, lm.loglikelihood
+
+    def loglikelihood(requests, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = inner(requests, *args, **kwargs)
+        stats["requests"] += len(requests)
+        stats["model_s"] += time.perf_counter() - t0
+        return out
+
+    lm.loglikelihood = loglikelihood
+    return stats
+
+
+def recorded_eval_rates(root: Path | None = None) -> list[dict]:
+    """samples/s implied by the committed evaluation records (n_samples / seconds of each run)."""
+    rows = []
+    for p in sorted((root or PROJECT_ROOT / "results" / "base").glob("*/*.json")):
+        r = read_json(p)
+        if not r.get("n_samples") or not r.get("seconds"):
+            continue
+        hw = (r.get("provenance") or {}).get("hardware", {})
+        rows.append({"label": r.get("label"), "task": r["task"], "n_samples": r["n_samples"], "seconds": r["seconds"],
+                     "samples_per_s": r["n_samples"] / r["seconds"], "batch_size": r.get("batch_size"),
+                     "dtype": (r.get("model") or {}).get("dtype"), "cpus": hw.get("cpus"),
+                     "threads": hw.get("torch_threads"), "gpu": hw.get("gpu"),
+                     "commit": (r.get("provenance") or {}).get("commit"),
+                     "file": str(p.relative_to(PROJECT_ROOT if p.is_relative_to(PROJECT_ROOT) else p.parents[2]))})
+    return rows
+
+
+def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8, ppl_limit: int = 1,
+               ppl_batch: int = 4, device: str = "cpu", out: Path | None = None) -> dict:
+    """lm-eval tasks through lesa.evaluate (make_lm + run_task, what run_benchmarks runs per task) and
+    the WikiText perplexity code, on the base model in bf16 as in results/base/."""
+    from .evaluate import make_lm, perplexity, run_task
+    from .models import load_model
+
+    t_all = time.perf_counter()
+    model, tok = load_model(model_name, dtype="bfloat16", device=device)
+    lm = make_lm(model, tok, batch_size=batch)
+    stats, rows = _count_requests(lm), []
+    for task in tasks:
+        r0, s0 = stats["requests"], stats["model_s"]
+        rec = run_task(lm, task, limit=limit)
+        req, ms = stats["requests"] - r0, stats["model_s"] - s0
+        rows.append({"task": task, "n_samples": rec["n_samples"], "requests": req, "seconds": rec["seconds"],
+                     "model_s": round(ms, 2), "samples_per_s": rec["n_samples"] / rec["seconds"],
+                     "requests_per_s": req / ms, "batch_size": batch, "value": rec["value"]})
+    ppl = perplexity(model, tok, "wikitext", limit=ppl_limit, batch_size=ppl_batch, progress=False)
+    rows.append({"task": "ppl_wikitext", "n_samples": ppl["n_samples"], "requests": ppl["n_windows"],
+                 "seconds": ppl["seconds"], "model_s": None, "samples_per_s": ppl["n_samples"] / ppl["seconds"],
+                 "requests_per_s": ppl["n_windows"] / ppl["seconds"], "batch_size": ppl_batch,
+                 "tokens_per_s": ppl["n_tokens"] / ppl["seconds"], "value": ppl["value"]})
+    for r in rows:
+        tps = f", {r['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in r else ""
+        print(f"[bench] eval {r['task']:>13}: {r['n_samples']} samples, {r['requests']} requests in {r['seconds']} s "
+              f"-> {r['samples_per_s']:.2f} samples/s, {r['requests_per_s']:.2f} requests/s{tps} "
+              f"(batch {r['batch_size']})")
+    recorded = recorded_eval_rates()
+    for r in recorded:
+        print(f"[bench] recorded {r['task']:>13}: {r['samples_per_s']:.2f} samples/s "
+              f"({r['n_samples']} in {r['seconds']} s, batch {r['batch_size']}, from {r['file']})")
+    summary = {"kind": "eval", "label": model_name, "device": device, "dtype": "bfloat16", "limit": limit,
+               "ppl_limit": ppl_limit, "threads": torch.get_num_threads(), "rows": rows, "recorded": recorded,
+               "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
+    if out:
+        write_json(out, summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- book tables
+
+def _prov(d: dict, path: Path) -> str:
+    p = d.get("provenance") or {}
+    hw, v = p.get("hardware", {}), p.get("versions", {})
+    where = hw.get("gpu") or f"{hw.get('cpus')} CPU cores ({hw.get('machine')})"
+    c = p.get("commit") or "?"
+    commit = f"`{c[:12]}`" + (" (plus uncommitted changes)" if c.endswith("-dirty") else "")
+    return (f"Measured {p.get('time_utc')} at commit {commit} on {where}, "
+            f"{hw.get('torch_threads')} torch thread(s); torch {v.get('torch')}, transformers {v.get('transformers')}. "
+            f"Source: `results/bench/{path.name}`.")
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    from .analysis import fmt
+
+    cell = lambda x: x if isinstance(x, str) else fmt(x)
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(cell(x) for x in r) + " |" for r in rows), ""]
+
+
+def _md_expansion(d: dict, path: Path) -> list[str]:
+    steps = d.get("max_steps_measured")
+    predictor = f"a 10-epoch predictor scaled from {steps} measured steps" if steps else "the 10-epoch predictor"
+    rows = [[r["weight"], "x".join(map(str, r["shape"])), r["ours_svd_s"], r["released_svd_s"], r["svd_speedup"],
+             1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
+             r["train_step_speedup"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
+    return [f"### Expansion: {d['label']} on {d['device']}", "", _prov(d, path), "",
+            *_table(["weight", "stack (L, out, in)", "SVD ours s", "SVD released s", "SVD x", "step ours ms",
+                     "step released ms", "step x", "recipe ours s", "recipe released s"], rows),
+            f"Full recipe (load, SVD and {predictor} for every weight type): **{d['ours_full_recipe_s']:.1f} s** "
+            f"against {d['released_full_recipe_s']:.1f} s for the released recipe, **x{d['speedup']:.2f}**; "
+            f"peak memory {d['peak_mem_gb']:.1f} GiB.", ""]
+
+
+def _md_training(d: dict, path: Path) -> list[str]:
+    names = {"lesa": "lesa trainer (`lesa.train.train`)", "hf_trainer": "default `transformers.Trainer`"}
+    rows = [[names[k], r["tokens_per_s"], r["step_s_median"], "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
+             r["tokens_timed"], r["tokens_seen"], f"{r['changed_tensors']} / {'yes' if r['new_layers_only'] else 'NO'}"]
+            for k, r in d["trainers"].items()]
+    peak = (f"peak {d['peak_tflops']} TFLOP/s ({d['peak_source']})" if d.get("peak_tflops")
+            else "MFU not reported: no meaningful published peak for a CPU (pass `--peak-tflops`)")
+    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    return [f"### Training: {title}", "", _prov(d, path), "",
+            *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
+                     "tensors trained / new layers only"], rows),
+            f"Batch {d['batch']} x {d['seq_len']} tokens, {d['warmup_steps']} warm-up + {d['timed_steps']} timed steps "
+            f"each, same sequences, same device; {d['flops_per_token'] / 1e9:.3f} GFLOP/token (lesa's count: frozen "
+            f"layers above the lowest new one pay forward and input-gradient backward); {peak}. "
+            f"lesa / HF Trainer tokens/s: **x{d['tokens_per_s_ratio_lesa_over_hf']:.2f}**; both trained the same "
+            f"parameters: **{'yes' if d['same_trained_params'] else 'NO'}**. "
+            f"Non-default `TrainingArguments`: `{json.dumps(d['hf_training_args'])}`; optimizers: "
+            + ", ".join(f"{k} `{r.get('optimizer')}`" for k, r in d["trainers"].items()) + ".", ""]
+
+
+def _md_eval(d: dict, path: Path) -> list[str]:
+    from .analysis import fmt
+
+    rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
+             r["batch_size"]] for r in d["rows"]]
+    rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],
+            f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"], f"`{r['file']}`"]
+           for r in d.get("recorded", [])]
+    out = [f"### Evaluation: {d['label']} ({d['dtype']}) on {d['device']}", "", _prov(d, path), "",
+           *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
+           f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
+           f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
+           + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
+    if rec:
+        out += ["From the recorded results runs (`results/base/`, n_samples / seconds of each record; those "
+                "runs shared the machine with other jobs):", "",
+                *_table(["task", "samples", "seconds", "samples/s", "batch", "hardware", "record"], rec)]
+    return out
+
+
+def bench_markdown(results: str | Path | None = None) -> str:
+    """Markdown tables of every results/bench/*.json (expansion, training, eval), with provenance."""
+    files = sorted(Path(results or PROJECT_ROOT / "results" / "bench").glob("*.json"))
+    render = {"expansion": _md_expansion, "training": _md_training, "eval": _md_eval}
+    lines, devices = ["Generated by `lesa.bench.bench_markdown()` from `results/bench/*.json` (`make bench`).", ""], {}
+    for kind in render:
+        for p in files:
+            d = read_json(p)
+            if (d.get("kind") or p.name.split("_")[0]) == kind:
+                lines += render[kind](d, p)
+                devices.setdefault(kind, set()).add(str(d.get("device", "cpu")).split(":")[0])
+    if not files:
+        lines += ["*No benchmark results yet: run `make bench`.*", ""]
+    missing = [what for kind, what in (("expansion", "the 8B-shaped expansion on one GPU"),
+                                       ("training", "training tokens/s and MFU on a GPU"))
+               if "cuda" not in devices.get(kind, set())]
+    if missing:
+        lines += ["```{note}", "Still to be measured: " + " and ".join(missing) + ". No GPU has been lent to this "
+                  "project's runs so far, so every figure above is from a CPU.", "```", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+def _out(args, kind: str) -> Path:
+    name = Path(args.model or getattr(args, "shapes", None) or "smollm2-135m").name
+    return PROJECT_ROOT / "results" / "bench" / f"{kind}_{name}_{args.device.split(':')[0]}.json"
+
+
+def _shards() -> Path:
+    from .data import DataError, latest_corpus
+
+    try:
+        return latest_corpus() / "train"
+    except DataError:
+        return latest_corpus(fast=True) / "train"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesa.bench")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("expansion", help="SVD + predictor per weight type, ours vs the released recipe")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--model", default=None, help="a real model (short name or folder)")
-    g.add_argument("--shapes", choices=sorted(SHAPES), default=None, help="random weights of these shapes")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-steps", type=int, default=0,
-                   help="0 (default) runs the full 10-epoch recipe; N > 0 times only N predictor steps "
-                        "per weight type and reports the full-recipe time as N-step time scaled (labelled)")
-    p.add_argument("--types", nargs="*", default=list(RELEASED_ORDER))
-    p.add_argument("--out", default=None)
+    ps = {c: sub.add_parser(c, help=h) for c, h in (
+        ("expansion", "SVD + predictor per weight type, ours vs the released recipe"),
+        ("training", "tokens/s and MFU: lesa trainer vs a default transformers.Trainer"),
+        ("eval", "samples/s of the benchmark suite and the perplexity code"),
+        ("all", "expansion, training and eval"))}
+    for c, p in ps.items():
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--out", default=None, help="output JSON (not with `all`)" if c != "all" else argparse.SUPPRESS)
+        if c == "expansion":
+            g = p.add_mutually_exclusive_group()
+            g.add_argument("--model", default=None, help="a real model (short name or folder)")
+            g.add_argument("--shapes", choices=sorted(SHAPES), default=None, help="random weights of these shapes")
+            p.add_argument("--types", nargs="*", default=list(RELEASED_ORDER))
+        else:
+            p.add_argument("--model", default="smollm2-135m", help="short name or folder")
+        if c in ("expansion", "all"):
+            p.add_argument("--max-steps", type=int, default=0,
+                           help="0 (default) runs the full 10-epoch recipe; N > 0 times only N predictor steps "
+                                "per weight type and reports the full-recipe time as N-step time scaled (labelled)")
+        if c in ("training", "all"):
+            p.add_argument("--method", default="llama_pro", help="growth plan (a heuristic: no predictor training)")
+            p.add_argument("--target", type=int, default=None, help="target depth (default 1.5x)")
+            p.add_argument("--batch", type=int, default=4)
+            p.add_argument("--seq", type=int, default=256)
+            p.add_argument("--warmup", type=int, default=2)
+            p.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up")
+            p.add_argument("--lr", type=float, default=2e-4)
+            p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: GPU table)")
+        if c in ("eval", "all"):
+            p.add_argument("--tasks", nargs="*", default=["arc_easy", "piqa", "hellaswag"])
+            p.add_argument("--limit", type=int, default=40)
+            p.add_argument("--eval-batch", type=int, default=8, help="the batch of the recorded results")
+            p.add_argument("--ppl-limit", type=int, default=1)
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda requested but no CUDA device is visible", file=sys.stderr)
         return 2
-    if not args.model and not args.shapes:
-        args.model = "smollm2-135m"
-    name = args.model or args.shapes
-    out = Path(args.out) if args.out else PROJECT_ROOT / "results" / "bench" / f"expansion_{Path(name).name}_{args.device.split(':')[0]}.json"
-    bench_expansion(args.model, args.shapes, args.device, args.max_steps or None, args.types, out)
+    one = args.cmd != "all" and args.out
+    if args.cmd in ("expansion", "all"):
+        if not args.model and not getattr(args, "shapes", None):
+            args.model = "smollm2-135m"
+        bench_expansion(args.model, getattr(args, "shapes", None), args.device, args.max_steps or None,
+                        getattr(args, "types", list(RELEASED_ORDER)), Path(one) if one else _out(args, "expansion"))
+    if args.cmd in ("training", "all"):
+        model = grown_model(args.model, args.method, args.target)
+        bench_training(model, _shards(), label=Path(args.model).name, batch=args.batch, seq=args.seq,
+                       warmup=args.warmup, steps=args.steps, lr=args.lr, device=args.device,
+                       peak_tflops=args.peak_tflops, out=Path(one) if one else _out(args, "training"))
+        del model
+    if args.cmd in ("eval", "all"):
+        bench_eval(args.model, tasks=args.tasks, limit=args.limit, batch=args.eval_batch, ppl_limit=args.ppl_limit,
+                   device=args.device, out=Path(one) if one else _out(args, "eval"))
     return 0
 
 

@@ -1,0 +1,106 @@
+"""Benchmarks: the training bench runs both trainers on the same parameters and tokens, and the book
+tables render from result files (tiny random Llama, CPU; no timing is asserted)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lesa import bench
+from lesa.expand import apply_plan
+from lesa.plans import build_plan
+from lesa.shards import write_shards
+from lesa.store import write_json
+
+B, T, WARMUP, STEPS = 2, 16, 1, 2
+
+
+@pytest.fixture
+def grown(tiny_llama):
+    return apply_plan(tiny_llama, build_plan("llama_pro", 6), progress=False)     # 6 -> 9 layers
+
+
+@pytest.fixture
+def shards(tmp_path):
+    rng = np.random.default_rng(0)
+    return write_shards(tmp_path / "train", rng.integers(0, 128, (24, 32)), seq_len=32, vocab_size=128)
+
+
+def test_training_bench_runs_both_trainers_on_the_new_layers(grown, shards, tmp_path):
+    before = {n: p.detach().clone() for n, p in grown.named_parameters()}
+    out = tmp_path / "bench" / "training_tiny_cpu.json"
+    s = bench.bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=STEPS, out=out)
+    assert out.exists() and s["kind"] == "training" and s["device"] == "cpu"
+    new = grown.config.lesa_growth["new_layers"]
+    assert s["new_layers"] == new and len(new) == 3
+    expected = sorted(f"model.layers.{i}.{n}" for i in new for n, _ in grown.model.layers[i].named_parameters())
+    numel = sum(p.numel() for i in new for p in grown.model.layers[i].parameters())
+    for name in ("lesa", "hf_trainer"):
+        r = s["trainers"][name]
+        assert r["steps_run"] == WARMUP + STEPS
+        assert r["tokens_seen"] == (WARMUP + STEPS) * B * T             # counted in the model's forward
+        assert r["tokens_timed"] == STEPS * B * T and len(r["step_s"]) == STEPS
+        assert r["trainable_tensors"] == r["changed_tensors"] == len(expected)
+        assert r["trained_numel"] == numel and r["new_layers_only"]
+        assert r["tokens_per_s"] > 0 and r["mfu"] is None                # no peak on CPU unless given
+    assert s["trainers"]["lesa"]["tokens_logged"] == (WARMUP + STEPS) * B * T
+    assert s["same_trained_params"]
+    assert s["hf_training_args"]["use_cpu"] and s["hf_training_args"]["per_device_train_batch_size"] == B
+    # the grown model itself is untouched (each trainer got a copy)
+    assert all(p.equal(before[n]) for n, p in grown.named_parameters())
+    # lesa's FLOP count: the frozen layers above the lowest new one pay forward + input-gradient
+    from lesa.train import flops_per_token
+    assert s["flops_per_token"] == flops_per_token(grown, new, T)["total"]
+
+
+def test_trained_params_sees_a_change(grown):
+    import copy
+
+    import torch
+
+    m = copy.deepcopy(grown)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    w = m.model.layers[0].mlp.up_proj.weight
+    w.requires_grad_(True)
+    with torch.no_grad():
+        w[0, 0] += 1
+    assert bench.trained_params(m, grown) == {"trainable": ["model.layers.0.mlp.up_proj.weight"],
+                                              "changed": ["model.layers.0.mlp.up_proj.weight"]}
+
+
+def test_peak_table_only_on_gpu():
+    assert bench.default_peak_tflops("cpu") == (None, None)
+
+
+def test_recorded_eval_rates(tmp_path):
+    write_json(tmp_path / "m" / "piqa.json", {"label": "m", "task": "piqa", "n_samples": 200, "seconds": 16.0,
+                                              "batch_size": 8, "provenance": {"hardware": {"cpus": 2}}})
+    write_json(tmp_path / "m" / "bad.json", {"task": "x", "n_samples": 0, "seconds": 1.0})
+    rows = bench.recorded_eval_rates(tmp_path)
+    assert [r["task"] for r in rows] == ["piqa"] and rows[0]["samples_per_s"] == 200 / 16.0
+
+
+def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
+    res = tmp_path / "bench"
+    s = bench.bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=1,
+                             out=res / "training_tiny_cpu.json")
+    write_json(res / "eval_tiny_cpu.json", {
+        "kind": "eval", "label": "tiny", "device": "cpu", "dtype": "bfloat16", "limit": 4, "ppl_limit": 1,
+        "rows": [{"task": "piqa", "n_samples": 4, "requests": 8, "seconds": 2.0, "samples_per_s": 2.0,
+                  "requests_per_s": 4.0, "batch_size": 8}],
+        "recorded": [{"task": "arc_easy", "n_samples": 500, "seconds": 653.4, "samples_per_s": 500 / 653.4,
+                      "batch_size": 32, "cpus": 2, "threads": 1, "file": "base/m/arc_easy.json"}],
+        "provenance": s["provenance"]})
+    md = bench.bench_markdown(res)
+    assert "### Training: tiny (llama_pro, 9 layers, new 3) on cpu" in md
+    lines = md.splitlines()
+    lesa_row = next(ln for ln in lines if ln.startswith("| lesa trainer"))
+    hf_row = next(ln for ln in lines if ln.startswith("| default `transformers.Trainer`"))
+    from lesa.analysis import fmt
+    assert fmt(s["trainers"]["lesa"]["tokens_per_s"]) in lesa_row
+    assert fmt(s["trainers"]["hf_trainer"]["tokens_per_s"]) in hf_row
+    assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
+    assert "From the recorded results runs" in md and "`base/m/arc_easy.json`" in md
+    assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
+    assert "Still to be measured" in md                           # only CPU results here
+    assert "No benchmark results yet" in bench.bench_markdown(tmp_path / "empty")
