@@ -69,7 +69,7 @@ lab: setup
 	@$(PY) -m ipykernel install --sys-prefix --name lesa --display-name "lesa (.venv)" >/dev/null
 	@$(PY) -m jupyter lab notebooks/
 
-bench: model
+bench: data
 	@$(PY) -m lesa.bench all --model smollm2-135m
 
 clean-cache:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from .arch import get_layers, get_submodule, spec_for
 from .shards import read_meta, read_shards
-from .store import atomic_write_text, provenance, read_json, stable_hash, write_json
+from .store import atomic_write_text, provenance, read_json, shown, stable_hash, write_json
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), matched on torch.cuda.get_device_name().
 PEAK_FLOPS_BF16 = {"H200": 989e12, "H100 80GB HBM3": 989e12, "H100 SXM": 989e12}
@@ -335,7 +335,8 @@ def _enable_checkpointing(layers, lowest: int) -> None:
 
 
 def build_optimizer(model, cfg: TrainConfig, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters only (decay on >=2-D weights; fused kernel on CUDA)."""
+    """AdamW over the trainable parameters only (decay on >=2-D weights; ``fused``: one kernel for all
+    parameters, on CUDA and CPU, where it is about 4x faster than the per-tensor loop)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
@@ -499,7 +500,7 @@ def train(model: Any, tokenizer: Any, shards_dir: str | Path, heldout_dir: str |
     model.to(acc.device)
     model.train()
 
-    optimizer = build_optimizer(model, cfg, fused=acc.device.type == "cuda" and not _is_fsdp(acc))
+    optimizer = build_optimizer(model, cfg, fused=acc.device.type in ("cuda", "cpu") and not _is_fsdp(acc))
     model, optimizer = acc.prepare(model, optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
@@ -514,14 +515,17 @@ def train(model: Any, tokenizer: Any, shards_dir: str | Path, heldout_dir: str |
                            "model": model_key, "data": [str(meta.get(k)) for k in ("n_sequences", "files")]})
     data_order_hash = stable_hash(order.indices(0, G).tolist())
 
-    if resume and (out_dir / "summary.json").exists():
-        prev = read_json(out_dir / "summary.json")
-        if prev.get("completed") and prev.get("run_key") == run_key:
+    latest = ckpt_dir / "latest.json"
+    if resume and (out_dir / "summary.json").exists() and latest.exists():
+        prev, info = read_json(out_dir / "summary.json"), read_json(latest)
+        # done = a finished summary AND its final weights here (committed results alone are not a cache:
+        # evaluating the run needs the weights, so a fresh clone trains again)
+        if prev.get("completed") and prev.get("run_key") == run_key == info.get("run_key") \
+                and info.get("step") == cfg.steps:
             return prev                                            # this exact run is already done
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed, evals = 0, 0.0, []
-    latest = ckpt_dir / "latest.json"
     if resume and latest.exists():
         info = read_json(latest)
         if info["run_key"] != run_key:
@@ -637,7 +641,7 @@ def train(model: Any, tokenizer: Any, shards_dir: str | Path, heldout_dir: str |
         "flops_naive_6N_trainable": fpt["naive_6N_trainable"], "peak_flops_per_device": peak,
         "mfu": None if (peak is None or tps is None) else tps * fpt["total"] / (peak * W),
         "trainable": report, "data_order_hash": data_order_hash, "growth": growth_info(acc.unwrap_model(model)),
-        "config": cfg.to_dict(), "shards": str(shards_dir), "heldout": str(heldout_dir) if heldout_dir else None,
+        "config": cfg.to_dict(), "shards": shown(shards_dir), "heldout": shown(heldout_dir) if heldout_dir else None,
         "checkpoint_dir": str(ckpt_dir), "provenance": provenance(),
     }
     if acc.is_main_process:

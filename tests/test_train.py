@@ -154,6 +154,26 @@ def test_exact_resume(shards, tmp_path):
     assert T.load_trained_weights(fresh, summary["checkpoint_dir"]) == 6
 
 
+def test_committed_results_without_weights_are_retrained(shards, tmp_path):
+    """A finished summary is a cache hit only together with its final checkpoint: a fresh clone has
+    the committed results but not the weights, which evaluation needs, so it trains again (and
+    gets the same losses); with the checkpoint present the run is reused untouched."""
+    import shutil
+
+    first = T.train(tiny(), None, *shards, tmp_path / "res", cfg(), ckpt_dir=tmp_path / "ck1")
+    clone = tmp_path / "clone"
+    shutil.copytree(tmp_path / "res", clone)                       # results/ as committed
+    again = T.train(tiny(), None, *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    assert (tmp_path / "ck2" / "latest.json").exists()             # retrained: weights exist now
+    assert [r["step"] for r in rows(clone / "train_log.jsonl")] == list(range(1, 7))   # logs not doubled
+    assert [r["loss"] for r in rows(clone / "train_log.jsonl")] == [r["loss"] for r in rows(tmp_path / "res" / "train_log.jsonl")]
+    assert again["run_key"] == first["run_key"]
+    stamp = (clone / "train_log.jsonl").stat().st_mtime_ns
+    reused = T.train(tiny(), None, *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    assert reused["completed"] and reused["run_key"] == again["run_key"]
+    assert (clone / "train_log.jsonl").stat().st_mtime_ns == stamp                 # not retrained
+
+
 def test_train_all_and_options(shards, tmp_path):
     m = tiny()
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
