@@ -104,3 +104,14 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
     assert "Still to be measured" in md                           # only CPU results here
     assert "No benchmark results yet" in bench.bench_markdown(tmp_path / "empty")
+
+
+def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
+    from lesa.predictor import PredictorConfig
+
+    e = bench.end_to_end(tiny_llama, PredictorConfig(epochs=1), load_s=0.5)
+    assert e["predictor_workers"] == 1                     # a tiny job is not worth extra processes
+    assert e["total_s"] == pytest.approx(e["load_s"] + e["grow_s"] + e["save_s"])
+    assert 0 < e["svd_s"] <= e["grow_s"]
+    md = "\n".join(bench._md_end_to_end(e))
+    assert "lesa expand" in md and ("**met**" in md or "**not met**" in md)
