@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -162,14 +163,46 @@ def read_rst(files: list[Path], cfg: dict) -> Iterator[tuple[str, str]]:
         yield re.sub(r"\.(rst|txt|gz)", "", name), text
 
 
+# datasets' packaged builders that read local files (`data_files`) and need no network
+_LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow", "pandas", "xml", "sql", "webdataset")
+
+
+def _hf_advice(name: str, fetch: dict) -> str:
+    return (f"On a machine with network access, run the data step with the hub switched on: "
+            f"`make data HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0`. Offline, point source {name!r} in "
+            "data/sources.yaml at a local file instead (fetch: {kind: hf, path: json, data_files: "
+            "/path/to/docs.jsonl}, one JSON object with a text field per line), or remove it from the list.")
+
+
+def hf_source_problem(name: str, fetch: dict) -> str | None:
+    """Why a `kind: hf` source cannot be read here (a hub dataset while the hub is switched off), else None."""
+    path = str(fetch.get("path", ""))
+    if path in _LOCAL_BUILDERS or Path(path).expanduser().exists():
+        return None
+    off = [f"{v}={os.environ[v]}" for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+           if os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")]
+    if not off:
+        return None
+    return (f"corpus source {name!r} is the Hugging Face hub dataset {path!r}, which needs the network, but the hub "
+            f"is offline here ({', '.join(off)}). " + _hf_advice(name, fetch))
+
+
 def read_hf(files: list[Path], cfg: dict) -> Iterator[tuple[str, str]]:
     """A Hugging Face dataset by name (needs network), or a local file through a builder like 'json'."""
     import datasets
 
     fetch = cfg["fetch"]
+    name = cfg.get("_name", fetch.get("path"))
+    problem = hf_source_problem(name, fetch)
+    if problem:
+        raise SourceMissing(problem)
     kwargs = {k: fetch[k] for k in ("name", "data_files", "revision") if fetch.get(k) is not None}
-    ds = datasets.load_dataset(fetch["path"], split=fetch.get("split", "train"),
-                               streaming=bool(fetch.get("streaming", False)), **kwargs)
+    try:
+        ds = datasets.load_dataset(fetch["path"], split=fetch.get("split", "train"),
+                                   streaming=bool(fetch.get("streaming", False)), **kwargs)
+    except ConnectionError as e:          # no network (datasets retries, then raises this)
+        raise SourceMissing(f"corpus source {name!r}: could not reach the Hugging Face hub dataset "
+                            f"{fetch['path']!r} ({str(e).splitlines()[0]}). " + _hf_advice(name, fetch)) from None
     field, max_docs = cfg.get("text_field", "text"), cfg.get("max_docs")
     for i, row in enumerate(ds):
         if max_docs is not None and i >= max_docs:
@@ -188,6 +221,9 @@ def source_files(name: str, src: dict, source_root: Path | None = None) -> tuple
     from .data import install_command, source_dir
 
     if src["fetch"]["kind"] == "hf":
+        problem = hf_source_problem(name, src["fetch"])
+        if problem:                                      # fail before anything is read or tokenised
+            raise SourceMissing(problem)
         return Path("."), []
     root = source_dir(src["fetch"], source_root)
     if not (root / "FETCHED.json").exists():
@@ -206,7 +242,7 @@ def iter_documents(name: str, src: dict, source_root: Path | None = None,
     root, files = source_files(name, src, source_root)
     reader = READERS[src["reader"]]
     n = 0
-    for doc_name, text in reader(files, {**src, "_root": str(root)}):
+    for doc_name, text in reader(files, {**src, "_root": str(root), "_name": name}):
         text = clean_text(text)
         if len(text) < MIN_CHARS:
             continue

@@ -66,8 +66,27 @@ def convert_gguf(name: str, force: bool = False) -> Path:
     return out
 
 
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> list[str]:
+    """The variables that switch the Hugging Face hub off here (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE set
+    true, as the Makefile does); empty when the hub may be used."""
+    return [f"{v}={os.environ[v]}" for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+            if os.environ.get(v, "").upper() in _TRUE]
+
+
+def _hub_advice(name: str) -> str:
+    return (f"Pass a local Hugging Face model folder (one with config.json) or a short name "
+            f"({', '.join(REGISTRY)}); to download the hub id {name!r} instead, run on a machine with network "
+            "access with HF_HUB_OFFLINE=0 and TRANSFORMERS_OFFLINE=0 (e.g. `HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 "
+            ".venv/bin/lesa ...`).")
+
+
 def resolve(name_or_path: str) -> str:
-    """Short name -> cached HF folder; a local folder -> itself; anything else -> hub id."""
+    """Short name -> cached HF folder; a local folder -> itself; anything else -> hub id (online only).
+
+    Offline (HF_HUB_OFFLINE=1), a name that is neither raises ModelNotFound saying what to pass instead."""
     if name_or_path in REGISTRY:
         return str(convert_gguf(name_or_path))
     p = Path(name_or_path).expanduser()
@@ -75,19 +94,35 @@ def resolve(name_or_path: str) -> str:
         if not (p / "config.json").exists():
             raise ModelNotFound(f"{p} is not a Hugging Face model folder (no config.json)")
         return str(p)
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or name_or_path.startswith((".", "/", "~")):
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ModelNotFound(f"model folder {name_or_path!r} does not exist (and it is not a short name: "
+                            f"{', '.join(REGISTRY)}). Pass an existing local Hugging Face model folder.")
+    if hub_offline():
         raise ModelNotFound(
-            f"{name_or_path!r} is neither a short name ({', '.join(REGISTRY)}) nor a local folder, and "
-            "the hub is offline (HF_HUB_OFFLINE=1). Pass a local HF folder, or unset HF_HUB_OFFLINE "
-            "on a machine with network access to use a hub id.")
+            f"{name_or_path!r} is not a short name and no local folder of that name exists; as a hub id it "
+            f"needs the network, but the hub is offline here ({', '.join(hub_offline())}). "
+            + _hub_advice(name_or_path))
     return name_or_path
+
+
+def _from_hub(fn, name_or_path: str, path: str):
+    """Run a transformers loader; a hub id that cannot be fetched becomes ModelNotFound (no traceback in
+    the CLI) with the loader's reason and what to do instead."""
+    try:
+        return fn(path)
+    except OSError as e:
+        if Path(path).exists():
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelNotFound(f"could not fetch {name_or_path!r} from the Hugging Face hub ({reason}). "
+                            + _hub_advice(name_or_path)) from None
 
 
 def load_config(name_or_path: str) -> Any:
     """The HF config only (cheap): used to validate the architecture before loading weights."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(resolve(name_or_path))
+    return _from_hub(AutoConfig.from_pretrained, name_or_path, resolve(name_or_path))
 
 
 def weights_key(name_or_path: str) -> str:
@@ -96,6 +131,10 @@ def weights_key(name_or_path: str) -> str:
     import json
 
     path = Path(resolve(name_or_path))
+    if not path.exists():                 # a hub id: its snapshot folder in the HF cache (fetched by load_model)
+        from transformers.utils import cached_file
+
+        path = Path(_from_hub(lambda p: cached_file(p, "config.json"), name_or_path, str(path))).parent
     wfile = next(iter(sorted(path.glob("*.safetensors"))), None)
     weights = None if wfile is None else (file_hash(wfile) if wfile.stat().st_size < 2**31 else wfile.stat().st_size)
     return f"{Path(name_or_path).name}-" + stable_hash({
@@ -111,7 +150,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | str = tor
     spec_for(load_config(path))                      # fail before reading any weights
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    model = _from_hub(lambda p: AutoModelForCausalLM.from_pretrained(p, dtype=dtype), name_or_path, path)
+    model = model.to(device).eval()
     check_model(model)
     has_tok = not Path(path).exists() or any((Path(path) / f).exists() for f in TOKENIZER_FILES)
     tok = AutoTokenizer.from_pretrained(path) if tokenizer and has_tok else None

@@ -61,23 +61,71 @@ for v in verdicts:
 '''
 
 
+# "About this notebook": what it shows, how long it takes per profile (measured wall-clock on the 2-core
+# machine: results/<profile>/book_run.json), how to switch profile. Inserted under each notebook's title.
+ABOUT = """\
+**About this notebook**
+
+- **Shows**: {shows}
+- **Time** (2 CPU cores): {time}; `gpu`: not measured yet. Every run's wall-clock is recorded in
+  `results/<profile>/book_run.json`.
+- **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
+  code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only {nb}` from the repository root.
+"""
+CPT_NOTE = ("the CPT runs themselves come from `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour "
+            "for the four runs and their evaluation), not from this notebook")
+ABOUTS = {
+    "01_svd_evidence": dict(
+        shows="t-SNE and PCA of each layer's SVD coefficients, and continuity measured against shuffled-order and "
+              "Gaussian controls for every weight type; the verdict on C1.",
+        time="`smoke` about a minute, `cpu` about 5 minutes"),
+    "02_predictor": dict(
+        shows="the predictor's training curves, leave-one-layer-out tests against simple baselines, and the lambda "
+              "sweep; the verdicts on C7, C8 and C12c.",
+        time="`smoke` about a minute, `cpu` about 5 minutes"),
+    "03_expansion": dict(
+        shows="the model grown by every method and control, compared before any training (perplexities, a quick "
+              "benchmark pass, what the new layers are); the verdicts on C2, C3, C9 and C12a.",
+        time="`smoke` about 3 minutes, `cpu` 5 to 25 minutes (about 5 when the grown models and predictor "
+             "studies are already cached in `.cache/`)"),
+    "04_cpt_curves": dict(
+        shows="the loss curves of the CPT runs against steps, tokens, FLOPs and time; the verdicts on C4, C6 and C12b.",
+        time="seconds on every profile once the CPT runs exist; " + CPT_NOTE),
+    "05_downstream": dict(
+        shows="perplexity and benchmarks after CPT beside the paper's and the OpT-DeUS rerun's numbers; the "
+              "verdicts on C5, C10 and C11.",
+        time="seconds on every profile once the CPT runs and their evaluation exist; " + CPT_NOTE),
+}
+
+
+def with_about(src: str, name: str) -> str:
+    """The first markdown cell: its title, the About block, then the existing text."""
+    title, _, rest = src.partition("\n\n")
+    return f"{title}\n\n{ABOUT.format(nb=name, **ABOUTS[name])}\n{rest}"
+
+
 def nb(cells: list, name: str) -> None:
     book = new_notebook()
     out = []
     for kind, src in cells:
         if kind == "md":
-            out.append(new_markdown_cell(src))
+            out.append(new_markdown_cell(with_about(src, name) if not out else src))
         elif kind == "params":
             c = new_code_cell(src)
             c.metadata["tags"] = ["parameters"]
             out.append(c)
         else:
             out.append(new_code_cell(src))
+    path = HERE / f"{name}.ipynb"
+    if path.exists():          # keep the cell ids of the previous version: a regenerated notebook diffs by content
+        for cell, old in zip(out, nbformat.read(path, as_version=4).cells):
+            if old.get("id"):
+                cell.id = old.id
     book.cells = out
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     book.metadata["language_info"] = {"name": "python"}
     nbformat.validate(book)
-    nbformat.write(book, HERE / f"{name}.ipynb")
+    nbformat.write(book, path)
 
 
 # =============================================================================================== 01

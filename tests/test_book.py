@@ -27,6 +27,16 @@ def test_notebooks_are_clean_with_one_parameters_cell():
                 assert not c.outputs and c.execution_count is None, f"{name} has outputs in git"
 
 
+def test_notebooks_open_with_what_they_show_how_long_and_how_to_switch_profile():
+    for name in book.NOTEBOOKS:
+        nb = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and first.source.startswith("# "), name
+        for needle in ("**About this notebook**", "**Shows**", "**Time**", "`smoke`", "`cpu`",
+                       "set `profile` in the parameters cell", f"python -m lesa.book run --profile cpu --only {name}"):
+            assert needle in first.source, (name, needle)
+
+
 def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
     rows = book.collect_verdicts("no-such-profile")
     assert [r["claim"] for r in rows] == list(book.CLAIMS)
@@ -59,3 +69,89 @@ def test_smoke_book_end_to_end():
         assert judged[c] == "not testable offline"
     for page in book.PAGES:
         assert (book.BUILD_HTML / f"{page}.html").exists(), page
+
+
+def _page(path, body, css="_static/x.css"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<!DOCTYPE html><html><head><link rel='stylesheet' href='{css}'></head>"
+                    f"<body>{body}</body></html>")
+
+
+def test_link_checker_finds_missing_files_and_anchors(tmp_path, monkeypatch):
+    site = tmp_path / "html"
+    (site / "_static").mkdir(parents=True)
+    (site / "_static" / "x.css").write_text("body{}")
+    (site / "_static" / "macros.html").write_text("<a href=\"{{ pathto('x') }}\">theme template</a>")  # not a page
+    (site / "img").mkdir()
+    (site / "img" / "a.png").write_bytes(b"png")
+    _page(site / "page.html", "<h2 id='sec'>Section</h2><a href='index.html'>back</a>")
+    _page(site / "sub" / "index.html", "<a href='../page.html#sec'>up</a><a href='../page.html?x=1#sec'>q</a>",
+          css="../_static/x.css")
+    _page(site / "index.html",
+          "<p id='top'></p>"
+          "<a href='page.html#sec'>good</a> <a href='#top'>self</a> <a href='sub/'>folder</a>"
+          "<img src='img/a.png'> <a href='https://example.org/none.html'>external</a> <a href='mailto:a@b.c'>m</a>"
+          "<a href='missing.html'>missing file</a> <a href='page.html#nope'>missing anchor</a>"
+          "<a href='#gone'>missing anchor here</a> <img src='img/b%20c.png'>")
+    broken = book.check_links(site)
+    assert len(broken) == 4, broken
+    assert any("missing.html" in b and "no file" in b for b in broken)
+    assert any("page.html#nope" in b and "no anchor #nope" in b for b in broken)
+    assert any("#gone" in b for b in broken)
+    assert any("img/b c.png" in b for b in broken)                     # %20 unquoted
+    assert all(b.startswith("index.html:") for b in broken)
+    # check() reports them as a BookError (pages and notebooks emptied so that only links are checked)
+    monkeypatch.setattr(book, "BUILD_HTML", site)
+    monkeypatch.setattr(book, "PAGES", ())
+    monkeypatch.setattr(book, "NOTEBOOKS", ())
+    with pytest.raises(book.BookError, match="broken link index.html: missing.html"):
+        book.check("cpu")
+    _page(site / "index.html", "<a href='page.html#sec'>good</a>")        # fixed: the check passes
+    assert book.check("cpu")["links"] == {"broken": 0}
+
+
+def test_provenance_page_from_result_files(tmp_path, monkeypatch):
+    prov = {"commit": "0123456789abcdef0123-dirty", "python": "3.11.7",
+            "versions": {"torch": "2.13.0", "transformers": "5.23.0"},
+            "hardware": {"machine": "x86_64", "cpus": 16, "torch_threads": 8, "gpu": "NVIDIA H200", "gpu_count": 1},
+            "time_utc": "2026-01-02T03:04:05Z"}
+    root = tmp_path / "results" / "p"
+    (root / "01_svd_evidence").mkdir(parents=True)
+    (root / "01_svd_evidence" / "manifest.json").write_text(json.dumps(
+        {"notebook": "01_svd_evidence", "figures": ["results/p/01_svd_evidence/figures/tsne.png"]}))
+    (root / "verdicts").mkdir()
+    (root / "verdicts" / "01_svd_evidence.json").write_text(json.dumps(
+        {"profile": "p", "source_profile": "p", "verdicts": [{"claim": "C1"}], "provenance": prov}))
+    (root / "book_run.json").write_text(json.dumps({"01_svd_evidence": {"seconds": 12.5, "cpus": 16,
+                                                                        "time_utc": "x"}}))
+    (root / "cpt" / "lesa").mkdir(parents=True)
+    (root / "cpt" / "lesa" / "summary.json").write_text(json.dumps(
+        {"name": "lesa", "steps": 7, "tokens": 700, "device": "cuda", "precision": "bf16", "world_size": 2,
+         "elapsed_s": 9.9, "growth": {"method": "lesa"}, "provenance": {**prov, "commit": "fedcba9876543210"}}))
+    (root / "downstream" / "lesa").mkdir(parents=True)
+    (root / "downstream" / "lesa" / "piqa.json").write_text(json.dumps(
+        {"task": "piqa", "n_samples": 100, "provenance": prov}))
+    (root / "verdicts" / "04_cpt_curves.json").write_text(json.dumps(         # rendered from another profile
+        {"profile": "p", "source_profile": "g", "verdicts": [{"claim": "C4"}], "provenance": prov}))
+    (tmp_path / "results" / "g" / "cpt" / "base").mkdir(parents=True)
+    (tmp_path / "results" / "g" / "cpt" / "base" / "summary.json").write_text(json.dumps(
+        {"name": "base", "steps": 3, "provenance": prov}))
+    monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    md = book.provenance_markdown("p")
+    assert "| C4 (from the `g` results) |" in md
+    assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
+    assert "`0123456789` (uncommitted changes)" in md and "`fedcba9876`" in md
+    assert "16 CPUs, torch threads 8, 1x NVIDIA H200" in md
+    assert "`tsne`" in md and "| C1 |" in md and "12.5 s on 16 CPUs" in md
+    assert "| `lesa` | lesa | 7 | 700 | cuda, bf16, 2 | 10 s |" in md
+    assert "piqa: 100" in md and "2026-01-02T03:04:05Z" in md
+    assert "| 3.11.7 | 2.13.0 | 5.23.0 |" in md                            # python, torch, transformers
+    assert md.count(" <chapters/") == len(book.NOTEBOOKS)               # unrun notebooks are listed too
+    assert "not run" in md
+
+
+def test_generated_pages_are_in_the_toc():
+    toc = (PROJECT_ROOT / "_toc.yml").read_text()
+    for page in book.PAGES:
+        assert f"file: {page}\n" in toc or f"root: {page}\n" in toc, page
+    assert "generated/provenance.md" in (PROJECT_ROOT / "book" / "provenance.md").read_text()
