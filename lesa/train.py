@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from .arch import get_layers, get_submodule, spec_for
 from .shards import read_meta, read_shards
-from .store import atomic_write_text, provenance, read_json, shown, stable_hash, write_json
+from .store import PROJECT_ROOT, atomic_write_text, provenance, read_json, shown, stable_hash, write_json
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), matched on torch.cuda.get_device_name().
 PEAK_FLOPS_BF16 = {"H200": 989e12, "H100 80GB HBM3": 989e12, "H100 SXM": 989e12}
@@ -430,6 +430,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, acc, model, optimizer, extra: dic
 def load_trained_weights(model, ckpt_dir: str | Path) -> int:
     """Load the trainable weights of the latest checkpoint into a (freshly expanded) model; returns the step."""
     ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_absolute() and not ckpt_dir.exists():      # summaries record it relative to the checkout
+        ckpt_dir = PROJECT_ROOT / ckpt_dir
     latest = read_json(ckpt_dir / "latest.json")
     state = torch.load(ckpt_dir / latest["path"] / "state.pt", map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())
@@ -642,7 +644,7 @@ def train(model: Any, tokenizer: Any, shards_dir: str | Path, heldout_dir: str |
         "mfu": None if (peak is None or tps is None) else tps * fpt["total"] / (peak * W),
         "trainable": report, "data_order_hash": data_order_hash, "growth": growth_info(acc.unwrap_model(model)),
         "config": cfg.to_dict(), "shards": shown(shards_dir), "heldout": shown(heldout_dir) if heldout_dir else None,
-        "checkpoint_dir": str(ckpt_dir), "provenance": provenance(),
+        "checkpoint_dir": shown(ckpt_dir), "provenance": provenance(),
     }
     if acc.is_main_process:
         write_json(out_dir / "summary.json", summary)
