@@ -620,4 +620,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .store import run_main
+
+    sys.exit(run_main(main))

@@ -358,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":       # python -m lesa.data [--fast]
     import sys
 
-    sys.exit(main())
+    from .store import run_main
+
+    sys.exit(run_main(main, user_errors=(DataError,)))
 
 
 __all__ = ["prepare", "export_benchmarks", "fetch_sources", "build_corpus", "wikitext_documents",

@@ -478,4 +478,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":       # python -m lesa.evaluate [--full]  (base model -> results/base/)
     import sys
 
-    sys.exit(main())
+    from .store import run_main
+
+    sys.exit(run_main(main))

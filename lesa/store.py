@@ -127,3 +127,17 @@ def provenance() -> dict:
         "hardware": hw,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def run_main(main: Any, argv: list[str] | None = None, user_errors: tuple[type, ...] = ()) -> int:
+    """Entry point of every ``python -m lesa.<module>``: our own errors (bad input, missing data or
+    model, impossible plan) carry the fix in their message, so they print as one line and exit 2
+    instead of a traceback. LESA_DEBUG=1 re-raises them."""
+    try:
+        out = main(argv)
+        return out if isinstance(out, int) else 0
+    except (ValueError, FileNotFoundError, *user_errors) as e:
+        if os.environ.get("LESA_DEBUG") == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2

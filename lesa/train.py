@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from .arch import get_layers, get_submodule, spec_for
 from .shards import read_meta, read_shards
-from .store import PROJECT_ROOT, atomic_write_text, provenance, read_json, shown, stable_hash, write_json
+from .store import PROJECT_ROOT, atomic_write_text, provenance, read_json, run_main, shown, stable_hash, write_json
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), matched on torch.cuda.get_device_name().
 PEAK_FLOPS_BF16 = {"H200": 989e12, "H100 80GB HBM3": 989e12, "H100 SXM": 989e12}
@@ -454,7 +454,11 @@ def _load_model(model: Any):
         return model
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32, attn_implementation="sdpa")
+    from .models import _from_hub, resolve
+
+    path = resolve(str(model))                      # a missing folder or an offline hub id: a clear error
+    return _from_hub(lambda p: AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32,
+                                                                    attn_implementation="sdpa"), str(model), path)
 
 
 def train(model: Any, tokenizer: Any, shards_dir: str | Path, heldout_dir: str | Path | None,
@@ -726,4 +730,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(run_main(main))

@@ -106,3 +106,18 @@ def test_unreachable_hub_dataset_without_offline_flag(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", unreachable)
     with pytest.raises(corpus.SourceMissing, match="could not reach the Hugging Face hub dataset"):
         next(corpus.iter_documents("wikipedia", WIKI))
+
+
+@pytest.mark.parametrize("module,args", [
+    ("lesa.train", ["--model", "runs/no-such-model", "--shards", "x", "--out", "y"]),
+    ("lesa.train", ["--model", "some-org/some-model", "--shards", "x", "--out", "y"]),
+    ("lesa.profiles", ["check", "no-such-profile"]),
+    ("lesa.book", ["build", "--profile", "no-such-profile"]),
+])
+def test_module_entry_points_give_one_line_errors(module, args):
+    """Every `python -m lesa.<module>` turns our own errors into one line and exit code 2."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and out.stderr.startswith("error: "), out.stderr[-2000:]
