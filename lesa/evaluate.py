@@ -464,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lesa.evaluate",
-                                 description="Evaluate the base model on every benchmark and perplexity set.")
+                                 description="Evaluate a model (default: the base SmolLM2) on every benchmark and "
+                                             "perplexity set.")
     ap.add_argument("--model", default="smollm2-135m", help="short name or local HF folder")
     ap.add_argument("--out", default="results/base", help="output folder (one JSON per task + summary.csv)")
     ap.add_argument("--full", action="store_true", help="full splits (GPU); default: the CPU limits")

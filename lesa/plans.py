@@ -81,8 +81,9 @@ class Plan:
 
     def describe(self) -> str:
         """Human-readable layer map, one line per slot (no weights needed)."""
+        norms = f" (norms: {self.norm_source})" if any(s.kind in PAIR_KINDS for s in self.slots) else ""
         lines = [f"{self.method}: {self.source_layers} -> {self.target_layers} layers, "
-                 f"{len(self.new_layers)} new at {self.new_layers} (norms: {self.norm_source})"]
+                 f"{len(self.new_layers)} new at {self.new_layers}{norms}"]
         for i, s in enumerate(self.slots):
             lines.append(f"  {i:3d}  {'NEW' if s.kind != 'orig' else '   '}  {s.label()}")
         return "\n".join(lines)
