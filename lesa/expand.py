@@ -64,6 +64,22 @@ def _train_all(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, workers: i
     return out
 
 
+def on_device_or_cpu(fn, device: str, what: str, stats: dict | None = None):
+    """fn(device), or fn("cpu") when the accelerator runs out of memory: slower, same numbers up to
+    float rounding. The fallback is printed and recorded in stats["cpu_fallback"]."""
+    try:
+        return fn(device)
+    except torch.OutOfMemoryError:
+        if str(device).startswith("cpu"):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        print(f"[lesa] {what}: out of memory on {device}; doing it on the CPU instead", flush=True)
+        if stats is not None:
+            stats.setdefault("cpu_fallback", []).append(what)
+        return fn("cpu")
+
+
 def predictor_steps(shape: tuple[int, int, int], cfg: PredictorConfig) -> int:
     """Optimizer steps to train one weight type's predictor on an (L, d_out, d_in) stack."""
     L, d_out, d_in = shape
@@ -94,7 +110,8 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
         t0 = time.perf_counter()
         Ws = _stack(layers, spec.projections[short])                         # (L, d_out, d_in)
         if cfg.space == "svd":
-            F = factorize(Ws, device=cfg.device, dtype=dtype, method=cfg.svd_method)
+            F = on_device_or_cpu(lambda d: factorize(Ws, device=d, dtype=dtype, method=cfg.svd_method),
+                                 cfg.device, f"SVD of {short}", stats)
             blocks = F.V                                                     # (L, r, d_in)
         else:
             F, blocks = None, Ws.to(device=cfg.device, dtype=dtype)
@@ -118,7 +135,10 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
         if w <= 1:                                        # one weight type at a time, freed in between
             for short in tqdm(RELEASED_ORDER, desc="weight types", disable=not progress):
                 F, blocks = factor(short)
-                fill(short, F, blocks, train_predictor(blocks, cfg, desc=f"G_{short}", progress=progress))
+                g = on_device_or_cpu(lambda d: train_predictor(blocks, dataclasses.replace(cfg, device=d),
+                                                               desc=f"G_{short}", progress=progress),
+                                     cfg.device, f"predictor of {short}", stats)
+                fill(short, F, blocks, g)
                 del F, blocks
         else:                                             # all factorisations kept; predictors in parallel
             fac = {short: factor(short) for short in RELEASED_ORDER}

@@ -22,7 +22,7 @@ class Factors:
     def reconstruct(self, i: int | None = None, coeffs: torch.Tensor | None = None) -> torch.Tensor:
         """W_i = (U S) V_i for a layer index, or (U S) @ coeffs for predicted coefficients (r, d_in)."""
         block = self.V[i] if coeffs is None else coeffs
-        return self.US @ block.to(self.US.dtype)                    # (d_out, d_in)
+        return self.US @ block.to(device=self.US.device, dtype=self.US.dtype)   # (d_out, d_in)
 
 
 def factorize(weights: list[torch.Tensor] | torch.Tensor, *, device: str | torch.device = "cpu",

@@ -222,3 +222,23 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
     assert auto_workers(7, smollm2, "cuda") == 1
     assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
     assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
+
+
+def test_out_of_memory_on_the_accelerator_falls_back_to_cpu(capsys):
+    """An accelerator too small for a weight type: the stage is redone on the CPU, said and recorded;
+    an out-of-memory on the CPU itself is not hidden."""
+    from lesa.expand import on_device_or_cpu
+
+    def stage(device):
+        if device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.ones(2, device=device).sum().item()
+
+    stats = {}
+    assert on_device_or_cpu(stage, "cuda", "SVD of gate", stats) == 2.0
+    assert stats["cpu_fallback"] == ["SVD of gate"] and "doing it on the CPU" in capsys.readouterr().out
+
+    def cpu_oom(device):
+        raise torch.OutOfMemoryError("host out of memory (simulated)")
+    with pytest.raises(torch.OutOfMemoryError):
+        on_device_or_cpu(cpu_oom, "cpu", "SVD of up")
