@@ -50,17 +50,23 @@ def _train_all(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, workers: i
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from concurrent.futures.process import BrokenProcessPool
+
     order = sorted(blocks, key=lambda t: -blocks[t].shape[0] * blocks[t].shape[1] * blocks[t].shape[2])  # big first
     out: dict[str, TrainedPredictor] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(_train_one, t, blocks[t].cpu(), cfg) for t in order]
-        for fut in tqdm(as_completed(futs), total=len(futs), desc=f"predictors ({workers} processes)",
-                        disable=not progress):
-            short, state, history, secs, n = fut.result()
-            mlp = make_mlp(blocks[short].shape[-1], cfg)
-            mlp.load_state_dict(state)
-            out[short] = TrainedPredictor(mlp.to(device=cfg.device, dtype=getattr(torch, cfg.dtype)).eval(),
-                                          history, secs, n)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(_train_one, t, blocks[t].cpu(), cfg) for t in order]
+            for fut in tqdm(as_completed(futs), total=len(futs), desc=f"predictors ({workers} processes)",
+                            disable=not progress):
+                short, state, history, secs, n = fut.result()
+                mlp = make_mlp(blocks[short].shape[-1], cfg)
+                mlp.load_state_dict(state)
+                out[short] = TrainedPredictor(mlp.to(device=cfg.device, dtype=getattr(torch, cfg.dtype)).eval(),
+                                              history, secs, n)
+    except BrokenProcessPool:      # e.g. a script read from stdin, which spawned workers cannot re-import
+        print("[lesa] worker processes could not start here; training the predictors one by one", flush=True)
+        out = {t: train_predictor(b, cfg, desc=f"G_{t}", progress=progress) for t, b in blocks.items()}
     return out
 
 

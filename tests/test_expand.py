@@ -242,3 +242,18 @@ def test_out_of_memory_on_the_accelerator_falls_back_to_cpu(capsys):
         raise torch.OutOfMemoryError("host out of memory (simulated)")
     with pytest.raises(torch.OutOfMemoryError):
         on_device_or_cpu(cpu_oom, "cpu", "SVD of up")
+
+
+def test_workers_that_cannot_start_fall_back_to_one_by_one(tiny_llama, monkeypatch, capsys):
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise BrokenProcessPool("simulated: workers cannot re-import __main__")
+    plan, cfg = build_plan("lesa", 6, 9), PredictorConfig(epochs=1)
+    want = apply_plan(tiny_llama, plan, cfg, progress=False, workers=1).state_dict()
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", Broken)
+    got = apply_plan(tiny_llama, plan, cfg, progress=False, workers=2).state_dict()
+    assert "one by one" in capsys.readouterr().out
+    assert all(torch.equal(want[k], got[k]) for k in want)
