@@ -73,21 +73,21 @@ ABOUT = """\
   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only {nb}` from the repository root.
 """
 CPT_NOTE = ("the CPT runs themselves come from `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour "
-            "for the four runs and their evaluation), not from this notebook")
+            "for the five runs and their evaluation), not from this notebook")
 ABOUTS = {
     "01_svd_evidence": dict(
         shows="t-SNE and PCA of each layer's SVD coefficients, and continuity measured against shuffled-order and "
               "Gaussian controls for every weight type; the verdict on C1.",
-        time="`smoke` about a minute, `cpu` about 5 minutes"),
+        time="`smoke` about a minute, `cpu` 5 to 11 minutes"),
     "02_predictor": dict(
         shows="the predictor's training curves, leave-one-layer-out tests against simple baselines, and the lambda "
               "sweep; the verdicts on C7, C8 and C12c.",
-        time="`smoke` about a minute, `cpu` about 5 minutes"),
+        time="`smoke` about a minute, `cpu` 5 to 11 minutes"),
     "03_expansion": dict(
         shows="the model grown by every method and control, compared before any training (perplexities, a quick "
               "benchmark pass, what the new layers are); the verdicts on C2, C3, C9 and C12a.",
-        time="`smoke` about 3 minutes, `cpu` 5 to 25 minutes (about 5 when the grown models and predictor "
-             "studies are already cached in `.cache/`)"),
+        time="`smoke` about 3 minutes, `cpu` 5 to 45 minutes (about 5 when the grown models and their "
+             "evaluations are already cached in `.cache/`)"),
     "04_cpt_curves": dict(
         shows="the loss curves of the CPT runs against steps, tokens, FLOPs and time; the verdicts on C4, C6 and C12b.",
         time="seconds on every profile once the CPT runs exist; " + CPT_NOTE),
