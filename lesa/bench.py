@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import gc
 import json
 import os
@@ -32,8 +33,9 @@ import numpy as np
 import torch
 
 from .arch import PROJECTIONS, RELEASED_ORDER
+from .expand import predictor_steps
 from .predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
-from .store import PROJECT_ROOT, provenance, read_json, write_json
+from .store import PROJECT_ROOT, commit_label, hardware_label, provenance, read_json, write_json
 from .svd import factorize
 
 # Random-weight stand-ins with a real model's exact shapes: (layers, hidden, ffn, heads, kv_heads, head_dim)
@@ -99,7 +101,7 @@ def ours(Ws: torch.Tensor, cfg: PredictorConfig, max_steps: int | None = None) -
     _sync(cfg.device)
     t_svd = time.perf_counter() - t0
     err = max(((F.reconstruct(i) - Ws[i].to(F.US)).norm() / Ws[i].norm()).item() for i in range(len(Ws)))
-    spe = -(-(Ws.shape[0] - 2) * F.V.shape[1] // cfg.batch_size)
+    spe = predictor_steps(tuple(Ws.shape), dataclasses.replace(cfg, epochs=1))     # steps per epoch
     epochs = cfg.epochs if not max_steps else max(1, -(-max_steps // spe))
     t1 = time.perf_counter()
     g = train_predictor(F.V, PredictorConfig(**{**cfg.to_dict(), "epochs": epochs}), progress=False)
@@ -442,12 +444,9 @@ def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8,
 
 def _prov(d: dict, path: Path) -> str:
     p = d.get("provenance") or {}
-    hw, v = p.get("hardware", {}), p.get("versions", {})
-    where = hw.get("gpu") or f"{hw.get('cpus')} CPU cores ({hw.get('machine')})"
-    c = p.get("commit") or "?"
-    commit = f"`{c[:12]}`" + (" (plus uncommitted changes)" if c.endswith("-dirty") else "")
-    return (f"Measured {p.get('time_utc')} at commit {commit} on {where}, "
-            f"{hw.get('torch_threads')} torch thread(s); torch {v.get('torch')}, transformers {v.get('transformers')}. "
+    v = p.get("versions", {})
+    return (f"Measured {p.get('time_utc')} at commit {commit_label(p.get('commit'))} on "
+            f"{hardware_label(p.get('hardware'))}; torch {v.get('torch')}, transformers {v.get('transformers')}. "
             f"Source: `results/bench/{path.name}`.")
 
 

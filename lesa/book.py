@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import PROJECT_ROOT, file_hash, read_json, stable_hash, write_json
+from .store import PROJECT_ROOT, commit_label, file_hash, hardware_label, read_json, stable_hash, write_json
 
 NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream")
 NB_DIR = PROJECT_ROOT / "notebooks"
@@ -226,22 +226,6 @@ def run_times_markdown(profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _short_commit(c: str | None) -> str:
-    if not c:
-        return "-"
-    dirty = c.endswith("-dirty")
-    return f"`{c.removesuffix('-dirty')[:10]}`" + (" (uncommitted changes)" if dirty else "")
-
-
-def _hardware(h: dict | None) -> str:
-    if not h:
-        return "-"
-    parts = [h.get("machine") or "?", f"{h.get('cpus', '?')} CPUs", f"torch threads {h.get('torch_threads', '?')}"]
-    if h.get("gpu"):
-        parts.append(f"{h.get('gpu_count', 1)}x {h['gpu']}")
-    return ", ".join(parts)
-
-
 def _versions_key(prov: dict) -> tuple:
     return (("python", prov.get("python")), *sorted((prov.get("versions") or {}).items()))
 
@@ -283,7 +267,7 @@ def provenance_markdown(profile: str) -> str:
         lines.append(f"| {{doc}}`{n} <chapters/{n}>` | {', '.join(f'`{f}`' for f in figs) or '-'} | "
                      f"{', '.join(r['claim'] for r in v.get('verdicts', [])) or '-'}"
                      f"{'' if src == profile else f' (from the `{src}` results)'} | "
-                     f"{_short_commit(prov.get('commit'))} | {_hardware(prov.get('hardware'))} | "
+                     f"{commit_label(prov.get('commit'))} | {hardware_label(prov.get('hardware'))} | "
                      f"{prov.get('time_utc', '-')} | {wall} |")
     lines += ["", f"Figures are saved under `results/{profile}/<notebook>/figures/` (names above, `.png`) and listed in "
               "each notebook's `manifest.json`; verdicts in `results/" + profile + "/verdicts/<notebook>.json`. "
@@ -303,7 +287,7 @@ def provenance_markdown(profile: str) -> str:
                 lines.append(f"| `{s.get('name', p.parent.name)}` | {(s.get('growth') or {}).get('method', 'none (base)')} "
                              f"| {s.get('steps')} | {s.get('tokens')} | {s.get('device')}, {s.get('precision')}, "
                              f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
-                             f"{_short_commit(prov.get('commit'))} | {_hardware(prov.get('hardware'))} | "
+                             f"{commit_label(prov.get('commit'))} | {hardware_label(prov.get('hardware'))} | "
                              f"{prov.get('time_utc', '-')} |")
         recs = sorted((res / src / "downstream").glob("*/*.json"))
         lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
@@ -322,8 +306,8 @@ def provenance_markdown(profile: str) -> str:
             span = f"{stamps[0]} to {stamps[-1]}" if len(set(stamps)) > 1 else (stamps[0] if stamps else "-")
             tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
             lines.append(f"| `{run_name}` | {tasks} | "
-                         f"{', '.join(sorted({_short_commit(pr.get('commit')) for pr in provs}))} | "
-                         f"{'; '.join(sorted({_hardware(pr.get('hardware')) for pr in provs}))} | {span} |")
+                         f"{', '.join(sorted({commit_label(pr.get('commit')) for pr in provs}))} | "
+                         f"{'; '.join(sorted({hardware_label(pr.get('hardware')) for pr in provs}))} | {span} |")
     lines += ["", "## Package versions", ""]
     if not used:
         lines.append(f"*No results recorded for profile `{profile}` yet.*")

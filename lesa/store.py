@@ -129,6 +129,24 @@ def provenance() -> dict:
     }
 
 
+def commit_label(c: str | None) -> str:
+    """A provenance commit as printed in the book: short hash, and whether the tree was dirty."""
+    if not c:
+        return "-"
+    dirty = c.endswith("-dirty")
+    return f"`{c.removesuffix('-dirty')[:10]}`" + (" (uncommitted changes)" if dirty else "")
+
+
+def hardware_label(h: dict | None) -> str:
+    """A provenance hardware record as printed in the book."""
+    if not h:
+        return "-"
+    parts = [h.get("machine") or "?", f"{h.get('cpus', '?')} CPUs", f"torch threads {h.get('torch_threads', '?')}"]
+    if h.get("gpu"):
+        parts.append(f"{h.get('gpu_count', 1)}x {h['gpu']}")
+    return ", ".join(parts)
+
+
 def run_main(main: Any, argv: list[str] | None = None, user_errors: tuple[type, ...] = ()) -> int:
     """Entry point of every ``python -m lesa.<module>``: our own errors (bad input, missing data or
     model, impossible plan) carry the fix in their message, so they print as one line and exit 2
