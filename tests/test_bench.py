@@ -113,5 +113,7 @@ def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
     assert e["predictor_workers"] == 1                     # a tiny job is not worth extra processes
     assert e["total_s"] == pytest.approx(e["load_s"] + e["grow_s"] + e["save_s"])
     assert 0 < e["svd_s"] <= e["grow_s"]
+    assert e["identical_with_denormals_kept"] is True and e["grow_s_denormals_kept"] > 0
     md = "\n".join(bench._md_end_to_end(e))
     assert "lesa expand" in md and ("**met**" in md or "**not met**" in md)
+    assert "identical bit for bit" in md

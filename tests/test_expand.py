@@ -222,6 +222,9 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
     assert auto_workers(7, smollm2, "cuda") == 1
     assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
     assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
+    from lesa.expand import predictor_cost                                      # biggest jobs are handed out first
+    shapes = {"q": (30, 576, 576), "k": (30, 192, 576), "gate": (30, 1536, 576), "down": (30, 576, 1536)}
+    assert sorted(shapes, key=lambda t: -predictor_cost(shapes[t], cfg)) == ["gate", "down", "q", "k"]
 
 
 def test_out_of_memory_on_the_accelerator_falls_back_to_cpu(capsys):

@@ -81,6 +81,7 @@ def test_norm_loss_matches_released_formula():
     ({"lam": "5e-4"}, "lam must be a non-negative number"),
     ({"lam": 2.0}, r"lam must lie in \[0, 1\]"),
     ({"space": "pca"}, "space must be 'svd' or 'raw'"),
+    ({"flush_denormal": 1}, "flush_denormal must be true or false"),
 ])
 def test_bad_predictor_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -90,3 +91,63 @@ def test_bad_predictor_config(kw, msg):
 def test_too_few_layers_for_training():
     with pytest.raises(ValueError, match="no layer of a 2-layer model has neighbours"):
         train_predictor(torch.randn(2, 4, 4), PredictorConfig(epochs=1), progress=False)
+
+
+def _autograd_reference(blocks, cfg):
+    """The released training loop in plain autograd on the same epoch order as train_predictor."""
+    from lesa.predictor import make_mlp
+
+    X, Y = training_pairs(blocks, cfg.train_distance)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    mlp = make_mlp(blocks.shape[-1], cfg)
+    opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(X.shape[0], generator=gen)
+        for s in range(0, X.shape[0], cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            loss = norm_loss(mlp(X[idx]), Y[idx], cfg.lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return mlp
+
+
+@pytest.mark.parametrize("depth,lam", [(2, 5e-4), (1, 0.0), (3, 1.0)])
+def test_hand_written_backward_equals_autograd(depth, lam):
+    """forward_backward sets the gradients loss.backward() would, bit for bit (dead ReLUs, a partial
+    last batch and both loss terms included), so whole training runs are identical too."""
+    from lesa.predictor import forward_backward, make_mlp
+
+    torch.manual_seed(0)
+    cfg = PredictorConfig(hidden=32, depth=depth, lam=lam, epochs=3, batch_size=24)
+    mlp = make_mlp(16, cfg)
+    x, y = torch.randn(24, 32), torch.randn(24, 16) * 0.1
+    loss = norm_loss(mlp(x), y, lam)
+    loss.backward()
+    want = {n: p.grad.clone() for n, p in mlp.named_parameters()}
+    mlp.zero_grad(set_to_none=True)
+    got_loss = forward_backward(mlp, x, y, lam)
+    assert torch.equal(got_loss, loss.detach())
+    for n, p in mlp.named_parameters():
+        assert torch.equal(p.grad, want[n]), n
+    blocks = torch.randn(7, 20, 16)                            # 5 targets x 20 rows: 100 = 4 x 24 + 4
+    trained = train_predictor(blocks, cfg, progress=False).mlp.state_dict()
+    ref = _autograd_reference(blocks, cfg).state_dict()
+    assert all(torch.equal(trained[k], ref[k]) for k in ref)
+
+
+def test_flushing_denormals_leaves_the_smollm2_predictor_unchanged(smollm2):
+    """The CPU fast path (flush_denormal) trains the k predictor of the real model to the same bits,
+    and torch's default (denormals kept) is restored afterwards."""
+    from lesa.arch import check_model, get_layers
+
+    model, _ = smollm2
+    spec = check_model(model)
+    Ws = torch.stack([layer.get_submodule(spec.projections["k"]).weight.detach() for layer in get_layers(model, spec)])
+    blocks = factorize(Ws).V                                   # (30, 192, 576)
+    runs = [train_predictor(blocks, PredictorConfig(epochs=2, flush_denormal=f), progress=False) for f in (True, False)]
+    assert runs[0].history == runs[1].history
+    a, b = (r.mlp.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.tensor(1e-39) * 1.0 != 0                      # denormals are back on
