@@ -345,8 +345,12 @@ def build_optimizer(model, cfg: TrainConfig, fused: bool = False) -> torch.optim
 
 
 def _loss(model, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    logits = model(input_ids=x, use_cache=False).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), x[:, 1:].flatten(), reduction=reduction)
+    """Next-token cross-entropy over the B*(T-1) predicted positions. The targets are shifted, not the
+    logits (the last position gets the ignored label -100, as in transformers' own loss), so the
+    (B, T, vocab) logits and their gradient are never copied into a sliced tensor."""
+    logits = model(input_ids=x, use_cache=False).logits                      # (B, T, V)
+    labels = F.pad(x[:, 1:], (0, 1), value=-100)                              # (B, T): next token, -100 last
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction=reduction)
 
 
 @torch.no_grad()

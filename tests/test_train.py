@@ -47,6 +47,18 @@ def rows(path):
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+def test_loss_is_next_token_cross_entropy_like_transformers():
+    """_loss scores the B*(T-1) next tokens: transformers' own loss, and the sliced-logits formula."""
+    model = tiny()
+    x = torch.randint(0, 256, (3, SEQ))
+    mean = T._loss(model, x)
+    torch.testing.assert_close(mean, model(input_ids=x, labels=x).loss)
+    logits = model(input_ids=x).logits
+    ref = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten(), reduction="sum")
+    torch.testing.assert_close(T._loss(model, x, "sum"), ref)
+    torch.testing.assert_close(T._loss(model, x, "sum") / (3 * (SEQ - 1)), mean)
+
+
 @pytest.mark.parametrize("tied", [False, True])
 def test_freeze_report_adds_up(tied):
     m = tiny(tied)
