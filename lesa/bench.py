@@ -116,9 +116,9 @@ def end_to_end(model, cfg: PredictorConfig, load_s: float) -> dict:
     from .expand import apply_plan, save_grown
     from .plans import build_plan
 
+    plan = build_plan("lesa", model.config.num_hidden_layers)
     t0 = time.perf_counter()
-    grown = apply_plan(model, build_plan("lesa", model.config.num_hidden_layers), cfg, copy_weights=False,
-                       progress=False)
+    grown = apply_plan(model, plan, cfg, copy_weights=False, progress=False)
     t_grow = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
@@ -133,8 +133,8 @@ def end_to_end(model, cfg: PredictorConfig, load_s: float) -> dict:
           flush=True)
     if str(cfg.device).startswith("cpu") and cfg.flush_denormal:     # the CPU fast path, checked: same bits?
         t0 = time.perf_counter()
-        kept = apply_plan(model, build_plan("lesa", model.config.num_hidden_layers),
-                          dataclasses.replace(cfg, flush_denormal=False), copy_weights=False, progress=False)
+        kept = apply_plan(model, plan, dataclasses.replace(cfg, flush_denormal=False), copy_weights=False,
+                          progress=False)
         out["grow_s_denormals_kept"] = time.perf_counter() - t0
         a, b = grown.state_dict(), kept.state_dict()
         out["identical_with_denormals_kept"] = all(torch.equal(a[k], b[k]) for k in a)
