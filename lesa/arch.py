@@ -2,6 +2,16 @@
 
 Plain data, no torch. A family is supported when its decoder layers hold the seven separate linear
 projections LESA factorises (fused QKV / gate-up layouts are not).
+
+Per-layer config lists (``layer_types``: sliding or full attention) are extended by one rule for
+every method: a new layer takes the entry of the first source layer of its slot (the copied layer
+for copy/identity slots, the lower neighbour k for a layer built between k and k+1), and original
+layers keep theirs. On Gemma 3 the attention type also picks the RoPE base (10k local, 1M global), so
+a copy computes exactly what its original does (LLaMA Pro stays the identity, SOLAR's stack keeps
+each layer's function); re-laying the every-6th full-attention pattern over the new depth would
+instead change the window and RoPE base of frozen original layers. transformers keeps an explicit
+``layer_types`` from config.json on load (it only derives one from ``sliding_window_pattern`` when
+the list is absent), so saved grown models reload with the same pattern.
 """
 from __future__ import annotations
 
@@ -27,8 +37,11 @@ OUTPUT_PROJECTIONS = ("o", "down")
 @dataclass(frozen=True)
 class ArchSpec:
     family: str                                   # config.model_type
+    label: str = ""                               # human name shown in messages (e.g. "Gemma 3")
     layers_path: str = "model.layers"             # ModuleList of decoder layers
     projections: dict[str, str] = field(default_factory=lambda: dict(PROJECTIONS))
+    # Every norm of a layer; new predicted/averaged layers take them from layer 0 or the neighbours'
+    # mean (Plan.norm_source). Gemma's RMSNorm scales by (1 + weight): averaging weights averages gains.
     norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     bias_flags: tuple[str, ...] = ()              # config flags that switch biases on
     fixed_biases: tuple[str, ...] = ()            # projections that always carry a bias
@@ -52,6 +65,13 @@ ARCHS: dict[str, ArchSpec] = {
     "qwen3": ArchSpec("qwen3", bias_flags=("attention_bias",),
                       norms=("input_layernorm", "post_attention_layernorm",
                              "self_attn.q_norm", "self_attn.k_norm")),
+    # Gemma 3 text model (Gemma3ForCausalLM, e.g. gemma-3-270m): q/k norms, a norm after attention and
+    # after the MLP (sandwich), a full-attention layer every 6th. The post-attention and
+    # post-feed-forward RMSNorms of a zero output are exactly zero (0 * rsqrt(0 + eps) * (1 + w)), so
+    # LLaMA Pro's zeroed o_proj/down_proj still give an exact identity block.
+    "gemma3_text": ArchSpec("gemma3_text", label="Gemma 3", bias_flags=("attention_bias",),
+                            norms=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                                   "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm")),
 }
 # Families known NOT to fit, with the reason (checked first for a precise message).
 UNSUPPORTED: dict[str, str] = {
@@ -62,6 +82,8 @@ UNSUPPORTED: dict[str, str] = {
     "bloom": "fused query_key_value projection",
     "mixtral": "mixture-of-experts MLP (LESA's MoE support is preliminary in the paper)",
     "qwen2_moe": "mixture-of-experts MLP",
+    "gemma3": "the multimodal Gemma 3 wrapper (its text layers live under model.language_model); "
+              "load the text-only Gemma3ForCausalLM (model_type gemma3_text), as gemma-3-270m is",
 }
 
 
@@ -70,7 +92,8 @@ class UnsupportedArchitecture(ValueError):
 
 
 def supported() -> str:
-    return ", ".join(sorted(ARCHS))
+    """The supported families in table order, with their human names where they differ."""
+    return ", ".join(f"{k} ({v.label})" if v.label else k for k, v in ARCHS.items())
 
 
 def spec_for(config: Any) -> ArchSpec:
