@@ -35,6 +35,9 @@ PRIMARY = {"arc_easy": "acc_norm", "arc_challenge": "acc_norm", "hellaswag": "ac
 CHANCE = {"arc_easy": 0.25, "arc_challenge": 0.25, "hellaswag": 0.25, "piqa": 0.5, "openbookqa": 0.25,
           "boolq": 0.5, "winogrande": 0.5, "mmlu": 0.25}
 PPL_SETS = ["wikitext", "lambada", "heldout"]
+# Logits (rows x vocabulary) computed at once when scoring: 2**26 fp32 = 256 MB, i.e. 1365 rows of
+# SmolLM2's 49k vocabulary (its 1k-token windows are one chunk) or 256 rows of Gemma 3's 262k.
+MAX_LOGITS = 2 ** 26
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -86,19 +89,24 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[
 @torch.inference_mode()
 def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], list[int]]], *,
                         max_length: int, batch_size: int = 8, desc: str = "score",
-                        progress: bool = True) -> list[tuple[float, bool]]:
+                        progress: bool = True, max_logits: int = MAX_LOGITS) -> list[tuple[float, bool]]:
     """Sum log p(continuation | context) and greedy-match for each (context, continuation) pair.
 
     As lm-eval: the sequence (context + continuation) keeps its last max_length + 1 tokens; the
     model sees all but the last. Batched by length (right-padded), log-softmax in float32 on the
-    continuation positions only, so a 49k vocabulary never materialises (B, T, V) logits.
+    continuation positions only, so a 49k vocabulary never materialises (B, T, V) logits; those
+    positions go through the head in chunks of at most ``max_logits`` logits (Gemma's 262k vocabulary
+    would otherwise take 1 GB per 1k-token window, twice with the log-softmax).
     """
     device = next(model.parameters()).device
     seqs = [(ctx + cont)[-(max_length + 1):] for ctx, cont in items]
     order = sorted(range(len(items)), key=lambda i: -len(seqs[i]))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(items)
     base, head = getattr(model, "base_model", None), model.get_output_embeddings()
-    use_hidden = base is not None and base is not model and head is not None
+    # hidden states @ head equals the model's logits unless the model post-processes them (Gemma 2's
+    # final logit soft-capping): then the full logits are taken from the model.
+    use_hidden = (base is not None and base is not model and head is not None
+                  and getattr(model.config, "final_logit_softcapping", None) is None)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", disable=not progress,
                       leave=False):
         idx = order[start:start + batch_size]
@@ -117,11 +125,17 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
         for b, i in enumerate(idx):
             n_in, n_cont = len(seqs[i]) - 1, len(items[i][1])
             pos = torch.arange(n_in - n_cont, n_in, device=device)             # (C,) positions
-            logits = head(hidden[b, pos]) if use_hidden else logits_all[b, pos]   # (C, V)
-            logp = F.log_softmax(logits.float(), dim=-1)
             target = torch.tensor(seqs[i][-n_cont:], device=device)
-            ll = logp.gather(-1, target[:, None]).sum().item()
-            results[i] = (ll, bool((logp.argmax(-1) == target).all()))
+            vocab = head.weight.shape[0] if use_hidden else logits_all.shape[-1]
+            rows = max(1, max_logits // vocab)
+            ll, greedy = 0.0, True
+            for c in range(0, n_cont, rows):                                   # one chunk unless C*V > max_logits
+                p = pos[c:c + rows]
+                logits = head(hidden[b, p]) if use_hidden else logits_all[b, p]   # (c, V)
+                logp = F.log_softmax(logits.float(), dim=-1)
+                ll += logp.gather(-1, target[c:c + rows, None]).sum().item()
+                greedy = greedy and bool((logp.argmax(-1) == target[c:c + rows]).all())
+            results[i] = (ll, greedy)
     return results
 
 
