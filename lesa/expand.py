@@ -316,7 +316,12 @@ def save_grown(model: Any, out_dir: str | Path, tokenizer: Any = None, extra: di
     model.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
+    from .models import copy_licence_files          # e.g. the Gemma terms go with weights derived from Gemma
+
+    licences = copy_licence_files(getattr(model.config, "_name_or_path", ""), out)
     info = dict(getattr(model.config, "lesa_growth", {}) or {})
+    if licences:
+        info["licence_files"] = licences
     info["stats"] = getattr(model, "lesa_report", None)
     info["provenance"] = provenance()
     info.update(extra or {})

