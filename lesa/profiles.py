@@ -3,6 +3,7 @@
     load_profile("smoke")          -> validated dict
     resolve_profile("auto")        -> "gpu" when CUDA is available, else "cpu"
     load_profile_model(profile)    -> (model, tokenizer, model_key) for the profile's model
+    profile_models(profile)        -> [model, *extra_models]: the models the per-model claims run on
     python -m lesa.profiles check paper   # dry run: validate + print every plan, no weights loaded
 """
 from __future__ import annotations
@@ -19,12 +20,15 @@ from .store import PROJECT_ROOT, stable_hash
 CONFIG_DIR = PROJECT_ROOT / "configs"
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 TINY_MODEL = "tiny-random-llama"
+# Tiny random models built in-process: name -> (family for tiny_config, short name whose tokenizer
+# they use, so every evaluation path is the same as for that real model).
+TINY_MODELS = {TINY_MODEL: ("llama", "smollm2-135m"), "tiny-random-gemma3": ("gemma3", "gemma3-270m")}
 
 # key -> (type, required); nested sections are validated below
 SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "": {"name": (str, True), "description": (str, True), "requires_cuda": (bool, True),
          "device": (str, True), "model": (dict, True), "svd": (dict, True), "predictor": (dict, True),
-         "expansion": (dict, True), "cpt": (dict, False)},
+         "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False)},
     "model": {"name": (str, True), "tiny": (dict, False), "source_layers": (int, False),
               "target_layers": (int, False)},
     "svd": {"weight_types": (list, True), "n_shuffles": (int, True), "n_gaussian": (int, True),
@@ -99,11 +103,37 @@ def validate(prof: dict, where: str = "profile") -> dict:
     bad = [m for m in prof["expansion"]["methods"] if m not in BUILDERS]
     if bad:
         raise ProfileError(f"{where}: unknown methods {bad}; known: {sorted(BUILDERS)}")
-    if prof["model"]["name"] == TINY_MODEL and "tiny" not in prof["model"]:
-        raise ProfileError(f"{where}: model {TINY_MODEL!r} needs a model.tiny config")
+    for i, m in enumerate(prof.get("extra_models", [])):      # same keys as `model`, one entry per model
+        _validate_model(m, f"{where}: extra_models[{i}]")
+    for m in profile_models(prof):
+        if m["name"] in TINY_MODELS and "tiny" not in m:
+            raise ProfileError(f"{where}: model {m['name']!r} needs a `tiny` config")
+    names = [m["name"] for m in profile_models(prof)]
+    if len(set(names)) != len(names):
+        raise ProfileError(f"{where}: a model is named twice in model/extra_models: {names}")
     if prof["device"] not in ("cpu", "cuda"):
         raise ProfileError(f"{where}: device must be cpu or cuda, got {prof['device']!r}")
     return prof
+
+
+def _validate_model(m: Any, where: str) -> None:
+    if not isinstance(m, dict):
+        raise ProfileError(f"{where}: expected a mapping like the `model` section, got {m!r}")
+    for key, (typ, required) in SCHEMA["model"].items():
+        if key not in m:
+            if required:
+                raise ProfileError(f"{where}: {key} is required")
+        elif not isinstance(m[key], typ) or (typ is int and isinstance(m[key], bool)):
+            raise ProfileError(f"{where}: {key} must be {getattr(typ, '__name__', typ)}, got {m[key]!r}")
+    unknown = set(m) - set(SCHEMA["model"])
+    if unknown:
+        raise ProfileError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(SCHEMA['model'])}")
+
+
+def profile_models(prof: dict) -> list[dict]:
+    """The profile's model sections: ``model`` first (the one CPT and every claim use), then
+    ``extra_models`` (the per-model claims C1-C3, C7, C8, C12c also run on these)."""
+    return [prof["model"], *prof.get("extra_models", [])]
 
 
 def load_profile(name: str = "auto", *, check_device: bool = True) -> dict:
@@ -125,49 +155,76 @@ def load_profile(name: str = "auto", *, check_device: bool = True) -> dict:
     return copy.deepcopy(prof)
 
 
-def tiny_config(prof: dict, family: str = "llama", vocab_size: int | None = None):
-    """HF config of the profile's tiny random model (other families for the code-path demo)."""
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config
+def tiny_config(prof: dict, family: str = "llama", vocab_size: int | None = None, model: dict | None = None):
+    """HF config of a tiny random model: ``model`` (a model section, default the profile's ``model``)
+    gives the sizes; ``family`` the architecture (other families for the code-path demo)."""
+    from transformers import Gemma3TextConfig, LlamaConfig, MistralConfig, Qwen2Config
 
-    t = dict(prof["model"].get("tiny") or {"hidden_size": 64, "intermediate_size": 128,
-                                            "num_hidden_layers": 8, "num_attention_heads": 4,
-                                            "num_key_value_heads": 2, "max_position_embeddings": 512})
+    t = dict((model or prof["model"]).get("tiny") or {"hidden_size": 64, "intermediate_size": 128,
+                                                      "num_hidden_layers": 8, "num_attention_heads": 4,
+                                                      "num_key_value_heads": 2, "max_position_embeddings": 512})
     t.pop("seed", None)
     t["vocab_size"] = vocab_size or 256
-    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}[family]
-    return cls(tie_word_embeddings=(family == "llama"), **t)
+    if family == "gemma3":
+        # Gemma's defaults are 270M-sized (head_dim 256, window 4096); scale them to the tiny model and
+        # put a full-attention layer every 3rd so both attention types lie inside any growth range.
+        t.setdefault("head_dim", t["hidden_size"] // t["num_attention_heads"])
+        t.setdefault("query_pre_attn_scalar", t["head_dim"])
+        t.setdefault("sliding_window", 16)
+        t.setdefault("sliding_window_pattern", 3)
+    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig, "gemma3": Gemma3TextConfig}[family]
+    return cls(tie_word_embeddings=(family in ("llama", "gemma3")), **t)
 
 
-def build_tiny(prof: dict, family: str = "llama", vocab_size: int | None = None, seed: int | None = None):
+def build_tiny(prof: dict, family: str = "llama", vocab_size: int | None = None, seed: int | None = None,
+               model: dict | None = None):
     import torch
     from transformers import AutoModelForCausalLM
 
-    cfg = tiny_config(prof, family, vocab_size)
-    torch.manual_seed((prof["model"].get("tiny") or {}).get("seed", 0) if seed is None else seed)
-    model = AutoModelForCausalLM.from_config(cfg).eval()
+    cfg = tiny_config(prof, family, vocab_size, model)
+    torch.manual_seed(((model or prof["model"]).get("tiny") or {}).get("seed", 0) if seed is None else seed)
+    built = AutoModelForCausalLM.from_config(cfg).eval()
     if family == "qwen2":                    # visible (non-zero) q/k/v biases
         with torch.no_grad():
-            for layer in model.model.layers:
+            for layer in built.model.layers:
                 for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
                     proj.bias.normal_(0, 0.1)
-    return model
+    if family == "gemma3":                   # HF initialises Gemma norms to 0 (unit gain): make them visible
+        with torch.no_grad():
+            for name, p in built.named_parameters():
+                if "norm" in name:
+                    p.normal_(0, 0.1)
+    return built
 
 
-def load_profile_model(prof: dict, tokenizer: bool = True):
-    """(model, tokenizer, model_key). The tiny random model uses SmolLM2's tokenizer so every
-    evaluation path (WikiText, LAMBADA, held-out shards) is the same as for the real model."""
+def load_profile_model(prof: dict, tokenizer: bool = True, model: dict | str | None = None):
+    """(model, tokenizer, model_key) for ``model``: a section from profile_models(prof) or its name
+    (default: the profile's ``model``). A tiny random model uses the tokenizer of the real model its
+    family stands for (TINY_MODELS), so every evaluation path (WikiText, LAMBADA, held-out shards) is
+    the same as for that model."""
     from transformers import AutoTokenizer
 
-    from .models import DEFAULT_MODEL, load_model, resolve, weights_key
+    from .models import load_model, resolve, weights_key
 
-    name = prof["model"]["name"]
-    if name == TINY_MODEL:
-        tok = AutoTokenizer.from_pretrained(resolve(DEFAULT_MODEL))
-        model = build_tiny(prof, "llama", vocab_size=len(tok))
-        key = stable_hash({"tiny": prof["model"]["tiny"], "vocab": len(tok)})
-        return model, (tok if tokenizer else None), f"tiny-{key}"
-    model, tok = load_model(name, device=prof["device"] if prof["device"] == "cpu" else "cpu")
-    return model, tok, weights_key(name)
+    sections = {m["name"]: m for m in profile_models(prof)}
+    if model is None:
+        section = prof["model"]
+    elif isinstance(model, dict):
+        section = model
+    elif model in sections:
+        section = sections[model]
+    else:
+        raise ProfileError(f"model {model!r} is not in profile {prof['name']!r}; its models: {sorted(sections)}")
+    name = section["name"]
+    if name in TINY_MODELS:
+        family, tok_source = TINY_MODELS[name]
+        tok = AutoTokenizer.from_pretrained(resolve(tok_source))
+        m = build_tiny(prof, family, vocab_size=len(tok), model=section)
+        key = stable_hash({"tiny": section["tiny"], "vocab": len(tok)} if name == TINY_MODEL else
+                          {"tiny": section["tiny"], "vocab": len(tok), "name": name})
+        return m, (tok if tokenizer else None), f"tiny-{key}"
+    m, tok = load_model(name, device=prof["device"] if prof["device"] == "cpu" else "cpu")
+    return m, tok, weights_key(name)
 
 
 def dry_run(name: str) -> str:
@@ -175,20 +232,21 @@ def dry_run(name: str) -> str:
     from .plans import build_plan, default_target
 
     prof = load_profile(name, check_device=False)
-    m = prof["model"]
-    if "source_layers" in m:
-        L = m["source_layers"]
-    elif m["name"] == TINY_MODEL:
-        L = m["tiny"]["num_hidden_layers"]
-    else:
-        from .models import load_config
+    lines = [f"profile {prof['name']}: {prof['description']}"]
+    for m in profile_models(prof):
+        if "source_layers" in m:
+            L = m["source_layers"]
+        elif m["name"] in TINY_MODELS:
+            L = m["tiny"]["num_hidden_layers"]
+        else:
+            from .models import load_config
 
-        L = load_config(m["name"]).num_hidden_layers
-    target = m.get("target_layers") or default_target(L)
-    lines = [f"profile {prof['name']}: {prof['description']}", f"model {m['name']}: {L} -> {target} layers"]
-    for method in prof["expansion"]["methods"]:
-        plan = build_plan(method, L, target)
-        lines.append(f"  {method:10s} new layers at {plan.new_layers}")
+            L = load_config(m["name"]).num_hidden_layers
+        target = m.get("target_layers") or default_target(L)
+        lines.append(f"model {m['name']}: {L} -> {target} layers")
+        for method in prof["expansion"]["methods"]:
+            plan = build_plan(method, L, target)
+            lines.append(f"  {method:10s} new layers at {plan.new_layers}")
     return "\n".join(lines)
 
 
