@@ -239,6 +239,14 @@ def test_variants_share_the_trained_predictors_and_cache(tiny_llama, tmp_path, m
         torch.testing.assert_close(b.self_attn.o_proj.weight, 0.1 * a.self_attn.o_proj.weight, rtol=0, atol=0)
         torch.testing.assert_close(b.mlp.down_proj.weight, 0.1 * a.mlp.down_proj.weight, rtol=0, atol=0)
         assert torch.linalg.matrix_rank(low.model.layers[i].mlp.up_proj.weight) <= 8
+    plans = (build_plan("lesa_lowrank", 6, 9, rank=8), build_plan("svd_interp", 6, 9, alpha=0.1, t=0.3, rank=5))
+    grown = [apply_plan(tiny_llama, p, FAST, cache_key="tiny-share", progress=False) for p in plans]
+    assert [g.lesa_report["cache"] for g in grown] == ["memory", "computed"]
+    expand.clear_memo()
+    for p, g in zip(plans, grown):                          # slot parameters survive the disk cache
+        again = apply_plan(tiny_llama, p, FAST, cache_key="tiny-share", progress=False)
+        assert again.lesa_report["cache"] == "disk"
+        assert all(torch.equal(x, y) for x, y in zip(g.state_dict().values(), again.state_dict().values()))
     expand.clear_memo()
 
 
