@@ -7,7 +7,7 @@ compared with (LLaMA Pro identity copies, SOLAR stacking), as declarative plans 
     save_grown(grown, "runs/lesa-45", tok)
 """
 from .arch import ARCHS, UnsupportedArchitecture, check_model, spec_for
-from .plans import Plan, PlanError, Slot, build_plan, llama_pro_plan, lesa_plan, solar_plan
+from .plans import METHODS, Plan, PlanError, Slot, build_plan, llama_pro_plan, lesa_plan, load_plan, solar_plan
 from .predictor import PredictorConfig, train_predictor
 from .svd import Factors, factorize
 
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):  # heavy modules (transformers) load lazily
-    if name in ("apply_plan", "save_grown", "pair_weights"):
+    if name in ("apply_plan", "save_grown", "layer_kind"):
         from . import expand
         return getattr(expand, name)
     if name in ("load_model", "load_config", "resolve", "DEFAULT_MODEL"):

@@ -330,39 +330,14 @@ def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: li
 
 # ============================================================================ expansion
 def expand_cached(model: Any, model_key: str, plan, cfg, progress: bool = False):
-    """apply_plan, with the new layers of predicted plans cached under .cache/expanded/<hash>.pt
-    (a predictor-based expansion of SmolLM2 takes minutes on CPU). Shares unchanged tensors with
-    ``model``. Returns (grown model, seconds spent now, cache hit?)."""
+    """apply_plan with the source weights' id as its cache key (the one growth cache, see
+    lesa.expand.cached_costly_weights). Shares unchanged tensors with ``model``. Returns
+    (grown model, seconds spent now, whether the costly new weights came from the cache)."""
     from .expand import apply_plan
-    from .plans import Plan, Slot
 
     t0 = time.perf_counter()
-    if not any(s.kind == "predict" for s in plan.slots):
-        grown = apply_plan(model, plan, cfg, copy_weights=False, progress=progress)
-        return grown, time.perf_counter() - t0, False
-    key = stable_hash({"model": model_key, "plan": plan.to_dict(), "cfg": cfg.to_dict()})
-    path = cache_dir("expanded") / f"{key}.pt"
-    if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        shell = Plan(plan.method, plan.source_layers,
-                     tuple(Slot("average", s.src) if s.kind == "predict" else s for s in plan.slots),
-                     plan.norm_source, plan.notes)
-        grown = apply_plan(model, shell, cfg, copy_weights=False, progress=False)
-        layers = get_layers(grown)
-        with torch.no_grad():
-            for i, st in blob["layers"].items():
-                layers[int(i)].load_state_dict(st)
-        grown.config.lesa_growth = blob["growth"]
-        grown.lesa_report = blob["report"]
-        return grown, time.perf_counter() - t0, True
-    grown = apply_plan(model, plan, cfg, copy_weights=False, progress=progress)
-    layers = get_layers(grown)
-    blob = {"layers": {i: {k: v.clone() for k, v in layers[i].state_dict().items()} for i in plan.new_layers},
-            "growth": grown.config.lesa_growth, "report": grown.lesa_report}
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-    return grown, time.perf_counter() - t0, False
+    grown = apply_plan(model, plan, cfg, copy_weights=False, progress=progress, cache_key=model_key)
+    return grown, time.perf_counter() - t0, bool(grown.lesa_report.get("cached"))
 
 
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:

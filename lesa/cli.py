@@ -2,7 +2,10 @@
 
     lesa model smollm2-135m                                    # convert/cache the default model
     lesa plan --model smollm2-135m --method lesa --layers 45   # dry run: layer map, no weights
+    lesa plan --method lesa --layers 48 --source-layers 32 --yaml > my-plan.yaml   # a plan file to edit
     lesa expand --model smollm2-135m --method lesa --layers 45 --out runs/lesa-45
+    lesa expand --model smollm2-135m --method lesa_fp --alpha 0.1 --out runs/lesa-fp-45
+    lesa expand --model /path/to/llama3-8b --plan configs/plans/lesa-32-48.yaml --out runs/lesa-48
 """
 from __future__ import annotations
 
@@ -12,31 +15,83 @@ import os
 import sys
 import time
 
+# command-line option -> plan builder keyword (taken only by the methods whose builder has it)
+BUILDER_OPTIONS = {"gaps": "--gaps", "after": "--after", "norm_source": "--norms", "alpha": "--alpha",
+                   "rank": "--rank", "t": "--t"}
+# command-line option -> PredictorConfig field
+PREDICTOR_OPTIONS = {"lam": "--lam", "epochs": "--epochs", "seed": "--seed", "device": "--device",
+                     "svd_method": "--svd", "ridge_lam": "--ridge-lam"}
+
+
+def _methods_help() -> str:
+    from .plans import METHODS
+
+    return "methods:\n" + "\n".join(f"  {name:16s} {doc}" for name, (_, doc) in METHODS.items())
+
 
 def _add_plan_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m", help="short name, local HF folder, or hub id")
-    p.add_argument("--method", default="lesa",
-                   help="lesa | lesa_raw | llama_pro | solar | average | random | copy")
+    p.add_argument("--model", default=None, help="short name, local HF folder, or hub id (default smollm2-135m)")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="a plan file (YAML/JSON, see configs/plans/) instead of --method and its options")
+    p.add_argument("--method", default=None, help="growth method (default lesa); see the list below")
     p.add_argument("--layers", type=int, default=None, help="target depth (default 1.5x the source)")
     p.add_argument("--gaps", type=int, nargs="*", default=None,
-                   help="LESA/controls: gaps k (new layer between k and k+1); default the top gaps")
+                   help="gap methods: gaps k (new layer between k and k+1); default the top gaps")
     p.add_argument("--after", type=int, nargs="*", default=None,
-                   help="LLaMA Pro: original layers after which an identity copy is inserted")
+                   help="llama_pro: original layers after which an identity copy is inserted")
     p.add_argument("--norms", choices=["layer0", "neighbours"], default=None,
-                   help="norms/biases of predicted layers (default: layer0 for lesa, as released)")
+                   help="norms/biases of new layers between two layers (default: layer0 for lesa, as released)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="lesa_fp, lesa_lowrank, lesa_ridge, svd_interp, copy_scaled: scale of the new layers' "
+                        "o_proj/down_proj (0: the grown model starts exactly at the source model)")
+    p.add_argument("--rank", type=int, default=None,
+                   help="lesa_lowrank, svd_interp: keep only the top-k singular directions")
+    p.add_argument("--t", type=float, default=None, help="svd_interp: position between the neighbours (0.5)")
 
 
-def _plan_from_args(args, num_layers: int):
-    from .plans import build_plan
+def _plan_from_args(args, num_layers: int | None, model: str):
+    """The plan named on the command line, validated (file form: also against the model's depth)."""
+    from .plans import PlanError, build_plan, check_plan_for, load_plan
 
-    kw = {}
-    if args.gaps is not None:
-        kw["gaps"] = args.gaps
-    if args.after is not None:
-        kw["after"] = args.after
-    if args.norms is not None:
-        kw["norm_source"] = args.norms
-    return build_plan(args.method, num_layers, args.layers, **kw)
+    given = [flag for key, flag in (("method", "--method"), ("layers", "--layers"))
+             if getattr(args, key) is not None]
+    given += [flag for key, flag in BUILDER_OPTIONS.items() if getattr(args, _dest(flag)) is not None]
+    if args.plan is not None:
+        if given:
+            raise PlanError(f"--plan fixes the layer map and its parameters; drop {', '.join(given)} "
+                            f"(or edit the plan file)")
+        plan = load_plan(args.plan)
+        return plan if num_layers is None else check_plan_for(plan, num_layers, model, f"plan file {args.plan}")
+    method = args.method or "lesa"
+    kw = {key: getattr(args, _dest(flag)) for key, flag in BUILDER_OPTIONS.items()
+          if getattr(args, _dest(flag)) is not None}
+    try:
+        return build_plan(method, num_layers, args.layers, **kw)
+    except PlanError as e:                 # name the command-line flags, not the Python keywords
+        msg = str(e)
+        for key, flag in BUILDER_OPTIONS.items():
+            msg = msg.replace(f"option {key!r}", f"option {flag}").replace(f"'{key}'", flag)
+        raise PlanError(msg) from None
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _source_depth(args) -> tuple[int | None, str]:
+    """(depth of --model, its name); (None, '') when only a plan file is checked."""
+    from .arch import spec_for
+    from .models import DEFAULT_MODEL, load_config
+
+    if args.model is None and args.plan is not None and getattr(args, "source_layers", None) is None:
+        return None, ""
+    if getattr(args, "source_layers", None) is not None:
+        if args.model is not None:
+            raise ValueError("give --model or --source-layers, not both")
+        return args.source_layers, f"a {args.source_layers}-layer model"
+    model = args.model or DEFAULT_MODEL
+    config = load_config(model)
+    return getattr(config, spec_for(config).depth_key), model
 
 
 def cmd_model(args) -> int:
@@ -49,29 +104,44 @@ def cmd_model(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .arch import spec_for
-    from .models import load_config
-
-    config = load_config(args.model)
-    spec = spec_for(config)
-    plan = _plan_from_args(args, getattr(config, spec.depth_key))
-    print(json.dumps(plan.to_dict()) if args.json else plan.describe())
+    L, model = _source_depth(args)
+    plan = _plan_from_args(args, L, model)
+    if args.json:
+        print(json.dumps(plan.to_dict()))
+    elif args.yaml:
+        print(plan.to_yaml(f"lesa plan: {plan.method}, {plan.source_layers} -> {plan.target_layers} layers"
+                           f"{' for ' + model if model else ''}.\nEdit the slots and load it with "
+                           f"`lesa expand --plan FILE`; kinds and parameters: lesa/plans.py."), end="")
+    else:
+        print(plan.describe())
     return 0
+
+
+def _predictor(args, plan):
+    """(plan, PredictorConfig): command-line predictor options over the plan's own settings."""
+    from .expand import check_predictor_plan, effective_predictor
+    from .plans import with_predictor
+    from .predictor import PredictorConfig
+
+    given = {key: getattr(args, _dest(flag)) for key, flag in PREDICTOR_OPTIONS.items()
+             if getattr(args, _dest(flag)) is not None}
+    overlap = {k: v for k, v in given.items() if k in plan.predictor}
+    if overlap:
+        plan = with_predictor(plan, **overlap)
+    pred = PredictorConfig(**given)
+    check_predictor_plan(plan, effective_predictor(plan, pred))
+    return plan, pred
 
 
 def cmd_expand(args) -> int:
     from pathlib import Path
 
-    from .arch import spec_for
     from .expand import apply_plan, save_grown
-    from .models import load_config, load_model, weights_key
-    from .predictor import PredictorConfig
+    from .models import DEFAULT_MODEL, load_model, weights_key
 
-    config = load_config(args.model)                          # validate everything before weights
-    spec = spec_for(config)
-    plan = _plan_from_args(args, getattr(config, spec.depth_key))
-    pred = PredictorConfig(lam=args.lam, epochs=args.epochs, seed=args.seed, device=args.device,
-                           svd_method=args.svd)
+    args.model = args.model or DEFAULT_MODEL
+    L, _ = _source_depth(args)                                 # validate everything before weights
+    plan, pred = _predictor(args, _plan_from_args(args, L, args.model))
     print(plan.describe() if args.dry_run else plan.describe().splitlines()[0])
     if args.dry_run:
         return 0
@@ -91,31 +161,40 @@ def cmd_expand(args) -> int:
     print(f"[lesa] load {t_load:.1f}s  svd {sum(rep['svd_seconds'].values()):.1f}s  "
           f"predictor {sum(rep['predictor_seconds'].values()):.1f}s summed over types "
           f"({rep.get('predictor_workers', 1)} process(es))  apply {rep['total_seconds']:.1f}s  "
-          f"save {time.perf_counter() - t1:.1f}s  total {time.perf_counter() - t0:.1f}s")
+          f"save {time.perf_counter() - t1:.1f}s  total {time.perf_counter() - t0:.1f}s"
+          + ("  (new layers from the cache)" if rep.get("cached") else ""))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lesa", description="Grow a pretrained LLM deeper (LESA and baselines).")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("model", help="resolve/convert a model and print its local folder")
     p.add_argument("name", nargs="?", default="smollm2-135m")
     p.set_defaults(fn=cmd_model)
 
-    p = sub.add_parser("plan", help="print the layer map of a plan (dry run: no weights loaded)")
+    p = sub.add_parser("plan", help="print the layer map of a plan (dry run: no weights loaded)",
+                       epilog=_methods_help(), formatter_class=fmt)
     _add_plan_args(p)
+    p.add_argument("--source-layers", type=int, default=None,
+                   help="build the plan for a model of this depth instead of --model (e.g. 32 for Llama-3-8B)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--yaml", action="store_true", help="print the plan as a plan file (for --plan)")
     p.set_defaults(fn=cmd_plan)
 
-    p = sub.add_parser("expand", help="grow a model and save a normal HF checkpoint")
+    p = sub.add_parser("expand", help="grow a model and save a normal HF checkpoint",
+                       epilog=_methods_help(), formatter_class=fmt)
     _add_plan_args(p)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--lam", type=float, default=5e-4, help="norm-loss weight (code 5e-4, paper 5e-5)")
-    p.add_argument("--epochs", type=int, default=10, help="predictor epochs (code 10, paper 5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="device for SVD and predictor training")
-    p.add_argument("--svd", default="auto", choices=["auto", "svd", "gram"], help="SVD solver")
+    p.add_argument("--lam", type=float, default=None, help="norm-loss weight (default: code 5e-4; paper 5e-5)")
+    p.add_argument("--epochs", type=int, default=None, help="predictor epochs (default: code 10; paper 5)")
+    p.add_argument("--ridge-lam", type=float, default=None,
+                   help="lesa_ridge: ridge penalty relative to the mean eigenvalue of X^T X (default 1e-3)")
+    p.add_argument("--seed", type=int, default=None, help="predictor and random-layer seed (default 0)")
+    p.add_argument("--device", default=None, help="device for SVD and predictor training (default cpu)")
+    p.add_argument("--svd", default=None, choices=["auto", "svd", "gram"], help="SVD solver (default auto)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes training the per-type predictors (default: one per CPU core for a "
                         "large CPU job, else 1); changes speed, never the weights")

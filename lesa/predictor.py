@@ -25,6 +25,8 @@ class PredictorConfig:
     epochs: int = 10             # code 10; the paper reports 5
     train_distance: int = 1      # train on (i-d, i+d) -> i
     space: str = "svd"           # "svd" (LESA) or "raw" (ablation "w/o SVD": rows of the weights)
+    kind: str = "mlp"            # "mlp" (LESA's G) or "ridge" (closed-form linear baseline, lesa.ridge)
+    ridge_lam: float = 1e-3      # ridge penalty, relative to the mean eigenvalue of X^T X (scale-free)
     svd_method: str = "auto"     # see lesa.svd.factorize
     seed: int = 0
     device: str = "cpu"
@@ -44,7 +46,7 @@ class PredictorConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name in ("epochs", "seed") else 1):
                 raise ValueError(f"PredictorConfig.{name} must be a positive integer, got {v!r}")
-        for name in ("lam", "lr", "weight_decay"):
+        for name in ("lam", "lr", "weight_decay", "ridge_lam"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"PredictorConfig.{name} must be a non-negative number, got {v!r}")
@@ -52,6 +54,8 @@ class PredictorConfig:
             raise ValueError(f"PredictorConfig.lam must lie in [0, 1], got {self.lam}")
         if self.space not in ("svd", "raw"):
             raise ValueError(f"PredictorConfig.space must be 'svd' or 'raw', got {self.space!r}")
+        if self.kind not in ("mlp", "ridge"):
+            raise ValueError(f"PredictorConfig.kind must be 'mlp' or 'ridge', got {self.kind!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,10 +19,13 @@ class Factors:
     def num_layers(self) -> int:
         return self.V.shape[0]
 
-    def reconstruct(self, i: int | None = None, coeffs: torch.Tensor | None = None) -> torch.Tensor:
-        """W_i = (U S) V_i for a layer index, or (U S) @ coeffs for predicted coefficients (r, d_in)."""
+    def reconstruct(self, i: int | None = None, coeffs: torch.Tensor | None = None,
+                    rank: int | None = None) -> torch.Tensor:
+        """W_i = (U S) V_i for a layer index, or (U S) @ coeffs for predicted coefficients (r, d_in);
+        ``rank`` keeps only the top-k singular directions (U S)[:, :k] V_i[:k]."""
         block = self.V[i] if coeffs is None else coeffs
-        return self.US @ block.to(device=self.US.device, dtype=self.US.dtype)   # (d_out, d_in)
+        k = block.shape[0] if rank is None else min(rank, block.shape[0])
+        return self.US[:, :k] @ block[:k].to(device=self.US.device, dtype=self.US.dtype)   # (d_out, d_in)
 
 
 def factorize(weights: list[torch.Tensor] | torch.Tensor, *, device: str | torch.device = "cpu",
@@ -72,3 +75,38 @@ def _svd_via_gram(W: torch.Tensor):
         return U, S, Vt
     Vt = (U.T @ Wd) / S[:, None]                                   # (r, n)
     return U.to(W.dtype), S.to(W.dtype), Vt.to(W.dtype)
+
+
+# ------------------------------------------------------------------ per-layer SVD interpolation (ours)
+def layer_svd(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD of one layer's weight in float32, signs fixed as in factorize."""
+    U, S, Vh = torch.linalg.svd(W.float(), full_matrices=False)
+    U, Vh = _canonical_signs(U, Vh)
+    return U, S, Vh
+
+
+def interpolate_svd(a: tuple, b: tuple, t: float = 0.5, rank: int | None = None) -> torch.Tensor:
+    """A weight between two layers from their own SVDs a = (U_a, S_a, Vh_a) and b: the leading
+    singular pairs of b are matched to a's (one-to-one, by |u_a.u_b + v_a.v_b|, Hungarian), sign-aligned,
+    then u, v are interpolated at t and renormalised and the singular values interpolated; the result
+    is rescaled to the Frobenius norm of the interpolated spectrum. rank: match and keep only the
+    top-k pairs (default all). A layer's singular pairs are only defined up to sign and, for close
+    singular values, order, which is why plain averaging of the factors would cancel them."""
+    from scipy.optimize import linear_sum_assignment
+
+    (Ua, Sa, Vha), (Ub, Sb, Vhb) = a, b
+    k = Sa.shape[0] if rank is None else min(rank, Sa.shape[0])
+    Ua, Sa, Vha, Ub, Sb, Vhb = Ua[:, :k], Sa[:k], Vha[:k], Ub[:, :k], Sb[:k], Vhb[:k]
+    M = (Ua.T @ Ub + Vha @ Vhb.T).double()                          # (k, k): signed agreement of pairs
+    rows, cols = linear_sum_assignment(-M.abs().cpu().numpy())
+    perm = torch.as_tensor(cols[rows.argsort()], device=Ua.device)
+    sign = torch.sign(M[torch.arange(k, device=M.device), perm]).to(Ua.dtype)
+    sign[sign == 0] = 1
+    Ub, Sb, Vhb = Ub[:, perm] * sign, Sb[perm], Vhb[perm] * sign[:, None]
+    U = (1 - t) * Ua + t * Ub
+    Vh = (1 - t) * Vha + t * Vhb
+    U = U / U.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    Vh = Vh / Vh.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    S = (1 - t) * Sa + t * Sb
+    W = (U * S) @ Vh
+    return W * (S.norm() / W.norm().clamp_min(1e-30))

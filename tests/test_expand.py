@@ -10,7 +10,9 @@ from lesa.plans import PlanError, build_plan, lesa_plan
 from lesa.predictor import PredictorConfig
 
 FAST = PredictorConfig(epochs=1)
-METHODS = ["lesa", "lesa_raw", "llama_pro", "solar", "average", "random", "copy"]
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+METHODS = ["lesa", "lesa_raw", "llama_pro", "solar", "average", "random", "copy", "lesa_fp", "lesa_lowrank",
+           "lesa_ridge", "svd_interp", "copy_scaled", "random_zero_out"]
 
 
 def logits(model, ids):
@@ -181,17 +183,71 @@ def test_cli_dry_run_and_expand(tiny_llama, tmp_path, capsys):
 
 
 def test_cached_new_weights_are_reused_exactly(tiny_llama, tmp_path, monkeypatch, capsys):
+    """One growth cache, keyed by content and code: a repeat hits it (in-process, then on disk) with
+    identical weights; another seed, plan or code version misses."""
+    from lesa import expand
+
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    expand.clear_memo()
     plan = build_plan("lesa", 6, 9)
-    first = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=True)
-    assert list((tmp_path / "pairs").glob("*.safetensors"))
-    second = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=True)
-    assert "reused cached new-layer weights" in capsys.readouterr().out
-    assert second.lesa_report["cached"] is True
-    for (n, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
-        assert torch.equal(a, b), n
-    other = apply_plan(tiny_llama, plan, PredictorConfig(epochs=1, seed=5), cache_key="tiny-test", progress=False)
-    assert "cached" not in other.lesa_report                 # a different predictor config is a new entry
+    first = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False)
+    assert first.lesa_report["cache"] == "computed"
+    assert len(list((tmp_path / "grow").glob("*.safetensors"))) == 1
+    meta = json.loads(next((tmp_path / "grow").glob("*.json")).read_text())
+    assert meta["key"]["code"] == expand.code_hash() and meta["key"]["weights"] == "tiny-test"
+    second = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False)
+    assert second.lesa_report["cache"] == "memory" and second.lesa_report["cached"] is True
+    expand.clear_memo()
+    third = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=True)
+    assert third.lesa_report["cache"] == "disk" and "reused cached new-layer weights" in capsys.readouterr().out
+    for other in (second, third):
+        for (n, a), (_, b) in zip(first.state_dict().items(), other.state_dict().items()):
+            assert torch.equal(a, b), n
+    with torch.no_grad():                                   # training a grown model never alters the cache
+        third.model.layers[plan.new_layers[0]].mlp.up_proj.weight.add_(1.0)
+    again = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False)
+    assert torch.equal(again.model.layers[plan.new_layers[0]].mlp.up_proj.weight,
+                       first.model.layers[plan.new_layers[0]].mlp.up_proj.weight)
+    misses = [apply_plan(tiny_llama, plan, PredictorConfig(epochs=1, seed=5), cache_key="tiny-test", progress=False),
+              apply_plan(tiny_llama, lesa_plan(6, 9, gaps=[0, 1, 2]), FAST, cache_key="tiny-test", progress=False),
+              apply_plan(tiny_llama, plan, PredictorConfig(epochs=2), cache_key="tiny-test", progress=False)]
+    assert [m.lesa_report["cache"] for m in misses] == ["computed"] * 3
+    assert not torch.equal(misses[0].model.layers[7].mlp.up_proj.weight, first.model.layers[7].mlp.up_proj.weight)
+    monkeypatch.setattr(expand, "code_hash", lambda: "another-version-of-the-code")
+    assert apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False).lesa_report["cache"] == "computed"
+    assert len(list((tmp_path / "grow").glob("*.safetensors"))) == 5
+    expand.clear_memo()
+
+
+def test_variants_share_the_trained_predictors_and_cache(tiny_llama, tmp_path, monkeypatch):
+    """lesa_fp (any alpha) reuses lesa's cached predicted layers; lesa_lowrank reuses its trained
+    predictors (never retrained within a run); alpha scales o/down only."""
+    from lesa import expand
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    expand.clear_memo()
+    lesa = apply_plan(tiny_llama, build_plan("lesa", 6, 9), FAST, cache_key="tiny-share", progress=False)
+    fp = apply_plan(tiny_llama, build_plan("lesa_fp", 6, 9, alpha=0.1), FAST, cache_key="tiny-share", progress=False)
+    assert fp.lesa_report["cache"] == "memory"
+    low = apply_plan(tiny_llama, build_plan("lesa_lowrank", 6, 9, rank=8), FAST, cache_key="tiny-share", progress=False)
+    assert low.lesa_report["cache"] == "computed" and low.lesa_report["predictors_reused"] == sorted(
+        ["q", "k", "v", "o", "gate", "up", "down"])
+    for i in build_plan("lesa", 6, 9).new_layers:
+        a, b = lesa.model.layers[i], fp.model.layers[i]
+        assert torch.equal(a.self_attn.q_proj.weight, b.self_attn.q_proj.weight)
+        assert torch.equal(a.mlp.gate_proj.weight, b.mlp.gate_proj.weight)
+        torch.testing.assert_close(b.self_attn.o_proj.weight, 0.1 * a.self_attn.o_proj.weight, rtol=0, atol=0)
+        torch.testing.assert_close(b.mlp.down_proj.weight, 0.1 * a.mlp.down_proj.weight, rtol=0, atol=0)
+        assert torch.linalg.matrix_rank(low.model.layers[i].mlp.up_proj.weight) <= 8
+    plans = (build_plan("lesa_lowrank", 6, 9, rank=8), build_plan("svd_interp", 6, 9, alpha=0.1, t=0.3, rank=5))
+    grown = [apply_plan(tiny_llama, p, FAST, cache_key="tiny-share", progress=False) for p in plans]
+    assert [g.lesa_report["cache"] for g in grown] == ["memory", "computed"]
+    expand.clear_memo()
+    for p, g in zip(plans, grown):                          # slot parameters survive the disk cache
+        again = apply_plan(tiny_llama, p, FAST, cache_key="tiny-share", progress=False)
+        assert again.lesa_report["cache"] == "disk"
+        assert all(torch.equal(x, y) for x, y in zip(g.state_dict().values(), again.state_dict().values()))
+    expand.clear_memo()
 
 
 @pytest.mark.parametrize("method", ["lesa", "lesa_raw"])
@@ -260,3 +316,136 @@ def test_workers_that_cannot_start_fall_back_to_one_by_one(tiny_llama, monkeypat
     got = apply_plan(tiny_llama, plan, cfg, progress=False, workers=2).state_dict()
     assert "one by one" in capsys.readouterr().out
     assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+# ------------------------------------------------------------------ variants beyond the paper
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_qwen2"])
+@pytest.mark.parametrize("method,kw", [("lesa_fp", {"alpha": 0.0}), ("svd_interp", {"alpha": 0.0}),
+                                       ("copy_scaled", {"alpha": 0.0}), ("random_zero_out", {})])
+def test_alpha_zero_starts_exactly_at_the_base_model(family, method, kw, request):
+    """o_proj = down_proj = 0 makes every new layer the identity on the residual stream (like LLaMA
+    Pro), while its q, k, v, gate, up are informative (not copies of a zeroed layer)."""
+    model = request.getfixturevalue(family)
+    ids = torch.randint(0, 128, (2, 20))
+    grown = grow(model, method, **kw)
+    torch.testing.assert_close(logits(grown, ids), logits(model, ids), rtol=0, atol=1e-5)
+    for i in build_plan(method, 6, 9, **kw).new_layers:
+        layer = grown.model.layers[i]
+        assert layer.self_attn.o_proj.weight.abs().max() == 0 and layer.mlp.down_proj.weight.abs().max() == 0
+        assert layer.self_attn.q_proj.weight.norm() > 0 and layer.mlp.up_proj.weight.norm() > 0
+
+
+def test_alpha_nonzero_moves_away_from_the_base_model(tiny_llama):
+    ids = torch.randint(0, 128, (2, 20))
+    grown = grow(tiny_llama, "lesa_fp", alpha=0.1)
+    assert not torch.allclose(logits(grown, ids), logits(tiny_llama, ids), atol=1e-5)
+
+
+def test_raw_space_is_a_plan_field_not_a_method_name(tiny_llama):
+    """lesa_raw = LESA's placement with predictor space 'raw'; any plan carrying that setting gets
+    the same weights, whatever its method is called."""
+    from dataclasses import replace
+
+    raw = build_plan("lesa_raw", 6, 9)
+    assert raw.predictor == {"space": "raw"}
+    renamed = replace(raw, method="my_own_name")
+    a, b = apply_plan(tiny_llama, raw, FAST, progress=False), apply_plan(tiny_llama, renamed, FAST, progress=False)
+    assert a.config.lesa_growth["predictor"]["space"] == "raw"
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    svd = apply_plan(tiny_llama, replace(raw, predictor={}), FAST, progress=False)
+    assert not torch.equal(svd.model.layers[7].mlp.up_proj.weight, a.model.layers[7].mlp.up_proj.weight)
+    with pytest.raises(PlanError, match="'rank' keeps top singular directions"):
+        apply_plan(tiny_llama, build_plan("lesa_lowrank", 6, 9), PredictorConfig(epochs=1, space="raw"))
+
+
+def test_ridge_predictor_is_the_closed_form_solution():
+    """On exactly linear data the ridge predictor recovers the map; the expansion uses it in place
+    of the MLP (PredictorConfig.kind = 'ridge')."""
+    from lesa.predictor import training_pairs
+    from lesa.ridge import fit_ridge
+
+    torch.manual_seed(0)
+    L, r, d = 8, 5, 6
+    blocks = torch.randn(L, r, d, dtype=torch.float64)
+    B, c = torch.randn(2 * d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64)
+    for i in range(1, L - 1):                                 # make every interior block a linear function
+        blocks[i] = torch.cat([blocks[i - 1], blocks[i + 1]], 1) @ B + c if i % 2 else blocks[i]
+    X, Y = training_pairs(blocks, 1, layers=[1, 3, 5])
+    g = fit_ridge(blocks, PredictorConfig(kind="ridge", ridge_lam=0.0), layers=[1, 3, 5])
+    torch.testing.assert_close(g.predict(blocks[0], blocks[2]).double(), blocks[1], rtol=1e-6, atol=1e-6)
+    assert g.history[0] < 1e-20 and g.n_samples == X.shape[0]
+    strong = fit_ridge(blocks, PredictorConfig(kind="ridge", ridge_lam=1e6), layers=[1, 3, 5])
+    assert strong.B.abs().max() < 1e-3                        # a huge penalty shrinks the map to the mean
+    torch.testing.assert_close(strong.c, Y.mean(0), rtol=0, atol=1e-3)
+
+
+def test_lesa_ridge_expansion(tiny_llama):
+    grown = grow(tiny_llama, "lesa_ridge")
+    assert grown.config.lesa_growth["predictor"]["kind"] == "ridge"
+    plan = build_plan("lesa_ridge", 6, 9, ridge_lam=10.0)
+    other = apply_plan(tiny_llama, plan, FAST, progress=False)
+    assert other.config.lesa_growth["predictor"]["ridge_lam"] == 10.0
+    i = plan.new_layers[0]
+    assert not torch.equal(grown.model.layers[i].mlp.up_proj.weight, other.model.layers[i].mlp.up_proj.weight)
+
+
+def test_svd_interpolation_recovers_its_ends_and_ignores_sign_and_order():
+    """interp at t = 0 / 1 gives the neighbours themselves; and matching makes it independent of
+    the arbitrary signs and order of one neighbour's singular pairs."""
+    from lesa.svd import interpolate_svd, layer_svd
+
+    torch.manual_seed(0)
+    Wa, Wb = torch.randn(12, 20), torch.randn(12, 20)
+    a, b = layer_svd(Wa), layer_svd(Wb)
+    torch.testing.assert_close(interpolate_svd(a, b, t=0.0), Wa, rtol=0, atol=1e-5)
+    torch.testing.assert_close(interpolate_svd(a, b, t=1.0), Wb, rtol=0, atol=1e-5)
+    U, S, Vh = a
+    perm, sign = torch.randperm(12), torch.where(torch.rand(12) < 0.5, -1.0, 1.0)
+    shuffled = (U[:, perm] * sign, S[perm], Vh[perm] * sign[:, None])
+    torch.testing.assert_close(interpolate_svd(a, shuffled, t=0.5), Wa, rtol=0, atol=1e-5)   # a with itself
+    mid = interpolate_svd(a, b, t=0.5)                        # norm of the interpolated (matched) spectrum
+    assert 0 < float(mid.norm()) <= (float(Wa.norm()) + float(Wb.norm())) / 2 + 1e-4
+    low = interpolate_svd(a, b, rank=3)
+    assert torch.linalg.matrix_rank(low) == 3
+
+
+def test_every_slot_kind_has_a_registered_builder():
+    from lesa.expand import KIND_FNS, layer_kind
+    from lesa.plans import KINDS
+
+    assert set(KIND_FNS) == set(KINDS)
+    with pytest.raises(ValueError, match="not declared in lesa.plans.KINDS"):
+        layer_kind("merge_ties")(lambda v, s: None)
+
+
+def test_cli_expand_from_a_plan_file(tiny_llama, tmp_path, capsys):
+    """`lesa plan --yaml` writes a plan file that `lesa expand --plan` grows exactly as apply_plan
+    does; a plan file for another depth or mixed with --method fails before any weights load."""
+    from transformers import AutoModelForCausalLM
+
+    from lesa.cli import main
+
+    tiny_llama.save_pretrained(tmp_path / "base")
+    base = str(tmp_path / "base")
+    assert main(["plan", "--model", base, "--method", "lesa_fp", "--alpha", "0.1", "--yaml"]) == 0
+    (tmp_path / "fp.yaml").write_text(capsys.readouterr().out)
+    assert main(["plan", "--plan", str(tmp_path / "fp.yaml")]) == 0
+    assert "lesa_fp: 6 -> 9 layers" in capsys.readouterr().out
+    assert main(["expand", "--model", base, "--plan", str(tmp_path / "fp.yaml"), "--epochs", "1",
+                 "--out", str(tmp_path / "g")]) == 0
+    got = AutoModelForCausalLM.from_pretrained(tmp_path / "g").state_dict()
+    want = apply_plan(tiny_llama, build_plan("lesa_fp", 6, 9, alpha=0.1), FAST, progress=False).state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want if k != "lm_head.weight")
+    capsys.readouterr()
+    bad = [(["expand", "--model", base, "--plan", str(ROOT / "configs/plans/lesa-32-48.yaml"), "--out", str(tmp_path / "x")],
+            "is for a 32-layer model, but .* has 6 layers"),
+           (["expand", "--model", base, "--plan", str(tmp_path / "fp.yaml"), "--method", "lesa", "--out",
+             str(tmp_path / "x")], "drop --method"),
+           (["plan", "--model", base, "--method", "solar", "--alpha", "0.1"], "takes no option --alpha"),
+           (["expand", "--model", base, "--method", "lesa_raw", "--rank", "4", "--out", str(tmp_path / "x")],
+            "takes no option --rank")]
+    import re
+    for argv, msg in bad:
+        assert main(argv) == 2, argv
+        assert re.search(msg, capsys.readouterr().err), argv
+    assert not (tmp_path / "x").exists()
