@@ -257,7 +257,7 @@ def time_lesa(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: 
         rows = [json.loads(x) for x in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
     handle.remove()
     return {"steps_run": len(rows), "tokens_seen": seen["tokens"], "tokens_logged": rows[-1]["tokens"],
-            "optimizer": "AdamW fused",       # lesa.train.build_optimizer: fused on CUDA and CPU (not FSDP)
+            "optimizer": "AdamW fused",       # lesa.train_components.build_optimizer: fused on CUDA and CPU (not FSDP)
             **_timed([r["step_s"] for r in rows], batch * seq, warmup)}
 
 
