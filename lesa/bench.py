@@ -32,12 +32,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.state import AcceleratorState
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .arch import PROJECTIONS, RELEASED_ORDER, get_layers, spec_for
-from .expand import predictor_steps
+from .expand import apply_plan, predictor_steps
 from .flops import flops_per_token
 from .flops import peak_tflops as peak_tflops_of
 from .freeze import freeze_for_growth, new_layer_indices
+from .models import load_model
+from .plans import build_plan
 from .predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
 from .shards import read_shards
 from .store import PROJECT_ROOT, commit_label, hardware_label, provenance, read_json, write_json
@@ -203,10 +207,6 @@ def bench_expansion(model: str | None, shapes: str | None, device: str, max_step
 
 def grown_model(name: str, method: str = "llama_pro", target: int | None = None):
     """The source model grown by a heuristic plan (no predictor training; LLaMA Pro: 30 -> 45 layers)."""
-    from .expand import apply_plan
-    from .models import load_model
-    from .plans import build_plan
-
     base, _ = load_model(name, tokenizer=False)
     return apply_plan(base, build_plan(method, base.config.num_hidden_layers, target), copy_weights=False,
                       progress=False)
@@ -266,9 +266,6 @@ def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, s
     """A default transformers.Trainer on ``model`` (trained in place; frozen as lesa freezes it) over the
     same sequences lesa's trainer reads first; a step's time is the interval between consecutive
     ``on_step_end`` callbacks (data loading included). Returns (timing, the non-default arguments)."""
-    from accelerate.state import AcceleratorState
-    from transformers import Trainer, TrainerCallback, TrainingArguments
-
     freeze_for_growth(model)                                  # the same new layers as lesa's trainer
     n = warmup + steps
     data = read_shards(shards)

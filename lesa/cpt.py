@@ -77,7 +77,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     one at a time). ``overrides``: name -> TrainConfig fields for that run only, e.g.
     ``{"solar": {"train_all": True}}``. ``run_info``: name -> what the run is (recorded in its summary).
     A run whose summary.json has the same run key and is complete is reused, an interrupted one resumed
-    from its checkpoint (``force`` retrains). Checkpoints go to ``ckpt_root`` (default .cache/cpt/).
+    from its checkpoint, one whose checkpoint is of an older configuration retrained (``force`` retrains). Checkpoints go to ``ckpt_root`` (default .cache/cpt/).
     comparison.json also holds each run's s/step and FLOPs/token against ``reference`` (default: the
     first run), measured and by the FLOP model (claim C6).
     """
@@ -90,7 +90,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
         model = spec() if callable(spec) and not isinstance(spec, torch.nn.Module) else spec
         ck = Path(ckpt_root) / profile / name if ckpt_root else cache_dir("cpt", profile, name)
         out[name] = train(model, shards_dir, heldout_dir, root / profile / "cpt" / name, run_cfg, ckpt_dir=ck,
-                          name=name, resume=not force, run_info=(run_info or {}).get(name))
+                          name=name, resume=not force, replace_stale=True, run_info=(run_info or {}).get(name))
         del model
     keys = ("steps", "tokens", "final_loss", "initial_heldout_ppl", "final_heldout_ppl", "tokens_per_s",
             "step_s_median", "flops_per_token", "mfu", "precision", "data_order_hash", "run")

@@ -251,14 +251,16 @@ class Trainer:
 
 def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, out_dir: str | Path,
           cfg: TrainConfig | None = None, *, ckpt_dir: str | Path | None = None, name: str | None = None,
-          resume: bool = True, run_info: dict | None = None) -> dict:
+          resume: bool = True, replace_stale: bool = False, run_info: dict | None = None) -> dict:
     """Train ``model`` (a module or a saved folder) on packed shards; write logs + summary to out_dir.
 
     out_dir/train_log.jsonl  one row per step: loss, lr, tokens, elapsed_s, step_s, grad_norm, flops, mfu
     out_dir/eval_log.jsonl   held-out loss and perplexity at step 0, every eval_every steps, and the end
     out_dir/summary.json     config, freezing report, FLOPs/token, tokens/s, final numbers, provenance
     Checkpoints go to ``ckpt_dir`` (default out_dir/ckpt); an existing one with the same run key is
-    resumed. ``run_info`` (e.g. method and what it trains) is recorded in the summary as ``run``.
+    resumed; one of another run (other config, model or data) is an error, or with ``replace_stale``
+    (a cache of profile runs whose config changed) deleted and trained afresh. ``run_info`` (e.g. method
+    and what it trains) is recorded in the summary as ``run``.
     """
     cfg = cfg or TrainConfig()
     out_dir = Path(out_dir)
@@ -275,6 +277,9 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed = 0, 0.0
+    if resume and latest.exists() and replace_stale and read_json(latest).get("run_key") != tr.run_key:
+        print(f"[train] {name}: the checkpoint in {shown(tr.ckpt_dir)} is of another configuration; training afresh")
+        resume = False
     if resume and latest.exists():
         start, elapsed = tr.load()
         if acc.is_main_process:

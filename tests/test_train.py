@@ -181,6 +181,12 @@ def test_comparison_same_order_and_clear_errors(shards, tmp_path):
     comp = json.loads((tmp_path / "results/cpu/cpt/comparison.json").read_text())
     assert comp["same_data_order"] and set(comp["runs"]) == {"lesa", "llama_pro"}
     assert (tmp_path / "results/cpu/cpt/lesa/summary.json").exists()
+    # a changed config: the profile runner retrains over the stale checkpoint; plain train() refuses it
+    again = run_cpt_comparison({"lesa": tiny(seed=1)}, *shards, "cpu", cfg(steps=2, lr=5e-4),
+                               results_root=tmp_path / "results", ckpt_root=tmp_path / "ck")
+    assert again["lesa"]["run_key"] != res["lesa"]["run_key"] and again["lesa"]["completed"]
+    with pytest.raises(RuntimeError, match="belongs to another run"):
+        T.train(tiny(seed=1), *shards, tmp_path / "z", cfg(steps=2), ckpt_dir=tmp_path / "ck/cpu/lesa")
     with pytest.raises(FileNotFoundError, match="make data"):
         T.train(tiny(), tmp_path / "nowhere", None, tmp_path / "x", cfg())
     if not torch.cuda.is_available():
