@@ -486,7 +486,8 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
-    """name -> {summary, train (list of rows), eval (list of rows), method, frozen}."""
+    """name -> {summary, train (list of rows), eval (list of rows), method, frozen (the method's own
+    recipe, not an ablation: SOLAR's trains every layer), ablation}."""
     runs = {}
     for d in sorted(p for p in Path(cpt_dir).iterdir() if p.is_dir()):
         summ = read_json(d / "summary.json") if (d / "summary.json").exists() else {}
@@ -495,9 +496,11 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
             continue
         growth = summ.get("growth") or {}
         cfg = summ.get("config") or {}
+        run = summ.get("run") or {}         # lesa.cpt's run table; older summaries: train_all alone
+        ablation = run.get("ablation") if "ablation" in run else ("unfrozen" if cfg.get("train_all") else None)
         runs[d.name] = {"summary": summ, "train": train, "eval": ev,
                         "method": growth.get("method") or d.name.split("-")[0],
-                        "frozen": not cfg.get("train_all", False), "completed": bool(summ.get("completed"))}
+                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed"))}
     return runs
 
 
@@ -540,7 +543,7 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
                                                                    ("step", "tokens", "flops", "elapsed_s")}}
         if out["step_s"].get("lesa"):
             out["step_time_ratio"] = {m: out["step_s"][m] / out["step_s"]["lesa"] for m in out["step_s"]}
-    unfrozen = {r["method"]: r for r in runs.values() if not r["frozen"] and r["train"]}
+    unfrozen = {r["method"]: r for r in runs.values() if r.get("ablation") == "unfrozen" and r["train"]}
     out["unfrozen"] = {m: float(smooth([x["loss"] for x in r["train"]], window)[-1]) for m, r in unfrozen.items()}
     out["unfrozen_std"] = {m: float(np.std(np.diff([x["loss"] for x in r["train"]][-50:])))
                            for m, r in unfrozen.items() if len(r["train"]) > 2}

@@ -3,14 +3,15 @@
     expansion  the expansion pipeline stage by stage, against a straightforward implementation of the
                released notebooks' recipe measured in the same run
     training   tokens/s and MFU of the lesa trainer against a default Hugging Face `Trainer` on the
-               same grown model, batch, sequence length, tokens and device, in the same run
+               same grown model, batch, sequence length, tokens and device, in the same run; then
+               lesa's trainer in fp32 vs bf16, stepped in turn (tokens/s, loss curves, held-out ppl)
     eval       samples/s and requests/s of the benchmark suite (lm-eval) and of the perplexity code,
                plus the rates implied by the recorded results runs (results/base/)
     all        the three, in that order (`make bench`)
 
     python -m lesa.bench all --model smollm2-135m                     # CPU: the real model
     python -m lesa.bench expansion --shapes llama3-8b --device cuda   # GPU: random 8B-shaped weights
-    python -m lesa.bench training --device cuda                       # MFU from the peak table below
+    python -m lesa.bench training --device cuda                       # MFU from lesa.flops' peak table
 
 `bench_markdown()` renders every results/bench/*.json as the book's benchmark tables.
 """
@@ -31,12 +32,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.state import AcceleratorState
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .arch import PROJECTIONS, RELEASED_ORDER
-from .expand import predictor_steps
+from .arch import PROJECTIONS, RELEASED_ORDER, get_layers, spec_for
+from .expand import apply_plan, predictor_steps
+from .flops import flops_per_token
+from .flops import peak_tflops as peak_tflops_of
+from .freeze import freeze_for_growth, new_layer_indices
+from .models import load_model
+from .plans import build_plan
 from .predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
+from .shards import read_shards
 from .store import PROJECT_ROOT, commit_label, hardware_label, provenance, read_json, write_json
 from .svd import factorize
+from .train import TrainConfig, train
+from .train import Trainer as LesaTrainer
+from .train_components import DataOrder, cpu_has_native_bf16
 
 # Random-weight stand-ins with a real model's exact shapes: (layers, hidden, ffn, heads, kv_heads, head_dim)
 SHAPES = {"llama3-8b": (32, 4096, 14336, 32, 8, 128), "smollm2-135m": (30, 576, 1536, 9, 3, 64)}
@@ -193,24 +205,8 @@ def bench_expansion(model: str | None, shapes: str | None, device: str, max_step
 
 # ---------------------------------------------------------------------------------------- training
 
-# Dense bf16 peak TFLOP/s per GPU, first substring match on torch.cuda.get_device_name() (no sparsity).
-PEAK_TFLOPS_BF16 = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
-
-
-def default_peak_tflops(device: str) -> tuple[float | None, str | None]:
-    """(peak TFLOP/s, where it came from) for a device; (None, None) on CPU or an unknown GPU."""
-    if not device.startswith("cuda"):
-        return None, None
-    name = torch.cuda.get_device_name(torch.device(device))
-    return next(((v, f"table: {k} bf16 dense") for k, v in PEAK_TFLOPS_BF16 if k in name), (None, None))
-
-
 def grown_model(name: str, method: str = "llama_pro", target: int | None = None):
     """The source model grown by a heuristic plan (no predictor training; LLaMA Pro: 30 -> 45 layers)."""
-    from .expand import apply_plan
-    from .models import load_model
-    from .plans import build_plan
-
     base, _ = load_model(name, tokenizer=False)
     return apply_plan(base, build_plan(method, base.config.num_hidden_layers, target), copy_weights=False,
                       progress=False)
@@ -238,9 +234,6 @@ def trained_params(model, ref) -> dict:
 
 
 def _new_layer_params(model) -> list[str]:
-    from .arch import get_layers, spec_for
-    from .train import new_layer_indices
-
     layers, path = get_layers(model), spec_for(model.config).layers_path
     return sorted(f"{path}.{i}.{n}" for i in new_layer_indices(model) for n, _ in layers[i].named_parameters())
 
@@ -255,18 +248,16 @@ def time_lesa(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: 
               device: str) -> dict:
     """lesa.train.train on ``model`` (trained in place) for warmup + steps steps; per-step times from
     its train log (data indexing, forward, backward, clipping, optimizer step, loss sync)."""
-    from .train import TrainConfig, train
-
     seen, handle = _count_tokens(model)
     n = warmup + steps
     cfg = TrainConfig(steps=n + 1, halt_after=n, batch_size=batch, seq_len=seq, lr=lr, eval_every=0,
                       ckpt_every=0, progress=False, device=device)   # halts after n steps, no checkpoint
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, None, shards, None, tmp, cfg, name="bench-lesa", resume=False)
+        train(model, shards, None, tmp, cfg, name="bench-lesa", resume=False)
         rows = [json.loads(x) for x in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
     handle.remove()
     return {"steps_run": len(rows), "tokens_seen": seen["tokens"], "tokens_logged": rows[-1]["tokens"],
-            "optimizer": "AdamW fused",       # lesa.train.build_optimizer: fused on CUDA and CPU (not FSDP)
+            "optimizer": "AdamW fused",       # lesa.train_components.build_optimizer: fused on CUDA and CPU (not FSDP)
             **_timed([r["step_s"] for r in rows], batch * seq, warmup)}
 
 
@@ -275,12 +266,6 @@ def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, s
     """A default transformers.Trainer on ``model`` (trained in place; frozen as lesa freezes it) over the
     same sequences lesa's trainer reads first; a step's time is the interval between consecutive
     ``on_step_end`` callbacks (data loading included). Returns (timing, the non-default arguments)."""
-    from accelerate.state import AcceleratorState
-    from transformers import Trainer, TrainerCallback, TrainingArguments
-
-    from .shards import read_shards
-    from .train import DataOrder, freeze_for_growth
-
     freeze_for_growth(model)                                  # the same new layers as lesa's trainer
     n = warmup + steps
     data = read_shards(shards)
@@ -321,12 +306,50 @@ def time_hf_trainer(model, shards: Path, *, batch: int, seq: int, warmup: int, s
     return timing, overrides
 
 
+def compare_precisions(model, shards: Path, heldout: Path | None, *, batch: int, seq: int, steps: int,
+                       lr: float, device: str, eval_sequences: int = 8) -> dict:
+    """lesa's trainer in fp32 and in bf16 on copies of the grown ``model``, stepped in turn (fp32, bf16,
+    fp32, ...) over the same batches, so both see the same load on a shared machine: tokens/s of each
+    (first step dropped), the loss curves, and held-out perplexity before and after training."""
+    precs = ("fp32", "bf16")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {p: LesaTrainer(copy.deepcopy(model), shards, heldout, TrainConfig(
+            steps=steps, batch_size=batch, seq_len=seq, lr=lr, eval_every=0, eval_sequences=eval_sequences,
+            ckpt_every=0, progress=False, device=device, precision=p), Path(tmp) / p) for p in precs}
+        start = {p: t.evaluate(0) for p, t in trainers.items()}
+        rows: dict[str, list[dict]] = {p: [] for p in precs}
+        for step in range(steps):
+            for p in precs:
+                rows[p].append(trainers[p].step(step))
+            print(f"[bench] precision step {step + 1}/{steps}: " + ", ".join(
+                f"{p} loss {rows[p][-1]['loss']:.4f} ({rows[p][-1]['step_s']:.2f} s)" for p in precs), flush=True)
+        end = {p: t.evaluate(steps) for p, t in trainers.items()}
+        del trainers
+    gc.collect()
+    res = {}
+    for p in precs:
+        st = [r["step_s"] for r in rows[p]]
+        timed = st[1:] or st
+        res[p] = {"loss": [r["loss"] for r in rows[p]], "step_s": st, "step_s_median": statistics.median(timed),
+                  "tokens_per_s": batch * seq * len(timed) / sum(timed),
+                  "heldout_ppl_start": start[p]["heldout_ppl"] if start[p] else None,
+                  "heldout_ppl_end": end[p]["heldout_ppl"] if end[p] else None}
+    a, b = res["fp32"], res["bf16"]
+    rel = lambda x, y: abs(y - x) / abs(x)
+    ppl = [rel(a[k], b[k]) for k in ("heldout_ppl_start", "heldout_ppl_end") if a[k] is not None]
+    return {"steps": steps, "batch": batch, "seq_len": seq, "interleaved": True, "runs": res,
+            "cpu_native_bf16": cpu_has_native_bf16() if device == "cpu" else None,
+            "tokens_per_s_ratio_bf16_over_fp32": b["tokens_per_s"] / a["tokens_per_s"],
+            "loss_max_rel_diff": max(rel(x, y) for x, y in zip(a["loss"], b["loss"])),
+            "heldout_ppl_max_rel_diff": max(ppl) if ppl else None, "target_max_rel_diff": 0.01,
+            "heldout_sequences_per_source": eval_sequences}
+
+
 def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq: int = 256, warmup: int = 2,
                    steps: int = 3, lr: float = 2e-4, device: str = "cpu", peak_tflops: float | None = None,
-                   out: Path | None = None) -> dict:
-    """Both trainers on deep copies of the grown ``model`` (left untouched), same tokens, same device."""
-    from .train import flops_per_token, new_layer_indices
-
+                   precision_steps: int = 0, heldout: str | Path | None = None, out: Path | None = None) -> dict:
+    """Both trainers on deep copies of the grown ``model`` (left untouched), same tokens, same device;
+    with ``precision_steps`` also lesa's trainer in fp32 vs bf16 for that many steps (compare_precisions)."""
     if warmup < 1 or steps < 1:
         raise ValueError("need at least one warm-up step and one timed step")
     shards, t_all = Path(shards), time.perf_counter()
@@ -334,7 +357,7 @@ def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq
     fpt = flops_per_token(model, new, seq)      # frozen layers above the lowest new one: forward + input grad
     peak_src = "--peak-tflops" if peak_tflops else None
     if not peak_tflops:
-        peak_tflops, peak_src = default_peak_tflops(device)
+        peak_tflops, peak_src = peak_tflops_of(device, "bf16" if device.startswith("cuda") else "fp32")
     expected = _new_layer_params(model)
     runs, hf_args = {}, None
     for name in ("hf_trainer", "lesa"):                       # HF first: it runs before lesa flips TF32 on CUDA
@@ -357,6 +380,14 @@ def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq
         del m
         gc.collect()
     params = {k: runs[k].pop("_params") for k in runs}
+    prec = None
+    if precision_steps:
+        prec = compare_precisions(model, shards, Path(heldout) if heldout else None, batch=batch, seq=seq,
+                                  steps=precision_steps, lr=lr, device=device)
+        print(f"[bench] bf16 / fp32 tokens/s = x{prec['tokens_per_s_ratio_bf16_over_fp32']:.2f} "
+              f"({prec['runs']['bf16']['tokens_per_s']:.1f} vs {prec['runs']['fp32']['tokens_per_s']:.1f}); "
+              f"max relative difference over {precision_steps} steps: loss {100 * prec['loss_max_rel_diff']:.2f}%, "
+              f"held-out ppl {100 * (prec['heldout_ppl_max_rel_diff'] or 0):.2f}%", flush=True)
     summary = {"kind": "training", "label": label, "device": device,
                "method": (model.config.lesa_growth or {}).get("method"), "layers": model.config.num_hidden_layers,
                "new_layers": new, "batch": batch, "seq_len": seq,
@@ -365,6 +396,7 @@ def bench_training(model, shards: str | Path, *, label: str, batch: int = 4, seq
                "peak_tflops": peak_tflops, "peak_source": peak_src, "trainers": runs,
                "tokens_per_s_ratio_lesa_over_hf": runs["lesa"]["tokens_per_s"] / runs["hf_trainer"]["tokens_per_s"],
                "same_trained_params": params["lesa"] == params["hf_trainer"], "hf_training_args": hf_args,
+               "precision": prec,
                "data": str(shards.relative_to(PROJECT_ROOT)) if shards.is_relative_to(PROJECT_ROOT) else shards.name,
                "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
     print(f"[bench] training {label} on {device}, batch {batch} x {seq}: lesa / HF Trainer tokens/s = "
@@ -518,7 +550,25 @@ def _md_training(d: dict, path: Path) -> list[str]:
             f"lesa / HF Trainer tokens/s: **x{d['tokens_per_s_ratio_lesa_over_hf']:.2f}**; both trained the same "
             f"parameters: **{'yes' if d['same_trained_params'] else 'NO'}**. "
             f"Non-default `TrainingArguments`: `{json.dumps(d['hf_training_args'])}`; optimizers: "
-            + ", ".join(f"{k} `{r.get('optimizer')}`" for k, r in d["trainers"].items()) + ".", ""]
+            + ", ".join(f"{k} `{r.get('optimizer')}`" for k, r in d["trainers"].items()) + ".", "",
+            *_md_precision(d.get("precision"))]
+
+
+def _md_precision(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    rows = [[k, r["tokens_per_s"], r["step_s_median"], r["loss"][-1], r["heldout_ppl_start"], r["heldout_ppl_end"]]
+            for k, r in p["runs"].items()]
+    native = {True: "has bf16 instructions", False: "has no bf16 instructions (torch emulates bf16)",
+              None: "GPU"}[p.get("cpu_native_bf16")]
+    return ["lesa trainer, fp32 vs bf16 autocast (fp32 trainable weights and optimizer state), stepped in turn "
+            f"over the same {p['steps']} batches of {p['batch']} x {p['seq_len']} tokens (this CPU {native}):", "",
+            *_table(["precision", "tokens/s", "step s (median)", "final loss", "held-out ppl before",
+                     "held-out ppl after"], rows),
+            f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**; largest relative difference "
+            f"bf16 vs fp32: training loss {100 * p['loss_max_rel_diff']:.2f}% over the {p['steps']} steps, held-out "
+            f"perplexity {100 * (p['heldout_ppl_max_rel_diff'] or 0):.2f}% (target: at most "
+            f"{100 * p['target_max_rel_diff']:.0f}%).", ""]
 
 
 def _md_eval(d: dict, path: Path) -> list[str]:
@@ -610,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up")
             p.add_argument("--lr", type=float, default=2e-4)
             p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: GPU table)")
+            p.add_argument("--precision-steps", type=int, default=30,
+                           help="steps of the fp32 vs bf16 comparison (loss curves, held-out ppl, tokens/s); 0 skips it")
         if c in ("eval", "all"):
             p.add_argument("--tasks", nargs="*", default=["arc_easy", "piqa", "hellaswag"])
             p.add_argument("--limit", type=int, default=40)
@@ -627,9 +679,11 @@ def main(argv: list[str] | None = None) -> int:
                         getattr(args, "types", list(RELEASED_ORDER)), Path(one) if one else _out(args, "expansion"))
     if args.cmd in ("training", "all"):
         model = grown_model(args.model, args.method, args.target)
-        bench_training(model, _shards(), label=Path(args.model).name, batch=args.batch, seq=args.seq,
+        shards = _shards()
+        bench_training(model, shards, label=Path(args.model).name, batch=args.batch, seq=args.seq,
                        warmup=args.warmup, steps=args.steps, lr=args.lr, device=args.device,
-                       peak_tflops=args.peak_tflops, out=Path(one) if one else _out(args, "training"))
+                       peak_tflops=args.peak_tflops, precision_steps=args.precision_steps,
+                       heldout=shards.parent / "heldout", out=Path(one) if one else _out(args, "training"))
         del model
     if args.cmd in ("eval", "all"):
         bench_eval(args.model, tasks=args.tasks, limit=args.limit, batch=args.eval_batch, ppl_limit=args.ppl_limit,

@@ -1,81 +1,147 @@
-"""The profile's continual pre-training comparison: grow the model by each method, train only the
-new layers on the same tokens in the same order, then evaluate the trained models.
+"""The profile's continual pre-training comparison: grow the model by each method, train what that
+method trains on the same tokens in the same order, then evaluate the trained models.
 
     python -m lesa.cpt --profile cpu        # results/cpu/cpt/<run>/ and results/cpu/downstream/
 
-Runs are resumable and reused (lesa.train); expanded models are rebuilt on demand, one at a time.
+What each run trains is explicit (TRAINS, ABLATIONS), never inferred from its name. Runs are resumable
+and reused (lesa.train); grown models are rebuilt on demand, one at a time.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
-from .store import PROJECT_ROOT, cache_dir, read_json
+import torch
+
+from .checkpoint import load_trained_weights
+from .data import latest_corpus
+from .evaluate import evaluate_suite
+from .expand import apply_plan
+from .flops import step_cost_ratios
+from .plans import build_plan
+from .predictor import PredictorConfig
+from .profiles import load_profile, load_profile_model
+from .store import PROJECT_ROOT, cache_dir, provenance, read_json, run_main, write_json
+from .train import TrainConfig, train
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
+# What a method's CPT run trains, as its paper does it. "new": only the layers the growth added (the
+# original ones frozen: LESA, LLaMA Pro and the LESA-placed controls); "all": every weight, embeddings
+# and LM head included (SOLAR continues pre-training the whole up-scaled model; base has no new layers).
+TRAINS = {"lesa": "new", "lesa_raw": "new", "llama_pro": "new", "average": "new", "random": "new",
+          "copy": "new", "solar": "all", BASE: "all"}
+
+# Ablations a profile asks for per method (cpt.<key>: [methods]) -> (what trains, run-name suffix).
+ABLATIONS = {
+    "unfrozen": ("all", "unfrozen"),     # the freezing ablation (C12b): every weight trains
+    "dup_only": ("new", "dup"),          # SOLAR with only its duplicated layers trained
+}
+
 
 def run_names(cpt: dict) -> dict[str, dict]:
-    """run name -> {method, steps, seed, train_all} for methods x budgets x seeds (+ unfrozen ablation)."""
+    """run name -> {method, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key)}
+    for methods x budgets x seeds, plus each requested ablation (largest budget, first seed)."""
     steps = cpt["train"]["steps"]
     budgets = cpt.get("budgets") or [steps]
     seeds = cpt.get("seeds") or [cpt["train"].get("seed", 0)]
+    unknown = [m for m in cpt["methods"] + [m for k in ABLATIONS for m in cpt.get(k, [])] if m not in TRAINS]
+    if unknown:
+        raise ValueError(f"cpt methods {unknown} have no entry in lesa.cpt.TRAINS; known: {sorted(TRAINS)}")
     runs: dict[str, dict] = {}
     for method in cpt["methods"]:
         for b in budgets:
             for s in seeds if method != BASE else seeds[:1]:
                 name = method + (f"-{b}" if len(budgets) > 1 else "") + (f"-seed{s}" if len(seeds) > 1 else "")
-                runs[name] = {"method": method, "steps": b, "seed": s, "train_all": method == BASE}
-    for method in cpt.get("unfrozen", []):
-        runs[f"{method}-unfrozen"] = {"method": method, "steps": budgets[-1], "seed": seeds[0], "train_all": True}
+                runs[name] = {"method": method, "steps": b, "seed": s, "trains": TRAINS[method], "ablation": None}
+    for key, (trains, suffix) in ABLATIONS.items():
+        for method in cpt.get(key, []):
+            if method == BASE or TRAINS[method] == trains:
+                raise ValueError(f"cpt.{key}: {method!r} already trains {TRAINS[method]!r} layers by default; "
+                                 f"the {key} ablation needs a grown method that trains the other set")
+            runs[f"{method}-{suffix}"] = {"method": method, "steps": budgets[-1], "seed": seeds[0],
+                                          "trains": trains, "ablation": key}
     return runs
+
+
+def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_dir: str | Path | None,
+                       profile: str, cfg: TrainConfig, *, results_root: str | Path | None = None,
+                       ckpt_root: str | Path | None = None, overrides: dict[str, dict] | None = None,
+                       run_info: dict[str, dict] | None = None, reference: str | None = None,
+                       force: bool = False) -> dict[str, dict]:
+    """Train each model with the same config, seed and data order; write results/<profile>/cpt/<name>/.
+
+    ``models``: name -> module, saved folder, or zero-argument callable returning a module (loaded lazily,
+    one at a time). ``overrides``: name -> TrainConfig fields for that run only, e.g.
+    ``{"solar": {"train_all": True}}``. ``run_info``: name -> what the run is (recorded in its summary).
+    A run whose summary.json has the same run key and is complete is reused, an interrupted one resumed
+    from its checkpoint, one whose checkpoint is of an older configuration retrained (``force`` retrains). Checkpoints go to ``ckpt_root`` (default .cache/cpt/).
+    comparison.json also holds each run's s/step and FLOPs/token against ``reference`` (default: the
+    first run), measured and by the FLOP model (claim C6).
+    """
+    root = Path(results_root) if results_root else PROJECT_ROOT / "results"
+    out: dict[str, dict] = {}
+    seeds: dict[str, int] = {}
+    for name, spec in models.items():
+        run_cfg = TrainConfig.from_dict({**cfg.to_dict(), **(overrides or {}).get(name, {})})
+        seeds[name] = run_cfg.seed
+        model = spec() if callable(spec) and not isinstance(spec, torch.nn.Module) else spec
+        ck = Path(ckpt_root) / profile / name if ckpt_root else cache_dir("cpt", profile, name)
+        out[name] = train(model, shards_dir, heldout_dir, root / profile / "cpt" / name, run_cfg, ckpt_dir=ck,
+                          name=name, resume=not force, replace_stale=True, run_info=(run_info or {}).get(name))
+        del model
+    keys = ("steps", "tokens", "final_loss", "initial_heldout_ppl", "final_heldout_ppl", "tokens_per_s",
+            "step_s_median", "flops_per_token", "mfu", "precision", "data_order_hash", "run")
+    by_seed: dict[int, set] = {}
+    for n, s in out.items():                       # runs with the same seed must see the same tokens
+        by_seed.setdefault(seeds[n], set()).add(s.get("data_order_hash"))
+    reference = reference or next(iter(out), None)
+    write_json(root / profile / "cpt" / "comparison.json",
+               {"profile": profile, "runs": {n: {"seed": seeds[n], **{k: s.get(k) for k in keys}}
+                                             for n, s in out.items()},
+                "same_data_order": all(len(h) == 1 for h in by_seed.values()),
+                "step_cost_reference": reference,
+                "step_cost": step_cost_ratios(out, reference) if reference else {},
+                "provenance": provenance()})
+    return out
 
 
 def _grower(prof: dict, method: str):
     def build():
-        from .expand import apply_plan
-        from .plans import build_plan
-        from .predictor import PredictorConfig
-        from .profiles import load_profile_model
-
         model, _, key = load_profile_model(prof, tokenizer=False)
         if method == BASE:
             return model
-        L = model.config.num_hidden_layers
-        plan = build_plan(method, L, prof["model"].get("target_layers"))
+        plan = build_plan(method, model.config.num_hidden_layers, prof["model"].get("target_layers"))
         pred = PredictorConfig(epochs=prof["predictor"]["epochs"])
         return apply_plan(model, plan, pred, copy_weights=False, cache_key=key)
     return build
 
 
 def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = False) -> dict:
-    from .data import latest_corpus
-    from .profiles import load_profile
-    from .train import TrainConfig, run_cpt_comparison
-
     prof = load_profile(profile)
     cpt = prof.get("cpt") or {}
     if "train" not in cpt or "methods" not in cpt:
         raise ValueError(f"profile {prof['name']!r} has no cpt.train / cpt.methods section")
+    runs = run_names(cpt)
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
-    runs = run_names(cpt)
+    reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     summaries = run_cpt_comparison(
         {name: _grower(prof, r["method"]) for name, r in runs.items()}, corpus / "train", corpus / "heldout",
-        prof["name"], base, force=force,
-        overrides={name: {"steps": r["steps"], "seed": r["seed"], "train_all": r["train_all"]}
-                   for name, r in runs.items()})
+        prof["name"], base, force=force, reference=reference,
+        overrides={name: {"steps": r["steps"], "seed": r["seed"], "train_all": r["trains"] == "all"}
+                   for name, r in runs.items()},
+        run_info={name: {"method": r["method"], "trains": r["trains"], "ablation": r["ablation"]}
+                  for name, r in runs.items()})
     if evaluate and cpt.get("eval"):
         evaluate_runs(prof, runs)
     return summaries
 
 
 def evaluate_runs(prof: dict, runs: dict[str, dict]) -> None:
-    """Load each run's trained layers into a freshly grown model and run the profile's eval suite."""
-    from .evaluate import evaluate_suite
-    from .profiles import load_profile_model
-    from .train import load_trained_weights
-
+    """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
     ev = prof["cpt"]["eval"]
     out = PROJECT_ROOT / "results" / prof["name"] / "downstream"
     _, tok, _ = load_profile_model(prof)
@@ -102,6 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .store import run_main
-
     sys.exit(run_main(main))

@@ -273,7 +273,7 @@ def cpt_curves(runs: dict, x: str = "step", window: int = 10) -> Any:
         if x == "flops":
             xs = xs / 1e15
         ax.plot(xs, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
-                ls="-" if r["frozen"] else "--", label=f"{label(r['method'])}{'' if r['frozen'] else ' (unfrozen)'}")
+                ls="-" if r["frozen"] else "--", label=f"{label(r['method'])}{'' if r['frozen'] else ' (' + str(r.get('ablation') or 'unfrozen') + ')'}")
     ax.set_xlabel({"step": "optimizer step", "tokens": "tokens", "flops": "PFLOPs",
                    "elapsed_s": "wall-clock seconds"}.get(x, x))
     ax.set_ylabel(f"training loss (moving mean, {window})")

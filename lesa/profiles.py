@@ -41,7 +41,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
                   "family_demo": (list, True)},
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
-            "eval": (dict, False)},
+            "dup_only": (list, False), "eval": (dict, False)},
 }
 
 

@@ -462,7 +462,7 @@ runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
 if not runs:
     display(Markdown(f"**Not yet run for profile `{profile}`**: no CPT runs under `results/{profile}/cpt/` "
                      f"(nor under {', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run the CPT stage "
-                     "(`lesa.train.run_cpt_comparison`) and re-execute this notebook."))
+                     "(`lesa.cpt.run_cpt_comparison`) and re-execute this notebook."))
 elif source != profile:
     display(Markdown(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs."))
 if runs:

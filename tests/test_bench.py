@@ -7,6 +7,7 @@ import pytest
 
 from lesa import bench
 from lesa.expand import apply_plan
+from lesa.flops import flops_per_token
 from lesa.plans import build_plan
 from lesa.shards import write_shards
 from lesa.store import write_json
@@ -48,7 +49,6 @@ def test_training_bench_runs_both_trainers_on_the_new_layers(grown, shards, tmp_
     # the grown model itself is untouched (each trainer got a copy)
     assert all(p.equal(before[n]) for n, p in grown.named_parameters())
     # lesa's FLOP count: the frozen layers above the lowest new one pay forward + input-gradient
-    from lesa.train import flops_per_token
     assert s["flops_per_token"] == flops_per_token(grown, new, T)["total"]
 
 
@@ -68,10 +68,6 @@ def test_trained_params_sees_a_change(grown):
                                               "changed": ["model.layers.0.mlp.up_proj.weight"]}
 
 
-def test_peak_table_only_on_gpu():
-    assert bench.default_peak_tflops("cpu") == (None, None)
-
-
 def test_recorded_eval_rates(tmp_path):
     write_json(tmp_path / "m" / "piqa.json", {"label": "m", "task": "piqa", "n_samples": 200, "seconds": 16.0,
                                               "batch_size": 8, "provenance": {"hardware": {"cpus": 2}}})
@@ -83,7 +79,11 @@ def test_recorded_eval_rates(tmp_path):
 def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     res = tmp_path / "bench"
     s = bench.bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=1,
-                             out=res / "training_tiny_cpu.json")
+                             precision_steps=3, heldout=shards, out=res / "training_tiny_cpu.json")
+    p = s["precision"]                          # fp32 vs bf16 on the same batches, stepped in turn
+    assert set(p["runs"]) == {"fp32", "bf16"} and all(len(r["loss"]) == 3 for r in p["runs"].values())
+    assert p["runs"]["fp32"]["loss"] != p["runs"]["bf16"]["loss"] and p["loss_max_rel_diff"] < 0.05
+    assert p["runs"]["bf16"]["heldout_ppl_end"] > 0 and p["heldout_ppl_max_rel_diff"] < 0.05
     write_json(res / "eval_tiny_cpu.json", {
         "kind": "eval", "label": "tiny", "device": "cpu", "dtype": "bfloat16", "limit": 4, "ppl_limit": 1,
         "rows": [{"task": "piqa", "n_samples": 4, "requests": 8, "seconds": 2.0, "samples_per_s": 2.0,
@@ -102,6 +102,7 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
     assert "From the recorded results runs" in md and "`base/m/arc_easy.json`" in md
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
+    assert f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**" in md
     assert "Still to be measured" in md                           # only CPU results here
     assert "No benchmark results yet" in bench.bench_markdown(tmp_path / "empty")
 

@@ -4,43 +4,67 @@ import json
 
 import pytest
 
-from lesa.cpt import run_names
+from lesa.cpt import TRAINS, run_names, run_profile_cpt
+from lesa.data import DataError, latest_corpus
 from lesa.profiles import load_profile
+from lesa.store import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def test_run_names_cover_methods_budgets_seeds_and_ablation():
-    cpt = {"methods": ["lesa", "base"], "budgets": [10, 20], "seeds": [0, 1], "unfrozen": ["lesa"],
-           "train": {"steps": 20}}
+def test_run_names_cover_methods_budgets_seeds_and_ablations():
+    cpt = {"methods": ["lesa", "base", "solar"], "budgets": [10, 20], "seeds": [0, 1], "unfrozen": ["lesa"],
+           "dup_only": ["solar"], "train": {"steps": 20}}
     runs = run_names(cpt)
     assert set(runs) == {"lesa-10-seed0", "lesa-10-seed1", "lesa-20-seed0", "lesa-20-seed1",
-                         "base-10-seed0", "base-20-seed0", "lesa-unfrozen"}
-    assert runs["lesa-unfrozen"]["train_all"] and runs["base-10-seed0"]["train_all"]
-    assert not runs["lesa-20-seed1"]["train_all"] and runs["lesa-20-seed1"]["seed"] == 1
+                         "base-10-seed0", "base-20-seed0", "solar-10-seed0", "solar-10-seed1", "solar-20-seed0",
+                         "solar-20-seed1", "lesa-unfrozen", "solar-dup"}
+    # what trains comes from the method table, not from the run's name
+    assert runs["lesa-20-seed1"] == {"method": "lesa", "steps": 20, "seed": 1, "trains": "new", "ablation": None}
+    assert runs["solar-10-seed0"]["trains"] == "all" and runs["base-10-seed0"]["trains"] == "all"
+    assert runs["lesa-unfrozen"] == {"method": "lesa", "steps": 20, "seed": 0, "trains": "all", "ablation": "unfrozen"}
+    assert runs["solar-dup"] == {"method": "solar", "steps": 20, "seed": 0, "trains": "new", "ablation": "dup_only"}
+    assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
+    with pytest.raises(ValueError, match="already trains 'new'"):
+        run_names({**cpt, "dup_only": ["lesa"]})
+    with pytest.raises(ValueError, match="no entry in lesa.cpt.TRAINS"):
+        run_names({**cpt, "methods": ["lesa", "solr"]})
+
+
+def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
+    runs = run_names(load_profile("cpu")["cpt"])
+    assert runs["solar"]["trains"] == "all" and runs["solar-dup"]["trains"] == "new"
+    assert runs["lesa_raw"]["trains"] == "new" and runs["lesa-unfrozen"]["trains"] == "all"
 
 
 def test_smoke_profile_cpt_end_to_end(capsys):
-    from lesa.cpt import run_profile_cpt
-    from lesa.data import latest_corpus
-    from lesa.data import DataError
-
     try:
         latest_corpus(fast=True)
     except DataError:
         pytest.skip("no fast corpus: run `make data-fast`")
     summaries = run_profile_cpt("smoke")
     prof = load_profile("smoke")
-    assert set(summaries) == set(prof["cpt"]["methods"])
+    runs = run_names(prof["cpt"])
+    assert set(summaries) == set(runs) >= set(prof["cpt"]["methods"]) | {"solar-dup"}
     for name, s in summaries.items():
         assert s["steps"] == prof["cpt"]["train"]["steps"], name
+        assert s["run"] == {"method": runs[name]["method"], "trains": runs[name]["trains"],
+                            "ablation": runs[name]["ablation"]}, name
+    # SOLAR trains the whole model; its ablation only the duplicated layers, like LESA and LLaMA Pro
+    assert summaries["solar"]["trainable"]["frozen_params"] == 0
+    for name in ("solar-dup", "lesa", "lesa_raw", "llama_pro"):
+        rep = summaries[name]["trainable"]
+        assert rep["trainable_layers"] == rep["new_layers"] and rep["frozen_params"] > 0, name
+    assert summaries["solar"]["flops_per_token"] > summaries["solar-dup"]["flops_per_token"]
     hashes = {s["data_order_hash"] for s in summaries.values()}
     assert len(hashes) == 1                                    # same tokens, same order for every method
-    from lesa.store import PROJECT_ROOT
-
     root = PROJECT_ROOT / "results" / "smoke"
     comp = json.loads((root / "cpt" / "comparison.json").read_text())
     assert comp["same_data_order"] is True and set(comp["runs"]) == set(summaries)
+    cost = comp["step_cost"]                                   # claim C6: measured beside the FLOP model
+    assert comp["step_cost_reference"] == "lesa" and cost["lesa"]["flop_model_ratio"] == 1.0
+    assert cost["solar"]["flop_model_ratio"] > cost["llama_pro"]["flop_model_ratio"] > 1.0
+    assert all(c["measured_ratio"] > 0 for c in cost.values())
     down = root / "downstream"
     for name in summaries:
         assert (down / name / "arc_easy.json").exists() and (down / name / "ppl_heldout.json").exists()

@@ -1,4 +1,4 @@
-"""CPT trainer: freezing, FLOP accounting, exact resume, train_all (tiny random Llama models, CPU)."""
+"""CPT trainer: freezing, exact resume, DDP, bf16, train_all (tiny random Llama models, CPU)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lesa import train as T
+from lesa import train_components as C
+from lesa.cpt import run_cpt_comparison
+from lesa.freeze import freeze_for_growth
 from lesa.shards import write_shards
 
 SEQ = 32
@@ -51,18 +54,18 @@ def test_loss_is_next_token_cross_entropy_like_transformers():
     """_loss scores the B*(T-1) next tokens: transformers' own loss, and the sliced-logits formula."""
     model = tiny()
     x = torch.randint(0, 256, (3, SEQ))
-    mean = T._loss(model, x)
+    mean = C.loss_fn(model, x)
     torch.testing.assert_close(mean, model(input_ids=x, labels=x).loss)
     logits = model(input_ids=x).logits
     ref = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten(), reduction="sum")
-    torch.testing.assert_close(T._loss(model, x, "sum"), ref)
-    torch.testing.assert_close(T._loss(model, x, "sum") / (3 * (SEQ - 1)), mean)
+    torch.testing.assert_close(C.loss_fn(model, x, "sum"), ref)
+    torch.testing.assert_close(C.loss_fn(model, x, "sum") / (3 * (SEQ - 1)), mean)
 
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_freeze_report_adds_up(tied):
     m = tiny(tied)
-    rep = T.freeze_for_growth(m)
+    rep = freeze_for_growth(m)
     g = rep["groups"]
     total = sum(p.numel() for p in m.parameters())
     assert rep["total_params"] == total == sum(v["params"] for v in g.values())
@@ -76,16 +79,16 @@ def test_freeze_report_adds_up(tied):
     else:
         assert g["lm_head"]["params"] == 256 * 64 and g["lm_head"]["trainable"] == 0
     # explicit indices override lesa_growth; without either it is an error
-    assert T.freeze_for_growth(m, new_layers=[5])["trainable_layers"] == [5]
+    assert freeze_for_growth(m, new_layers=[5])["trainable_layers"] == [5]
     del m.config.lesa_growth
     with pytest.raises(ValueError, match="lesa_growth"):
-        T.freeze_for_growth(m)
+        freeze_for_growth(m)
 
 
 def test_frozen_weights_untouched_and_optimizer_holds_only_trainable(shards, tmp_path):
     m = tiny()
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
-    T.train(m, None, *shards, tmp_path / "run", cfg(steps=3, ckpt_every=0))
+    T.train(m, *shards, tmp_path / "run", cfg(steps=3, ckpt_every=0))
     for n, p in m.named_parameters():
         is_new = any(n.startswith(f"model.layers.{i}.") for i in NEW)
         assert p.requires_grad == is_new, n
@@ -94,7 +97,7 @@ def test_frozen_weights_untouched_and_optimizer_holds_only_trainable(shards, tmp
         else:
             assert torch.equal(p, before[n]), f"frozen {n} changed"
             assert p.grad is None, f"gradient flowed into frozen {n}"
-    opt = T.build_optimizer(m, cfg())
+    opt = C.build_optimizer(m, cfg())
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     assert in_opt == {id(p) for p in m.parameters() if p.requires_grad}
 
@@ -102,54 +105,25 @@ def test_frozen_weights_untouched_and_optimizer_holds_only_trainable(shards, tmp
 def test_no_backward_below_lowest_trainable_layer():
     for ckpt in (False, True):
         m = tiny()
-        rep = T.freeze_for_growth(m)
+        rep = freeze_for_growth(m)
         if ckpt:
-            T._enable_checkpointing(m.model.layers, rep["lowest_trainable_layer"])
+            C.enable_checkpointing(m.model.layers, rep["lowest_trainable_layer"])
         seen = {}
         m.model.layers[NEW[0]].register_forward_pre_hook(
             lambda mod, args, kw: seen.update(rg=(args[0] if args else kw["hidden_states"]).requires_grad),
             with_kwargs=True)
-        T._loss(m, torch.randint(0, 256, (2, SEQ))).backward()
+        C.loss_fn(m, torch.randint(0, 256, (2, SEQ))).backward()
         assert seen["rg"] is False
         assert all(p.grad is None for p in m.model.layers[0].parameters())
 
 
-def test_flops_hand_count():
-    # d=64, H=4, Q=16, KV=2, I=128, V=256, T=32; N_l = 64*64 + 2*64*32 + 64*64 + 3*64*128 = 36864,
-    # d_att=64: 4*T*d_att = 8192, 12*T*d_att = 24576
-    # layers 0,1 (below, forward only): 2*36864 + 8192  = 81920  each
-    # layers 2,3 (trainable):           6*36864 + 24576 = 245760 each
-    # layers 4,5 (frozen above):        4*36864 + 24576 = 172032 each
-    # LM head frozen: 4*256*64 = 65536
-    f = T.flops_per_token(tiny().config, NEW, SEQ)
-    assert f["dims"]["N_layer"] == 36864
-    assert f["per_layer"] == [81920] * 2 + [245760] * 2 + [172032] * 2
-    assert f["total"] == 2 * 81920 + 2 * 245760 + 2 * 172032 + 65536 == 1_064_960
-    full = T.flops_per_token(tiny().config, None, SEQ, train_all=True)
-    assert full["total"] == 6 * (6 * 36864 + 256 * 64) + 12 * 6 * 4 * 16 * SEQ  # PaLM: 6N + 12 L H Q T
-
-
-@pytest.mark.parametrize("train_all", [False, True])
-def test_flops_match_a_flop_counter(train_all):
-    """The formula equals the matmul FLOPs torch actually runs in one forward+backward (eager attention)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    m = tiny(attn="eager")
-    rep = T.freeze_for_growth(m, train_all=train_all)
-    x = torch.randint(0, 256, (2, SEQ))
-    with FlopCounterMode(display=False) as fc:
-        T._loss(m, x).backward()
-    want = T.flops_per_token(m, rep["trainable_layers"], SEQ, train_all=train_all)["total"] * x.numel()
-    assert fc.get_total_flops() == want
-
-
 def test_exact_resume(shards, tmp_path):
     full = tmp_path / "full"
-    T.train(tiny(), None, *shards, full, cfg())
+    T.train(tiny(), *shards, full, cfg())
     part = tmp_path / "part"
-    halted = T.train(tiny(), None, *shards, part, cfg(halt_after=3))   # "killed" after step 3, ckpt at 2
+    halted = T.train(tiny(), *shards, part, cfg(halt_after=3))   # "killed" after step 3, ckpt at 2
     assert halted["completed"] is False and len(rows(part / "train_log.jsonl")) == 3
-    summary = T.train(tiny(), None, *shards, part, cfg())
+    summary = T.train(tiny(), *shards, part, cfg())
     a, b = rows(full / "train_log.jsonl"), rows(part / "train_log.jsonl")
     assert [r["step"] for r in b] == list(range(1, 7))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
@@ -172,16 +146,16 @@ def test_committed_results_without_weights_are_retrained(shards, tmp_path):
     gets the same losses); with the checkpoint present the run is reused untouched."""
     import shutil
 
-    first = T.train(tiny(), None, *shards, tmp_path / "res", cfg(), ckpt_dir=tmp_path / "ck1")
+    first = T.train(tiny(), *shards, tmp_path / "res", cfg(), ckpt_dir=tmp_path / "ck1")
     clone = tmp_path / "clone"
     shutil.copytree(tmp_path / "res", clone)                       # results/ as committed
-    again = T.train(tiny(), None, *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    again = T.train(tiny(), *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
     assert (tmp_path / "ck2" / "latest.json").exists()             # retrained: weights exist now
     assert [r["step"] for r in rows(clone / "train_log.jsonl")] == list(range(1, 7))   # logs not doubled
     assert [r["loss"] for r in rows(clone / "train_log.jsonl")] == [r["loss"] for r in rows(tmp_path / "res" / "train_log.jsonl")]
     assert again["run_key"] == first["run_key"]
     stamp = (clone / "train_log.jsonl").stat().st_mtime_ns
-    reused = T.train(tiny(), None, *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    reused = T.train(tiny(), *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
     assert reused["completed"] and reused["run_key"] == again["run_key"]
     assert (clone / "train_log.jsonl").stat().st_mtime_ns == stamp                 # not retrained
 
@@ -189,29 +163,35 @@ def test_committed_results_without_weights_are_retrained(shards, tmp_path):
 def test_train_all_and_options(shards, tmp_path):
     m = tiny()
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
-    s = T.train(m, None, *shards, tmp_path / "all", cfg(steps=2, train_all=True))
+    s = T.train(m, *shards, tmp_path / "all", cfg(steps=2, train_all=True))
     assert s["trainable"]["frozen_params"] == 0 and s["trainable"]["lowest_trainable_layer"] == -1
     assert all(not torch.equal(p, before[n]) for n, p in m.named_parameters())
     # activation checkpointing does not change the numbers; the bf16 (GPU) path runs end to end on CPU
-    a = T.train(tiny(), None, *shards, tmp_path / "a", cfg(steps=2))
-    b = T.train(tiny(), None, *shards, tmp_path / "b", cfg(steps=2, grad_checkpointing=True))
+    a = T.train(tiny(), *shards, tmp_path / "a", cfg(steps=2))
+    b = T.train(tiny(), *shards, tmp_path / "b", cfg(steps=2, grad_checkpointing=True))
     assert abs(a["final_loss"] - b["final_loss"]) < 1e-6
-    c = T.train(tiny(), None, *shards, tmp_path / "c", cfg(steps=2, precision="bf16"))
+    c = T.train(tiny(), *shards, tmp_path / "c", cfg(steps=2, precision="bf16"))
     assert c["precision"] == "bf16" and abs(c["final_loss"] - a["final_loss"]) < 0.1
 
 
 def test_comparison_same_order_and_clear_errors(shards, tmp_path):
-    res = T.run_cpt_comparison({"lesa": tiny(seed=1), "llama_pro": lambda: tiny(seed=2)}, *shards, "cpu",
+    res = run_cpt_comparison({"lesa": tiny(seed=1), "llama_pro": lambda: tiny(seed=2)}, *shards, "cpu",
                                cfg(steps=2), results_root=tmp_path / "results", ckpt_root=tmp_path / "ck")
     assert res["lesa"]["data_order_hash"] == res["llama_pro"]["data_order_hash"]
     comp = json.loads((tmp_path / "results/cpu/cpt/comparison.json").read_text())
     assert comp["same_data_order"] and set(comp["runs"]) == {"lesa", "llama_pro"}
     assert (tmp_path / "results/cpu/cpt/lesa/summary.json").exists()
+    # a changed config: the profile runner retrains over the stale checkpoint; plain train() refuses it
+    again = run_cpt_comparison({"lesa": tiny(seed=1)}, *shards, "cpu", cfg(steps=2, lr=5e-4),
+                               results_root=tmp_path / "results", ckpt_root=tmp_path / "ck")
+    assert again["lesa"]["run_key"] != res["lesa"]["run_key"] and again["lesa"]["completed"]
+    with pytest.raises(RuntimeError, match="belongs to another run"):
+        T.train(tiny(seed=1), *shards, tmp_path / "z", cfg(steps=2), ckpt_dir=tmp_path / "ck/cpu/lesa")
     with pytest.raises(FileNotFoundError, match="make data"):
-        T.train(tiny(), None, tmp_path / "nowhere", None, tmp_path / "x", cfg())
+        T.train(tiny(), tmp_path / "nowhere", None, tmp_path / "x", cfg())
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            T.train(tiny(), None, *shards, tmp_path / "y", cfg(device="cuda"))
+            T.train(tiny(), *shards, tmp_path / "y", cfg(device="cuda"))
 
 
 def test_two_process_ddp_matches_single_process(shards, tmp_path):
@@ -235,3 +215,42 @@ def test_two_process_ddp_matches_single_process(shards, tmp_path):
     assert max(abs(a["loss"] - b["loss"]) for a, b in zip(one, two)) < 1e-5
     e1, e2 = rows(tmp_path / "one/eval_log.jsonl"), rows(tmp_path / "two/eval_log.jsonl")
     assert max(abs(a["heldout_loss"] - b["heldout_loss"]) for a, b in zip(e1, e2)) < 1e-5
+
+
+def test_bf16_keeps_fp32_master_weights_and_tracks_fp32(shards, tmp_path):
+    """bf16 autocast: matmuls run in bf16, trainable weights and AdamW state stay fp32, frozen weights are
+    stored in bf16, and the loss curve follows the fp32 one. The two trainers live in one process and are
+    stepped in turn (as the precision bench does), so neither may inherit the other's precision."""
+    seen = {}
+    trainers = {}
+    for prec in ("fp32", "bf16"):
+        trainers[prec] = T.Trainer(tiny(), *shards, cfg(precision=prec), tmp_path / prec)
+        layer = trainers[prec].model.model.layers[NEW[0]]
+        layer.mlp.up_proj.register_forward_hook(lambda mod, i, o, p=prec: seen.__setitem__(p, o.dtype))
+    losses = {"fp32": [], "bf16": []}
+    for step in range(6):
+        for prec, tr in trainers.items():
+            losses[prec].append(tr.step(step)["loss"])
+    assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    tr = trainers["bf16"]
+    assert tr.precision == "bf16"
+    for n, p in tr.model.named_parameters():
+        assert p.dtype == (torch.float32 if p.requires_grad else torch.bfloat16), n
+    states = [s for s in tr.optimizer.state.values()]
+    assert states and all(s[k].dtype == torch.float32 for s in states for k in ("exp_avg", "exp_avg_sq"))
+    rel = [abs(a - b) / a for a, b in zip(losses["fp32"], losses["bf16"])]
+    assert max(rel) < 0.02, rel
+    assert losses["bf16"][-1] < losses["bf16"][0]                     # and it learns
+    ev = {p: t.evaluate(6)["heldout_loss"] for p, t in trainers.items()}
+    assert abs(ev["bf16"] - ev["fp32"]) / ev["fp32"] < 0.02
+
+
+def test_bf16_on_a_gpu_without_it_fails_early(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))
+    with pytest.raises(ValueError, match=r"Tesla T4 has 7\.5.*precision: fp32"):
+        C.check_bf16("cuda")
+    C.check_bf16("cpu")                                              # every CPU torch build runs bf16
+    with pytest.raises(ValueError, match="precision"):
+        T.TrainConfig(precision="fp16")
