@@ -71,7 +71,7 @@ def cmd_expand(args) -> int:
     spec = spec_for(config)
     plan = _plan_from_args(args, getattr(config, spec.depth_key))
     pred = PredictorConfig(lam=args.lam, epochs=args.epochs, seed=args.seed, device=args.device,
-                           svd_method=args.svd)
+                           svd_method=args.svd, recipe=args.recipe)
     print(plan.describe() if args.dry_run else plan.describe().splitlines()[0])
     if args.dry_run:
         return 0
@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="processes training the per-type predictors (default: one per CPU core for a "
                         "large CPU job, else 1); changes speed, never the weights")
+    p.add_argument("--recipe", choices=["package", "released"], default="package",
+                   help="predictor training: package (fast, own seeded shuffling) or released (the "
+                        "release's DataLoader order and optimizer, bit for bit; slower)")
     p.add_argument("--dry-run", action="store_true", help="print the layer map and stop")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_expand)
