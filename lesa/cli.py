@@ -20,7 +20,7 @@ BUILDER_OPTIONS = {"gaps": "--gaps", "after": "--after", "norm_source": "--norms
                    "rank": "--rank", "t": "--t"}
 # command-line option -> PredictorConfig field
 PREDICTOR_OPTIONS = {"lam": "--lam", "epochs": "--epochs", "seed": "--seed", "device": "--device",
-                     "svd_method": "--svd", "ridge_lam": "--ridge-lam"}
+                     "svd_method": "--svd", "ridge_lam": "--ridge-lam", "recipe": "--recipe"}
 
 
 def _methods_help() -> str:
@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="processes training the per-type predictors (default: one per CPU core for a "
                         "large CPU job, else 1); changes speed, never the weights")
+    p.add_argument("--recipe", choices=["package", "released"], default=None,
+                   help="predictor training: package (fast, own seeded shuffling) or released (the "
+                        "release's DataLoader order and optimizer, bit for bit; slower)")
     p.add_argument("--dry-run", action="store_true", help="print the layer map and stop")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_expand)

@@ -14,6 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
+RECIPES = ("package", "released")     # see PredictorConfig.recipe
+
+
 @dataclass
 class PredictorConfig:
     hidden: int = 256            # MLP width: 2*d_in -> hidden -> hidden -> d_in, ReLU (released code)
@@ -34,6 +37,10 @@ class PredictorConfig:
     threads: int = 1             # CPU threads while training. On an idle 2-core machine 2 threads are
                                  # 1.4x faster (2.1 vs 2.9 ms/step), but when another job shares the cores
                                  # they are 20x slower (188 vs 8 ms/step); 1 is the safe default
+    recipe: str = "package"      # "package": shuffled by a generator seeded with `seed`, fused AdamW.
+                                 # "released": the release's loop bit for bit (lesa.reference, tested in
+                                 # tests/test_reference.py): DataLoader(shuffle=True)'s order (see
+                                 # epoch_order), default AdamW, nn.MSELoss's gradient; slower
     flush_denormal: bool = True  # CPU: flush values below 1.2e-38 to zero while training. They appear
                                  # after the first epoch and slow every step by ~1.4x; on SmolLM2 the
                                  # trained weights are bit-identical either way (lesa.bench checks it)
@@ -52,13 +59,33 @@ class PredictorConfig:
                 raise ValueError(f"PredictorConfig.{name} must be a non-negative number, got {v!r}")
         if not 0 <= self.lam <= 1:
             raise ValueError(f"PredictorConfig.lam must lie in [0, 1], got {self.lam}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"PredictorConfig.recipe must be one of {RECIPES}, got {self.recipe!r}")
         if self.space not in ("svd", "raw"):
             raise ValueError(f"PredictorConfig.space must be 'svd' or 'raw', got {self.space!r}")
         if self.kind not in ("mlp", "ridge"):
             raise ValueError(f"PredictorConfig.kind must be 'mlp' or 'ridge', got {self.kind!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["recipe"] == "package":      # the default leaves the cache keys of older configs valid
+            del d["recipe"]
+        return d
+
+
+def epoch_order(n: int, cfg: PredictorConfig, gen: torch.Generator) -> torch.Tensor:
+    """The order of the n training rows for one epoch.
+
+    "released" replays torch.utils.data.DataLoader(dataset, batch_size, shuffle=True) as torch 2.13
+    iterates it with num_workers=0: creating the epoch's iterator draws a base seed from the global
+    RNG (_BaseDataLoaderIter.__init__), then RandomSampler.__iter__ draws another, seeds a fresh
+    Generator with it and yields torch.randperm(n) from that generator.
+    """
+    if cfg.recipe == "released":
+        torch.empty((), dtype=torch.int64).random_()                  # the loader iterator's _base_seed
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return torch.randperm(n, generator=gen)
 
 
 def make_mlp(d_in: int, cfg: PredictorConfig) -> nn.Sequential:
@@ -88,13 +115,16 @@ def training_pairs(blocks: torch.Tensor, distance: int = 1, layers: list[int] | 
 
 
 @torch.no_grad()
-def forward_backward(mlp: nn.Sequential, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+def forward_backward(mlp: nn.Sequential, x: torch.Tensor, y: torch.Tensor, lam: float,
+                     mse_loss_module: bool = False) -> torch.Tensor:
     """norm_loss(mlp(x), y, lam) and its gradients, written into each parameter's .grad, by hand.
 
     The same ATen calls that loss.backward() makes, with autograd's operands and order (addmm
     forward; threshold, mm and sum backward; the mean, pow and vector-norm derivative formulas),
     so the gradients equal autograd's bit for bit (tested) while skipping the graph bookkeeping,
     which costs more than the matrix products at these sizes (CPU, batch 64: 2.2 vs 3.2 ms/step).
+    ``mse_loss_module``: the gradient of the release's form of the same loss, nn.MSELoss for the
+    element-wise term (its backward rounds in another order: equal values, other last bits).
     """
     lins = [m for m in mlp if isinstance(m, nn.Linear)]
     hs = [x]                                                     # each layer's input
@@ -106,8 +136,11 @@ def forward_backward(mlp: nn.Sequential, x: torch.Tensor, y: torch.Tensor, lam: 
     n_pred, n_y = pred.norm(), y.norm()
     loss = (1 - lam) * torch.mean(diff ** 2) + lam * (n_pred - n_y) ** 2      # = norm_loss(pred, y, lam)
     one = torch.ones_like(loss)                                  # d loss / d loss
-    g_sq = (one * (1 - lam)).expand(diff.shape) / diff.numel()   # MulBackward0, MeanBackward0
-    g = g_sq * (2.0 * diff.pow(1.0))                             # PowBackward0; SubBackward0 passes it on
+    if mse_loss_module:                                          # nn.MSELoss: MseLossBackward0's kernel,
+        g = diff.mul(2.0 / diff.numel()).mul_(one * (1 - lam))   # (2/n as float) * diff * grad, that order
+    else:
+        g_sq = (one * (1 - lam)).expand(diff.shape) / diff.numel()   # MulBackward0, MeanBackward0
+        g = g_sq * (2.0 * diff.pow(1.0))                         # PowBackward0; SubBackward0 passes it on
     g_norm = (one * lam) * (2.0 * (n_pred - n_y).pow(1.0))       # MulBackward0, PowBackward0, SubBackward0
     g = g + g_norm * (pred / n_pred).masked_fill_(n_pred == 0, 0)   # LinalgVectorNormBackward0, summed
     for i in reversed(range(len(lins))):                         # AddmmBackward0 (+ TBackward0, sum_to)
@@ -163,18 +196,21 @@ def _train(blocks: torch.Tensor, cfg: PredictorConfig, layers: list[int] | None,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)                                  # MLP init
     mlp = make_mlp(blocks.shape[-1], cfg).to(device=cfg.device, dtype=dtype)
-    # fused AdamW: same update rule as the released (default) AdamW, one kernel instead of a loop
-    opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    # fused AdamW: same update rule as the released (default) AdamW, one kernel instead of a loop,
+    # other last bits; recipe "released" keeps the default implementation to match the release's bits
+    released = cfg.recipe == "released"
+    opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=None if released else True)
     n, bs = X.shape[0], cfg.batch_size
     history: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
     for _ in bar:
-        perm = torch.randperm(n, generator=gen).to(cfg.device)
+        perm = epoch_order(n, cfg, gen).to(cfg.device)
         Xp, Yp = X.index_select(0, perm), Y.index_select(0, perm)   # (n, 2d) (n, d) in epoch order
         total = torch.zeros((), device=cfg.device, dtype=dtype)
         for s in range(0, n, bs):
-            loss = forward_backward(mlp, Xp[s:s + bs], Yp[s:s + bs], cfg.lam)    # sets every .grad
+            loss = forward_backward(mlp, Xp[s:s + bs], Yp[s:s + bs], cfg.lam, released)  # sets every .grad
             opt.step()
             total += loss.detach()
         del Xp, Yp
