@@ -542,9 +542,21 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
     return runs
 
 
+def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
+    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties); the
+    unexpanded 'base' control trains every layer and is never a frozen run."""
+    out: dict[str, dict] = {}
+    for name, r in sorted(runs.items()):
+        if r["frozen"] != frozen or not r["train"] or (frozen and r["method"] == "base"):
+            continue
+        if r["method"] not in out or len(r["train"]) > len(out[r["method"]]["train"]):
+            out[r["method"]] = {**r, "name": name}
+    return out
+
+
 def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
-    reach each baseline's final loss, median step time ratio (paper 1 : 1.24 : 1.66)."""
+    reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
     frozen = {r["method"]: r for r in runs.values() if r["frozen"] and r["train"]}
     out: dict = {"final_loss": {}, "step_s": {}, "reach": {}, "methods": sorted(frozen)}
     for m, r in frozen.items():

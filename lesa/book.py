@@ -62,6 +62,10 @@ def publish(executed: Path, profile: str) -> Path:
     from .store import atomic_write_text, shown
 
     nb = json.loads(executed.read_text())
+    for cell in nb.get("cells", []):          # papermill's injected parameters: not part of the page
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
     pm_meta = nb.get("metadata", {}).get("papermill", {})
     for k in ("input_path", "output_path"):
         if pm_meta.get(k):
@@ -70,6 +74,33 @@ def publish(executed: Path, profile: str) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dst, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return dst
+
+
+def notebook_sync_problems(name: str, nb_dir: Path = NB_DIR) -> list[str]:
+    """Why notebooks/<name>.ipynb is not the clean twin of its source notebooks/<name>.py (jupytext
+    percent format): different cells, sources or tags, outputs or execution counts, missing pairing.
+    Empty when in sync. Fix with `jupytext --sync notebooks/<name>.py`."""
+    import jupytext
+    import nbformat
+
+    py, ipynb = Path(nb_dir) / f"{name}.py", Path(nb_dir) / f"{name}.ipynb"
+    if not py.exists() or not ipynb.exists():
+        return [f"{name}: missing {py.name if not py.exists() else ipynb.name}"]
+    src, nb = jupytext.read(py), nbformat.read(ipynb, as_version=4)
+    problems = []
+    if (nb.metadata.get("jupytext") or {}).get("formats") != "ipynb,py:percent":
+        problems.append(f"{name}.ipynb: not paired (metadata jupytext.formats must be 'ipynb,py:percent')")
+    if len(src.cells) != len(nb.cells):
+        problems.append(f"{name}: {len(src.cells)} cells in the .py, {len(nb.cells)} in the .ipynb")
+    for i, (a, b) in enumerate(zip(src.cells, nb.cells)):
+        if a.cell_type != b.cell_type or a.source != b.source:
+            problems.append(f"{name} cell {i}: the .ipynb differs from the .py")
+        if a.metadata.get("tags", []) != b.metadata.get("tags", []):
+            problems.append(f"{name} cell {i}: tags {b.metadata.get('tags', [])} in the .ipynb, "
+                            f"{a.metadata.get('tags', [])} in the .py")
+        if b.cell_type == "code" and (b.get("outputs") or b.get("execution_count") is not None):
+            problems.append(f"{name} cell {i}: outputs or an execution count in git")
+    return problems
 
 
 def executed_dir(profile: str) -> Path:
@@ -108,6 +139,10 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
 
     profile = resolve_profile(profile)
     load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    stale = [p for n in NOTEBOOKS if not only or n in only for p in notebook_sync_problems(n)]
+    if stale:
+        raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
+                        + "\n  ".join(stale) + "\nrun `.venv/bin/jupytext --sync notebooks/*.py` (and clear outputs)")
     out_dir = executed_dir(profile)
     times_path = PROJECT_ROOT / "results" / profile / "book_run.json"
     times = read_json(times_path) if times_path.exists() else {}

@@ -220,13 +220,16 @@ def spread(values: Sequence[float] | float | None) -> dict | None:
     return {"median": float(np.median(v)), "min": min(v), "max": max(v), "n": len(v), "values": v}
 
 
-def spread_text(values: Sequence[float] | float | None, nd: int = 3) -> str:
+def spread_text(values: Sequence[float] | float | None, nd: int = 3, compact: bool = False) -> str:
+    """'median (range min-max, n seeds)', or 'median [min, max]' for table cells."""
     s = spread(values)
     if s is None:
         return "n/a"
     if s["n"] == 1:
         return fmt(s["median"], nd)
-    return f"{fmt(s['median'], nd)} (range {fmt(s['min'], nd)}-{fmt(s['max'], nd)}, {s['n']} seeds)"
+    if compact:
+        return f"{fmt(s['median'], nd)} [{fmt(s['min'], nd)}, {fmt(s['max'], nd)}]"
+    return f"{fmt(s['median'], nd)} (range {fmt(s['min'], nd)} to {fmt(s['max'], nd)}, {s['n']} seeds)"
 
 
 def compare_ranges(a: Sequence[float] | float, b: Sequence[float] | float) -> str:
@@ -418,7 +421,9 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
 def _acc_avg(acc: dict[str, tuple[float, float]]) -> tuple[float, float]:
     """Mean accuracy over tasks and its SE (independent tasks)."""
     v = [a for a, _ in acc.values()]
-    se = [s or 0.0 for _, s in acc.values()]
+    se = [s for _, s in acc.values()]
+    if any(s is None for s in se):                 # no standard error: no difference can be called
+        return float(np.mean(v)), math.inf
     return float(np.mean(v)), float(math.sqrt(sum(s * s for s in se)) / len(se))
 
 
@@ -496,9 +501,10 @@ def judge_c7a(test_over_train: Sequence[Sequence[float]], loss_over_zeros: Seque
     notes = ""
     z = spread(loss_over_zeros) if loss_over_zeros is not None else None
     if z and z["median"] >= 1:
-        notes = (f"The literal criterion holds or fails on its own, but the predictor fits its own training data "
-                 f"{fmt(z['median'])}x worse than predicting zeros (final loss / mean(y^2), 1 = zeros): held-out ~ "
-                 "training loss here does not mean it learned a pattern (see C7b).")
+        word = {"reproduced": "holds", "not reproduced": "fails", "inconclusive": "is undecided"}[status]
+        notes = (f"The literal criterion {word}, but the predictor fits its own training data worse than predicting "
+                 f"zeros (final loss / mean(y^2) = {fmt(z['median'])}; 1 = zeros): held-out ~ training loss here does "
+                 "not show that it learned a pattern (see C7b).")
     return Verdict("C7a", status,
                    f"held-out / training MSE {spread_text(meds)} (median over left-out layers)"
                    + (f"; training loss / mean(y^2) {spread_text(loss_over_zeros)}" if z else ""),
@@ -524,7 +530,7 @@ def judge_c7b(predictor_r2: Sequence[float], baselines_r2: dict[str, Sequence[fl
     ours = (f"held-out R2 predictor {spread_text(predictor_r2)} vs best trivial predictor ({best}) "
             f"{spread_text(baselines_r2[best])}; " + ", ".join(f"{k} {fmt(v['median'])}" for k, v in base.items() if k != best))
     z = spread(loss_over_zeros) if loss_over_zeros is not None else None
-    notes = (f"In-sample, its training loss ends at {fmt(z['median'])}x mean(y^2) (1 = predicting zeros)." if z else "")
+    notes = (f"In-sample, its final training loss / mean(y^2) is {fmt(z['median'])} (1 = predicting zeros)." if z else "")
     return Verdict("C7b", status, ours,
                    rule="Reproduced when every predictor seed has a higher held-out R2 than the best of "
                         f"{', '.join(TRIVIAL)}; not reproduced when every seed is lower; inconclusive otherwise.",
@@ -545,7 +551,7 @@ def judge_c8(seconds: Sequence[float], epochs: int, n_types: int, device: str,
     learned = ""
     if loss_over_zeros is not None and spread(loss_over_zeros):
         z = spread(loss_over_zeros)
-        learned = (f"What it learns in that time: its training loss ends at {spread_text(loss_over_zeros)}x mean(y^2) "
+        learned = (f"What it learns in that time: its final training loss / mean(y^2) is {spread_text(loss_over_zeros)} "
                    f"(1 = predicting zeros{'; it fits its own training data worse than zeros' if z['median'] >= 1 else ''})")
         if in_sample_cos is not None and spread(in_sample_cos):
             learned += f", in-sample cosine with the real layers {spread_text(in_sample_cos)}"
@@ -611,17 +617,17 @@ def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: i
 
 def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, Sequence[float]],
                set_label: str = "perplexity", base_ppl: float | None = None,
-               budget: dict | None = None) -> Verdict:
+               budget: dict | None = None, lam_code: float = CODE_LAMBDA) -> Verdict:
     """norm_ratio: lambda -> per seed, mean ||W_new|| / mean ||W_neighbours|| of the LESA layers;
     init_ppl: lambda -> per seed, initial perplexity of the grown model. Two questions: does lambda = 0
     shrink the new layers (every seed below SHRINK x every lambda-code seed), and does the norm term help
     the initial perplexity (seed ranges of lambda-code entirely below lambda = 0's)? Reproduced when it
     prevents shrinkage AND helps perplexity; not reproduced when it does not prevent shrinkage or hurts
     perplexity; inconclusive otherwise."""
-    lam0, lamc = 0.0, CODE_LAMBDA
+    lam0, lamc = 0.0, lam_code
     if any(spread(d.get(k)) is None for d in (norm_ratio, init_ppl) for k in (lam0, lamc)):
         return Verdict("C12c", "not yet run", "LESA with lambda = 0 and with the code's lambda not both measured",
-                       rule="Needs LESA grown with lambda = 0 and lambda = 5e-4.", budget=budget or {})
+                       rule=f"Needs LESA grown with lambda = 0 and lambda = {fmt(lamc)}.", budget=budget or {})
     n0, nc = spread(norm_ratio[lam0]), spread(norm_ratio[lamc])
     shrinks = n0["max"] < SHRINK * nc["min"]
     no_shrink = n0["min"] >= SHRINK * nc["max"]

@@ -117,3 +117,13 @@ def headline(sets: list[str] | tuple[str, ...]) -> str | None:
     """The set that initialisation verdicts are judged on: WikiText (the whole test set in the cpu and gpu
     profiles), else held-out CPT text, else the fixture."""
     return next((s for s in ("wikitext", "heldout", "fixture", "lambada") if s in sets), None)
+
+
+def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: str, name: str,
+                   growth: Any = None) -> dict:
+    """measure(), cached under .cache/analysis/ppl_protocol/ by (model, variant name, its growth
+    record, protocol): notebooks 3 and 5 share the base model's numbers."""
+    from .analysis import cached_json
+
+    key = {"model": model_key, "name": name, "growth": growth, "protocol": proto.key()}
+    return cached_json("ppl_protocol", key, lambda: measure(model, tokenizer, proto))

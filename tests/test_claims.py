@@ -66,7 +66,7 @@ def test_spread_compare_and_z():
     assert C.compare_ranges([1, 3], [2, 4]) == "overlap"
     assert C.call(C.z_score(0.6, 0.05, 0.5, 0.0)) == "within noise"      # z = 2.0 is not beyond 2
     assert C.call(C.z_score(0.6, 0.04, 0.5, 0.0)) == "higher"
-    assert "range 39-492, 3 seeds" in C.spread_text([492, 153, 39])
+    assert "range 39 to 492, 3 seeds" in C.spread_text([492, 153, 39])
 
 
 def test_paired_window_cancels_shared_batch_noise():
