@@ -2,11 +2,13 @@
 
     continuity      (C1)  adjacent vs distant similarity and nearest-neighbour adjacency of per-layer
                           representations, against shuffled-layer-order and Gaussian-matrix controls
-    predictor       (C7, C8, C12c) leave-one-layer-out evaluation against simple baselines, lambda sweep
-    expansion       (C2, C3, C12a) cached expansion, new-layer statistics, residual-stream effect,
-                          perplexity suite (before any training)
-    cpt / downstream (C4-C6, C12b, C5) readers of the CPT and evaluation result files
-    verdicts        one record per claim, written to results/<profile>/verdicts/<notebook>.json
+    predictor       (C7a, C7b, C8) leave-one-layer-out evaluation against trivial predictors (zeros,
+                          neighbour average, copies, ridge), lambda sweep
+    expansion       (C3, C12c) cached expansion, new-layer statistics, residual-stream effect,
+                          perplexity suite (before any training; one protocol: lesa.protocol)
+    cpt / downstream (C2, C4-C6, C12a, C12b) readers of the CPT and evaluation result files
+    verdicts        records written to results/<profile>/verdicts/<notebook>.json; the rules that
+                          decide them are in lesa.claims
 """
 from __future__ import annotations
 
