@@ -20,7 +20,7 @@
 #
 # - **Shows**: t-SNE and PCA of each layer's SVD coefficients, and continuity measured against shuffled-order and
 #   Gaussian controls for every weight type; the verdict on C1.
-# - **Time** (2 CPU cores): `smoke` about a minute, `cpu` 5 to 11 minutes; `gpu`: not measured yet. Every run's
+# - **Time** (2 CPU cores): `smoke` about 2 minutes, `cpu` 5 to 11 minutes; `gpu`: not measured yet. Every run's
 #   wall-clock is recorded in `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 01_svd_evidence` from the

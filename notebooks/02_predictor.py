@@ -20,8 +20,9 @@
 #
 # - **Shows**: the predictor's training curves, leave-one-layer-out tests against trivial predictors, and the
 #   lambda sweep, each for every predictor seed of the profile; the verdicts on C7a, C7b and C8.
-# - **Time** (2 CPU cores): `smoke` about a minute, `cpu` 5 to 11 minutes per predictor seed; `gpu`: not measured
-#   yet. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
+# - **Time** (2 CPU cores): `smoke` about 1.5 minutes; `cpu` not measured yet with three predictor seeds (it was 5
+#   to 11 minutes with one); `gpu`: not measured yet. Every run's wall-clock is recorded in
+#   `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
 #   repository root.

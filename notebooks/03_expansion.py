@@ -21,7 +21,7 @@
 # - **Shows**: the model grown by every method and control, compared before any training (perplexities under
 #   one protocol, a quick benchmark pass, what the new layers are), LESA-family models once per predictor seed;
 #   the verdicts on C3, C9 and C12c.
-# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` not measured yet with three seeds and the whole
+# - **Time** (2 CPU cores): `smoke` about 5 minutes; `cpu` not measured yet with three seeds and the whole
 #   WikiText test set (it was 5 to 45 minutes with one seed and 2 documents; grown models and their evaluations
 #   are cached in `.cache/`). Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
