@@ -487,11 +487,11 @@ def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None) -> 
                    evidence="figure loss_vs_elapsed_s")
 
 
-def judge_c7a(test_over_train: Sequence[Sequence[float]], loss_over_zeros: Sequence[float] | None = None,
+def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence[float] | None = None,
               budget: dict | None = None) -> Verdict:
     """test_over_train: per predictor seed, the held-out / training MSE of each left-out layer.
-    loss_over_zeros: per seed, the final training loss / mean(y^2) (1 = what predicting zeros gives).
-    Reproduced when every seed's median ratio is <= PAR; not reproduced when every one is above."""
+    in_sample_r2: per seed, R^2 of the predictor's own training layers (0 = what predicting zeros
+    gives). Reproduced when every seed's median ratio is <= PAR; not reproduced when every one is above."""
     meds = [float(np.median(r)) for r in test_over_train if len(r)]
     if not meds:
         return Verdict("C7a", "not yet run", "no leave-one-layer-out results",
@@ -499,24 +499,23 @@ def judge_c7a(test_over_train: Sequence[Sequence[float]], loss_over_zeros: Seque
     ok = [m <= PAR for m in meds]
     status = "reproduced" if all(ok) else "not reproduced" if not any(ok) else "inconclusive"
     notes = ""
-    z = spread(loss_over_zeros) if loss_over_zeros is not None else None
-    if z and z["median"] >= 1:
+    z = spread(in_sample_r2) if in_sample_r2 is not None else None
+    if z and z["median"] < 0:
         word = {"reproduced": "holds", "not reproduced": "fails", "inconclusive": "is undecided"}[status]
-        notes = (f"The literal criterion {word}, but the predictor fits its own training data worse than predicting "
-                 f"zeros (final loss / mean(y^2) = {fmt(z['median'])}; 1 = zeros): held-out ~ training loss here does "
-                 "not show that it learned a pattern (see C7b).")
+        notes = (f"The literal criterion {word}, but the predictor fits its own training layers worse than predicting "
+                 f"zeros (in-sample R2 {fmt(z['median'])}; 0 = zeros): held-out ~ training loss here does not show "
+                 "that it learned a pattern (see C7b).")
     return Verdict("C7a", status,
                    f"held-out / training MSE {spread_text(meds)} (median over left-out layers)"
-                   + (f"; training loss / mean(y^2) {spread_text(loss_over_zeros)}" if z else ""),
+                   + (f"; in-sample R2 {spread_text(in_sample_r2)}" if z else ""),
                    rule=f"Reproduced when the held-out MSE is at most {fmt(PAR)}x the training MSE for every seed; "
                         "not reproduced when it is above for every seed; inconclusive when seeds disagree.",
-                   budget=budget or {}, uncertainty={"median_ratio_by_seed": spread(meds),
-                                                     "loss_over_zeros": z}, notes=notes,
-                   evidence="loo.csv")
+                   budget=budget or {}, uncertainty={"median_ratio_by_seed": spread(meds), "in_sample_r2": z},
+                   notes=notes, evidence="loo.csv")
 
 
 def judge_c7b(predictor_r2: Sequence[float], baselines_r2: dict[str, Sequence[float] | float],
-              loss_over_zeros: Sequence[float] | None = None, budget: dict | None = None) -> Verdict:
+              in_sample_r2: Sequence[float] | None = None, budget: dict | None = None) -> Verdict:
     """predictor_r2: per seed, mean held-out R^2 of the predicted layer (over left-out layers);
     baselines_r2: trivial predictor -> mean held-out R^2 (zeros gives ~0). Reproduced when every
     predictor seed beats the best trivial predictor; not reproduced when every seed is below it."""
@@ -529,8 +528,8 @@ def judge_c7b(predictor_r2: Sequence[float], baselines_r2: dict[str, Sequence[fl
     status = {"higher": "reproduced", "lower": "not reproduced", "overlap": "inconclusive"}[c]
     ours = (f"held-out R2 predictor {spread_text(predictor_r2)} vs best trivial predictor ({best}) "
             f"{spread_text(baselines_r2[best])}; " + ", ".join(f"{k} {fmt(v['median'])}" for k, v in base.items() if k != best))
-    z = spread(loss_over_zeros) if loss_over_zeros is not None else None
-    notes = (f"In-sample, its final training loss / mean(y^2) is {fmt(z['median'])} (1 = predicting zeros)." if z else "")
+    z = spread(in_sample_r2) if in_sample_r2 is not None else None
+    notes = (f"On its own training layers its R2 is {spread_text(in_sample_r2)} (0 = predicting zeros)." if z else "")
     return Verdict("C7b", status, ours,
                    rule="Reproduced when every predictor seed has a higher held-out R2 than the best of "
                         f"{', '.join(TRIVIAL)}; not reproduced when every seed is lower; inconclusive otherwise.",
@@ -539,22 +538,23 @@ def judge_c7b(predictor_r2: Sequence[float], baselines_r2: dict[str, Sequence[fl
 
 
 def judge_c8(seconds: Sequence[float], epochs: int, n_types: int, device: str,
-             loss_over_zeros: Sequence[float] | None = None, in_sample_cos: Sequence[float] | None = None,
+             in_sample_r2: Sequence[float] | None = None, in_sample_cos: Sequence[float] | None = None,
              budget: dict | None = None) -> Verdict:
     """seconds: per seed, total predictor training time for all weight types. Reproduced when every
-    seed trains in under the paper's 5 minutes; not reproduced when every seed takes longer."""
+    seed trains in under the paper's 5 minutes; not reproduced when every seed takes longer. The notes
+    say what it learns in that time (in-sample R^2 and cosine of the predicted training layers)."""
     lim = 60 * PAPER_PREDICTOR["minutes"]
     s = spread(seconds)
     if s is None:
         return Verdict("C8", "not yet run", "no predictor timings", rule="Needs predictor trainings.", budget=budget or {})
     status = "reproduced" if s["max"] < lim else "not reproduced" if s["min"] >= lim else "inconclusive"
     learned = ""
-    if loss_over_zeros is not None and spread(loss_over_zeros):
-        z = spread(loss_over_zeros)
-        learned = (f"What it learns in that time: its final training loss / mean(y^2) is {spread_text(loss_over_zeros)} "
-                   f"(1 = predicting zeros{'; it fits its own training data worse than zeros' if z['median'] >= 1 else ''})")
+    z = spread(in_sample_r2) if in_sample_r2 is not None else None
+    if z:
+        learned = (f"What it learns in that time: R2 of the predicted training layers {spread_text(in_sample_r2)} "
+                   f"(0 = predicting zeros{'; it fits its own training data worse than zeros' if z['median'] < 0 else ''})")
         if in_sample_cos is not None and spread(in_sample_cos):
-            learned += f", in-sample cosine with the real layers {spread_text(in_sample_cos)}"
+            learned += f", cosine with the real layers {spread_text(in_sample_cos)}"
         learned += "."
     return Verdict("C8", status, f"{spread_text(seconds)} s for {n_types} weight types, {epochs} epochs, {device}",
                    rule=f"Reproduced when all weight types train in under {fmt(lim)} s for every seed on this profile's "

@@ -118,20 +118,21 @@ def loo_rows(st):
     return [r for rows in st["loo"].values() for r in rows]
 
 
-def mean_loss_over_zeros(st):
-    return float(np.mean([st["full"][t]["final_loss_over_mean_sq"] for t in Pp["weight_types"]]))
+def in_sample(st, key):
+    """Mean over weight types of the predicted training layers' quality (R2: 0 = predicting zeros)."""
+    return float(np.mean([st["full"][t]["in_sample"][key] for t in Pp["weight_types"]]))
 
 
-over_zeros = [mean_loss_over_zeros(studies[s]) for s in seeds]
-in_cos = [float(np.mean([studies[s]["full"][t]["in_sample"]["cosine"] for t in Pp["weight_types"]])) for s in seeds]
+in_r2 = [in_sample(studies[s], "r2") for s in seeds]
+in_cos = [in_sample(studies[s], "cosine") for s in seeds]
 budget = {"seeds": seeds, "epochs": Pp["epochs"], "left-out layers": f"{Pp['loo_layers']} of {', '.join(Pp['loo_weight_types'])}"}
 r2 = lambda s, m: float(np.mean([r["metrics"][m]["r2"] for r in loo_rows(studies[s])]))
 trivial = [m for m in C.TRIVIAL if loo_rows(studies[seeds[0]]) and m in loo_rows(studies[seeds[0]])[0]["metrics"]]
 verdicts = [
-    C.judge_c7a([[r["test_over_train"] for r in loo_rows(studies[s])] for s in seeds], over_zeros, budget=budget),
+    C.judge_c7a([[r["test_over_train"] for r in loo_rows(studies[s])] for s in seeds], in_r2, budget=budget),
     C.judge_c7b([r2(s, "predictor") for s in seeds], {m: [r2(s, m) for s in seeds] for m in trivial},
-                over_zeros, budget=budget),
+                in_r2, budget=budget),
     C.judge_c8([sum(studies[s]["full"][t]["seconds"] for t in Pp["weight_types"]) for s in seeds], Pp["epochs"],
-               len(Pp["weight_types"]), page.prof["device"], over_zeros, in_cos, budget={"seeds": seeds}),
+               len(Pp["weight_types"]), page.prof["device"], in_r2, in_cos, budget={"seeds": seeds}),
 ]
 page.finish(verdicts)

@@ -161,7 +161,7 @@ def test_c6():
 
 
 def test_c7a_says_when_the_fit_is_worse_than_zeros():
-    v = C.judge_c7a([[1.1, 1.0], [1.2, 1.0], [1.05]], loss_over_zeros=[1.9, 1.95, 2.0])
+    v = C.judge_c7a([[1.1, 1.0], [1.2, 1.0], [1.05]], in_sample_r2=[-0.9, -0.8, -1.0])
     assert v.status == "reproduced" and "worse than predicting zeros" in v.notes
     assert "worse than predicting zeros" not in C.judge_c7a([[1.0]], [0.2]).notes
     assert _status(C.judge_c7a([[3.0, 2.5], [2.0]])) == "not reproduced"
@@ -179,8 +179,9 @@ def test_c7b_against_trivial_predictors():
 
 
 def test_c8_reports_what_it_learns():
-    v = C.judge_c8([100, 120, 110], 10, 7, "cpu", loss_over_zeros=[1.9, 1.92, 1.95], in_sample_cos=[0.1, 0.12, 0.11])
+    v = C.judge_c8([100, 120, 110], 10, 7, "cpu", in_sample_r2=[-0.9, -0.8, -0.95], in_sample_cos=[0.1, 0.12, 0.11])
     assert v.status == "reproduced" and "worse than zeros" in v.notes and "cosine" in v.notes
+    assert "worse than zeros" not in C.judge_c8([100], 10, 7, "cpu", in_sample_r2=[0.6]).notes
     assert _status(C.judge_c8([400, 500], 10, 7, "cpu")) == "not reproduced"
     assert _status(C.judge_c8([200, 400], 10, 7, "cpu")) == "inconclusive"
 
