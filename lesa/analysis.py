@@ -2,11 +2,13 @@
 
     continuity      (C1)  adjacent vs distant similarity and nearest-neighbour adjacency of per-layer
                           representations, against shuffled-layer-order and Gaussian-matrix controls
-    predictor       (C7, C8, C12c) leave-one-layer-out evaluation against simple baselines, lambda sweep
-    expansion       (C2, C3, C12a) cached expansion, new-layer statistics, residual-stream effect,
-                          perplexity suite (before any training)
-    cpt / downstream (C4-C6, C12b, C5) readers of the CPT and evaluation result files
-    verdicts        one record per claim, written to results/<profile>/verdicts/<notebook>.json
+    predictor       (C7a, C7b, C8) leave-one-layer-out evaluation against trivial predictors (zeros,
+                          neighbour average, copies, ridge), lambda sweep
+    expansion       (C3, C12c) cached expansion, new-layer statistics, residual-stream effect,
+                          perplexity suite (before any training; one protocol: lesa.protocol)
+    cpt / downstream (C2, C4-C6, C12a, C12b) readers of the CPT and evaluation result files
+    verdicts        records written to results/<profile>/verdicts/<notebook>.json; the rules that
+                          decide them are in lesa.claims
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from .arch import PROJECTIONS, check_model, get_layers
 from .store import PROJECT_ROOT, cache_dir, provenance, read_json, stable_hash, write_json
 
 FIXTURE_TEXT = PROJECT_ROOT / "tests" / "fixtures" / "wikitext_excerpt.txt"
-VERDICTS = ("reproduced", "not reproduced", "not testable offline", "not yet run")
+from .claims import STATUSES as VERDICTS, fmt, smooth, steps_to_reach  # noqa: F401 (re-exported)
 
 
 # ============================================================================ small helpers
@@ -264,13 +266,26 @@ def leave_one_layer_out(Ws: torch.Tensor, cfg, layer: int) -> dict:
         train_mse = float(((g.mlp(X.float()).double() - Y.double()) ** 2).mean())
     test_mse = float(((pred_c - true_c) ** 2).mean())
     W_pred = _reconstruct(US.double() if US is not None else None, pred_c)
+    # ridge: the best linear map from the neighbours' rows to the middle rows on the same training
+    # pairs (a trivial predictor the MLP must beat to have learned more than a linear rule)
+    ridge_c = ridge_predict(X.double(), Y.double(), torch.cat([blocks[layer - 1], blocks[layer + 1]], dim=-1).double())
     base = {"predictor": W_pred, "neighbour_average": (Ws[layer - 1] + Ws[layer + 1]).double() / 2,
             "zeros": torch.zeros_like(W_true), "copy_below": Ws[layer - 1].double(),
-            "copy_above": Ws[layer + 1].double()}
+            "copy_above": Ws[layer + 1].double(),
+            "ridge": _reconstruct(US.double() if US is not None else None, ridge_c)}
     return {"layer": layer, "train_mse": train_mse, "test_mse": test_mse,
             "test_over_train": test_mse / max(train_mse, 1e-30), "target_mean_sq": float((true_c ** 2).mean()),
             "history": g.history, "seconds": g.seconds,
             "metrics": {k: weight_metrics(v, W_true) for k, v in base.items()}}
+
+
+def ridge_predict(X: torch.Tensor, Y: torch.Tensor, X_new: torch.Tensor, alpha: float = 1e-3) -> torch.Tensor:
+    """Ridge regression Y ~ X B (no intercept; penalty alpha x the mean diagonal of X^T X, so it is
+    scale-free), applied to X_new."""
+    G = X.T @ X
+    G = G + alpha * float(G.diagonal().mean().clamp_min(1e-30)) * torch.eye(G.shape[0], dtype=G.dtype)
+    B = torch.linalg.solve(G, X.T @ Y)
+    return X_new @ B
 
 
 def train_full(Ws: torch.Tensor, cfg) -> dict:
@@ -415,9 +430,12 @@ def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> d
             "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
 
 
-def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int) -> dict:
+def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
+                     batch_size: int = 2, **precision: str) -> dict:
     """{set: record} for 'fixture' (always available) and lesa.evaluate's wikitext / lambada /
-    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}."""
+    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
+    Call it through lesa.protocol.measure (one protocol for every notebook); ``precision=`` is passed
+    on to lesa.evaluate.perplexity only when given."""
     out: dict = {}
     for name in sets:
         t0 = time.perf_counter()
@@ -428,7 +446,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
                 from .evaluate import perplexity
 
                 rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
-                                 batch_size=2, progress=False)
+                                 batch_size=batch_size, progress=False, **precision)
             rec["status"] = "ok"
             if name == "lambada":            # report its perplexity as the set's headline number
                 rec["acc"] = rec["metrics"].get("acc")
@@ -504,30 +522,21 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
     return runs
 
 
-def smooth(y: list[float], window: int) -> np.ndarray:
-    y = np.asarray(y, dtype=float)
-    if window <= 1 or len(y) < window:
-        return y
-    c = np.cumsum(np.insert(y, 0, 0.0))
-    head = c[1:window] / np.arange(1, window)
-    return np.concatenate([head, (c[window:] - c[:-window]) / window])
-
-
-def steps_to_reach(rows: list[dict], target: float, key: str = "loss", window: int = 10) -> dict | None:
-    """First step (and its tokens, FLOPs, seconds) at which the smoothed curve is <= target."""
-    if not rows:
-        return None
-    s = smooth([r[key] for r in rows], window)
-    hit = np.nonzero(s <= target)[0]
-    if not len(hit):
-        return None
-    r = rows[int(hit[0])]
-    return {k: r.get(k) for k in ("step", "tokens", "flops", "elapsed_s")}
+def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
+    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties); the
+    unexpanded 'base' control trains every layer and is never a frozen run."""
+    out: dict[str, dict] = {}
+    for name, r in sorted(runs.items()):
+        if r["frozen"] != frozen or not r["train"] or (frozen and r["method"] == "base"):
+            continue
+        if r["method"] not in out or len(r["train"]) > len(out[r["method"]]["train"]):
+            out[r["method"]] = {**r, "name": name}
+    return out
 
 
 def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
-    reach each baseline's final loss, median step time ratio (paper 1 : 1.24 : 1.66)."""
+    reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
     frozen = {r["method"]: r for r in runs.values() if r["frozen"] and r["train"]}
     out: dict = {"final_loss": {}, "step_s": {}, "reach": {}, "methods": sorted(frozen)}
     for m, r in frozen.items():
@@ -560,7 +569,9 @@ def load_eval_records(eval_dir: Path) -> list[dict]:
         if "task" in r and "value" in r:
             rows.append({"label": r.get("label") or p.parent.name, "task": r["task"],
                          "metric": r.get("primary_metric"), "value": r["value"],
-                         "n": r.get("n_samples"), "limit": r.get("limit")})
+                         "stderr": (r.get("stderr") or {}).get(r.get("primary_metric")),
+                         "n": r.get("n_samples"), "limit": r.get("limit"), "max_length": r.get("max_length"),
+                         "precision": r.get("precision")})
     return rows
 
 
@@ -575,10 +586,16 @@ def main_table(rows: list[dict]) -> dict:
         elif r["task"] == "ppl_heldout" and d["ppl"] is None:
             d["ppl"], d["ppl_source"] = r["value"], "held-out token ppl"
         elif not r["task"].startswith("ppl_") and r["task"] != "lambada_openai":
-            d["acc"][r["task"]] = r["value"]
-    return {k: {"ppl": v["ppl"], "ppl_source": v["ppl_source"], "n_tasks": len(v["acc"]),
-                "avg": 100 * float(np.mean(list(v["acc"].values()))) if v["acc"] else None,
-                "tasks": sorted(v["acc"])} for k, v in by.items()}
+            d["acc"][r["task"]] = (r["value"], r.get("stderr"))
+    out = {}
+    for k, v in by.items():
+        accs = [a for a, _ in v["acc"].values()]
+        ses = [se for _, se in v["acc"].values()]
+        se = (100 * math.sqrt(sum(x * x for x in ses)) / len(ses)) if ses and None not in ses else None
+        out[k] = {"ppl": v["ppl"], "ppl_source": v["ppl_source"], "n_tasks": len(v["acc"]),
+                  "avg": 100 * float(np.mean(accs)) if accs else None, "avg_se": se,
+                  "tasks": sorted(v["acc"]), "acc": v["acc"]}
+    return out
 
 
 # ============================================================================ verdicts
@@ -590,34 +607,22 @@ def verdict(claim: str, statement: str, paper: str, ours: str, status: str, evid
             "evidence": evidence, "notebook": notebook, "detail": detail}
 
 
-def write_verdicts(folder: str | Path, notebook: str, rows: list[dict], *, profile: str,
+def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: str,
                    source_profile: str | None = None) -> Path:
-    """results/<profile>/verdicts/<notebook>.json: the claims this notebook judged."""
+    """results/<profile>/verdicts/<notebook>.json: the claims this notebook judged (lesa.claims.Verdict
+    objects or their records)."""
+    from .claims import Verdict
+
+    rows = [r.record() if isinstance(r, Verdict) else r for r in rows]
     path = Path(folder) / f"{notebook}.json"
     write_json(path, {"profile": profile, "notebook": notebook, "source_profile": source_profile or profile,
                       "verdicts": rows, "provenance": provenance()})
     return path
 
 
-def verdict_markdown(rows: list[dict]) -> str:
-    lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['claim']}: {r['statement']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |")
-    return "\n".join(lines)
+def verdict_markdown(rows: list) -> str:
+    """Markdown table of verdicts (lesa.claims.Verdict objects or their records)."""
+    from .claims import markdown
 
+    return markdown(rows)
 
-def fmt(x: Any, nd: int = 3) -> str:
-    """Number formatting for computed prose (never typed numbers): nd significant digits,
-    thousands separators, scientific notation outside [1e-3, 1e5), trailing zeros dropped."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, (int, np.integer)):
-        return f"{x:,}"
-    ax = abs(x)
-    if ax != 0 and (ax >= 1e5 or ax < 1e-3):
-        return f"{x:.{nd}g}"
-    if ax < 1:
-        return f"{x:.{nd}g}"
-    decimals = max(nd - 1 - int(math.floor(math.log10(ax))), 0)
-    out = f"{x:,.{decimals}f}"
-    return out.rstrip("0").rstrip(".") if "." in out else out

@@ -11,8 +11,8 @@ results/<profile>/executed/, which is committed for the cpu and gpu profiles: `b
 into book/chapters/ and builds without executing anything (execute_notebooks: off), so the book can
 be published from a clone that has run nothing (.github/workflows/book.yml).
 
-Also plain data used by the notebooks: the paper's main table and the OpT-DeUS rerun (digest sec. 8)
-and the list of claims, so the book never types a number by hand.
+The notebooks' sources are notebooks/<name>.py (jupytext percent format) paired with the clean
+notebooks/<name>.ipynb that papermill executes; the claims and the paper's numbers live in lesa.claims.
 """
 from __future__ import annotations
 
@@ -44,30 +44,11 @@ REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by
 READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream")}
 
 # ------------------------------------------------------------------------------ paper numbers
-# [PN] papernotes summary of the paper's Table (T-A): Llama3-8B -> 48 layers, Wikipedia CPT.
-PAPER_MAIN = {"LESA-3k": {"ppl": 5.27, "avg": 64.11}, "LESA-6k": {"ppl": 5.13, "avg": 64.30},
-              "LLaMA Pro-6k": {"ppl": 5.44, "avg": 62.67}, "SOLAR-6k": {"ppl": 8.09, "avg": 47.86}}
-# [3P] OpT-DeUS rerun of the official code, Llama3.1-8B -> 11.5B, CPT step 12100 (wikitext word PPL,
-# mean of 7 zero-shot accuracies).
-OPT_DEUS_CPT = {"Base (8B)": {"ppl": 8.35, "avg": 66.20}, "LESA": {"ppl": 7.73, "avg": 68.77},
-                "LLaMA Pro": {"ppl": 7.81, "avg": 68.56}, "SOLAR": {"ppl": 9.90, "avg": 64.20}}
+# typed once, in lesa.claims; re-exported here for the pages that read them from the book module
+from .claims import CLAIMS as _CLAIMS, OPT_DEUS_CPT, PAPER_MAIN  # noqa: E402,F401
+
 # claim id -> (statement, notebook that judges it)
-CLAIMS = {
-    "C1": ("concatenated SVD reveals inter-layer continuity", "01_svd_evidence"),
-    "C2": ("heuristic duplication initialises worse and converges slower", "03_expansion"),
-    "C3": ("LESA gives the best initialisation", "03_expansion"),
-    "C4": ("LESA converges faster (< half the compute)", "04_cpt_curves"),
-    "C5": ("better final quality after CPT", "05_downstream"),
-    "C6": ("cheaper training steps (1 : 1.24 : 1.66)", "04_cpt_curves"),
-    "C7": ("the predictor learns a pattern and generalises", "02_predictor"),
-    "C8": ("predictor training is cheap", "02_predictor"),
-    "C9": ("works across model families and sizes", "03_expansion"),
-    "C10": ("gains persist after SFT", "05_downstream"),
-    "C11": ("works for code CPT", "05_downstream"),
-    "C12a": ("ablation: w/o SVD between LESA and LLaMA Pro", "03_expansion"),
-    "C12b": ("ablation: freezing the original layers helps", "04_cpt_curves"),
-    "C12c": ("ablation: the norm loss prevents shrinking predictions", "02_predictor"),
-}
+CLAIMS = {c.id: (c.statement, c.notebook) for c in _CLAIMS.values()}
 
 
 class BookError(RuntimeError):
@@ -81,6 +62,10 @@ def publish(executed: Path, profile: str) -> Path:
     from .store import atomic_write_text, shown
 
     nb = json.loads(executed.read_text())
+    for cell in nb.get("cells", []):          # papermill's injected parameters: not part of the page
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
     pm_meta = nb.get("metadata", {}).get("papermill", {})
     for k in ("input_path", "output_path"):
         if pm_meta.get(k):
@@ -89,6 +74,33 @@ def publish(executed: Path, profile: str) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dst, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return dst
+
+
+def notebook_sync_problems(name: str, nb_dir: Path = NB_DIR) -> list[str]:
+    """Why notebooks/<name>.ipynb is not the clean twin of its source notebooks/<name>.py (jupytext
+    percent format): different cells, sources or tags, outputs or execution counts, missing pairing.
+    Empty when in sync. Fix with `jupytext --sync notebooks/<name>.py`."""
+    import jupytext
+    import nbformat
+
+    py, ipynb = Path(nb_dir) / f"{name}.py", Path(nb_dir) / f"{name}.ipynb"
+    if not py.exists() or not ipynb.exists():
+        return [f"{name}: missing {py.name if not py.exists() else ipynb.name}"]
+    src, nb = jupytext.read(py), nbformat.read(ipynb, as_version=4)
+    problems = []
+    if (nb.metadata.get("jupytext") or {}).get("formats") != "ipynb,py:percent":
+        problems.append(f"{name}.ipynb: not paired (metadata jupytext.formats must be 'ipynb,py:percent')")
+    if len(src.cells) != len(nb.cells):
+        problems.append(f"{name}: {len(src.cells)} cells in the .py, {len(nb.cells)} in the .ipynb")
+    for i, (a, b) in enumerate(zip(src.cells, nb.cells)):
+        if a.cell_type != b.cell_type or a.source != b.source:
+            problems.append(f"{name} cell {i}: the .ipynb differs from the .py")
+        if a.metadata.get("tags", []) != b.metadata.get("tags", []):
+            problems.append(f"{name} cell {i}: tags {b.metadata.get('tags', [])} in the .ipynb, "
+                            f"{a.metadata.get('tags', [])} in the .py")
+        if b.cell_type == "code" and (b.get("outputs") or b.get("execution_count") is not None):
+            problems.append(f"{name} cell {i}: outputs or an execution count in git")
+    return problems
 
 
 def executed_dir(profile: str) -> Path:
@@ -127,6 +139,10 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
 
     profile = resolve_profile(profile)
     load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    stale = [p for n in NOTEBOOKS if not only or n in only for p in notebook_sync_problems(n)]
+    if stale:
+        raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
+                        + "\n  ".join(stale) + "\nrun `.venv/bin/jupytext --sync notebooks/*.py` (and clear outputs)")
     out_dir = executed_dir(profile)
     times_path = PROJECT_ROOT / "results" / profile / "book_run.json"
     times = read_json(times_path) if times_path.exists() else {}
@@ -199,11 +215,13 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
                 "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
                if profile == "smoke" else []),
              "Summary: " + ", ".join(f"**{v}** {n}" for v, n in sorted(counts.items())) + ".", "",
-             "| claim | paper | ours | verdict | evidence |", "|---|---|---|---|---|"]
+             "| claim | paper | ours | verdict | budget | evidence |", "|---|---|---|---|---|---|"]
+    from .claims import budget_text
+
     for r in rows:
         src = "" if r["source_profile"] == profile else f" (from `{r['source_profile']}` results)"
         lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])}{src} | "
-                     f"**{r['verdict']}** | {{doc}}`chapters/{r['notebook']}` |")
+                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))} | {{doc}}`chapters/{r['notebook']}` |")
     lines += ["", "## How each verdict was decided", ""]
     for r in rows:
         if r.get("detail"):

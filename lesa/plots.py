@@ -14,7 +14,7 @@ METHOD_COLORS = {"base": "#444444", "lesa": "#d62728", "llama_pro": "#1f77b4", "
                  "average": "#9467bd", "random": "#8c564b", "lesa_raw": "#ff7f0e", "copy": "#17becf"}
 METHOD_LABELS = {"base": "base (not expanded)", "lesa": "LESA", "llama_pro": "LLaMA Pro", "solar": "SOLAR",
                  "average": "neighbour average", "random": "random", "lesa_raw": "LESA w/o SVD",
-                 "copy": "plain copy"}
+                 "copy": "plain copy", "lesa-lambda0": "LESA, lambda = 0"}
 
 
 def setup() -> None:
@@ -312,5 +312,34 @@ def main_table_plot(rows: list[dict]) -> Any:
                       fontsize=7)
         ax.set_title({"ppl": "perplexity (lower is better; scales differ by source)",
                       "avg": "benchmark average, % (sets differ by source)"}[key])
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------- seeds
+def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet: str | None = None,
+                ylog: bool = False, ylabel: str = "", ref: dict | None = None) -> Any:
+    """One dot per seed and a bar at the median, per x (e.g. method), one panel per facet (e.g. set).
+    ref: {facet: y} draws a dashed reference line (e.g. the base model)."""
+    facets = list(dict.fromkeys(r[facet] for r in rows)) if facet else [None]
+    fig, axes = _grid(len(facets), ncols=min(len(facets), 4), w=3.6, h=3.0)
+    for ax, f in zip(axes, facets):
+        sub = [r for r in rows if (facet is None or r[facet] == f) and r.get(value) is not None
+               and np.isfinite(r[value])]
+        xs = list(dict.fromkeys(r[x] for r in sub))
+        for i, m in enumerate(xs):
+            ys = [r[value] for r in sub if r[x] == m]
+            ax.bar(i, float(np.median(ys)), 0.6, color=color(str(m)), alpha=0.45)
+            jitter = np.linspace(-0.15, 0.15, len(ys)) if len(ys) > 1 else [0.0]
+            ax.plot(i + np.asarray(jitter), ys, "o", color="k", ms=3.5)
+        if ref and f in ref and ref[f] is not None:
+            ax.axhline(ref[f], color="0.3", ls="--", lw=0.8, label="base model")
+            ax.legend(fontsize=7)
+        if ylog:
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(xs)), [label(str(m)) for m in xs], rotation=60, ha="right")
+        if f is not None:
+            ax.set_title(str(f))
+    axes[0].set_ylabel(ylabel or value)
     fig.tight_layout()
     return fig

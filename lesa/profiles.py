@@ -28,15 +28,17 @@ TINY_MODELS = {TINY_MODEL: ("llama", "smollm2-135m"), "tiny-random-gemma3": ("ge
 SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "": {"name": (str, True), "description": (str, True), "requires_cuda": (bool, True),
          "device": (str, True), "model": (dict, True), "svd": (dict, True), "predictor": (dict, True),
-         "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False)},
+         "protocol": (dict, True), "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False)},
     "model": {"name": (str, True), "tiny": (dict, False), "source_layers": (int, False),
               "target_layers": (int, False)},
     "svd": {"weight_types": (list, True), "n_shuffles": (int, True), "n_gaussian": (int, True),
             "tsne_perplexity": ((int, float), True)},
     "predictor": {"epochs": (int, True), "weight_types": (list, True), "loo_weight_types": (list, True),
-                  "loo_layers": (int, True), "lambda_weight_types": (list, True), "lambdas": (list, True)},
-    "expansion": {"methods": (list, True), "ppl_sets": (list, True), "ppl_limits": (dict, True),
-                  "ppl_max_length": (int, True), "bench_tasks": (list, True),
+                  "loo_layers": (int, True), "lambda_weight_types": (list, True), "lambdas": (list, True),
+                  "seeds": (list, True)},
+    "protocol": {"precision": (str, True), "max_length": (int, True), "batch_size": (int, True),
+                 "sets": (list, True), "limits": (dict, True)},
+    "expansion": {"methods": (list, True), "bench_tasks": (list, True),
                   "bench_limit": ((int, type(None)), True), "residual_tokens": (int, True),
                   "family_demo": (list, True)},
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
@@ -98,6 +100,16 @@ def validate(prof: dict, where: str = "profile") -> dict:
         bad = [w for w in prof[sec][key] if w not in PROJECTIONS]
         if bad:
             raise ProfileError(f"{where}: {sec}.{key} has unknown weight types {bad}; use {list(PROJECTIONS)}")
+    seeds = prof["predictor"]["seeds"]
+    if not seeds or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in seeds) or len(set(seeds)) < len(seeds):
+        raise ProfileError(f"{where}: predictor.seeds must be a non-empty list of distinct non-negative integers, "
+                           f"got {seeds!r}")
+    from .protocol import ProtocolError, ppl_protocol
+
+    try:
+        ppl_protocol(prof)
+    except ProtocolError as e:
+        raise ProfileError(f"{where}: {e}") from None
     from .plans import BUILDERS
 
     bad = [m for m in prof["expansion"]["methods"] if m not in BUILDERS]

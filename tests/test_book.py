@@ -63,8 +63,10 @@ def test_smoke_book_end_to_end():
     board = json.loads((PROJECT_ROOT / "results" / "smoke" / "scoreboard.json").read_text())
     judged = {r["claim"]: r["verdict"] for r in board["claims"]}
     assert set(judged) == set(book.CLAIMS)
-    for c in ("C1", "C2", "C3", "C7", "C8", "C12a", "C12c"):
-        assert judged[c] in ("reproduced", "not reproduced"), c
+    for c in ("C1", "C3", "C7a", "C7b", "C8", "C12c"):             # judged from the notebooks' own runs
+        assert judged[c] in ("reproduced", "not reproduced", "inconclusive"), c
+    for c in ("C2", "C4", "C6", "C12a", "C12b", "C5"):                # need CPT runs (lesa.cpt), not run here
+        assert judged[c] in ("reproduced", "not reproduced", "inconclusive", "not yet run"), c
     for c in ("C9", "C10", "C11"):
         assert judged[c] == "not testable offline"
     for page in book.PAGES:

@@ -1,0 +1,129 @@
+"""The one perplexity protocol of a profile (its `protocol` section): every notebook measures every
+model, the unexpanded base model included, with these settings and says so in one sentence.
+
+    proto = ppl_protocol(prof)              # PplProtocol
+    proto.sentence()                        # one line for the page
+    measure(model, tok, proto)              # {set: record}, lesa.analysis.perplexity_suite
+    proto.mismatch(record)                  # why a stored record was not measured this way (or None)
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16")
+SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
+            "heldout": "held-out CPT text ({n} per source; token perplexity)",
+            "lambada": "LAMBADA-OpenAI ({n}; last-word perplexity)",
+            "fixture": "the fixed WikiText excerpt in tests/fixtures ({n}; token perplexity)"}
+SET_UNIT = {"wikitext": "documents", "heldout": "sequences", "lambada": "passages", "fixture": "text"}
+SET_SIZE = {"wikitext": 62}       # lm-eval's wikitext test split
+
+
+class ProtocolError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PplProtocol:
+    sets: tuple[str, ...]                 # perplexity sets, in the order pages show them
+    limits: dict = field(default_factory=dict)   # set -> first N items (None = the whole set)
+    max_length: int = 1024                # tokens per window
+    precision: str = "fp32"               # fp32 | bf16 (handed to lesa.evaluate when it accepts one)
+    batch_size: int = 2
+
+    def __post_init__(self):
+        bad = [s for s in self.sets if s not in SET_TEXT]
+        if bad:
+            raise ProtocolError(f"protocol.sets has unknown sets {bad}; known: {list(SET_TEXT)}")
+        if self.precision not in PRECISIONS:
+            raise ProtocolError(f"protocol.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 8:
+            raise ProtocolError(f"protocol.max_length must be an integer >= 8, got {self.max_length!r}")
+        for s, n in self.limits.items():
+            if n is not None and (not isinstance(n, int) or n < 1):
+                raise ProtocolError(f"protocol.limits.{s} must be a positive integer or null (whole set), got {n!r}")
+
+    def limit(self, name: str) -> int | None:
+        return self.limits.get(name)
+
+    def size_text(self, name: str) -> str:
+        n = self.limit(name)
+        if name == "fixture":
+            return "all of it"
+        if n is None:
+            return f"all {SET_SIZE[name]} {SET_UNIT[name]}" if name in SET_SIZE else f"all {SET_UNIT[name]}"
+        return f"first {n} {SET_UNIT[name]}"
+
+    def sentence(self) -> str:
+        """The protocol in one sentence, for the page."""
+        sets = "; ".join(SET_TEXT[s].format(n=self.size_text(s)) for s in self.sets)
+        return (f"Perplexity protocol (profile `protocol` section, the same for every model and notebook): "
+                f"{self.precision}, windows of {self.max_length} tokens; sets: {sets}.")
+
+    def key(self) -> dict:
+        return asdict(self)
+
+    def evaluate_kwargs(self) -> dict:
+        """Keyword arguments for lesa.evaluate.perplexity; precision only where that function takes it."""
+        from .evaluate import perplexity
+
+        kw: dict[str, Any] = {"max_length": self.max_length, "batch_size": self.batch_size}
+        if "precision" in inspect.signature(perplexity).parameters:
+            kw["precision"] = self.precision
+        elif self.precision != "fp32":
+            raise ProtocolError(f"protocol.precision {self.precision!r} needs a lesa.evaluate.perplexity that takes "
+                                "precision=; this one always measures in fp32. Set protocol.precision: fp32.")
+        return kw
+
+    def mismatch(self, record: dict) -> str | None:
+        """None when a stored lesa.evaluate record (task ppl_<set>) was measured under this protocol,
+        else what differs (window length or number of items)."""
+        name = str(record.get("task", "")).removeprefix("ppl_")
+        if name not in self.sets:
+            return f"set {name!r} is not in the protocol"
+        diffs = []
+        if record.get("max_length") not in (None, self.max_length):
+            diffs.append(f"windows of {record['max_length']} tokens (protocol {self.max_length})")
+        if record.get("limit") != self.limit(name):
+            diffs.append(f"limit {record.get('limit')} (protocol {self.limit(name)})")
+        rp = record.get("precision")
+        if rp is not None and rp != self.precision:
+            diffs.append(f"precision {rp} (protocol {self.precision})")
+        return "; ".join(diffs) or None
+
+
+def ppl_protocol(prof: dict) -> PplProtocol:
+    """The profile's protocol section as a PplProtocol (clear error when it is missing)."""
+    p = prof.get("protocol")
+    if not isinstance(p, dict):
+        raise ProtocolError(f"profile {prof.get('name')!r} has no `protocol` section (sets, limits, max_length, "
+                            "precision, batch_size); see configs/cpu.yaml")
+    return PplProtocol(sets=tuple(p["sets"]), limits=dict(p.get("limits") or {}), max_length=int(p["max_length"]),
+                       precision=p.get("precision", "fp32"), batch_size=int(p.get("batch_size", 2)))
+
+
+def measure(model: Any, tokenizer: Any, proto: PplProtocol) -> dict:
+    """{set: record} for every set of the protocol (a set whose data is missing gets status 'missing')."""
+    from .analysis import perplexity_suite
+
+    return perplexity_suite(model, tokenizer, list(proto.sets), proto.limits, proto.max_length,
+                            batch_size=proto.batch_size, **{k: v for k, v in proto.evaluate_kwargs().items()
+                                                            if k == "precision"})
+
+
+def headline(sets: list[str] | tuple[str, ...]) -> str | None:
+    """The set that initialisation verdicts are judged on: WikiText (the whole test set in the cpu and gpu
+    profiles), else held-out CPT text, else the fixture."""
+    return next((s for s in ("wikitext", "heldout", "fixture", "lambada") if s in sets), None)
+
+
+def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: str, name: str,
+                   growth: Any = None) -> dict:
+    """measure(), cached under .cache/analysis/ppl_protocol/ by (model, variant name, its growth
+    record, protocol): notebooks 3 and 5 share the base model's numbers."""
+    from .analysis import cached_json
+
+    key = {"model": model_key, "name": name, "growth": growth, "protocol": proto.key()}
+    return cached_json("ppl_protocol", key, lambda: measure(model, tokenizer, proto))

@@ -1,0 +1,131 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Downstream evaluation (claims C5, C10, C11)
+#
+# **About this notebook**
+#
+# - **Shows**: perplexity and benchmarks after CPT beside the paper's and the OpT-DeUS rerun's numbers, and the
+#   unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11.
+# - **Time** (2 CPU cores): seconds on every profile once the CPT runs and their evaluation exist (plus the base
+#   model's perplexity when notebook 3 has not cached it); the CPT runs themselves come from
+#   `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
+#   not from this notebook. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
+# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
+#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 05_downstream` from the
+#   repository root.
+#
+# * **C5**: after CPT, LESA beats the baselines: PPL and benchmark average, even with half the steps.
+# * **C10**: the gains persist after SFT. **C11**: they hold for code CPT (HumanEval).
+#
+# The paper's main table, the independent OpT-DeUS rerun of the official code (a different base, data and
+# benchmark set), and our runs are shown side by side, **each labelled with its source**; their scales are not
+# comparable across sources, only orderings within one source are. Accuracies carry their standard errors; a
+# difference within about two standard errors is not called. SFT and code CPT need data and compute that are
+# outside what runs offline here.
+
+# %% tags=["parameters", "remove-cell"]
+profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
+results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
+fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown when this one has none
+
+# %% tags=["hide-input"]
+import pandas as pd
+
+from lesa import analysis as A, claims as C, plots as P
+from lesa.page import Page
+from lesa.profiles import load_profile_model
+from lesa.protocol import measure_cached
+from lesa.store import write_json
+
+page = Page("05_downstream", profile, results_root)
+proto = page.protocol
+ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root)
+cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root)
+records = A.load_eval_records(ev_dir) if ev_dir else []
+ours = A.main_table(records)
+if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
+    for n, r in A.load_cpt_runs(cpt_dir).items():
+        if r["summary"].get("final_heldout_ppl"):
+            ours[n] = {"ppl": r["summary"]["final_heldout_ppl"], "ppl_source": "held-out token ppl (CPT log)",
+                       "avg": None, "avg_se": None, "n_tasks": 0, "acc": {}}
+    source = cpt_source if ours else source
+if not ours:
+    page.md(f"**Not yet run for profile `{profile}`**: no downstream evaluations under `results/{profile}/downstream/` "
+            "and no CPT runs to read a perplexity from.")
+elif source != profile:
+    page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
+
+# %% [markdown]
+# ## The perplexity protocol, and the base model under it
+
+# %% tags=["hide-input"]
+page.md(proto.sentence())
+off = [f"`{r['label']}` {r['task']}: {proto.mismatch(r)}" for r in records
+       if r["task"].startswith("ppl_") and proto.mismatch(r)]
+if off:
+    page.md("**Measured differently from the protocol** (the CPT evaluation settings, `cpt.eval` in the profile, "
+            "differ; compare these rows with care):\n\n" + "\n".join(f"- {x}" for x in off))
+elif records:
+    page.md("Every perplexity record after CPT was measured under this protocol.")
+base_row = None
+if source == profile:
+    model, tok, model_key = load_profile_model(page.prof)
+    base_ppl = measure_cached(model, tok, proto, model_key, "base")
+    pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
+    if pick_set:
+        base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
+        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{C.fmt(base_row['ppl'], 4)}**.")
+    del model
+
+# %% tags=["hide-input"]
+rows = [{"source": "paper (T-A, via summary)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+        for k, v in C.PAPER_MAIN.items()]
+rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+         for k, v in C.OPT_DEUS_CPT.items()]
+rows += [{"source": f"ours ({source})", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
+         for k, v in ours.items()]
+if base_row:
+    rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
+                 "avg SE": None})
+table = pd.DataFrame(rows)
+write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours, "rows": rows})
+page.save(P.main_table_plot(rows), "main_table")
+page.table(table, csv="main_table.csv", index=False, digits=4)
+
+# %% tags=["hide-input"]
+def pick(method):
+    """Our frozen run of a method: the plain name, else its largest budget (never the unfrozen ablation)."""
+    if method in ours:
+        return ours[method]
+    ks = [k for k in ours if k.split("-")[0] == method and "unfrozen" not in k and "seed" not in k]
+    ks.sort(key=lambda k: int(k.split("-")[1]) if k.split("-")[1].isdigit() else -1)
+    return ours[ks[-1]] if ks else None
+
+
+got = {m: pick(m) for m in ("lesa", "llama_pro", "solar", "base")}
+lesa = got["lesa"] or {}
+tasks = lesa.get("tasks") or []
+budget = {"tasks": ", ".join(tasks) or "none",
+          "questions": sorted({r["n"] for r in records if r["task"] in tasks and r.get("n")}) or "-"}
+verdicts = [
+    C.judge_c5({m: g["ppl"] for m, g in got.items() if g and g.get("ppl") is not None},
+               {m: {t: tuple(v) for t, v in g["acc"].items()} for m, g in got.items() if g and g.get("acc")},
+               lesa.get("ppl_source") or "perplexity", budget=budget),
+    C.not_testable("C10", "SFT not run", "No instruction data and SFT budget offline."),
+    C.not_testable("C11", "code CPT not run", "No BigCode data, no code-execution harness offline."),
+]
+page.finish(verdicts, source_profile=source)
