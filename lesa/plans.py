@@ -2,16 +2,19 @@
 
 A plan lists, for every layer slot of the new model, one ``Slot``:
 
-    kind      src         what the slot holds
-    ------    --------    ---------------------------------------------------------------
-    orig      (i,)        original layer i itself (first occurrence; frozen during CPT)
-    copy      (i,)        a duplicate of original layer i (SOLAR's stack, "plain copy" control)
-    identity  (i,)        a copy of layer i with o_proj and down_proj zeroed (LLaMA Pro)
-    predict   (a, b)      LESA: U Sigma G([V_a, V_b]) for each projection
-    average   (a, b)      control: (W_a + W_b) / 2
-    random    (a, b)      control: Gaussian weights with the std of (W_a, W_b)
+========  ======  ===================================================================
+kind      src     what the slot holds
+========  ======  ===================================================================
+orig      (i,)    original layer i itself (first occurrence; frozen during CPT)
+copy      (i,)    a duplicate of original layer i (SOLAR's stack, "plain copy" control)
+identity  (i,)    a copy of layer i with o_proj and down_proj zeroed (LLaMA Pro)
+predict   (a, b)  LESA: :math:`U \\Sigma\\, G([V_a, V_b])` for each projection
+average   (a, b)  control: :math:`(W_a + W_b) / 2`
+random    (a, b)  control: Gaussian weights with the standard deviation of :math:`(W_a, W_b)`
+========  ======  ===================================================================
 
-Every slot that is not ``orig`` is a *new* layer. Builders for the paper's methods live below.
+CPT: continual pre-training. Every slot that is not ``orig`` is a *new* layer. Builders for the paper's
+methods live below.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Slot:
+    """One layer of the grown model: ``kind`` says what fills it (the module's table), ``src`` the
+    index or indices of the original layer(s) it is built from."""
+
     kind: str
     src: tuple[int, ...]
 
