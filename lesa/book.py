@@ -312,14 +312,11 @@ def repository_url() -> str | None:
 def summary_markdown(profile: str, rows: list[dict]) -> str:
     """The landing page's answer, generated: the verdict counts, the summary figure (written beside it
     by plots.scoreboard_figure) with a numbered caption, and the scale of this build."""
-    from .profiles import load_profile
-
     counts = verdict_counts(rows)
-    prof = load_profile(profile, check_device=False)
-    desc = prof.get("description", profile)
     n_repro = counts.get("reproduced", 0)
-    lines = [f"**The answer, for this build** (profile `{profile}`: {desc}): of the paper's {len(rows)} claims, "
-             + _counts_sentence(counts) + ".", ""]
+    split = [c for c in CLAIMS if c[-1].isalpha()]
+    lines = [f"**The answer** (this build: profile `{profile}`). Of the {len(rows)} claims tested (the paper's "
+             f"C1–C12, with {split[0][:-1]} split into its {len(split)} ablations): " + _counts_sentence(counts) + ".", ""]
     if profile == "smoke":
         lines += ["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every code "
                   "path runs and say nothing about LESA.", "```", ""]
@@ -376,6 +373,8 @@ def provenance_markdown(profile: str) -> str:
     figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
     results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
+    from .plots import fmt_num
+
     res = PROJECT_ROOT / "results"
     root = res / profile
     times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
@@ -428,7 +427,7 @@ def provenance_markdown(profile: str) -> str:
                 prov = s.get("provenance") or {}
                 note(prov, f"CPT {s.get('name', p.parent.name)}")
                 lines.append(f"| `{s.get('name', p.parent.name)}` | {(s.get('growth') or {}).get('method', 'none (base)')} "
-                             f"| {s.get('steps')} | {s.get('tokens')} | {s.get('device')}, {s.get('precision')}, "
+                             f"| {s.get('steps')} | {fmt_num(s.get('tokens'))} | {s.get('device')}, {s.get('precision')}, "
                              f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
                              f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
                              f"{prov.get('time_utc', '-')} |")

@@ -45,6 +45,10 @@ METHOD_LABELS = {k: n for k, (n, _) in METHODS.items()}
 VERDICT_COLORS = {"reproduced": "#1a7f37", "partially reproduced": "#9a6700", "not reproduced": "#cf222e",
                   "inconclusive": "#9a6700", "not testable offline": "#6e7781", "not yet run": "#afb8c1"}
 
+# representation ids of the continuity tests (notebook 1) -> what a reader is told
+REPRESENTATIONS = {"concat_svd_top1": "concatenated SVD, top-1 row", "per_layer_svd_top1": "per-layer SVD, top-1 row",
+                   "raw": "raw weights", "raw_weights": "raw weights"}
+
 PAGE_W = 6.9          # inches: the book's text column at figure.dpi 100
 PANEL_H = 2.1         # inches: one row of panels (9-pt tick labels and a title fit)
 
@@ -104,6 +108,13 @@ def setup() -> None:
                          "figure.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
                          "axes.spines.right": False, "legend.frameon": False, "figure.autolayout": False,
                          "figure.constrained_layout.use": True})
+    try:                                    # DataFrames shown whole, every number in the book's format
+        import pandas as pd
+
+        pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", None,
+                      "display.max_colwidth", None, "display.float_format", fmt_num)
+    except ImportError:
+        pass
     try:                                    # 2x images in notebooks, shown at 1x size (width metadata)
         from IPython import get_ipython
 
@@ -222,9 +233,7 @@ def similarity_by_distance(ev: dict, rep: str = "concat_svd_top1") -> Any:
     for ax in axes[::3]:
         ax.set_ylabel("mean cosine")
     _legend(fig, axes[0], lax)
-    what = {"concat_svd_top1": "top-1 row of the concatenated SVD", "per_layer_svd_top1": "top-1 row of each layer's own SVD",
-            "raw": "raw weights"}.get(rep, rep)
-    fig.suptitle(f"Similarity vs layer distance, {what} (shared y-axis)")
+    fig.suptitle(f"Similarity vs layer distance, {REPRESENTATIONS.get(rep, rep)} (shared y-axis)")
     return fig
 
 
@@ -240,7 +249,7 @@ def continuity_summary(ev: dict) -> Any:
         x = np.arange(len(types)) + k * w
         obs = [ev["weight_types"][t]["tests"][rep]["gap"]["observed"] for t in types]
         q95 = [ev["weight_types"][t]["tests"][rep]["gap"]["shuffled_q95"] for t in types]
-        axes[0].bar(x, obs, w, label=rep.replace("_", " "), color=shades[k % len(shades)])
+        axes[0].bar(x, obs, w, label=REPRESENTATIONS.get(rep, rep.replace("_", " ")), color=shades[k % len(shades)])
         axes[0].scatter(x, q95, marker="_", s=120, color="#D55E00", zorder=3,
                         label="95th percentile, shuffled layers" if k == 0 else None)
         nn = [ev["weight_types"][t]["tests"][rep]["nn_adjacent"]["observed"] for t in types]
@@ -346,7 +355,7 @@ def ppl_bars(ppl: dict, sets: list[str]) -> Any:
         ax.invert_yaxis()
         ax.set_title(s)
         ax.set_xlabel("perplexity (log scale)")
-    fig.suptitle("Perplexity before any training (lower is better; shared log x-axis per panel)")
+    fig.suptitle("Perplexity before any training (lower is better; log scale, each panel its own range)")
     return fig
 
 
@@ -371,16 +380,20 @@ def new_layer_heatmap(rows: list[dict], value: str = "norm_ratio", title: str = 
 
 def residual_plot(effects: dict, new_layers: dict) -> Any:
     fig, ax = _figure(h=3.2)
+    zero = []                                  # methods with layers that change nothing (LLaMA Pro's identities)
     for m, rows in effects.items():
         x = [r["layer"] for r in rows]
-        y = [r["rel_update"] for r in rows]
+        y = [r["rel_update"] if r["rel_update"] and r["rel_update"] > 0 else np.nan for r in rows]
+        if any(np.isnan(y)):
+            zero.append(label(m))
         ax.plot(x, y, "-", color=color(m), lw=1, label=label(m))
         nl = set(new_layers.get(m, []))
         ax.scatter([a for a in x if a in nl], [b for a, b in zip(x, y) if a in nl], color=color(m), s=14)
     ax.set_xlabel("layer index (dots: new layers)")
     ax.set_ylabel("‖h_out − h_in‖ / ‖h_in‖ (log)")
     ax.set_yscale("log")
-    ax.set_title("Residual-stream update per layer, before training")
+    ax.set_title("Residual-stream update per layer, before training"
+                 + (f"\n(layers of {', '.join(zero)} that change nothing, 0, are gaps on the log scale)" if zero else ""))
     _legend(fig, ax, ncol=4)
     return fig
 

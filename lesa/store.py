@@ -172,7 +172,7 @@ def commit_label(c: str | dict | None, dirty_files: list[str] | None = None) -> 
     if not c.endswith("-dirty"):
         return short
     if dirty_files is None:
-        return f"{short} (working tree differed; files not recorded)"
+        return f"{short} (tree differed; files not recorded)"
     if not dirty_files:
         return short
     shown_files = ", ".join(f"`{f}`" for f in dirty_files[:3]) + (f" and {len(dirty_files) - 3} more" if len(dirty_files) > 3 else "")

@@ -141,7 +141,7 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     md = book.provenance_markdown("p")
     assert "| C4 (from the `g` results) |" in md
     assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
-    assert "`0123456789` (working tree differed; files not recorded)" in md and "`fedcba9876`" in md
+    assert "`0123456789` (tree differed; files not recorded)" in md and "`fedcba9876`" in md
     assert "uncommitted changes" not in md
     assert "x86_64 CPU (model not recorded), 16 cores, 8 torch threads, 1× NVIDIA H200" in md
     assert "`tsne`" in md and "| C1 |" in md and "12.5 s on 16 CPUs" in md
