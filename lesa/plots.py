@@ -104,7 +104,7 @@ def setup() -> None:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 200, "font.size": 9, "axes.titlesize": 9,
-                         "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8,
+                         "axes.labelsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
                          "figure.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
                          "axes.spines.right": False, "legend.frameon": False, "figure.autolayout": False,
                          "figure.constrained_layout.use": True})
@@ -269,21 +269,22 @@ def continuity_summary(ev: dict) -> Any:
 # ------------------------------------------------------------------------------- notebook 2
 def loss_curves(study: dict) -> Any:
     fig, axes = _figure(h=2.9, ncols=2)
+    n = 1
     for t, r in study["full"].items():
         h = np.asarray(r["history"])
+        n = max(n, len(h))
         axes[0].plot(np.arange(1, len(h) + 1), h, "o-", ms=2.5, label=t)
         axes[1].plot(np.arange(1, len(h) + 1), h / r["target_mean_sq"], "o-", ms=2.5, label=t)
-    axes[1].axhline(1, color="0.5", ls="--", lw=0.8)
-    axes[1].axhline(2, color="0.5", ls=":", lw=0.8)
-    axes[1].text(1, 1.03, "predicting zeros", fontsize=8, color="0.35")
-    axes[1].text(1, 2.03, "right norm, uncorrelated", fontsize=8, color="0.35")
-    axes[0].set_yscale("log")
-    axes[0].set_title("training loss per epoch (log scale)")
-    axes[1].set_title("loss / mean(target²) (linear scale)")
-    axes[0].set_ylabel("loss (MSE + norm term)")
-    axes[1].set_ylabel("relative loss")
+    for y, txt, ls in ((1, "predicting zeros", "--"), (2, "right norm, uncorrelated", ":")):
+        axes[1].axhline(y, color="0.4", ls=ls, lw=0.8)
+        axes[1].text(n, y * 1.04, txt, fontsize=8, color="0.3", ha="right", va="bottom")
     for ax in axes:
+        ax.set_yscale("log")
         ax.set_xlabel("epoch")
+    axes[0].set_title("training loss per epoch")
+    axes[1].set_title("loss / mean(target²)")
+    axes[0].set_ylabel("loss, MSE + norm term (log)")
+    axes[1].set_ylabel("relative loss (log)")
     _legend(fig, axes[0], ncol=7, title="weight type")
     return fig
 
