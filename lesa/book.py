@@ -326,8 +326,28 @@ def summary_markdown(profile: str, rows: list[dict]) -> str:
               "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
               f"that tests it (green: reproduced, red: not reproduced, grey: not testable offline). Generated from "
               f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
-              "links to the evidence.", ":::", ""]
+              "links to the evidence.", ":::", "", scale_sentence(profile), ""]
     return "\n".join(lines) + "\n"
+
+
+def scale_sentence(profile: str) -> str:
+    """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed)."""
+    from .plots import fmt_num
+    from .profiles import load_profile
+
+    model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
+    runs = [read_json(p) for p in sorted((PROJECT_ROOT / "results" / profile / "cpt").glob("*/summary.json"))]
+    grown = next((r for r in runs if (r.get("growth") or {}).get("target_layers")), None)
+    shape = (f" grown from {grown['growth']['source_layers']} to {grown['growth']['target_layers']} layers"
+             if grown else "")
+    tokens = sorted({r.get("tokens") for r in runs if r.get("tokens")})
+    steps = sorted({r.get("steps") for r in runs if r.get("steps")})
+    span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
+    train = (f", each continual pre-training run {span(steps)} steps ({span(tokens)} tokens)" if tokens and steps
+             else ", compared before training only (no continual pre-training runs in this build)")
+    return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
+            "and trains it for 6,000 steps on Wikipedia (45.6 hours for LESA). *Not reproduced* here means \"not at this scale, with these controls\", "
+            "not \"false\" ({doc}`limitations`).")
 
 
 def results_sources_markdown(profile: str) -> str:

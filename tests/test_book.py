@@ -157,3 +157,21 @@ def test_generated_pages_are_in_the_toc():
     for page in book.PAGES:
         assert f"file: {page}\n" in toc or f"root: {page}\n" in toc, page
     assert "generated/provenance.md" in (PROJECT_ROOT / "book" / "provenance.md").read_text()
+
+
+def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypatch):
+    rows = [{"claim": "C1", "statement": "s", "paper": "p", "ours": "o", "verdict": "reproduced", "notebook": "01_svd_evidence"},
+            {"claim": "C2", "statement": "s", "paper": "p", "ours": "o", "status": "not reproduced", "notebook": "03_expansion",
+             "budget": {"steps": 30}, "uncertainty": "± 0.5"}]
+    (tmp_path / "results" / "smoke" / "cpt" / "lesa").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / "cpt" / "lesa" / "summary.json").write_text(json.dumps(
+        {"steps": 12, "tokens": 12288, "growth": {"source_layers": 4, "target_layers": 6}}))
+    monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    md = book.summary_markdown("smoke", rows)
+    assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
+    assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
+    assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
+    board = book.scoreboard_markdown("smoke", rows)
+    assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
+    assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
+    assert "budget" not in book.scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]
