@@ -275,9 +275,9 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
                 "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
                if profile == "smoke" else []),
              f"{len(rows)} claims: {_counts_sentence(counts)}.", "",
-             "Each verdict is computed by the chapter linked in its row, from that chapter's results; the paper's "
-             "values are quoted from the paper as the replication's notes record them. Scroll the table sideways on a "
-             "narrow screen.", "",
+             "Each verdict is computed by the chapter linked in its row, from that chapter's results. The paper's "
+             "values come from secondary summaries of the paper ({doc}`limitations`). On a narrow screen, scroll the "
+             "table sideways.", "",
              table, "",
              *([f"*The verdict records of this build carry no {' or '.join(missing)}; those columns are left out.*", ""]
                if missing else []),
@@ -309,11 +309,17 @@ def repository_url() -> str | None:
     return out.removesuffix(".git") if out.startswith("https://") else None
 
 
+# colour names of plots.VERDICT_COLORS, for captions
+_COLOUR_NAMES = {"reproduced": "green", "partially reproduced": "amber", "inconclusive": "amber", "not reproduced": "red",
+                 "not testable offline": "dark grey", "not yet run": "light grey"}
+
+
 def summary_markdown(profile: str, rows: list[dict]) -> str:
     """The landing page's answer, generated: the verdict counts, the summary figure (written beside it
     by plots.scoreboard_figure) with a numbered caption, and the scale of this build."""
     counts = verdict_counts(rows)
     n_repro = counts.get("reproduced", 0)
+    legend = "; ".join(f"{_COLOUR_NAMES.get(v, 'grey')}: {v}" for v in counts)
     split = [c for c in CLAIMS if c[-1].isalpha()]
     lines = [f"**The answer** (this build: profile `{profile}`). Of the {len(rows)} claims tested (the paper's "
              f"C1–C12, with {split[0][:-1]} split into its {len(split)} ablations): " + _counts_sentence(counts) + ".", ""]
@@ -324,7 +330,7 @@ def summary_markdown(profile: str, rows: list[dict]) -> str:
               f":alt: Table of the {len(rows)} claims with the paper's value, this replication's value and a coloured "
               f"verdict; {n_repro} reproduced.", ":width: 100%", "",
               "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
-              f"that tests it (green: reproduced, red: not reproduced, grey: not testable offline). Generated from "
+              f"that tests it ({legend}). Generated from "
               f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
               "links to the evidence.", ":::", "", scale_sentence(profile), ""]
     return "\n".join(lines) + "\n"
