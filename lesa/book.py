@@ -257,7 +257,8 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
     trs = []
     for r in rows:
         v = verdict_of(r)
-        src = "" if r.get("source_profile", profile) == profile else f" (from the <code>{H.escape(r['source_profile'])}</code> results)"
+        src = ("" if r.get("source_profile", profile) == profile
+               else f" (from the <code>{H.escape(r['source_profile'])}</code> results)")
         nb = r.get("notebook", "")
         cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
@@ -352,7 +353,8 @@ def scale_sentence(profile: str) -> str:
     train = (f", each continual pre-training run {span(steps)} steps ({span(tokens)} tokens)" if tokens and steps
              else ", compared before training only (no continual pre-training runs in this build)")
     return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
-            "and trains it for 6,000 steps on Wikipedia (45.6 hours for LESA). *Not reproduced* here means \"not at this scale, with these controls\", "
+            "and trains it for 6,000 steps on Wikipedia (45.6 hours for LESA). *Not reproduced* here means "
+            "\"not at this scale, with these controls\", "
             "not \"false\" ({doc}`limitations`).")
 
 

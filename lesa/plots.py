@@ -442,7 +442,8 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
             rows = r["train"]
             if not rows:
                 continue
-            ax.plot(np.asarray([row.get(key) or 0 for row in rows], dtype=float) / div, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
+            xs = np.asarray([row.get(key) or 0 for row in rows], dtype=float) / div
+            ax.plot(xs, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
                     ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
                     label=run_label(r["method"], r["frozen"]))
         ax.set_xlabel(xlabel)

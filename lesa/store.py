@@ -175,7 +175,8 @@ def commit_label(c: str | dict | None, dirty_files: list[str] | None = None) -> 
         return f"{short} (tree differed; files not recorded)"
     if not dirty_files:
         return short
-    shown_files = ", ".join(f"`{f}`" for f in dirty_files[:3]) + (f" and {len(dirty_files) - 3} more" if len(dirty_files) > 3 else "")
+    more = f" and {len(dirty_files) - 3} more" if len(dirty_files) > 3 else ""
+    shown_files = ", ".join(f"`{f}`" for f in dirty_files[:3]) + more
     return f"{short} with edits to {shown_files}"
 
 
