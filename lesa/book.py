@@ -1,7 +1,8 @@
 """The book: run the notebooks with papermill (cached), generate the scoreboard, build, check.
 
     python -m lesa.book run   --profile {smoke,cpu,gpu,auto} [--force] [--only 01_svd_evidence ...]
-    python -m lesa.book build --profile P      # scoreboard + jupyter-book build -W + page/figure checks
+    python -m lesa.book build --profile P      # scoreboard + jupyter-book build -W + page/figure/link checks
+    python -m lesa.book check --profile P [--screenshots]   # + what a reader trips over (lesa.bookcheck)
     python -m lesa.book all   --profile P      # both
 
 Notebooks execute into _build/executed/<profile>/ with a stamp holding the hash of their inputs
@@ -203,30 +204,193 @@ def _cell(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
+def _slug(s: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in str(s).lower()).split())
+
+
+VERDICT_ORDER = ("reproduced", "partially reproduced", "inconclusive", "not reproduced", "not testable offline",
+                 "not yet run")
+
+
+def verdict_counts(rows: list[dict]) -> dict[str, int]:
+    """verdict -> number of claims, in VERDICT_ORDER (unknown verdicts last)."""
+    from .plots import verdict_of
+
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        counts[verdict_of(r)] = counts.get(verdict_of(r), 0) + 1
+    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def _counts_sentence(counts: dict[str, int]) -> str:
+    return ", ".join(f'<span class="verdict verdict-{_slug(v)}">{v}</span> {n}' for v, n in counts.items())
+
+
+def _extra(r: dict, key: str) -> str:
+    """A verdict row's budget or uncertainty as text ("" when the row has none)."""
+    from .plots import fmt_num
+
+    v = r.get(key)
+    if v is None or v == "":
+        return ""
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {fmt_num(x) if not isinstance(x, str) else x}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_num(x) if not isinstance(x, str) else x for x in v)
+    return fmt_num(v) if not isinstance(v, str) else v
+
+
+def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
+    """The scoreboard as a CSV (one row per claim) for download."""
+    import csv
+
+    from .plots import verdict_of
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["claim", "statement", "verdict", "paper", "ours", "budget", "uncertainty", "notebook",
+                    "source_profile", "detail"])
+        for r in rows:
+            w.writerow([r["claim"], r.get("statement", ""), verdict_of(r), r.get("paper", ""), r.get("ours", ""),
+                        _extra(r, "budget"), _extra(r, "uncertainty"), r.get("notebook", ""),
+                        r.get("source_profile", ""), r.get("detail", "")])
+    return path
+
+
+def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
+    """The scoreboard page: counts, then one HTML table row per claim (verdict second so that it stays
+    visible on a phone; colour-coded by book/_static/lesa.css), budget and uncertainty columns when the
+    verdict records carry them, a CSV download, and how each verdict was decided."""
+    import html as H
+
+    from .plots import verdict_of
+
+    counts = verdict_counts(rows)
+    extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
+    head = ["claim", "verdict", "paper", "this replication", *extras, "evidence"]
+    trs = []
+    for r in rows:
+        v = verdict_of(r)
+        src = ("" if r.get("source_profile", profile) == profile
+               else f" (from the <code>{H.escape(r['source_profile'])}</code> results)")
+        nb = r.get("notebook", "")
+        cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
+                 f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
+                 f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
+                 f"<td>{H.escape(str(r.get('ours', '-')))}{src}</td>",
+                 *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
+                 f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
+                 if nb else "<td>–</td>"]
+        trs.append(f'<tr id="claim-{_slug(r["claim"])}" class="verdict-row-{_slug(v)}">' + "".join(cells) + "</tr>")
+    table = ('<div class="lesa-table-wrap"><table class="lesa-table scoreboard"><thead><tr>'
+             + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(trs) + "</tbody></table></div>")
+    missing = [k for k in ("budget", "uncertainty") if k not in extras]
     lines = ["# Claims scoreboard", "",
-             f"Generated by `python -m lesa.book build --profile {profile}` from `results/{profile}/verdicts/`; "
-             "every verdict is computed in the notebook linked beside it, from that notebook's results. "
-             "Paper values come from the digest of the paper (summaries, marked there); ours from this replication.", "",
              *(["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every "
                 "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
                if profile == "smoke" else []),
-             "Summary: " + ", ".join(f"**{v}** {n}" for v, n in sorted(counts.items())) + ".", "",
-             "| claim | paper | ours | verdict | budget | evidence |", "|---|---|---|---|---|---|"]
-    from .claims import budget_text
-
-    for r in rows:
-        src = "" if r["source_profile"] == profile else f" (from `{r['source_profile']}` results)"
-        lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])}{src} | "
-                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))} | {{doc}}`chapters/{r['notebook']}` |")
-    lines += ["", "## How each verdict was decided", ""]
+             f"{len(rows)} claims: {_counts_sentence(counts)}.", "",
+             "Each verdict is computed by the chapter linked in its row, from that chapter's results. The paper's "
+             "values come from secondary summaries of the paper ({doc}`limitations`). On a narrow screen, scroll the "
+             "table sideways.", "",
+             table, "",
+             *([f"*The verdict records of this build carry no {' or '.join(missing)}; those columns are left out.*", ""]
+               if missing else []),
+             f"Download the scoreboard: {{download}}`scoreboard.csv <generated/scoreboard.csv>` (one row per claim, "
+             f"with how each verdict was decided), written from `results/{profile}/verdicts/` by "
+             f"`python -m lesa.book build --profile {profile}`.", "",
+             "## How each verdict was decided", ""]
     for r in rows:
         if r.get("detail"):
             lines.append(f"- **{r['claim']}**: {_cell(r['detail'])}")
     return "\n".join(lines) + "\n"
+
+
+def repository_url() -> str | None:
+    """The repository's web address: LESA_REPOSITORY_URL, else GitHub Actions' GITHUB_SERVER_URL and
+    GITHUB_REPOSITORY (the publishing workflow), else the `origin` remote as https; None when unknown."""
+    if os.environ.get("LESA_REPOSITORY_URL"):
+        return os.environ["LESA_REPOSITORY_URL"].rstrip("/")
+    if os.environ.get("GITHUB_REPOSITORY"):
+        return f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
+    try:
+        out = subprocess.run(["git", "remote", "get-url", "origin"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.startswith("git@") and ":" in out:
+        host, path = out[4:].split(":", 1)
+        out = f"https://{host}/{path}"
+    return out.removesuffix(".git") if out.startswith("https://") else None
+
+
+# colour names of plots.VERDICT_COLORS, for captions
+_COLOUR_NAMES = {"reproduced": "green", "partially reproduced": "amber", "inconclusive": "amber", "not reproduced": "red",
+                 "not testable offline": "dark grey", "not yet run": "light grey"}
+
+
+def summary_markdown(profile: str, rows: list[dict]) -> str:
+    """The landing page's answer, generated: the verdict counts, the summary figure (written beside it
+    by plots.scoreboard_figure) with a numbered caption, and the scale of this build."""
+    counts = verdict_counts(rows)
+    n_repro = counts.get("reproduced", 0)
+    legend = "; ".join(f"{_COLOUR_NAMES.get(v, 'grey')}: {v}" for v in counts)
+    split = [c for c in CLAIMS if c[-1].isalpha()]
+    lines = [f"**The answer** (this build: profile `{profile}`). Of the {len(rows)} claims tested (the paper's "
+             f"C1–C12, with {split[0][:-1]} split into its {len(split)} ablations): " + _counts_sentence(counts) + ".", ""]
+    if profile == "smoke":
+        lines += ["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every code "
+                  "path runs and say nothing about LESA.", "```", ""]
+    lines += [":::{figure} generated/summary.png", ":name: fig-summary",
+              f":alt: Table of the {len(rows)} claims with the paper's value, this replication's value and a coloured "
+              f"verdict; {n_repro} reproduced.", ":width: 100%", "",
+              "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
+              f"that tests it ({legend}). Generated from "
+              f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
+              "links to the evidence.", ":::", "", scale_sentence(profile), ""]
+    return "\n".join(lines) + "\n"
+
+
+def scale_sentence(profile: str) -> str:
+    """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed)."""
+    from .plots import fmt_num
+    from .profiles import load_profile
+
+    model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
+    runs = [read_json(p) for p in sorted((PROJECT_ROOT / "results" / profile / "cpt").glob("*/summary.json"))]
+    grown = next((r for r in runs if (r.get("growth") or {}).get("target_layers")), None)
+    shape = (f" grown from {grown['growth']['source_layers']} to {grown['growth']['target_layers']} layers"
+             if grown else "")
+    tokens = sorted({r.get("tokens") for r in runs if r.get("tokens")})
+    steps = sorted({r.get("steps") for r in runs if r.get("steps")})
+    span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
+    train = (f", each continual pre-training run {span(steps)} steps ({span(tokens)} tokens)" if tokens and steps
+             else ", compared before training only (no continual pre-training runs in this build)")
+    return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
+            "and trains it for 6,000 steps on Wikipedia (45.6 hours for LESA). *Not reproduced* here means "
+            "\"not at this scale, with these controls\", "
+            "not \"false\" ({doc}`limitations`).")
+
+
+def results_sources_markdown(profile: str) -> str:
+    """Which committed result folders exist, for the reproduce page (never claims a folder that is absent)."""
+    res = PROJECT_ROOT / "results"
+    have = [p for p in ("cpu", "gpu") if (res / p / "executed").exists()]
+    lines = []
+    if have:
+        lines.append("Executed notebooks are committed for profile" + ("s " if len(have) > 1 else " ")
+                     + " and ".join(f"`{p}` (`results/{p}/executed/`)" for p in have) + ".")
+    else:
+        lines.append("No executed notebooks are committed yet.")
+    if not (res / "gpu").exists():
+        lines.append("There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
+                     "evaluation (chapter 5) show the `cpu` profile's own short CPT runs.")
+    else:
+        lines.append("Chapters whose results need a GPU (chapters 4 and 5) render the committed `results/gpu/` files "
+                     "on a CPU machine and say so at the top of the page.")
+    return " ".join(lines) + "\n"
 
 
 def run_times_markdown(profile: str) -> str:
@@ -253,6 +417,8 @@ def provenance_markdown(profile: str) -> str:
     figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
     results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
+    from .plots import fmt_num
+
     res = PROJECT_ROOT / "results"
     root = res / profile
     times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
@@ -264,8 +430,10 @@ def provenance_markdown(profile: str) -> str:
 
     lines = [f"Generated by `python -m lesa.book build --profile {profile}` from the result files alone "
              f"(`results/{profile}/`); nothing here is typed by hand. Every result file carries its provenance: the "
-             "git commit of the code that wrote it (*uncommitted changes* means the working tree differed from that "
-             "commit), the hardware, the package versions and the UTC time. The executed notebooks the chapters show "
+             "git commit of the code that wrote it (with the edited files named when the working tree differed from that "
+             "commit in code, configuration or data; records written before those files were recorded only say that the "
+             "tree differed, which includes the result files a run rewrites itself), the hardware, the package versions "
+             "and the UTC time. The executed notebooks the chapters show "
              f"are `results/{profile}/executed/*.ipynb`.", "",
              "## Notebooks: figures and verdicts", "",
              "| notebook | figures | claims judged | commit | hardware | verdicts written (UTC) | wall-clock |",
@@ -285,7 +453,7 @@ def provenance_markdown(profile: str) -> str:
         lines.append(f"| {{doc}}`{n} <chapters/{n}>` | {', '.join(f'`{f}`' for f in figs) or '-'} | "
                      f"{', '.join(r['claim'] for r in v.get('verdicts', [])) or '-'}"
                      f"{'' if src == profile else f' (from the `{src}` results)'} | "
-                     f"{commit_label(prov.get('commit'))} | {hardware_label(prov.get('hardware'))} | "
+                     f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
                      f"{prov.get('time_utc', '-')} | {wall} |")
     lines += ["", f"Figures are saved under `results/{profile}/<notebook>/figures/` (names above, `.png`) and listed in "
               "each notebook's `manifest.json`; verdicts in `results/" + profile + "/verdicts/<notebook>.json`. "
@@ -303,9 +471,9 @@ def provenance_markdown(profile: str) -> str:
                 prov = s.get("provenance") or {}
                 note(prov, f"CPT {s.get('name', p.parent.name)}")
                 lines.append(f"| `{s.get('name', p.parent.name)}` | {(s.get('growth') or {}).get('method', 'none (base)')} "
-                             f"| {s.get('steps')} | {s.get('tokens')} | {s.get('device')}, {s.get('precision')}, "
+                             f"| {s.get('steps')} | {fmt_num(s.get('tokens'))} | {s.get('device')}, {s.get('precision')}, "
                              f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
-                             f"{commit_label(prov.get('commit'))} | {hardware_label(prov.get('hardware'))} | "
+                             f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
                              f"{prov.get('time_utc', '-')} |")
         recs = sorted((res / src / "downstream").glob("*/*.json"))
         lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
@@ -324,7 +492,7 @@ def provenance_markdown(profile: str) -> str:
             span = f"{stamps[0]} to {stamps[-1]}" if len(set(stamps)) > 1 else (stamps[0] if stamps else "-")
             tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
             lines.append(f"| `{run_name}` | {tasks} | "
-                         f"{', '.join(sorted({commit_label(pr.get('commit')) for pr in provs}))} | "
+                         f"{', '.join(sorted({commit_label(pr) for pr in provs}))} | "
                          f"{'; '.join(sorted({hardware_label(pr.get('hardware')) for pr in provs}))} | {span} |")
     lines += ["", "## Package versions", ""]
     if not used:
@@ -343,9 +511,16 @@ def provenance_markdown(profile: str) -> str:
 
 
 def write_generated(profile: str) -> list[dict]:
+    """Everything the book shows that is computed from results: the scoreboard (page, CSV, JSON), the
+    landing page's summary and figure, run times, provenance, benchmarks, which results exist."""
     rows = collect_verdicts(profile)
     (BOOK_DIR / "scoreboard.md").write_text(scoreboard_markdown(profile, rows))
     GENERATED.mkdir(parents=True, exist_ok=True)
+    scoreboard_rows_csv(rows, GENERATED / "scoreboard.csv")
+    write_summary_figure(rows, GENERATED / "summary.png")
+    (GENERATED / "summary.md").write_text(summary_markdown(profile, rows))
+    (GENERATED / "links.md").write_text(links_markdown())
+    (GENERATED / "results_sources.md").write_text(results_sources_markdown(profile))
     (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
     (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
     (GENERATED / "provenance.md").write_text(provenance_markdown(profile))
@@ -354,6 +529,35 @@ def write_generated(profile: str) -> list[dict]:
     (GENERATED / "bench.md").write_text(bench_markdown())
     write_json(PROJECT_ROOT / "results" / profile / "scoreboard.json", {"profile": profile, "claims": rows})
     return rows
+
+
+def write_summary_figure(rows: list[dict], path: Path) -> Path:
+    """The landing page's figure (plots.scoreboard_figure), drawn off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    plots.setup()
+    fig = plots.scoreboard_figure(rows, {c: s for c, (s, _) in CLAIMS.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+    return path
+
+
+PAPER_URL = "https://arxiv.org/abs/2502.13794"
+
+
+def links_markdown() -> str:
+    """Paper and repository links for the landing page (the repository only when its address is known)."""
+    repo = repository_url()
+    return (f"[Paper (arXiv 2502.13794)]({PAPER_URL}) · "
+            + (f"[Source code of this replication]({repo})" if repo else
+               "Source code: the repository this book was built from (no public address recorded)")
+            + " · {ref}`How to cite <how-to-cite>`\n")
 
 
 # ------------------------------------------------------------------------------ build + check
@@ -383,6 +587,10 @@ def build(profile: str = "auto", strict: bool = True) -> Path:
     if proc.returncode != 0:
         raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{log[-6000:]}")
     check(profile)
+    warns = reader_warnings()
+    if warns:
+        print(f"[book] {len(warns)} reader problems (`python -m lesa.book check --profile {profile}` fails on them):\n  "
+              + "\n  ".join(warns[:20]) + ("\n  ..." if len(warns) > 20 else ""), flush=True)
     print(f"[book] built {BUILD_HTML / 'book' / 'intro.html'}")
     return BUILD_HTML
 
@@ -451,10 +659,13 @@ def check_links(html_root: Path = BUILD_HTML) -> list[str]:
     return broken
 
 
-def check(profile: str) -> dict:
+def check(profile: str, reader: bool = False, shots: bool = False) -> dict:
     """Every page of the toc has its HTML; every figure a notebook saved exists, is non-empty, and
     is rendered (as an image) in the page; the required figures are among them; no internal link or
-    anchor of the built site is broken (check_links)."""
+    anchor of the built site is broken (check_links). With `reader`, also what a reader would trip
+    over (lesa.bookcheck: raw Markdown tables, log lines and reprs in outputs, images that are not
+    numbered, captioned figures or whose alt text is a path); with `shots`, headless-Chromium
+    screenshots of the landing and scoreboard pages at desktop and phone width must not be blank."""
     problems, report = [], {}
     for page in PAGES:
         html = BUILD_HTML / f"{page}.html"
@@ -484,9 +695,29 @@ def check(profile: str) -> dict:
         broken = check_links(BUILD_HTML)
         problems += [f"broken link {b}" for b in broken]
         report["links"] = {"broken": len(broken)}
+    if reader and BUILD_HTML.exists():
+        from .bookcheck import check_site
+
+        found = check_site(BUILD_HTML)
+        problems += found
+        report["reader"] = {"problems": len(found)}
+    if shots and BUILD_HTML.exists():
+        from .bookcheck import screenshots
+
+        files, found = screenshots(BUILD_HTML, PROJECT_ROOT / "_build" / "screenshots")
+        problems += found
+        report["screenshots"] = [str(f.relative_to(PROJECT_ROOT)) for f in files]
     if problems:
-        raise BookError("book check failed:\n  " + "\n  ".join(problems))
+        raise BookError(f"book check failed ({len(problems)} problems):\n  " + "\n  ".join(problems))
     return report
+
+
+def reader_warnings() -> list[str]:
+    """The reader checks of lesa.bookcheck on the built site, as warnings (the build does not fail on
+    them; `python -m lesa.book check` does)."""
+    from .bookcheck import check_site
+
+    return check_site(BUILD_HTML) if BUILD_HTML.exists() else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -496,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="run only these notebooks (names without .ipynb)")
     ap.add_argument("--force", action="store_true", help="re-execute even when inputs are unchanged")
     ap.add_argument("--no-strict", action="store_true", help="build without --warningiserror")
+    ap.add_argument("--screenshots", action="store_true",
+                    help="check: also screenshot the landing and scoreboard pages in headless Chromium (desktop and "
+                         "phone width, _build/screenshots/) and fail when one is blank")
     a = ap.parse_args(argv)
     from .profiles import resolve_profile
 
@@ -505,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd in ("build", "all"):
         build(profile, strict=not a.no_strict)
     if a.cmd == "check":
-        print(json.dumps(check(profile), indent=2))
+        print(json.dumps(check(profile, reader=True, shots=a.screenshots), indent=2))
     if a.cmd == "scoreboard":
         for r in write_generated(profile):
             print(f"{r['claim']:5s} {r['verdict']:22s} {r['ours']}")

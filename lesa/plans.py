@@ -2,27 +2,33 @@
 
 A plan lists, for every layer slot of the new model, one ``Slot`` (kind, source layers, parameters):
 
-    kind      src      params          what the slot holds
-    --------  -------  --------------  ----------------------------------------------------------------
-    orig      (i,)     -               original layer i itself (first occurrence; frozen during CPT)
-    copy      (i,)     alpha           a duplicate of original layer i (SOLAR's stack, copy controls)
-    identity  (i,)     -               a copy of layer i with o_proj and down_proj zeroed (LLaMA Pro)
-    predict   (a, b)   alpha, rank     LESA: U Sigma G([V_a, V_b]) for each projection
-    interp    (a, b)   alpha, rank, t  ours: per-layer SVDs of a and b, singular vectors matched and interpolated
-    average   (a, b)   alpha           control: (W_a + W_b) / 2
-    random    (a, b)   alpha           control: Gaussian weights with the std of (W_a, W_b)
+========  ======  ==============  ====================================================================
+kind      src     params          what the slot holds
+========  ======  ==============  ====================================================================
+orig      (i,)    -               original layer i itself (first occurrence; frozen during CPT)
+copy      (i,)    alpha           a duplicate of original layer i (SOLAR's stack, copy controls)
+identity  (i,)    -               a copy of layer i with o_proj and down_proj zeroed (LLaMA Pro)
+predict   (a, b)  alpha, rank     LESA: :math:`U \\Sigma\\, G([V_a, V_b])` for each projection
+interp    (a, b)  alpha, rank, t  ours: per-layer SVDs of a and b, singular vectors matched and interpolated
+average   (a, b)  alpha           control: :math:`(W_a + W_b) / 2`
+random    (a, b)  alpha           control: Gaussian weights with the standard deviation of :math:`(W_a, W_b)`
+========  ======  ==============  ====================================================================
 
 Parameters (a slot without one uses the default):
-    alpha  o_proj and down_proj (weights and biases) multiplied by alpha (default 1). alpha = 0 makes
-           the new layer the identity on the residual stream, so the grown model starts exactly at the
-           source model (LLaMA Pro's trick), whatever the other weights hold.
-    rank   keep only the top-k singular directions (default: all)
-    t      interpolation position between a (t = 0) and b (t = 1) (default 0.5)
 
-Every slot that is not ``orig`` is a *new* layer. ``Plan.predictor`` holds the predictor settings a
-plan needs (e.g. ``space: raw`` for the "w/o SVD" ablation, ``kind: ridge`` for the linear baseline),
-applied over the PredictorConfig given to apply_plan. Builders for every method live below;
-``load_plan`` reads a plan file (YAML or JSON) and validates it before any weights are touched.
+alpha
+    o_proj and down_proj (weights and biases) multiplied by alpha (default 1). alpha = 0 makes the new
+    layer the identity on the residual stream, so the grown model starts exactly at the source model
+    (LLaMA Pro's trick), whatever the other weights hold.
+rank
+    keep only the top-k singular directions (default: all).
+t
+    interpolation position between a (t = 0) and b (t = 1) (default 0.5).
+
+CPT: continual pre-training. Every slot that is not ``orig`` is a *new* layer. ``Plan.predictor`` holds the
+predictor settings a plan needs (e.g. ``space: raw`` for the "w/o SVD" ablation, ``kind: ridge`` for the
+linear baseline), applied over the PredictorConfig given to apply_plan. Builders for every method live
+below; ``load_plan`` reads a plan file (YAML or JSON) and validates it before any weights are touched.
 """
 from __future__ import annotations
 
@@ -89,6 +95,9 @@ NORM_SOURCES = ("layer0", "neighbours")
 
 @dataclass(frozen=True)
 class Slot:
+    """One layer of the grown model: ``kind`` says what fills it (the module's table), ``src`` the
+    index or indices of the original layer(s) it is built from."""
+
     kind: str
     src: tuple[int, ...]
     params: tuple[tuple[str, Any], ...] = ()     # sorted (name, value) pairs that differ from the default

@@ -87,17 +87,45 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def git_commit() -> str | None:
+# Tracked paths whose edits can change a result. Result files, the book's pages and docs are rewritten
+# by the runs themselves, so a tree that differs only there still ran the committed code.
+RESULT_INPUTS = ("lesa/", "configs/", "notebooks/", "data/", "pyproject.toml", "requirements.txt",
+                 "requirements-data.txt", "Makefile")
+
+
+def _git(*args: str) -> str | None:
+    out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state() -> tuple[str | None, list[str]]:
+    """(HEAD commit, tracked files differing from it that could affect a result: RESULT_INPUTS)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        head = _git("rev-parse", "HEAD")
+        if head is None:
+            return None, []
+        status = _git("status", "--porcelain", "--untracked-files=no") or ""
+        changed = [line[3:].split(" -> ")[-1].strip() for line in status.splitlines() if len(line) > 3]
+        return head.strip(), sorted(p for p in changed if p.startswith(RESULT_INPUTS))
     except (OSError, subprocess.SubprocessError):
-        return None
+        return None, []
+
+
+def git_commit() -> str | None:
+    """HEAD, with "-dirty" only when files that could change a result differ from it."""
+    head, dirty = git_state()
+    return None if head is None else head + ("-dirty" if dirty else "")
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo on Linux, platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def provenance() -> dict:
@@ -110,7 +138,7 @@ def provenance() -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    hw: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
+    hw: dict[str, Any] = {"machine": platform.machine(), "cpu_model": cpu_model(), "cpus": os.cpu_count()}
     try:
         import torch
 
@@ -120,8 +148,10 @@ def provenance() -> dict:
             hw["gpu_count"] = torch.cuda.device_count()
     except ImportError:
         pass
+    head, dirty = git_state()
     return {
-        "commit": git_commit(),
+        "commit": None if head is None else head + ("-dirty" if dirty else ""),
+        "dirty_files": dirty,                      # edited files that could affect this result
         "python": sys.version.split()[0],
         "versions": versions,
         "hardware": hw,
@@ -129,21 +159,37 @@ def provenance() -> dict:
     }
 
 
-def commit_label(c: str | None) -> str:
-    """A provenance commit as printed in the book: short hash, and whether the tree was dirty."""
+def commit_label(c: str | dict | None, dirty_files: list[str] | None = None) -> str:
+    """A result's commit as printed in the book: the short hash, and the edited files when the working
+    tree differed from it in files that could affect the result. `c` is a provenance record or its
+    commit string. Records written before the edited files were recorded flag any difference,
+    including the result files a run rewrites itself, so they only say that the tree differed."""
+    if isinstance(c, dict):
+        c, dirty_files = c.get("commit"), c.get("dirty_files", dirty_files)
     if not c:
         return "-"
-    dirty = c.endswith("-dirty")
-    return f"`{c.removesuffix('-dirty')[:10]}`" + (" (uncommitted changes)" if dirty else "")
+    short = f"`{c.removesuffix('-dirty')[:10]}`"
+    if not c.endswith("-dirty"):
+        return short
+    if dirty_files is None:
+        return f"{short} (tree differed; files not recorded)"
+    if not dirty_files:
+        return short
+    more = f" and {len(dirty_files) - 3} more" if len(dirty_files) > 3 else ""
+    shown_files = ", ".join(f"`{f}`" for f in dirty_files[:3]) + more
+    return f"{short} with edits to {shown_files}"
 
 
 def hardware_label(h: dict | None) -> str:
-    """A provenance hardware record as printed in the book."""
+    """A provenance hardware record as printed in the book: CPU model and core count, threads, GPUs."""
     if not h:
         return "-"
-    parts = [h.get("machine") or "?", f"{h.get('cpus', '?')} CPUs", f"torch threads {h.get('torch_threads', '?')}"]
+    cpu = h.get("cpu_model") or f"{h.get('machine') or '?'} CPU (model not recorded)"
+    parts = [f"{cpu}, {h.get('cpus', '?')} cores"]
+    if h.get("torch_threads"):
+        parts.append(f"{h['torch_threads']} torch threads")
     if h.get("gpu"):
-        parts.append(f"{h.get('gpu_count', 1)}x {h['gpu']}")
+        parts.append(f"{h.get('gpu_count', 1)}× {h['gpu']}")
     return ", ".join(parts)
 
 

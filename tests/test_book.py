@@ -42,7 +42,8 @@ def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
     assert [r["claim"] for r in rows] == list(book.CLAIMS)
     assert all(r["verdict"] == "not yet run" for r in rows)
     md = book.scoreboard_markdown("x", rows)
-    assert md.count("{doc}`chapters/") == len(book.CLAIMS)
+    assert md.count('href="chapters/') == len(book.CLAIMS)             # every claim links its chapter
+    assert md.count('<span class="verdict verdict-not-yet-run">') == len(book.CLAIMS) + 1   # rows + counts
 
 
 @needs_smollm2
@@ -142,8 +143,9 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     md = book.provenance_markdown("p")
     assert "| C4 (from the `g` results) |" in md
     assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
-    assert "`0123456789` (uncommitted changes)" in md and "`fedcba9876`" in md
-    assert "16 CPUs, torch threads 8, 1x NVIDIA H200" in md
+    assert "`0123456789` (tree differed; files not recorded)" in md and "`fedcba9876`" in md
+    assert "uncommitted changes" not in md
+    assert "x86_64 CPU (model not recorded), 16 cores, 8 torch threads, 1× NVIDIA H200" in md
     assert "`tsne`" in md and "| C1 |" in md and "12.5 s on 16 CPUs" in md
     assert "| `lesa` | lesa | 7 | 700 | cuda, bf16, 2 | 10 s |" in md
     assert "piqa: 100" in md and "2026-01-02T03:04:05Z" in md
@@ -157,3 +159,21 @@ def test_generated_pages_are_in_the_toc():
     for page in book.PAGES:
         assert f"file: {page}\n" in toc or f"root: {page}\n" in toc, page
     assert "generated/provenance.md" in (PROJECT_ROOT / "book" / "provenance.md").read_text()
+
+
+def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypatch):
+    rows = [{"claim": "C1", "statement": "s", "paper": "p", "ours": "o", "verdict": "reproduced", "notebook": "01_svd_evidence"},
+            {"claim": "C2", "statement": "s", "paper": "p", "ours": "o", "status": "not reproduced", "notebook": "03_expansion",
+             "budget": {"steps": 30}, "uncertainty": "± 0.5"}]
+    (tmp_path / "results" / "smoke" / "cpt" / "lesa").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / "cpt" / "lesa" / "summary.json").write_text(json.dumps(
+        {"steps": 12, "tokens": 12288, "growth": {"source_layers": 4, "target_layers": 6}}))
+    monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    md = book.summary_markdown("smoke", rows)
+    assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
+    assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
+    assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
+    board = book.scoreboard_markdown("smoke", rows)
+    assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
+    assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
+    assert "budget" not in book.scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]

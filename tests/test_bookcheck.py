@@ -1,0 +1,147 @@
+"""The reader checks of the built book (lesa.bookcheck) on constructed HTML: each defect is found,
+its fixed version passes. Also the table helper, number formats and provenance labels the book
+prints. Seconds, no model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lesa import bookcheck as bc
+from lesa import plots as P
+from lesa.store import commit_label, hardware_label
+
+
+def page(body: str) -> str:
+    """A page shaped like the theme's: navigation outside the article, content inside."""
+    return (f"<html><body><nav><img src='_static/logo.png'></nav><main><article class='bd-article'>{body}"
+            "</article></main></body></html>")
+
+
+def output(text: str) -> str:
+    return f"<div class='cell_output docutils container'><div class='output stream'><pre>{text}</pre></div></div>"
+
+
+FIG_OK = ("<figure class='align-default' id='fig-x'><img alt='Loss against tokens for four methods' "
+          "src='../../_images/abc123.png'/><figcaption><p><span class='caption-number'>Figure 3 </span>"
+          "<span class='caption-text'>Loss.</span></p></figcaption></figure>")
+
+
+@pytest.mark.parametrize("bad, good, needle", [
+    ("<p>| claim | verdict |\n|---|---|\n| C1 | ok |</p>",
+     "<table><tr><td>C1</td></tr></table>", "raw Markdown table"),
+    ("<p>| claim | verdict |\n|\u2014|\u2014|\n| C1 | ok |</p>",          # smartquotes turned --- into em dashes
+     "<p>a | b and 1 - 2</p>", "raw Markdown table"),
+    (output("[data] benchmarks cached at .cache/data/x\nvalue 3"), output("value 3"), "log line"),
+    (output("  [eval] piqa 40 examples"), output("eval of [data] in prose"), "log line"),
+    (output("100%|\u2588\u2588\u2588\u2588| 30/30 [00:03<00:00, 9.1it/s]"), output("30 of 30 done"), "progress bar"),
+    (output("PosixPath('results/cpu/x.json')"), output("results/cpu/x.json"), "stray repr"),
+    (output("&lt;Figure size 690x300 with 2 Axes&gt;"), output("Figure 2 shows"), "stray repr"),
+    ("<img alt='Loss curves' src='../../_images/abc123.png'/>", FIG_OK, "not a figure with a caption"),
+    ("<figure><img alt='Loss curves' src='../../_images/abc123.png'/><figcaption><p>Loss.</p></figcaption></figure>",
+     FIG_OK, "no number"),
+    (FIG_OK.replace("Loss against tokens for four methods", "../../_images/abc123.png"), FIG_OK, "alt text"),
+    (FIG_OK.replace("Loss against tokens for four methods", ""), FIG_OK, "alt text"),
+    (FIG_OK.replace("Loss against tokens for four methods", "results/cpu/04_cpt_curves/figures/loss.png"), FIG_OK,
+     "alt text"),
+])
+def test_each_defect_is_found_and_its_fix_passes(bad, good, needle):
+    found = bc.check_html(page(bad), "p.html")
+    assert any(needle in f for f in found), found
+    assert all(f.startswith("p.html: ") for f in found)
+    assert bc.check_html(page(good), "p.html") == []
+
+
+def test_theme_chrome_and_code_are_not_checked():
+    # images outside the article (logo), and log-like text in code cells (not outputs) are fine
+    html = page("<div class='cell_input'><pre>print('[data] x')</pre></div>" + FIG_OK)
+    assert bc.check_html(html) == []
+
+
+def test_check_site_reads_pages_and_skips_theme_files(tmp_path):
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "macros.html").write_text(page("<p>|---|---|</p>"))        # a template, not a page
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "a.html").write_text(page(FIG_OK))
+    assert bc.check_site(tmp_path) == []
+    (tmp_path / "book" / "b.html").write_text(page(output("[lesa] growing")))
+    assert bc.check_site(tmp_path) == ["book/b.html: log line in an output: '[lesa] growing'"]
+
+
+def test_blank_screenshot_is_detected(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(4, 3))
+    fig.savefig(tmp_path / "blank.png")
+    assert "one colour" in bc.blank_reason(tmp_path / "blank.png")
+    fig.text(0.05, 0.5, "Claims scoreboard " * 3, fontsize=30)
+    fig.text(0.05, 0.2, "reproduced 3, not reproduced 8", fontsize=30)
+    fig.savefig(tmp_path / "text.png")
+    plt.close(fig)
+    assert bc.blank_reason(tmp_path / "text.png") is None
+
+
+# ------------------------------------------------------------------------------ what the book prints
+def test_numbers_have_one_format():
+    assert P.fmt_num(61.46) == "61.5" and P.fmt_num(37.86) == "37.9" and P.fmt_num(0.000123) == "1.23e-4"
+    assert P.fmt_num(874810.0) == "8.75e5" and P.fmt_num(30720) == "30,720" and P.fmt_num(None) == "–"
+    assert P.fmt_num(5e-5, sci=True) == "5e-5" and P.fmt_num(0.0, sci=True) == "0"
+    assert P.fmt_num(float("nan")) == "–" and P.fmt_num(True) == "yes"
+
+
+def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame({"lambda": [0.0, 5e-5, 5e-4], "norm ratio": [0.11234, 0.61, 0.929],
+                       "ppl": [61.46, 37.86, 874810.0]})
+    df = pd.concat([df] * 30, ignore_index=True)                      # 90 rows: pandas would truncate
+    t = P.table(df, csv=tmp_path / "t.csv")
+    h = t._repr_html_()
+    assert h.count("<tr>") == 91 and "..." not in h
+    assert ">5e-5<" in h and ">5e-4<" in h and ">0<" in h and "0.0000" not in h
+    assert ">61.5<" in h and ">8.75e5<" in h and "e+" not in h
+    assert "data:text/csv;base64," in h and 'download="t.csv"' in h
+    rows = (tmp_path / "t.csv").read_text().splitlines()
+    assert rows[0] == "lambda,norm ratio,ppl" and len(rows) == 91 and rows[2].startswith("5e-05,0.61,")
+    md = P.table([{"method": "LESA", "ppl": 45.63}], digits=2).markdown()
+    assert md.splitlines() == ["| method | ppl |", "|---|---|", "| LESA | 46 |"]
+
+
+def test_one_name_and_colour_per_method():
+    for name in ("lesa", "LESA", "LESA-6k", "lesa-unfrozen"):
+        assert P.method_id(name) == "lesa" and P.color(name) == P.METHODS["lesa"][1]
+    for name in ("llama_pro", "LLaMA Pro", "LLaMA Pro-6k"):
+        assert P.method_id(name) == "llama_pro"
+    assert P.label("llama_pro") == "LLaMA Pro" and P.label("Base (8B)") == P.METHODS["base"][0]
+    assert P.run_label("lesa", frozen=False) == "LESA, all layers trained"
+    assert "unfrozen" not in P.run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
+    assert P.display_name("lesa-unfrozen") == "LESA, all layers trained" and P.display_name("LESA-3k") == "LESA-3k"
+    assert len({c for _, c in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
+
+
+def test_commit_and_hardware_labels():
+    assert commit_label({"commit": "0123456789abcdef"}) == "`0123456789`"
+    # a run that only rewrote result files ran committed code: no dirty mark is recorded at all
+    assert commit_label({"commit": "0123456789abcdef-dirty", "dirty_files": ["lesa/train.py"]}) == \
+        "`0123456789` with edits to `lesa/train.py`"
+    assert "not recorded" in commit_label("0123456789abcdef-dirty")          # old records: say what is known
+    assert "uncommitted" not in commit_label("0123456789abcdef-dirty")
+    hw = {"machine": "x86_64", "cpu_model": "AMD EPYC 7B13", "cpus": 2, "torch_threads": 2}
+    assert hardware_label(hw) == "AMD EPYC 7B13, 2 cores, 2 torch threads"
+    assert "model not recorded" in hardware_label({"machine": "x86_64", "cpus": 2})
+
+
+def test_provenance_names_only_files_that_affect_results(monkeypatch):
+    from lesa import store
+
+    status = " M results/cpu/scoreboard.json\n M book/intro.md\n M lesa/plots.py\n"
+    monkeypatch.setattr(store, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else status)
+    assert store.git_state() == ("abc", ["lesa/plots.py"])
+    status = " M results/cpu/scoreboard.json\n"
+    assert store.git_state() == ("abc", []) and store.git_commit() == "abc"
+    prov = store.provenance()
+    assert prov["commit"] == "abc" and prov["dirty_files"] == [] and prov["hardware"]["cpu_model"]
+    json.dumps(prov)
