@@ -355,6 +355,7 @@ def summary_markdown(profile: str, rows: list[dict]) -> str:
 
 def scale_sentence(profile: str) -> str:
     """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed)."""
+    from .claims import PAPER_HOURS
     from .plots import fmt_num
     from .profiles import load_profile
 
@@ -369,7 +370,7 @@ def scale_sentence(profile: str) -> str:
     train = (f", each continual pre-training run {span(steps)} steps ({span(tokens)} tokens)" if tokens and steps
              else ", compared before training only (no continual pre-training runs in this build)")
     return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
-            "and trains it for 6,000 steps on Wikipedia (45.6 hours for LESA). *Not reproduced* here means "
+            f"and trains it for 6,000 steps on Wikipedia ({fmt_num(PAPER_HOURS['lesa'])} hours for LESA). *Not reproduced* here means "
             "\"not at this scale, with these controls\", "
             "not \"false\" ({doc}`limitations`).")
 
