@@ -118,3 +118,13 @@ def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
     md = "\n".join(bench._md_end_to_end(e))
     assert "lesa expand" in md and ("**met**" in md or "**not met**" in md)
     assert "identical bit for bit" in md
+
+
+def test_precision_bench_alone_writes_and_renders(grown, shards, tmp_path):
+    out = tmp_path / "bench" / "training_precision_tiny_cpu.json"
+    s = bench.bench_precision(grown, shards, shards, label="tiny", batch=B, seq=T, steps=2, out=out)
+    assert out.exists() and s["kind"] == "precision" and s["steps"] == 2 and s["interleaved"]
+    assert s["new_layers"] == grown.config.lesa_growth["new_layers"]
+    md = bench.bench_markdown(out.parent)
+    assert "### Training precision: tiny (llama_pro, 9 layers, new 3) on cpu" in md
+    assert f"x{s['tokens_per_s_ratio_bf16_over_fp32']:.2f}" in md
