@@ -347,11 +347,11 @@ def compare_precisions(model, shards: Path, heldout: Path | None, *, batch: int,
 
 def bench_precision(model, shards: str | Path, heldout: str | Path | None, *, label: str, batch: int = 4,
                     seq: int = 256, steps: int = 30, lr: float = 2e-4, device: str = "cpu",
-                    out: Path | None = None) -> dict:
+                    eval_sequences: int = 8, out: Path | None = None) -> dict:
     """compare_precisions alone (no HF Trainer runs), written as results/bench/training_precision_*.json."""
     t0 = time.perf_counter()
     p = compare_precisions(model, Path(shards), Path(heldout) if heldout else None, batch=batch, seq=seq,
-                           steps=steps, lr=lr, device=device)
+                           steps=steps, lr=lr, device=device, eval_sequences=eval_sequences)
     summary = {"kind": "precision", "label": label, "device": device,
                "method": (model.config.lesa_growth or {}).get("method"), "layers": model.config.num_hidden_layers,
                "new_layers": new_layer_indices(model), "lr": lr, "threads": torch.get_num_threads(), **p,
@@ -689,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="steps of the fp32 vs bf16 comparison (loss curves, held-out ppl, tokens/s); 0 skips it")
             p.add_argument("--precision-only", action="store_true",
                            help="only the fp32 vs bf16 comparison (results/bench/training_precision_*.json)")
+            p.add_argument("--eval-sequences", type=int, default=8,
+                           help="held-out sequences per source for the perplexity of --precision-only")
         if c in ("eval", "all"):
             p.add_argument("--tasks", nargs="*", default=["arc_easy", "piqa", "hellaswag"])
             p.add_argument("--limit", type=int, default=40)
@@ -710,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "precision_only", False):
             bench_precision(model, shards, shards.parent / "heldout", label=Path(args.model).name, batch=args.batch,
                             seq=args.seq, steps=args.precision_steps, lr=args.lr, device=args.device,
-                            out=Path(one) if one else _out(args, "training_precision"))
+                            eval_sequences=args.eval_sequences, out=Path(one) if one else _out(args, "training_precision"))
         else:
             bench_training(model, shards, label=Path(args.model).name, batch=args.batch, seq=args.seq,
                            warmup=args.warmup, steps=args.steps, lr=args.lr, device=args.device,
