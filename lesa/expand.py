@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 from .plans import PAIR_KINDS, Plan, PlanError
-from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
+from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_batched, train_predictor
 from .store import provenance, write_json
 from .svd import factorize
 
@@ -150,7 +150,16 @@ def pair_weights(model: Any, plan: Plan, predictor: PredictorConfig | None = Non
         total = sum(predictor_steps(sh, cfg) for sh in shapes.values())
         w = workers if workers is not None else auto_workers(len(shapes), total, cfg.device)
         stats["predictor_workers"] = 1
-        if w <= 1:                                        # one weight type at a time, freed in between
+        if cfg.batched:                                   # all factorisations kept; one batched MLP per width
+            fac = {short: factor(short) for short in RELEASED_ORDER}
+            trained = on_device_or_cpu(lambda d: train_batched({t: fb[1] for t, fb in fac.items()},
+                                                               dataclasses.replace(cfg, device=d), progress),
+                                       cfg.device, "batched predictors", stats)
+            stats["predictor_batched"] = True
+            for short in RELEASED_ORDER:
+                fill(short, *fac[short], trained[short])
+            del fac, trained
+        elif w <= 1:                                      # one weight type at a time, freed in between
             for short in tqdm(RELEASED_ORDER, desc="weight types", disable=not progress):
                 F, blocks = factor(short)
                 g = on_device_or_cpu(lambda d: train_predictor(blocks, dataclasses.replace(cfg, device=d),
