@@ -497,9 +497,15 @@ def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> d
             "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
 
 
-def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int) -> dict:
+def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
+                     precision: str = "fp32") -> dict:
     """{set: record} for 'fixture' (always available) and lesa.evaluate's wikitext / lambada /
-    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}."""
+    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
+    precision: lesa.evaluate's ("fp32" | "bf16", a profile's expansion.eval_precision); the fixture
+    set is always fp32."""
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
     out: dict = {}
     for name in sets:
         t0 = time.perf_counter()
@@ -510,7 +516,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
                 from .evaluate import perplexity
 
                 rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
-                                 batch_size=2, progress=False)
+                                 batch_size=2, progress=False, precision=precision)
             rec["status"] = "ok"
             if name == "lambada":            # report its perplexity as the set's headline number
                 rec["acc"] = rec["metrics"].get("acc")
@@ -524,15 +530,20 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     return out
 
 
-def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | None) -> dict:
-    """A quick lm-eval pass (accuracy, stderr, n) per task; missing data or lm-eval -> status."""
+def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | None,
+                     precision: str = "fp32") -> dict:
+    """A quick lm-eval pass (accuracy, stderr, n) per task; missing data or lm-eval -> status.
+    precision: as in perplexity_suite (checked before anything runs)."""
     out: dict = {}
     if not tasks:
         return out
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
     try:
         from .evaluate import run_benchmarks
 
-        for rec in run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=8):
+        for rec in run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=8, precision=precision):
             out[rec["task"]] = {"status": "ok", "value": rec["value"], "metric": rec["primary_metric"],
                                 "stderr": (rec.get("stderr") or {}).get(rec["primary_metric"]),
                                 "chance": rec.get("chance"), "n": rec["n_samples"], "seconds": rec["seconds"]}

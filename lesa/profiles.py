@@ -34,7 +34,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "expansion": {"methods": (list, True), "ppl_sets": (list, True), "ppl_limits": (dict, True),
                   "ppl_max_length": (int, True), "bench_tasks": (list, True),
                   "bench_limit": ((int, type(None)), True), "residual_tokens": (int, True),
-                  "family_demo": (list, True)},
+                  "family_demo": (list, True), "eval_precision": (str, False)},
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
             "eval": (dict, False)},
@@ -101,6 +101,12 @@ def validate(prof: dict, where: str = "profile") -> dict:
         raise ProfileError(f"{where}: unknown methods {bad}; known: {sorted(BUILDERS)}")
     if prof["model"]["name"] == TINY_MODEL and "tiny" not in prof["model"]:
         raise ProfileError(f"{where}: model {TINY_MODEL!r} needs a model.tiny config")
+    from .evaluate import PRECISIONS
+
+    for sec, d, key in (("expansion", prof["expansion"], "eval_precision"),
+                        ("cpt.eval", (prof.get("cpt") or {}).get("eval") or {}, "precision")):
+        if key in d and d[key] not in PRECISIONS:
+            raise ProfileError(f"{where}: {sec}.{key} must be one of {list(PRECISIONS)}, got {d[key]!r}")
     if prof["device"] not in ("cpu", "cuda"):
         raise ProfileError(f"{where}: device must be cpu or cuda, got {prof['device']!r}")
     return prof

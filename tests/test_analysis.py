@@ -218,6 +218,11 @@ def test_profiles_validate_and_resolve(monkeypatch):
         Pr.validate(bad)
     with pytest.raises(Pr.ProfileError, match="no profile"):
         Pr.load_profile("nope")
+    for sec, key in (("expansion", "eval_precision"), ("cpt", "precision")):
+        bad = Pr.load_profile("cpu", check_device=False)
+        (bad[sec] if sec == "expansion" else bad[sec]["eval"])[key] = "fp16"
+        with pytest.raises(Pr.ProfileError, match=f"{key} must be one of"):
+            Pr.validate(bad)
 
 
 def test_paper_profile_dry_run():
