@@ -518,14 +518,14 @@ BASE_CPU_LIMITS: dict[str, int | None] = {
 
 def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "results/base",
                   limits: dict[str, int | None] | None = BASE_CPU_LIMITS, dtype: str = "bfloat16",
-                  batch_size: int = 8) -> list[dict]:
+                  batch_size: int = 8, lm: str = "prefix") -> list[dict]:
     """Evaluate the unexpanded base model on every benchmark and perplexity set (resumable)."""
     from .models import load_model
 
     model, tok = load_model(model_name, dtype=dtype)
     # benchmarks first (lm-eval), then the held-out slices and the full WikiText test set
     records = run_benchmarks(model, tok, BENCHMARKS, limit=limits, batch_size=batch_size, out_dir=out_dir,
-                             label=model_name, skip_done=True)
+                             label=model_name, skip_done=True, lm=lm)
     records += evaluate_suite(model, tok, label=model_name, out_dir=out_dir, tasks=(), ppl_sets=("heldout", "wikitext"),
                               limit=limits, batch_size=4, skip_done=True)
     return records
@@ -542,8 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="full splits (GPU); default: the CPU limits")
     ap.add_argument("--batch-size", type=int, default=8,
                     help="lm-eval batch; 32 ran out of 24 GiB on 5-shot MMLU (full-vocab log-softmax per batch)")
+    ap.add_argument("--lm", choices=LM_KINDS, default="prefix",
+                    help="prefix: contexts shared by answer choices run once (default); hf: lm-eval's HFLM")
     args = ap.parse_args(argv)
-    evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size)
+    evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size,
+                  lm=args.lm)
     return 0
 
 
