@@ -131,20 +131,26 @@ def gaussian_like(Ws: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int, seed: int = 0,
-                    X: np.ndarray | None = None) -> dict:
+                    X: np.ndarray | None = None, gaussian: list[np.ndarray] | None = None) -> dict:
     """Observed continuity metrics of one representation, with two controls:
 
     shuffled  the same layers in a random order (the concatenated SVD is invariant to the order of
               its blocks, so this is a permutation of the rows), n_shuffles times -> one-sided p-values
     gaussian  Gaussian matrices of the same shapes and per-layer std, n_gaussian draws
+
+    X: the representation of Ws when already computed; gaussian: those of the n_gaussian draws of
+    gaussian_like(Ws, Generator().manual_seed(seed)) (see gaussian_reps). Without them both are
+    computed here, with the same numbers.
     """
     fn, absolute = REPRESENTATIONS[rep]
-    X = fn(Ws)
+    X = fn(Ws) if X is None else X
     obs = continuity_metrics(X, absolute)
     rng = np.random.default_rng(seed)
     sh = [continuity_metrics(X[rng.permutation(len(X))], absolute) for _ in range(n_shuffles)]
-    gen = torch.Generator().manual_seed(seed)
-    ga = [continuity_metrics(fn(gaussian_like(Ws, gen)), absolute) for _ in range(n_gaussian)]
+    if gaussian is None:
+        gen = torch.Generator().manual_seed(seed)
+        gaussian = [fn(gaussian_like(Ws, gen)) for _ in range(n_gaussian)]
+    ga = [continuity_metrics(G, absolute) for G in gaussian[:n_gaussian]]
     out = {"representation": rep, "observed": obs, "n_shuffles": n_shuffles, "n_gaussian": n_gaussian}
     for m in ("gap", "nn_adjacent", "adjacent"):
         s = np.array([r[m] for r in sh])
@@ -160,6 +166,30 @@ def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int
     out["shows_continuity"] = bool(out["gap"]["p_shuffled"] < 0.05 and out["nn_adjacent"]["p_shuffled"] < 0.05
                                    and (g_gap is None or obs["gap"] > g_gap))
     return out
+
+
+def gaussian_reps(Ws: torch.Tensor, n: int, seed: int = 0) -> tuple[dict[str, list[np.ndarray]], np.ndarray]:
+    """Every representation of n Gaussian draws like Ws (gaussian_like, one generator seeded ``seed``),
+    each draw factorised once for all representations, and the concatenated spectrum of the first
+    draw. The draws keep Ws's full shape and per-layer std: the statistics they control (cosines of
+    top singular vectors and of raw rows, the spectrum) depend on the matrix shape, so a smaller
+    matrix would control something else; n draws only give the null's spread (its max is the bar)."""
+    from .svd import factorize
+
+    gen = torch.Generator().manual_seed(seed)
+    reps: dict[str, list[np.ndarray]] = {r: [] for r in REPRESENTATIONS}
+    spectrum = None
+    for k in range(max(n, 1)):                         # the first draw also gives the Gaussian spectrum
+        G = gaussian_like(Ws, gen)
+        F = factorize(G, method="auto")
+        if k == 0:
+            spectrum = F.S.double().numpy()
+        if k < n:
+            reps["concat_svd_top1"].append(F.V[:, 0, :].double().numpy())      # == top1_rows_concat(G)
+            reps["per_layer_svd_top1"].append(top1_rows_per_layer(G)[0])
+            reps["raw_weights"].append(raw_rows(G))
+        del G, F
+    return reps, spectrum
 
 
 def embed_2d(X: np.ndarray, perplexity: float, seed: int = 0) -> dict:
@@ -178,25 +208,46 @@ def embed_2d(X: np.ndarray, perplexity: float, seed: int = 0) -> dict:
 
 def svd_evidence(model: Any, weight_types: list[str], n_shuffles: int, n_gaussian: int,
                  tsne_perplexity: float, seed: int = 0) -> dict:
-    """Everything notebook 1 needs, per weight type: spectra, 2-D embeddings, continuity tests."""
-    from .svd import factorize
-
+    """Everything notebook 1 needs, per weight type: spectra, 2-D embeddings, continuity tests.
+    Each weight type is factorised once (factorize_type, shared with predictor_study in the same
+    process) and each Gaussian draw once for every representation (gaussian_reps)."""
     out: dict = {"weight_types": {}, "num_layers": None}
     for short in weight_types:
         Ws = stack_weights(model, short)
         out["num_layers"] = Ws.shape[0]
-        F = factorize(Ws, method="auto")                   # one concatenated SVD per weight type
+        F = factorize_type(model, short, "auto")           # one concatenated SVD per weight type
         X, S = F.V[:, 0, :].double().numpy(), F.S.double().numpy()   # == top1_rows_concat, spectrum_concat
         X_per, S_per = top1_rows_per_layer(Ws)             # one per-layer SVD (float64)
-        gen = torch.Generator().manual_seed(seed)
-        S_gauss = spectrum_concat(gaussian_like(Ws, gen))
+        gauss, S_gauss = gaussian_reps(Ws, n_gaussian, seed)
         known = {"concat_svd_top1": X, "per_layer_svd_top1": X_per}
         rec = {"shape": list(Ws.shape), "spectrum": S.tolist(), "spectrum_gaussian": S_gauss.tolist(),
                "spectrum_per_layer": S_per.tolist(), "embedding": embed_2d(X, tsne_perplexity, seed),
-               "tests": {rep: continuity_test(Ws, rep, n_shuffles, n_gaussian, seed, X=known.get(rep))
+               "tests": {rep: continuity_test(Ws, rep, n_shuffles, n_gaussian, seed, X=known.get(rep),
+                                              gaussian=gauss[rep])
                          for rep in REPRESENTATIONS}}
         out["weight_types"][short] = rec
     return out
+
+
+_FACTORS: dict[tuple, tuple] = {}
+
+
+def factorize_type(model: Any, short: str, method: str = "auto"):
+    """lesa.svd.factorize of one weight type's float32 stack, computed once per model, weight type
+    and method in this process (every control and study reuses it; the weights are not expected to
+    change in between: analysis models are frozen). Kept only while the model lives."""
+    import weakref
+
+    from .svd import factorize
+
+    key = (id(model), short, method)
+    hit = _FACTORS.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    F = factorize(stack_weights(model, short), method=method)
+    ref = weakref.ref(model, lambda _r, k=key: _FACTORS.pop(k, None))
+    _FACTORS[key] = (ref, F)
+    return F
 
 
 # ============================================================================ C7, C8, C12c: predictor
@@ -211,9 +262,10 @@ def weight_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict:
             "rel_error": math.sqrt(sse) / max(float(t.norm()), 1e-30)}
 
 
-def _blocks(Ws: torch.Tensor, cfg, keep: list[int] | None = None):
+def _blocks(Ws: torch.Tensor, cfg, keep: list[int] | None = None, F=None):
     """Coefficient blocks (L, r, d_in) and the basis US, from the layers in ``keep`` only (the
-    others are zero placeholders that no training pair touches)."""
+    others are zero placeholders that no training pair touches). F: the factorisation of all of Ws
+    (keep=None) when already computed (factorize_type)."""
     from .svd import factorize
 
     keep = list(range(Ws.shape[0])) if keep is None else keep
@@ -221,7 +273,8 @@ def _blocks(Ws: torch.Tensor, cfg, keep: list[int] | None = None):
         blocks = torch.zeros_like(Ws)
         blocks[keep] = Ws[keep]
         return blocks, None
-    F = factorize(Ws[keep], method=cfg.svd_method)
+    if F is None or len(keep) != Ws.shape[0]:
+        F = factorize(Ws[keep], method=cfg.svd_method)
     blocks = torch.zeros((Ws.shape[0],) + tuple(F.V.shape[1:]), dtype=F.V.dtype)
     blocks[keep] = F.V
     return blocks, F.US
@@ -288,13 +341,14 @@ def ridge_predict(X: torch.Tensor, Y: torch.Tensor, X_new: torch.Tensor, alpha: 
     return X_new @ B
 
 
-def train_full(Ws: torch.Tensor, cfg) -> dict:
+def train_full(Ws: torch.Tensor, cfg, F=None) -> dict:
     """The released recipe on all layers of one weight type: loss curve, time, and what the loss means
     (MSE of predicting zeros = mean(Y^2); a right-norm but uncorrelated prediction gives about 2x),
-    in-sample predictions' quality and norm, and the norm of distance-1 (inference) predictions."""
+    in-sample predictions' quality and norm, and the norm of distance-1 (inference) predictions.
+    F: Ws's factorisation when already computed (factorize_type)."""
     from .predictor import train_predictor, training_pairs
 
-    blocks, US = _blocks(Ws, cfg)
+    blocks, US = _blocks(Ws, cfg, F=F)
     g = train_predictor(blocks, cfg, progress=False)
     X, Y = training_pairs(blocks, cfg.train_distance)
     mean_sq = float((Y.double() ** 2).mean())
@@ -320,15 +374,18 @@ def train_full(Ws: torch.Tensor, cfg) -> dict:
 def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: list[str], n_loo: int,
                     lambda_types: list[str], lambdas: list[float], model_key: str) -> dict:
     """Notebook 2: full training per type (recipe), LOO per (type, layer), lambda sweep; each unit
-    cached by its inputs so an interrupted run resumes."""
+    cached by its inputs so an interrupted run resumes. A weight type is factorised once
+    (factorize_type) for its full training and every lambda; each LOO unit factorises the stack
+    without its held-out layer (a different matrix)."""
     out: dict = {"config": base_cfg.to_dict(), "full": {}, "loo": {}, "lambda": {}}
     L = None
     for short in sorted(set(weight_types) | set(loo_types) | set(lambda_types), key=list(PROJECTIONS).index):
         Ws = stack_weights(model, short)
         L = Ws.shape[0]
         key = {"model": model_key, "type": short, "cfg": base_cfg.to_dict()}
+        fac = lambda c, short=short: None if c.space == "raw" else factorize_type(model, short, c.svd_method)
         if short in weight_types or short in lambda_types:
-            out["full"][short] = cached_json("pred_full", key, lambda: train_full(Ws, base_cfg))
+            out["full"][short] = cached_json("pred_full", key, lambda: train_full(Ws, base_cfg, F=fac(base_cfg)))
         if short in loo_types:
             out["loo"][short] = [cached_json("pred_loo", {**key, "layer": i},
                                              lambda i=i: leave_one_layer_out(Ws, base_cfg, i))
@@ -338,7 +395,7 @@ def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: li
             for lam in lambdas:
                 c = dataclasses.replace(base_cfg, lam=float(lam))
                 k2 = {**key, "cfg": c.to_dict()}
-                out["lambda"][short][str(lam)] = cached_json("pred_full", k2, lambda c=c: train_full(Ws, c))
+                out["lambda"][short][str(lam)] = cached_json("pred_full", k2, lambda c=c: train_full(Ws, c, F=fac(c)))
     out["num_layers"] = L
     return out
 
@@ -431,11 +488,14 @@ def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> d
 
 
 def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
-                     batch_size: int = 2, **precision: str) -> dict:
+                     batch_size: int = 2, precision: str = "fp32") -> dict:
     """{set: record} for 'fixture' (always available) and lesa.evaluate's wikitext / lambada /
     heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
-    Call it through lesa.protocol.measure (one protocol for every notebook); ``precision=`` is passed
-    on to lesa.evaluate.perplexity only when given."""
+    Call it through lesa.protocol.measure (one protocol for every notebook). precision: lesa.evaluate's
+    ("fp32" | "bf16", the protocol's); the fixture set is always fp32."""
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
     out: dict = {}
     for name in sets:
         t0 = time.perf_counter()
@@ -446,7 +506,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
                 from .evaluate import perplexity
 
                 rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
-                                 batch_size=batch_size, progress=False, **precision)
+                                 batch_size=batch_size, progress=False, precision=precision)
             rec["status"] = "ok"
             if name == "lambada":            # report its perplexity as the set's headline number
                 rec["acc"] = rec["metrics"].get("acc")
@@ -460,15 +520,20 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     return out
 
 
-def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | None) -> dict:
-    """A quick lm-eval pass (accuracy, stderr, n) per task; missing data or lm-eval -> status."""
+def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | None,
+                     precision: str = "fp32") -> dict:
+    """A quick lm-eval pass (accuracy, stderr, n) per task; missing data or lm-eval -> status.
+    precision: as in perplexity_suite (checked before anything runs)."""
     out: dict = {}
     if not tasks:
         return out
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
     try:
         from .evaluate import run_benchmarks
 
-        for rec in run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=8):
+        for rec in run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=8, precision=precision):
             out[rec["task"]] = {"status": "ok", "value": rec["value"], "metric": rec["primary_metric"],
                                 "stderr": (rec.get("stderr") or {}).get(rec["primary_metric"]),
                                 "chance": rec.get("chance"), "n": rec["n_samples"], "seconds": rec["seconds"]}

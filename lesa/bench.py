@@ -152,7 +152,37 @@ def end_to_end(model, cfg: PredictorConfig, load_s: float) -> dict:
         out["identical_with_denormals_kept"] = all(torch.equal(a[k], b[k]) for k in a)
         print(f"[bench] grow with denormals kept (flush_denormal=False): {out['grow_s_denormals_kept']:.1f}s; "
               f"weights identical: {out['identical_with_denormals_kept']}", flush=True)
+    if "predict" in {s.kind for s in plan.slots}:      # the other predictor path, same run
+        other = dataclasses.replace(cfg, batched=not cfg.batched)
+        t0 = time.perf_counter()
+        alt = apply_plan(model, plan, other, copy_weights=False, progress=False)
+        t_alt = time.perf_counter() - t0
+        a, b = grown.state_dict(), alt.state_dict()
+        key = "grow_s_batched" if other.batched else "grow_s_one_by_one"
+        out["predictors_batched"] = cfg.batched
+        out[key] = t_alt
+        out["batched_vs_one_by_one_max_abs_diff"] = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+        one, bat = (t_grow, t_alt) if other.batched else (t_alt, t_grow)
+        out["total_s_batched"] = load_s + bat + t_save
+        out["total_s_one_by_one"] = load_s + one + t_save
+        print(f"[bench] grow with batched predictors {bat:.1f}s vs one by one {one:.1f}s (x{one / bat:.2f}); "
+              f"end to end {out['total_s_batched']:.1f}s vs {out['total_s_one_by_one']:.1f}s; weights differ by at "
+              f"most {out['batched_vs_one_by_one_max_abs_diff']:.1e}", flush=True)
     return out
+
+
+def bench_end_to_end(model: str, device: str, out: Path) -> dict:
+    """Only the end-to-end expansion (one-by-one and batched predictors, denormals kept) of a real
+    model: the part of `bench expansion` that the predictor paths change, in a few minutes."""
+    from .models import load_model
+
+    t0 = time.perf_counter()
+    m, _ = load_model(model)
+    t_load = time.perf_counter() - t0
+    summary = {"kind": "expansion_e2e", "label": model, "device": device,
+               "end_to_end": end_to_end(m, PredictorConfig(device=device), t_load), "provenance": provenance()}
+    write_json(out, summary)
+    return summary
 
 
 def bench_expansion(model: str | None, shapes: str | None, device: str, max_steps: int | None,
@@ -460,16 +490,71 @@ def recorded_eval_rates(root: Path | None = None) -> list[dict]:
     return rows
 
 
+def _wikitext_bf16(model, tok, full_limit: int | None, subset: int, batch: int) -> dict:
+    """(a) WikiText word perplexity in bf16 (autocast) over ``full_limit`` documents (None: all 62),
+    and bf16 against fp32 on the first ``subset`` documents (fp32 only on the subset: the full fp32
+    run costs ~10 min on 2 cores). Refused, and recorded so, on a device without native bf16."""
+    from .evaluate import bf16_supported, perplexity
+
+    dev = next(model.parameters()).device
+    if not bf16_supported(dev):
+        print(f"[bench] eval wikitext bf16: skipped, {dev} has no native bf16 (AVX-512/AMX or a bf16 GPU)")
+        return {"status": "bf16 not supported on this device"}
+    run = lambda prec, lim: perplexity(model, tok, "wikitext", limit=lim, batch_size=batch, progress=False,
+                                       precision=prec)
+    sub = {p: run(p, subset) for p in ("fp32", "bf16")}                  # interleaved pair on the subset
+    full = run("bf16", full_limit)
+    rel = sub["bf16"]["value"] / sub["fp32"]["value"] - 1
+    out = {"status": "ok", "full_docs": full["n_samples"], "full_bf16_s": full["seconds"],
+           "full_bf16_word_ppl": full["value"], "subset_docs": subset,
+           "subset_fp32_s": sub["fp32"]["seconds"], "subset_bf16_s": sub["bf16"]["seconds"],
+           "subset_word_ppl": {p: r["value"] for p, r in sub.items()}, "subset_rel_diff": rel}
+    print(f"[bench] eval wikitext bf16: {full['n_samples']} docs in {full['seconds']} s (word ppl {full['value']:.4f}); "
+          f"first {subset} docs bf16 vs fp32: {100 * rel:+.3f} % word ppl, {sub['fp32']['seconds'] / sub['bf16']['seconds']:.2f}x faster")
+    return out
+
+
+def _prefix_vs_hf(model, tok, tasks: list[str], limit: int, batch: int, precision: str) -> list[dict]:
+    """(b) per task, in one run and interleaved: samples/s of lesa's prefix-sharing LM and lm-eval's
+    HFLM at the same precision, and the ceiling the token counts allow (tokens HFLM runs / tokens
+    run with contexts shared)."""
+    from .evaluate import make_lm, run_task
+
+    lms = {k: make_lm(model, tok, batch_size=batch, precision=precision, lm=k) for k in ("hf", "prefix")}
+    rows = []
+    for task in tasks:
+        row = {"task": task, "precision": precision, "batch_size": batch}
+        for k in ("hf", "prefix"):
+            before = (lms["prefix"].tokens_computed, lms["prefix"].tokens_hflm)
+            rec = run_task(lms[k], task, limit=limit)
+            row[f"{k}_seconds"], row[f"{k}_value"] = rec["seconds"], rec["value"]
+            row["n_samples"] = rec["n_samples"]
+            row[f"{k}_samples_per_s"] = rec["n_samples"] / rec["seconds"]
+            if k == "prefix":
+                row["tokens_prefix"] = lms["prefix"].tokens_computed - before[0]
+                row["tokens_hflm"] = lms["prefix"].tokens_hflm - before[1]
+        row["speedup"] = row["prefix_samples_per_s"] / row["hf_samples_per_s"]
+        row["ceiling"] = row["tokens_hflm"] / max(row["tokens_prefix"], 1)
+        print(f"[bench] eval {task:>10} ({precision}): prefix {row['prefix_samples_per_s']:.2f} vs HFLM "
+              f"{row['hf_samples_per_s']:.2f} samples/s -> x{row['speedup']:.2f} (token ceiling x{row['ceiling']:.2f}; "
+              f"{row['n_samples']} samples; acc {row['prefix_value']:.4f} vs {row['hf_value']:.4f})", flush=True)
+        rows.append(row)
+    return rows
+
+
 def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8, ppl_limit: int = 1,
-               ppl_batch: int = 4, device: str = "cpu", out: Path | None = None) -> dict:
+               ppl_batch: int = 4, device: str = "cpu", out: Path | None = None, wikitext_docs: int | None = None,
+               wikitext_subset: int = 4) -> dict:
     """lm-eval tasks through lesa.evaluate (make_lm + run_task, what run_benchmarks runs per task) and
-    the WikiText perplexity code, on the base model in bf16 as in results/base/."""
-    from .evaluate import make_lm, perplexity, run_task
+    the WikiText perplexity code on the base model (fp32 weights); prefix-sharing LM against HFLM;
+    bf16 WikiText where the device has native bf16."""
+    from .evaluate import bf16_supported, make_lm, perplexity, run_task
     from .models import load_model
 
     t_all = time.perf_counter()
-    model, tok = load_model(model_name, dtype="bfloat16", device=device)
-    lm = make_lm(model, tok, batch_size=batch)
+    model, tok = load_model(model_name, device=device)
+    precision = "bf16" if bf16_supported(device) else "fp32"
+    lm = make_lm(model, tok, batch_size=batch, precision=precision)
     stats, rows = _count_requests(lm), []
     for task in tasks:
         r0, s0 = stats["requests"], stats["model_s"]
@@ -478,7 +563,7 @@ def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8,
         rows.append({"task": task, "n_samples": rec["n_samples"], "requests": req, "seconds": rec["seconds"],
                      "model_s": round(ms, 2), "samples_per_s": rec["n_samples"] / rec["seconds"],
                      "requests_per_s": req / ms, "batch_size": batch, "value": rec["value"]})
-    ppl = perplexity(model, tok, "wikitext", limit=ppl_limit, batch_size=ppl_batch, progress=False)
+    ppl = perplexity(model, tok, "wikitext", limit=ppl_limit, batch_size=ppl_batch, progress=False, precision=precision)
     rows.append({"task": "ppl_wikitext", "n_samples": ppl["n_samples"], "requests": ppl["n_windows"],
                  "seconds": ppl["seconds"], "model_s": None, "samples_per_s": ppl["n_samples"] / ppl["seconds"],
                  "requests_per_s": ppl["n_windows"] / ppl["seconds"], "batch_size": ppl_batch,
@@ -488,12 +573,15 @@ def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8,
         print(f"[bench] eval {r['task']:>13}: {r['n_samples']} samples, {r['requests']} requests in {r['seconds']} s "
               f"-> {r['samples_per_s']:.2f} samples/s, {r['requests_per_s']:.2f} requests/s{tps} "
               f"(batch {r['batch_size']})")
+    prefix = _prefix_vs_hf(model, tok, tasks, limit, batch, precision)
+    wiki = _wikitext_bf16(model, tok, wikitext_docs, wikitext_subset, ppl_batch)
     recorded = recorded_eval_rates()
     for r in recorded:
         print(f"[bench] recorded {r['task']:>13}: {r['samples_per_s']:.2f} samples/s "
               f"({r['n_samples']} in {r['seconds']} s, batch {r['batch_size']}, from {r['file']})")
-    summary = {"kind": "eval", "label": model_name, "device": device, "dtype": "bfloat16", "limit": limit,
-               "ppl_limit": ppl_limit, "threads": torch.get_num_threads(), "rows": rows, "recorded": recorded,
+    summary = {"kind": "eval", "label": model_name, "device": device, "dtype": "float32", "precision": precision,
+               "limit": limit, "ppl_limit": ppl_limit, "threads": torch.get_num_threads(), "rows": rows,
+               "prefix_vs_hf": prefix, "wikitext_bf16": wiki, "recorded": recorded,
                "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
     if out:
         write_json(out, summary)
@@ -532,6 +620,11 @@ def _md_expansion(d: dict, path: Path) -> list[str]:
             f"peak memory {d['peak_mem_gb']:.1f} GiB.", "", *_md_end_to_end(d.get("end_to_end"))]
 
 
+def _md_e2e(d: dict, path: Path) -> list[str]:
+    return [f"### Expansion end to end: {d['label']} on {d['device']}", "", _prov(d, path), "",
+            *_md_end_to_end(d["end_to_end"])]
+
+
 def _md_end_to_end(e: dict | None) -> list[str]:
     if not e:
         return []
@@ -539,7 +632,16 @@ def _md_end_to_end(e: dict | None) -> list[str]:
     return [f"End to end as `lesa expand` runs it ({e['predictor_workers']} predictor process(es) on "
             f"{e['cpus']} CPUs): load {e['load_s']:.1f} s + grow {e['grow_s']:.1f} s (of which SVD "
             f"{e['svd_s']:.1f} s) + save {e['save_s']:.1f} s = **{e['total_s']:.1f} s**; the goal of "
-            f"{e['goal_s']:.0f} s is **{verdict}** in this run.", "", *_md_flush(e)]
+            f"{e['goal_s']:.0f} s is **{verdict}** in this run.", "", *_md_flush(e), *_md_batched(e)]
+
+
+def _md_batched(e: dict) -> list[str]:
+    if "total_s_batched" not in e:
+        return []
+    return [f"Predictors of the weight types that share an input width trained as one batched MLP "
+            f"(`PredictorConfig(batched=True)`): end to end {e['total_s_batched']:.1f} s against "
+            f"{e['total_s_one_by_one']:.1f} s one by one in the same run (x{e['total_s_one_by_one'] / e['total_s_batched']:.2f}); "
+            f"the grown weights differ by at most {e['batched_vs_one_by_one_max_abs_diff']:.1e} (summation order).", ""]
 
 
 def _md_flush(e: dict) -> list[str]:
@@ -608,6 +710,21 @@ def _md_eval(d: dict, path: Path) -> list[str]:
            f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
            f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
            + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
+    if d.get("prefix_vs_hf"):
+        pr = [[r["task"], r["n_samples"], r["hf_samples_per_s"], r["prefix_samples_per_s"], f"x{fmt(r['speedup'])}",
+               r["tokens_hflm"], r["tokens_prefix"], f"x{fmt(r['ceiling'])}"] for r in d["prefix_vs_hf"]]
+        out += [f"Prefix-sharing LM (`lesa.prefix_lm.PrefixLM`, the default) against lm-eval's HFLM, same model, "
+                f"{d['prefix_vs_hf'][0]['precision']}, same run, interleaved per task; the ceiling is the tokens HFLM "
+                "runs over the tokens run with each context shared:", "",
+                *_table(["task", "samples", "HFLM samples/s", "prefix samples/s", "speed-up", "tokens HFLM",
+                         "tokens prefix", "ceiling"], pr)]
+    w = d.get("wikitext_bf16")
+    if w:
+        out += ([f"WikiText in bf16 (autocast, fp32 weights): {w['full_docs']} documents in {fmt(w['full_bf16_s'])} s, "
+                 f"word perplexity {fmt(w['full_bf16_word_ppl'], 6)}; on the first {w['subset_docs']} documents bf16 "
+                 f"differs from fp32 by {fmt(100 * w['subset_rel_diff'])} % and runs "
+                 f"x{fmt(w['subset_fp32_s'] / w['subset_bf16_s'])} faster (fp32 measured on that subset only).", ""]
+                if w.get("status") == "ok" else [f"WikiText in bf16: not measured ({w.get('status')}).", ""])
     if rec:
         out += ["From the recorded results runs (`results/base/`, n_samples / seconds of each record; those "
                 "runs shared the machine with other jobs):", "",
@@ -618,8 +735,8 @@ def _md_eval(d: dict, path: Path) -> list[str]:
 def bench_markdown(results: str | Path | None = None) -> str:
     """Markdown tables of every results/bench/*.json (expansion, training, eval), with provenance."""
     files = sorted(Path(results or PROJECT_ROOT / "results" / "bench").glob("*.json"))
-    render = {"expansion": _md_expansion, "training": _md_training, "precision": _md_precision_file,
-              "eval": _md_eval}
+    render = {"expansion": _md_expansion, "expansion_e2e": _md_e2e, "training": _md_training,
+              "precision": _md_precision_file, "eval": _md_eval}
     lines, devices = ["Generated by `lesa.bench.bench_markdown()` from `results/bench/*.json` (`make bench`).", ""], {}
     for kind in render:
         for p in files:
@@ -670,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
             g.add_argument("--model", default=None, help="a real model (short name or folder)")
             g.add_argument("--shapes", choices=sorted(SHAPES), default=None, help="random weights of these shapes")
             p.add_argument("--types", nargs="*", default=list(RELEASED_ORDER))
+            p.add_argument("--end-to-end-only", action="store_true",
+                           help="only the end-to-end expansion of --model, one-by-one vs batched predictors")
         else:
             p.add_argument("--model", default="smollm2-135m", help="short name or folder")
         if c in ("expansion", "all"):
@@ -696,6 +815,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--limit", type=int, default=40)
             p.add_argument("--eval-batch", type=int, default=8, help="the batch of the recorded results")
             p.add_argument("--ppl-limit", type=int, default=1)
+            p.add_argument("--wikitext-docs", type=int, default=None,
+                           help="bf16 WikiText documents (default: all 62; only with native bf16)")
+            p.add_argument("--wikitext-subset", type=int, default=4,
+                           help="first documents on which bf16 is compared with fp32")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda requested but no CUDA device is visible", file=sys.stderr)
@@ -704,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd in ("expansion", "all"):
         if not args.model and not getattr(args, "shapes", None):
             args.model = "smollm2-135m"
+        if getattr(args, "end_to_end_only", False):
+            bench_end_to_end(args.model, args.device, Path(one) if one else _out(args, "expansion_e2e"))
+            return 0
         bench_expansion(args.model, getattr(args, "shapes", None), args.device, args.max_steps or None,
                         getattr(args, "types", list(RELEASED_ORDER)), Path(one) if one else _out(args, "expansion"))
     if args.cmd in ("training", "all"):
@@ -721,7 +847,8 @@ def main(argv: list[str] | None = None) -> int:
         del model
     if args.cmd in ("eval", "all"):
         bench_eval(args.model, tasks=args.tasks, limit=args.limit, batch=args.eval_batch, ppl_limit=args.ppl_limit,
-                   device=args.device, out=Path(one) if one else _out(args, "eval"))
+                   device=args.device, out=Path(one) if one else _out(args, "eval"),
+                   wikitext_docs=args.wikitext_docs, wikitext_subset=args.wikitext_subset)
     return 0
 
 

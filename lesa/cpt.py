@@ -153,7 +153,8 @@ def evaluate_runs(prof: dict, runs: dict[str, dict]) -> None:
         print(f"[cpt] evaluating {name} at step {step}")
         evaluate_suite(model.eval(), tok, label=name, out_dir=out, tasks=ev["tasks"], ppl_sets=ev["ppl_sets"],
                        limit=ev.get("limits"), batch_size=ev.get("batch_size", 8),
-                       ppl_max_length=ev.get("ppl_max_length"), skip_done=True, weights_id=weights_id)
+                       ppl_max_length=ev.get("ppl_max_length"), skip_done=True, weights_id=weights_id,
+                       precision=ev.get("precision", "fp32"))
         del model
 
 

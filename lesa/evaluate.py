@@ -41,6 +41,44 @@ MAX_LOGITS = 2 ** 26
 
 
 # ----------------------------------------------------------------------------- helpers
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_supported(device: str | torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively: CUDA with bf16, or a CPU that
+    oneDNN runs bf16 on (AVX-512 or AMX). Elsewhere torch emulates bf16, which is slower than fp32
+    (on a 2-core AVX2 EPYC: 4.7 vs 20.7 GFLOP/s for a SmolLM2-sized linear layer)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if dev.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def check_precision(precision: str, device: str | torch.device) -> None:
+    """A clear early error for an unknown precision or bf16 on a device without native bf16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" and not bf16_supported(device):
+        raise ValueError(f"precision='bf16' was requested on {device}, which has no native bfloat16 matrix "
+                         "units (CPU without AVX-512/AMX, or a GPU without bf16): torch would emulate it, slower "
+                         "than fp32. Use precision='fp32' (protocol.precision: fp32 in the profile).")
+
+
+def precision_context(precision: str, device: str | torch.device):
+    """Autocast for evaluation: "bf16" runs matrix products in bfloat16 while the weights stay as
+    loaded; "fp32" changes nothing. Log-softmax is always taken in float32 by the callers."""
+    import contextlib
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
 def _model_info(model: torch.nn.Module) -> dict:
     cfg = model.config
     return {"class": type(model).__name__, "name_or_path": Path(str(getattr(cfg, "_name_or_path", ""))).name,
@@ -89,7 +127,8 @@ def rolling_windows(tokens: list[int], prefix: int, max_len: int) -> list[tuple[
 @torch.inference_mode()
 def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], list[int]]], *,
                         max_length: int, batch_size: int = 8, desc: str = "score",
-                        progress: bool = True, max_logits: int = MAX_LOGITS) -> list[tuple[float, bool]]:
+                        progress: bool = True, max_logits: int = MAX_LOGITS,
+                        precision: str = "fp32") -> list[tuple[float, bool]]:
     """Sum log p(continuation | context) and greedy-match for each (context, continuation) pair.
 
     As lm-eval: the sequence (context + continuation) keeps its last max_length + 1 tokens; the
@@ -97,8 +136,11 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
     continuation positions only, so a 49k vocabulary never materialises (B, T, V) logits; those
     positions go through the head in chunks of at most ``max_logits`` logits (Gemma's 262k vocabulary
     would otherwise take 1 GB per 1k-token window, twice with the log-softmax).
+    precision: "fp32" or "bf16" (autocast; see precision_context).
     """
     device = next(model.parameters()).device
+    check_precision(precision, device)
+    amp = lambda: precision_context(precision, device)
     seqs = [(ctx + cont)[-(max_length + 1):] for ctx, cont in items]
     order = sorted(range(len(items)), key=lambda i: -len(seqs[i]))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(items)
@@ -118,10 +160,11 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
             inp[b, :len(s)] = torch.tensor(s)
             mask[b, :len(s)] = 1
         inp, mask = inp.to(device), mask.to(device)
-        if use_hidden:
-            hidden = base(input_ids=inp, attention_mask=mask).last_hidden_state  # (B, T, H)
-        else:
-            logits_all = model(input_ids=inp, attention_mask=mask).logits      # (B, T, V)
+        with amp():
+            if use_hidden:
+                hidden = base(input_ids=inp, attention_mask=mask).last_hidden_state  # (B, T, H)
+            else:
+                logits_all = model(input_ids=inp, attention_mask=mask).logits      # (B, T, V)
         for b, i in enumerate(idx):
             n_in, n_cont = len(seqs[i]) - 1, len(items[i][1])
             pos = torch.arange(n_in - n_cont, n_in, device=device)             # (C,) positions
@@ -131,7 +174,8 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
             ll, greedy = 0.0, True
             for c in range(0, n_cont, rows):                                   # one chunk unless C*V > max_logits
                 p = pos[c:c + rows]
-                logits = head(hidden[b, p]) if use_hidden else logits_all[b, p]   # (c, V)
+                with amp():
+                    logits = head(hidden[b, p]) if use_hidden else logits_all[b, p]   # (c, V)
                 logp = F.log_softmax(logits.float(), dim=-1)
                 ll += logp.gather(-1, target[c:c + rows, None]).sum().item()
                 greedy = greedy and bool((logp.argmax(-1) == target[c:c + rows]).all())
@@ -162,7 +206,7 @@ def wikitext_detokenize(page: str) -> str:
 
 def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext", *,
                max_length: int | None = None, batch_size: int = 4, limit: int | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, precision: str = "fp32") -> dict:
     """Fast batched perplexity of an in-memory model, as a tidy record (not yet written).
 
     dataset: "wikitext"  word/byte perplexity and bits per byte as lm-eval's `wikitext` task
@@ -171,15 +215,19 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
              "heldout"   token perplexity on the held-out shards of the CPT corpus, per source;
              a folder    with shards (meta.json) or per-source shard sub-folders.
     limit: first N documents (wikitext, lambada) or sequences per source (held-out).
+    precision: "fp32" (default) or "bf16": matrix products under bfloat16 autocast, weights as
+    loaded, log-softmax in float32 (checked first: a device without native bf16 is refused).
     """
     from .data import benchmark_dir, latest_corpus
+
+    check_precision(precision, next(model.parameters()).device)
 
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
     L = int(max_length or default_max_length(model, tokenizer))
     rec: dict[str, Any] = {"task": f"ppl_{dataset}" if dataset in PPL_SETS else "ppl_shards",
-                           "max_length": L, "batch_size": batch_size, "limit": limit}
+                           "max_length": L, "batch_size": batch_size, "limit": limit, "precision": precision}
     if dataset == "wikitext":
         pages = [r["page"] for r in _read_jsonl(benchmark_dir() / "wikitext" / "test.jsonl", limit)]
         items, owner = [], []
@@ -189,7 +237,7 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
                 items.append(w)
                 owner.append(d)
         scores = score_continuations(model, items, max_length=L, batch_size=batch_size,
-                                     desc="wikitext", progress=progress)
+                                     desc="wikitext", progress=progress, precision=precision)
         ll = sum(s for s, _ in scores)
         words = sum(len(re.split(r"\s+", p)) for p in pages)
         nbytes = sum(len(p.encode("utf-8")) for p in pages)
@@ -209,7 +257,7 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
             ctx_enc = tokenizer.encode(ctx)
             items.append((ctx_enc, whole[len(ctx_enc):]))
         scores = score_continuations(model, items, max_length=L, batch_size=batch_size * 8,
-                                     desc="lambada", progress=progress)
+                                     desc="lambada", progress=progress, precision=precision)
         lls = np.array([s for s, _ in scores])
         rec.update(metrics={"perplexity": float(np.exp(-lls.mean())), "acc": float(np.mean([g for _, g in scores]))},
                    primary_metric="acc", n_samples=len(docs), data="LAMBADA-OpenAI test")
@@ -225,7 +273,8 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
             rows = np.asarray(read_shards(folder))[:limit]                           # (N, T)
             items = [([int(r[0])], [int(x) for x in r[1:]]) for r in rows]
             scores = score_continuations(model, items, max_length=max(L, rows.shape[1]),
-                                         batch_size=batch_size, desc=folder.name, progress=progress)
+                                         batch_size=batch_size, desc=folder.name, progress=progress,
+                                         precision=precision)
             ll, n = sum(s for s, _ in scores), rows.size - len(rows)
             per_source[read_meta(folder).get("source", folder.name)] = {
                 "token_perplexity": math.exp(-ll / max(n, 1)), "n_sequences": int(len(rows)), "n_tokens": int(n)}
@@ -289,12 +338,31 @@ def task_configs(task: str, data_dir: str | Path | None = None) -> list[dict]:
     return cfgs
 
 
-def make_lm(model: torch.nn.Module, tokenizer: Any, batch_size: int = 16, max_length: int | None = None):
-    """lm-eval's HF wrapper around an in-memory model (no save needed); log-softmax in float32."""
+LM_KINDS = ("prefix", "hf")
+
+
+def make_lm(model: torch.nn.Module, tokenizer: Any, batch_size: int = 16, max_length: int | None = None,
+            precision: str = "fp32", lm: str = "prefix"):
+    """An lm-eval model around an in-memory model (no save needed); log-softmax in float32.
+
+    lm: "prefix" (default) lesa.prefix_lm.PrefixLM, which runs a context shared by several answer
+        choices once and scores every choice on its key/value cache (same log-likelihoods as HFLM
+        up to float rounding, tested); "hf" lm-eval's own HFLM, every (context, choice) in full.
+    precision: "fp32" or "bf16" (autocast, weights as loaded; refused without native bf16).
+    batch_size: HFLM's requests per forward pass; PrefixLM packs batch_size x 256 padded tokens.
+    """
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
-                softmax_dtype=torch.float32)
+    if lm not in LM_KINDS:
+        raise ValueError(f"lm must be one of {LM_KINDS}, got {lm!r}")
+    check_precision(precision, next(model.parameters()).device)
+    kw = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
+              softmax_dtype=torch.float32)
+    if lm == "hf":
+        return HFLM(**kw, mixed_precision_dtype=torch.bfloat16 if precision == "bf16" else None)
+    from .prefix_lm import PrefixLM
+
+    return PrefixLM(**kw, precision=precision, token_budget=batch_size * 256)
 
 
 def _split_metrics(res: dict) -> tuple[dict, dict]:
@@ -383,18 +451,19 @@ def write_summary(out_dir: str | Path) -> Path:
     return atomic_write_text(out_dir / "summary.csv", buf.getvalue())
 
 
-def _reusable(path: Path, limit: Any, weights_id: Any) -> bool:
+def _reusable(path: Path, limit: Any, weights_id: Any, precision: str = "fp32") -> bool:
     if not path.exists():
         return False
     rec = read_json(path)
-    return rec.get("limit") == limit and rec.get("weights_id") == weights_id
+    return (rec.get("limit") == limit and rec.get("weights_id") == weights_id
+            and rec.get("precision", "fp32") == precision)
 
 
 def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tuple[str, ...] = tuple(BENCHMARKS), *,
                    limit: int | dict[str, int | None] | None = None, batch_size: int = 16,
                    out_dir: str | Path | None = None, label: str = "model", max_length: int | None = None,
                    seed: int = 1234, data_dir: str | Path | None = None, skip_done: bool = False,
-                   weights_id: Any = None) -> list[dict]:
+                   weights_id: Any = None, precision: str = "fp32", lm: str = "prefix") -> list[dict]:
     """Evaluate an in-memory model on lm-eval tasks (the committed configs, offline data).
 
     limit: None (full splits), an int for every task (smoke runs; per subject for MMLU), or a
@@ -402,20 +471,22 @@ def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tu
     out_dir is given. skip_done=True reuses a record that already exists with the same limit and
     the same weights_id (an identity of the weights, e.g. a training run's key and step, stored in
     every record), so records of other weights are never mistaken for this model's.
+    precision, lm: see make_lm (recorded in every record).
     """
-    lm = make_lm(model, tokenizer, batch_size=batch_size, max_length=max_length)
+    lm_kind = lm
+    lm = make_lm(model, tokenizer, batch_size=batch_size, max_length=max_length, precision=precision, lm=lm_kind)
     info, prov = _model_info(model), provenance()
     records = []
     for task in tasks:
         lim = limit.get(task) if isinstance(limit, dict) else limit
         path = Path(out_dir) / label / f"{task}.json" if out_dir else None
-        if skip_done and path and _reusable(path, lim, weights_id):
+        if skip_done and path and _reusable(path, lim, weights_id, precision):
             records.append(read_json(path))
             continue
         rec = {"label": label, **run_task(lm, task, limit=lim, seed=seed,
                                           data_dir=Path(data_dir) if data_dir else None),
-               "batch_size": batch_size, "max_length": lm.max_length, "model": info, "weights_id": weights_id,
-               "provenance": prov}
+               "batch_size": batch_size, "max_length": lm.max_length, "precision": precision, "lm": lm_kind,
+               "model": info, "weights_id": weights_id, "provenance": prov}
         print(f"[eval] {label} {task}: {rec['primary_metric']}={rec['value']:.4f} "
               f"(n={rec['n_samples']}/{rec['n_total']}, {rec['seconds']} s)")
         if out_dir:
@@ -428,25 +499,26 @@ def evaluate_suite(model: torch.nn.Module, tokenizer: Any, *, label: str, out_di
                    tasks: list[str] | tuple[str, ...] = tuple(BENCHMARKS), ppl_sets: list[str] | tuple[str, ...] = tuple(PPL_SETS),
                    limit: int | dict[str, int | None] | None = None, batch_size: int = 16,
                    ppl_max_length: int | None = None, skip_done: bool = False,
-                   weights_id: Any = None) -> list[dict]:
+                   weights_id: Any = None, precision: str = "fp32", lm: str = "prefix") -> list[dict]:
     """Perplexity sets + benchmarks for one model; every record written under out_dir/label/
-    (skip_done, weights_id: as in run_benchmarks)."""
+    (skip_done, weights_id, precision, lm: as in run_benchmarks)."""
+    check_precision(precision, next(model.parameters()).device)
     info, prov, records = _model_info(model), provenance(), []
     for name in ppl_sets:
         path = Path(out_dir) / label / f"ppl_{name}.json"
         lim = limit.get(f"ppl_{name}") if isinstance(limit, dict) else limit
-        if skip_done and _reusable(path, lim, weights_id):
+        if skip_done and _reusable(path, lim, weights_id, precision):
             records.append(read_json(path))
             continue
         rec = {"label": label, **perplexity(model, tokenizer, name, max_length=ppl_max_length,
-                                            batch_size=batch_size, limit=lim),
+                                            batch_size=batch_size, limit=lim, precision=precision),
                "model": info, "weights_id": weights_id, "provenance": prov}
         print(f"[eval] {label} ppl_{name}: {rec['primary_metric']}={rec['value']:.4f} (n={rec['n_samples']}, "
               f"{rec['seconds']} s)")
         _write_record(rec, Path(out_dir), label)
         records.append(rec)
     records += run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=batch_size, out_dir=out_dir,
-                              label=label, skip_done=skip_done, weights_id=weights_id)
+                              label=label, skip_done=skip_done, weights_id=weights_id, precision=precision, lm=lm)
     return records
 
 
@@ -461,14 +533,14 @@ BASE_CPU_LIMITS: dict[str, int | None] = {
 
 def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "results/base",
                   limits: dict[str, int | None] | None = BASE_CPU_LIMITS, dtype: str = "bfloat16",
-                  batch_size: int = 8) -> list[dict]:
+                  batch_size: int = 8, lm: str = "prefix") -> list[dict]:
     """Evaluate the unexpanded base model on every benchmark and perplexity set (resumable)."""
     from .models import load_model
 
     model, tok = load_model(model_name, dtype=dtype)
     # benchmarks first (lm-eval), then the held-out slices and the full WikiText test set
     records = run_benchmarks(model, tok, BENCHMARKS, limit=limits, batch_size=batch_size, out_dir=out_dir,
-                             label=model_name, skip_done=True)
+                             label=model_name, skip_done=True, lm=lm)
     records += evaluate_suite(model, tok, label=model_name, out_dir=out_dir, tasks=(), ppl_sets=("heldout", "wikitext"),
                               limit=limits, batch_size=4, skip_done=True)
     return records
@@ -485,8 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="full splits (GPU); default: the CPU limits")
     ap.add_argument("--batch-size", type=int, default=8,
                     help="lm-eval batch; 32 ran out of 24 GiB on 5-shot MMLU (full-vocab log-softmax per batch)")
+    ap.add_argument("--lm", choices=LM_KINDS, default="prefix",
+                    help="prefix: contexts shared by answer choices run once (default); hf: lm-eval's HFLM")
     args = ap.parse_args(argv)
-    evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size)
+    evaluate_base(args.model, args.out, limits=None if args.full else BASE_CPU_LIMITS, batch_size=args.batch_size,
+                  lm=args.lm)
     return 0
 
 

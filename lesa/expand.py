@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 from .plans import KINDS, Plan, PlanError, Slot, slot_from_row
-from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
+from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_batched, train_predictor
 from .ridge import fit_ridge
 from .store import cache_dir, file_hash, provenance, read_json, shown, stable_hash, write_json
 from .svd import factorize, interpolate_svd, layer_svd
@@ -283,9 +283,17 @@ def costly_weights(model: Any, plan: Plan, cfg: PredictorConfig, progress: bool 
         shapes = {t: (len(layers), *layers[0].get_submodule(spec.projections[t]).weight.shape) for t in todo}
         total = sum(predictor_steps(sh, cfg) for sh in shapes.values())
         w = workers if workers is not None else auto_workers(len(todo), total, cfg.device)
-        if w > 1:
+        trained = {}
+        if cfg.batched:                       # one batched MLP per input width (see predictor.train_batched)
+            fac = {t: _factor(layers, spec.projections[t], t, cfg, stats) for t in RELEASED_ORDER}
+            trained = on_device_or_cpu(lambda d: train_batched({t: fac[t][1] for t in todo},
+                                                               dataclasses.replace(cfg, device=d), progress),
+                                       cfg.device, "batched predictors", stats)
+            stats["predictor_batched"] = True
+        elif w > 1:
             fac = {t: _factor(layers, spec.projections[t], t, cfg, stats) for t in RELEASED_ORDER}
             trained, stats["predictor_workers"] = _train_all({t: fac[t][1] for t in todo}, cfg, w, progress)
+        if trained:
             for t, g in trained.items():
                 pre[t] = g
                 if weights_id:

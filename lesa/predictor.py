@@ -41,13 +41,16 @@ class PredictorConfig:
                                  # "released": the release's loop bit for bit (lesa.reference, tested in
                                  # tests/test_reference.py): DataLoader(shuffle=True)'s order (see
                                  # epoch_order), default AdamW, nn.MSELoss's gradient; slower
+    batched: bool = False        # expansion: train the types that share an input width as one batched MLP
+                                 # (train_batched); False trains them one by one (train_predictor)
     flush_denormal: bool = True  # CPU: flush values below 1.2e-38 to zero while training. They appear
                                  # after the first epoch and slow every step by ~1.4x; on SmolLM2 the
                                  # trained weights are bit-identical either way (lesa.bench checks it)
 
     def __post_init__(self):
-        if not isinstance(self.flush_denormal, bool):
-            raise ValueError(f"PredictorConfig.flush_denormal must be true or false, got {self.flush_denormal!r}")
+        for name in ("flush_denormal", "batched"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PredictorConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, typ in (("hidden", int), ("depth", int), ("batch_size", int), ("epochs", int),
                           ("train_distance", int), ("seed", int), ("threads", int)):
             v = getattr(self, name)
@@ -61,6 +64,9 @@ class PredictorConfig:
             raise ValueError(f"PredictorConfig.lam must lie in [0, 1], got {self.lam}")
         if self.recipe not in RECIPES:
             raise ValueError(f"PredictorConfig.recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.recipe == "released" and self.batched:
+            raise ValueError("PredictorConfig: recipe='released' replays the release's one-type-at-a-time loop; "
+                             "it cannot be batched (drop batched=True)")
         if self.space not in ("svd", "raw"):
             raise ValueError(f"PredictorConfig.space must be 'svd' or 'raw', got {self.space!r}")
         if self.kind not in ("mlp", "ridge"):
@@ -217,3 +223,147 @@ def _train(blocks: torch.Tensor, cfg: PredictorConfig, layers: list[int] | None,
         history.append(float(total) / -(-n // bs))
         bar.set_postfix(loss=f"{history[-1]:.3g}")
     return TrainedPredictor(mlp.eval(), history, time.perf_counter() - t0, n)
+
+
+# ----------------------------------------------------------------------------- batched training
+@torch.no_grad()
+def forward_backward_batched(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                             lam: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """forward_backward for G MLPs at once: params = [W_1, b_1, W_2, b_2, ...] stacked over the
+    models ((G, d_out, d_in), (G, d_out)); x (G, B, 2d), y (G, B, d). Returns each model's loss (G,)
+    and the gradients in params' order. The same formulas as forward_backward with baddbmm/bmm in
+    place of addmm/mm (tested against autograd), so each model gets its own loss and norm term."""
+    Ws, bs = params[0::2], params[1::2]
+    hs = [x]
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        h = torch.baddbmm(b[:, None, :], hs[-1], W.transpose(1, 2))             # (G, B, d_out)
+        hs.append(torch.relu(h) if i < len(Ws) - 1 else h)
+    pred = hs.pop()                                                             # (G, B, d)
+    diff = pred - y
+    n_pred, n_y = pred.flatten(1).norm(dim=1), y.flatten(1).norm(dim=1)         # (G,)
+    loss = (1 - lam) * (diff ** 2).mean(dim=(1, 2)) + lam * (n_pred - n_y) ** 2
+    g = diff * (2.0 * (1 - lam) / diff[0].numel())
+    coef = (2.0 * lam) * (n_pred - n_y) / n_pred
+    g = g + coef.masked_fill_(n_pred == 0, 0)[:, None, None] * pred
+    grads: list[torch.Tensor] = [None] * len(params)                            # type: ignore[list-item]
+    for i in reversed(range(len(Ws))):
+        inp = hs[i]
+        grads[2 * i] = torch.bmm(g.transpose(1, 2), inp)                        # (G, d_out, d_in)
+        grads[2 * i + 1] = g.sum(1)                                             # (G, d_out)
+        if i > 0:
+            g = torch.bmm(g, Ws[i]).masked_fill_(inp <= 0, 0)
+    return loss, grads
+
+
+class _StackedAdamW:
+    """AdamW (torch's update rule, decoupled weight decay) on parameters stacked over G models, each
+    with its own step count, updating only the models given (the others have finished their epoch)."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, weight_decay, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = torch.zeros(params[0].shape[0], dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], idx: torch.Tensor | None) -> None:
+        b1, b2 = self.betas
+        sel = slice(None) if idx is None else idx
+        self.t[sel] += 1
+        t = self.t[sel]
+        step = (self.lr / (1 - b1 ** t)).to(self.params[0].dtype)                 # (g,)
+        bc2 = torch.sqrt(1 - b2 ** t).to(self.params[0].dtype)
+        for p, m, v, g in zip(self.params, self.m, self.v, grads):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            if idx is None:
+                P, M, V = p, m, v
+            else:
+                P, M, V = p.index_select(0, idx), m.index_select(0, idx), v.index_select(0, idx)
+            P.mul_(1 - self.lr * self.wd)
+            M.lerp_(g, 1 - b1)
+            V.mul_(b2).addcmul_(g, g, value=1 - b2)
+            P.sub_((M / (V.sqrt() / bc2.view(shape)).add_(self.eps)).mul_(step.view(shape)))   # addcdiv_
+            if idx is not None:
+                p.index_copy_(0, idx, P)
+                m.index_copy_(0, idx, M)
+                v.index_copy_(0, idx, V)
+
+
+def train_batched(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, progress: bool = True,
+                  ) -> dict[str, TrainedPredictor]:
+    """Every weight type's predictor, the types that share an input width (Llama: q, k, v, o, gate,
+    up) trained together as one batched MLP; each type keeps its own seeded init and permutation (those
+    of train_predictor) and its own number of steps per epoch (types with fewer rows stop earlier in
+    each epoch). The same loss and AdamW as train_predictor, so results equal one-by-one training up
+    to float rounding: bmm and the hand-written AdamW sum in another order than addmm and torch's
+    fused AdamW, and over thousands of steps the difference grows (tested bound in tests)."""
+    prev_threads = torch.get_num_threads()
+    on_cpu = str(cfg.device).startswith("cpu")
+    if on_cpu:
+        torch.set_num_threads(cfg.threads)
+        torch.set_flush_denormal(cfg.flush_denormal)
+    try:
+        by_width: dict[int, list[str]] = {}
+        for t, b in blocks.items():
+            by_width.setdefault(int(b.shape[-1]), []).append(t)
+        out: dict[str, TrainedPredictor] = {}
+        for types in by_width.values():
+            out.update(_train_group({t: blocks[t] for t in types}, cfg, progress))
+        return {t: out[t] for t in blocks}
+    finally:
+        torch.set_num_threads(prev_threads)
+        if on_cpu:
+            torch.set_flush_denormal(False)
+
+
+def _train_group(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, progress: bool
+                 ) -> dict[str, TrainedPredictor]:
+    dtype, dev, bs = getattr(torch, cfg.dtype), cfg.device, cfg.batch_size
+    names = list(blocks)
+    data = [training_pairs(blocks[t].to(device=dev, dtype=dtype), cfg.train_distance) for t in names]
+    mlps = []
+    for t in names:
+        torch.manual_seed(cfg.seed)                              # train_predictor's init, per type
+        mlps.append(make_mlp(blocks[t].shape[-1], cfg).to(device=dev, dtype=dtype))
+    params = [torch.stack([list(m.parameters())[j].detach() for m in mlps]).contiguous()
+              for j in range(len(list(mlps[0].parameters())))]   # W1 (G, h, 2d), b1 (G, h), ...
+    opt = _StackedAdamW(params, cfg.lr, cfg.weight_decay)
+    gens = [torch.Generator(device="cpu").manual_seed(cfg.seed) for _ in names]   # train_predictor's order
+    n = [X.shape[0] for X, _ in data]
+    steps = [-(-k // bs) for k in n]
+    history: list[list[float]] = [[] for _ in names]
+    t0 = time.perf_counter()
+    for _ in tqdm(range(cfg.epochs), desc=f"predictors {'+'.join(names)}", disable=not progress, leave=False):
+        perm = [torch.randperm(k, generator=g).to(dev) for k, g in zip(n, gens)]
+        Xp = [X.index_select(0, p) for (X, _), p in zip(data, perm)]
+        Yp = [Y.index_select(0, p) for (_, Y), p in zip(data, perm)]
+        total = torch.zeros(len(names), dtype=dtype, device=dev)
+        for s in range(max(steps)):
+            # types still in their epoch, grouped by this step's batch size (a last batch is smaller)
+            sizes: dict[int, list[int]] = {}
+            for g, k in enumerate(n):
+                if s * bs < k:
+                    sizes.setdefault(min(bs, k - s * bs), []).append(g)
+            for b, gs in sizes.items():
+                full = len(gs) == len(names)
+                idx = None if full else torch.tensor(gs, device=dev)
+                x = torch.stack([Xp[g][s * bs:s * bs + b] for g in gs])         # (G, b, 2d)
+                y = torch.stack([Yp[g][s * bs:s * bs + b] for g in gs])         # (G, b, d)
+                p = params if full else [q.index_select(0, idx) for q in params]
+                loss, grads = forward_backward_batched(p, x, y, cfg.lam)
+                opt.step(grads, idx)
+                if full:
+                    total += loss
+                else:
+                    total.index_add_(0, idx, loss)
+        for g in range(len(names)):
+            history[g].append(float(total[g]) / steps[g])
+    secs = time.perf_counter() - t0
+    out = {}
+    for g, (t, mlp) in enumerate(zip(names, mlps)):
+        with torch.no_grad():
+            for j, q in enumerate(mlp.parameters()):
+                q.copy_(params[j][g])
+        out[t] = TrainedPredictor(mlp.eval(), history[g], secs, n[g])
+    return out

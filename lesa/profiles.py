@@ -123,6 +123,12 @@ def validate(prof: dict, where: str = "profile") -> dict:
     names = [m["name"] for m in profile_models(prof)]
     if len(set(names)) != len(names):
         raise ProfileError(f"{where}: a model is named twice in model/extra_models: {names}")
+    from .evaluate import PRECISIONS
+
+    for sec, d, key in (("protocol", prof.get("protocol") or {}, "precision"),
+                        ("cpt.eval", (prof.get("cpt") or {}).get("eval") or {}, "precision")):
+        if key in d and d[key] not in PRECISIONS:
+            raise ProfileError(f"{where}: {sec}.{key} must be one of {list(PRECISIONS)}, got {d[key]!r}")
     if prof["device"] not in ("cpu", "cuda"):
         raise ProfileError(f"{where}: device must be cpu or cuda, got {prof['device']!r}")
     return prof

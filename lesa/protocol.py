@@ -8,7 +8,6 @@ model, the unexpanded base model included, with these settings and says so in on
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ class PplProtocol:
     sets: tuple[str, ...]                 # perplexity sets, in the order pages show them
     limits: dict = field(default_factory=dict)   # set -> first N items (None = the whole set)
     max_length: int = 1024                # tokens per window
-    precision: str = "fp32"               # fp32 | bf16 (handed to lesa.evaluate when it accepts one)
+    precision: str = "fp32"               # fp32 | bf16 (autocast in lesa.evaluate)
     batch_size: int = 2
 
     def __post_init__(self):
@@ -66,16 +65,8 @@ class PplProtocol:
         return asdict(self)
 
     def evaluate_kwargs(self) -> dict:
-        """Keyword arguments for lesa.evaluate.perplexity; precision only where that function takes it."""
-        from .evaluate import perplexity
-
-        kw: dict[str, Any] = {"max_length": self.max_length, "batch_size": self.batch_size}
-        if "precision" in inspect.signature(perplexity).parameters:
-            kw["precision"] = self.precision
-        elif self.precision != "fp32":
-            raise ProtocolError(f"protocol.precision {self.precision!r} needs a lesa.evaluate.perplexity that takes "
-                                "precision=; this one always measures in fp32. Set protocol.precision: fp32.")
-        return kw
+        """Keyword arguments for lesa.evaluate.perplexity."""
+        return {"max_length": self.max_length, "batch_size": self.batch_size, "precision": self.precision}
 
     def mismatch(self, record: dict) -> str | None:
         """None when a stored lesa.evaluate record (task ppl_<set>) was measured under this protocol,
@@ -109,8 +100,7 @@ def measure(model: Any, tokenizer: Any, proto: PplProtocol) -> dict:
     from .analysis import perplexity_suite
 
     return perplexity_suite(model, tokenizer, list(proto.sets), proto.limits, proto.max_length,
-                            batch_size=proto.batch_size, **{k: v for k, v in proto.evaluate_kwargs().items()
-                                                            if k == "precision"})
+                            batch_size=proto.batch_size, precision=proto.precision)
 
 
 def headline(sets: list[str] | tuple[str, ...]) -> str | None:

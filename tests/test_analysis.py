@@ -220,6 +220,11 @@ def test_profiles_validate_and_resolve(monkeypatch):
         Pr.validate(bad)
     with pytest.raises(Pr.ProfileError, match="no profile"):
         Pr.load_profile("nope")
+    for sec, key in (("protocol", "precision"), ("cpt", "precision")):
+        bad = Pr.load_profile("cpu", check_device=False)
+        (bad[sec] if sec == "protocol" else bad[sec]["eval"])[key] = "fp16"
+        with pytest.raises(Pr.ProfileError, match=f"{key} must be one of"):
+            Pr.validate(bad)
 
 
 def test_paper_profile_dry_run():
@@ -263,8 +268,30 @@ def test_svd_evidence_reuses_one_factorisation_with_identical_results():
         rec = ev["weight_types"][short]
         assert np.allclose(rec["spectrum"], A.spectrum_concat(Ws), rtol=1e-6)
         assert np.allclose(rec["spectrum_per_layer"], A.top1_rows_per_layer(Ws)[1])
+        gen = torch.Generator().manual_seed(0)
+        assert rec["spectrum_gaussian"] == A.spectrum_concat(A.gaussian_like(Ws, gen)).tolist()
         for rep in A.REPRESENTATIONS:
-            fresh = A.continuity_test(Ws, rep, 20, 2)
+            fresh = A.continuity_test(Ws, rep, 20, 2)         # from scratch: its own SVDs and Gaussian draws
             for k in ("adjacent", "distant", "gap", "nn_adjacent"):
                 assert rec["tests"][rep]["observed"][k] == pytest.approx(fresh["observed"][k], abs=1e-9), (rep, k)
+            for key in ("gap", "nn_adjacent", "adjacent"):    # the controls: the same numbers, shared draws
+                assert rec["tests"][rep][key] == pytest.approx(fresh[key], abs=1e-9), (rep, key)
+            assert rec["tests"][rep]["gaussian_by_distance"] == pytest.approx(fresh["gaussian_by_distance"], abs=1e-9)
             assert rec["tests"][rep]["shows_continuity"] == fresh["shows_continuity"]
+
+
+def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_llama, tmp_path, monkeypatch):
+    """The full training and every lambda of a weight type share one factorisation (factorize_type);
+    the numbers equal train_full computing its own SVD, as before the sharing."""
+    import lesa.svd as S
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    calls, real = [], S.factorize
+    monkeypatch.setattr(S, "factorize", lambda W, *a, **k: calls.append(tuple(W.shape)) or real(W, *a, **k))
+    cfg = PredictorConfig(epochs=1, hidden=16)
+    s = A.predictor_study(tiny_llama, cfg, ["k"], [], 1, ["k"], [0.0, 5e-4], "tiny-factor-once")
+    assert len(calls) == 1                                # full recipe + 2 lambdas: one SVD
+    Ws = A.stack_weights(tiny_llama, "k")
+    for got, c in ((s["full"]["k"], cfg), (s["lambda"]["k"]["0.0"], PredictorConfig(epochs=1, hidden=16, lam=0.0))):
+        fresh = json.loads(json.dumps(A.train_full(Ws, c)))
+        assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in fresh.items() if k != "seconds"}

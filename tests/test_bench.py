@@ -115,9 +115,12 @@ def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
     assert e["total_s"] == pytest.approx(e["load_s"] + e["grow_s"] + e["save_s"])
     assert 0 < e["svd_s"] <= e["grow_s"]
     assert e["identical_with_denormals_kept"] is True and e["grow_s_denormals_kept"] > 0
+    assert e["predictors_batched"] is False and e["grow_s_batched"] > 0         # the batched path, same run
+    assert e["total_s_one_by_one"] == pytest.approx(e["total_s"])
+    assert e["batched_vs_one_by_one_max_abs_diff"] < 1e-5
     md = "\n".join(bench._md_end_to_end(e))
     assert "lesa expand" in md and ("**met**" in md or "**not met**" in md)
-    assert "identical bit for bit" in md
+    assert "identical bit for bit" in md and "one batched MLP" in md
 
 
 def test_precision_bench_alone_writes_and_renders(grown, shards, tmp_path):
@@ -128,3 +131,24 @@ def test_precision_bench_alone_writes_and_renders(grown, shards, tmp_path):
     md = bench.bench_markdown(out.parent)
     assert "### Training precision: tiny (llama_pro, 9 layers, new 3) on cpu" in md
     assert f"x{s['tokens_per_s_ratio_bf16_over_fp32']:.2f}" in md
+
+
+def test_eval_and_end_to_end_tables_render_the_new_measurements(tmp_path):
+    """Renderers only (the numbers come from `make bench`): prefix-sharing vs HFLM with its token
+    ceiling, the bf16 WikiText line or why it was not measured, the end-to-end expansion file."""
+    prov = {"time_utc": "2026-11-28T10:00:00Z", "commit": "abc", "hardware": {"cpus": 2}, "versions": {}}
+    row = {"task": "arc_easy", "precision": "fp32", "batch_size": 8, "n_samples": 20, "hf_samples_per_s": 1.0,
+           "prefix_samples_per_s": 1.9, "speedup": 1.9, "tokens_hflm": 2600, "tokens_prefix": 1130, "ceiling": 2.3}
+    write_json(tmp_path / "eval_m_cpu.json", {"kind": "eval", "label": "m", "device": "cpu", "dtype": "float32",
+                                              "limit": 20, "ppl_limit": 1, "rows": [], "prefix_vs_hf": [row],
+                                              "wikitext_bf16": {"status": "bf16 not supported on this device"},
+                                              "provenance": prov})
+    write_json(tmp_path / "expansion_e2e_m_cpu.json", {
+        "kind": "expansion_e2e", "label": "m", "device": "cpu", "provenance": prov,
+        "end_to_end": {"load_s": 1.0, "svd_s": 2.0, "grow_s": 50.0, "save_s": 1.0, "total_s": 52.0, "goal_s": 60.0,
+                       "predictor_workers": 2, "cpus": 2, "total_s_batched": 70.0, "total_s_one_by_one": 52.0,
+                       "batched_vs_one_by_one_max_abs_diff": 1e-5}})
+    md = bench.bench_markdown(tmp_path)
+    assert "| arc_easy | 20 | 1 | 1.9 | x1.9 | 2,600 | 1,130 | x2.3 |" in md
+    assert "WikiText in bf16: not measured (bf16 not supported on this device)" in md
+    assert "### Expansion end to end: m on cpu" in md and "end to end 70.0 s against 52.0 s one by one" in md

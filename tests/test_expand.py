@@ -266,6 +266,21 @@ def test_parallel_predictor_training_gives_the_same_weights(tiny_llama, method):
         assert torch.equal(sa[k], sb[k]), k
 
 
+@pytest.mark.parametrize("method", ["lesa", "lesa_raw"])
+def test_batched_predictors_grow_the_same_model_up_to_rounding(tiny_llama, method):
+    """PredictorConfig(batched=True): q, k, v, o, gate, up (width 64) train as one batched MLP, down
+    (width 96) alone; the grown weights equal one-by-one training to 1e-5 (summation order only)."""
+    plan = build_plan(method, 6, 9)
+    one = apply_plan(tiny_llama, plan, PredictorConfig(epochs=2), progress=False, workers=1)
+    bat = apply_plan(tiny_llama, plan, PredictorConfig(epochs=2, batched=True), progress=False)
+    assert bat.lesa_report["predictor_batched"] and "predictor_batched" not in one.lesa_report
+    sa, sb = one.state_dict(), bat.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert (sa[k] - sb[k]).abs().max() < 1e-5, k
+    assert bat.config.lesa_growth["predictor"]["batched"] is True
+
+
 def test_auto_workers_only_parallelises_big_cpu_jobs():
     from lesa.expand import auto_workers, predictor_steps
 
