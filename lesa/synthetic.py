@@ -47,11 +47,9 @@ Cost: about 3 s of one CPU core.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 
