@@ -192,7 +192,11 @@ def _cell(s: Any) -> str:
 
 
 def budget_text(b: dict) -> str:
-    return "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in b.items()) or "-"
+    def val(v: Any) -> str:
+        if isinstance(v, dict):                       # per model (per_model): "SmolLM2: (seeds 0, 1; ...)"
+            return f"({budget_text(v)})"
+        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return "; ".join(f"{k}{':' if isinstance(v, dict) else ''} {val(v)}" for k, v in b.items()) or "-"
 
 
 def markdown(verdicts: Sequence[Verdict | dict]) -> str:

@@ -231,3 +231,4 @@ def test_per_model_keeps_one_verdict_with_every_models_numbers():
     assert C.per_model({"SmolLM2": b}) is b
     with pytest.raises(ValueError):
         C.per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
+    assert C.budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"
