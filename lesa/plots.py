@@ -539,8 +539,7 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
         if f is not None:
             ax.set_title(str(f))
     axes[0].set_ylabel(ylabel or value)
-    fig.tight_layout()
-    return fig
+    return fig                    # _grid's constrained layout (tight_layout() here warned on every call)
 # ------------------------------------------------------------------------------- landing page
 def _wrap(s: str, width: int) -> str:
     import textwrap

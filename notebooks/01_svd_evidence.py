@@ -115,7 +115,7 @@ page.md(f"Detail figures: {main} (`{keys[main]}`), {ev['num_layers']} layers; we
 # ## Singular spectra
 # Concatenated SVD of the real layers vs Gaussian matrices of the same shapes, and the mean per-layer spectrum.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Singular values of the concatenated weights of each type, against Gaussian matrices of the same shapes and the mean per-layer spectrum: a real weight stack concentrates more energy in its top directions than noise does.", "name": "fig-spectra"}, "image": {"alt": "One panel per weight type: singular value against index on log axes, for the concatenated real weights, Gaussian matrices of the same shapes, and the mean per-layer spectrum."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Singular values of the concatenated weights of each type, against Gaussian matrices of the same shapes and the mean per-layer spectrum: where the real curve lies above the Gaussian one at the top, the stack has directions that noise does not.", "name": "fig-spectra"}, "image": {"alt": "One panel per weight type: singular value against index on log axes, for the concatenated real weights, Gaussian matrices of the same shapes, and the mean per-layer spectrum."}}
 page.save(P.spectra(ev), "spectra");
 
 # %% [markdown]
@@ -148,10 +148,10 @@ for m, e in evs.items():
         for rep, tt in r["tests"].items():
             rows.append({"model": m, "weight": t, "representation": P.REPRESENTATIONS.get(rep, rep),
                          "adjacent": tt["observed"]["adjacent"], "distant": tt["observed"]["distant"],
-                         "gap": tt["gap"]["observed"], "gap shuffled q95": tt["gap"]["shuffled_q95"],
-                         "gap Gaussian max": tt["gap"]["gaussian_max"], "p(gap)": tt["gap"]["p_shuffled"],
-                         "NN adjacent": tt["nn_adjacent"]["observed"],
-                         "NN shuffled mean": tt["nn_adjacent"]["shuffled_mean"], "p(NN)": tt["nn_adjacent"]["p_shuffled"],
+                         "gap": tt["gap"]["observed"], "gap, shuffled 95th percentile": tt["gap"]["shuffled_q95"],
+                         "gap, Gaussian max": tt["gap"]["gaussian_max"], "p(gap)": tt["gap"]["p_shuffled"],
+                         "nearest neighbour adjacent": tt["nn_adjacent"]["observed"],
+                         "same, shuffled mean": tt["nn_adjacent"]["shuffled_mean"], "p(nearest neighbour)": tt["nn_adjacent"]["p_shuffled"],
                          "continuity": "yes" if tt["shows_continuity"] else "no"})
 display(P.table(pd.DataFrame(rows), csv=page.out / "continuity.csv", index=False))
 
@@ -159,7 +159,7 @@ display(P.table(pd.DataFrame(rows), csv=page.out / "continuity.csv", index=False
 reps = {"concat_svd_top1": "concatenated-SVD top-1 rows", "per_layer_svd_top1": "per-layer SVD",
         "raw_weights": "raw weights"}
 page.md(f"A weight type *shows continuity* here when both the adjacent-minus-distant gap and the nearest-neighbour "
-        f"(NN) rate beat the shuffled order (one-sided p < 0.05 over {S['n_shuffles']} shuffles) and the gap exceeds "
+        f"rate beat the shuffled order (one-sided p < 0.05 over {S['n_shuffles']} shuffles) and the gap exceeds "
         "every Gaussian control. " + " ".join(
             f"{m}: " + "; ".join(f"{what} **{', '.join(continuous(e, rep)) or 'none'}**" for rep, what in reps.items())
             + f" (of {len(e['weight_types'])})." for m, e in evs.items()))
