@@ -15,6 +15,19 @@
 
 # %% [markdown]
 # # 1. Is there inter-layer continuity in the SVD coefficients? (claim C1)
+#
+# **About this notebook**
+#
+# - **Shows**: t-SNE (t-distributed stochastic neighbour embedding) and PCA (principal component analysis) of
+#   each layer's SVD (singular value decomposition) coefficients, and continuity measured against
+#   shuffled-order and Gaussian controls for every weight type, on the profile's model and on every extra
+#   model of the profile (`extra_models`, e.g. Gemma-3-270M beside SmolLM2-135M); the verdict on C1.
+# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` 5 to 11 minutes for SmolLM2 alone, not measured yet
+#   with Gemma-3-270M beside it; `gpu`: not measured yet. Every run's wall-clock is recorded in
+#   `results/<profile>/book_run.json`.
+# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
+#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 01_svd_evidence` from the
+#   repository root.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -78,19 +91,6 @@ for m, e in evs.items():
 page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].status}**.")
 
 # %% [markdown]
-# **About this notebook**
-#
-# - **Shows**: t-SNE (t-distributed stochastic neighbour embedding) and PCA (principal component analysis) of
-#   each layer's SVD (singular value decomposition) coefficients, and continuity measured against
-#   shuffled-order and Gaussian controls for every weight type, on the profile's model and on every extra
-#   model of the profile (`extra_models`, e.g. Gemma-3-270M beside SmolLM2-135M); the verdict on C1.
-# - **Time** (2 CPU cores): `smoke` about 2 minutes, `cpu` 5 to 11 minutes for SmolLM2 alone (the second model
-#   adds roughly a third); `gpu`: not measured yet. Every run's wall-clock is recorded in
-#   `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
-#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 01_svd_evidence` from the
-#   repository root.
-#
 # **Claim C1** (abstract): concatenating one weight type over all layers, `W = [W_1 | ... | W_L] = U S V^T`,
 # and looking at each layer's block `V_i` of `V^T` "uncovers latent patterns between layers"; the paper shows
 # a t-SNE of each layer's top-1 coefficient row, mainly for `gate_proj`, where adjacent layers sit close.

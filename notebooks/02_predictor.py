@@ -15,6 +15,19 @@
 
 # %% [markdown]
 # # 2. The predictor G_W (claims C7, C8)
+#
+# **About this notebook**
+#
+# - **Shows**: the predictor's training curves, leave-one-layer-out tests against trivial predictors, and the
+#   lambda sweep, each for every predictor seed, on the profile's model and on every extra model of the
+#   profile (`extra_models`); the same pipeline on a synthetic model where LESA must work; the verdicts on C7a,
+#   C7b and C8.
+# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` not measured yet with three predictor seeds and
+#   Gemma-3-270M beside SmolLM2 (SmolLM2 alone with one seed: about 10 minutes); `gpu`: not measured yet. Every run's wall-clock is
+#   recorded in `results/<profile>/book_run.json`.
+# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
+#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
+#   repository root.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -120,19 +133,6 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
         + "Verdicts: " + ", ".join(f"{v.claim} **{v.status}**" for v in verdicts) + ".")
 
 # %% [markdown]
-# **About this notebook**
-#
-# - **Shows**: the predictor's training curves, leave-one-layer-out tests against trivial predictors, and the
-#   lambda sweep, each for every predictor seed, on the profile's model and on every extra model of the
-#   profile (`extra_models`); the same pipeline on a synthetic model where LESA must work; the verdicts on C7a,
-#   C7b and C8.
-# - **Time** (2 CPU cores): `smoke` about 2 minutes; `cpu` not measured yet with the second model (SmolLM2 alone
-#   with three predictor seeds took about 10 minutes); `gpu`: not measured yet. Every run's wall-clock is
-#   recorded in `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
-#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
-#   repository root.
-#
 # * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge
 #   the literal criterion (**C7a**: held-out loss ~ training loss) and what it is meant to show (**C7b**: the
 #   predictor predicts a held-out layer better than trivial predictors) separately: the first can hold while
