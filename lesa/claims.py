@@ -192,7 +192,11 @@ def _cell(s: Any) -> str:
 
 
 def budget_text(b: dict) -> str:
-    return "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in b.items()) or "-"
+    def val(v: Any) -> str:
+        if isinstance(v, dict):                       # per model (per_model): "SmolLM2: (seeds 0, 1; ...)"
+            return f"({budget_text(v)})"
+        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return "; ".join(f"{k}{':' if isinstance(v, dict) else ''} {val(v)}" for k, v in b.items()) or "-"
 
 
 def markdown(verdicts: Sequence[Verdict | dict]) -> str:
@@ -652,6 +656,30 @@ def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, S
                    uncertainty={"norm_ratio": {str(k): spread(v) for k, v in norm_ratio.items()},
                                 "init_ppl": {str(k): spread(v) for k, v in init_ppl.items()}},
                    evidence="figure norm_ablation; new_layer_stats.csv")
+
+
+def per_model(verdicts: dict[str, Verdict]) -> Verdict:
+    """One verdict for a claim judged on several models ({model label: its verdict}, the profile's main
+    model first): each model's measurement in `ours` ("SmolLM2-135M: ...; Gemma-3-270M: ..."). The status
+    is the models' common status; when they disagree it is inconclusive and the notes say which model
+    gave what (one model's verdict does not speak for the method)."""
+    if not verdicts:
+        raise ValueError("per_model needs at least one model's verdict")
+    vs = list(verdicts.values())
+    if len({v.claim for v in vs}) != 1:
+        raise ValueError(f"per_model combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
+    if len(vs) == 1:
+        return vs[0]
+    statuses = {v.status for v in vs}
+    status = vs[0].status if len(statuses) == 1 else "inconclusive"
+    each = "; ".join(f"{m}: {v.status}" for m, v in verdicts.items())
+    notes = " ".join(f"{m}: {v.notes}" for m, v in verdicts.items() if v.notes)
+    return Verdict(vs[0].claim, status, "; ".join(f"{m}: {v.ours}" for m, v in verdicts.items()),
+                   rule=vs[0].rule + (f" Judged on each model; the models disagree ({each}), so inconclusive."
+                                      if len(statuses) > 1 else f" Judged on each model ({each})."),
+                   budget={m: v.budget for m, v in verdicts.items()},
+                   uncertainty={m: v.uncertainty for m, v in verdicts.items()},
+                   notes=notes, evidence=vs[0].evidence)
 
 
 def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:

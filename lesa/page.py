@@ -88,3 +88,31 @@ class Page:
         write_verdicts(self.results_root / self.profile / "verdicts", self.notebook, list(verdicts),
                        profile=self.profile, source_profile=source_profile)
         self.md("### Verdict (computed from the results above by `lesa.claims`)\n\n" + markdown(verdicts))
+
+
+# ------------------------------------------------------------------ several models, several seeds
+MODEL_LABELS = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M",
+                "tiny-random-llama": "tiny random Llama", "tiny-random-gemma3": "tiny random Gemma-3"}
+
+
+def model_label(section: dict | str) -> str:
+    """How a reader is told which model a number is for (a profile's model section or its name)."""
+    name = section["name"] if isinstance(section, dict) else str(section)
+    return MODEL_LABELS.get(name, name)
+
+
+def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> Any:
+    """Page.seed_table's rows as a DataFrame (for lesa.plots.table): one row per `by` group, each column
+    as median [min, max] over the seeds in the group."""
+    import pandas as pd
+
+    from .claims import spread_text
+
+    rows = []
+    for key, g in df.groupby(by, sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row["seeds"] = int(g["seed"].nunique()) if "seed" in g else 1
+        for c in cols:
+            row[c] = spread_text([float(x) for x in g[c].dropna()], digits, compact=True)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -539,8 +539,7 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
         if f is not None:
             ax.set_title(str(f))
     axes[0].set_ylabel(ylabel or value)
-    fig.tight_layout()
-    return fig
+    return fig                    # _grid's constrained layout (tight_layout() here warned on every call)
 # ------------------------------------------------------------------------------- landing page
 def _wrap(s: str, width: int) -> str:
     import textwrap
@@ -726,3 +725,65 @@ def _rows(data: Any, index: bool | None) -> tuple[list[str], list[list[Any]], bo
     data = list(data)
     cols = list(dict.fromkeys(k for r in data for k in r))
     return cols, [[r.get(c) for c in cols] for r in data], bool(index)
+
+
+# ------------------------------------------------------------------------------- several models
+# model (or case) label -> colour, in order of appearance: the figures that compare models use these
+MODEL_SHADES = ["#333333", "#56B4E9", "#E69F00", "#CC79A7", "#009E73"]
+
+
+def continuity_by_model(evs: dict[str, dict], rep: str = "concat_svd_top1") -> Any:
+    """Notebook 1's two continuity measures for one representation, one bar per model and weight type,
+    the shuffled-order 95th percentile of each as a tick: a bar above its tick beats the shuffled order."""
+    import matplotlib.pyplot as plt
+
+    types = list(dict.fromkeys(t for ev in evs.values() for t in ev["weight_types"]))
+    fig, axes = plt.subplots(2, 1, figsize=(PAGE_W, 4.4), layout="constrained", sharex=True)
+    w = 0.8 / len(evs)
+    for k, (name, ev) in enumerate(evs.items()):
+        x = np.arange(len(types)) + k * w
+        for ax, m in zip(axes, ("gap", "nn_adjacent")):
+            tests = [ev["weight_types"].get(t, {}).get("tests", {}).get(rep) for t in types]
+            obs = [np.nan if tt is None else tt[m]["observed"] for tt in tests]
+            q95 = [np.nan if tt is None else tt[m]["shuffled_q95"] for tt in tests]
+            ax.bar(x, obs, w, color=MODEL_SHADES[k % len(MODEL_SHADES)], label=name)
+            ax.scatter(x, q95, marker="_", s=120, color="#D55E00", zorder=3,
+                       label="95th percentile, shuffled layers" if k == 0 else None)
+    axes[1].set_xticks(np.arange(len(types)) + 0.4 - w / 2, types)
+    axes[1].set_xlabel("weight type")
+    axes[0].set_ylabel("cosine: adjacent − distant")
+    axes[1].set_ylabel("share of layers")
+    axes[0].set_title("Adjacent minus distant layers' cosine similarity")
+    axes[1].set_title("Share of layers whose nearest neighbour is an adjacent layer")
+    _legend(fig, axes[0], ncol=3)
+    return fig
+
+
+def hue_points(rows: list[dict], value: str, x: str, hue: str, ylabel: str = "", ref: float | None = None,
+               ref_label: str = "") -> Any:
+    """One dot per seed and a bar at the median, grouped by `x` (e.g. weight type), one colour per `hue`
+    (e.g. model). ref draws a dashed horizontal line (e.g. a pass threshold)."""
+    fig, ax = _figure(h=3.0)
+    xs = list(dict.fromkeys(r[x] for r in rows))
+    hues = list(dict.fromkeys(r[hue] for r in rows))
+    w = 0.8 / len(hues)
+    labelled: set = set()
+    for k, h in enumerate(hues):
+        for i, xv in enumerate(xs):
+            ys = [r[value] for r in rows if r[x] == xv and r[hue] == h and r.get(value) is not None
+                  and np.isfinite(r[value])]
+            if not ys:
+                continue
+            pos = i + k * w
+            ax.bar(pos, float(np.median(ys)), w, color=MODEL_SHADES[k % len(MODEL_SHADES)], alpha=0.55,
+                   label=None if h in labelled else h)
+            labelled.add(h)
+            jitter = np.linspace(-w / 4, w / 4, len(ys)) if len(ys) > 1 else [0.0]
+            ax.plot(pos + np.asarray(jitter), ys, "o", color="k", ms=3)
+    if ref is not None:
+        ax.axhline(ref, color="0.3", ls="--", lw=0.8, label=ref_label or None)
+    ax.set_xticks(np.arange(len(xs)) + 0.4 - w / 2, [str(v) for v in xs])
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or value)
+    _legend(fig, ax, ncol=3)
+    return fig

@@ -18,14 +18,79 @@
 #
 # **About this notebook**
 #
-# - **Shows**: t-SNE and PCA of each layer's SVD coefficients, and continuity measured against shuffled-order and
-#   Gaussian controls for every weight type; the verdict on C1.
-# - **Time** (2 CPU cores): `smoke` about 2 minutes, `cpu` 5 to 11 minutes; `gpu`: not measured yet. Every run's
-#   wall-clock is recorded in `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 01_svd_evidence` from the
+# - **Shows**: t-SNE (t-distributed stochastic neighbour embedding) and PCA (principal component analysis) of
+#   each layer's SVD (singular value decomposition) coefficients, and continuity measured against
+#   shuffled-order and Gaussian controls for every weight type, on the profile's model and on every extra
+#   model of the profile (`extra_models`, e.g. Gemma-3-270M beside SmolLM2-135M); the verdict on C1.
+# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` 5 to 11 minutes for SmolLM2 alone, not measured yet
+#   with Gemma-3-270M beside it; `gpu`: not measured yet. Every run's wall-clock is recorded in
+#   `results/<profile>/book_run.json`.
+# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
+#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 01_svd_evidence` from the
 #   repository root.
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
+results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
+seed: int = 0                   # seed of the shuffled and Gaussian controls and of the embeddings
+
+# %% tags=["hide-input"]
+import gc
+
+import pandas as pd
+from IPython.display import display
+
+from lesa import analysis as A, claims as C, plots as P
+from lesa.page import Page, model_label
+from lesa.profiles import load_profile_model, profile_models
+from lesa.store import write_json
+
+page = Page("01_svd_evidence", profile, results_root)
+S = page.prof["svd"]
+sections = profile_models(page.prof)
+evs, keys = {}, {}
+for i, section in enumerate(sections):
+    # the extra models get one Gaussian control per representation (the costly part: a full-size SVD
+    # each); the shuffled-order controls, which decide the p-values, are the same for every model
+    s_m = S if i == 0 else {**S, "n_gaussian": min(1, S["n_gaussian"])}
+    model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
+    ev = A.cached_json("svd_evidence", {"model": key, "svd": s_m, "seed": seed},
+                       lambda m=model, s=s_m: A.svd_evidence(m, s["weight_types"], s["n_shuffles"], s["n_gaussian"],
+                                                             s["tsne_perplexity"], seed))
+    ev["model_key"], ev["n_gaussian"] = key, s_m["n_gaussian"]
+    evs[model_label(section)], keys[model_label(section)] = ev, key
+    del model
+    gc.collect()
+main = next(iter(evs))
+ev = evs[main]
+write_json(page.out / "svd_evidence.json", ev)
+write_json(page.out / "svd_evidence_by_model.json", evs);
+types = list(ev["weight_types"])
+
+
+def continuous(e, rep="concat_svd_top1"):
+    return [t for t in e["weight_types"] if e["weight_types"][t]["tests"][rep]["shows_continuity"]]
+
+
+verdicts = [C.per_model({m: C.judge_c1({t: e["weight_types"][t]["tests"]["concat_svd_top1"] for t in e["weight_types"]},
+                                       S["n_shuffles"], num_layers=e["num_layers"],
+                                       budget={"model": keys[m], "weight types": len(e["weight_types"]),
+                                               "Gaussian controls": e["n_gaussian"]})
+                         for m, e in evs.items()})]
+
+# %% tags=["hide-input"]
+found = []
+for m, e in evs.items():
+    g = e["weight_types"].get("gate") or next(iter(e["weight_types"].values()))
+    t = g["tests"]["concat_svd_top1"]
+    found.append(f"**{m}** ({e['num_layers']} layers): the paper's quantity shows continuity in "
+                 f"{len(continuous(e))} of {len(e['weight_types'])} weight types "
+                 f"({', '.join(continuous(e)) or 'none'}); for gate, adjacent layers are "
+                 f"{C.fmt(t['gap']['observed'])} more similar than distant ones (shuffled order: 95% below "
+                 f"{C.fmt(t['gap']['shuffled_q95'])}, p = {C.fmt(t['gap']['p_shuffled'])}).")
+page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].status}**.")
+
+# %% [markdown]
 # **Claim C1** (abstract): concatenating one weight type over all layers, `W = [W_1 | ... | W_L] = U S V^T`,
 # and looking at each layer's block `V_i` of `V^T` "uncovers latent patterns between layers"; the paper shows
 # a t-SNE of each layer's top-1 coefficient row, mainly for `gate_proj`, where adjacent layers sit close.
@@ -36,48 +101,30 @@
 # * *adjacent vs distant*: mean cosine of layers `i, i+1` minus mean cosine of layers two or more apart;
 # * *nearest neighbour*: how often a layer's most similar other layer is `i-1` or `i+1`;
 # * against two controls: the **same layers in shuffled order** (a permutation test; the concatenated SVD is
-#   invariant to block order) and **Gaussian matrices of the same shapes** and per-layer scale;
+#   invariant to block order) and **Gaussian matrices of the same shapes** and per-layer scale (one Gaussian
+#   draw per weight type for the extra models, to bound the cost);
 # * for three representations: the concatenated-SVD top-1 row (the paper's quantity), the top right singular
 #   vector of a **per-layer SVD** (a different quantity; sign-free, so |cos|), and the raw weights.
-
-# %% tags=["parameters", "remove-cell"]
-profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
-results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
-seed: int = 0                   # seed of the shuffled and Gaussian controls and of the embeddings
+#
+# The detail figures are for the profile's model; the last section compares the models.
 
 # %% tags=["hide-input"]
-import pandas as pd
-
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page
-from lesa.profiles import load_profile_model
-from lesa.store import write_json
-
-page = Page("01_svd_evidence", profile, results_root)
-model, tok, model_key = load_profile_model(page.prof, tokenizer=False)
-S = page.prof["svd"]
-ev = A.cached_json("svd_evidence", {"model": model_key, "svd": S, "seed": seed},
-                   lambda: A.svd_evidence(model, S["weight_types"], S["n_shuffles"], S["n_gaussian"],
-                                          S["tsne_perplexity"], seed))
-ev["model_key"] = model_key
-write_json(page.out / "svd_evidence.json", ev)
-types = list(ev["weight_types"])
-page.md(f"`{model_key}`: {ev['num_layers']} layers; weight types {', '.join(types)}.")
+page.md(f"Detail figures: {main} (`{keys[main]}`), {ev['num_layers']} layers; weight types {', '.join(types)}.")
 
 # %% [markdown]
 # ## Singular spectra
 # Concatenated SVD of the real layers vs Gaussian matrices of the same shapes, and the mean per-layer spectrum.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Singular values of the concatenated weights of each type, against Gaussian matrices of the same shapes and the mean per-layer spectrum: where the real curve lies above the Gaussian one at the top, the stack has directions that noise does not.", "name": "fig-spectra"}, "image": {"alt": "One panel per weight type: singular value against index on log axes, for the concatenated real weights, Gaussian matrices of the same shapes, and the mean per-layer spectrum."}}
 page.save(P.spectra(ev), "spectra");
 
 # %% [markdown]
 # ## The paper's picture: t-SNE of each layer's top-1 coefficient row (PCA beside it)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "t-SNE of each layer's top-1 coefficient row of the concatenated SVD (the paper's picture), coloured by depth: a path through the layers in order suggests continuity, but t-SNE can draw a path through any points.", "name": "fig-tsne"}, "image": {"alt": "One scatter panel per weight type, one point per layer, coloured from shallow to deep, with lines joining consecutive layers."}}
 page.save(P.embeddings(ev, "tsne"), "tsne");
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same coefficient rows projected on their first two principal components, a linear view that cannot invent a path.", "name": "fig-pca"}, "image": {"alt": "One scatter panel per weight type, one point per layer on the first two principal components, coloured by depth, consecutive layers joined."}}
 page.save(P.embeddings(ev, "pca"), "pca");
 
 # %% [markdown]
@@ -85,32 +132,43 @@ page.save(P.embeddings(ev, "pca"), "pca");
 # Mean cosine similarity as a function of how many layers apart two layers are; a continuous stack decays with
 # distance, a shuffled one is flat.
 
-# %% tags=["hide-input"]
-page.save(P.similarity_by_distance(ev, "concat_svd_top1"), "similarity_by_distance_concat")
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean cosine similarity of the concatenated-SVD top-1 rows against the distance between layers, with the Gaussian control: a continuous stack decays with distance.", "name": "fig-similarity-concat"}, "image": {"alt": "One panel per weight type: mean cosine similarity on the vertical axis against layer distance on the horizontal axis, real layers and Gaussian control."}}
+page.save(P.similarity_by_distance(ev, "concat_svd_top1"), "similarity_by_distance_concat");
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same for the top right singular vector of each layer's own SVD (absolute cosine, since its sign is arbitrary).", "name": "fig-similarity-per-layer"}, "image": {"alt": "One panel per weight type: mean absolute cosine similarity of per-layer top singular vectors against layer distance, real layers and Gaussian control."}}
 page.save(P.similarity_by_distance(ev, "per_layer_svd_top1"), "similarity_by_distance_per_layer");
 
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Both continuity measures for every weight type and representation, with the 95th percentile of the shuffled layer order as a tick: a bar above its tick beats the shuffled order.", "name": "fig-continuity-summary"}, "image": {"alt": "Two bar panels by weight type, one bar per representation: the adjacent-minus-distant cosine gap and the share of layers whose nearest neighbour is adjacent, with tick marks at the shuffled-order 95th percentile."}}
+page.save(P.continuity_summary(ev), "continuity_summary");
+
 # %% tags=["hide-input"]
-page.save(P.continuity_summary(ev), "continuity_summary")
 rows = []
-for t, r in ev["weight_types"].items():
-    for rep, tt in r["tests"].items():
-        rows.append({"weight": t, "representation": rep, "adjacent": tt["observed"]["adjacent"],
-                     "distant": tt["observed"]["distant"], "gap": tt["gap"]["observed"],
-                     "gap shuffled q95": tt["gap"]["shuffled_q95"], "gap Gaussian max": tt["gap"]["gaussian_max"],
-                     "p(gap)": tt["gap"]["p_shuffled"], "NN adjacent": tt["nn_adjacent"]["observed"],
-                     "NN shuffled mean": tt["nn_adjacent"]["shuffled_mean"], "p(NN)": tt["nn_adjacent"]["p_shuffled"],
-                     "continuity": tt["shows_continuity"]})
-page.table(pd.DataFrame(rows), csv="continuity.csv", index=False)
+for m, e in evs.items():
+    for t, r in e["weight_types"].items():
+        for rep, tt in r["tests"].items():
+            rows.append({"model": m, "weight": t, "representation": P.REPRESENTATIONS.get(rep, rep),
+                         "adjacent": tt["observed"]["adjacent"], "distant": tt["observed"]["distant"],
+                         "gap": tt["gap"]["observed"], "gap, shuffled 95th percentile": tt["gap"]["shuffled_q95"],
+                         "gap, Gaussian max": tt["gap"]["gaussian_max"], "p(gap)": tt["gap"]["p_shuffled"],
+                         "nearest neighbour adjacent": tt["nn_adjacent"]["observed"],
+                         "same, shuffled mean": tt["nn_adjacent"]["shuffled_mean"], "p(nearest neighbour)": tt["nn_adjacent"]["p_shuffled"],
+                         "continuity": "yes" if tt["shows_continuity"] else "no"})
+display(P.table(pd.DataFrame(rows), csv=page.out / "continuity.csv", index=False))
 
 # %% tags=["hide-input"]
-cont = {rep: [t for t in types if ev["weight_types"][t]["tests"][rep]["shows_continuity"]] for rep in A.REPRESENTATIONS}
+reps = {"concat_svd_top1": "concatenated-SVD top-1 rows", "per_layer_svd_top1": "per-layer SVD",
+        "raw_weights": "raw weights"}
 page.md(f"A weight type *shows continuity* here when both the adjacent-minus-distant gap and the nearest-neighbour "
-        f"rate beat the shuffled order (one-sided p < 0.05 over {S['n_shuffles']} shuffles) and the gap exceeds every "
-        f"Gaussian control. Concatenated-SVD top-1 rows: **{', '.join(cont['concat_svd_top1']) or 'none'}** of "
-        f"{len(types)}; per-layer SVD: **{', '.join(cont['per_layer_svd_top1']) or 'none'}**; raw weights: "
-        f"**{', '.join(cont['raw_weights']) or 'none'}**.")
+        f"rate beat the shuffled order (one-sided p < 0.05 over {S['n_shuffles']} shuffles) and the gap exceeds "
+        "every Gaussian control. " + " ".join(
+            f"{m}: " + "; ".join(f"{what} **{', '.join(continuous(e, rep)) or 'none'}**" for rep, what in reps.items())
+            + f" (of {len(e['weight_types'])})." for m, e in evs.items()))
+
+# %% [markdown]
+# ## The models side by side
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantity (concatenated-SVD top-1 rows) on every model of the profile: both continuity measures per weight type, with the shuffled-order 95th percentile as a tick.", "name": "fig-continuity-by-model"}, "image": {"alt": "Two bar panels by weight type with one bar per model: the adjacent-minus-distant cosine gap and the share of layers whose nearest neighbour is adjacent, with tick marks at the shuffled-order 95th percentile."}}
+page.save(P.continuity_by_model(evs), "continuity_by_model");
 
 # %% tags=["hide-input"]
-verdicts = [C.judge_c1({t: ev["weight_types"][t]["tests"]["concat_svd_top1"] for t in types}, S["n_shuffles"],
-                       num_layers=ev["num_layers"], budget={"model": model_key, "weight types": len(types)})]
 page.finish(verdicts)

@@ -19,27 +19,15 @@
 # **About this notebook**
 #
 # - **Shows**: the predictor's training curves, leave-one-layer-out tests against trivial predictors, and the
-#   lambda sweep, each for every predictor seed of the profile; the verdicts on C7a, C7b and C8.
-# - **Time** (2 CPU cores): `smoke` about 1.5 minutes; `cpu` not measured yet with three predictor seeds (it was 5
-#   to 11 minutes with one); `gpu`: not measured yet. Every run's wall-clock is recorded in
-#   `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
+#   lambda sweep, each for every predictor seed, on the profile's model and on every extra model of the
+#   profile (`extra_models`); the same pipeline on a synthetic model where LESA must work; the verdicts on C7a,
+#   C7b and C8.
+# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` not measured yet with three predictor seeds and
+#   Gemma-3-270M beside SmolLM2 (SmolLM2 alone with one seed: about 10 minutes); `gpu`: not measured yet. Every run's wall-clock is
+#   recorded in `results/<profile>/book_run.json`.
+# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
+#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
 #   repository root.
-#
-# * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge
-#   the literal criterion (**C7a**: held-out loss ~ training loss) and what it is meant to show (**C7b**: the
-#   predictor predicts a held-out layer better than trivial predictors) separately: the first can hold while
-#   the second fails.
-# * **C8**: training G_W is cheap (the paper's time and epochs are in the verdict table).
-#
-# We train G_W per weight type with the **released recipe** (3-layer ReLU MLP, width 256, AdamW 1e-3, batch 64,
-# lambda 5e-4, rows of the coefficient blocks as samples) once per **predictor seed**, then test it where it can
-# be tested: **leave one layer out** (the SVD and the training set exclude the held-out layer and every triple
-# touching it), comparing the predicted layer with the real one (R^2, cosine, norm ratio) against trivial
-# predictors: zeros, the neighbour average, a copy of either neighbour, and a **ridge** (linear) map fitted on
-# the same training pairs. Finally lambda = 0 vs 5e-5 (paper) vs 5e-4 (code); whether the norm term helps the
-# grown model is judged in notebook 3 (C12c). Numbers are medians over seeds with [min, max].
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -47,92 +35,258 @@ results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebo
 seeds: list = []                # predictor seeds; empty = the profile's predictor.seeds
 
 # %% tags=["hide-input"]
+import dataclasses
+import gc
+
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page
+from lesa.page import Page, model_label, seed_summary
 from lesa.predictor import PredictorConfig
-from lesa.profiles import load_profile_model
+from lesa.profiles import load_profile_model, profile_models
 from lesa.store import write_json
+from lesa.synthetic import SyntheticConfig, run_synthetic
 
 page = Page("02_predictor", profile, results_root)
 seeds = list(seeds) or page.seeds
-model, tok, model_key = load_profile_model(page.prof, tokenizer=False)
 Pp = page.prof["predictor"]
-studies = {}
+studies, budgets, keys = {}, {}, {}
+for i, section in enumerate(profile_models(page.prof)):
+    # the extra models: the first two seeds, the first leave-one-out weight type and half the left-out
+    # layers (every left-out layer is one more training); the full trainings and the lambda sweep as above
+    b = dict(Pp, seeds=seeds) if i == 0 else dict(Pp, seeds=seeds[:2], loo_weight_types=Pp["loo_weight_types"][:1],
+                                                  loo_layers=max(2, Pp["loo_layers"] // 2))
+    model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
+    m = model_label(section)
+    studies[m] = {s: A.predictor_study(model, PredictorConfig(epochs=b["epochs"], seed=s, device=page.prof["device"]),
+                                       b["weight_types"], b["loo_weight_types"], b["loo_layers"],
+                                       b["lambda_weight_types"], b["lambdas"], key) for s in b["seeds"]}
+    budgets[m], keys[m] = b, key
+    del model
+    gc.collect()
+main = next(iter(studies))
+cfg = PredictorConfig(epochs=Pp["epochs"], device=page.prof["device"])
+write_json(page.out / "predictor_study.json",
+           {"models": {m: {"model_key": keys[m], "seeds": budgets[m]["seeds"],
+                           "studies": {str(s): st for s, st in studies[m].items()}} for m in studies}});
+
+# The case where LESA must work (lesa.synthetic): the released recipe (10 epochs: seconds here) with every
+# predictor seed, on the layered model and on its shuffled-layer control (the same synthetic model, seed 0)
+synth = {}
 for s in seeds:
-    cfg = PredictorConfig(epochs=Pp["epochs"], seed=s, device=page.prof["device"])
-    studies[s] = A.predictor_study(model, cfg, Pp["weight_types"], Pp["loo_weight_types"], Pp["loo_layers"],
-                                   Pp["lambda_weight_types"], Pp["lambdas"], model_key)
-write_json(page.out / "predictor_study.json", {"model_key": model_key, "seeds": seeds,
-                                               "studies": {str(s): st for s, st in studies.items()}})
-page.md(f"Recipe (seed varies): `{ {k: v for k, v in cfg.to_dict().items() if k != 'seed'} }`; seeds {seeds}.")
+    for shuffle in (False, True):
+        sc, pc = SyntheticConfig(shuffle=shuffle), PredictorConfig(seed=s)
+        synth[(shuffle, s)] = A.cached_json("synthetic", {"synthetic": dataclasses.asdict(sc), "predictor": pc.to_dict()},
+                                            lambda sc=sc, pc=pc: run_synthetic(sc, pc))
+write_json(page.out / "synthetic.json", [{"shuffled": sh, "seed": s, **r} for (sh, s), r in synth.items()]);
+
+
+def loo_rows(st):
+    return [r for rows in st["loo"].values() for r in rows]
+
+
+def in_sample(st, key, types):
+    """Mean over weight types of the predicted training layers' quality (R2: 0 = predicting zeros)."""
+    return float(np.mean([st["full"][t]["in_sample"][key] for t in types]))
+
+
+def judge(m):
+    st, b = studies[m], budgets[m]
+    ss = list(st)
+    in_r2 = [in_sample(st[s], "r2", b["weight_types"]) for s in ss]
+    in_cos = [in_sample(st[s], "cosine", b["weight_types"]) for s in ss]
+    r2 = lambda s, meth: float(np.mean([r["metrics"][meth]["r2"] for r in loo_rows(st[s])]))
+    first = loo_rows(st[ss[0]])
+    trivial = [t for t in C.TRIVIAL if first and t in first[0]["metrics"]]
+    budget = {"model": keys[m], "seeds": ss, "epochs": b["epochs"],
+              "left-out layers": f"{b['loo_layers']} of {', '.join(b['loo_weight_types'])}"}
+    return [C.judge_c7a([[r["test_over_train"] for r in loo_rows(st[s])] for s in ss], in_r2, budget=budget),
+            C.judge_c7b([r2(s, "predictor") for s in ss], {t: [r2(s, t) for s in ss] for t in trivial}, in_r2,
+                        budget=budget),
+            C.judge_c8([sum(st[s]["full"][t]["seconds"] for t in b["weight_types"]) for s in ss], b["epochs"],
+                       len(b["weight_types"]), page.prof["device"], in_r2, in_cos,
+                       budget={"model": keys[m], "seeds": ss})]
+
+
+by_model = {m: judge(m) for m in studies}
+verdicts = [C.per_model({m: v[k] for m, v in by_model.items()}) for k in range(3)]
+synth_pass = [all(synth[(False, s)]["checks"].values()) for s in seeds]
+control_fail = [not all(synth[(True, s)]["checks"].values()) for s in seeds]
+
+# %% tags=["hide-input"]
+loo_r2 = {m: [float(np.mean([r["metrics"]["predictor"]["r2"] for r in loo_rows(st)])) for st in studies[m].values()]
+          for m in studies}
+avg_r2 = {m: [float(np.mean([r["metrics"]["neighbour_average"]["r2"] for r in loo_rows(st)])) for st in studies[m].values()]
+          for m in studies}
+syn_r2 = [synth[(False, s)]["r2_min"] for s in seeds]
+page.md("**What we found.** Predicting a held-out layer from its two neighbours, the predictor reaches R2 (1 = exact, "
+        "0 = predicting zeros) " + "; ".join(f"{m} {C.spread_text(loo_r2[m])} against {C.spread_text(avg_r2[m])} for "
+                                            "the neighbours' average" for m in studies)
+        + f". On a synthetic model built so that its layers vary smoothly "
+        f"with depth, the same code and recipe reach R2 of at least {C.spread_text(syn_r2)} on every weight type and "
+        f"pass every check in {sum(synth_pass)} of {len(seeds)} seeds, and the shuffled-layer control fails in "
+        f"{sum(control_fail)} of {len(seeds)}"
+        + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
+           " (see the last section). ")
+        + "Verdicts: " + ", ".join(f"{v.claim} **{v.status}**" for v in verdicts) + ".")
+
+# %% [markdown]
+# * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge
+#   the literal criterion (**C7a**: held-out loss ~ training loss) and what it is meant to show (**C7b**: the
+#   predictor predicts a held-out layer better than trivial predictors) separately: the first can hold while
+#   the second fails.
+# * **C8**: training G_W is cheap (the paper's time and epochs are in the verdict table).
+#
+# We train G_W, a small multi-layer perceptron (MLP), per weight type with the **released recipe** (3-layer
+# ReLU MLP, width 256, AdamW 1e-3, batch 64, lambda 5e-4, rows of the coefficient blocks as samples) once per
+# **predictor seed**, then test it where it can be tested: **leave one layer out** (LOO: the SVD and the
+# training set exclude the held-out layer and every triple touching it), comparing the predicted layer with
+# the real one (R^2, cosine, norm ratio; held-out vs training loss is their mean squared error, MSE) against trivial predictors: zeros, the neighbour average, a copy of
+# either neighbour, and a **ridge** (linear) map fitted on the same training pairs. Finally lambda = 0 vs 5e-5
+# (paper) vs 5e-4 (code); whether the norm term helps the grown model is judged in notebook 3 (C12c). Numbers
+# are medians over seeds with [min, max]. The extra models run the first two seeds, the first LOO weight type
+# and half the LOO layers, to bound the cost; the detail figures are for the profile's model.
+
+# %% tags=["hide-input"]
+page.md(f"Recipe (seed varies): `{ {k: v for k, v in cfg.to_dict().items() if k != 'seed'} }`. "
+        + "; ".join(f"{m} (`{keys[m]}`): seeds {budgets[m]['seeds']}, LOO on {', '.join(budgets[m]['loo_weight_types'])} "
+                    f"at {budgets[m]['loo_layers']} layers" for m in studies) + ".")
 
 # %% [markdown]
 # ## Loss curves and time (released recipe)
-# Loss curves of the first seed. Right panel: the loss divided by the mean squared target; 1 = what predicting
-# zeros gives, about 2 = a prediction of the right norm that is uncorrelated with the target.
+# Loss curves of the first seed on the profile's model. Right panel: the loss divided by the mean squared
+# target; 1 = what predicting zeros gives, about 2 = a prediction of the right norm that is uncorrelated with
+# the target.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of the predictor per weight type (first seed, profile's model), raw and divided by the mean squared target: below 1 it beats predicting zeros.", "name": "fig-loss-curves"}, "image": {"alt": "Two panels of training loss against step, one line per weight type: the raw loss on the left and the loss over the mean squared target on the right."}}
+page.save(P.loss_curves(studies[main][seeds[0]]), "loss_curves");
 
 # %% tags=["hide-input"]
-page.save(P.loss_curves(studies[seeds[0]]), "loss_curves")
-full = pd.DataFrame([{"weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
+full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
                       "final loss": r["history"][-1], "loss / mean(y^2)": r["final_loss_over_mean_sq"],
                       "in-sample R2": r["in_sample"]["r2"], "in-sample cosine": r["in_sample"]["cosine"],
                       "in-sample norm ratio": r["in_sample"]["norm_ratio"], "new-layer norm ratio": r["inference_norm_ratio"]}
-                     for s, st in studies.items() for t, r in st["full"].items() if t in Pp["weight_types"]])
-page.seed_table(full, ["weight"], ["seconds", "loss / mean(y^2)", "in-sample R2", "in-sample cosine",
-                                   "new-layer norm ratio"], csv="full_training.csv")
+                     for m in studies for s, st in studies[m].items() for t, r in st["full"].items()
+                     if t in budgets[m]["weight_types"]])
+full.to_csv(page.out / "full_training.csv", index=False)
+display(P.table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
+                                                         "in-sample cosine", "new-layer norm ratio"]), index=False))
 
 # %% [markdown]
 # ## Leave one layer out: predicted vs real layer, against trivial predictors
-# One dot per seed (mean over the held-out layers), bar at the median. The trivial predictors do not depend on
-# the seed.
+# One dot per seed (mean over the held-out layers), bar at the median, on the profile's model. The trivial
+# predictors do not depend on the seed. The table gives every model.
 
 # %% tags=["hide-input"]
-loo = pd.DataFrame([{"weight": t, "seed": s, "layer": r["layer"], "method": m, **v, "test/train MSE": r["test_over_train"]}
-                    for s, st in studies.items() for t, rows in st["loo"].items() for r in rows
-                    for m, v in r["metrics"].items()])
-per_seed = loo.groupby(["weight", "method", "seed"], sort=False)[["r2", "cosine", "norm_ratio"]].mean().reset_index()
-for metric in ("r2", "cosine", "norm_ratio"):
-    page.save(P.seed_points(per_seed.to_dict("records"), metric, x="method", facet="weight",
-                            ylabel=f"held-out {metric} (mean over left-out layers)"), f"loo_{metric}")
-page.seed_table(per_seed, ["weight", "method"], ["r2", "cosine", "norm_ratio"], csv=None)
+loo = pd.DataFrame([{"model": m, "weight": t, "seed": s, "layer": r["layer"], "method": meth, **v,
+                     "test/train MSE": r["test_over_train"]}
+                    for m in studies for s, st in studies[m].items() for t, rows in st["loo"].items() for r in rows
+                    for meth, v in r["metrics"].items()])
 loo.to_csv(page.out / "loo.csv", index=False)
+per_seed = loo.groupby(["model", "weight", "method", "seed"], sort=False)[["r2", "cosine", "norm_ratio"]].mean().reset_index()
+main_rows = per_seed[per_seed["model"] == main].to_dict("records")
+names = {"predictor": "lesa", "neighbour_average": "average", "ridge": "lesa_ridge", "zeros": "Zeros",
+         "copy_below": "Copy of the layer below", "copy_above": "Copy of the layer above"}
+for r in main_rows:
+    r["method"] = names.get(r["method"], r["method"])
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R2 of the predicted layer (1 = exact, 0 = predicting zeros) against the trivial predictors, profile's model: the predictor is useful only where it beats the neighbour average and the ridge map.", "name": "fig-loo-r2"}, "image": {"alt": "One panel per weight type: bars of held-out R2 per method (LESA predictor, zeros, neighbour average, neighbour copies, ridge), with a dot per predictor seed."}}
+page.save(P.seed_points(main_rows, "r2", x="method", facet="weight", ylabel="held-out R2 (mean over left-out layers)"),
+          "loo_r2");
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out cosine between the predicted and the real layer, profile's model.", "name": "fig-loo-cosine"}, "image": {"alt": "One panel per weight type: bars of held-out cosine similarity per method, with a dot per predictor seed."}}
+page.save(P.seed_points(main_rows, "cosine", x="method", facet="weight",
+                        ylabel="held-out cosine (mean over left-out layers)"), "loo_cosine");
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Norm of the predicted layer over the real layer's norm, profile's model: below 1, the prediction is shrunk.", "name": "fig-loo-norm-ratio"}, "image": {"alt": "One panel per weight type: bars of the predicted-over-real norm ratio per method, with a dot per predictor seed."}}
+page.save(P.seed_points(main_rows, "norm_ratio", x="method", facet="weight",
+                        ylabel="held-out norm ratio (mean over left-out layers)"), "loo_norm_ratio");
+
+# %% tags=["hide-input"]
+shown = per_seed.assign(method=[P.label(names.get(x, x)) for x in per_seed["method"]])
+display(P.table(seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"]),
+                csv=page.out / "loo_summary.csv", index=False))
 
 # %% [markdown]
 # ## lambda: does plain MSE shrink the predictions ("parameter degradation")?
 
 # %% tags=["hide-input"]
-lam = pd.DataFrame([{"weight": t, "seed": s, "lambda": str(l), "loss / mean(y^2)": r["final_loss_over_mean_sq"],
+lam = pd.DataFrame([{"model": m, "weight": t, "seed": s, "lambda": float(lv), "loss / mean(y^2)": r["final_loss_over_mean_sq"],
                      "new-layer norm ratio": r["inference_norm_ratio"], "in-sample norm ratio": r["in_sample"]["norm_ratio"],
                      "in-sample cosine": r["in_sample"]["cosine"]}
-                    for s, st in studies.items() for t, d in st["lambda"].items() for l, r in d.items()])
-page.save(P.seed_points(lam.to_dict("records"), "new-layer norm ratio", x="lambda", facet="weight",
-                        ylabel="new layer norm / neighbours' norm"), "lambda_norms")
-page.seed_table(lam, ["weight", "lambda"], ["loss / mean(y^2)", "new-layer norm ratio", "in-sample norm ratio",
-                                            "in-sample cosine"], csv="lambda.csv")
+                    for m in studies for s, st in studies[m].items() for t, d in st["lambda"].items() for lv, r in d.items()])
+lam.to_csv(page.out / "lambda.csv", index=False)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Norm of the new layer built between two neighbours, over the neighbours' norm, for each norm-loss weight lambda (profile's model): with lambda = 0 plain MSE may shrink the prediction.", "name": "fig-lambda-norms"}, "image": {"alt": "Bars of the new-layer norm over the neighbours' norm for each lambda value, one panel per weight type, a dot per predictor seed."}}
+page.save(P.seed_points([dict(r, **{"lambda": f"{r['lambda']:.0e}" if r["lambda"] else "0"})
+                         for r in lam[lam["model"] == main].to_dict("records")],
+                        "new-layer norm ratio", x="lambda", facet="weight", ylabel="new layer norm / neighbours' norm"),
+          "lambda_norms");
 
 # %% tags=["hide-input"]
-def loo_rows(st):
-    return [r for rows in st["loo"].values() for r in rows]
+display(P.table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2)", "new-layer norm ratio",
+                                                                  "in-sample norm ratio", "in-sample cosine"]),
+                index=False))
 
+# %% [markdown]
+# ## The case where LESA must work
+# The results above are evidence about LESA only if the same code, with the same recipe, does learn where there
+# is a pattern to learn. `lesa.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
+# pattern by construction (each weight turns by a fixed rotation per layer, so the neighbours' average is too
+# short and LESA's norm term matters), deletes three layers and grows them back with each method; its truth
+# is known. It passes when the held-out R2 is at least 0.9 on every weight type, the regrown layers match the
+# deleted ones (R2 at least 0.9), the grown model's outputs recover, and LESA beats SOLAR and the neighbour
+# average on weights and outputs. The **shuffled-layer control** is the same model with its layers in random
+# order: nothing to learn, so it must fail. Both use the released recipe (10 epochs, seconds here) with every
+# predictor seed; the synthetic model itself is one fixed draw (its seed 0), since it is the test case, not a
+# source of noise.
 
-def in_sample(st, key):
-    """Mean over weight types of the predicted training layers' quality (R2: 0 = predicting zeros)."""
-    return float(np.mean([st["full"][t]["in_sample"][key] for t in Pp["weight_types"]]))
+# %% tags=["hide-input"]
+check_names = {"loo_r2": "held-out R2 >= 0.9, every type", "new_layers_r2": "regrown layers R2 >= 0.9",
+               "recovers_outputs": "outputs recover"}
+checks = pd.DataFrame([{"case": "shuffled layers (control)" if sh else "layered by depth", "seed": s,
+                        **{check_names.get(k, k.replace("_", " ").replace("solar", "SOLAR")): "pass" if v else "fail"
+                           for k, v in r["checks"].items()}, "seconds": r["seconds"]}
+                       for (sh, s), r in synth.items()])
+display(P.table(checks, csv=page.out / "synthetic_checks.csv", index=False))
 
+# %% tags=["hide-input"]
+syn_rows = [{"model": "synthetic, layered" if not sh else "synthetic, shuffled", "weight": t, "seed": s, "r2": v["r2"]}
+            for (sh, s), r in synth.items() for t, v in r["loo"].items()]
+real_rows = [{"model": m, "weight": t, "seed": s, "r2": float(np.mean([r["metrics"]["predictor"]["r2"] for r in rows]))}
+             for m in studies for s, st in studies[m].items() for t, rows in st["loo"].items()]
 
-in_r2 = [in_sample(studies[s], "r2") for s in seeds]
-in_cos = [in_sample(studies[s], "cosine") for s in seeds]
-budget = {"seeds": seeds, "epochs": Pp["epochs"], "left-out layers": f"{Pp['loo_layers']} of {', '.join(Pp['loo_weight_types'])}"}
-r2 = lambda s, m: float(np.mean([r["metrics"][m]["r2"] for r in loo_rows(studies[s])]))
-trivial = [m for m in C.TRIVIAL if loo_rows(studies[seeds[0]]) and m in loo_rows(studies[seeds[0]])[0]["metrics"]]
-verdicts = [
-    C.judge_c7a([[r["test_over_train"] for r in loo_rows(studies[s])] for s in seeds], in_r2, budget=budget),
-    C.judge_c7b([r2(s, "predictor") for s in seeds], {m: [r2(s, m) for s in seeds] for m in trivial},
-                in_r2, budget=budget),
-    C.judge_c8([sum(studies[s]["full"][t]["seconds"] for t in Pp["weight_types"]) for s in seeds], Pp["epochs"],
-               len(Pp["weight_types"]), page.prof["device"], in_r2, in_cos, budget={"seeds": seeds}),
-]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R2 of the predictor per weight type: the synthetic model built to vary smoothly with depth, its shuffled-layer control, and the real models; a bar above the dashed line passes the synthetic case's threshold.", "name": "fig-r2-synthetic-vs-real"}, "image": {"alt": "Grouped bars of held-out R2 by weight type, one colour per case (synthetic layered, synthetic shuffled, each real model), a dot per predictor seed, and a dashed line at R2 = 0.9."}}
+page.save(P.hue_points(syn_rows + real_rows, "r2", x="weight", hue="model",
+                       ylabel="held-out R2 (1 = exact, 0 = zeros)", ref=0.9, ref_label="pass threshold"),
+          "r2_synthetic_vs_real");
+
+# %% tags=["hide-input"]
+err = [{"case": "layered" if not sh else "shuffled", "seed": s, "method": meth, "metric": what, "value": val}
+       for (sh, s), r in synth.items()
+       for meth in r["weights"]
+       for what, val in (("new layers: weight error", r["weights"][meth]["new_layers"]["rel_error"]),
+                         ("logits error", r["outputs"][meth]["logits_rel_error"]))]
+err += [{"case": "layered" if not sh else "shuffled", "seed": s, "method": "base", "metric": "logits error",
+         "value": r["outputs"]["source (not grown)"]["logits_rel_error"]} for (sh, s), r in synth.items()]
+err_df = pd.DataFrame(err)
+display(P.table(seed_summary(err_df.assign(method=[P.label(x) for x in err_df["method"]]),
+                             ["case", "metric", "method"], ["value"]), csv=page.out / "synthetic_errors.csv", index=False))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "On the synthetic model: relative error of the regrown layers' weights and of the grown model's logits against the truth, per method (the base model is the source with the three layers missing); lower is closer to the truth.", "name": "fig-synthetic-errors"}, "image": {"alt": "Two panels, weight error of the new layers and logits error, bars per method (LESA, neighbour average, SOLAR, LLaMA Pro, and the base model for the logits), a dot per predictor seed."}}
+page.save(P.seed_points([r for r in err if r["case"] == "layered"], "value", x="method", facet="metric",
+                        ylabel="relative error against the truth"), "synthetic_errors");
+
+# %% tags=["hide-input"]
+works = all(synth_pass) and all(control_fail)
+page.md(f"On the synthetic model every check passes in {sum(synth_pass)} of {len(seeds)} predictor seeds and the "
+        f"shuffled control fails in {sum(control_fail)} of {len(seeds)}: "
+        + ("the pipeline learns when there is signal to learn, so what it does on the real models above is about "
+           "those models, not about the code." if works else
+           "**the pipeline does not pass its own positive control here**, so the real models' results above say "
+           "nothing about LESA until this is understood (see the failing checks in the table)."))
+
+# %% tags=["hide-input"]
 page.finish(verdicts)

@@ -218,3 +218,17 @@ def test_c12c_asks_whether_the_norm_term_helps_perplexity():
     assert _status(C.judge_c12c({lam0: [0.95], lamc: [0.9]}, {lam0: [60], lamc: [30]})) == "not reproduced"
     assert _status(C.judge_c12c(shrink, {lam0: [30, 60], lamc: [40, 50]})) == "inconclusive"
     assert _status(C.judge_c12c({lam0: [0.1]}, {})) == "not yet run"
+
+
+def test_per_model_keeps_one_verdict_with_every_models_numbers():
+    a = C.judge_c1({"gate": _cont(True)}, 200)
+    b = C.judge_c1({"gate": _cont(False)}, 200)
+    both = C.per_model({"SmolLM2": a, "Gemma-3": a})
+    assert both.claim == "C1" and both.status == "reproduced"
+    assert both.ours.startswith("SmolLM2: ") and "; Gemma-3: " in both.ours and set(both.budget) == {"SmolLM2", "Gemma-3"}
+    mixed = C.per_model({"SmolLM2": a, "Gemma-3": b})
+    assert mixed.status == "inconclusive" and "Gemma-3: not reproduced" in mixed.rule
+    assert C.per_model({"SmolLM2": b}) is b
+    with pytest.raises(ValueError):
+        C.per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
+    assert C.budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"

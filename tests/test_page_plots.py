@@ -1,0 +1,41 @@
+"""The helpers notebooks 1-2 use to put several models side by side."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+
+from lesa import plots as P
+from lesa.page import model_label, seed_summary
+
+
+def _ev(gap: float, types=("q", "gate")) -> dict:
+    t = {"gap": {"observed": gap, "shuffled_q95": 0.1}, "nn_adjacent": {"observed": 0.5, "shuffled_q95": 0.3}}
+    return {"weight_types": {w: {"tests": {"concat_svd_top1": t}} for w in types}}
+
+
+def test_seed_summary_gives_median_and_range_per_group():
+    df = pd.DataFrame([{"model": "a", "seed": s, "r2": v} for s, v in enumerate([0.1, 0.3, 0.2])]
+                      + [{"model": "b", "seed": 0, "r2": 0.5}])
+    out = seed_summary(df, ["model"], ["r2"])
+    assert list(out["model"]) == ["a", "b"] and list(out["seeds"]) == [3, 1]
+    assert out["r2"][0] == "0.2 [0.1, 0.3]" and out["r2"][1] == "0.5"
+
+
+def test_model_label():
+    assert model_label({"name": "gemma3-270m"}) == "Gemma-3-270M" and model_label("other") == "other"
+
+
+def test_continuity_by_model_draws_one_bar_per_model_and_type_even_when_types_differ():
+    fig = P.continuity_by_model({"A": _ev(0.2), "B": _ev(-0.1, ("gate",))})
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    assert len(heights) == 4 and heights[:2] == [0.2, 0.2] and np.isnan(heights[2]) and heights[3] == -0.1
+
+
+def test_hue_points_bar_at_the_median_of_each_group():
+    rows = [{"w": "q", "m": "A", "r2": v} for v in (0.1, 0.9, 0.5)] + [{"w": "q", "m": "B", "r2": -0.2}]
+    fig = P.hue_points(rows, "r2", x="w", hue="m", ref=0.9)
+    assert [round(b.get_height(), 6) for b in fig.axes[0].patches] == [0.5, -0.2]
