@@ -179,8 +179,8 @@ def test_bf16_is_refused_early_without_native_support(tiny, tok, monkeypatch):
 @needs_wheel
 def test_bf16_perplexity_agrees_with_fp32_on_real_wikitext(smollm2, monkeypatch):
     """bf16 autocast (weights stay fp32) on the first 256 WikiText tokens of SmolLM2: token perplexity
-    within 1 % of fp32 (measured: see the commit; a CPU without native bf16 emulates it with the same
-    rounding, so the check runs everywhere, only slower)."""
+    within 1 % of fp32 (measured: 27.710 vs 27.773, -0.23 %; a CPU without native bf16 emulates it
+    with the same rounding, so the check runs everywhere, only slower)."""
     model, tok = smollm2
     monkeypatch.setattr(ev, "bf16_supported", lambda device: True)
     page = ev._read_jsonl(__import__("lesa.data", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
