@@ -344,17 +344,6 @@ def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: li
 
 
 # ============================================================================ expansion
-def expand_cached(model: Any, model_key: str, plan, cfg, progress: bool = False):
-    """apply_plan with the source weights' id as its cache key (the one growth cache, see
-    lesa.expand.cached_costly_weights). Shares unchanged tensors with ``model``. Returns
-    (grown model, seconds spent now, whether the costly new weights came from the cache)."""
-    from .expand import apply_plan
-
-    t0 = time.perf_counter()
-    grown = apply_plan(model, plan, cfg, copy_weights=False, progress=progress, cache_key=model_key)
-    return grown, time.perf_counter() - t0, bool(grown.lesa_report.get("cached"))
-
-
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:
     """Per new layer and weight type: norm relative to its source layer(s), cosine with each source."""
     spec = check_model(model)

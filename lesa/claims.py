@@ -161,6 +161,7 @@ class Verdict:
     uncertainty: dict = field(default_factory=dict)   # seed ranges, standard errors, z-scores
     notes: str = ""                               # what a reader must know beside the status
     evidence: str = ""                            # figures / files of the notebook
+    per_model: dict = field(default_factory=dict)  # model -> one line (status: what we measured), per-model claims
 
     def __post_init__(self):
         if self.claim not in CLAIMS:
@@ -174,7 +175,8 @@ class Verdict:
         return {"claim": self.claim, "statement": c.statement, "wording": c.wording, "source": c.source,
                 "paper": c.paper, "ours": self.ours, "verdict": self.status, "evidence": self.evidence,
                 "notebook": c.notebook, "detail": " ".join(x for x in (self.rule, self.notes) if x),
-                "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty)}
+                "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
+                **({"per_model": _jsonable(self.per_model)} if self.per_model else {})}
 
 
 def _jsonable(x: Any) -> Any:
@@ -352,7 +354,7 @@ def judge_c3(init: dict[str, Sequence[float] | float], set_label: str, budget: d
             f"LLaMA Pro {spread_text(init['llama_pro'], 4)}, SOLAR {spread_text(init['solar'], 4)}")
     notes = ("Beating LLaMA Pro at step 0 means beating the unexpanded base model: its new layers are exact identities "
              f"(o_proj = down_proj = 0){' and its perplexity equals the base model here' if lp_is_base else ''}. "
-             f"The narrower part from T-D (LESA below SOLAR) {td}.")
+             f"The paper's narrower claim, LESA's perplexity below SOLAR's on six models, {td}.")
     return Verdict("C3", status, ours,
                    rule="Reproduced when every LESA seed is below both LLaMA Pro and SOLAR; not reproduced when every "
                         "LESA seed is above either; inconclusive when the ranges overlap.",
@@ -653,6 +655,46 @@ def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, S
                                 "init_ppl": {str(k): spread(v) for k, v in init_ppl.items()}},
                    evidence="figure norm_ablation; new_layer_stats.csv")
 
+
+
+def across_models(by_model: dict[str, Verdict]) -> Verdict:
+    """One verdict row for a claim judged separately on each model (profile `model` + `extra_models`):
+    the status all models agree on, else inconclusive (the models disagree); each model's own status
+    and measurement go to ``per_model`` (the scoreboard's per-model column)."""
+    vs = list(by_model.values())
+    if not vs or len({v.claim for v in vs}) != 1:
+        raise ValueError("across_models needs verdicts of one claim, at least one")
+    first = vs[0]
+    statuses = {v.status for v in vs}
+    status = first.status if len(statuses) == 1 else "inconclusive"
+    per = {m: f"{v.status}: {v.ours}" for m, v in by_model.items()}
+    notes = " ".join(x for x in (first.notes, "" if len(statuses) == 1 else
+                                 "The models disagree (" + "; ".join(f"{m}: {v.status}" for m, v in by_model.items()) + ").") if x)
+    return Verdict(first.claim, status, " | ".join(f"{m}: {v.ours}" for m, v in by_model.items()), first.rule,
+                   budget=first.budget, uncertainty={m: v.uncertainty for m, v in by_model.items()}, notes=notes,
+                   evidence=first.evidence, per_model=per)
+
+
+def judge_c9(init: dict[str, dict[str, Sequence[float] | float]], set_label: str, budget: dict | None = None) -> Verdict:
+    """init: model -> {"lesa": perplexities over predictor seeds, "solar": perplexity} before training.
+    Reproduced when on every model LESA's whole seed range is below SOLAR's; not reproduced when it is
+    entirely above on any model; else inconclusive. Needs two models (two families) at least."""
+    ok = {m: d for m, d in init.items() if spread(d.get("lesa")) is not None and spread(d.get("solar")) is not None}
+    rule = ("Reproduced when, on every model, every LESA seed's perplexity is below SOLAR's; not reproduced when every "
+            "LESA seed is above SOLAR's on any model; inconclusive otherwise.")
+    if len(ok) < 2:
+        return Verdict("C9", "not yet run", f"LESA and SOLAR measured on {len(ok)} model(s); two families are needed",
+                       rule=rule, budget=budget or {})
+    vs = {m: compare_ranges(d["lesa"], d["solar"]) for m, d in ok.items()}
+    status = ("reproduced" if all(v == "lower" for v in vs.values()) else
+              "not reproduced" if any(v == "higher" for v in vs.values()) else "inconclusive")
+    per = {m: f"LESA {spread_text(d['lesa'], 4)} vs SOLAR {spread_text(d['solar'], 4)} ({vs[m]})" for m, d in ok.items()}
+    return Verdict("C9", status, f"{set_label} before training: " + "; ".join(f"{m}: {t}" for m, t in per.items()),
+                   rule=rule, budget=budget or {}, uncertainty={m: {"vs_solar": v} for m, v in vs.items()},
+                   notes=(f"{len(ok)} real families of small models ({', '.join(ok)}), before training. This can show "
+                          "whether the ordering depends on the family at this size; it cannot show the paper's sizes "
+                          "(8B to 70B), Qwen2.5 or Mistral, nor the ordering after CPT."),
+                   evidence="ppl_by_model.csv", per_model=per)
 
 def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:
     out: dict[str, int] = {}

@@ -218,3 +218,27 @@ def test_c12c_asks_whether_the_norm_term_helps_perplexity():
     assert _status(C.judge_c12c({lam0: [0.95], lamc: [0.9]}, {lam0: [60], lamc: [30]})) == "not reproduced"
     assert _status(C.judge_c12c(shrink, {lam0: [30, 60], lamc: [40, 50]})) == "inconclusive"
     assert _status(C.judge_c12c({lam0: [0.1]}, {})) == "not yet run"
+
+
+def test_judge_c9_needs_two_models_and_compares_ranges():
+    one = C.judge_c9({"smollm2-135m": {"lesa": [30.0, 31.0], "solar": 40.0}}, "WikiText")
+    assert one.status == "not yet run"
+    below = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [5.0, 6.0], "solar": 9.0}}, "WikiText")
+    assert below.status == "reproduced" and set(below.record()["per_model"]) == {"a", "b"}
+    above = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [12.0, 13.0], "solar": 9.0}}, "WikiText")
+    assert above.status == "not reproduced"
+    mixed = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [8.0, 10.0], "solar": 9.0}}, "WikiText")
+    assert mixed.status == "inconclusive"
+
+
+def test_across_models_keeps_each_models_result():
+    ok = C.judge_c3({"base": 10.0, "lesa": [8.0, 9.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
+    bad = C.judge_c3({"base": 10.0, "lesa": [50.0, 60.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
+    assert C.across_models({"a": ok, "b": ok}).status == "reproduced"
+    v = C.across_models({"a": ok, "b": bad})
+    assert v.status == "inconclusive" and "disagree" in v.notes
+    rec = v.record()
+    assert rec["per_model"]["a"].startswith("reproduced") and rec["per_model"]["b"].startswith("not reproduced")
+    assert "per_model" not in ok.record()
+    with pytest.raises(ValueError):
+        C.across_models({})
