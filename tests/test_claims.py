@@ -155,7 +155,7 @@ def test_c6():
     t = lambda m: list(m + rng.normal(0, 0.01, 30))
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.24), "solar": t(1.66)})) == "reproduced"
     v = C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.08), "solar": t(0.92)})
-    assert v.status == "not reproduced" and v.ours.startswith("1 : 1.08 : 0.9")
+    assert v.status == "not reproduced" and v.ours.startswith("measured 1 : 1.08 : 0.9")
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.001), "solar": t(1.66)})) == "inconclusive"
     assert _status(C.judge_c6({"lesa": [1.0]})) == "not yet run"
 
@@ -242,3 +242,12 @@ def test_across_models_keeps_each_models_result():
     assert "per_model" not in ok.record()
     with pytest.raises(ValueError):
         C.across_models({})
+
+
+def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
+    t = lambda m: [m + 0.001 * i for i in range(20)]
+    steps = {"lesa": t(1.0), "llama_pro": t(1.5), "solar": t(2.0)}
+    v = C.judge_c6(steps, flops_per_token={"lesa": 8.0, "llama_pro": 9.0, "solar": 7.0})
+    assert "measured 1 : 1.5" in v.ours and "FLOP model expects 1 : 1.12 : 0.875" in v.ours
+    assert v.record()["uncertainty"]["flop_model_ratio"]["solar"] == 7.0 / 8.0
+    assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).status == v.status
