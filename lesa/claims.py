@@ -383,7 +383,7 @@ def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None 
                         "reproduced when either heuristic is clearly below LESA in either window.",
                    budget=budget or {}, uncertainty={"paired": d, "calls": calls},
                    notes="One CPT seed per method: the standard errors cover batch-to-batch noise, not seed-to-seed noise.",
-                   evidence="figures loss_vs_step, loss_vs_tokens")
+                   evidence="figure loss_vs_compute (tokens and FLOPs)")
 
 
 def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: dict | None = None) -> Verdict:
@@ -417,7 +417,7 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
                         f"{fmt(SE_MULT)} standard errors of it.",
                    budget=budget or {}, uncertainty=unc,
                    notes=f"The paper's horizon is {fmt(PAPER_CONVERGENCE['llama_pro_steps'])}+ steps; ours is in the budget.",
-                   evidence="figures loss_vs_step, loss_vs_flops")
+                   evidence="figure loss_vs_compute (tokens and FLOPs); cpt_comparison.json")
 
 
 def _acc_avg(acc: dict[str, tuple[float, float]]) -> tuple[float, float]:
@@ -496,7 +496,7 @@ def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
                    notes="Step times on a shared CPU are noisy and hardware-specific; the paper's hours are GPU wall-clock. "
                          "The FLOP model counts the backward pass through frozen layers below the lowest trained one "
                          "(lesa.flops), so it says how much of a measured saving the compute explains.",
-                   evidence="figure loss_vs_elapsed_s")
+                   evidence="figure loss_vs_elapsed_s; step_cost.csv")
 
 
 def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence[float] | None = None,
@@ -601,7 +601,7 @@ def judge_c12a(lesa: list[dict] | None, lesa_raw: list[dict] | None, llama_pro: 
                    rule=f"Reproduced when after CPT at equal steps w/o SVD is below LLaMA Pro and above LESA (beyond "
                         f"{fmt(SE_MULT)} standard errors); not reproduced when either order is clearly reversed.",
                    budget=budget or {}, uncertainty={"raw_minus_llama_pro": vs_lp, "raw_minus_lesa": vs_lesa},
-                   notes=init_note, evidence="figure loss_vs_step")
+                   notes=init_note, evidence="figure loss_vs_compute")
 
 
 def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: int = 10,
@@ -624,7 +624,7 @@ def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: i
                    rule=f"Reproduced when the unfrozen run ends above the frozen one (beyond {fmt(SE_MULT)} standard errors) "
                         "and fluctuates more; not reproduced when it ends clearly below.",
                    budget=budget or {}, uncertainty={"unfrozen_minus_frozen": end, "step_sd": jitter},
-                   evidence="figure loss_vs_step")
+                   evidence="figure loss_vs_compute")
 
 
 def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, Sequence[float]],

@@ -45,7 +45,7 @@ from IPython.display import display
 
 from lesa import analysis as A, claims as C, norms as N, plots as P
 from lesa.expand import apply_plan
-from lesa.page import Page
+from lesa.page import Page, quiet
 from lesa.plans import build_plan
 from lesa.predictor import PredictorConfig
 from lesa.profiles import build_tiny, load_profile_model, profile_models
@@ -138,32 +138,33 @@ def ppl(rec, where, s):
     return r["value"] if r and r.get("status") == "ok" else None
 
 
-# ---- the profile's model: the paper's methods and controls, the norm-term ablation, the variants
-models = [m["name"] for m in profile_models(page.prof)]
-model, tok, model_key = load_profile_model(page.prof)
-ids = A.fixture_ids(tok, E["residual_tokens"])
-main_names = list(E["methods"]) + (["lesa-lambda0"] if "lesa" in E["methods"] else [])
-res, plans = grow_and_measure(model, tok, model_key, main_names + [v for v in VARIANTS if v not in main_names],
-                              screen, ids, deep=True)
-L = model.config.num_hidden_layers
-lesa_plan = build_plan("lesa", L)
-norm_study = {"gains": N.gain_summary(model, lesa_plan)}
-cfg0 = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=seeds[0], device=page.prof["device"])
-nb = apply_plan(model, build_plan("lesa", L, norm_source="neighbours"), cfg0, copy_weights=False, progress=False,
-                cache_key=model_key)
-norm_study["neighbours_screen"] = measure_cached(nb, tok, screen, model_key, "lesa-neighbour-norms", nb.config.lesa_growth)
-del nb
-gc.collect()
-by_model = {models[0]: {"res": res, "screen": screen}}
-
-# ---- the extra models (another family): C3's models and the controls, under their own screening protocol
-for section in profile_models(page.prof)[1:]:
-    del model
+with quiet():                                    # keeps library logs and progress bars off the page
+    # ---- the profile's model: the paper's methods and controls, the norm-term ablation, the variants
+    models = [m["name"] for m in profile_models(page.prof)]
+    model, tok, model_key = load_profile_model(page.prof)
+    ids = A.fixture_ids(tok, E["residual_tokens"])
+    main_names = list(E["methods"]) + (["lesa-lambda0"] if "lesa" in E["methods"] else [])
+    res, plans = grow_and_measure(model, tok, model_key, main_names + [v for v in VARIANTS if v not in main_names],
+                                  screen, ids, deep=True)
+    L = model.config.num_hidden_layers
+    lesa_plan = build_plan("lesa", L)
+    norm_study = {"gains": N.gain_summary(model, lesa_plan)}
+    cfg0 = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=seeds[0], device=page.prof["device"])
+    nb = apply_plan(model, build_plan("lesa", L, norm_source="neighbours"), cfg0, copy_weights=False, progress=False,
+                    cache_key=model_key)
+    norm_study["neighbours_screen"] = measure_cached(nb, tok, screen, model_key, "lesa-neighbour-norms", nb.config.lesa_growth)
+    del nb
     gc.collect()
-    model, xtok, xkey = load_profile_model(page.prof, model=section)
-    xres, _ = grow_and_measure(model, xtok, xkey, list(E["extra_methods"]), extra_screen,
-                               A.fixture_ids(xtok, E["residual_tokens"]), deep=False)
-    by_model[section["name"]] = {"res": xres, "screen": extra_screen}
+    by_model = {models[0]: {"res": res, "screen": screen}}
+
+    # ---- the extra models (another family): C3's models and the controls, under their own screening protocol
+    for section in profile_models(page.prof)[1:]:
+        del model
+        gc.collect()
+        model, xtok, xkey = load_profile_model(page.prof, model=section)
+        xres, _ = grow_and_measure(model, xtok, xkey, list(E["extra_methods"]), extra_screen,
+                                   A.fixture_ids(xtok, E["residual_tokens"]), deep=False)
+        by_model[section["name"]] = {"res": xres, "screen": extra_screen}
 
 write_json(page.out / "expansion.json", {
     "model_key": model_key, "seeds": seeds, "protocol": proto.key(), "plans": plans, "norm_study": norm_study,
@@ -332,8 +333,9 @@ page.save(P.seed_points(lam_rows, "value", x="method", facet="panel"), "norm_abl
 # is an identity, like LLaMA Pro, but with informative q, k, v, gate and up projections for training to use), a
 # rebuild from the top-k singular directions only, a closed-form ridge predictor instead of the MLP, an
 # interpolation of the neighbours' per-layer SVDs, and two controls (a copy or a random layer with
-# `o_proj`/`down_proj` zeroed). The learned variants are grown once per predictor seed. All are measured under
-# the screening protocol. Whether the best two also *train* better is a CPT comparison for the `cpu-long`
+# `o_proj`/`down_proj` zeroed). The variants in the profile's `expansion.seeded` are grown once per predictor
+# seed, the others with the first seed (the table's `seeds` column says which). All are measured under the
+# screening protocol. Whether the best two also *train* better is a CPT comparison for the `cpu-long`
 # profile (a later session); it is not run here.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity before training of the learned variants beyond the paper and their controls, against the base model (dashed line; LLaMA Pro equals it). A dot below the line would be a learned initialisation that beats identity blocks.", "name": "fig-variants-before-training"}, "image": {"alt": "Dots and bars of screening perplexity per variant on a log scale, with a dashed line at the base model."}}
@@ -380,18 +382,19 @@ display(P.table(pd.DataFrame([{"model": m, "method": name_of(n), "seed": sd(s), 
 
 # %% tags=["hide-input"]
 fam = []
-for family in E["family_demo"]:
-    m0 = build_tiny(page.prof, family, vocab_size=256, seed=seeds[0])
-    x = torch.randint(0, 256, (1, 16))
-    for method in ("lesa", "llama_pro", "solar"):
-        g_ = apply_plan(m0, build_plan(method, m0.config.num_hidden_layers), PredictorConfig(epochs=1, seed=seeds[0]),
-                        progress=False)
-        with torch.no_grad():
-            same = torch.allclose(m0(x).logits, g_(x).logits, atol=1e-4)
-            finite = bool(torch.isfinite(g_(x).logits).all())
-        fam.append({"family": family, "method": P.label(method),
-                    "layers": f"{m0.config.num_hidden_layers} -> {g_.config.num_hidden_layers}",
-                    "finite logits": finite, "identical to source": same})
+with quiet():
+    for family in E["family_demo"]:
+        m0 = build_tiny(page.prof, family, vocab_size=256, seed=seeds[0])
+        x = torch.randint(0, 256, (1, 16))
+        for method in ("lesa", "llama_pro", "solar"):
+            g_ = apply_plan(m0, build_plan(method, m0.config.num_hidden_layers), PredictorConfig(epochs=1, seed=seeds[0]),
+                            progress=False)
+            with torch.no_grad():
+                same = torch.allclose(m0(x).logits, g_(x).logits, atol=1e-4)
+                finite = bool(torch.isfinite(g_(x).logits).all())
+            fam.append({"family": family, "method": P.label(method),
+                        "layers": f"{m0.config.num_hidden_layers} -> {g_.config.num_hidden_layers}",
+                        "finite logits": finite, "identical to source": same})
 display(P.table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False))
 
 # %% tags=["hide-input"]

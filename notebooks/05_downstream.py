@@ -47,7 +47,7 @@ import pandas as pd
 from IPython.display import display
 
 from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page
+from lesa.page import Page, quiet
 from lesa.profiles import load_profile_model
 from lesa.protocol import measure_cached
 from lesa.store import write_json
@@ -111,7 +111,8 @@ elif records:
 base_row = None
 if source == profile:
     model, tok, model_key = load_profile_model(page.prof)
-    base_ppl = measure_cached(model, tok, proto, model_key, "base")
+    with quiet():
+        base_ppl = measure_cached(model, tok, proto, model_key, "base")
     pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
     if pick_set:
         base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}

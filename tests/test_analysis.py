@@ -266,3 +266,18 @@ def test_svd_evidence_reuses_one_factorisation_with_identical_results():
             for k in ("adjacent", "distant", "gap", "nn_adjacent"):
                 assert rec["tests"][rep]["observed"][k] == pytest.approx(fresh["observed"][k], abs=1e-9), (rep, k)
             assert rec["tests"][rep]["shows_continuity"] == fresh["shows_continuity"]
+
+
+def test_quiet_keeps_prints_and_logs_off_the_page(capsys):
+    import logging
+
+    from lesa.page import quiet
+
+    with quiet() as buf:
+        print("[eval] model arc_easy: acc_norm=0.5")
+        logging.getLogger("lm_eval").warning("noisy")
+    assert "[eval]" in buf.getvalue() and capsys.readouterr().out == ""
+    with pytest.raises(ValueError):
+        with quiet():
+            raise ValueError("errors still propagate")
+    assert logging.root.manager.disable == 0
