@@ -543,8 +543,7 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
         ax.set_xticks(range(len(xs)), [label(str(m)) for m in xs], rotation=60, ha="right")
         if f is not None:
             ax.set_title(str(f))
-    axes[0].set_ylabel(ylabel or value)
-    fig.tight_layout()
+    axes[0].set_ylabel(ylabel or value)      # layout: constrained (setup); tight_layout here only warned
     return fig
 # ------------------------------------------------------------------------------- landing page
 def _wrap(s: str, width: int) -> str:

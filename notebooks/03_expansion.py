@@ -34,6 +34,9 @@ results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebo
 seeds: list = []                # predictor seeds; empty = the profile's predictor.seeds
 
 # %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import dataclasses
 import gc
 import time

@@ -35,6 +35,9 @@ smooth_window: int = 10         # moving-mean window (steps) for loss curves, "s
 fallback_profiles: list = ["gpu"]  # profiles whose committed CPT results are shown when this one has none
 
 # %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import pandas as pd
 from IPython.display import display
 

@@ -43,6 +43,9 @@ results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebo
 fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown when this one has none
 
 # %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import pandas as pd
 from IPython.display import display
 
