@@ -507,7 +507,9 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
         ablation = run.get("ablation") if "ablation" in run else ("unfrozen" if cfg.get("train_all") else None)
         runs[d.name] = {"summary": summ, "train": train, "eval": ev,
                         "method": growth.get("method") or d.name.split("-")[0],
-                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed"))}
+                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed")),
+                        # what the run trained, as recorded (older summaries: train_all alone)
+                        "trains": run.get("trains") or ("all" if cfg.get("train_all") else "new")}
     return runs
 
 

@@ -97,7 +97,7 @@ else:
 expected = run_names(page.prof["cpt"]) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if runs:
-    summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation")), "completed": r["completed"],
+    summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
                           "final loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
@@ -131,7 +131,7 @@ if any(r["eval"] for r in runs.values()):
 
 # %% tags=["hide-input"]
 if costs:
-    display(P.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], runs[n]["frozen"], runs[n].get("ablation")),
+    display(P.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], runs[n]["frozen"], runs[n].get("ablation"), runs[n].get("trains")),
                                    "median step s": c["step_s"], "GFLOP/token": c["flops_per_token"] / 1e9,
                                    "measured ratio to LESA": c["measured_ratio"], "FLOP model ratio to LESA": c["flop_model_ratio"]}
                                   for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))
