@@ -401,17 +401,6 @@ def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: li
 
 
 # ============================================================================ expansion
-def expand_cached(model: Any, model_key: str, plan, cfg, progress: bool = False):
-    """apply_plan with the source weights' id as its cache key (the one growth cache, see
-    lesa.expand.cached_costly_weights). Shares unchanged tensors with ``model``. Returns
-    (grown model, seconds spent now, whether the costly new weights came from the cache)."""
-    from .expand import apply_plan
-
-    t0 = time.perf_counter()
-    grown = apply_plan(model, plan, cfg, copy_weights=False, progress=progress, cache_key=model_key)
-    return grown, time.perf_counter() - t0, bool(grown.lesa_report.get("cached"))
-
-
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:
     """Per new layer and weight type: norm relative to its source layer(s), cosine with each source."""
     spec = check_model(model)
@@ -583,7 +572,9 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
         ablation = run.get("ablation") if "ablation" in run else ("unfrozen" if cfg.get("train_all") else None)
         runs[d.name] = {"summary": summ, "train": train, "eval": ev,
                         "method": growth.get("method") or d.name.split("-")[0],
-                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed"))}
+                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed")),
+                        # what the run trained, as recorded (older summaries: train_all alone)
+                        "trains": run.get("trains") or ("all" if cfg.get("train_all") else "new")}
     return runs
 
 

@@ -116,3 +116,34 @@ def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> An
             row[c] = spread_text([float(x) for x in g[c].dropna()], digits, compact=True)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def quiet():
+    """A context manager that keeps what a computation prints off the page: stdout and stderr (our
+    loggers' "[eval] ..." lines, tqdm bars, library warnings) go to a buffer, logging below ERROR is
+    muted, tqdm is disabled. Errors still propagate with their traceback.
+
+        with quiet():
+            res = grow_and_measure(...)
+    """
+    import contextlib
+    import io
+    import logging
+    import os
+
+    @contextlib.contextmanager
+    def _quiet():
+        buf, old_disable, old_tqdm = io.StringIO(), logging.root.manager.disable, os.environ.get("TQDM_DISABLE")
+        logging.disable(logging.WARNING)
+        os.environ["TQDM_DISABLE"] = "1"
+        try:
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                yield buf
+        finally:
+            logging.disable(old_disable)
+            if old_tqdm is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = old_tqdm
+
+    return _quiet()

@@ -95,16 +95,23 @@ def display_name(name: str) -> str:
     head, _, tail = n.partition("-")
     if head.lower() in METHODS and tail == "unfrozen":
         return run_label(head, frozen=False)
+    if head.lower() in METHODS and tail == "dup":
+        return run_label(head, ablation="dup_only")
     return n
 
 
-def run_label(method: str, frozen: bool = True) -> str:
-    """Legend name of a training run: the method, and what was trained when it is not the default
-    (grown models train only their new layers; the base model has no new layers and trains all)."""
+def run_label(method: str, frozen: bool = True, ablation: str | None = None, trains: str | None = None) -> str:
+    """Legend name of a training run: the method, and what was trained when it is not only the new
+    layers. ``trains`` ("new" | "all") is what the run recorded; without it, the recipes of
+    lesa.cpt.TRAINS (the base model and SOLAR train every layer) and the ablations decide."""
     m = method_id(method)
-    if m == "base":
+    if ablation == "dup_only":
+        return f"{label(m)}, duplicated layers only"
+    if trains is not None:
+        return f"{label(m)}, all layers trained" if trains == "all" else label(m)
+    if m in ("base", "solar") or not frozen:
         return f"{label(m)}, all layers trained"
-    return label(m) if frozen else f"{label(m)}, all layers trained"
+    return label(m)
 
 
 def setup() -> None:
@@ -453,7 +460,7 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
             xs = np.asarray([row.get(key) or 0 for row in rows], dtype=float) / div
             ax.plot(xs, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
                     ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"]))
+                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")))
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(f"training loss (mean of {window} steps)")
     _legend(fig, axes[0], ncol=3)
@@ -471,7 +478,7 @@ def heldout_curves(runs: dict) -> Any:
             ax.plot([e["tokens"] / div if has_tokens else e["step"] for e in r["eval"]],
                     [e["heldout_ppl"] for e in r["eval"]], marker="o", ms=3, color=color(r["method"]),
                     ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"]))
+                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("held-out perplexity (log)")
     ax.set_yscale("log")
@@ -787,3 +794,14 @@ def hue_points(rows: list[dict], value: str, x: str, hue: str, ylabel: str = "",
     ax.set_ylabel(ylabel or value)
     _legend(fig, ax, ncol=3)
     return fig
+
+
+_OPTION_SYMBOLS = {"alpha": "α", "rank": "k", "lam": "λ", "t": "t"}
+
+
+def variant_label(method: str, options: dict | None = None) -> str:
+    """Display name of a method grown with plan options, e.g. "LESA, low rank (ours), k = 8": the
+    method's one name (label) and its options, so two settings of a method never share a name."""
+    opts = ", ".join(f"{_OPTION_SYMBOLS.get(k, k)} = {v:g}" if isinstance(v, float) else f"{_OPTION_SYMBOLS.get(k, k)} = {v}"
+                     for k, v in (options or {}).items())
+    return f"{label(method)}, {opts}" if opts else label(method)

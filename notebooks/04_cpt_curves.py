@@ -18,26 +18,15 @@
 #
 # **About this notebook**
 #
-# - **Shows**: the loss curves of the CPT runs against steps, tokens, FLOPs and time; the verdicts on C2, C4,
-#   C6, C12a and C12b.
+# - **Shows**: the loss curves of the continual pre-training (CPT) runs against tokens, floating-point operations
+#   (FLOPs) and elapsed time; the step cost measured and expected by the FLOP model; the verdicts on C2, C4, C6,
+#   C12a and C12b.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs exist; the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
-#   not from this notebook. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
+#   `python -m lesa.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
+#   `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 04_cpt_curves` from the
 #   repository root.
-#
-# * **C2**: heuristic duplication (LLaMA Pro, SOLAR) gives a poorer start and slower convergence than LESA.
-# * **C4**: LESA converges faster: the same loss as LLaMA Pro with less than half the compute.
-# * **C6**: LESA's steps are cheaper than LLaMA Pro's and SOLAR's.
-# * **C12a**: LESA w/o SVD is worse than LESA but better than LLaMA Pro, after training at equal steps (at
-#   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
-# * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
-#
-# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train`); it
-# does not train. Every run sees the same batches in the same order, so two runs are compared step by step
-# (paired differences over a window of steps, with their standard error). Where this profile has no runs but
-# committed GPU runs exist, it renders those and says so.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -46,55 +35,108 @@ smooth_window: int = 10         # moving-mean window (steps) for loss curves, "s
 fallback_profiles: list = ["gpu"]  # profiles whose committed CPT results are shown when this one has none
 
 # %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import pandas as pd
+from IPython.display import display
 
 from lesa import analysis as A, claims as C, plots as P
+from lesa.cpt import run_names
+from lesa.flops import step_cost_ratios
 from lesa.page import Page
 from lesa.store import write_json
 
 page = Page("04_cpt_curves", profile, results_root)
 cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root)
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+frozen = A.runs_by_method(runs, frozen=True)        # each method's own recipe (SOLAR: every layer)
+unfrozen = A.runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)
+cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window) if runs else {}
+write_json(page.out / "cpt_comparison.json", {"source_profile": source, **cmp});
+rows = lambda m, d=frozen: d[m]["train"] if m in d else None
+lesa = frozen.get("lesa")
+budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"), "CPT seeds": 1}
+          if lesa else {})
+costs = step_cost_ratios({n: r["summary"] for n, r in runs.items() if r["summary"].get("step_s_median")
+                          and r["summary"].get("flops_per_token")}, lesa["name"]) if lesa else {}
+verdicts = [
+    C.judge_c2({m: rows(m) for m in ("lesa", "llama_pro", "solar") if rows(m)}, smooth_window, budget=budget),
+    C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget),
+    C.judge_c6({m: [x["step_s"] for x in r["train"][1:]] for m, r in frozen.items() if len(r["train"]) > 1},
+               budget=budget, flops_per_token={m: r["summary"].get("flops_per_token") for m, r in frozen.items()
+                                               if r["summary"].get("flops_per_token")}),
+    C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
+    C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget),
+]
 if not runs:
     page.md(f"**Not yet run for profile `{profile}`**: no CPT runs under `results/{profile}/cpt/` (nor under "
             f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.cpt --profile {profile}` "
             "and re-execute this notebook.")
-elif source != profile:
-    page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
+else:
+    if source != profile:
+        page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
+    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.status}** ({v.ours})." for v in verdicts))
+
+# %% [markdown]
+# * **C2**: heuristic duplication (LLaMA Pro, SOLAR) gives a poorer start and slower convergence than LESA.
+# * **C4**: LESA converges faster: the same loss as LLaMA Pro with less than half the compute.
+# * **C6**: LESA's steps are cheaper than LLaMA Pro's and SOLAR's (judged on measured wall-clock, with the FLOP
+#   model's expectation beside it).
+# * **C12a**: LESA w/o SVD is worse than LESA but better than LLaMA Pro, after training at equal steps (at
+#   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
+# * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
+#
+# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train`); it
+# does not train. Grown models train only their new layers, except SOLAR, which trains every layer as its paper
+# does (SOLAR with only its duplicated layers trained is an ablation); the base model trains every layer on the
+# same tokens. Every run sees the same batches in the same order, so two runs are compared step by step
+# (paired differences over a window of steps, with their standard error).
+
+# %% tags=["hide-input"]
+expected = run_names(page.prof["cpt"]) if page.prof.get("cpt") else {}
+absent = [n for n in expected if n not in runs]
 if runs:
-    summ = pd.DataFrame([{"run": n, "method": r["method"], "frozen": r["frozen"], "completed": r["completed"],
+    summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
                           "final loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
                           "held-out PPL end": r["summary"].get("final_heldout_ppl"),
                           "median step s": r["summary"].get("step_s_median"),
                           "GFLOP/token": (r["summary"].get("flops_per_token") or 0) / 1e9} for n, r in runs.items()])
-    page.table(summ, csv="cpt_runs.csv", index=False)
-    page.md("The held-out perplexities in this table are the trainer's monitoring during CPT (its `eval_sequences` "
+    display(P.table(summ, csv=page.out / "cpt_runs.csv", index=False))
+    page.md("The held-out perplexities (PPL) in this table are the trainer's monitoring during CPT (its `eval_sequences` "
             "held-out sequences), not the perplexity protocol; notebook 5 evaluates the trained models under the protocol.")
+if absent and source == profile:
+    page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_label(expected[n]['method'], expected[n]['ablation'] is None, expected[n]['ablation'])})"
+                                        for n in absent) + f" (`python -m lesa.cpt --profile {profile}`).")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of every CPT run (moving mean) against training tokens (left) and training compute with the frozen layers' backward pass counted (right). The same tokens cost each method a different compute, so the panels differ exactly where the methods' costs do.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Two panels sharing the loss axis: training loss curves of each method against tokens and against FLOPs."}}
 if runs:
-    for x in ("step", "tokens", "flops", "elapsed_s"):
-        page.save(P.cpt_curves(runs, x, smooth_window), f"loss_vs_{x}")
-    if any(r["eval"] for r in runs.values()):
-        page.save(P.heldout_curves(runs), "heldout_ppl")
+    page.save(P.cpt_curves(runs, ("tokens", "flops"), smooth_window), "loss_vs_compute");
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of every CPT run (moving mean) against elapsed wall-clock seconds on this machine: what the paper's hours compare.", "name": "fig-loss-vs-elapsed"}, "image": {"alt": "Training loss curves of each method against elapsed seconds."}}
+if runs:
+    page.save(P.cpt_curves(runs, "elapsed_s", smooth_window), "loss_vs_elapsed_s");
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out perplexity measured by the trainer during CPT (log scale), per run.", "name": "fig-heldout-ppl"}, "image": {"alt": "Held-out perplexity of each run against training tokens, log scale."}}
+if any(r["eval"] for r in runs.values()):
+    page.save(P.heldout_curves(runs), "heldout_ppl");
+
+# %% [markdown]
+# ## Step cost: measured and expected
+# Median seconds per step and training FLOPs per token of each run, as ratios to LESA's; the FLOP model counts
+# the backward pass through frozen layers above the lowest trained one, so it is what a compute-bound trainer
+# would show. Runs with another batch shape than LESA's are left out.
 
 # %% tags=["hide-input"]
-frozen = A.runs_by_method(runs, frozen=True)
-unfrozen = A.runs_by_method(runs, frozen=False)
-cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window) if runs else {}
-write_json(page.out / "cpt_comparison.json", {"source_profile": source, **cmp})
-rows = lambda m, d=frozen: d[m]["train"] if m in d else None
-lesa = frozen.get("lesa")
-budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"), "CPT seeds": 1}
-          if lesa else {})
-verdicts = [
-    C.judge_c2({m: rows(m) for m in ("lesa", "llama_pro", "solar") if rows(m)}, smooth_window, budget=budget),
-    C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget),
-    C.judge_c6({m: [x["step_s"] for x in r["train"][1:]] for m, r in frozen.items() if len(r["train"]) > 1},
-               budget=budget),
-    C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
-    C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget),
-]
+if costs:
+    display(P.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], runs[n]["frozen"], runs[n].get("ablation"), runs[n].get("trains")),
+                                   "median step s": c["step_s"], "GFLOP/token": c["flops_per_token"] / 1e9,
+                                   "measured ratio to LESA": c["measured_ratio"], "FLOP model ratio to LESA": c["flop_model_ratio"]}
+                                  for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))
+else:
+    page.md("Not yet run: no LESA run with step times and FLOPs per token to compare against.")
+
+# %% tags=["hide-input"]
 page.finish(verdicts, source_profile=source)

@@ -18,7 +18,7 @@
 #
 # **About this notebook**
 #
-# - **Shows**: perplexity and benchmarks after CPT beside the paper's and the OpT-DeUS rerun's numbers, and the
+# - **Shows**: perplexity (PPL) and benchmarks after continual pre-training (CPT) beside the paper's and the OpT-DeUS rerun's numbers, and the
 #   unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs and their evaluation exist (plus the base
 #   model's perplexity when notebook 3 has not cached it); the CPT runs themselves come from
@@ -29,7 +29,7 @@
 #   repository root.
 #
 # * **C5**: after CPT, LESA beats the baselines: PPL and benchmark average, even with half the steps.
-# * **C10**: the gains persist after SFT. **C11**: they hold for code CPT (HumanEval).
+# * **C10**: the gains persist after supervised fine-tuning (SFT). **C11**: they hold for code CPT (HumanEval).
 #
 # The paper's main table, the independent OpT-DeUS rerun of the official code (a different base, data and
 # benchmark set), and our runs are shown side by side, **each labelled with its source**; their scales are not
@@ -43,10 +43,14 @@ results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebo
 fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown when this one has none
 
 # %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import pandas as pd
+from IPython.display import display
 
 from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page
+from lesa.page import Page, quiet
 from lesa.profiles import load_profile_model
 from lesa.protocol import measure_cached
 from lesa.store import write_json
@@ -69,49 +73,12 @@ if not ours:
 elif source != profile:
     page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
 
-# %% [markdown]
-# ## The perplexity protocol, and the base model under it
 
-# %% tags=["hide-input"]
-page.md(proto.sentence())
-off = [f"`{r['label']}` {r['task']}: {proto.mismatch(r)}" for r in records
-       if r["task"].startswith("ppl_") and proto.mismatch(r)]
-if off:
-    page.md("**Measured differently from the protocol** (the CPT evaluation settings, `cpt.eval` in the profile, "
-            "differ; compare these rows with care):\n\n" + "\n".join(f"- {x}" for x in off))
-elif records:
-    page.md("Every perplexity record after CPT was measured under this protocol.")
-base_row = None
-if source == profile:
-    model, tok, model_key = load_profile_model(page.prof)
-    base_ppl = measure_cached(model, tok, proto, model_key, "base")
-    pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
-    if pick_set:
-        base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
-        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{C.fmt(base_row['ppl'], 4)}**.")
-    del model
-
-# %% tags=["hide-input"]
-rows = [{"source": "paper (T-A, via summary)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-        for k, v in C.PAPER_MAIN.items()]
-rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-         for k, v in C.OPT_DEUS_CPT.items()]
-rows += [{"source": f"ours ({source})", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
-         for k, v in ours.items()]
-if base_row:
-    rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
-                 "avg SE": None})
-table = pd.DataFrame(rows)
-write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours, "rows": rows})
-page.save(P.main_table_plot(rows), "main_table")
-page.table(table, csv="main_table.csv", index=False, digits=4)
-
-# %% tags=["hide-input"]
 def pick(method):
-    """Our frozen run of a method: the plain name, else its largest budget (never the unfrozen ablation)."""
+    """Our frozen run of a method: the plain name, else its largest budget (never an ablation: unfrozen, SOLAR dup)."""
     if method in ours:
         return ours[method]
-    ks = [k for k in ours if k.split("-")[0] == method and "unfrozen" not in k and "seed" not in k]
+    ks = [k for k in ours if k.split("-")[0] == method and "seed" not in k and k.split("-")[-1] not in ("unfrozen", "dup")]
     ks.sort(key=lambda k: int(k.split("-")[1]) if k.split("-")[1].isdigit() else -1)
     return ours[ks[-1]] if ks else None
 
@@ -128,4 +95,50 @@ verdicts = [
     C.not_testable("C10", "SFT not run", "No instruction data and SFT budget offline."),
     C.not_testable("C11", "code CPT not run", "No BigCode data, no code-execution harness offline."),
 ]
+if ours:
+    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].status}** ({verdicts[0].ours}). SFT (C10) and "
+            "code CPT (C11) need data and compute that are not available offline.")
+
+# %% [markdown]
+# ## The perplexity protocol, and the base model under it
+
+# %% tags=["hide-input"]
+page.md(proto.sentence())
+off = [f"`{r['label']}` {r['task']}: {proto.mismatch(r)}" for r in records
+       if r["task"].startswith("ppl_") and proto.mismatch(r)]
+if off:
+    page.md("**Measured differently from the protocol** (the CPT evaluation settings, `cpt.eval` in the profile, "
+            "differ; compare these rows with care):\n\n" + "\n".join(f"- {x}" for x in off))
+elif records:
+    page.md("Every perplexity record after CPT was measured under this protocol.")
+base_row = None
+if source == profile:
+    model, tok, model_key = load_profile_model(page.prof)
+    with quiet():
+        base_ppl = measure_cached(model, tok, proto, model_key, "base")
+    pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
+    if pick_set:
+        base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
+        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{C.fmt(base_row['ppl'], 4)}**.")
+    del model
+
+# %% tags=["hide-input"]
+rows = [{"source": "paper (main table)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+        for k, v in C.PAPER_MAIN.items()]
+rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+         for k, v in C.OPT_DEUS_CPT.items()]
+rows += [{"source": f"ours ({source})", "model": P.display_name(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
+         for k, v in ours.items()]
+if base_row:
+    rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
+                 "avg SE": None})
+write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours, "rows": rows});
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity and benchmark average after CPT: the paper's main table, the OpT-DeUS rerun and our runs, each labelled with its source. Scales differ between sources; only orderings within one source compare.", "name": "fig-main-table"}, "image": {"alt": "Dot chart of perplexity and average accuracy per model, grouped by source: paper, OpT-DeUS rerun, ours."}}
+page.save(P.main_table_plot(rows), "main_table");
+
+# %% tags=["hide-input"]
+display(P.table(pd.DataFrame(rows), csv=page.out / "main_table.csv", index=False, digits=4))
+
+# %% tags=["hide-input"]
 page.finish(verdicts, source_profile=source)

@@ -118,19 +118,17 @@ def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
     assert len(list(tmp_path.rglob("*.json"))) == n and s1["full"] == s2["full"]
 
 
-def test_expand_cached_roundtrip(tiny_llama, tmp_path, monkeypatch):
+def test_new_layer_stats_on_grown_model(tiny_llama, tmp_path, monkeypatch):
+    # the notebooks grow through lesa.expand.apply_plan (its cache is tested in test_expand)
+    from lesa.expand import apply_plan
+
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     plan = build_plan("lesa", 6, 9)
-    cfg = PredictorConfig(epochs=1)
-    g1, _, hit1 = A.expand_cached(tiny_llama, "tiny", plan, cfg)
-    g2, _, hit2 = A.expand_cached(tiny_llama, "tiny", plan, cfg)
-    assert (hit1, hit2) == (False, True)
-    ids = torch.randint(0, 128, (1, 12))
-    with torch.no_grad():
-        assert torch.allclose(g1(ids).logits, g2(ids).logits, atol=1e-6)
-    assert g2.config.lesa_growth["method"] == "lesa" and g2.config.lesa_growth["new_layers"] == plan.new_layers
-    rows = A.new_layer_stats(tiny_llama, g2, plan)
+    g = apply_plan(tiny_llama, plan, PredictorConfig(epochs=1), copy_weights=False, progress=False, cache_key="tiny")
+    assert g.config.lesa_growth["method"] == "lesa" and g.config.lesa_growth["new_layers"] == plan.new_layers
+    rows = A.new_layer_stats(tiny_llama, g, plan)
     assert len(rows) == 3 * 7 and all(r["kind"] == "predict" for r in rows)
+    assert all(r["cos_src1"] is not None and r["norm_ratio"] > 0 for r in rows)
 
 
 def test_residual_effect_identity_layers_are_zero(tiny_llama):
@@ -295,3 +293,18 @@ def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_l
     for got, c in ((s["full"]["k"], cfg), (s["lambda"]["k"]["0.0"], PredictorConfig(epochs=1, hidden=16, lam=0.0))):
         fresh = json.loads(json.dumps(A.train_full(Ws, c)))
         assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in fresh.items() if k != "seconds"}
+
+
+def test_quiet_keeps_prints_and_logs_off_the_page(capsys):
+    import logging
+
+    from lesa.page import quiet
+
+    with quiet() as buf:
+        print("[eval] model arc_easy: acc_norm=0.5")
+        logging.getLogger("lm_eval").warning("noisy")
+    assert "[eval]" in buf.getvalue() and capsys.readouterr().out == ""
+    with pytest.raises(ValueError):
+        with quiet():
+            raise ValueError("errors still propagate")
+    assert logging.root.manager.disable == 0

@@ -155,7 +155,7 @@ def test_c6():
     t = lambda m: list(m + rng.normal(0, 0.01, 30))
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.24), "solar": t(1.66)})) == "reproduced"
     v = C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.08), "solar": t(0.92)})
-    assert v.status == "not reproduced" and v.ours.startswith("1 : 1.08 : 0.9")
+    assert v.status == "not reproduced" and v.ours.startswith("measured 1 : 1.08 : 0.9")
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.001), "solar": t(1.66)})) == "inconclusive"
     assert _status(C.judge_c6({"lesa": [1.0]})) == "not yet run"
 
@@ -232,3 +232,36 @@ def test_per_model_keeps_one_verdict_with_every_models_numbers():
     with pytest.raises(ValueError):
         C.per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
     assert C.budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"
+
+
+def test_judge_c9_needs_two_models_and_compares_ranges():
+    one = C.judge_c9({"smollm2-135m": {"lesa": [30.0, 31.0], "solar": 40.0}}, "WikiText")
+    assert one.status == "not yet run"
+    below = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [5.0, 6.0], "solar": 9.0}}, "WikiText")
+    assert below.status == "reproduced" and set(below.record()["per_model"]) == {"a", "b"}
+    above = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [12.0, 13.0], "solar": 9.0}}, "WikiText")
+    assert above.status == "not reproduced"
+    mixed = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [8.0, 10.0], "solar": 9.0}}, "WikiText")
+    assert mixed.status == "inconclusive"
+
+
+def test_across_models_keeps_each_models_result():
+    ok = C.judge_c3({"base": 10.0, "lesa": [8.0, 9.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
+    bad = C.judge_c3({"base": 10.0, "lesa": [50.0, 60.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
+    assert C.across_models({"a": ok, "b": ok}).status == "reproduced"
+    v = C.across_models({"a": ok, "b": bad})
+    assert v.status == "inconclusive" and "disagree" in v.notes
+    rec = v.record()
+    assert rec["per_model"]["a"].startswith("reproduced") and rec["per_model"]["b"].startswith("not reproduced")
+    assert "per_model" not in ok.record()
+    with pytest.raises(ValueError):
+        C.across_models({})
+
+
+def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
+    t = lambda m: [m + 0.001 * i for i in range(20)]
+    steps = {"lesa": t(1.0), "llama_pro": t(1.5), "solar": t(2.0)}
+    v = C.judge_c6(steps, flops_per_token={"lesa": 8.0, "llama_pro": 9.0, "solar": 7.0})
+    assert "measured 1 : 1.5" in v.ours and "FLOP model expects 1 : 1.12 : 0.875" in v.ours
+    assert v.record()["uncertainty"]["flop_model_ratio"]["solar"] == 7.0 / 8.0
+    assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).status == v.status
