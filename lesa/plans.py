@@ -138,7 +138,7 @@ class Slot:
         return f"{self.kind}({args})"
 
     def to_row(self) -> list:
-        """[kind, *src] or [kind, *src, {params}] (the plan-file and config.json form)."""
+        """``[kind, *src]`` or ``[kind, *src, {params}]`` (the plan-file and config.json form)."""
         return [self.kind, *self.src] + ([dict(self.params)] if self.params else [])
 
 
