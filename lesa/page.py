@@ -55,20 +55,9 @@ class Page:
     def seed_table(self, df: Any, by: list[str], cols: list[str], csv: str | None = None, digits: int = 3) -> None:
         """One row per `by` group; each column's median [min, max] over the seeds in the group (a
         deterministic method has one value). The per-seed rows go to `csv`."""
-        import pandas as pd
-
-        from .claims import spread_text
-
         if csv:
             df.to_csv(self.out / csv, index=False)
-        rows = []
-        for key, g in df.groupby(by, sort=False):
-            row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-            row["seeds"] = int(g["seed"].nunique()) if "seed" in g else 1
-            for c in cols:
-                row[c] = spread_text([float(x) for x in g[c].dropna()], digits, compact=True)
-            rows.append(row)
-        self.table(pd.DataFrame(rows), index=False)
+        self.table(seed_summary(df, by, cols, digits), index=False)
 
     def save(self, fig: Any, name: str) -> Any:
         from . import plots
