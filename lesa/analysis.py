@@ -572,6 +572,7 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
         ablation = run.get("ablation") if "ablation" in run else ("unfrozen" if cfg.get("train_all") else None)
         runs[d.name] = {"summary": summ, "train": train, "eval": ev,
                         "method": growth.get("method") or d.name.split("-")[0],
+                        "options": run.get("options") or {},        # a variant's plan options (alpha, rank)
                         "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed")),
                         # what the run trained, as recorded (older summaries: train_all alone)
                         "trains": run.get("trains") or ("all" if cfg.get("train_all") else "new")}
@@ -585,15 +586,22 @@ def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict
     for name, r in sorted(runs.items()):
         if r["frozen"] != frozen or not r["train"] or (frozen and r["method"] == "base"):
             continue
-        if r["method"] not in out or len(r["train"]) > len(out[r["method"]]["train"]):
-            out[r["method"]] = {**r, "name": name}
+        key = run_key(name, r)
+        if key not in out or len(r["train"]) > len(out[key]["train"]):
+            out[key] = {**r, "name": name}
     return out
+
+
+def run_key(name: str, r: dict) -> str:
+    """A run's key in method-keyed comparisons: its method, or its run name for a variant grown with plan
+    options (two settings of one method must not collide)."""
+    return name if r.get("options") else r["method"]
 
 
 def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
     reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
-    frozen = {r["method"]: r for r in runs.values() if r["frozen"] and r["train"]}
+    frozen = {run_key(n, r): r for n, r in runs.items() if r["frozen"] and r["train"]}
     out: dict = {"final_loss": {}, "step_s": {}, "reach": {}, "methods": sorted(frozen)}
     for m, r in frozen.items():
         out["final_loss"][m] = float(smooth([x["loss"] for x in r["train"]], window)[-1])
@@ -608,6 +616,13 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
                                                                    ("step", "tokens", "flops", "elapsed_s")}}
         if out["step_s"].get("lesa"):
             out["step_time_ratio"] = {m: out["step_s"][m] / out["step_s"]["lesa"] for m in out["step_s"]}
+    if "llama_pro" in frozen:     # every frozen run against LLaMA Pro's final loss (the variants beyond the paper)
+        total = frozen["llama_pro"]["train"][-1]
+        out["reach_llama_pro"] = {
+            "target": out["final_loss"]["llama_pro"],
+            "baseline_total": {k: total.get(k) for k in ("step", "tokens", "flops", "elapsed_s")},
+            "runs": {m: steps_to_reach(r["train"], out["final_loss"]["llama_pro"], window=window)
+                     for m, r in frozen.items() if m != "llama_pro"}}
     unfrozen = {r["method"]: r for r in runs.values() if r.get("ablation") == "unfrozen" and r["train"]}
     out["unfrozen"] = {m: float(smooth([x["loss"] for x in r["train"]], window)[-1]) for m, r in unfrozen.items()}
     out["unfrozen_std"] = {m: float(np.std(np.diff([x["loss"] for x in r["train"]][-50:])))

@@ -32,7 +32,10 @@ BASE = "base"          # the unexpanded model, continually pre-trained on the sa
 # original ones frozen: LESA, LLaMA Pro and the LESA-placed controls); "all": every weight, embeddings
 # and LM head included (SOLAR continues pre-training the whole up-scaled model; base has no new layers).
 TRAINS = {"lesa": "new", "lesa_raw": "new", "llama_pro": "new", "average": "new", "random": "new",
-          "copy": "new", "solar": "all", BASE: "all"}
+          "copy": "new", "solar": "all", BASE: "all",
+          # beyond the paper (ours): LESA-placed new layers, trained like LESA's
+          "lesa_fp": "new", "lesa_lowrank": "new", "lesa_ridge": "new", "svd_interp": "new",
+          "copy_scaled": "new", "random_zero_out": "new"}
 
 # Ablations a profile asks for per method (cpt.<key>: [methods]) -> (what trains, run-name suffix).
 ABLATIONS = {
@@ -41,27 +44,35 @@ ABLATIONS = {
 }
 
 
-def run_names(cpt: dict) -> dict[str, dict]:
-    """run name -> {method, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key)}
-    for methods x budgets x seeds, plus each requested ablation (largest budget, first seed)."""
+def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
+    """run name -> {method, options, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key)}
+    for methods x budgets x seeds, plus each requested ablation (largest budget, first seed). A method may
+    name one of the profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan method and options)."""
     steps = cpt["train"]["steps"]
     budgets = cpt.get("budgets") or [steps]
     seeds = cpt.get("seeds") or [cpt["train"].get("seed", 0)]
-    unknown = [m for m in cpt["methods"] + [m for k in ABLATIONS for m in cpt.get(k, [])] if m not in TRAINS]
+    variants = variants or {}
+    resolve = {m: (variants[m]["method"], {k: v for k, v in variants[m].items() if k != "method"})
+               if m in variants else (m, {}) for m in cpt["methods"]}
+    unknown = [m for m, (pm, _) in resolve.items() if pm not in TRAINS]
+    unknown += [m for k in ABLATIONS for m in cpt.get(k, []) if m not in TRAINS]
     if unknown:
-        raise ValueError(f"cpt methods {unknown} have no entry in lesa.cpt.TRAINS; known: {sorted(TRAINS)}")
+        raise ValueError(f"cpt methods {unknown} have no entry in lesa.cpt.TRAINS and are not variants of the "
+                         f"profile (expansion.variants); known: {sorted(TRAINS)} and {sorted(variants)}")
     runs: dict[str, dict] = {}
     for method in cpt["methods"]:
+        pm, opts = resolve[method]
         for b in budgets:
             for s in seeds if method != BASE else seeds[:1]:
                 name = method + (f"-{b}" if len(budgets) > 1 else "") + (f"-seed{s}" if len(seeds) > 1 else "")
-                runs[name] = {"method": method, "steps": b, "seed": s, "trains": TRAINS[method], "ablation": None}
+                runs[name] = {"method": pm, "options": opts, "steps": b, "seed": s, "trains": TRAINS[pm],
+                              "ablation": None}
     for key, (trains, suffix) in ABLATIONS.items():
         for method in cpt.get(key, []):
             if method == BASE or TRAINS[method] == trains:
                 raise ValueError(f"cpt.{key}: {method!r} already trains {TRAINS[method]!r} layers by default; "
                                  f"the {key} ablation needs a grown method that trains the other set")
-            runs[f"{method}-{suffix}"] = {"method": method, "steps": budgets[-1], "seed": seeds[0],
+            runs[f"{method}-{suffix}"] = {"method": method, "options": {}, "steps": budgets[-1], "seed": seeds[0],
                                           "trains": trains, "ablation": key}
     return runs
 
@@ -108,13 +119,45 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     return out
 
 
-def _grower(prof: dict, method: str):
+def lesa_seed(prof: dict) -> tuple[int, str]:
+    """The predictor seed of the learned methods' CPT runs, and why: ``cpt.lesa_seed`` is an int, or
+    "median" = the seed whose LESA model has the median perplexity before training in notebook 3
+    (results/<profile>/03_expansion/expansion.json, the protocol's headline set). One CPT run per method
+    cannot carry LESA's seed spread; the median seed is the honest single draw (issue: seeds)."""
+    choice = (prof.get("cpt") or {}).get("lesa_seed", 0)
+    if isinstance(choice, bool) or not isinstance(choice, (int, str)) or (isinstance(choice, str) and choice != "median"):
+        raise ValueError(f"cpt.lesa_seed must be an int or 'median', got {choice!r}")
+    if choice != "median":
+        return int(choice), f"seed {choice} (set in the profile)"
+    path = PROJECT_ROOT / "results" / prof["name"] / "03_expansion" / "expansion.json"
+    if not path.exists():
+        raise FileNotFoundError(f"cpt.lesa_seed is 'median' but {path} does not exist: run notebook 3 first "
+                                f"(python -m lesa.book run --profile {prof['name']} --only 03_expansion), "
+                                f"or set cpt.lesa_seed to an int")
+    exp = read_json(path)
+    recs = exp["models"][prof["model"]["name"]]["results"]["lesa"]
+    sets = (prof.get("protocol") or {}).get("sets") or ["wikitext"]
+    vals = {}
+    for s, r in recs.items():
+        v = next((r["ppl"][k]["value"] for k in sets if r.get("ppl", {}).get(k, {}).get("status") == "ok"), None)
+        if v is not None:
+            vals[int(s)] = v
+    if not vals:
+        raise ValueError(f"{path} holds no LESA perplexity before training; re-run notebook 3")
+    order = sorted(vals, key=vals.get)
+    seed = order[(len(order) - 1) // 2]            # the lower median for an even count
+    per = ", ".join(f"seed {s}: {vals[s]:.4g}" for s in sorted(vals))
+    return seed, f"seed {seed}, the median of LESA's perplexity before training ({per}; notebook 3)"
+
+
+def _grower(prof: dict, method: str, seed: int = 0, options: dict | None = None):
     def build():
         model, _, key = load_profile_model(prof, tokenizer=False)
         if method == BASE:
             return model
-        plan = build_plan(method, model.config.num_hidden_layers, prof["model"].get("target_layers"))
-        pred = PredictorConfig(epochs=prof["predictor"]["epochs"])
+        plan = build_plan(method, model.config.num_hidden_layers, prof["model"].get("target_layers"), **(options or {}))
+        # built exactly as notebook 3 builds it (same PredictorConfig), so the predicted layers come from the cache
+        pred = PredictorConfig(epochs=prof["predictor"]["epochs"], seed=seed, device=prof["device"])
         return apply_plan(model, plan, pred, copy_weights=False, cache_key=key)
     return build
 
@@ -124,29 +167,31 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     cpt = prof.get("cpt") or {}
     if "train" not in cpt or "methods" not in cpt:
         raise ValueError(f"profile {prof['name']!r} has no cpt.train / cpt.methods section")
-    runs = run_names(cpt)
+    runs = run_names(cpt, (prof.get("expansion") or {}).get("variants"))
+    seed, why = lesa_seed(prof)
+    print(f"[cpt] predictor {why}")
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     summaries = run_cpt_comparison(
-        {name: _grower(prof, r["method"]) for name, r in runs.items()}, corpus / "train", corpus / "heldout",
+        {name: _grower(prof, r["method"], seed, r["options"]) for name, r in runs.items()}, corpus / "train", corpus / "heldout",
         prof["name"], base, force=force, reference=reference,
         overrides={name: {"steps": r["steps"], "seed": r["seed"], "train_all": r["trains"] == "all"}
                    for name, r in runs.items()},
-        run_info={name: {"method": r["method"], "trains": r["trains"], "ablation": r["ablation"]}
-                  for name, r in runs.items()})
+        run_info={name: {"method": r["method"], "options": r["options"], "trains": r["trains"], "ablation": r["ablation"],
+                         "predictor_seed": seed, "predictor_seed_choice": why} for name, r in runs.items()})
     if evaluate and cpt.get("eval"):
-        evaluate_runs(prof, runs)
+        evaluate_runs(prof, runs, seed)
     return summaries
 
 
-def evaluate_runs(prof: dict, runs: dict[str, dict]) -> None:
+def evaluate_runs(prof: dict, runs: dict[str, dict], seed: int = 0) -> None:
     """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
     ev = prof["cpt"]["eval"]
     out = PROJECT_ROOT / "results" / prof["name"] / "downstream"
     _, tok, _ = load_profile_model(prof)
     for name, r in runs.items():
-        model = _grower(prof, r["method"])()
+        model = _grower(prof, r["method"], seed, r["options"])()
         ckpt = cache_dir("cpt", prof["name"], name)
         step = load_trained_weights(model, ckpt)
         weights_id = {"run_key": read_json(ckpt / "latest.json").get("run_key"), "step": step}

@@ -100,18 +100,20 @@ def display_name(name: str) -> str:
     return n
 
 
-def run_label(method: str, frozen: bool = True, ablation: str | None = None, trains: str | None = None) -> str:
-    """Legend name of a training run: the method, and what was trained when it is not only the new
-    layers. ``trains`` ("new" | "all") is what the run recorded; without it, the recipes of
-    lesa.cpt.TRAINS (the base model and SOLAR train every layer) and the ablations decide."""
+def run_label(method: str, frozen: bool = True, ablation: str | None = None, trains: str | None = None,
+              options: dict | None = None) -> str:
+    """Legend name of a training run: the method (with a variant's plan options), and what was trained
+    when it is not only the new layers. ``trains`` ("new" | "all") is what the run recorded; without it,
+    the recipes of lesa.cpt.TRAINS (the base model and SOLAR train every layer) and the ablations decide."""
     m = method_id(method)
+    name = variant_label(m, options) if options else label(m)
     if ablation == "dup_only":
-        return f"{label(m)}, duplicated layers only"
+        return f"{name}, duplicated layers only"
     if trains is not None:
-        return f"{label(m)}, all layers trained" if trains == "all" else label(m)
+        return f"{name}, all layers trained" if trains == "all" else name
     if m in ("base", "solar") or not frozen:
-        return f"{label(m)}, all layers trained"
-    return label(m)
+        return f"{name}, all layers trained"
+    return name
 
 
 def setup() -> None:
@@ -460,7 +462,7 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
             xs = np.asarray([row.get(key) or 0 for row in rows], dtype=float) / div
             ax.plot(xs, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
                     ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")))
+                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")))
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(f"training loss (mean of {window} steps)")
     _legend(fig, axes[0], ncol=3)
@@ -478,7 +480,7 @@ def heldout_curves(runs: dict) -> Any:
             ax.plot([e["tokens"] / div if has_tokens else e["step"] for e in r["eval"]],
                     [e["heldout_ppl"] for e in r["eval"]], marker="o", ms=3, color=color(r["method"]),
                     ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")))
+                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("held-out perplexity (log)")
     ax.set_yscale("log")

@@ -43,6 +43,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
                   "family_demo": (list, True), "seeded": (list, False), "screen": (dict, False),
                   "variants": (dict, False), "extra_methods": (list, False), "extra_screen": (dict, False)},
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
+            "lesa_seed": ((int, str), False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
             "dup_only": (list, False), "eval": (dict, False)},
 }

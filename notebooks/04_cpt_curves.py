@@ -94,10 +94,10 @@ else:
 # (paired differences over a window of steps, with their standard error).
 
 # %% tags=["hide-input"]
-expected = run_names(page.prof["cpt"]) if page.prof.get("cpt") else {}
+expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if runs:
-    summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains")), "completed": r["completed"],
+    summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
                           "final loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
@@ -108,7 +108,7 @@ if runs:
     page.md("The held-out perplexities (PPL) in this table are the trainer's monitoring during CPT (its `eval_sequences` "
             "held-out sequences), not the perplexity protocol; notebook 5 evaluates the trained models under the protocol.")
 if absent and source == profile:
-    page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_label(expected[n]['method'], expected[n]['ablation'] is None, expected[n]['ablation'])})"
+    page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_label(expected[n]['method'], expected[n]['ablation'] is None, expected[n]['ablation'], options=expected[n]['options'])})"
                                         for n in absent) + f" (`python -m lesa.cpt --profile {profile}`).")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of every CPT run (moving mean) against training tokens (left) and training compute with the frozen layers' backward pass counted (right). The same tokens cost each method a different compute, so the panels differ exactly where the methods' costs do.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Two panels sharing the loss axis: training loss curves of each method against tokens and against FLOPs."}}
@@ -124,6 +124,38 @@ if any(r["eval"] for r in runs.values()):
     page.save(P.heldout_curves(runs), "heldout_ppl");
 
 # %% [markdown]
+# ## Beyond the paper: learned initialisations against LLaMA Pro (ours)
+# LLaMA Pro starts exactly at the base model; the variants of notebook 3 that also start at (or next to) the base
+# model but fill their new layers with LESA's predictions train here on the same tokens, in the same order, for
+# the same steps. Each row compares a run with LLaMA Pro: the paired loss difference over the last
+# `smooth_window` steps (negative = lower loss than LLaMA Pro; mean and standard error (SE) over those steps),
+# and the tokens at which its smoothed loss first reaches LLaMA Pro's final smoothed loss. A run "beats LLaMA
+# Pro" here when the paired difference is below zero by more than two SE. One predictor seed (the profile's
+# `cpt.lesa_seed`) and one data order: a first look, not a seed-robust ranking.
+
+# %% tags=["hide-input"]
+reach = cmp.get("reach_llama_pro")
+if reach and "llama_pro" in frozen:
+    lp_rows = frozen["llama_pro"]["train"]
+    beyond = []
+    for key, hit in reach["runs"].items():
+        r = frozen[key]
+        d = C.paired_window(r["train"], lp_rows, "end", smooth_window)
+        beyond.append({"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")),
+                       "final loss": cmp["final_loss"][key], "loss − LLaMA Pro (end)": d["mean"] if d else None,
+                       "SE": d["se"] if d else None,
+                       "beats LLaMA Pro": bool(d and d["mean"] + 2 * d["se"] < 0),
+                       "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached"})
+    display(P.table(pd.DataFrame(beyond), csv=page.out / "vs_llama_pro.csv", index=False))
+    wins = [b["run"] for b in beyond if b["beats LLaMA Pro"]]
+    page.md(f"LLaMA Pro's final smoothed loss is {C.fmt(reach['target'], 4)} after "
+            f"{C.fmt(reach['baseline_total']['tokens'])} tokens. "
+            + (f"Beating it by more than two SE at the end: {', '.join(wins)}." if wins else
+               "No run ends below it by more than two SE at this budget."))
+else:
+    page.md("Not yet run: no LLaMA Pro run to compare against.")
+
+# %% [markdown]
 # ## Step cost: measured and expected
 # Median seconds per step and training FLOPs per token of each run, as ratios to LESA's; the FLOP model counts
 # the backward pass through frozen layers above the lowest trained one, so it is what a compute-bound trainer
@@ -131,7 +163,7 @@ if any(r["eval"] for r in runs.values()):
 
 # %% tags=["hide-input"]
 if costs:
-    display(P.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], runs[n]["frozen"], runs[n].get("ablation"), runs[n].get("trains")),
+    display(P.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], runs[n]["frozen"], runs[n].get("ablation"), runs[n].get("trains"), runs[n].get("options")),
                                    "median step s": c["step_s"], "GFLOP/token": c["flops_per_token"] / 1e9,
                                    "measured ratio to LESA": c["measured_ratio"], "FLOP model ratio to LESA": c["flop_model_ratio"]}
                                   for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))
