@@ -541,14 +541,41 @@ def fixture_ids(tokenizer: Any, n_tokens: int) -> torch.Tensor:
 
 # ============================================================================ CPT and downstream
 def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
-                 root: str | Path | None = None) -> tuple[Path | None, str | None]:
-    """results/<profile>/<sub> if it holds files, else the first fallback profile's (e.g. committed
-    GPU results rendered on a CPU machine). Returns (path, profile it came from)."""
-    for p in (profile, *[f for f in fallbacks if f != profile]):
+                 root: str | Path | None = None, prefer: tuple[str, ...] = ()) -> tuple[Path | None, str | None]:
+    """results/<p>/<sub> of the first preferred profile that has them (e.g. cpu-long's longer runs shown
+    on the cpu page), else this profile's, else the first fallback profile's (e.g. committed GPU results
+    rendered on a CPU machine). Returns (path, profile it came from)."""
+    for p in (*prefer, profile, *[f for f in fallbacks if f != profile]):
         d = Path(root or PROJECT_ROOT / "results") / p / sub
         if d.exists() and any(d.rglob("*.json")):
             return d, p
     return None, None
+
+
+def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
+                          root: str | Path | None = None) -> tuple[str, ...]:
+    """Those of ``profiles`` that extend profile ``of`` (its longer budget, e.g. cpu-long of cpu) and whose
+    every CPT run (lesa.cpt.run_names) has finished and been evaluated: only a complete set of runs
+    replaces a profile's own (a partial one would mix budgets in one verdict)."""
+    from .cpt import run_names
+    from .profiles import ProfileError, load_profile
+
+    out = []
+    for p in profiles:
+        try:
+            prof = load_profile(p, check_device=False)
+        except ProfileError:
+            continue
+        if prof.get("extends") != of:
+            continue
+        base = Path(root or PROJECT_ROOT / "results") / p
+        runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
+        done = lambda n: ((base / "cpt" / n / "summary.json").exists()
+                          and read_json(base / "cpt" / n / "summary.json").get("completed")
+                          and (base / "downstream" / n).is_dir())
+        if runs and all(done(n) for n in runs):
+            out.append(p)
+    return tuple(out)
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -59,21 +59,29 @@ def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
     if unknown:
         raise ValueError(f"cpt methods {unknown} have no entry in lesa.cpt.TRAINS and are not variants of the "
                          f"profile (expansion.variants); known: {sorted(TRAINS)} and {sorted(variants)}")
+    for key in ("data_seeds", "predictor_seeds"):
+        extra = sorted(set(cpt.get(key) or {}) - set(cpt["methods"]))
+        if extra:
+            raise ValueError(f"cpt.{key} names {extra}, which are not in cpt.methods {cpt['methods']}")
     runs: dict[str, dict] = {}
     for method in cpt["methods"]:
         pm, opts = resolve[method]
+        d_seeds = (cpt.get("data_seeds") or {}).get(method) or (seeds if method != BASE else seeds[:1])
+        p_seeds = (cpt.get("predictor_seeds") or {}).get(method) or [None]   # None: the profile's cpt.lesa_seed
         for b in budgets:
-            for s in seeds if method != BASE else seeds[:1]:
-                name = method + (f"-{b}" if len(budgets) > 1 else "") + (f"-seed{s}" if len(seeds) > 1 else "")
-                runs[name] = {"method": pm, "options": opts, "steps": b, "seed": s, "trains": TRAINS[pm],
-                              "ablation": None}
+            for s in d_seeds:
+                for ps in p_seeds:
+                    name = (method + (f"-{b}" if len(budgets) > 1 else "") + (f"-seed{s}" if len(d_seeds) > 1 or len(seeds) > 1 else "")
+                            + (f"-p{ps}" if len(p_seeds) > 1 else ""))
+                    runs[name] = {"method": pm, "options": opts, "steps": b, "seed": s, "trains": TRAINS[pm],
+                                  "ablation": None, "predictor_seed": ps}
     for key, (trains, suffix) in ABLATIONS.items():
         for method in cpt.get(key, []):
             if method == BASE or TRAINS[method] == trains:
                 raise ValueError(f"cpt.{key}: {method!r} already trains {TRAINS[method]!r} layers by default; "
                                  f"the {key} ablation needs a grown method that trains the other set")
             runs[f"{method}-{suffix}"] = {"method": method, "options": {}, "steps": budgets[-1], "seed": seeds[0],
-                                          "trains": trains, "ablation": key}
+                                          "trains": trains, "ablation": key, "predictor_seed": None}
     return runs
 
 
@@ -122,14 +130,16 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
 def lesa_seed(prof: dict) -> tuple[int, str]:
     """The predictor seed of the learned methods' CPT runs, and why: ``cpt.lesa_seed`` is an int, or
     "median" = the seed whose LESA model has the median perplexity before training in notebook 3
-    (results/<profile>/03_expansion/expansion.json, the protocol's headline set). One CPT run per method
+    (results/<profile>/03_expansion/expansion.json, else its parent profile's; the protocol's headline set). One CPT run per method
     cannot carry LESA's seed spread; the median seed is the honest single draw (issue: seeds)."""
     choice = (prof.get("cpt") or {}).get("lesa_seed", 0)
     if isinstance(choice, bool) or not isinstance(choice, (int, str)) or (isinstance(choice, str) and choice != "median"):
         raise ValueError(f"cpt.lesa_seed must be an int or 'median', got {choice!r}")
     if choice != "median":
         return int(choice), f"seed {choice} (set in the profile)"
-    path = PROJECT_ROOT / "results" / prof["name"] / "03_expansion" / "expansion.json"
+    # a profile that extends another (cpu-long: cpu) shares its notebook 3 when it has none of its own
+    paths = [PROJECT_ROOT / "results" / p / "03_expansion" / "expansion.json" for p in (prof["name"], prof.get("extends")) if p]
+    path = next((p for p in paths if p.exists()), paths[0])
     if not path.exists():
         raise FileNotFoundError(f"cpt.lesa_seed is 'median' but {path} does not exist: run notebook 3 first "
                                 f"(python -m lesa.book run --profile {prof['name']} --only 03_expansion), "
@@ -162,36 +172,53 @@ def _grower(prof: dict, method: str, seed: int = 0, options: dict | None = None)
     return build
 
 
-def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = False) -> dict:
+def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = False,
+                    only: list[str] | None = None) -> dict:
+    """Train (and evaluate) the profile's runs one after another: each run's training, then its evaluation,
+    so an interruption loses at most the run in progress (and that one resumes from its last checkpoint).
+    ``only``: these run names (see ``--list``); the rest are left as they are."""
     prof = load_profile(profile)
     cpt = prof.get("cpt") or {}
     if "train" not in cpt or "methods" not in cpt:
         raise ValueError(f"profile {prof['name']!r} has no cpt.train / cpt.methods section")
     runs = run_names(cpt, (prof.get("expansion") or {}).get("variants"))
+    bad = sorted(set(only or []) - set(runs))
+    if bad:
+        raise ValueError(f"--only {bad}: no such run in profile {prof['name']!r}; its runs: {list(runs)}")
     seed, why = lesa_seed(prof)
     print(f"[cpt] predictor {why}")
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
-    summaries = run_cpt_comparison(
-        {name: _grower(prof, r["method"], seed, r["options"]) for name, r in runs.items()}, corpus / "train", corpus / "heldout",
-        prof["name"], base, force=force, reference=reference,
-        overrides={name: {"steps": r["steps"], "seed": r["seed"], "train_all": r["trains"] == "all"}
-                   for name, r in runs.items()},
-        run_info={name: {"method": r["method"], "options": r["options"], "trains": r["trains"], "ablation": r["ablation"],
-                         "predictor_seed": seed, "predictor_seed_choice": why} for name, r in runs.items()})
-    if evaluate and cpt.get("eval"):
-        evaluate_runs(prof, runs, seed)
-    return summaries
+    pseed = {name: seed if r["predictor_seed"] is None else r["predictor_seed"] for name, r in runs.items()}
+    selected = [n for n in runs if not only or n in only]
+
+    def train_runs(names: list[str]) -> dict[str, dict]:
+        return run_cpt_comparison(
+            {n: _grower(prof, runs[n]["method"], pseed[n], runs[n]["options"]) for n in names},
+            corpus / "train", corpus / "heldout", prof["name"], base, force=force,
+            reference=reference if reference in names else None,
+            overrides={n: {"steps": runs[n]["steps"], "seed": runs[n]["seed"], "train_all": runs[n]["trains"] == "all"}
+                       for n in names},
+            run_info={n: {"method": runs[n]["method"], "options": runs[n]["options"], "trains": runs[n]["trains"],
+                          "ablation": runs[n]["ablation"], "predictor_seed": pseed[n],
+                          "predictor_seed_choice": why if runs[n]["predictor_seed"] is None else "a predictor-seed sweep"}
+                      for n in names})
+
+    for n in selected:
+        train_runs([n])
+        if evaluate and cpt.get("eval"):
+            evaluate_runs(prof, {n: runs[n]}, pseed)
+    return train_runs(selected)             # every run finished: reused; writes comparison.json over them
 
 
-def evaluate_runs(prof: dict, runs: dict[str, dict], seed: int = 0) -> None:
+def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None) -> None:
     """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
     ev = prof["cpt"]["eval"]
     out = PROJECT_ROOT / "results" / prof["name"] / "downstream"
     _, tok, _ = load_profile_model(prof)
     for name, r in runs.items():
-        model = _grower(prof, r["method"], seed, r["options"])()
+        model = _grower(prof, r["method"], (seeds or {}).get(name, 0), r["options"])()
         ckpt = cache_dir("cpt", prof["name"], name)
         step = load_trained_weights(model, ckpt)
         weights_id = {"run_key": read_json(ckpt / "latest.json").get("run_key"), "step": step}
@@ -208,8 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="auto")
     ap.add_argument("--no-eval", action="store_true", help="train only")
     ap.add_argument("--force", action="store_true", help="retrain even when a finished run exists")
+    ap.add_argument("--only", nargs="+", default=None, metavar="RUN", help="train and evaluate only these runs")
+    ap.add_argument("--list", action="store_true", help="print the profile's runs and what each trains, then exit")
     args = ap.parse_args(argv)
-    run_profile_cpt(args.profile, evaluate=not args.no_eval, force=args.force)
+    if args.list:
+        prof = load_profile(args.profile)
+        for name, r in run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")).items():
+            print(f"{name:28s} {r['method']:16s} {r['options'] or ''!s:16s} steps {r['steps']:>6}  data seed {r['seed']}  "
+                  f"predictor seed {'cpt.lesa_seed' if r['predictor_seed'] is None else r['predictor_seed']}  "
+                  f"trains {r['trains']}" + (f"  ({r['ablation']})" if r["ablation"] else ""))
+        return 0
+    run_profile_cpt(args.profile, evaluate=not args.no_eval, force=args.force, only=args.only)
     return 0
 
 

@@ -28,7 +28,8 @@ TINY_MODELS = {TINY_MODEL: ("llama", "smollm2-135m"), "tiny-random-gemma3": ("ge
 SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "": {"name": (str, True), "description": (str, True), "requires_cuda": (bool, True),
          "device": (str, True), "model": (dict, True), "svd": (dict, True), "predictor": (dict, True),
-         "protocol": (dict, True), "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False)},
+         "protocol": (dict, True), "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False),
+         "extends": (str, False)},
     "model": {"name": (str, True), "tiny": (dict, False), "source_layers": (int, False),
               "target_layers": (int, False)},
     "svd": {"weight_types": (list, True), "n_shuffles": (int, True), "n_gaussian": (int, True),
@@ -43,7 +44,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
                   "family_demo": (list, True), "seeded": (list, False), "screen": (dict, False),
                   "variants": (dict, False), "extra_methods": (list, False), "extra_screen": (dict, False)},
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
-            "lesa_seed": ((int, str), False),
+            "lesa_seed": ((int, str), False), "data_seeds": (dict, False), "predictor_seeds": (dict, False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
             "dup_only": (list, False), "eval": (dict, False)},
 }
@@ -156,17 +157,40 @@ def profile_models(prof: dict) -> list[dict]:
     return [prof["model"], *prof.get("extra_models", [])]
 
 
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists included) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_profile_yaml(path: Path, seen: tuple = ()) -> dict:
+    """A profile file, with ``extends: <parent>`` resolved: the parent's sections, overridden key by key
+    by this file's (a profile that changes only sizes states only them). ``extends`` is kept as a record."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    parent = raw["extends"]
+    if not isinstance(parent, str) or parent in seen or parent == path.stem:
+        raise ProfileError(f"{path}: extends {parent!r} is not a profile name, or the chain loops ({seen})")
+    ppath = profile_path(parent)
+    if not ppath.exists():
+        raise ProfileError(f"{path}: extends {parent!r}, but {ppath} does not exist")
+    return merge(read_profile_yaml(ppath, seen + (path.stem,)), raw)
+
+
 def load_profile(name: str = "auto", *, check_device: bool = True) -> dict:
     """Load and validate configs/<name>.yaml ("auto" picks gpu or cpu). With ``check_device``, a
     profile that needs CUDA fails clearly on a machine without it."""
-    import yaml
-
     name = resolve_profile(name)
     path = profile_path(name)
     if not path.exists():
         raise ProfileError(f"no profile {name!r} ({path}); available: "
                            f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))}")
-    prof = validate(yaml.safe_load(path.read_text()), str(path))
+    prof = validate(read_profile_yaml(path), str(path))
     if check_device and prof["requires_cuda"] and not cuda_available():
         raise ProfileError(
             f"profile {prof['name']!r} needs a CUDA GPU and none is visible (torch.cuda.is_available() "

@@ -32,6 +32,8 @@
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
 results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
 smooth_window: int = 10         # moving-mean window (steps) for loss curves, "steps to reach" and paired windows
+preferred_profiles: list = ["cpu-long"]  # longer versions of this profile (`extends`); their CPT results replace
+                                # this one's once all their runs have finished
 fallback_profiles: list = ["gpu"]  # profiles whose committed CPT results are shown when this one has none
 
 # %% tags=["hide-input"]
@@ -48,7 +50,8 @@ from lesa.page import Page
 from lesa.store import write_json
 
 page = Page("04_cpt_curves", profile, results_root)
-cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root)
+cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
+                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
 frozen = A.runs_by_method(runs, frozen=True)        # each method's own recipe (SOLAR: every layer)
 unfrozen = A.runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)

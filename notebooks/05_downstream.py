@@ -40,6 +40,8 @@
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
 results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
+preferred_profiles: list = ["cpu-long"]  # longer versions of this profile (`extends`); their CPT results replace
+                                # this one's once all their runs have finished
 fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown when this one has none
 
 # %% tags=["hide-input"]
@@ -57,8 +59,10 @@ from lesa.store import write_json
 
 page = Page("05_downstream", profile, results_root)
 proto = page.protocol
-ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root)
-cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root)
+ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root,
+                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
+cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
+                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
 records = A.load_eval_records(ev_dir) if ev_dir else []
 ours = A.main_table(records)
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity

@@ -21,12 +21,12 @@ def test_run_names_cover_methods_budgets_seeds_and_ablations():
                          "solar-20-seed1", "lesa-unfrozen", "solar-dup"}
     # what trains comes from the method table, not from the run's name
     assert runs["lesa-20-seed1"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 1, "trains": "new",
-                                      "ablation": None}
+                                      "ablation": None, "predictor_seed": None}
     assert runs["solar-10-seed0"]["trains"] == "all" and runs["base-10-seed0"]["trains"] == "all"
     assert runs["lesa-unfrozen"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 0, "trains": "all",
-                                     "ablation": "unfrozen"}
+                                     "ablation": "unfrozen", "predictor_seed": None}
     assert runs["solar-dup"] == {"method": "solar", "options": {}, "steps": 20, "seed": 0, "trains": "new",
-                                 "ablation": "dup_only"}
+                                 "ablation": "dup_only", "predictor_seed": None}
     assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
     with pytest.raises(ValueError, match="already trains 'new'"):
         run_names({**cpt, "dup_only": ["lesa"]})
@@ -41,7 +41,7 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
     assert runs["lesa_raw"]["trains"] == "new" and runs["lesa-unfrozen"]["trains"] == "all"
     # a variant of the profile is grown by its plan method with its options, and trains its new layers
     assert runs["lesa_lowrank-32"] == {"method": "lesa_lowrank", "options": {"rank": 32}, "steps": 30, "seed": 0,
-                                       "trains": "new", "ablation": None}
+                                       "trains": "new", "ablation": None, "predictor_seed": None}
     with pytest.raises(ValueError, match="not variants of the profile"):
         run_names({**prof["cpt"], "methods": ["lesa_fp-0.7"]}, prof["expansion"]["variants"])
 
@@ -97,3 +97,50 @@ def test_smoke_profile_cpt_end_to_end(capsys):
         assert (down / name / "arc_easy.json").exists() and (down / name / "ppl_heldout.json").exists()
     again = run_profile_cpt("smoke")                            # finished runs are reused, not retrained
     assert {n: s["final_loss"] for n, s in again.items()} == {n: s["final_loss"] for n, s in summaries.items()}
+
+
+def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
+    long, cpu = load_profile("cpu-long"), load_profile("cpu")
+    assert long["extends"] == "cpu" and long["name"] == "cpu-long"
+    # everything it does not state is cpu's; what it states replaces cpu's (lists too)
+    assert long["predictor"] == cpu["predictor"] and long["protocol"] == cpu["protocol"]
+    assert long["cpt"]["train"]["steps"] == 10 * cpu["cpt"]["train"]["steps"] and long["cpt"]["dup_only"] == []
+    t = long["cpt"]["train"]
+    assert t["steps"] * t["batch_size"] * t["seq_len"] >= 300_000
+    runs = run_names(long["cpt"], long["expansion"]["variants"])
+    assert {n for n, r in runs.items() if r["method"] == "llama_pro"} == {f"llama_pro-seed{s}" for s in range(3)}
+    assert {r["seed"] for r in runs.values() if r["method"] == "llama_pro"} == {0, 1, 2}
+    assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
+                                    "trains": "new", "ablation": None, "predictor_seed": 2}
+    assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
+    assert runs["solar"]["trains"] == "all" and len(runs) == 14
+    with pytest.raises(ValueError, match="not in cpt.methods"):
+        run_names({**long["cpt"], "data_seeds": {"random": [0, 1]}}, long["expansion"]["variants"])
+
+
+def test_profile_extends_errors(tmp_path, monkeypatch):
+    import lesa.profiles as Pr
+    monkeypatch.setattr(Pr, "CONFIG_DIR", tmp_path)
+    (tmp_path / "a.yaml").write_text("extends: b\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a\nname: b\n")
+    with pytest.raises(Pr.ProfileError, match="loops"):
+        Pr.load_profile("a")
+    (tmp_path / "c.yaml").write_text("extends: nowhere\nname: c\n")
+    with pytest.raises(Pr.ProfileError, match="does not exist"):
+        Pr.load_profile("c")
+    assert Pr.merge({"x": {"a": 1, "b": [1]}, "y": 1}, {"x": {"b": [2]}}) == {"x": {"a": 1, "b": [2]}, "y": 1}
+
+
+def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
+    from lesa import analysis as A
+    prof = load_profile("cpu-long")
+    names = list(run_names(prof["cpt"], prof["expansion"]["variants"]))
+    for n in names:
+        (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
+        (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
+        (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
+    assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
+    (tmp_path / "cpu-long" / "cpt" / names[-1] / "summary.json").write_text(json.dumps({"completed": False}))
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
