@@ -455,14 +455,10 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
     axes = list(axes.flat)
     for ax, key in zip(axes, xs_keys):
         div, xlabel = _x_axis(runs, key)
-        for name, r in runs.items():
-            rows = r["train"]
-            if not rows:
-                continue
-            xs = np.asarray([row.get(key) or 0 for row in rows], dtype=float) / div
-            ax.plot(xs, smooth([row["loss"] for row in rows], window), color=color(r["method"]),
-                    ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")))
+        for lab, group in _seed_groups(runs, "train").items():
+            curves = [(np.asarray([row.get(key) or 0 for row in r["train"]], dtype=float) / div,
+                       smooth([row["loss"] for row in r["train"]], window)) for r in group]
+            _band(ax, curves, group[0], lab)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(f"training loss (mean of {window} steps)")
     _legend(fig, axes[0], ncol=3)
@@ -471,16 +467,40 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
     return fig
 
 
+def _seed_groups(runs: dict, key: str) -> dict[str, list[dict]]:
+    """Runs with logged `key` rows grouped by legend name: the runs of one method and recipe that differ
+    only in seed (data order, predictor) share a name and are drawn as one band."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs.values():
+        if r[key]:
+            lab = run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options"))
+            groups.setdefault(lab, []).append(r)
+    return groups
+
+
+def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, **kw) -> None:
+    """One run: its curve. Several seeds: the median curve and a shaded min-max band over the steps all
+    of them logged (x: the median across seeds, e.g. elapsed seconds differ)."""
+    style = dict(color=color(r["method"]), ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
+                 ms=3, **kw)
+    if len(curves) == 1:
+        ax.plot(*curves[0], label=lab, **style)
+        return
+    n = min(len(y) for _, y in curves)
+    xs = np.median([x[:n] for x, _ in curves], axis=0)
+    ys = np.stack([y[:n] for _, y in curves])
+    ax.plot(xs, np.median(ys, axis=0), label=f"{lab} (median, range of {len(curves)} seeds)", **style)
+    ax.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=style["color"], alpha=0.2, lw=0)
+
+
 def heldout_curves(runs: dict) -> Any:
     fig, ax = _figure(h=3.0)
     has_tokens = all("tokens" in e for r in runs.values() for e in r["eval"])
     div, xlabel = _x_axis(runs, "tokens") if has_tokens else (1.0, "optimizer step")
-    for name, r in runs.items():
-        if r["eval"]:
-            ax.plot([e["tokens"] / div if has_tokens else e["step"] for e in r["eval"]],
-                    [e["heldout_ppl"] for e in r["eval"]], marker="o", ms=3, color=color(r["method"]),
-                    ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
-                    label=run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")))
+    for lab, group in _seed_groups(runs, "eval").items():
+        curves = [(np.asarray([e["tokens"] / div if has_tokens else e["step"] for e in r["eval"]], dtype=float),
+                   np.asarray([e["heldout_ppl"] for e in r["eval"]], dtype=float)) for r in group]
+        _band(ax, curves, group[0], lab, marker="o")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("held-out perplexity (log)")
     ax.set_yscale("log")

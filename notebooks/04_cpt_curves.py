@@ -151,8 +151,12 @@ if reach and "llama_pro" in frozen:
                        "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached"})
     display(P.table(pd.DataFrame(beyond), csv=page.out / "vs_llama_pro.csv", index=False))
     wins = [b["run"] for b in beyond if b["beats LLaMA Pro"]]
+    lp_all = [float(A.smooth([x["loss"] for x in r["train"]], smooth_window)[-1]) for r in runs.values()
+              if r["method"] == "llama_pro" and r["frozen"] and r["train"]]
     page.md(f"LLaMA Pro's final smoothed loss is {C.fmt(reach['target'], 4)} after "
-            f"{C.fmt(reach['baseline_total']['tokens'])} tokens. "
+            f"{C.fmt(reach['baseline_total']['tokens'])} tokens"
+            + (f" (over its {len(lp_all)} data orders: {C.spread_text(lp_all, 4)}; the paired comparison uses the "
+               "data order every other run saw)" if len(lp_all) > 1 else "") + ". "
             + (f"Beating it by more than two SE at the end: {', '.join(wins)}." if wins else
                "No run ends below it by more than two SE at this budget."))
 else:
