@@ -804,8 +804,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up")
             p.add_argument("--lr", type=float, default=2e-4)
             p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: GPU table)")
-            p.add_argument("--precision-steps", type=int, default=30,
-                           help="steps of the fp32 vs bf16 comparison (loss curves, held-out ppl, tokens/s); 0 skips it")
+            p.add_argument("--precision-steps", type=int, default=None,
+                           help="steps of the fp32 vs bf16 comparison (loss curves, held-out ppl, tokens/s); 0 skips "
+                                "it; default 30 where bf16 is native, 0 on a CPU that emulates it (minutes for nothing)")
             p.add_argument("--precision-only", action="store_true",
                            help="only the fp32 vs bf16 comparison (results/bench/training_precision_*.json)")
             p.add_argument("--eval-sequences", type=int, default=8,
@@ -833,6 +834,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_expansion(args.model, getattr(args, "shapes", None), args.device, args.max_steps or None,
                         getattr(args, "types", list(RELEASED_ORDER)), Path(one) if one else _out(args, "expansion"))
     if args.cmd in ("training", "all"):
+        if args.precision_steps is None:
+            native = args.device.startswith("cuda") or cpu_has_native_bf16()
+            args.precision_steps = 30 if native or getattr(args, "precision_only", False) else 0
+            if not args.precision_steps:
+                print("[bench] fp32 vs bf16 training comparison skipped: this CPU has no bf16 instructions, torch "
+                      "emulates bf16 (slower than fp32); --precision-steps N runs it anyway")
         model = grown_model(args.model, args.method, args.target)
         shards = _shards()
         if getattr(args, "precision_only", False):

@@ -532,11 +532,16 @@ BASE_CPU_LIMITS: dict[str, int | None] = {
 
 
 def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "results/base",
-                  limits: dict[str, int | None] | None = BASE_CPU_LIMITS, dtype: str = "bfloat16",
+                  limits: dict[str, int | None] | None = BASE_CPU_LIMITS, dtype: str | None = None,
                   batch_size: int = 8, lm: str = "prefix") -> list[dict]:
-    """Evaluate the unexpanded base model on every benchmark and perplexity set (resumable)."""
+    """Evaluate the unexpanded base model on every benchmark and perplexity set (resumable). ``dtype``
+    None: bf16 weights where bf16 is native (a CUDA GPU, a CPU with AVX512-BF16/AMX), else fp32 (a CPU
+    that emulates bf16 runs it several times slower than fp32). This is the wide benchmark sweep of the
+    base model, not the book's perplexity protocol (lesa.protocol), which every notebook uses."""
     from .models import load_model
 
+    if dtype is None:
+        dtype = "bfloat16" if bf16_supported("cuda" if torch.cuda.is_available() else "cpu") else "float32"
     model, tok = load_model(model_name, dtype=dtype)
     # benchmarks first (lm-eval), then the held-out slices and the full WikiText test set
     records = run_benchmarks(model, tok, BENCHMARKS, limit=limits, batch_size=batch_size, out_dir=out_dir,
