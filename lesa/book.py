@@ -118,12 +118,14 @@ def published_dir(profile: str) -> Path:
 
 def input_hash(name: str, profile: str) -> str:
     """Hash of everything a notebook's output depends on."""
-    from .profiles import profile_path
+    from .profiles import CONFIG_DIR, profile_path
 
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
              "lesa": {p.name: file_hash(p) for p in sorted((PROJECT_ROOT / "lesa").glob("*.py"))}}
+    # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
+    longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
     for sub in READS.get(name, ()):
-        for prof in (profile, "gpu"):
+        for prof in (profile, "gpu", *longer):
             d = PROJECT_ROOT / "results" / prof / sub
             if d.exists():
                 parts[f"{prof}/{sub}"] = {str(p.relative_to(d)): (p.stat().st_size, int(p.stat().st_mtime))
