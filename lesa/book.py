@@ -120,7 +120,11 @@ def input_hash(name: str, profile: str) -> str:
     """Hash of everything a notebook's output depends on."""
     from .profiles import CONFIG_DIR, profile_path
 
+    from .profiles import read_profile_yaml
+
+    parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
+             "parent": file_hash(profile_path(parent)) if parent else None,
              "lesa": {p.name: file_hash(p) for p in sorted((PROJECT_ROOT / "lesa").glob("*.py"))}}
     # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
     longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
