@@ -256,10 +256,11 @@ def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["claim", "statement", "verdict", "paper", "ours", "budget", "uncertainty", "notebook",
+        w.writerow(["claim", "statement", "verdict", "paper", "ours", "per_model", "budget", "uncertainty", "notebook",
                     "source_profile", "detail"])
         for r in rows:
             w.writerow([r["claim"], r.get("statement", ""), verdict_of(r), r.get("paper", ""), r.get("ours", ""),
+                        "; ".join(f"{m}: {x}" for m, x in (r.get("per_model") or {}).items()),
                         _extra(r, "budget"), _extra(r, "uncertainty"), r.get("notebook", ""),
                         r.get("source_profile", ""), r.get("detail", "")])
     return path
@@ -275,7 +276,9 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
 
     counts = verdict_counts(rows)
     extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
-    head = ["claim", "verdict", "paper", "this replication", *extras, "evidence"]
+    per_model = any(r.get("per_model") for r in rows)      # the claims judged on every model of the profile
+    head = ["claim", "verdict", "paper", "this replication", *(["per model"] if per_model else []), *extras,
+            "evidence"]
     trs = []
     for r in rows:
         v = verdict_of(r)
@@ -286,6 +289,8 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
                  f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
                  f"<td>{H.escape(str(r.get('ours', '-')))}{src}</td>",
+                 *([f"<td>{'<br>'.join(f'<strong>{H.escape(m)}</strong>: {H.escape(str(x))}' for m, x in (r.get('per_model') or {}).items()) or '–'}</td>"]
+                   if per_model else []),
                  *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
                  f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
                  if nb else "<td>–</td>"]

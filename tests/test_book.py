@@ -46,6 +46,20 @@ def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
     assert md.count('<span class="verdict verdict-not-yet-run">') == len(book.CLAIMS) + 1   # rows + counts
 
 
+def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
+    rows = book.collect_verdicts("no-such-profile")
+    rows[0] = {**rows[0], "verdict": "inconclusive",
+               "per_model": {"smollm2-135m": "reproduced: gap 0.2", "gemma3-270m": "not reproduced: gap 0.01"}}
+    md = book.scoreboard_markdown("x", rows)
+    head = md.split("<thead>")[1].split("</thead>")[0]
+    assert "<th>per model</th>" in head
+    first = md.split(f'id="claim-{rows[0]["claim"].lower()}"')[1].split("</tr>")[0]
+    assert "<strong>gemma3-270m</strong>: not reproduced: gap 0.01" in first
+    text = book.scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
+    assert "smollm2-135m: reproduced: gap 0.2; gemma3-270m: not reproduced" in text
+    assert "per model" not in book.scoreboard_markdown("x", rows[1:]).split("</thead>")[0]
+
+
 @needs_smollm2
 @pytest.mark.slow
 def test_smoke_book_end_to_end():
