@@ -37,9 +37,12 @@ BUILD_HTML = PROJECT_ROOT / "_build" / "html"
 PAGES = ("book/intro", "book/reproduce", "book/grow", "book/scoreboard", *[f"book/chapters/{n}" for n in NOTEBOOKS],
          "book/bench", "book/limitations", "book/provenance", "book/api", "book/references")
 # figures a finished notebook must have saved, whatever the results (04/05 draw only when runs exist)
-REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by_distance_concat", "continuity_summary"],
-                    "02_predictor": ["loss_curves", "loo_r2", "lambda_norms"],
-                    "03_expansion": ["ppl_before_training", "residual_effect"],
+REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by_distance_concat", "continuity_summary",
+                                        "continuity_by_model"],
+                    "02_predictor": ["loss_curves", "loo_r2", "loo_cosine", "loo_norm_ratio", "lambda_norms",
+                                     "r2_synthetic_vs_real", "synthetic_errors"],
+                    "03_expansion": ["ppl_before_training", "lesa_norm_ratio", "lesa_cos_lower", "residual_effect",
+                                     "norm_ablation", "variants_before_training"],
                     "04_cpt_curves": [], "05_downstream": ["main_table"]}
 # result folders a notebook reads (their files enter its input hash)
 READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream")}
