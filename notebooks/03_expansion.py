@@ -31,7 +31,7 @@
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
 results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
-seeds: list = []                # predictor seeds; empty = the profile's predictor.seeds
+seeds: list = []                # predictor seeds (empty: the profile's predictor.seeds)
 
 # %% tags=["hide-input"]
 import warnings
