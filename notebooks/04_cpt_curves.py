@@ -140,6 +140,15 @@ if any(r["eval"] for r in runs.values()):
 reach = cmp.get("reach_llama_pro")
 if reach and "llama_pro" in frozen:
     lp_rows = frozen["llama_pro"]["train"]
+    lp_eval = frozen["llama_pro"]["eval"]
+
+    def heldout_reach(r):
+        """Tokens at the first held-out evaluation at or below LLaMA Pro's final held-out perplexity."""
+        if not (r["eval"] and lp_eval):
+            return None
+        hit = next((e for e in r["eval"] if e["heldout_ppl"] <= lp_eval[-1]["heldout_ppl"]), None)
+        return hit.get("tokens", hit["step"]) if hit else "not reached"
+
     beyond = []
     for key, hit in reach["runs"].items():
         r = frozen[key]
@@ -148,12 +157,16 @@ if reach and "llama_pro" in frozen:
                        "final loss": cmp["final_loss"][key], "loss − LLaMA Pro (end)": d["mean"] if d else None,
                        "SE": d["se"] if d else None,
                        "beats LLaMA Pro": bool(d and d["mean"] + 2 * d["se"] < 0),
-                       "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached"})
+                       "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached",
+                       "held-out PPL end": r["eval"][-1]["heldout_ppl"] if r["eval"] else None,
+                       "tokens to LLaMA Pro's final held-out PPL": heldout_reach(r)})
     display(P.table(pd.DataFrame(beyond), csv=page.out / "vs_llama_pro.csv", index=False))
     wins = [b["run"] for b in beyond if b["beats LLaMA Pro"]]
     lp_all = [float(A.smooth([x["loss"] for x in r["train"]], smooth_window)[-1]) for r in runs.values()
               if r["method"] == "llama_pro" and r["frozen"] and r["train"]]
-    page.md(f"LLaMA Pro's final smoothed loss is {C.fmt(reach['target'], 4)} after "
+    page.md(f"LLaMA Pro's final smoothed training loss is {C.fmt(reach['target'], 4)}"
+            + (f" and its final held-out perplexity {C.fmt(lp_eval[-1]['heldout_ppl'], 4)}" if lp_eval else "")
+            + " after "
             f"{C.fmt(reach['baseline_total']['tokens'])} tokens"
             + (f" (over its {len(lp_all)} data orders: {C.spread_text(lp_all, 4)}; the paired comparison uses the "
                "data order every other run saw)" if len(lp_all) > 1 else "") + ". "
