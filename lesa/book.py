@@ -279,9 +279,9 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
 
     counts = verdict_counts(rows)
     extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
-    per_model = any(r.get("per_model") for r in rows)      # the claims judged on every model of the profile
-    head = ["claim", "verdict", "paper", "this replication", *(["per model"] if per_model else []), *extras,
-            "evidence"]
+    # a column per model for the claims judged on every model of the profile (C1-C3, C7, C8, C12c)
+    models = list(dict.fromkeys(m for r in rows for m in (r.get("per_model") or {})))
+    head = ["claim", "verdict", "paper", "this replication", *models, *extras, "evidence"]
     trs = []
     for r in rows:
         v = verdict_of(r)
@@ -292,8 +292,7 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
                  f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
                  f"<td>{H.escape(str(r.get('ours', '-')))}{src}</td>",
-                 *([f"<td>{'<br>'.join(f'<strong>{H.escape(m)}</strong>: {H.escape(str(x))}' for m, x in (r.get('per_model') or {}).items()) or '–'}</td>"]
-                   if per_model else []),
+                 *[f"<td>{H.escape(str((r.get('per_model') or {}).get(m, '–')))}</td>" for m in models],
                  *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
                  f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
                  if nb else "<td>–</td>"]

@@ -40,7 +40,7 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
     assert runs["solar"]["trains"] == "all" and runs["solar"]["options"] == {}
     assert runs["lesa_raw"]["trains"] == "new" and runs["lesa-unfrozen"]["trains"] == "all"
     # a variant of the profile is grown by its plan method with its options, and trains its new layers
-    assert runs["lesa_lowrank-32"] == {"method": "lesa_lowrank", "options": {"rank": 32}, "steps": 30, "seed": 0,
+    assert runs["lesa_fp-0"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 30, "seed": 0,
                                        "trains": "new", "ablation": None, "predictor_seed": None}
     with pytest.raises(ValueError, match="not variants of the profile"):
         run_names({**prof["cpt"], "methods": ["lesa_fp-0.7"]}, prof["expansion"]["variants"])
