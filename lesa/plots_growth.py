@@ -76,31 +76,39 @@ def similarity_by_distance(ev: dict, rep: str = "concat_svd_top1") -> Any:
 
 
 def continuity_summary(ev: dict) -> Any:
-    import matplotlib.pyplot as plt
-
+    """Notebook 1's two continuity measures of one model, one bar per representation and weight type,
+    the shuffled-order 95th percentile of each as a tick."""
     types = list(ev["weight_types"])
     reps = list(next(iter(ev["weight_types"].values()))["tests"])
-    fig, axes = plt.subplots(2, 1, figsize=(PAGE_W, 4.6), layout="constrained", sharex=True)
-    w = 0.8 / len(reps)
     shades = ["#000000", "#0072B2", "#E69F00", "#CC79A7"]
-    for k, rep in enumerate(reps):
+    series = [(REPRESENTATIONS.get(rep, rep.replace("_", " ")), shades[k % len(shades)],
+               [ev["weight_types"][t]["tests"][rep] for t in types]) for k, rep in enumerate(reps)]
+    return _continuity_bars(types, series, h=4.6, ncol=2)
+
+
+def _continuity_bars(types: list[str], series: list[tuple[str, str, list]], h: float, ncol: int) -> Any:
+    """The continuity figure both of the above draw: the adjacent-minus-distant gap (top) and the
+    nearest-neighbour rate (bottom) per weight type, one bar per (label, colour, tests per type) series
+    (None where a type was not measured: no bar), each with its shuffled-order 95th percentile as a tick."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(PAGE_W, h), layout="constrained", sharex=True)
+    w = 0.8 / len(series)
+    for k, (name, shade, tests) in enumerate(series):
         x = np.arange(len(types)) + k * w
-        obs = [ev["weight_types"][t]["tests"][rep]["gap"]["observed"] for t in types]
-        q95 = [ev["weight_types"][t]["tests"][rep]["gap"]["shuffled_q95"] for t in types]
-        axes[0].bar(x, obs, w, label=REPRESENTATIONS.get(rep, rep.replace("_", " ")), color=shades[k % len(shades)])
-        axes[0].scatter(x, q95, marker="_", s=120, color="#D55E00", zorder=3,
-                        label="95th percentile, shuffled layers" if k == 0 else None)
-        nn = [ev["weight_types"][t]["tests"][rep]["nn_adjacent"]["observed"] for t in types]
-        nq = [ev["weight_types"][t]["tests"][rep]["nn_adjacent"]["shuffled_q95"] for t in types]
-        axes[1].bar(x, nn, w, color=shades[k % len(shades)])
-        axes[1].scatter(x, nq, marker="_", s=120, color="#D55E00", zorder=3)
+        for ax, m in zip(axes, ("gap", "nn_adjacent")):
+            obs = [np.nan if tt is None else tt[m]["observed"] for tt in tests]
+            q95 = [np.nan if tt is None else tt[m]["shuffled_q95"] for tt in tests]
+            ax.bar(x, obs, w, color=shade, label=name)
+            ax.scatter(x, q95, marker="_", s=120, color="#D55E00", zorder=3,
+                       label="95th percentile, shuffled layers" if k == 0 else None)
     axes[1].set_xticks(np.arange(len(types)) + 0.4 - w / 2, types)
     axes[1].set_xlabel("weight type")
     axes[0].set_ylabel("cosine: adjacent − distant")
     axes[1].set_ylabel("share of layers")
     axes[0].set_title("Adjacent minus distant layers' cosine similarity")
     axes[1].set_title("Share of layers whose nearest neighbour is an adjacent layer")
-    _legend(fig, axes[0], ncol=2)
+    _legend(fig, axes[0], ncol=ncol)
     return fig
 
 
@@ -240,25 +248,8 @@ def residual_plot(effects: dict, new_layers: dict) -> Any:
 def continuity_by_model(evs: dict[str, dict], rep: str = "concat_svd_top1") -> Any:
     """Notebook 1's two continuity measures for one representation, one bar per model and weight type,
     the shuffled-order 95th percentile of each as a tick: a bar above its tick beats the shuffled order."""
-    import matplotlib.pyplot as plt
-
     types = list(dict.fromkeys(t for ev in evs.values() for t in ev["weight_types"]))
-    fig, axes = plt.subplots(2, 1, figsize=(PAGE_W, 4.4), layout="constrained", sharex=True)
-    w = 0.8 / len(evs)
-    for k, (name, ev) in enumerate(evs.items()):
-        x = np.arange(len(types)) + k * w
-        for ax, m in zip(axes, ("gap", "nn_adjacent")):
-            tests = [ev["weight_types"].get(t, {}).get("tests", {}).get(rep) for t in types]
-            obs = [np.nan if tt is None else tt[m]["observed"] for tt in tests]
-            q95 = [np.nan if tt is None else tt[m]["shuffled_q95"] for tt in tests]
-            ax.bar(x, obs, w, color=MODEL_SHADES[k % len(MODEL_SHADES)], label=name)
-            ax.scatter(x, q95, marker="_", s=120, color="#D55E00", zorder=3,
-                       label="95th percentile, shuffled layers" if k == 0 else None)
-    axes[1].set_xticks(np.arange(len(types)) + 0.4 - w / 2, types)
-    axes[1].set_xlabel("weight type")
-    axes[0].set_ylabel("cosine: adjacent − distant")
-    axes[1].set_ylabel("share of layers")
-    axes[0].set_title("Adjacent minus distant layers' cosine similarity")
-    axes[1].set_title("Share of layers whose nearest neighbour is an adjacent layer")
-    _legend(fig, axes[0], ncol=3)
-    return fig
+    series = [(name, MODEL_SHADES[k % len(MODEL_SHADES)],
+               [ev["weight_types"].get(t, {}).get("tests", {}).get(rep) for t in types])
+              for k, (name, ev) in enumerate(evs.items())]
+    return _continuity_bars(types, series, h=4.4, ncol=3)
