@@ -170,20 +170,27 @@ def _vs(x: dict | None) -> str:
     return "n/a" if x is None else f"{fmt(x['mean'])} +- {fmt(x['se'])}"
 
 
+def _agreed(by_model: dict[str, Verdict], who: str) -> tuple[list[Verdict], set[str], str]:
+    """The verdicts of one claim on several models, their statuses, and the status they agree on
+    (inconclusive when they disagree): what per_model and across_models share; they differ in how the
+    models' numbers are shown (one `ours` line each vs the scoreboard's per-model column)."""
+    vs = list(by_model.values())
+    if not vs:
+        raise ValueError(f"{who} needs at least one model's verdict")
+    if len({v.claim for v in vs}) != 1:
+        raise ValueError(f"{who} combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
+    statuses = {v.status for v in vs}
+    return vs, statuses, vs[0].status if len(statuses) == 1 else "inconclusive"
+
+
 def per_model(verdicts: dict[str, Verdict]) -> Verdict:
     """One verdict for a claim judged on several models ({model label: its verdict}, the profile's main
     model first): each model's measurement in `ours` ("SmolLM2-135M: ...; Gemma-3-270M: ..."). The status
     is the models' common status; when they disagree it is inconclusive and the notes say which model
     gave what (one model's verdict does not speak for the method)."""
-    if not verdicts:
-        raise ValueError("per_model needs at least one model's verdict")
-    vs = list(verdicts.values())
-    if len({v.claim for v in vs}) != 1:
-        raise ValueError(f"per_model combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
+    vs, statuses, status = _agreed(verdicts, "per_model")
     if len(vs) == 1:
         return vs[0]
-    statuses = {v.status for v in vs}
-    status = vs[0].status if len(statuses) == 1 else "inconclusive"
     each = "; ".join(f"{m}: {v.status}" for m, v in verdicts.items())
     notes = " ".join(f"{m}: {v.notes}" for m, v in verdicts.items() if v.notes)
     return Verdict(vs[0].claim, status, "; ".join(f"{m}: {v.ours}" for m, v in verdicts.items()),
@@ -198,19 +205,14 @@ def across_models(by_model: dict[str, Verdict]) -> Verdict:
     """One verdict row for a claim judged separately on each model (profile `model` + `extra_models`):
     the status all models agree on, else inconclusive (the models disagree); each model's own status
     and measurement go to ``per_model`` (the scoreboard's per-model column)."""
-    vs = list(by_model.values())
-    if not vs or len({v.claim for v in vs}) != 1:
-        raise ValueError("across_models needs verdicts of one claim, at least one")
+    vs, statuses, status = _agreed(by_model, "across_models")
     first = vs[0]
-    statuses = {v.status for v in vs}
-    status = first.status if len(statuses) == 1 else "inconclusive"
     per = {m: f"{v.status}: {v.ours}" for m, v in by_model.items()}
     notes = " ".join(x for x in (first.notes, "" if len(statuses) == 1 else
                                  "The models disagree (" + "; ".join(f"{m}: {v.status}" for m, v in by_model.items()) + ").") if x)
     return Verdict(first.claim, status, " | ".join(f"{m}: {v.ours}" for m, v in by_model.items()), first.rule,
                    budget=first.budget, uncertainty={m: v.uncertainty for m, v in by_model.items()}, notes=notes,
                    evidence=first.evidence, per_model=per)
-
 
 
 def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:
