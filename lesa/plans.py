@@ -364,9 +364,13 @@ def top_gaps(L: int, n_new: int) -> list[int]:
     return list(range(L - 1 - n_new, L - 1))
 
 
-def _gap_plan(method: str, kind: str, L: int, target: int, gaps: list[int] | None,
+def _gap_plan(method: str, kind: str, L: int, target: int | None, gaps: list[int] | None,
               norm_source: str, notes: str = "", params: dict | None = None,
               predictor: dict | None = None) -> Plan:
+    """What every gap method shares (LESA and its variants, the controls): one new `kind` slot in each
+    gap (k, k+1), by default the top gaps of the released code, and the target depth 1.5x when None;
+    a method's own builder only names itself, its slot kind, notes, slot params and predictor settings."""
+    target = target or default_target(L)
     n_new = _check_depth(L, target)
     gaps = sorted(gaps) if gaps is not None else top_gaps(L, n_new)
     if len(gaps) != n_new:
@@ -389,14 +393,14 @@ def _gap_plan(method: str, kind: str, L: int, target: int, gaps: list[int] | Non
 def lesa_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
               norm_source: str = "layer0") -> Plan:
     """LESA: one predicted layer in each of the top gaps (released code: 32 -> 48 at 16, 18, ..., 46)."""
-    return _gap_plan("lesa", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa", "predict", L, target, gaps, norm_source,
                      "new layer between k and k+1 = U Sigma G([V_k, V_k+1])")
 
 
 def lesa_raw_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                   norm_source: str = "layer0") -> Plan:
     """Ablation "w/o SVD": LESA's placement, the MLP predicts raw weight rows (predictor space: raw)."""
-    return _gap_plan("lesa_raw", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_raw", "predict", L, target, gaps, norm_source,
                      "w/o SVD: the MLP predicts raw weight rows", predictor={"space": "raw"})
 
 
@@ -404,7 +408,7 @@ def lesa_fp_plan(L: int, target: int | None = None, gaps: list[int] | None = Non
                  norm_source: str = "layer0", alpha: float = 0.0) -> Plan:
     """Ours, function-preserving LESA: every projection predicted, then o_proj and down_proj scaled by
     alpha. alpha = 0 starts exactly at the source model (as LLaMA Pro) with informative q, k, v, gate, up."""
-    return _gap_plan("lesa_fp", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_fp", "predict", L, target, gaps, norm_source,
                      f"LESA with o_proj/down_proj x {alpha}", {"alpha": alpha})
 
 
@@ -412,7 +416,7 @@ def lesa_lowrank_plan(L: int, target: int | None = None, gaps: list[int] | None 
                       norm_source: str = "layer0", rank: int = 16, alpha: float = 1.0) -> Plan:
     """Ours, low-rank LESA: new layers rebuilt from the top-``rank`` singular directions of the
     concatenated SVD only (the predictor's least reliable directions dropped)."""
-    return _gap_plan("lesa_lowrank", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_lowrank", "predict", L, target, gaps, norm_source,
                      f"LESA from the top-{rank} singular directions", {"rank": rank, "alpha": alpha})
 
 
@@ -420,7 +424,7 @@ def lesa_ridge_plan(L: int, target: int | None = None, gaps: list[int] | None = 
                     norm_source: str = "layer0", ridge_lam: float | None = None, alpha: float = 1.0) -> Plan:
     """Linear baseline: LESA with a closed-form ridge regression in place of the MLP predictor."""
     pred = {"kind": "ridge", **({"ridge_lam": ridge_lam} if ridge_lam is not None else {})}
-    return _gap_plan("lesa_ridge", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_ridge", "predict", L, target, gaps, norm_source,
                      "ridge regression [V_k, V_k+1] -> V_new", {"alpha": alpha}, pred)
 
 
@@ -430,7 +434,7 @@ def svd_interp_plan(L: int, target: int | None = None, gaps: list[int] | None = 
     """Ours, per-layer alternative to LESA (no training): each new weight from the two neighbours'
     own SVDs, singular vectors matched (permutation and sign) and interpolated; norms from the
     neighbours; o_proj/down_proj scaled by alpha."""
-    return _gap_plan("svd_interp", "interp", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("svd_interp", "interp", L, target, gaps, norm_source,
                      f"matched per-layer SVDs interpolated at t={t}, o/down x {alpha}",
                      {"alpha": alpha, "rank": rank, "t": t})
 
@@ -438,32 +442,32 @@ def svd_interp_plan(L: int, target: int | None = None, gaps: list[int] | None = 
 def average_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                  norm_source: str = "neighbours") -> Plan:
     """Control: the mean of the two neighbours' weights, placed like LESA."""
-    return _gap_plan("average", "average", L, target or default_target(L), gaps, norm_source)
+    return _gap_plan("average", "average", L, target, gaps, norm_source)
 
 
 def random_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                 norm_source: str = "neighbours") -> Plan:
     """Control: Gaussian weights matching the neighbours' std, placed like LESA."""
-    return _gap_plan("random", "random", L, target or default_target(L), gaps, norm_source)
+    return _gap_plan("random", "random", L, target, gaps, norm_source)
 
 
 def random_zero_out_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                          norm_source: str = "neighbours") -> Plan:
     """Control for lesa_fp: Gaussian weights with o_proj/down_proj zeroed (identity at the start)."""
-    return _gap_plan("random_zero_out", "random", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("random_zero_out", "random", L, target, gaps, norm_source,
                      "random, o_proj/down_proj = 0", {"alpha": 0.0})
 
 
 def copy_plan(L: int, target: int | None = None, gaps: list[int] | None = None) -> Plan:
     """Control: plain copy of the lower neighbour (no zeroing), placed like LESA."""
-    return _gap_plan("copy", "copy", L, target or default_target(L), gaps, "layer0",
+    return _gap_plan("copy", "copy", L, target, gaps, "layer0",
                      "copy of layer k inserted after it")
 
 
 def copy_scaled_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                      alpha: float = 0.0) -> Plan:
     """Control for lesa_fp: copy of the lower neighbour with o_proj/down_proj scaled by alpha."""
-    return _gap_plan("copy_scaled", "copy", L, target or default_target(L), gaps, "layer0",
+    return _gap_plan("copy_scaled", "copy", L, target, gaps, "layer0",
                      f"copy of layer k, o/down x {alpha}", {"alpha": alpha})
 
 
