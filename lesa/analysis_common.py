@@ -25,7 +25,7 @@ def code_key() -> str:
     here = Path(__file__).resolve().parent
     return stable_hash([file_hash(here / f) for f in ("analysis.py", "analysis_common.py", "analysis_predictor.py",
                                                       "analysis_growth.py", "analysis_results.py", "svd.py",
-                                                      "predictor.py", "expand.py", "plans.py", "evaluate.py",
+                                                      "predictor.py", "expand.py", "plans.py", "plans_spec.py", "evaluate.py",
                                                       "evaluate_scoring.py", "evaluate_tasks.py")
                         if (here / f).exists()])
 

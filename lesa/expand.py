@@ -240,7 +240,7 @@ def _interp(v: TypeView, s: Slot) -> torch.Tensor:
 _PREDICTORS: dict[tuple, Any] = {}        # in-process memo: (weights, type, predictor config, code) -> predictor
 _LAYERS: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()   # in-process memo of costly weights
 LAYER_MEMO_BYTES = 2 << 30                # the in-process memo keeps the most recent entries up to this size
-CODE_FILES = ("expand.py", "plans.py", "predictor.py", "ridge.py", "svd.py", "arch.py")
+CODE_FILES = ("expand.py", "plans.py", "plans_spec.py", "predictor.py", "ridge.py", "svd.py", "arch.py")
 
 
 def code_hash() -> str:
