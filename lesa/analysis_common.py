@@ -23,11 +23,10 @@ def code_key() -> str:
     from .store import file_hash
 
     here = Path(__file__).resolve().parent
-    return stable_hash([file_hash(here / f) for f in ("analysis.py", "analysis_common.py", "analysis_predictor.py",
-                                                      "analysis_growth.py", "analysis_results.py", "svd.py",
-                                                      "predictor.py", "expand.py", "plans.py", "plans_spec.py", "evaluate.py",
-                                                      "evaluate_scoring.py", "evaluate_tasks.py")
-                        if (here / f).exists()])
+    files = ("analysis.py", "analysis_common.py", "analysis_predictor.py", "analysis_growth.py",
+             "analysis_results.py", "svd.py", "predictor.py", "expand.py", "expand_kinds.py", "plans.py",
+             "plans_spec.py", "evaluate.py", "evaluate_scoring.py", "evaluate_tasks.py")
+    return stable_hash([file_hash(here / f) for f in files if (here / f).exists()])
 
 
 def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
