@@ -104,7 +104,7 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert long["extends"] == "cpu" and long["name"] == "cpu-long"
     # everything it does not state is cpu's; what it states replaces cpu's (lists too)
     assert long["predictor"] == cpu["predictor"] and long["protocol"]["sets"] == cpu["protocol"]["sets"]
-    assert long["protocol"]["limits"]["wikitext"] is None and long["protocol"]["limits"]["heldout"] >= 64
+    assert long["protocol"]["limits"]["wikitext"] is None and 7 * long["protocol"]["limits"]["heldout"] >= 64   # per source
     assert long["cpt"]["train"]["steps"] == 10 * cpu["cpt"]["train"]["steps"] and long["cpt"]["dup_only"] == []
     t = long["cpt"]["train"]
     assert t["steps"] * t["batch_size"] * t["seq_len"] >= 300_000
