@@ -37,6 +37,9 @@ TRAINS = {"lesa": "new", "lesa_raw": "new", "llama_pro": "new", "average": "new"
           "lesa_fp": "new", "lesa_lowrank": "new", "lesa_ridge": "new", "svd_interp": "new",
           "copy_scaled": "new", "random_zero_out": "new"}
 
+# Methods whose grown weights do not depend on a predictor seed (their runs need no cpt.lesa_seed)
+SEEDLESS = {BASE, "llama_pro", "solar", "average", "copy", "copy_scaled"}
+
 # Ablations a profile asks for per method (cpt.<key>: [methods]) -> (what trains, run-name suffix).
 ABLATIONS = {
     "unfrozen": ("all", "unfrozen"),     # the freezing ablation (C12b): every weight trains
@@ -185,7 +188,11 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     bad = sorted(set(only or []) - set(runs))
     if bad:
         raise ValueError(f"--only {bad}: no such run in profile {prof['name']!r}; its runs: {list(runs)}")
-    seed, why = lesa_seed(prof)
+    chosen = [n for n in runs if not only or n in only]
+    if all(runs[n]["method"] in SEEDLESS or runs[n]["predictor_seed"] is not None for n in chosen):
+        seed, why = 0, "seed not used (no selected run predicts weights with the profile's seed)"
+    else:
+        seed, why = lesa_seed(prof)
     print(f"[cpt] predictor {why}")
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
