@@ -1,5 +1,5 @@
-"""The paper's claims C1-C12: their wording, the paper's numbers (typed here once) and one rule per
-claim that turns our measurements into a Verdict.
+"""The paper's claims C1-C12: their wording, the paper's numbers (typed once, in lesa.claims_paper) and
+one rule per claim that turns our measurements into a Verdict (lesa.claims_verdict).
 
 Every rule is a pure function of measured numbers (no files, no models), so each can be tested on
 constructed inputs. The rules follow each claim's own wording (paper-digest sec. 5) and never call a
@@ -19,291 +19,23 @@ the measurement a rule needs does not exist (e.g. a CPT run that this profile di
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-STATUSES = ("reproduced", "not reproduced", "inconclusive", "not testable offline", "not yet run")
-SE_MULT = 2.0            # a difference within SE_MULT standard errors is not called
+# the claims and numbers, and the Verdict type with its statistics, live in modules of their own;
+# every name stays reachable as lesa.claims.X (the notebooks use `claims as C`)
+from .claims_paper import (CLAIMS, OPT_DEUS_CPT, PAPER_CONVERGENCE, PAPER_HOURS, PAPER_HUMANEVAL,  # noqa: F401
+                           PAPER_LOO_SPLIT, PAPER_MAIN, PAPER_PREDICTOR, PAPER_SFT, PAPER_STEP_RATIO, Claim,
+                           _ratio_text, fmt)
+from .claims_verdict import (SE_MULT, STATUSES, Verdict, _vs, across_models, as_dict, budget_text,  # noqa: F401
+                             call, compare_ranges, markdown, paired_window, per_model, smooth, spread,
+                             spread_text, steps_to_reach, summary, z_score)
+
 PAR = 1.5                # C7a: held-out loss "on par with" training loss = at most PAR x the training loss
 SHRINK = 0.9             # C12c: lambda = 0 "shrinks" new layers when their norm is below SHRINK x lambda-code's
 CODE_LAMBDA = 5e-4       # norm-loss weight of the released code (the paper reports 5e-5)
 TRIVIAL = ("zeros", "neighbour_average", "copy_below", "copy_above", "ridge")   # C7b's trivial predictors
-
-# ------------------------------------------------------------------------------ the paper's numbers
-# [PN] T-A: Llama3-8B -> 48 layers (11.5B), CPT on Wikipedia. PPL lower is better; avg = mean score.
-PAPER_MAIN = {"LESA-3k": {"ppl": 5.27, "avg": 64.11}, "LESA-6k": {"ppl": 5.13, "avg": 64.30},
-              "LLaMA Pro-6k": {"ppl": 5.44, "avg": 62.67}, "SOLAR-6k": {"ppl": 8.09, "avg": 47.86}}
-# [PN] T-A: wall-clock of 6k CPT steps, hours. Step-time ratios are computed from these.
-PAPER_HOURS = {"lesa": 45.6, "llama_pro": 56.4, "solar": 75.6}
-PAPER_STEP_RATIO = {m: h / PAPER_HOURS["lesa"] for m, h in PAPER_HOURS.items()}
-# [3P] OpT-DeUS rerun of the official code, Llama3.1-8B -> 11.5B, CPT step 12100 (wikitext word PPL,
-# mean of 7 zero-shot accuracies). Independent evidence, not the paper's numbers.
-OPT_DEUS_CPT = {"Base (8B)": {"ppl": 8.35, "avg": 66.20}, "LESA": {"ppl": 7.73, "avg": 68.77},
-                "LLaMA Pro": {"ppl": 7.81, "avg": 68.56}, "SOLAR": {"ppl": 9.90, "avg": 64.20}}
-PAPER_SFT = {"lesa": 31.57, "llama_pro_share": 0.77, "solar_share": 0.84}          # [PN] T-B
-PAPER_HUMANEVAL = {"lesa": 25.00, "llama_pro": 10.98, "solar": 2.44}               # [PN] T-C
-PAPER_PREDICTOR = {"minutes": 5, "epochs": 5, "code_epochs": 10}                   # [PN] C8; code: 10
-PAPER_CONVERGENCE = {"lesa_stable_steps": 2000, "llama_pro_steps": 5000, "compute_share": 0.5}  # [PN][AL]
-PAPER_LOO_SPLIT = {"samples": 150, "train": 120, "test": 30}                       # [PN] C7
-
-
-def fmt(x: Any, nd: int = 3) -> str:
-    """Number formatting for computed prose (never typed numbers): nd significant digits,
-    thousands separators, scientific notation outside [1e-3, 1e5), trailing zeros dropped."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return f"{x:,}"
-    ax = abs(x)
-    if ax != 0 and (ax >= 1e5 or ax < 1e-3):
-        return f"{x:.{nd}g}"
-    if ax < 1:
-        return f"{x:.{nd}g}"
-    decimals = max(nd - 1 - int(math.floor(math.log10(ax))), 0)
-    out = f"{x:,.{decimals}f}"
-    return out.rstrip("0").rstrip(".") if "." in out else out
-
-
-def _p(v: float) -> str:
-    """A paper value as the paper prints it (two decimals)."""
-    return f"{v:.2f}"
-
-
-def _main(metric: str, keys: Sequence[str] = ("LESA-6k", "LLaMA Pro-6k", "SOLAR-6k")) -> str:
-    return " / ".join(_p(PAPER_MAIN[k][metric]) for k in keys)
-
-
-def _ratio_text(r: dict) -> str:
-    return f"1 : {fmt(r['llama_pro'])} : {fmt(r['solar'])}"
-
-
-# ------------------------------------------------------------------------------ the claims
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    statement: str         # short form for tables
-    wording: str           # the claim as the digest gives it (quote or close paraphrase)
-    source: str            # the digest's source tags
-    paper: str             # the paper's evidence in one line, built from the constants above
-    notebook: str          # the notebook that judges it
-
-
-CLAIMS: dict[str, Claim] = {c.id: c for c in (
-    Claim("C1", "concatenated SVD reveals inter-layer continuity",
-          "concatenating a weight type over layers and applying SVD reveals latent inter-layer patterns "
-          "(continuity); t-SNE of the top-1 singular coefficients, mainly gate_proj",
-          "[ABS][PN][ML]", "qualitative t-SNE figure, no numbers", "01_svd_evidence"),
-    Claim("C2", "heuristic duplication initialises worse and converges slower",
-          "existing depth scaling-up (interpolation/LLaMA Pro, stack/SOLAR) uses heuristic duplication, "
-          "giving poorer initialisation and slower CPT convergence", "[ABS][CAP]",
-          "qualitative (Figure 1 and the CPT loss curves)", "04_cpt_curves"),
-    Claim("C3", "LESA gives the best initialisation",
-          "LESA gives better initialisation than the baselines: lowest initial training loss; lower PPL "
-          "than SOLAR across families", "[PN]",
-          "lowest initial loss; LESA PPL < SOLAR on 6 models (no values)", "03_expansion"),
-    Claim("C4", "LESA converges faster (< half the compute)",
-          "stable by ~2k steps vs ~5k for LLaMA Pro; \"same convergence level as LLaMA Pro with less than "
-          "half the training cost\"", "[PN][AL][ABS]",
-          f"stable by ~{fmt(PAPER_CONVERGENCE['lesa_stable_steps'])} vs ~{fmt(PAPER_CONVERGENCE['llama_pro_steps'])} "
-          f"steps; < {fmt(PAPER_CONVERGENCE['compute_share'])} of the cost", "04_cpt_curves"),
-    Claim("C5", "better final quality after CPT",
-          "after CPT LESA-6k beats LLaMA Pro-6k and SOLAR-6k in PPL and benchmark average; LESA-3k (half "
-          "the steps) already beats both baselines at 6k", "[PN, T-A]",
-          f"PPL {_main('ppl')}; avg {_main('avg')} (LESA-6k / LLaMA Pro-6k / SOLAR-6k); LESA-3k "
-          f"{_p(PAPER_MAIN['LESA-3k']['ppl'])} / {_p(PAPER_MAIN['LESA-3k']['avg'])}", "05_downstream"),
-    Claim("C6", "cheaper training steps",
-          "6k CPT steps take less wall-clock for LESA than for LLaMA Pro and SOLAR", "[PN]",
-          f"{_ratio_text(PAPER_STEP_RATIO)} ({' / '.join(fmt(h) + ' h' for h in PAPER_HOURS.values())})",
-          "04_cpt_curves"),
-    Claim("C7a", "predictor: held-out loss on par with training loss",
-          "G_W really learns a pattern and generalises: its test loss matches its training loss",
-          "[PN]", f"test loss ~ training loss ({PAPER_LOO_SPLIT['train']}/{PAPER_LOO_SPLIT['test']} split "
-          "over Llama-3 variants)", "02_predictor"),
-    Claim("C7b", "predictor: learns more than a trivial predictor",
-          "G_W really learns a pattern (read here as: it predicts a held-out layer better than predicting "
-          "zeros, the neighbours' average, a neighbour copy or a linear ridge map)", "[PN] + our reading",
-          "not reported", "02_predictor"),
-    Claim("C8", "predictor training is cheap",
-          "predictor cost is negligible: < 5 minutes, 5 epochs (code: 10 epochs)", "[PN][CODE]",
-          f"< {PAPER_PREDICTOR['minutes']} min, {PAPER_PREDICTOR['epochs']} epochs (GPU)", "02_predictor"),
-    Claim("C9", "works across model families and sizes",
-          "1.5x on Llama3-8B/70B, Qwen2.5-1.5B/7B/32B, Mistral-Small-24B: LESA PPL always below SOLAR; "
-          "SOLAR PPL = INF on Qwen2.5-32B", "[PN][LIN][SS]", "LESA PPL < SOLAR on every model", "03_expansion"),
-    Claim("C10", "gains persist after SFT", "after SFT, LESA's average stays above LLaMA Pro's and SOLAR's",
-          "[PN]", f"LESA-SFT {_p(PAPER_SFT['lesa'])} = 100%; LLaMA Pro {fmt(100 * PAPER_SFT['llama_pro_share'])}%, "
-          f"SOLAR {fmt(100 * PAPER_SFT['solar_share'])}%", "05_downstream"),
-    Claim("C11", "works for code CPT", "after code-domain CPT (BigCode), LESA leads on HumanEval",
-          "[PN]", " / ".join(_p(v) for v in PAPER_HUMANEVAL.values()) + " (HumanEval)", "05_downstream"),
-    Claim("C12a", "ablation: w/o SVD between LESA and LLaMA Pro",
-          "w/o SVD (MLP on raw weights) degrades but still beats LLaMA Pro (after CPT)", "[PN]",
-          "LESA < w/o SVD < LLaMA Pro after CPT (no values)", "04_cpt_curves"),
-    Claim("C12b", "ablation: freezing the original layers helps",
-          "w/o freezing the original layers: slower, fluctuating convergence", "[PN]",
-          "without freezing: slower, fluctuating loss (no values)", "04_cpt_curves"),
-    Claim("C12c", "ablation: the norm loss is needed",
-          "the norm loss L2 is needed because L1 (MSE) alone shrinks predictions toward zero", "[ML][PN]",
-          "plain MSE shrinks predictions toward zero (no values)", "03_expansion"),
-)}
-
-
-# ------------------------------------------------------------------------------ verdicts
-@dataclass
-class Verdict:
-    claim: str
-    status: str
-    ours: str                                     # one line: what we measured
-    rule: str                                     # how the status was decided
-    budget: dict = field(default_factory=dict)    # steps, tokens, questions, seeds, ...
-    uncertainty: dict = field(default_factory=dict)   # seed ranges, standard errors, z-scores
-    notes: str = ""                               # what a reader must know beside the status
-    evidence: str = ""                            # figures / files of the notebook
-    per_model: dict = field(default_factory=dict)  # model -> one line (status: what we measured), per-model claims
-
-    def __post_init__(self):
-        if self.claim not in CLAIMS:
-            raise ValueError(f"unknown claim {self.claim!r}; known: {list(CLAIMS)}")
-        if self.status not in STATUSES:
-            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
-
-    def record(self) -> dict:
-        """The JSON row written to results/<profile>/verdicts/<notebook>.json (read by the scoreboard)."""
-        c = CLAIMS[self.claim]
-        return {"claim": self.claim, "statement": c.statement, "wording": c.wording, "source": c.source,
-                "paper": c.paper, "ours": self.ours, "verdict": self.status, "evidence": self.evidence,
-                "notebook": c.notebook, "detail": " ".join(x for x in (self.rule, self.notes) if x),
-                "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
-                **({"per_model": _jsonable(self.per_model)} if self.per_model else {})}
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    return x
-
-
-def _cell(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def budget_text(b: dict) -> str:
-    def val(v: Any) -> str:
-        if isinstance(v, dict):                       # per model (per_model): "SmolLM2: (seeds 0, 1; ...)"
-            return f"({budget_text(v)})"
-        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return "; ".join(f"{k}{':' if isinstance(v, dict) else ''} {val(v)}" for k, v in b.items()) or "-"
-
-
-def markdown(verdicts: Sequence[Verdict | dict]) -> str:
-    """A markdown table of verdicts (claim, paper, ours, verdict, budget) and how each was decided."""
-    rows = [v.record() if isinstance(v, Verdict) else v for v in verdicts]
-    lines = ["| claim | paper | ours | verdict | budget |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | "
-                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))} |")
-    lines.append("")
-    lines += [f"- **{r['claim']}** ({_cell(r['source'] if 'source' in r else '')}): {_cell(r['detail'])}"
-              for r in rows if r.get("detail")]
-    return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------------------ statistics
-def spread(values: Sequence[float] | float | None) -> dict | None:
-    """Median and range of per-seed values (a single number is a range of width 0)."""
-    if values is None:
-        return None
-    v = [float(x) for x in (values if isinstance(values, (list, tuple, np.ndarray)) else [values])]
-    v = [x for x in v if x is not None and math.isfinite(x)]
-    if not v:
-        return None
-    return {"median": float(np.median(v)), "min": min(v), "max": max(v), "n": len(v), "values": v}
-
-
-def spread_text(values: Sequence[float] | float | None, nd: int = 3, compact: bool = False) -> str:
-    """'median (range min-max, n seeds)', or 'median [min, max]' for table cells."""
-    s = spread(values)
-    if s is None:
-        return "n/a"
-    if s["n"] == 1:
-        return fmt(s["median"], nd)
-    if compact:
-        return f"{fmt(s['median'], nd)} [{fmt(s['min'], nd)}, {fmt(s['max'], nd)}]"
-    return f"{fmt(s['median'], nd)} (range {fmt(s['min'], nd)} to {fmt(s['max'], nd)}, {s['n']} seeds)"
-
-
-def compare_ranges(a: Sequence[float] | float, b: Sequence[float] | float) -> str:
-    """'lower' when every value of a is below every value of b, 'higher' the reverse, else 'overlap'."""
-    sa, sb = spread(a), spread(b)
-    if sa is None or sb is None:
-        raise ValueError("compare_ranges needs at least one finite value on each side")
-    if sa["max"] < sb["min"]:
-        return "lower"
-    if sa["min"] > sb["max"]:
-        return "higher"
-    return "overlap"
-
-
-def z_score(a: float, se_a: float, b: float, se_b: float) -> float:
-    """(a - b) / SE of the difference (independent estimates)."""
-    se = math.sqrt(float(se_a) ** 2 + float(se_b) ** 2)
-    d = float(a) - float(b)
-    if not math.isfinite(se):
-        return 0.0                                   # a single point: no evidence either way
-    return math.copysign(math.inf, d) if se == 0 and d != 0 else (0.0 if se == 0 else d / se)
-
-
-def call(z: float) -> str:
-    """'higher' / 'lower' when |z| > SE_MULT, else 'within noise'."""
-    return "higher" if z > SE_MULT else "lower" if z < -SE_MULT else "within noise"
-
-
-def smooth(y: Sequence[float], window: int) -> np.ndarray:
-    """Trailing moving mean (the first window-1 points average what exists so far)."""
-    y = np.asarray(y, dtype=float)
-    if window <= 1 or len(y) < window:
-        return y
-    c = np.cumsum(np.insert(y, 0, 0.0))
-    head = c[1:window] / np.arange(1, window)
-    return np.concatenate([head, (c[window:] - c[:-window]) / window])
-
-
-def steps_to_reach(rows: list[dict], target: float, key: str = "loss", window: int = 10) -> dict | None:
-    """First step (and its tokens, FLOPs, seconds) at which the smoothed curve is <= target."""
-    if not rows:
-        return None
-    s = smooth([r[key] for r in rows], window)
-    hit = np.nonzero(s <= target)[0]
-    if not len(hit):
-        return None
-    r = rows[int(hit[0])]
-    return {k: r.get(k) for k in ("step", "tokens", "flops", "elapsed_s")}
-
-
-def paired_window(a: list[dict], b: list[dict], where: str = "end", window: int = 10,
-                  key: str = "loss") -> dict | None:
-    """Mean and SE of a - b over the first or last `window` steps both runs logged (paired by step:
-    the runs see the same batches, so batch difficulty cancels)."""
-    bs = {r["step"]: r[key] for r in b}
-    steps = [r["step"] for r in a if r["step"] in bs]
-    if not steps:
-        return None
-    av = {r["step"]: r[key] for r in a}
-    pick = steps[:window] if where == "start" else steps[-window:]
-    d = np.array([av[s] - bs[s] for s in pick], dtype=float)
-    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
-    return {"mean": float(d.mean()), "se": se, "n": len(d), "steps": [pick[0], pick[-1]],
-            "z": z_score(float(d.mean()), se, 0.0, 0.0)}
-
-
-def _vs(x: dict | None) -> str:
-    return "n/a" if x is None else f"{fmt(x['mean'])} +- {fmt(x['se'])}"
 
 
 # ------------------------------------------------------------------------------ rules
@@ -670,48 +402,6 @@ def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, S
                    evidence="figure norm_ablation; new_layer_stats.csv")
 
 
-def per_model(verdicts: dict[str, Verdict]) -> Verdict:
-    """One verdict for a claim judged on several models ({model label: its verdict}, the profile's main
-    model first): each model's measurement in `ours` ("SmolLM2-135M: ...; Gemma-3-270M: ..."). The status
-    is the models' common status; when they disagree it is inconclusive and the notes say which model
-    gave what (one model's verdict does not speak for the method)."""
-    if not verdicts:
-        raise ValueError("per_model needs at least one model's verdict")
-    vs = list(verdicts.values())
-    if len({v.claim for v in vs}) != 1:
-        raise ValueError(f"per_model combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
-    if len(vs) == 1:
-        return vs[0]
-    statuses = {v.status for v in vs}
-    status = vs[0].status if len(statuses) == 1 else "inconclusive"
-    each = "; ".join(f"{m}: {v.status}" for m, v in verdicts.items())
-    notes = " ".join(f"{m}: {v.notes}" for m, v in verdicts.items() if v.notes)
-    return Verdict(vs[0].claim, status, "; ".join(f"{m}: {v.ours}" for m, v in verdicts.items()),
-                   rule=vs[0].rule + (f" Judged on each model; the models disagree ({each}), so inconclusive."
-                                      if len(statuses) > 1 else f" Judged on each model ({each})."),
-                   budget={m: v.budget for m, v in verdicts.items()},
-                   uncertainty={m: v.uncertainty for m, v in verdicts.items()},
-                   notes=notes, evidence=vs[0].evidence)
-
-
-def across_models(by_model: dict[str, Verdict]) -> Verdict:
-    """One verdict row for a claim judged separately on each model (profile `model` + `extra_models`):
-    the status all models agree on, else inconclusive (the models disagree); each model's own status
-    and measurement go to ``per_model`` (the scoreboard's per-model column)."""
-    vs = list(by_model.values())
-    if not vs or len({v.claim for v in vs}) != 1:
-        raise ValueError("across_models needs verdicts of one claim, at least one")
-    first = vs[0]
-    statuses = {v.status for v in vs}
-    status = first.status if len(statuses) == 1 else "inconclusive"
-    per = {m: f"{v.status}: {v.ours}" for m, v in by_model.items()}
-    notes = " ".join(x for x in (first.notes, "" if len(statuses) == 1 else
-                                 "The models disagree (" + "; ".join(f"{m}: {v.status}" for m, v in by_model.items()) + ").") if x)
-    return Verdict(first.claim, status, " | ".join(f"{m}: {v.ours}" for m, v in by_model.items()), first.rule,
-                   budget=first.budget, uncertainty={m: v.uncertainty for m, v in by_model.items()}, notes=notes,
-                   evidence=first.evidence, per_model=per)
-
-
 def judge_c9(init: dict[str, dict[str, Sequence[float] | float]], set_label: str, budget: dict | None = None) -> Verdict:
     """init: model -> {"lesa": perplexities over predictor seeds, "solar": perplexity} before training.
     Reproduced when on every model LESA's whole seed range is below SOLAR's; not reproduced when it is
@@ -733,12 +423,3 @@ def judge_c9(init: dict[str, dict[str, Sequence[float] | float]], set_label: str
                           "(8B to 70B), Qwen2.5 or Mistral, nor the ordering after CPT."),
                    evidence="ppl_by_model.csv", per_model=per)
 
-def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in verdicts:
-        out[v.status] = out.get(v.status, 0) + 1
-    return out
-
-
-def as_dict(v: Verdict) -> dict:
-    return asdict(v)

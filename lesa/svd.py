@@ -15,10 +15,6 @@ class Factors:
     S: torch.Tensor           # (r,)        singular values
     V: torch.Tensor           # (L, r, d_in) per-layer coefficient blocks V_i
 
-    @property
-    def num_layers(self) -> int:
-        return self.V.shape[0]
-
     def reconstruct(self, i: int | None = None, coeffs: torch.Tensor | None = None,
                     rank: int | None = None) -> torch.Tensor:
         """W_i = (U S) V_i for a layer index, or (U S) @ coeffs for predicted coefficients (r, d_in);

@@ -256,6 +256,8 @@ def test_across_models_keeps_each_models_result():
     assert "per_model" not in ok.record()
     with pytest.raises(ValueError):
         C.across_models({})
+    with pytest.raises(ValueError, match="one claim"):
+        C.across_models({"a": ok, "b": C.judge_c8([1.0], 1, 1, "cpu")})
 
 
 def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():

