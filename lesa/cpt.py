@@ -188,8 +188,8 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     bad = sorted(set(only or []) - set(runs))
     if bad:
         raise ValueError(f"--only {bad}: no such run in profile {prof['name']!r}; its runs: {list(runs)}")
-    chosen = [n for n in runs if not only or n in only]
-    if all(runs[n]["method"] in SEEDLESS or runs[n]["predictor_seed"] is not None for n in chosen):
+    selected = [n for n in runs if not only or n in only]
+    if all(runs[n]["method"] in SEEDLESS or runs[n]["predictor_seed"] is not None for n in selected):
         seed, why = 0, "seed not used (no selected run predicts weights with the profile's seed)"
     else:
         seed, why = lesa_seed(prof)
@@ -198,7 +198,6 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     pseed = {name: seed if r["predictor_seed"] is None else r["predictor_seed"] for name, r in runs.items()}
-    selected = [n for n in runs if not only or n in only]
 
     def train_runs(names: list[str]) -> dict[str, dict]:
         return run_cpt_comparison(
