@@ -109,7 +109,8 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
         cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
                  f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
-                 f"<td>{H.escape(str(r.get('ours', '-')))}{src}</td>",
+                 # a claim judged per model shows its numbers once, in the model columns (the CSV keeps both)
+                 f"<td>{'in the model columns' if r.get('per_model') else H.escape(str(r.get('ours', '-')))}{src}</td>",
                  *[f"<td>{H.escape(str((r.get('per_model') or {}).get(m, '–')))}</td>" for m in models],
                  *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
                  f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
