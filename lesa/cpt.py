@@ -251,6 +251,21 @@ def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | Non
         del model
 
 
+def run_status(profile: str, name: str) -> str:
+    """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock) /
+    stopped at a checkpoint (resumes there) / not started."""
+    res = PROJECT_ROOT / "results" / profile
+    summary = res / "cpt" / name / "summary.json"
+    if summary.exists() and read_json(summary).get("completed"):
+        s = read_json(summary)
+        done = "evaluated" if (res / "downstream" / name).is_dir() else "trained"
+        return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step)"
+    latest = cache_dir("cpt", profile) / name / "latest.json"
+    if latest.exists():
+        return f"stopped at step {read_json(latest).get('step')} (resumes there)"
+    return "not started"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesa.cpt", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="auto")
@@ -265,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         evaluated = evaluated_runs(runs, prof["cpt"])
         for name, r in runs.items():
             print(f"{name:28s} {r['method']:16s} {r['options'] or ''!s:16s} steps {r['steps']:>6}  data seed {r['seed']}  "
-                  f"predictor seed {'cpt.lesa_seed' if r['predictor_seed'] is None else r['predictor_seed']}  "
+                  f"predictor seed {'-' if r['method'] in SEEDLESS else 'cpt.lesa_seed' if r['predictor_seed'] is None else r['predictor_seed']:<13}  "
                   f"trains {r['trains']}" + (f"  ({r['ablation']})" if r["ablation"] else "")
-                  + ("  (curve only)" if name not in evaluated else ""))
+                  + ("  (curve only)" if name not in evaluated else "") + f"  [{run_status(prof['name'], name)}]")
         return 0
     run_profile_cpt(args.profile, evaluate=not args.no_eval, force=args.force, only=args.only)
     return 0
