@@ -133,11 +133,23 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     return out
 
 
-def load_eval_records(eval_dir: Path) -> list[dict]:
-    """Tidy rows (label, task, metric, value, n) from lesa.evaluate records under eval_dir/<label>/."""
+def load_eval_records(eval_dir: Path, run_keys: dict[str, str] | None = None,
+                      stale: list[str] | None = None) -> list[dict]:
+    """Tidy rows (label, task, metric, value, n) from lesa.evaluate records under eval_dir/<label>/.
+
+    ``run_keys``: label -> the run key of that CPT run's current weights (its summary.json). A record that
+    names other weights (``weights_id.run_key``: an older run of that name, e.g. a task the profile no
+    longer evaluates) is left out, and its path appended to ``stale`` when given, so one table never mixes
+    two trainings."""
     rows = []
     for p in sorted(Path(eval_dir).glob("*/*.json")):
         r = read_json(p)
+        want = (run_keys or {}).get(p.parent.name)
+        have = (r.get("weights_id") or {}).get("run_key")
+        if want and have and want != have:
+            if stale is not None:
+                stale.append(str(p))
+            continue
         if "task" in r and "value" in r:
             rows.append({"label": r.get("label") or p.parent.name, "task": r["task"],
                          "metric": r.get("primary_metric"), "value": r["value"],
