@@ -27,9 +27,10 @@ def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
 def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
                           root: str | Path | None = None) -> tuple[str, ...]:
     """Those of ``profiles`` that extend profile ``of`` (its longer budget, e.g. cpu-long of cpu) and whose
-    every CPT run (lesa.cpt.run_names) has finished and been evaluated: only a complete set of runs
-    replaces a profile's own (a partial one would mix budgets in one verdict)."""
-    from .cpt import run_names
+    every CPT run (lesa.cpt.run_names) has finished, and been evaluated where the profile evaluates it
+    (lesa.cpt.evaluated_runs): only a complete set of runs replaces a profile's own (a partial one would
+    mix budgets in one verdict)."""
+    from .cpt import evaluated_runs, run_names
     from .profiles import ProfileError, load_profile
 
     out = []
@@ -42,9 +43,10 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
             continue
         base = Path(root or PROJECT_ROOT / "results") / p
         runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
+        evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs else set()
         done = lambda n: ((base / "cpt" / n / "summary.json").exists()
                           and read_json(base / "cpt" / n / "summary.json").get("completed")
-                          and (base / "downstream" / n).is_dir())
+                          and (n not in evaluated or (base / "downstream" / n).is_dir()))
         if runs and all(done(n) for n in runs):
             out.append(p)
     return tuple(out)
@@ -131,11 +133,23 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     return out
 
 
-def load_eval_records(eval_dir: Path) -> list[dict]:
-    """Tidy rows (label, task, metric, value, n) from lesa.evaluate records under eval_dir/<label>/."""
+def load_eval_records(eval_dir: Path, run_keys: dict[str, str] | None = None,
+                      stale: list[str] | None = None) -> list[dict]:
+    """Tidy rows (label, task, metric, value, n) from lesa.evaluate records under eval_dir/<label>/.
+
+    ``run_keys``: label -> the run key of that CPT run's current weights (its summary.json). A record that
+    names other weights (``weights_id.run_key``: an older run of that name, e.g. a task the profile no
+    longer evaluates) is left out, and its path appended to ``stale`` when given, so one table never mixes
+    two trainings."""
     rows = []
     for p in sorted(Path(eval_dir).glob("*/*.json")):
         r = read_json(p)
+        want = (run_keys or {}).get(p.parent.name)
+        have = (r.get("weights_id") or {}).get("run_key")
+        if want and have and want != have:
+            if stale is not None:
+                stale.append(str(p))
+            continue
         if "task" in r and "value" in r:
             rows.append({"label": r.get("label") or p.parent.name, "task": r["task"],
                          "metric": r.get("primary_metric"), "value": r["value"],

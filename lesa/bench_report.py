@@ -168,6 +168,6 @@ def bench_markdown(results: str | Path | None = None) -> str:
                                        ("training", "training tokens/s and MFU on a GPU"))
                if "cuda" not in devices.get(kind, set())]
     if missing:
-        lines += ["```{note}", "Still to be measured: " + " and ".join(missing) + ". No GPU has been lent to this "
-                  "project's runs so far, so every figure above is from a CPU.", "```", ""]
+        lines += ["```{note}", "Not measured yet: " + " and ".join(missing) + ". Both need a GPU; every number "
+                  "above was measured on a CPU.", "```", ""]
     return "\n".join(lines)

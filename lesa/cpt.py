@@ -48,9 +48,11 @@ ABLATIONS = {
 
 
 def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
-    """run name -> {method, options, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key)}
-    for methods x budgets x seeds, plus each requested ablation (largest budget, first seed). A method may
-    name one of the profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan method and options)."""
+    """run name -> {method, options, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key),
+    predictor_seed, replicate} for methods x budgets x seeds, plus each requested ablation (largest budget,
+    first seed). A method may name one of the profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan
+    method and options). ``replicate``: a run that repeats its method on another data or predictor seed
+    than the method's first (its held-out curve gives the spread; see ``evaluated_runs``)."""
     steps = cpt["train"]["steps"]
     budgets = cpt.get("budgets") or [steps]
     seeds = cpt.get("seeds") or [cpt["train"].get("seed", 0)]
@@ -77,15 +79,27 @@ def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
                     name = (method + (f"-{b}" if len(budgets) > 1 else "") + (f"-seed{s}" if len(d_seeds) > 1 or len(seeds) > 1 else "")
                             + (f"-p{ps}" if len(p_seeds) > 1 else ""))
                     runs[name] = {"method": pm, "options": opts, "steps": b, "seed": s, "trains": TRAINS[pm],
-                                  "ablation": None, "predictor_seed": ps}
+                                  "ablation": None, "predictor_seed": ps,
+                                  "replicate": s != d_seeds[0] or ps != p_seeds[0]}
     for key, (trains, suffix) in ABLATIONS.items():
         for method in cpt.get(key, []):
             if method == BASE or TRAINS[method] == trains:
                 raise ValueError(f"cpt.{key}: {method!r} already trains {TRAINS[method]!r} layers by default; "
                                  f"the {key} ablation needs a grown method that trains the other set")
             runs[f"{method}-{suffix}"] = {"method": method, "options": {}, "steps": budgets[-1], "seed": seeds[0],
-                                          "trains": trains, "ablation": key, "predictor_seed": None}
+                                          "trains": trains, "ablation": key, "predictor_seed": None,
+                                          "replicate": False}
     return runs
+
+
+def evaluated_runs(runs: dict[str, dict], cpt: dict) -> list[str]:
+    """The runs that get the post-training suite. ``cpt.eval_replicates`` (default true): every run; false:
+    only each method's first seed, because a seed replicate is there for its held-out curve (the spread a
+    difference must beat), and the suite costs about as much as the training on a 2-core CPU (cpu-long)."""
+    flag = cpt.get("eval_replicates", True)
+    if not isinstance(flag, bool):
+        raise ValueError(f"cpt.eval_replicates must be true or false, got {flag!r}")
+    return [n for n, r in runs.items() if flag or not r.get("replicate")]
 
 
 def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_dir: str | Path | None,
@@ -211,9 +225,10 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
                           "predictor_seed_choice": why if runs[n]["predictor_seed"] is None else "a predictor-seed sweep"}
                       for n in names})
 
+    to_evaluate = set(evaluated_runs(runs, cpt)) if evaluate and cpt.get("eval") else set()
     for n in selected:
         train_runs([n])
-        if evaluate and cpt.get("eval"):
+        if n in to_evaluate:
             evaluate_runs(prof, {n: runs[n]}, pseed)
     return train_runs(selected)             # every run finished: reused; writes comparison.json over them
 
@@ -236,6 +251,21 @@ def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | Non
         del model
 
 
+def run_status(profile: str, name: str) -> str:
+    """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock) /
+    stopped at a checkpoint (resumes there) / not started."""
+    res = PROJECT_ROOT / "results" / profile
+    summary = res / "cpt" / name / "summary.json"
+    if summary.exists() and read_json(summary).get("completed"):
+        s = read_json(summary)
+        done = "evaluated" if (res / "downstream" / name).is_dir() else "trained"
+        return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step)"
+    latest = cache_dir("cpt", profile) / name / "latest.json"
+    if latest.exists():
+        return f"stopped at step {read_json(latest).get('step')} (resumes there)"
+    return "not started"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesa.cpt", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="auto")
@@ -246,10 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.list:
         prof = load_profile(args.profile)
-        for name, r in run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")).items():
+        runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants"))
+        evaluated = evaluated_runs(runs, prof["cpt"])
+        for name, r in runs.items():
             print(f"{name:28s} {r['method']:16s} {r['options'] or ''!s:16s} steps {r['steps']:>6}  data seed {r['seed']}  "
-                  f"predictor seed {'cpt.lesa_seed' if r['predictor_seed'] is None else r['predictor_seed']}  "
-                  f"trains {r['trains']}" + (f"  ({r['ablation']})" if r["ablation"] else ""))
+                  f"predictor seed {'-' if r['method'] in SEEDLESS else 'cpt.lesa_seed' if r['predictor_seed'] is None else r['predictor_seed']:<13}  "
+                  f"trains {r['trains']}" + (f"  ({r['ablation']})" if r["ablation"] else "")
+                  + ("  (curve only)" if name not in evaluated else "") + f"  [{run_status(prof['name'], name)}]")
         return 0
     run_profile_cpt(args.profile, evaluate=not args.no_eval, force=args.force, only=args.only)
     return 0

@@ -63,10 +63,12 @@ ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles),
                                   prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
 cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
                                   prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
-records = A.load_eval_records(ev_dir) if ev_dir else []
+cpt_runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+stale: list[str] = []          # records of an older training of a run (its weights changed since): left out
+records = A.load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
 ours = A.main_table(records)
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
-    for n, r in A.load_cpt_runs(cpt_dir).items():
+    for n, r in cpt_runs.items():
         if r["summary"].get("final_heldout_ppl"):
             ours[n] = {"ppl": r["summary"]["final_heldout_ppl"], "ppl_source": "held-out token ppl (CPT log)",
                        "avg": None, "avg_se": None, "n_tasks": 0, "acc": {}}
@@ -76,6 +78,9 @@ if not ours:
             "and no CPT runs to read a perplexity from.")
 elif source != profile:
     page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
+if stale:
+    page.md(f"{len(stale)} evaluation record(s) of an earlier training of the same run names were left out "
+            f"(their weights are not the runs' current ones): " + ", ".join(f"`{s}`" for s in stale) + ".")
 
 
 def pick(method):

@@ -181,6 +181,15 @@ def test_main_table_and_find_results(tmp_path):
     assert t["lesa-6k"]["avg"] == pytest.approx(65) and t["lesa-6k"]["ppl"] == 5.0
     assert t["solar-6k"]["ppl_source"] == "held-out token ppl"
     assert A.find_results("cpu", "cpt", ("gpu",), root=tmp_path) == (None, None)
+    # a record of an earlier training of the same run name (other weights) is left out and reported
+    for task, key in [("piqa", "new"), ("hellaswag", "old")]:
+        (d / "lesa-6k" / f"{task}.json").write_text(json.dumps(
+            {"label": "lesa-6k", "task": task, "value": 0.9 if key == "old" else 0.7, "primary_metric": "m",
+             "weights_id": {"run_key": key, "step": 30}}))
+    stale: list = []
+    t = A.main_table(A.load_eval_records(d, {"lesa-6k": "new"}, stale))
+    assert t["lesa-6k"]["avg"] == pytest.approx(65) and stale == [str(d / "lesa-6k" / "hellaswag.json")]
+    assert A.main_table(A.load_eval_records(d))["lesa-6k"]["avg"] == pytest.approx(220 / 3)   # unfiltered: mixed
 
 
 def test_verdicts(tmp_path):

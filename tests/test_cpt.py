@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lesa.cpt import TRAINS, run_names, run_profile_cpt
+from lesa.cpt import TRAINS, evaluated_runs, run_names, run_profile_cpt
 from lesa.data import DataError, latest_corpus
 from lesa.profiles import load_profile
 from lesa.store import PROJECT_ROOT
@@ -21,12 +21,12 @@ def test_run_names_cover_methods_budgets_seeds_and_ablations():
                          "solar-20-seed1", "lesa-unfrozen", "solar-dup"}
     # what trains comes from the method table, not from the run's name
     assert runs["lesa-20-seed1"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 1, "trains": "new",
-                                      "ablation": None, "predictor_seed": None}
+                                      "ablation": None, "predictor_seed": None, "replicate": True}
     assert runs["solar-10-seed0"]["trains"] == "all" and runs["base-10-seed0"]["trains"] == "all"
     assert runs["lesa-unfrozen"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 0, "trains": "all",
-                                     "ablation": "unfrozen", "predictor_seed": None}
+                                     "ablation": "unfrozen", "predictor_seed": None, "replicate": False}
     assert runs["solar-dup"] == {"method": "solar", "options": {}, "steps": 20, "seed": 0, "trains": "new",
-                                 "ablation": "dup_only", "predictor_seed": None}
+                                 "ablation": "dup_only", "predictor_seed": None, "replicate": False}
     assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
     with pytest.raises(ValueError, match="already trains 'new'"):
         run_names({**cpt, "dup_only": ["lesa"]})
@@ -41,7 +41,7 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
     assert runs["lesa_raw"]["trains"] == "new" and runs["lesa-unfrozen"]["trains"] == "all"
     # a variant of the profile is grown by its plan method with its options, and trains its new layers
     assert runs["lesa_fp-0"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 30, "seed": 0,
-                                       "trains": "new", "ablation": None, "predictor_seed": None}
+                                       "trains": "new", "ablation": None, "predictor_seed": None, "replicate": False}
     with pytest.raises(ValueError, match="not variants of the profile"):
         run_names({**prof["cpt"], "methods": ["lesa_fp-0.7"]}, prof["expansion"]["variants"])
 
@@ -112,11 +112,18 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert {n for n, r in runs.items() if r["method"] == "llama_pro"} == {f"llama_pro-seed{s}" for s in range(3)}
     assert {r["seed"] for r in runs.values() if r["method"] == "llama_pro"} == {0, 1, 2}
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
-                                    "trains": "new", "ablation": None, "predictor_seed": 2}
+                                    "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
     assert runs["solar"]["trains"] == "all" and len(runs) == 14
     with pytest.raises(ValueError, match="not in cpt.methods"):
         run_names({**long["cpt"], "data_seeds": {"random": [0, 1]}}, long["expansion"]["variants"])
+    # the post-training suite runs on each method's first seed; the other seeds give held-out curves only
+    evaluated = evaluated_runs(runs, long["cpt"])
+    assert "llama_pro-seed0" in evaluated and "lesa_fp-0-p0" in evaluated and "lesa-unfrozen" in evaluated
+    assert not {"llama_pro-seed1", "llama_pro-seed2", "lesa_fp-0-p1", "lesa_lowrank-32-p2"} & set(evaluated)
+    assert len(evaluated) == 8 and evaluated_runs(runs, {**long["cpt"], "eval_replicates": True}) == list(runs)
+    with pytest.raises(ValueError, match="eval_replicates"):
+        evaluated_runs(runs, {"eval_replicates": "no"})
 
 
 def test_profile_extends_errors(tmp_path, monkeypatch):
@@ -135,12 +142,17 @@ def test_profile_extends_errors(tmp_path, monkeypatch):
 def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     from lesa import analysis as A
     prof = load_profile("cpu-long")
-    names = list(run_names(prof["cpt"], prof["expansion"]["variants"]))
+    runs = run_names(prof["cpt"], prof["expansion"]["variants"])
+    names = list(runs)
     for n in names:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
-        (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
+        if not runs[n]["replicate"]:          # seed replicates get no post-training suite (eval_replicates: false)
+            (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    (tmp_path / "cpu-long" / "downstream" / "lesa").rename(tmp_path / "lesa-downstream")   # a first seed not evaluated
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa")
     assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
     assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     (tmp_path / "cpu-long" / "cpt" / names[-1] / "summary.json").write_text(json.dumps({"completed": False}))
