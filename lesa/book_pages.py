@@ -238,6 +238,30 @@ def run_times_markdown(profile: str) -> str:
             lines.append(f"| {n} | {t[n]['seconds']} | {t[n].get('cpus')} | {t[n]['time_utc']} |")
     total = sum(v["seconds"] for v in t.values())
     lines += ["", f"Total: {round(total, 1)} s."]
+    return "\n".join(lines) + "\n" + cpt_times_markdown(profile)
+
+
+def cpt_times_markdown(profile: str) -> str:
+    """Measured wall-clock of each CPT run of ``profile``: training (summary.json's elapsed_s, the median
+    step) and the post-training evaluation (the sum of its downstream records' seconds)."""
+    root = PROJECT_ROOT / "results" / profile
+    runs = sorted(p.parent for p in (root / "cpt").glob("*/summary.json"))
+    if not runs:
+        return ""
+    lines = ["", f"Continual pre-training (CPT) runs of profile `{profile}`, each trained, then evaluated "
+             f"(`python -m lesa.cpt --profile {profile}`; from `results/{profile}/cpt/*/summary.json` and "
+             f"`results/{profile}/downstream/*/`):", "",
+             "| run | steps | training s (with held-out monitoring) | s/step (median) | evaluation s | finished (UTC) |", "|---|---|---|---|---|---|"]
+    total = 0.0
+    for d in runs:
+        s = read_json(d / "summary.json")
+        ev = sum(read_json(f).get("seconds") or 0 for f in (root / "downstream" / d.name).glob("*.json"))
+        train_s = s.get("elapsed_s") or 0
+        total += train_s + ev
+        when = ((s.get("provenance") or {}).get("time_utc") or "-")
+        lines.append(f"| {d.name} | {s.get('steps')} | {train_s:.0f} | {s.get('step_s_median') or 0:.2f} | "
+                     f"{ev:.0f} | {when} |")
+    lines += ["", f"Total: {total:.0f} s of training and evaluation (growing the models and loading them come on top)."]
     return "\n".join(lines) + "\n"
 
 

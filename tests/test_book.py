@@ -170,6 +170,12 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     assert "| 3.11.7 | 2.13.0 | 5.23.0 |" in md                            # python, torch, transformers
     assert md.count(" <chapters/") == len(book.NOTEBOOKS)               # unrun notebooks are listed too
     assert "not run" in md
+    # the run-times page: notebooks, then each CPT run's training and evaluation wall-clock
+    (root / "downstream" / "lesa" / "arc_easy.json").write_text(json.dumps({"task": "arc_easy", "seconds": 30.5}))
+    (root / "downstream" / "lesa" / "piqa.json").write_text(json.dumps({"task": "piqa", "seconds": 20.0}))
+    times = book_pages.run_times_markdown("p")
+    assert "| 01_svd_evidence | 12.5 | 16 | x |" in times and "Total: 12.5 s." in times
+    assert "| lesa | 7 | 10 | 0.00 | 50 | 2026-01-02T03:04:05Z |" in times and "Total: 60 s of training" in times
 
 
 def test_generated_pages_are_in_the_toc():
