@@ -31,6 +31,7 @@ from .claims_paper import (CLAIMS, OPT_DEUS_CPT, PAPER_CONVERGENCE, PAPER_HOURS,
 from .claims_verdict import (SE_MULT, STATUSES, Verdict, _vs, across_models, as_dict, budget_text,  # noqa: F401
                              call, compare_ranges, markdown, paired_window, per_model, smooth, spread,
                              spread_text, steps_to_reach, summary, z_score)
+from .plots_style import label          # one display name per method across the book
 
 PAR = 1.5                # C7a: held-out loss "on par with" training loss = at most PAR x the training loss
 SHRINK = 0.9             # C12c: lambda = 0 "shrinks" new layers when their norm is below SHRINK x lambda-code's
@@ -112,7 +113,8 @@ def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None 
     flat = [c for dd in calls.values() for c in dd.values()]
     status = ("reproduced" if all(c == "higher" for c in flat) and len(d) == 2 else
               "not reproduced" if "lower" in flat else "inconclusive")
-    ours = "; ".join(f"{h} - LESA loss: first steps {_vs(dd['start'])}, last steps {_vs(dd['end'])}" for h, dd in d.items())
+    ours = "; ".join(f"{label(h)} - LESA loss: first steps {_vs(dd['start'])}, last steps {_vs(dd['end'])}"
+                     for h, dd in d.items())
     return Verdict("C2", status, ours,
                    rule=f"Reproduced when LLaMA Pro's and SOLAR's training loss is above LESA's both over the first and the "
                         f"last {window} steps of CPT (paired by step, beyond {fmt(SE_MULT)} standard errors); not "
@@ -188,7 +190,7 @@ def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]
         status = "inconclusive"
     ours = f"{ppl_label}: LESA {fmt(ppl['lesa'], 4)}, LLaMA Pro {fmt(ppl['llama_pro'], 4)}, SOLAR {fmt(ppl['solar'], 4)}"
     if avgs:
-        ours += "; avg accuracy " + ", ".join(f"{m} {fmt(100 * a, 3)} +- {fmt(100 * s, 2)}" for m, (a, s) in avgs.items())
+        ours += "; avg accuracy " + ", ".join(f"{label(m)} {fmt(100 * a, 3)} +- {fmt(100 * s, 2)}" for m, (a, s) in avgs.items())
     if "base" in ppl:
         ours += f"; base (trained the same) {fmt(ppl['base'], 4)}"
     return Verdict("C5", status, ours,

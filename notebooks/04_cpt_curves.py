@@ -102,13 +102,15 @@ absent = [n for n in expected if n not in runs]
 if runs:
     summ = pd.DataFrame([{"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
-                          "final loss": r["summary"].get("final_loss"),
+                          "last-step loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
                           "held-out PPL end": r["summary"].get("final_heldout_ppl"),
                           "median step s": r["summary"].get("step_s_median"),
                           "GFLOP/token": (r["summary"].get("flops_per_token") or 0) / 1e9} for n, r in runs.items()])
     display(P.table(summ, csv=page.out / "cpt_runs.csv", index=False))
-    page.md("The held-out perplexities (PPL) in this table are the trainer's monitoring during CPT (its `eval_sequences` "
+    page.md(f"The last-step loss is one batch's loss; the curves, verdicts and the comparison below use the mean over "
+            f"{smooth_window} steps, which is lower while the loss still falls. "
+            "The held-out perplexities (PPL) in this table are the trainer's monitoring during CPT (its `eval_sequences` "
             "held-out sequences), not the perplexity protocol; notebook 5 evaluates the trained models under the protocol.")
 if absent and source == profile:
     page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_label(expected[n]['method'], expected[n]['ablation'] is None, expected[n]['ablation'], options=expected[n]['options'])})"
@@ -154,7 +156,8 @@ if reach and "llama_pro" in frozen:
         r = frozen[key]
         d = C.paired_window(r["train"], lp_rows, "end", smooth_window)
         beyond.append({"run": P.run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options")),
-                       "final loss": cmp["final_loss"][key], "loss − LLaMA Pro (end)": d["mean"] if d else None,
+                       f"loss (mean of last {smooth_window} steps)": cmp["final_loss"][key],
+                       "loss − LLaMA Pro (end)": d["mean"] if d else None,
                        "SE": d["se"] if d else None,
                        "beats LLaMA Pro": bool(d and d["mean"] + 2 * d["se"] < 0),
                        "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached",
