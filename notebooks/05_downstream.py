@@ -67,6 +67,10 @@ cpt_runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
 stale: list[str] = []          # records of an older training of a run (its weights changed since): left out
 records = A.load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
 ours = A.main_table(records)
+# a run's display name from what it trained (as in notebook 4): "LESA, o/down scaled (ours), α = 0", not "lesa_fp-0"
+name_of = lambda n: (P.run_label(cpt_runs[n]["method"], cpt_runs[n]["frozen"], cpt_runs[n].get("ablation"),
+                                 cpt_runs[n].get("trains"), cpt_runs[n].get("options"))
+                     if n in cpt_runs else P.display_name(n))
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
     for n, r in cpt_runs.items():
         if r["summary"].get("final_heldout_ppl"):
@@ -113,11 +117,14 @@ if ours:
 
 # %% tags=["hide-input"]
 page.md(proto.sentence())
-off = [f"`{r['label']}` {r['task']}: {proto.mismatch(r)}" for r in records
-       if r["task"].startswith("ppl_") and proto.mismatch(r)]
+off: dict[str, list[str]] = {}         # how a set was measured differently -> the runs measured so
+for r in records:
+    if r["task"].startswith("ppl_") and proto.mismatch(r):
+        off.setdefault(f"{r['task']}: {proto.mismatch(r)}", []).append(name_of(r["label"]))
 if off:
     page.md("**Measured differently from the protocol** (the CPT evaluation settings, `cpt.eval` in the profile, "
-            "differ; compare these rows with care):\n\n" + "\n".join(f"- {x}" for x in off))
+            "differ; compare these rows with care):\n\n"
+            + "\n".join(f"- {k}: {'every run' if len(v) == len(ours) else ', '.join(v)}" for k, v in off.items()))
 elif records:
     page.md("Every perplexity record after CPT was measured under this protocol.")
 base_row = None
@@ -136,7 +143,7 @@ rows = [{"source": "paper (main table)", "model": k, "ppl": v["ppl"], "avg": v["
         for k, v in C.PAPER_MAIN.items()]
 rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
          for k, v in C.OPT_DEUS_CPT.items()]
-rows += [{"source": f"ours ({source})", "model": P.display_name(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
+rows += [{"source": f"ours ({source})", "model": name_of(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
          for k, v in ours.items()]
 if base_row:
     rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
