@@ -27,7 +27,7 @@ import numpy as np
 # every name stays reachable as lesa.claims.X (the notebooks use `claims as C`)
 from .claims_paper import (CLAIMS, OPT_DEUS_CPT, PAPER_CONVERGENCE, PAPER_HOURS, PAPER_HUMANEVAL,  # noqa: F401
                            PAPER_LOO_SPLIT, PAPER_MAIN, PAPER_PREDICTOR, PAPER_SFT, PAPER_STEP_RATIO, Claim,
-                           _ratio_text, fmt)
+                           _ratio_text, fmt, source_text)
 from .claims_verdict import (SE_MULT, STATUSES, Verdict, _vs, across_models, as_dict, budget_text,  # noqa: F401
                              call, compare_ranges, markdown, paired_window, per_model, smooth, spread,
                              spread_text, steps_to_reach, summary, z_score)

@@ -3,10 +3,26 @@ other source in lesa/ or the notebooks types them again)."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+# Where each claim's wording comes from (the tags of the paper digest; the paper's body was not available
+# offline). Shown to readers in words, never as the bare tag.
+SOURCE_TAGS = {"ABS": "the paper's abstract", "CAP": "the paper's Figure 1 caption",
+               "PN": "a secondary summary of the paper (papernotes.org)", "ML": "a secondary review (themoonlight.io)",
+               "LIN": "a secondary summary (liner.com)", "AL": "a secondary summary (arxivlens.com)",
+               "SS": "a secondary summary (sciencestack.ai)", "FIG": "the paper's method figure",
+               "CODE": "the released code", "3P": "the OpT-DeUS rerun of the released code"}
+
+
+def source_text(tags: str) -> str:
+    """"[ABS][CAP]" -> "the paper's abstract; the paper's Figure 1 caption" (unknown tags kept as given)."""
+    found = re.findall(r"\[([A-Z0-9]+)\]", tags or "")
+    return "; ".join(SOURCE_TAGS.get(t, t) for t in found) if found else (tags or "")
+
 
 # ------------------------------------------------------------------------------ the paper's numbers
 # [PN] T-A: Llama3-8B -> 48 layers (11.5B), CPT on Wikipedia. PPL lower is better; avg = mean score.

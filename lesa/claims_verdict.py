@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .claims_paper import CLAIMS, fmt
+from .claims_paper import CLAIMS, fmt, source_text
 
 STATUSES = ("reproduced", "not reproduced", "inconclusive", "not testable offline", "not yet run")
 SE_MULT = 2.0            # a difference within SE_MULT standard errors is not called
@@ -73,7 +73,7 @@ def markdown(verdicts: Sequence[Verdict | dict]) -> str:
         lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | "
                      f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))} |")
     lines.append("")
-    lines += [f"- **{r['claim']}** ({_cell(r['source'] if 'source' in r else '')}): {_cell(r['detail'])}"
+    lines += [f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): {_cell(r['detail'])}"
               for r in rows if r.get("detail")]
     return "\n".join(lines) + "\n"
 

@@ -56,6 +56,9 @@ def test_markdown_table_has_one_row_per_verdict():
     assert lines[0].startswith("| claim |") and lines[1].startswith("|---")
     assert sum(1 for x in lines if x.startswith("| **C")) == 2
     assert "1 s \\| 2 types" in md and "seeds 0, 1" in md and "**not testable offline**" in md
+    # where each claim's wording comes from is said in words, never as the digest's bare tags
+    assert "[PN]" not in md and "wording from a secondary summary of the paper (papernotes.org)" in md
+    assert C.source_text("[ABS][CAP]") == "the paper's abstract; the paper's Figure 1 caption"
 
 
 # ------------------------------------------------------------------------------ statistics
