@@ -103,7 +103,7 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     assert "From the recorded results runs" in md and "`base/m/arc_easy.json`" in md
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
     assert f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**" in md
-    assert "Still to be measured" in md                           # only CPU results here
+    assert "Not measured yet" in md                               # only CPU results here
     assert "No benchmark results yet" in bench.bench_markdown(tmp_path / "empty")
 
 
