@@ -30,7 +30,7 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
     every CPT run (lesa.cpt.run_names) has finished, and been evaluated where the profile evaluates it
     (lesa.cpt.evaluated_runs): only a complete set of runs replaces a profile's own (a partial one would
     mix budgets in one verdict)."""
-    from .cpt import evaluated_runs, run_names
+    from .cpt import evaluated_runs, finished_summary, run_names
     from .profiles import ProfileError, load_profile
 
     out = []
@@ -44,8 +44,7 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
         base = Path(root or PROJECT_ROOT / "results") / p
         runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
         evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs else set()
-        done = lambda n: ((base / "cpt" / n / "summary.json").exists()
-                          and read_json(base / "cpt" / n / "summary.json").get("completed")
+        done = lambda n: (finished_summary(base, n) is not None
                           and (n not in evaluated or (base / "downstream" / n).is_dir()))
         if runs and all(done(n) for n in runs):
             out.append(p)

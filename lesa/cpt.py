@@ -251,13 +251,19 @@ def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | Non
         del model
 
 
+def finished_summary(results: Path, name: str) -> dict | None:
+    """Run ``name``'s summary.json under ``results`` (results/<profile>) when its training finished, else None."""
+    path = results / "cpt" / name / "summary.json"
+    summary = read_json(path) if path.exists() else {}
+    return summary if summary.get("completed") else None
+
+
 def run_status(profile: str, name: str) -> str:
     """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock) /
     stopped at a checkpoint (resumes there) / not started."""
     res = PROJECT_ROOT / "results" / profile
-    summary = res / "cpt" / name / "summary.json"
-    if summary.exists() and read_json(summary).get("completed"):
-        s = read_json(summary)
+    s = finished_summary(res, name)
+    if s:
         done = "evaluated" if (res / "downstream" / name).is_dir() else "trained"
         return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step)"
     latest = cache_dir("cpt", profile) / name / "latest.json"
