@@ -54,9 +54,9 @@ seeds = list(seeds) or page.seeds
 Pp = page.prof["predictor"]
 studies, budgets, keys = {}, {}, {}
 for i, section in enumerate(profile_models(page.prof)):
-    # the extra models: the first two seeds, the first leave-one-out weight type and half the left-out
-    # layers (every left-out layer is one more training); the full trainings and the lambda sweep as above
-    b = dict(Pp, seeds=seeds) if i == 0 else dict(Pp, seeds=seeds[:2], loo_weight_types=Pp["loo_weight_types"][:1],
+    # the extra models: every seed, the full trainings and the lambda sweep as above; the first leave-one-out
+    # weight type and half the left-out layers (every left-out layer is one more training)
+    b = dict(Pp, seeds=seeds) if i == 0 else dict(Pp, seeds=seeds, loo_weight_types=Pp["loo_weight_types"][:1],
                                                   loo_layers=max(2, Pp["loo_layers"] // 2))
     model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
     m = model_label(section)
@@ -146,7 +146,7 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
 # the real one (R^2, cosine, norm ratio; held-out vs training loss is their mean squared error, MSE) against trivial predictors: zeros, the neighbour average, a copy of
 # either neighbour, and a **ridge** (linear) map fitted on the same training pairs. Finally lambda = 0 vs 5e-5
 # (paper) vs 5e-4 (code); whether the norm term helps the grown model is judged in notebook 3 (C12c). Numbers
-# are medians over seeds with [min, max]. The extra models run the first two seeds, the first LOO weight type
+# are medians over seeds with [min, max]. The extra models run every seed but only the first LOO weight type
 # and half the LOO layers, to bound the cost; the detail figures are for the profile's model.
 
 # %% tags=["hide-input"]

@@ -121,12 +121,12 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
                 rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
                 if name in FULL:
                     rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
+            rec["layer_stats"] = A.new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
                 rec.update(A.cached_json("expansion_eval", {"model": key, "name": name, "growth": growth,
                                                             "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
                                          lambda g=grown: {"bench": A.quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"]),
                                                           "residual": A.residual_effect(g, ids)}))
-                rec["layer_stats"] = A.new_layer_stats(model, grown, plan)
             rec["eval_s"] = round(time.perf_counter() - t0, 1)
             res.setdefault(name, {})[s if name in SEEDED else None] = rec
             plans[name] = plan.to_dict()
@@ -410,10 +410,14 @@ c9_init = {m: {"lesa": (full_vals("lesa") if m == models[0] else scr_vals(d["res
 verdicts = [
     C.across_models(c3),
     C.judge_c9(c9_init, "perplexity (whole protocol on the first model, screening on the others)", budget=budget),
-    C.judge_c12c({0.0: [norm_of(r) for r in res.get("lesa-lambda0", {}).values()],
-                  lam_code: [norm_of(r) for r in res.get("lesa", {}).values()]},
-                 {0.0: scr_vals(res, "lesa-lambda0"), lam_code: scr_vals(res, "lesa")}, f"{sh} perplexity (screen)",
-                 base_ppl=ppl(res["base"][None], "screen", sh), budget=budget, lam_code=lam_code),
+    C.across_models({m: C.judge_c12c(
+        {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
+         lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
+        {0.0: scr_vals(d["res"], "lesa-lambda0", headline(d["screen"].sets)),
+         lam_code: scr_vals(d["res"], "lesa", headline(d["screen"].sets))},
+        f"{headline(d['screen'].sets)} perplexity (screen: {d['screen'].size_text(headline(d['screen'].sets))})",
+        base_ppl=ppl(d["res"]["base"][None], "screen", headline(d["screen"].sets)), budget=budget, lam_code=lam_code)
+        for m, d in by_model.items()}),
 ]
 if len(by_model) > 1:
     page.md("C12a (LESA w/o SVD between LESA and LLaMA Pro) is judged after CPT in notebook 4; before training, on each "
