@@ -198,10 +198,10 @@ page.md("**What we found.** " + " ".join(found))
 # projections, `o_proj` and `down_proj`, zeroed), **SOLAR** (two copies of the model stacked, the middle layers
 # dropped), and controls placed exactly like LESA's new layers: the **neighbour average**, **random** weights with
 # the neighbours' scale, **LESA w/o SVD** (the same multilayer perceptron (MLP) predictor on raw weight rows
-# instead of singular-vector rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Models that
-# depend on the predictor seed and decide a verdict are grown once per seed and reported as median [min, max];
-# the seed-dependent controls whose spread decides nothing use the first seed (the profile's
-# `expansion.seeded` lists which). The unexpanded base model is measured the same way beside them.
+# instead of singular-vector rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Every model
+# that depends on the predictor seed (the profile's `expansion.seeded`: LESA, λ = 0, w/o SVD, random and the
+# learned variants) is grown once per seed and reported as median [min, max], on every model. The unexpanded
+# base model is measured the same way beside them.
 #
 # * **C3**: LESA gives the best initialisation (lowest initial loss; PPL below SOLAR across families). LLaMA
 #   Pro's new layers are identities, so at step 0 it *is* the base model: beating it means beating the model we
