@@ -53,7 +53,7 @@ lint: setup
 	@$(PY) -m ruff check --no-cache --quiet lesa tests notebooks && echo "[lint] ruff: no problems" 
 
 ## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
-## notebooks 1-3, CPT (LESA with the predictor seed notebook 3 finds median), notebooks 4-5, the book;
+## notebooks 1-3, CPT (LESA with the predictor seed notebook 3 finds median), notebooks 4-6, the book;
 ## prints each stage's time at the end (results/<profile>/replicate_run.json)
 replicate: setup model data expand-default
 	@$(PY) -m lesa.replicate --profile $(PROFILE)

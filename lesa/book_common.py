@@ -6,7 +6,7 @@ from __future__ import annotations
 from .store import PROJECT_ROOT
 from .claims import CLAIMS as _CLAIMS
 
-NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream")
+NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream", "06_beyond")
 NB_DIR = PROJECT_ROOT / "notebooks"
 BOOK_DIR = PROJECT_ROOT / "book"
 CHAPTERS = BOOK_DIR / "chapters"
@@ -21,9 +21,10 @@ REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by
                                      "r2_synthetic_vs_real", "synthetic_errors"],
                     "03_expansion": ["ppl_before_training", "lesa_norm_ratio", "lesa_cos_lower", "residual_effect",
                                      "norm_ablation", "variants_before_training"],
-                    "04_cpt_curves": [], "05_downstream": ["main_table"]}
+                    "04_cpt_curves": [], "05_downstream": ["main_table"], "06_beyond": []}
 # result folders a notebook reads (their files enter its input hash)
-READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream")}
+READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream"),
+         "06_beyond": ("cpt", "03_expansion", "05_downstream")}
 
 
 # claim id -> (statement, notebook that judges it)

@@ -76,7 +76,8 @@ class Page:
                                                 "seconds": round(time.perf_counter() - self.t_start, 1)})
         write_verdicts(self.results_root / self.profile / "verdicts", self.notebook, list(verdicts),
                        profile=self.profile, source_profile=source_profile)
-        self.md("### Verdict (computed from the results above by `lesa.claims`)\n\n" + markdown(verdicts))
+        if verdicts:                # a chapter beyond the paper judges none of its claims
+            self.md("### Verdict (computed from the results above by `lesa.claims`)\n\n" + markdown(verdicts))
 
 
 # ------------------------------------------------------------------ several models, several seeds

@@ -121,6 +121,28 @@ def heldout_curves(runs: dict) -> Any:
     return fig
 
 
+def heldout_loss_curves(runs: dict, flops: Any = None) -> Any:
+    """Held-out loss during CPT against training tokens and, when ``flops(run, tokens)`` gives the
+    compute spent by then (lesa.beyond.flops_at), against FLOPs: runs that differ only in seed share a
+    legend name and are drawn as a median curve with a min-max band."""
+    keys = ["tokens"] + (["flops"] if flops else [])
+    fig, axes = _figure(w=PAGE_W, h=3.0, ncols=len(keys), sharey=True, squeeze=False)
+    axes = list(axes.flat)
+    for ax, key in zip(axes, keys):
+        div, xlabel = _x_axis(runs, key)
+        for lab, group in _seed_groups(runs, "eval").items():
+            curves = []
+            for r in group:
+                ev = [e for e in r["eval"] if "tokens" in e and (key == "tokens" or flops(r, e["tokens"]) is not None)]
+                xs = [e["tokens"] if key == "tokens" else flops(r, e["tokens"]) for e in ev]
+                curves.append((np.asarray(xs, dtype=float) / div, np.asarray([e["heldout_loss"] for e in ev], dtype=float)))
+            _band(ax, curves, group[0], lab, marker="o")
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("held-out loss (nats per token)")
+    _legend(fig, axes[0], ncol=2)
+    return fig
+
+
 # ------------------------------------------------------------------------------- notebook 5
 def main_table_plot(rows: list[dict]) -> Any:
     """rows: {"source", "model", "ppl", "avg"} -> perplexity and benchmark average, one row of panels
@@ -176,7 +198,8 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
             ax.legend(fontsize=7)
         if ylog:
             ax.set_yscale("log")
-        ax.set_xticks(range(len(xs)), [label(str(m)) for m in xs], rotation=60, ha="right")
+        ax.set_xticks(range(len(xs)), [_wrap(label(str(m)), 26) for m in xs], rotation=60, ha="right",
+                      rotation_mode="anchor")
         if f is not None:
             ax.set_title(str(f))
     axes[0].set_ylabel(ylabel or value)
@@ -185,7 +208,8 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
 def _wrap(s: str, width: int) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(str(s), width)) or "-"
+    # " = " kept on one line ("k = 8"): textwrap breaks at spaces, not at no-break spaces
+    return "\n".join(textwrap.wrap(str(s).replace(" = ", "\u00a0=\u00a0"), width)) or "-"
 
 
 def scoreboard_figure(rows: list[dict], statements: dict[str, str] | None = None) -> Any:

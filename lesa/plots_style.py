@@ -60,6 +60,10 @@ def method_id(name: str) -> str:
     for disp_id, (disp, _) in METHODS.items():
         if n == disp.lower():
             return disp_id
+    # a variant's display name: its method's name, then its options ("LESA, low rank (ours), k = 8")
+    prefixed = [(len(disp), i) for i, (disp, _) in METHODS.items() if n.startswith(disp.lower() + ", ")]
+    if prefixed:
+        return max(prefixed)[1]
     head = re.split(r"[-(]", n, maxsplit=1)[0].strip()
     return _ALIASES.get(head, head.replace(" ", "_"))
 
@@ -71,7 +75,9 @@ def color(method: str) -> str:
 def label(method: str) -> str:
     """Display name of a method id (unknown ids are shown as given)."""
     m = method_id(method)
-    return METHODS[m][0] if m in METHODS else str(method)
+    if m in METHODS and not str(method).lower().startswith(METHODS[m][0].lower() + ", "):
+        return METHODS[m][0]
+    return str(method)            # unknown, or a variant's or run's own name ("LESA, low rank (ours), k = 8")
 
 
 def display_name(name: str) -> str:

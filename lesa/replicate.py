@@ -8,7 +8,7 @@ when finished, predictors and evaluations come from .cache/):
   1. notebooks 1-3 (the SVD evidence, the predictor, the grown models before training)
   2. CPT: train and evaluate every run of the profile (lesa.cpt; LESA's predictor seed is the median of
      notebook 3, so this stage comes after it)
-  3. notebooks 4-5 (training curves, after-training evaluation), then the scoreboard
+  3. notebooks 4-6 (training curves, after-training evaluation, the variants beyond the paper), then the scoreboard
   4. the book (static HTML from the executed notebooks)
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from .store import PROJECT_ROOT, provenance, run_main, write_json
 
 GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
-TRAINING = ["04_cpt_curves", "05_downstream"]
+TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]
 
 
 def stages(profile: str) -> list[tuple[str, object]]:
@@ -30,7 +30,7 @@ def stages(profile: str) -> list[tuple[str, object]]:
 
     return [("notebooks 1-3", lambda: book.run(profile, only=GROWTH)),
             ("continual pre-training", lambda: run_profile_cpt(profile)),
-            ("notebooks 4-5", lambda: book.run(profile, only=TRAINING)),
+            ("notebooks 4-6", lambda: book.run(profile, only=TRAINING)),
             ("book", lambda: book.build(profile))]
 
 

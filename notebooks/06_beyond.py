@@ -1,0 +1,218 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. Beyond the paper: can a learned initialisation beat identity blocks? (ours)
+#
+# **About this notebook**
+#
+# - **Shows**: our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new
+#   layers are identity blocks: perplexity before training over three predictor seeds, held-out loss during
+#   continual pre-training (CPT) against tokens and training compute with seed bands, and the trained models'
+#   perplexity and benchmarks; a plain answer. Nothing here is a claim of the paper.
+# - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
+#   runs (`python -m lesa.cpt --profile <profile>`) and notebook 5 (after training) wrote.
+# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
+#   code paths; `cpu`; `cpu-long`; `gpu`), or run `python -m lesa.book run --profile cpu --only 06_beyond` from
+#   the repository root.
+
+# %% tags=["parameters", "remove-cell"]
+profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
+results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
+later: float = 0.5              # the part of the run a variant must beat LLaMA Pro in: evaluations after this
+                                # fraction of the tokens (issue 15: "the later half of the run")
+preferred_profiles: list = ["cpu-long"]  # longer versions of this profile (`extends`); their CPT results replace
+                                # this one's once all their runs have finished
+fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown when this one has none
+
+# %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
+import math
+
+import pandas as pd
+
+from lesa import analysis as A, beyond as B, claims as C, plots as P
+from lesa.page import Page
+from lesa.store import read_json, write_json
+
+page = Page("06_beyond", profile, results_root)
+VARIANTS = {n: dict(v) for n, v in (page.prof.get("expansion") or {}).get("variants", {}).items()}
+SHOWN = ("lesa", "lesa_raw", *VARIANTS)   # notebook 3's models this chapter is about (the rest are in chapter 3)
+LEARNED = ("lesa", "lesa_raw", "lesa_fp", "lesa_lowrank", "lesa_ridge", "svd_interp")   # methods that learn or
+                                # interpolate from the neighbours; the rest of notebook 3's variants are controls
+
+# ---- before training: notebook 3's screening perplexities (the profile's model; this profile's or the one it extends)
+init_dir, init_source = A.find_results(profile, "03_expansion", tuple(x for x in (page.prof.get("extends"), *fallback_profiles) if x),
+                                       results_root)
+exp = read_json(init_dir / "expansion.json") if init_dir and (init_dir / "expansion.json").exists() else None
+init_rows, base_init = [], None
+if exp:
+    main_model = next(iter(exp["models"]))
+    d0 = exp["models"][main_model]
+    screen_set = d0["screen"]["sets"][0]
+    for name, by_seed in d0["results"].items():
+        method, opts = (VARIANTS[name]["method"], {k: v for k, v in VARIANTS[name].items() if k != "method"}) \
+            if name in VARIANTS else (name, {})
+        for seed, rec in by_seed.items():
+            v = (rec.get("screen") or {}).get(screen_set) or {}
+            if v.get("status") == "ok":
+                init_rows.append({"name": name, "method": method, "label": P.variant_label(method, opts),
+                                  "seed": None if seed == "None" else int(seed), "ppl": v["value"],
+                                  "identity": bool(rec.get("identity"))})
+    base_init = next((r["ppl"] for r in init_rows if r["name"] == "base"), None)
+
+# ---- during training: the CPT runs (cpu-long's once all its runs exist, as chapters 4 and 5)
+cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
+                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
+runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
+lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
+label_of = lambda k: P.run_label(k[0], True, options=dict(k[1]))
+rows, curves = [], {}
+if lp_key:
+    lp_logs = [runs[n]["eval"] for n in groups[lp_key]]
+    lp_final = float(pd.Series([log[-1]["heldout_loss"] for log in lp_logs]).median())
+    for key, names in groups.items():
+        logs = [runs[n]["eval"] for n in names]
+        cmp = B.heldout_vs_reference(logs, lp_logs, later) if key != lp_key else None
+        reach = [B.tokens_to_reach(log, lp_final) for log in logs]
+        ends = [log[-1]["heldout_loss"] for log in logs]
+        rows.append({"run": label_of(key), "seeds": len(names), "runs": ", ".join(names),
+                     "held-out loss at the end": C.spread_text(ends, 4),
+                     "− LLaMA Pro (median, end)": cmp["end_diff"] if cmp else None,
+                     "later half against LLaMA Pro": B.RESULT_TEXT[cmp["result"]] if cmp else "(the reference)",
+                     "tokens to LLaMA Pro's final held-out loss": (C.spread_text([r for r in reach if r is not None], 3)
+                                                                    if all(r is not None for r in reach) else
+                                                                    f"not reached by {sum(r is None for r in reach)} of {len(reach)} seeds"),
+                     "_result": cmp["result"] if cmp else None, "_key": key})
+
+# ---- after training: notebook 5's table (first seed of each method), from the same CPT source
+after_dir, _ = A.find_results(source or profile, "05_downstream", (), results_root)
+after = read_json(after_dir / "main_table.json")["ours"] if after_dir and (after_dir / "main_table.json").exists() else {}
+write_json(page.out / "beyond.json", {"init_source_profile": init_source, "cpt_source_profile": source, "later": later,
+                                      "init": init_rows, "vs_llama_pro": [{k: v for k, v in r.items() if k != "_key"} for r in rows]});
+
+# %% tags=["hide-input"]
+learned = [r for r in rows if r["_key"][0] in LEARNED]
+wins = [r["run"] for r in learned if r["_result"] == "lower"]
+losses = [r["run"] for r in learned if r["_result"] == "higher"]
+undecided = [r["run"] for r in learned if r["_result"] in ("single seed", "overlap", "no common evaluations")]
+found = []
+if init_rows and base_init is not None:
+    starts = {}
+    for r in init_rows:
+        if r["name"] in VARIANTS and r["method"] in LEARNED:
+            starts.setdefault(r["label"], []).append(r["ppl"])
+    at_base = [k for k, v in starts.items() if max(v) <= base_init * 1.01]
+    found.append(f"Before training, {len(at_base)} of the {len(starts)} learned variants start within 1% of the base "
+                 f"model's perplexity ({C.fmt(base_init, 4)}, which LLaMA Pro equals), against "
+                 f"{C.spread_text([r['ppl'] for r in init_rows if r['name'] == 'lesa'], 4)} for LESA as released.")
+if rows:
+    budget = runs[groups[lp_key][0]]["summary"].get("tokens")
+    found.append(f"After {C.fmt(budget)} training tokens per run ({source} profile), "
+                 + (f"{'; '.join(wins)} beat{'s' if len(wins) == 1 else ''} LLaMA Pro beyond the seed spread. " if wins else
+                    "no learned variant beats LLaMA Pro beyond the seed spread. ")
+                 + (f"Worse than LLaMA Pro beyond the spread: {'; '.join(losses)}. " if losses else "")
+                 + (f"Not decided (one seed, or the seed ranges overlap): {'; '.join(undecided)}." if undecided else ""))
+else:
+    found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
+                 f"(`python -m lesa.cpt --profile {profile}`).")
+page.md("**What we found.** " + " ".join(found))
+
+# %% [markdown]
+# LLaMA Pro's new layers copy their neighbours with the attention output and MLP down projections (`o_proj`,
+# `down_proj`) zeroed: the grown model is exactly the base model, and training starts from there. LESA's released
+# recipe predicts full-norm new layers that start far worse at this scale (chapter 3). The variants below (ours,
+# defined in `lesa.plans`) keep a start at or next to the base model but fill the new layers with what the
+# neighbours suggest:
+#
+# * **LESA, o/down scaled (α)**: LESA's predicted q, k, v, gate and up; `o_proj` and `down_proj` scaled by α (α = 0
+#   starts exactly at the base model, like LLaMA Pro, but every new weight is informative and receives gradient).
+# * **LESA, low rank (k)**: new layers rebuilt from the top-k singular directions only.
+# * **Ridge predictor**: a closed-form linear map in place of the MLP; **per-layer SVD interpolation**: the
+#   neighbours' per-layer singular vectors matched and interpolated.
+# * Controls: a **copy** and a **random** layer with `o_proj`/`down_proj` zeroed.
+#
+# **How a variant is judged.** Same tokens in the same order as LLaMA Pro, same steps. LLaMA Pro runs on several
+# data orders and a variant on several predictor seeds; a variant *beats* LLaMA Pro only if, at every held-out
+# evaluation in the later half of the run, all its seeds' held-out losses are below all of LLaMA Pro's. With one
+# seed on a side there is no spread to beat and the comparison is reported, not decided.
+
+# %% [markdown]
+# ## Before training
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity before training of the learned variants (ours) and their controls, in percent above the base model's (the dashed line at 0, which LLaMA Pro equals exactly); one dot per predictor seed and the bar at the median. LESA as released starts far higher (table below, chapter 3).", "name": "fig-beyond-init"}, "image": {"alt": "Dots and bars of each variant's perplexity in percent above the base model's, with a dashed line at zero."}}
+if init_rows:
+    show = [r for r in init_rows if r["name"] in VARIANTS]      # LESA as released is 5-15x higher: chapter 3
+    page.save(P.seed_points([{"method": r["label"], "value": 100 * (r["ppl"] / base_init - 1)} for r in show], "value",
+                            ylabel=f"{screen_set} perplexity before\ntraining, % above the base model", ref={None: 0.0}),
+              "beyond_init");
+else:
+    page.md("Not yet run: notebook 3 has no results for this profile.")
+
+# %% tags=["hide-input"]
+if init_rows:
+    page.md(f"Perplexity on {screen_set} under notebook 3's screening protocol ({init_source} profile, {main_model}); "
+            "each variant once per predictor seed of the profile's `expansion.seeded`, the others once.")
+    page.seed_table(pd.DataFrame([{"method": r["label"], "seed": "–" if r["seed"] is None else r["seed"],
+                                   "exactly the base model": r["identity"], "perplexity": r["ppl"]}
+                                  for r in init_rows if r["name"] in ("base", "llama_pro", *SHOWN)]),
+                    ["method"], ["perplexity"], csv="init.csv", digits=4)
+
+# %% [markdown]
+# ## During training
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss during CPT against training tokens (left) and training compute, with the frozen layers' backward pass counted (right): the median over seeds and a band from the lowest to the highest seed. Every run sees the same tokens in the same order (LLaMA Pro's seeds vary the data order).", "name": "fig-beyond-heldout"}, "image": {"alt": "Two panels of held-out loss curves with seed bands for LLaMA Pro and each learned variant, against tokens and against FLOPs."}}
+if rows:
+    shown = {n: runs[n] for k in groups for n in groups[k]}
+    page.save(P.heldout_loss_curves(shown, flops=B.flops_at), "beyond_heldout");
+
+# %% tags=["hide-input"]
+if rows:
+    n_lp = len(groups[lp_key])
+    page.md(f"LLaMA Pro's final held-out loss ({f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}): {C.fmt(lp_final, 4)} "
+            f"(perplexity {C.fmt(math.exp(lp_final), 4)}). Held-out loss: the trainer's monitoring set (its "
+            "`eval_sequences` per source), the same for every run. Ranges are over the seeds listed.")
+    page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]), csv="vs_llama_pro.csv",
+               index=False, digits=4)
+
+# %% [markdown]
+# ## After training
+# Word perplexity on WikiText and the benchmark average of the trained models (each method's first seed), from
+# chapter 5's evaluation; accuracies carry their standard error (SE).
+
+# %% tags=["hide-input"]
+keep = {n: r for n, r in after.items() if any(n in names[:1] for names in groups.values())}
+if keep:
+    page.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], True, options=runs[n].get("options")),
+                              "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
+                              "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()]),
+               csv="after_training.csv", index=False, digits=4)
+else:
+    page.md("Not yet run: chapter 5 has no evaluation of these runs for this profile.")
+
+# %% [markdown]
+# ## What this can and cannot show
+# A variant that starts exactly at the base model cannot lose at step 0; the question is only what training does
+# with it. At this scale (135 million parameters, CPU budgets) LLaMA Pro's zeroed projections receive gradients
+# from the first step too, so any advantage must come from the informative q, k, v, gate and up weights. The
+# verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
+# on three data orders and the two variants that start at the base model on three predictor seeds each.
+
+# %% tags=["hide-input"]
+verdicts = []                   # no claim of the paper is judged here (the variants are ours)
+page.finish(verdicts, source_profile=source)

@@ -1,0 +1,85 @@
+"""Chapter 6's judgement (lesa.beyond): a variant beats LLaMA Pro only beyond the seed spread, in the later
+half of the run; one seed on a side decides nothing."""
+import json
+
+from lesa import beyond as B
+from lesa.analysis import load_cpt_runs
+from lesa.plots_style import color, label, method_id
+from lesa.store import PROJECT_ROOT
+
+
+def log(losses, every=100):
+    return [{"step": i, "tokens": i * every, "heldout_loss": x} for i, x in enumerate(losses)]
+
+
+LP = [log([3.4, 3.2, 3.1, 3.0, 2.95]), log([3.4, 3.21, 3.12, 3.02, 2.97]), log([3.4, 3.19, 3.09, 2.99, 2.94])]
+
+
+def test_lower_beyond_the_spread_in_the_later_half_beats_llama_pro():
+    # worse than LLaMA Pro early (first half ignored), below every LLaMA Pro seed at every later evaluation
+    var = [log([3.6, 3.3, 3.0, 2.9, 2.85]), log([3.7, 3.35, 3.02, 2.91, 2.86]), log([3.5, 3.28, 3.01, 2.92, 2.87])]
+    out = B.heldout_vs_reference(var, LP)
+    assert out["result"] == "lower"
+    assert [p["tokens"] for p in out["points"]] == [300, 400]        # later half: above 0.5 x 400 tokens
+    assert out["end_diff"] < 0
+
+
+def test_overlapping_ranges_higher_and_single_seed_are_not_wins():
+    overlap = [log([3.4, 3.2, 3.1, 2.93, 2.9]), log([3.4, 3.2, 3.1, 3.05, 3.0]), log([3.4, 3.2, 3.1, 3.0, 2.96])]
+    assert B.heldout_vs_reference(overlap, LP)["result"] == "overlap"
+    worse = [log([3.4, 3.3, 3.2, 3.1, 3.05]), log([3.4, 3.3, 3.2, 3.12, 3.06])]
+    assert B.heldout_vs_reference(worse, LP)["result"] == "higher"
+    one = B.heldout_vs_reference([log([3.0, 2.5, 2.0, 1.5, 1.0])], LP)
+    assert one["result"] == "single seed" and {p["state"] for p in one["points"]} == {"lower"}
+    # evaluations at different tokens cannot be compared
+    assert B.heldout_vs_reference([log([3.0, 2.0], every=7)] * 2, LP)["result"] == "no common evaluations"
+
+
+def test_tokens_to_reach():
+    assert B.tokens_to_reach(LP[0], 3.1) == 200
+    assert B.tokens_to_reach(LP[0], 2.0) is None
+
+
+def _run(tmp, name, method, options=None, ablation=None, evals=None):
+    d = tmp / name
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps({"growth": {"method": method}, "completed": True,
+                                                "run": {"options": options or {}, "ablation": ablation}}))
+    (d / "train_log.jsonl").write_text(json.dumps({"step": 1, "loss": 3.0, "tokens": 100, "flops": 5e9}) + "\n")
+    (d / "eval_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in (evals or log([3.4, 3.2]))))
+
+
+def test_seed_groups_gather_the_seeds_of_one_method_and_options(tmp_path):
+    for s in range(3):
+        _run(tmp_path, f"llama_pro-seed{s}", "llama_pro")
+        _run(tmp_path, f"lesa_fp-0-p{s}", "lesa_fp", {"alpha": 0.0})
+    _run(tmp_path, "lesa_fp-0.1", "lesa_fp", {"alpha": 0.1})
+    _run(tmp_path, "lesa-unfrozen", "lesa", ablation="unfrozen")
+    _run(tmp_path, "base", "base")
+    runs = load_cpt_runs(tmp_path)
+    groups = B.seed_groups(runs)
+    assert groups[("llama_pro", (), None)] == ["llama_pro-seed0", "llama_pro-seed1", "llama_pro-seed2"]
+    assert groups[("lesa_fp", (("alpha", 0.0),), None)] == ["lesa_fp-0-p0", "lesa_fp-0-p1", "lesa_fp-0-p2"]
+    assert groups[("lesa_fp", (("alpha", 0.1),), None)] == ["lesa_fp-0.1"]
+    assert all(k[0] != "base" for k in groups) and all(k[2] is None for k in groups)   # control and ablation apart
+    assert B.seed_groups(runs, frozen=False) == {("lesa", (), "unfrozen"): ["lesa-unfrozen"]}
+    assert B.flops_at(runs["base"], 100) == 5e9 and B.flops_at(runs["base"], 0) == 0.0
+    assert B.flops_at(runs["base"], 999) is None
+
+
+def test_committed_cpu_runs_are_judged_and_single_seeds_decide_nothing():
+    runs = load_cpt_runs(PROJECT_ROOT / "results" / "cpu" / "cpt")
+    groups = B.seed_groups(runs)
+    lp = [runs[n]["eval"] for n in groups[("llama_pro", (), None)]]
+    fp = [runs[n]["eval"] for n in groups[("lesa_fp", (("alpha", 0.0),), None)]]
+    out = B.heldout_vs_reference(fp, lp)
+    assert out["result"] == "single seed" and out["points"]
+    # the held-out curves the trainer logged: LLaMA Pro starts at the base model, its loss falls
+    assert lp[0][-1]["heldout_loss"] < lp[0][0]["heldout_loss"]
+
+
+def test_variant_names_keep_their_options_and_their_method_colour():
+    name = "LESA, low rank (ours), k = 8"
+    assert label(name) == name and method_id(name) == "lesa_lowrank"
+    assert color(name) == color("lesa_lowrank") and label("lesa_lowrank") == "LESA, low rank (ours)"
+    assert label("LLaMA Pro") == "LLaMA Pro" and label("LESA, all layers trained") == "LESA, all layers trained"
