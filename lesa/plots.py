@@ -24,7 +24,7 @@ from .plots_growth import (continuity_by_model, continuity_summary, embeddings, 
                            similarity_by_distance, spectra)
 from .plots_style import (METHOD_COLORS, METHOD_LABELS, METHODS, MODEL_SHADES, OTHER_COLOR,  # noqa: F401
                           PAGE_W, PANEL_H, REPRESENTATIONS, VERDICT_COLORS, _figure, _grid, _legend, color,
-                          display_name, label, method_id, run_label, save, setup, variant_label)
+                          display_name, label, method_id, run_label, run_title, save, setup, variant_label)
 from .plots_table import Table, fmt_num, table  # noqa: F401
 
 
@@ -85,7 +85,7 @@ def _seed_groups(runs: dict, key: str) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for r in runs.values():
         if r[key]:
-            lab = run_label(r["method"], r["frozen"], r.get("ablation"), r.get("trains"), r.get("options"))
+            lab = run_title(r)
             groups.setdefault(lab, []).append(r)
     return groups
 

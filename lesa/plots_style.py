@@ -190,6 +190,13 @@ MODEL_SHADES = ["#333333", "#56B4E9", "#E69F00", "#CC79A7", "#009E73"]
 _OPTION_SYMBOLS = {"alpha": "α", "rank": "k", "lam": "λ", "t": "t"}
 
 
+def run_title(run: dict) -> str:
+    """run_label of a CPT run as lesa.analysis.load_cpt_runs loads it, or of an entry of lesa.cpt.run_names
+    (a run not trained yet): its method, options, ablation and what it trains, as recorded."""
+    ablation = run.get("ablation")
+    return run_label(run["method"], run.get("frozen", ablation is None), ablation, run.get("trains"), run.get("options"))
+
+
 def variant_label(method: str, options: dict | None = None) -> str:
     """Display name of a method grown with plan options, e.g. "LESA, low rank (ours), k = 8": the
     method's one name (label) and its options, so two settings of a method never share a name."""

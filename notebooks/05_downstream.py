@@ -68,9 +68,7 @@ stale: list[str] = []          # records of an older training of a run (its weig
 records = A.load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
 ours = A.main_table(records)
 # a run's display name from what it trained (as in notebook 4): "LESA, o/down scaled (ours), α = 0", not "lesa_fp-0"
-name_of = lambda n: (P.run_label(cpt_runs[n]["method"], cpt_runs[n]["frozen"], cpt_runs[n].get("ablation"),
-                                 cpt_runs[n].get("trains"), cpt_runs[n].get("options"))
-                     if n in cpt_runs else P.display_name(n))
+name_of = lambda n: P.run_title(cpt_runs[n]) if n in cpt_runs else P.display_name(n)
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
     for n, r in cpt_runs.items():
         if r["summary"].get("final_heldout_ppl"):

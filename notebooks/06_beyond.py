@@ -198,7 +198,7 @@ if rows:
 # %% tags=["hide-input"]
 keep = {n: r for n, r in after.items() if any(n in names[:1] for names in groups.values())}
 if keep:
-    page.table(pd.DataFrame([{"run": P.run_label(runs[n]["method"], True, options=runs[n].get("options")),
+    page.table(pd.DataFrame([{"run": P.run_title(runs[n]),
                               "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
                               "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()]),
                csv="after_training.csv", index=False, digits=4)
