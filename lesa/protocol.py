@@ -109,11 +109,56 @@ def headline(sets: list[str] | tuple[str, ...]) -> str | None:
     return next((s for s in ("wikitext", "heldout", "fixture", "lambada") if s in sets), None)
 
 
-def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: str, name: str,
-                   growth: Any = None) -> dict:
-    """measure(), cached under .cache/analysis/ppl_protocol/ by (model, variant name, its growth
-    record, protocol): notebooks 3 and 5 share the base model's numbers."""
-    from .analysis import cached_json
+MEASUREMENT_CODE = ("protocol.py", "analysis_growth.py", "evaluate.py", "evaluate_scoring.py", "evaluate_tasks.py",
+                    "data.py", "shards.py")     # the modules whose code decides a perplexity (not how weights are grown)
 
-    key = {"model": model_key, "name": name, "growth": growth, "protocol": proto.key()}
-    return cached_json("ppl_protocol", key, lambda: measure(model, tokenizer, proto))
+
+def weights_fingerprint(model: Any) -> str:
+    """Hash of every parameter and buffer (names, dtypes, shapes and bytes, in state-dict order): two models
+    with this fingerprint compute the same function. About a second per GB of weights."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+    return h.hexdigest()
+
+
+def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: str, name: str = "",
+                   growth: Any = None) -> dict:
+    """measure(), cached under .cache/analysis/ppl_protocol/ by (source model and tokenizer, the weights'
+    fingerprint, protocol, the measurement code): a measurement is reused whenever the same weights are
+    measured the same way, whatever code grew them or whatever the model is called (notebooks 3 and 5 share
+    the base model's numbers; a refactor of the growth code does not redo hours of the whole WikiText set).
+    ``name`` and ``growth`` are kept for the callers' records; they do not enter the key."""
+    from pathlib import Path
+
+    from .store import cache_dir, file_hash, read_json, stable_hash, write_json
+
+    here = Path(__file__).resolve().parent
+    key = {"model": model_key, "weights": weights_fingerprint(model), "protocol": proto.key(), "data": _data_key(),
+           "code": {f: file_hash(here / f) for f in MEASUREMENT_CODE if (here / f).exists()}}
+    path = cache_dir("analysis", "ppl_protocol") / f"{stable_hash(key)}.json"
+    if path.exists():
+        return read_json(path)
+    out = measure(model, tokenizer, proto)
+    write_json(path, out)
+    return out
+
+
+def _data_key() -> list:
+    """The prepared data a measurement reads (benchmark and corpus folders are named by their content's
+    hash); None where not prepared yet (the measurement then records the set as missing)."""
+    from .data import DataError, benchmark_dir, latest_corpus
+
+    out = []
+    for f in (benchmark_dir, latest_corpus):
+        try:
+            out.append(f().name)
+        except (DataError, OSError, ImportError):
+            out.append(None)
+    return out

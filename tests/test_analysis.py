@@ -317,3 +317,30 @@ def test_quiet_keeps_prints_and_logs_off_the_page(capsys):
         with quiet():
             raise ValueError("errors still propagate")
     assert logging.root.manager.disable == 0
+
+
+def test_protocol_cache_follows_the_weights_not_the_name(tiny_llama, tmp_path, monkeypatch):
+    """A perplexity is measured once per (weights, protocol, measurement code): the same weights under another
+    name reuse it (notebooks 3 and 5, a refactor of the growth code), a changed weight is measured again."""
+    import copy
+
+    import torch
+
+    from lesa import protocol
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(protocol, "measure", lambda m, t, p: calls.append(1) or {"fixture": {"value": float(len(calls))}})
+    proto = protocol.PplProtocol(sets=("fixture",))
+    first = protocol.measure_cached(tiny_llama, None, proto, "tiny", "base")
+    twin = copy.deepcopy(tiny_llama)
+    assert protocol.weights_fingerprint(twin) == protocol.weights_fingerprint(tiny_llama)
+    assert protocol.measure_cached(twin, None, proto, "tiny", "another name", {"method": "x"}) == first
+    assert len(calls) == 1
+    with torch.no_grad():
+        twin.model.layers[3].mlp.down_proj.weight[0, 0] += 1e-3
+    assert protocol.weights_fingerprint(twin) != protocol.weights_fingerprint(tiny_llama)
+    assert protocol.measure_cached(twin, None, proto, "tiny", "base")["fixture"]["value"] == 2.0
+    # another protocol (window length) is another measurement
+    protocol.measure_cached(tiny_llama, None, protocol.PplProtocol(sets=("fixture",), max_length=64), "tiny", "base")
+    assert len(calls) == 3
