@@ -177,7 +177,7 @@ def summary_markdown(profile: str, rows: list[dict]) -> str:
                   "path runs and say nothing about LESA.", "```", ""]
     lines += [":::{figure} generated/summary.png", ":name: fig-summary",
               f":alt: Table of the {len(rows)} claims with the paper's value, this replication's value and a coloured "
-              f"verdict; {n_repro} reproduced.", ":width: 100%", "",
+              f"verdict; {n_repro} reproduced.", ":width: 100%", ":figclass: lesa-wide", "",
               "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
               f"that tests it ({legend}). Generated from "
               f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
