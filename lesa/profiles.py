@@ -199,6 +199,20 @@ def load_profile(name: str = "auto", *, check_device: bool = True) -> dict:
     return copy.deepcopy(prof)
 
 
+def longer_profiles(names: list[str] | tuple[str, ...], of: str) -> tuple[str, ...]:
+    """Those of ``names`` that extend profile ``of`` (cpu-long of cpu: the same code and model with larger
+    budgets), in order; unknown names are skipped."""
+    out = []
+    for n in names:
+        try:
+            parent = read_profile_yaml(profile_path(n)).get("extends")
+        except (ProfileError, OSError):
+            continue
+        if parent == of:
+            out.append(n)
+    return tuple(out)
+
+
 def tiny_config(prof: dict, family: str = "llama", vocab_size: int | None = None, model: dict | None = None):
     """HF config of a tiny random model: ``model`` (a model section, default the profile's ``model``)
     gives the sizes; ``family`` the architecture (other families for the code-path demo)."""

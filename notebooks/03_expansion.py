@@ -32,6 +32,8 @@
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
 results_root: str = "results"   # outputs go to <results_root>/<profile>/<notebook>/ (relative to the repo root)
 seeds: list = []                # predictor seeds (empty: the profile's predictor.seeds)
+preferred_profiles: list = ["cpu-long"]  # longer versions of this profile (`extends`) with a larger perplexity
+                                # protocol: once their notebook 3 has run, C3 is judged on their whole-protocol numbers
 
 # %% tags=["hide-input"]
 import warnings
@@ -51,8 +53,9 @@ from lesa.expand import apply_plan
 from lesa.page import Page, quiet
 from lesa.plans import build_plan
 from lesa.predictor import PredictorConfig
-from lesa.profiles import build_tiny, load_profile_model, profile_models
-from lesa.protocol import headline, measure_cached
+from lesa.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
+from lesa.protocol import PplProtocol, headline, measure_cached
+from lesa.store import read_json
 from lesa.store import write_json
 
 page = Page("03_expansion", profile, results_root)
@@ -62,7 +65,7 @@ proto = page.protocol
 screen = dataclasses.replace(proto, sets=tuple(E["screen"]["sets"]), limits=dict(E["screen"]["limits"]))
 extra_screen = dataclasses.replace(proto, sets=tuple(E["extra_screen"]["sets"]), limits=dict(E["extra_screen"]["limits"]))
 SEEDED = set(E["seeded"])                        # grown once per predictor seed; the rest with the first seed
-FULL = {"base", "lesa", "llama_pro", "solar"}    # C3's models: also measured under the whole protocol
+FULL = ("base", "lesa", "llama_pro", "solar")    # C3's models: also measured under the whole protocol
 IDENTITY_TESTS = ("tests/test_expand.py::test_llama_pro_is_exactly_the_identity and "
                   "::test_alpha_zero_starts_exactly_at_the_base_model")
 VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
@@ -178,10 +181,26 @@ hl = headline(proto.sets)
 sh = headline(screen.sets)
 full_vals = lambda n: [v for r in res.get(n, {}).values() if (v := ppl(r, "ppl", hl)) is not None]
 scr_vals = lambda r_, n, s=sh: [v for r in r_.get(n, {}).values() if (v := ppl(r, "screen", s)) is not None]
-c3 = {m: C.judge_c3({n: (full_vals(n) if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
-                     for n in ("base", "lesa", "llama_pro", "solar")},
-                    f"{hl} perplexity" if m == models[0] else f"{headline(d['screen'].sets)} perplexity "
-                    f"({d['screen'].size_text(headline(d['screen'].sets))})") for m, d in by_model.items()}
+# ---- a longer profile's whole protocol (cpu-long of cpu): once its notebook 3 has run, C3 is judged on it
+wdir, wsource = A.find_results(profile, "03_expansion", (), results_root, prefer=longer_profiles(preferred_profiles, profile))
+whole = None
+if wsource and wsource != profile and (wdir / "expansion.json").exists():
+    wexp = read_json(wdir / "expansion.json")
+    if wexp.get("model_key") == model_key:             # the same source model, measured under the longer protocol
+        wp = wexp["protocol"]
+        wproto = PplProtocol(**{**wp, "sets": tuple(wp["sets"]), "limits": dict(wp["limits"])})
+        wh = headline(wproto.sets)
+        wres = wexp["models"][models[0]]["results"]
+        whole = {"profile": wsource, "proto": wproto, "set": wh,
+                 "vals": {n: [r["ppl"][wh]["value"] for r in wres.get(n, {}).values()
+                              if (r.get("ppl") or {}).get(wh, {}).get("status") == "ok"] for n in FULL}}
+main_c3 = (whole["vals"] if whole else {n: full_vals(n) for n in FULL},
+           f"{whole['set']} perplexity ({whole['proto'].size_text(whole['set'])}, the {whole['profile']} profile's protocol)"
+           if whole else f"{hl} perplexity")
+c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
+      C.judge_c3({n: scr_vals(d["res"], n, headline(d["screen"].sets)) for n in FULL},
+                 f"{headline(d['screen'].sets)} perplexity ({d['screen'].size_text(headline(d['screen'].sets))})")
+      for m, d in by_model.items()}
 best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
 found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].status}** on {models[0]}"
          + "".join(f" and **{v.status}** on {m}" for m, v in list(c3.items())[1:]) + "."]
@@ -244,6 +263,14 @@ if missing:
     page.md(f"Not measured (data not prepared, run `make data`): {', '.join(missing)}.")
 page.md(f"Identities at initialisation reuse the base model's numbers; that they are exact identities is tested in "
         f"{IDENTITY_TESTS}.")
+if whole:
+    page.md(f"**The whole protocol** (the `{whole['profile']}` profile's notebook 3, the same model and growth code; C3 is "
+            f"judged on these numbers). " + whole["proto"].sentence())
+    page.seed_table(pd.DataFrame([{"method": name_of(n), "seed": sd(None if s_ == "None" else s_), "set": k,
+                                   "perplexity": r["ppl"][k]["value"]}
+                                  for n in FULL for s_, r in wexp["models"][models[0]]["results"].get(n, {}).items()
+                                  for k in whole["proto"].sets if (r.get("ppl") or {}).get(k, {}).get("status") == "ok"]),
+                    ["method", "set"], ["perplexity"], csv="ppl_whole_protocol.csv", digits=4)
 
 # %% [markdown]
 # ## Quick benchmark pass (accuracy before training; limited number of questions, see the profile)
