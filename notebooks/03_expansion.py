@@ -88,12 +88,15 @@ def name_of(name):
 
 
 def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
-    """name -> seed -> record. Every model is measured under `screen_proto`; C3's models also under the
-    whole protocol. A model whose logits equal the base model's on `ids` (an identity at initialisation) is
-    not evaluated again: it gets the base model's numbers. `deep`: also benchmarks, residual stream, layer stats."""
+    """name -> seed -> record. Every model is measured under `screen_proto` and its new layers' statistics
+    are taken. A model whose logits equal the base model's on `ids` (an identity at initialisation) is not
+    evaluated again: it gets the base model's numbers. `deep` (the profile's model): C3's models also under
+    the whole protocol, and benchmarks and the residual stream of every model but the variants."""
     L = model.config.num_hidden_layers
     t0 = time.perf_counter()
-    base = {"ppl": measure_cached(model, tok, proto, key, "base"), "screen": measure_cached(model, tok, screen_proto, key, "base")}
+    base = {"screen": measure_cached(model, tok, screen_proto, key, "base")}
+    if deep:                                     # the whole protocol: the profile's model only (C3 is judged on it)
+        base["ppl"] = measure_cached(model, tok, proto, key, "base")
     base["eval_s"] = round(time.perf_counter() - t0, 1)
     with torch.no_grad():
         base_logits = model(ids).logits
@@ -118,11 +121,11 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
             t0 = time.perf_counter()
             if rec["identity"]:
                 rec["screen"] = base["screen"]
-                if name in FULL:
+                if name in FULL and deep:
                     rec["ppl"] = base["ppl"]
             else:
                 rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
-                if name in FULL:
+                if name in FULL and deep:
                     rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = A.new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
