@@ -170,6 +170,6 @@ def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, 
     monkeypatch.setattr(R, "PROJECT_ROOT", tmp_path)
     times = R.replicate("smoke")
     assert calls == [("run", tuple(R.GROWTH)), ("cpt", "smoke"), ("run", tuple(R.TRAINING)), ("build", "smoke")]
-    assert "03_expansion" in R.GROWTH and list(times) == ["notebooks 1-3", "continual pre-training", "notebooks 4-5", "book"]
+    assert "03_expansion" in R.GROWTH and list(times) == ["notebooks 1-3", "continual pre-training", "notebooks 4-6", "book"]
     rec = json.loads((tmp_path / "results/smoke/replicate_run.json").read_text())
     assert rec["stages_s"] == times and rec["provenance"]["commit"]
