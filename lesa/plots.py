@@ -133,9 +133,11 @@ def heldout_loss_curves(runs: dict, flops: Any = None) -> Any:
         for lab, group in _seed_groups(runs, "eval").items():
             curves = []
             for r in group:
-                ev = [e for e in r["eval"] if "tokens" in e and (key == "tokens" or flops(r, e["tokens"]) is not None)]
-                xs = [e["tokens"] if key == "tokens" else flops(r, e["tokens"]) for e in ev]
-                curves.append((np.asarray(xs, dtype=float) / div, np.asarray([e["heldout_loss"] for e in ev], dtype=float)))
+                # (x, loss) per evaluation; an evaluation with no logged FLOPs at its tokens is left out
+                pts = [(e["tokens"] if key == "tokens" else flops(r, e["tokens"]), e["heldout_loss"])
+                       for e in r["eval"] if "tokens" in e]
+                pts = [(x, y) for x, y in pts if x is not None]
+                curves.append((np.asarray([x for x, _ in pts], dtype=float) / div, np.asarray([y for _, y in pts], dtype=float)))
             _band(ax, curves, group[0], lab, marker="o")
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("held-out loss (nats per token)")
