@@ -50,7 +50,7 @@ from IPython.display import display
 
 from lesa import analysis as A, claims as C, norms as N, plots as P
 from lesa.expand import apply_plan
-from lesa.page import Page, quiet
+from lesa.page import Page, model_label, quiet
 from lesa.plans import build_plan
 from lesa.predictor import PredictorConfig
 from lesa.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
@@ -395,7 +395,7 @@ for m, d in by_model.items():
     s_ = headline(d["screen"].sets)
     for n, x in d["res"].items():
         for s, r in x.items():
-            rows.append({"model": m, "method": name_of(n), "seed": sd(s), "identity of the base": r.get("identity", False),
+            rows.append({"model": model_label(m), "method": name_of(n), "seed": sd(s), "identity of the base": r.get("identity", False),
                          "set": f"{s_} ({d['screen'].size_text(s_)})", "perplexity": ppl(r, "screen", s_)})
 page.seed_table(pd.DataFrame(rows), ["model", "method", "set"], ["perplexity"], csv="ppl_by_model.csv", digits=4)
 
@@ -405,7 +405,7 @@ page.seed_table(pd.DataFrame(rows), ["model", "method", "set"], ["perplexity"], 
 # and evaluating it, per model and seed; a cached evaluation or an identity (not evaluated again) costs about 0 s.
 
 # %% tags=["hide-input"]
-display(P.table(pd.DataFrame([{"model": m, "method": name_of(n), "seed": sd(s), "cache": r.get("cache", "–"),
+display(P.table(pd.DataFrame([{"model": model_label(m), "method": name_of(n), "seed": sd(s), "cache": r.get("cache", "–"),
                                "grow s": r.get("grow_s"), "eval s": r.get("eval_s")}
                               for m, d in by_model.items() for n, x in d["res"].items() for s, r in x.items()]),
                 csv=page.out / "timings.csv", index=False))
