@@ -194,7 +194,8 @@ if wsource and wsource != profile and (wdir / "expansion.json").exists():
         wproto = PplProtocol(**{**wp, "sets": tuple(wp["sets"]), "limits": dict(wp["limits"])})
         wh = headline(wproto.sets)
         wres = wexp["models"][models[0]]["results"]
-        whole = {"profile": wsource, "proto": wproto, "set": wh,
+        spent = [r.get("eval_s") or 0 for n in FULL for r in wres.get(n, {}).values()]
+        whole = {"profile": wsource, "proto": wproto, "set": wh, "minutes": sum(spent) / 60, "n": len(spent),
                  "vals": {n: [r["ppl"][wh]["value"] for r in wres.get(n, {}).values()
                               if (r.get("ppl") or {}).get(wh, {}).get("status") == "ok"] for n in FULL}}
 main_c3 = (whole["vals"] if whole else {n: full_vals(n) for n in FULL},
@@ -268,7 +269,9 @@ page.md(f"Identities at initialisation reuse the base model's numbers; that they
         f"{IDENTITY_TESTS}.")
 if whole:
     page.md(f"**The whole protocol** (the `{whole['profile']}` profile's notebook 3, the same model and growth code; C3 is "
-            f"judged on these numbers). " + whole["proto"].sentence())
+            f"judged on these numbers). " + whole["proto"].sentence()
+            + f" Measuring the {whole['n']} models below this way took {whole['minutes']:.0f} minutes of "
+            f"wall-clock in all (the `eval s` column of that page's timings; identities reuse the base model's numbers).")
     page.seed_table(pd.DataFrame([{"method": name_of(n), "seed": sd(None if s_ == "None" else s_), "set": k,
                                    "perplexity": r["ppl"][k]["value"]}
                                   for n in FULL for s_, r in wexp["models"][models[0]]["results"].get(n, {}).items()
