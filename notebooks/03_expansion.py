@@ -437,12 +437,12 @@ display(P.table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False
 # %% tags=["hide-input"]
 budget = {"seeds": seeds, "set": f"{hl} ({proto.size_text(hl)}, {proto.max_length}-token windows)" if hl else "none"}
 lam_code = PredictorConfig().lam
-c9_init = {m: {"lesa": (full_vals("lesa") if m == models[0] else scr_vals(d["res"], "lesa", headline(d["screen"].sets))),
-               "solar": (full_vals("solar") if m == models[0] else scr_vals(d["res"], "solar", headline(d["screen"].sets)))}
-           for m, d in by_model.items()}
+# C9 reads the same numbers as C3: the first model under the whole protocol (a longer profile's when it has run)
+c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
+               for n in ("lesa", "solar")} for m, d in by_model.items()}
 verdicts = [
     C.across_models(c3),
-    C.judge_c9(c9_init, "perplexity (whole protocol on the first model, screening on the others)", budget=budget),
+    C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others", budget=budget),
     C.across_models({m: C.judge_c12c(
         {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
          lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
