@@ -206,8 +206,8 @@ c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
                  f"{headline(d['screen'].sets)} perplexity ({d['screen'].size_text(headline(d['screen'].sets))})")
       for m, d in by_model.items()}
 best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
-found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].status}** on {models[0]}"
-         + "".join(f" and **{v.status}** on {m}" for m, v in list(c3.items())[1:]) + "."]
+found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].status}** on {model_label(models[0])}"
+         + "".join(f" and **{v.status}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
 if scr_vals(res, "lesa") and scr_vals(res, "base"):
     found.append(f"Before training, {P.label('lesa')}'s {sh} perplexity is {C.spread_text(scr_vals(res, 'lesa'), 4)} against "
                  f"{C.fmt(scr_vals(res, 'base')[0], 4)} for the base model, which {P.label('llama_pro')} equals exactly.")
@@ -440,10 +440,11 @@ lam_code = PredictorConfig().lam
 # C9 reads the same numbers as C3: the first model under the whole protocol (a longer profile's when it has run)
 c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
                for n in ("lesa", "solar")} for m, d in by_model.items()}
+c9_init = {model_label(m): v for m, v in c9_init.items()}
 verdicts = [
-    C.across_models(c3),
+    C.across_models({model_label(m): v for m, v in c3.items()}),
     C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others", budget=budget),
-    C.across_models({m: C.judge_c12c(
+    C.across_models({model_label(m): C.judge_c12c(
         {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
          lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
         {0.0: scr_vals(d["res"], "lesa-lambda0", headline(d["screen"].sets)),
@@ -454,7 +455,7 @@ verdicts = [
 ]
 if len(by_model) > 1:
     page.md("C12a (LESA w/o SVD between LESA and LLaMA Pro) is judged after CPT in notebook 4; before training, on each "
-            "model: " + "; ".join(f"{m}: w/o SVD {C.spread_text(scr_vals(d['res'], 'lesa_raw', headline(d['screen'].sets)), 4)}, "
+            "model: " + "; ".join(f"{model_label(m)}: w/o SVD {C.spread_text(scr_vals(d['res'], 'lesa_raw', headline(d['screen'].sets)), 4)}, "
                                   f"LESA {C.spread_text(scr_vals(d['res'], 'lesa', headline(d['screen'].sets)), 4)}"
                                   for m, d in by_model.items()) + " (a note only, not a verdict).")
 page.finish(verdicts)
