@@ -443,7 +443,8 @@ c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, he
 c9_init = {model_label(m): v for m, v in c9_init.items()}
 verdicts = [
     C.across_models({model_label(m): v for m, v in c3.items()}),
-    C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others", budget=budget),
+    C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others",
+               budget={**budget, "set": f"{main_c3[1]} on the first model; the screening protocol's on the others"}),
     C.across_models({model_label(m): C.judge_c12c(
         {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
          lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
