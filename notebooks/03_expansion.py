@@ -208,8 +208,13 @@ c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
 best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
 found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].status}** on {model_label(models[0])}"
          + "".join(f" and **{v.status}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
+if whole and whole["vals"].get("lesa") and whole["vals"].get("base") and whole["vals"].get("solar"):
+    found.append(f"C3 and C9 are judged on the {whole['profile']} profile's whole protocol ({whole['set']}, "
+                 f"{whole['proto'].size_text(whole['set'])}): {P.label('lesa')} {C.spread_text(whole['vals']['lesa'], 4)}, "
+                 f"{P.label('solar')} {C.fmt(whole['vals']['solar'][0], 4)}, the base model and {P.label('llama_pro')} "
+                 f"{C.fmt(whole['vals']['base'][0], 4)} (table at the end of the next section).")
 if scr_vals(res, "lesa") and scr_vals(res, "base"):
-    found.append(f"Before training, {P.label('lesa')}'s {sh} perplexity is {C.spread_text(scr_vals(res, 'lesa'), 4)} against "
+    found.append(("On this profile's own protocol, b" if whole else "B") + f"efore training, {P.label('lesa')}'s {sh} perplexity is {C.spread_text(scr_vals(res, 'lesa'), 4)} against "
                  f"{C.fmt(scr_vals(res, 'base')[0], 4)} for the base model, which {P.label('llama_pro')} equals exactly.")
 if best_variant:
     found.append(f"Of the learned initialisations beyond the paper, {name_of(best_variant)} starts lowest "
