@@ -25,11 +25,16 @@ def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
 
 
 def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
-                          root: str | Path | None = None) -> tuple[str, ...]:
+                          root: str | Path | None = None, methods: tuple[str, ...] | None = None,
+                          suite: bool = True) -> tuple[str, ...]:
     """Those of ``profiles`` that extend profile ``of`` (its longer budget, e.g. cpu-long of cpu) and whose
     every CPT run (lesa.cpt.run_names) has finished, and been evaluated where the profile evaluates it
     (lesa.cpt.evaluated_runs): only a complete set of runs replaces a profile's own (a partial one would
-    mix budgets in one verdict)."""
+    mix budgets in one verdict).
+
+    ``methods``: only the runs of these plan methods on their own recipe (no ablations) must have finished,
+    for a page that shows only those (chapter 6: LLaMA Pro against the variants); ``suite=False``: their
+    training is enough (the page reads held-out curves, not the post-training suite)."""
     from .cpt import evaluated_runs, finished_summary, run_names
     from .profiles import ProfileError, load_profile
 
@@ -43,7 +48,9 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
             continue
         base = Path(root or PROJECT_ROOT / "results") / p
         runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
-        evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs else set()
+        evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs and suite else set()
+        if methods is not None:
+            runs = {n: r for n, r in runs.items() if r["method"] in methods and r["ablation"] is None}
         done = lambda n: (finished_summary(base, n) is not None
                           and (n not in evaluated or (base / "downstream" / n).is_dir()))
         if runs and all(done(n) for n in runs):

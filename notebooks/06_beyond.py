@@ -75,10 +75,14 @@ if exp:
                                   "identity": bool(rec.get("identity"))})
     base_init = next((r["ppl"] for r in init_rows if r["name"] == "base"), None)
 
-# ---- during training: the CPT runs (cpu-long's once all its runs exist, as chapters 4 and 5)
+# ---- during training: the CPT runs; cpu-long's once the runs this chapter compares have trained (LLaMA Pro and
+# the learned methods on their own recipe: SOLAR, the base model, the unfrozen ablation and the post-training suite
+# are chapters 4 and 5's, which wait for all of them)
 cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
+                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root,
+                                                                 methods=("llama_pro", *LEARNED), suite=False))
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+runs = {n: r for n, r in runs.items() if r["completed"] or source == profile}   # a longer profile: finished runs only
 groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
 lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
 label_of = lambda k: P.run_label(k[0], True, options=dict(k[1]))
@@ -203,7 +207,7 @@ if keep:
                               "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()]),
                csv="after_training.csv", index=False, digits=4)
 else:
-    page.md("Not yet run: chapter 5 has no evaluation of these runs for this profile.")
+    page.md(f"Not yet run: chapter 5 has no evaluation of these runs for the {source or profile} profile.")
 
 # %% [markdown]
 # ## What this can and cannot show
@@ -211,7 +215,8 @@ else:
 # with it. At this scale (135 million parameters, CPU budgets) LLaMA Pro's zeroed projections receive gradients
 # from the first step too, so any advantage must come from the informative q, k, v, gate and up weights. The
 # verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
-# on three data orders and the two variants that start at the base model on three predictor seeds each.
+# on three data orders and the two variants that start at the base model on three predictor seeds each, and this
+# chapter shows its curves as soon as those runs (and LESA's) have trained.
 
 # %% tags=["hide-input"]
 verdicts = []                   # no claim of the paper is judged here (the variants are ours)

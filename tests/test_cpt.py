@@ -159,6 +159,29 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
 
 
+def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
+    """Chapter 6 (LLaMA Pro against the variants) takes cpu-long's curves once those runs have trained,
+    without waiting for SOLAR, the base model, the unfrozen ablation or any post-training suite."""
+    from lesa import analysis as A
+    prof = load_profile("cpu-long")
+    runs = run_names(prof["cpt"], prof["expansion"]["variants"])
+    mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
+    needed = [n for n, r in runs.items() if r["method"] in mine and r["ablation"] is None]
+    assert len(needed) == 9                  # three data orders of LLaMA Pro, three predictor seeds of each variant
+    for n in needed[:-1]:
+        (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
+        (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
+    check = lambda: A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine, suite=False)
+    assert check() == ()                                          # one seed of the last variant is missing
+    (tmp_path / "cpu-long" / "cpt" / needed[-1]).mkdir(parents=True)
+    (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": False}))
+    assert check() == ()                                          # ... or has not finished
+    (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": True}))
+    assert check() == ("cpu-long",)
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()          # the whole profile is not complete
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine) == ()   # first seeds lack their suite
+
+
 def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, monkeypatch):
     import lesa.book as book
     import lesa.cpt as cpt
