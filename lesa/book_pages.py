@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from .book_common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
 from .store import PROJECT_ROOT, commit_label, hardware_label, read_json, write_json
@@ -54,18 +55,32 @@ def _counts_sentence(counts: dict[str, int]) -> str:
     return ", ".join(f'<span class="verdict verdict-{_slug(v)}">{v}</span> {n}' for v, n in counts.items())
 
 
+def extra_text(v: Any) -> str:
+    """A budget or uncertainty value as the scoreboard prints it: a seed spread {median, min, max, n} as
+    "median (min to max, n)", a paired difference {mean, se, n} as "mean ± se (n)", other mappings as
+    "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
+    from .plots import METHODS, display_name, fmt_num
+
+    if isinstance(v, dict):
+        if {"median", "min", "max", "n"} <= set(v):
+            if v["n"] == 1 or v["min"] == v["max"]:
+                return fmt_num(v["median"]) + ("" if v["n"] == 1 else f" (all {v['n']} equal)")
+            return f"{fmt_num(v['median'])} ({fmt_num(v['min'])} to {fmt_num(v['max'])}, n={v['n']})"
+        if {"mean", "se"} <= set(v):
+            return f"{fmt_num(v['mean'])} ± {fmt_num(v['se'])}" + (f" (n={v['n']})" if "n" in v else "")
+        nested = lambda x: f"({extra_text(x)})" if isinstance(x, dict) and not ({"median", "n"} <= set(x)
+                                                                                or {"mean", "se"} <= set(x)) else extra_text(x)
+        name = lambda k: display_name(k) if str(k).lower() in METHODS else str(k).replace("_", " ")
+        return "; ".join(f"{name(k)}: {nested(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(extra_text(x) for x in v)
+    return v if isinstance(v, str) else fmt_num(v)
+
+
 def _extra(r: dict, key: str) -> str:
     """A verdict row's budget or uncertainty as text ("" when the row has none)."""
-    from .plots import fmt_num
-
     v = r.get(key)
-    if v is None or v == "":
-        return ""
-    if isinstance(v, dict):
-        return "; ".join(f"{k}: {fmt_num(x) if not isinstance(x, str) else x}" for k, x in v.items())
-    if isinstance(v, (list, tuple)):
-        return ", ".join(fmt_num(x) if not isinstance(x, str) else x for x in v)
-    return fmt_num(v) if not isinstance(v, str) else v
+    return "" if v is None or v == "" or v == {} else extra_text(v)
 
 
 def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:

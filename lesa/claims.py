@@ -197,7 +197,8 @@ def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]
                    rule=f"Reproduced when LESA has the lowest perplexity and a mean accuracy above both baselines by more "
                         f"than {fmt(SE_MULT)} standard errors; not reproduced when its perplexity is higher than either or "
                         "its accuracy clearly lower; inconclusive otherwise.",
-                   budget=budget or {}, uncertainty={"acc_avg": avgs, "z_lesa_minus": z, "calls": calls},
+                   budget=budget or {}, uncertainty={"acc_avg": {m: {"mean": a, "se": s} for m, (a, s) in avgs.items()},
+                                                     "z_lesa_minus": z, "calls": calls},
                    notes="Perplexity comes from one CPT run per method (no seed spread).",
                    evidence="main_table.csv, figure main_table")
 

@@ -201,3 +201,16 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
     assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
     assert "budget" not in book.scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]
+
+
+def test_scoreboard_budget_and_uncertainty_read_as_text_not_python_reprs():
+    from lesa.book_pages import extra_text
+    spread = {"median": 589.7775, "min": 239.157, "max": 623.146, "n": 3, "values": [623.146, 589.7775, 239.157]}
+    assert extra_text(spread) == "590 (239 to 623, n=3)"
+    assert extra_text({"median": 0.5, "min": 0.5, "max": 0.5, "n": 3, "values": [0.5] * 3}) == "0.5 (all 3 equal)"
+    assert extra_text({"mean": -0.2937, "se": 0.02826, "n": 10, "steps": [21, 30]}) == "-0.294 ± 0.0283 (n=10)"
+    nested = extra_text({"SmolLM2-135M": {"lesa": spread, "llama_pro": {"median": 38.08, "min": 38.08, "max": 38.08, "n": 1},
+                                          "lesa_vs": {"solar": "higher"}}, "CPT seeds": 1, "tasks": ["arc_easy", "piqa"]})
+    assert nested == ("SmolLM2-135M: (LESA: 590 (239 to 623, n=3); LLaMA Pro: 38.1; lesa vs: (SOLAR: higher)); "
+                      "CPT seeds: 1; tasks: arc_easy, piqa")
+    assert "{" not in nested and "'" not in nested
