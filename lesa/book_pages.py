@@ -19,7 +19,7 @@ def collect_verdicts(profile: str) -> list[dict]:
         blob = read_json(p)
         for v in blob["verdicts"]:
             found.setdefault(v["claim"], []).append(v)
-            sources[v["claim"]] = blob.get("source_profile") or profile
+            sources[v["claim"]] = v.get("source_profile") or blob.get("source_profile") or profile
     rows = []
     for cid, (statement, nb) in CLAIMS.items():
         for v in found.get(cid, []) or [{"claim": cid, "statement": statement, "paper": "-", "ours": "-",
@@ -319,11 +319,12 @@ def provenance_markdown(profile: str) -> str:
         prov = v.get("provenance") or {}
         note(prov, f"notebook {n[:2]}")
         src = v.get("source_profile") or profile
-        sources.add(src)
+        sources |= {src, *(r["source_profile"] for r in v.get("verdicts", []) if r.get("source_profile"))}
+        own = lambda r: f" (`{r['source_profile']}`)" if r.get("source_profile", src) != src else ""
         t = times.get(n)
         wall = f"{t['seconds']} s on {t.get('cpus', '?')} CPUs" if t else "not run"
         lines.append(f"| {{doc}}`{n} <chapters/{n}>` | {', '.join(f'`{f}`' for f in figs) or '-'} | "
-                     f"{', '.join(r['claim'] for r in v.get('verdicts', [])) or '-'}"
+                     f"{', '.join(r['claim'] + own(r) for r in v.get('verdicts', [])) or '-'}"
                      f"{'' if src == profile else f' (from the `{src}` results)'} | "
                      f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
                      f"{prov.get('time_utc', '-')} | {wall} |")

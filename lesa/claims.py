@@ -124,10 +124,16 @@ def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None 
                    evidence="figure loss_vs_compute (tokens and FLOPs)")
 
 
-def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: dict | None = None) -> Verdict:
+def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: dict | None = None,
+             heldout: dict | None = None) -> Verdict:
     """Training-log rows ({step, loss, flops, ...}) of the frozen LESA and LLaMA Pro runs. Reproduced when
     LESA's smoothed loss reaches LLaMA Pro's final smoothed loss within half of LLaMA Pro's FLOPs;
-    not reproduced when it needs more, or never reaches it while ending clearly above it."""
+    not reproduced when it needs more, or never reaches it while ending clearly above it.
+
+    ``heldout`` (optional): {"lesa": LESA's held-out evaluations, "llama_pro": a list of LLaMA Pro's, one per
+    data order} (rows {tokens, heldout_loss}). The same rule on held-out loss, with LLaMA Pro's final
+    held-out loss as the median over its data orders, is a second reading: when it disagrees with the
+    training-loss reading the verdict is inconclusive; LLaMA Pro's range over data orders is reported."""
     if not lesa or not llama_pro:
         return Verdict("C4", "not yet run", "LESA or LLaMA Pro CPT run missing",
                        rule="Needs the frozen CPT runs of LESA and LLaMA Pro.", budget=budget or {})
@@ -137,9 +143,10 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
     end = paired_window(lesa, llama_pro, "end", window)
     share = PAPER_CONVERGENCE["compute_share"]
     unc = {"end_diff_lesa_minus_llama_pro": end}
+    frac_of = lambda row: ((row.get("flops") or 0) / max(total.get("flops") or 0, 1e-30) if total.get("flops")
+                           else row["step"] / max(total["step"], 1))
     if hit:
-        frac = (hit.get("flops") or 0) / max(total.get("flops") or 0, 1e-30) if total.get("flops") else \
-            hit["step"] / max(total["step"], 1)
+        frac = frac_of(hit)
         status = "reproduced" if frac <= share else "not reproduced"
         ours = (f"LESA reaches LLaMA Pro's final loss ({fmt(target)}) at step {hit['step']} of {total['step']}: "
                 f"{fmt(frac)} of its compute")
@@ -149,11 +156,29 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
         status = "not reproduced" if c == "higher" else "inconclusive"
         ours = (f"LESA never reaches LLaMA Pro's final loss ({fmt(target)}); last {window} steps LESA - LLaMA Pro "
                 f"{_vs(end)}")
-    return Verdict("C4", status, ours,
-                   rule=f"Reproduced when LESA's smoothed loss ({window}-step mean) reaches LLaMA Pro's final loss within "
-                        f"{fmt(share)} of LLaMA Pro's FLOPs; inconclusive when it never reaches it but ends within "
-                        f"{fmt(SE_MULT)} standard errors of it.",
-                   budget=budget or {}, uncertainty=unc,
+    rule = (f"Reproduced when LESA's smoothed loss ({window}-step mean) reaches LLaMA Pro's final loss within "
+            f"{fmt(share)} of LLaMA Pro's FLOPs; inconclusive when it never reaches it but ends within "
+            f"{fmt(SE_MULT)} standard errors of it.")
+    if heldout and heldout.get("lesa") and heldout.get("llama_pro"):
+        finals = [log[-1]["heldout_loss"] for log in heldout["llama_pro"] if log]
+        h_target = float(np.median(finals))
+        by_tokens = {r.get("tokens"): r for r in lesa}           # the training row logged at that evaluation
+        h_hit = next((e for e in heldout["lesa"] if "tokens" in e and e["heldout_loss"] <= h_target), None)
+        h_frac = (None if h_hit is None else 0.0 if h_hit["tokens"] == 0 else
+                  frac_of(by_tokens[h_hit["tokens"]]) if h_hit["tokens"] in by_tokens else
+                  h_hit["tokens"] / max(total.get("tokens") or 1, 1))
+        h_status = "reproduced" if h_frac is not None and h_frac <= share else "not reproduced"
+        l_end = heldout["lesa"][-1]["heldout_loss"]
+        unc["heldout"] = {"lesa_end": l_end, "llama_pro_end": spread(finals), "compute_fraction": h_frac,
+                          "lesa_end_vs_llama_pro_range": compare_ranges(l_end, finals)}
+        ours += (f"; held-out loss at the end LESA {fmt(l_end, 4)} vs LLaMA Pro {spread_text(finals, 4)}"
+                 .replace(" seeds)", " data orders)")
+                 + (f", reached at {fmt(h_frac)} of its compute" if h_frac is not None else ", never reached"))
+        rule += (" Read again on held-out loss (LLaMA Pro's final value: the median over its data orders); "
+                 "inconclusive when the two readings disagree.")
+        if h_status != status and status != "inconclusive":
+            status = "inconclusive"
+    return Verdict("C4", status, ours, rule=rule, budget=budget or {}, uncertainty=unc,
                    notes=f"The paper's horizon is {fmt(PAPER_CONVERGENCE['llama_pro_steps'])}+ steps; ours is in the budget.",
                    evidence="figure loss_vs_compute (tokens and FLOPs); cpt_comparison.json")
 

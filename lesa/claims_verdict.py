@@ -26,6 +26,8 @@ class Verdict:
     notes: str = ""                               # what a reader must know beside the status
     evidence: str = ""                            # figures / files of the notebook
     per_model: dict = field(default_factory=dict)  # model -> one line (status: what we measured), per-model claims
+    source_profile: str = ""                      # the profile whose results decided it, when not the notebook's
+                                                  # source (C4 from cpu-long's LESA and LLaMA Pro before the rest)
 
     def __post_init__(self):
         if self.claim not in CLAIMS:
@@ -40,7 +42,8 @@ class Verdict:
                 "paper": c.paper, "ours": self.ours, "verdict": self.status, "evidence": self.evidence,
                 "notebook": c.notebook, "detail": " ".join(x for x in (self.rule, self.notes) if x),
                 "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
-                **({"per_model": _jsonable(self.per_model)} if self.per_model else {})}
+                **({"per_model": _jsonable(self.per_model)} if self.per_model else {}),
+                **({"source_profile": self.source_profile} if self.source_profile else {})}
 
 
 def _jsonable(x: Any) -> Any:
@@ -71,7 +74,8 @@ def markdown(verdicts: Sequence[Verdict | dict]) -> str:
     lines = ["| claim | paper | ours | verdict | budget |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | "
-                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))} |")
+                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))}"
+                     + (f" (the `{r['source_profile']}` profile's runs)" if r.get("source_profile") else "") + " |")
     lines.append("")
     lines += [f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): {_cell(r['detail'])}"
               for r in rows if r.get("detail")]

@@ -43,7 +43,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto i
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
+from lesa import analysis as A, beyond as B, claims as C, plots as P
 from lesa.cpt import run_names
 from lesa.flops import step_cost_ratios
 from lesa.page import Page
@@ -65,13 +65,33 @@ costs = step_cost_ratios({n: r["summary"] for n, r in runs.items() if r["summary
                           and r["summary"].get("flops_per_token")}, lesa["name"]) if lesa else {}
 verdicts = [
     C.judge_c2({m: rows(m) for m in ("lesa", "llama_pro", "solar") if rows(m)}, smooth_window, budget=budget),
-    C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget),
+    C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget,
+               heldout={"lesa": lesa["eval"] if lesa else [],
+                        "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]}),
     C.judge_c6({m: [x["step_s"] for x in r["train"][1:]] for m, r in frozen.items() if len(r["train"]) > 1},
                budget=budget, flops_per_token={m: r["summary"].get("flops_per_token") for m, r in frozen.items()
                                                if r["summary"].get("flops_per_token")}),
     C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
     C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget),
 ]
+# C4 compares LESA with LLaMA Pro only, so a longer profile judges it as soon as those two methods' runs have
+# trained (cpu-long: LESA and LLaMA Pro on three data orders), before its other runs and its post-training suite
+pair_src = (A.complete_cpt_profiles(preferred_profiles, profile, results_root, methods=("lesa", "llama_pro"), suite=False)
+            if source == profile else ())
+pair = {}
+if pair_src:
+    pair_dir, _ = A.find_results(profile, "cpt", (), results_root, prefer=pair_src)
+    pair = {n: r for n, r in A.load_cpt_runs(pair_dir).items()
+            if r["completed"] and r["frozen"] and r["method"] in ("lesa", "llama_pro")}
+    pf = A.runs_by_method(pair, frozen=True)            # LLaMA Pro: the data order LESA saw (the paired reading)
+    lp_evals = [r["eval"] for r in pair.values() if r["method"] == "llama_pro"]
+    last = pf["lesa"]["train"][-1]
+    c4 = C.judge_c4(pf["lesa"]["train"], pf["llama_pro"]["train"], smooth_window,
+                    budget={"steps": last.get("step"), "tokens": last.get("tokens"),
+                            "CPT seeds": f"LESA 1, LLaMA Pro {len(lp_evals)} data orders"},
+                    heldout={"lesa": pf["lesa"]["eval"], "llama_pro": lp_evals})
+    c4.source_profile = pair_src[0]
+    verdicts = [c4 if v.claim == "C4" else v for v in verdicts]
 if not runs:
     page.md(f"**Not yet run for profile `{profile}`**: no CPT runs under `results/{profile}/cpt/` (nor under "
             f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.cpt --profile {profile}` "
@@ -79,6 +99,10 @@ if not runs:
 else:
     if source != profile:
         page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
+    if pair:
+        page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
+                f"tokens each, ten times this profile's budget; figure below), which have finished before that profile's "
+                f"other runs; the other claims stay on this profile's runs until all of `{pair_src[0]}`'s exist.")
     page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.status}** ({v.ours})." for v in verdicts))
 
 # %% [markdown]
@@ -176,6 +200,14 @@ if reach and "llama_pro" in frozen:
                "No run ends below it by more than two SE at this budget."))
 else:
     page.md("Not yet run: no LLaMA Pro run to compare against.")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
+if pair:
+    page.save(P.heldout_loss_curves(pair, flops=B.flops_at), "c4_longer_heldout");
+    lp_end = [e[-1]["heldout_loss"] for e in lp_evals]
+    page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
+            f"{C.fmt(pf['lesa']['eval'][-1]['heldout_loss'], 4)}, LLaMA Pro {C.spread_text(lp_end, 4).replace(' seeds)', ' data orders)')}. "
+            "Held-out loss is the trainer's monitoring set (the same sequences for every run).")
 
 # %% [markdown]
 # ## Step cost: measured and expected

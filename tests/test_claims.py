@@ -270,3 +270,24 @@ def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
     assert "measured 1 : 1.5" in v.ours and "FLOP model expects 1 : 1.12 : 0.875" in v.ours
     assert v.record()["uncertainty"]["flop_model_ratio"]["solar"] == 7.0 / 8.0
     assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).status == v.status
+
+
+def test_c4_held_out_reading_over_llama_pro_data_orders():
+    """With held-out evaluations (LLaMA Pro on several data orders) C4 is read twice; a held-out reading
+    that disagrees with the training-loss one makes the verdict inconclusive."""
+    lp = _curve(5.0, 3.0, n=100)
+    fast3 = [dict(r, loss=lp[min(3 * i, len(lp) - 1)]["loss"]) for i, r in enumerate(lp)]
+    slow = [dict(r, loss=r["loss"] + 0.5) for r in lp]
+    ev = lambda ends_at, start=5.0: [{"tokens": lp[i]["tokens"] if i else 0, "heldout_loss": start + (ends_at - start) * i / 99}
+                                     for i in (0, 24, 49, 74, 99)]
+    lp_orders = [ev(3.0), ev(3.05), ev(2.95)]
+    early = [{"tokens": e["tokens"], "heldout_loss": min(e["heldout_loss"], 2.9) if e["tokens"] else 5.0} for e in ev(2.9)]
+    v = C.judge_c4(fast3, lp, heldout={"lesa": early, "llama_pro": lp_orders})
+    assert v.status == "reproduced" and v.uncertainty["heldout"]["llama_pro_end"]["n"] == 3
+    assert "3 data orders" in v.ours and v.uncertainty["heldout"]["compute_fraction"] <= 0.5
+    v = C.judge_c4(slow, lp, heldout={"lesa": ev(3.5), "llama_pro": lp_orders})
+    assert v.status == "not reproduced" and "never reached" in v.ours
+    assert v.uncertainty["heldout"]["lesa_end_vs_llama_pro_range"] == "higher"
+    v = C.judge_c4(fast3, lp, heldout={"lesa": ev(3.5), "llama_pro": lp_orders})   # the readings disagree
+    assert v.status == "inconclusive"
+    assert C.judge_c4(fast3, lp, heldout={"lesa": [], "llama_pro": lp_orders}).status == "reproduced"   # no second reading
