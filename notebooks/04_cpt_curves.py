@@ -204,6 +204,9 @@ else:
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:
     page.save(P.heldout_loss_curves(pair, flops=B.flops_at), "c4_longer_heldout");
+
+# %% tags=["hide-input"]
+if pair:
     lp_end = [e[-1]["heldout_loss"] for e in lp_evals]
     page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
             f"{C.fmt(pf['lesa']['eval'][-1]['heldout_loss'], 4)}, LLaMA Pro {C.spread_text(lp_end, 4).replace(' seeds)', ' data orders)')}. "

@@ -291,3 +291,18 @@ def test_c4_held_out_reading_over_llama_pro_data_orders():
     v = C.judge_c4(fast3, lp, heldout={"lesa": ev(3.5), "llama_pro": lp_orders})   # the readings disagree
     assert v.status == "inconclusive"
     assert C.judge_c4(fast3, lp, heldout={"lesa": [], "llama_pro": lp_orders}).status == "reproduced"   # no second reading
+
+
+def test_c4_training_loss_reading_has_a_control_for_batch_noise():
+    """A flat, noisy LLaMA Pro curve 'reaches' its own final smoothed loss early; then reaching it times
+    nothing (a copy of LLaMA Pro would look twice as fast) and the paired end difference decides."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.3, 300)
+    lp = [{"step": i + 1, "loss": 3.0 + 0.5 * np.exp(-i / 10) + noise[i], "flops": float(i + 1), "tokens": 100 * (i + 1)}
+          for i in range(300)]
+    copy = [dict(r) for r in lp]
+    assert C.steps_to_reach(lp, C.smooth([r["loss"] for r in lp], 10)[-1])["step"] < 150      # the noise at work
+    v = C.judge_c4(copy, lp)
+    assert v.status == "inconclusive" and "too noisy" in v.ours       # a copy of LLaMA Pro is not 2x faster
+    worse = [dict(r, loss=r["loss"] + 0.2) for r in lp]
+    assert C.judge_c4(worse, lp).status == "not reproduced"
