@@ -61,15 +61,16 @@ def extra_text(v: Any) -> str:
     "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
     from .plots import METHODS, display_name, fmt_num
 
+    spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
+    summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
     if isinstance(v, dict):
-        if {"median", "min", "max", "n"} <= set(v):
+        if spread_keys <= set(v):
             if v["n"] == 1 or v["min"] == v["max"]:
                 return fmt_num(v["median"]) + ("" if v["n"] == 1 else f" (all {v['n']} equal)")
             return f"{fmt_num(v['median'])} ({fmt_num(v['min'])} to {fmt_num(v['max'])}, n={v['n']})"
-        if {"mean", "se"} <= set(v):
+        if paired_keys <= set(v):
             return f"{fmt_num(v['mean'])} ± {fmt_num(v['se'])}" + (f" (n={v['n']})" if "n" in v else "")
-        nested = lambda x: f"({extra_text(x)})" if isinstance(x, dict) and not ({"median", "n"} <= set(x)
-                                                                                or {"mean", "se"} <= set(x)) else extra_text(x)
+        nested = lambda x: f"({extra_text(x)})" if isinstance(x, dict) and not summary(x) else extra_text(x)
         name = lambda k: display_name(k) if str(k).lower() in METHODS else str(k).replace("_", " ")
         return "; ".join(f"{name(k)}: {nested(x)}" for k, x in v.items())
     if isinstance(v, (list, tuple)):

@@ -32,6 +32,7 @@ from .claims_verdict import (SE_MULT, STATUSES, Verdict, _vs, across_models, as_
                              call, compare_ranges, markdown, paired_window, per_model, smooth, spread,
                              spread_text, steps_to_reach, summary, z_score)
 from .plots_style import label          # one display name per method across the book
+from .beyond import tokens_to_reach     # first held-out evaluation at or below a loss (chapter 6's too)
 
 PAR = 1.5                # C7a: held-out loss "on par with" training loss = at most PAR x the training loss
 SHRINK = 0.9             # C12c: lambda = 0 "shrinks" new layers when their norm is below SHRINK x lambda-code's
@@ -158,16 +159,13 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
         ours = (f"LESA reaches LLaMA Pro's final loss ({fmt(target)}) at step {hit['step']} of {total['step']}: "
                 f"{fmt(frac)} of its compute")
         unc["compute_fraction"] = frac
-    elif noisy:
+    else:                           # never reached, or reaching it times nothing: the paired end difference
         c = call(end["z"]) if end else "n/a"
         status = "not reproduced" if c == "higher" else "inconclusive"
-        ours = (f"training loss too noisy to time (LLaMA Pro itself reaches its final smoothed loss at "
-                f"{fmt(frac_of(own))} of its compute); last {window} steps LESA - LLaMA Pro {_vs(end)}")
-    else:
-        c = call(end["z"]) if end else "n/a"
-        status = "not reproduced" if c == "higher" else "inconclusive"
-        ours = (f"LESA never reaches LLaMA Pro's final loss ({fmt(target)}); last {window} steps LESA - LLaMA Pro "
-                f"{_vs(end)}")
+        ours = ((f"training loss too noisy to time (LLaMA Pro itself reaches its final smoothed loss at "
+                 f"{fmt(frac_of(own))} of its compute)" if noisy else
+                 f"LESA never reaches LLaMA Pro's final loss ({fmt(target)})")
+                + f"; last {window} steps LESA - LLaMA Pro {_vs(end)}")
     rule = (f"Reproduced when LESA's smoothed loss ({window}-step mean) reaches LLaMA Pro's final loss within "
             f"{fmt(share)} of LLaMA Pro's FLOPs; inconclusive when it never reaches it but ends within "
             f"{fmt(SE_MULT)} standard errors of it. Control: when LLaMA Pro's own smoothed loss reaches its final value "
@@ -177,17 +175,15 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
     if heldout and heldout.get("lesa") and heldout.get("llama_pro"):
         finals = [log[-1]["heldout_loss"] for log in heldout["llama_pro"] if log]
         h_target = float(np.median(finals))
-        by_tokens = {r.get("tokens"): r for r in lesa}           # the training row logged at that evaluation
-        h_hit = next((e for e in heldout["lesa"] if "tokens" in e and e["heldout_loss"] <= h_target), None)
-        h_frac = (None if h_hit is None else 0.0 if h_hit["tokens"] == 0 else
-                  frac_of(by_tokens[h_hit["tokens"]]) if h_hit["tokens"] in by_tokens else
-                  h_hit["tokens"] / max(total.get("tokens") or 1, 1))
+        h_tokens = tokens_to_reach(heldout["lesa"], h_target)
+        row = next((r for r in lesa if r.get("tokens") == h_tokens), None)   # the training row logged there
+        h_frac = (None if h_tokens is None else 0.0 if h_tokens == 0 else frac_of(row) if row else
+                  h_tokens / max(total.get("tokens") or 1, 1))
         h_status = "reproduced" if h_frac is not None and h_frac <= share else "not reproduced"
         l_end = heldout["lesa"][-1]["heldout_loss"]
         unc["heldout"] = {"lesa_end": l_end, "llama_pro_end": spread(finals), "compute_fraction": h_frac,
                           "lesa_end_vs_llama_pro_range": compare_ranges(l_end, finals)}
-        ours += (f"; held-out loss at the end LESA {fmt(l_end, 4)} vs LLaMA Pro {spread_text(finals, 4)}"
-                 .replace(" seeds)", " data orders)")
+        ours += (f"; held-out loss at the end LESA {fmt(l_end, 4)} vs LLaMA Pro {spread_text(finals, 4, unit='data orders')}"
                  + (f", reached at {fmt(h_frac)} of its compute" if h_frac is not None else ", never reached"))
         rule += (" Read again on held-out loss (LLaMA Pro's final value: the median over its data orders); "
                  "inconclusive when the two readings disagree.")

@@ -94,8 +94,10 @@ def spread(values: Sequence[float] | float | None) -> dict | None:
     return {"median": float(np.median(v)), "min": min(v), "max": max(v), "n": len(v), "values": v}
 
 
-def spread_text(values: Sequence[float] | float | None, nd: int = 3, compact: bool = False) -> str:
-    """'median (range min-max, n seeds)', or 'median [min, max]' for table cells."""
+def spread_text(values: Sequence[float] | float | None, nd: int = 3, compact: bool = False,
+                unit: str = "seeds") -> str:
+    """'median (range min-max, n seeds)', or 'median [min, max]' for table cells; ``unit``: what the values
+    vary over (LLaMA Pro's runs: "data orders")."""
     s = spread(values)
     if s is None:
         return "n/a"
@@ -103,7 +105,7 @@ def spread_text(values: Sequence[float] | float | None, nd: int = 3, compact: bo
         return fmt(s["median"], nd)
     if compact:
         return f"{fmt(s['median'], nd)} [{fmt(s['min'], nd)}, {fmt(s['max'], nd)}]"
-    return f"{fmt(s['median'], nd)} (range {fmt(s['min'], nd)} to {fmt(s['max'], nd)}, {s['n']} seeds)"
+    return f"{fmt(s['median'], nd)} (range {fmt(s['min'], nd)} to {fmt(s['max'], nd)}, {s['n']} {unit})"
 
 
 def compare_ranges(a: Sequence[float] | float, b: Sequence[float] | float) -> str:

@@ -207,9 +207,9 @@ if pair:
 
 # %% tags=["hide-input"]
 if pair:
-    lp_end = [e[-1]["heldout_loss"] for e in lp_evals]
+    h = c4.uncertainty["heldout"]
     page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
-            f"{C.fmt(pf['lesa']['eval'][-1]['heldout_loss'], 4)}, LLaMA Pro {C.spread_text(lp_end, 4).replace(' seeds)', ' data orders)')}. "
+            f"{C.fmt(h['lesa_end'], 4)}, LLaMA Pro {C.spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}. "
             "Held-out loss is the trainer's monitoring set (the same sequences for every run).")
 
 # %% [markdown]
