@@ -273,7 +273,13 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
         # evaluating the run needs the weights, so a fresh clone trains again)
         if prev.get("completed") and prev.get("run_key") == tr.run_key == info.get("run_key") \
                 and info.get("step") == cfg.steps:
-            return prev
+            missing = [f for f in SUMMARY_FIELDS if f not in prev]
+            if not missing:
+                return prev
+            # the same run, summarised by older code: the readers need these fields, and the step times
+            # that make some of them are only measured while training
+            print(f"[train] {name}: its summary was written by older code (no {', '.join(missing)}); training afresh")
+            resume = False
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed = 0, 0.0
@@ -332,6 +338,10 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
     if acc.is_main_process:
         write_json(out_dir / "summary.json", summary)
     return summary
+
+
+# fields a finished run's summary must have to be reused (a summary of older code without them is retrained)
+SUMMARY_FIELDS = ("step_s_median", "flops_per_token", "data_order_hash", "trainable", "growth")
 
 
 def _summary(tr: Trainer, name: str, out_dir: Path, shards_dir, heldout_dir, step_times: list[float],

@@ -68,7 +68,7 @@ verdicts = [
     C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget,
                heldout={"lesa": lesa["eval"] if lesa else [],
                         "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]}),
-    C.judge_c6({m: [x["step_s"] for x in r["train"][1:]] for m, r in frozen.items() if len(r["train"]) > 1},
+    C.judge_c6(A.step_times(runs),
                budget=budget, flops_per_token={m: r["summary"].get("flops_per_token") for m, r in frozen.items()
                                                if r["summary"].get("flops_per_token")}),
     C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
@@ -201,12 +201,19 @@ if reach and "llama_pro" in frozen:
 else:
     page.md("Not yet run: no LLaMA Pro run to compare against.")
 
+# %% [markdown]
+# ## The longer runs C4 is judged on
+# C4 compares LESA with LLaMA Pro only, so when a longer profile's runs of those two methods have finished, C4 is
+# judged on them (ten times this profile's tokens), with LLaMA Pro trained on several data orders.
+
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:
     page.save(P.heldout_loss_curves(pair, flops=B.flops_at), "c4_longer_heldout");
 
 # %% tags=["hide-input"]
-if pair:
+if not pair:
+    page.md("Not yet run: no longer profile has finished its LESA and LLaMA Pro runs; C4 is judged on this profile's runs.")
+else:
     h = c4.uncertainty["heldout"]
     page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
             f"{C.fmt(h['lesa_end'], 4)}, LLaMA Pro {C.spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}. "

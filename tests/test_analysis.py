@@ -160,10 +160,19 @@ def test_cpt_readers(tmp_path):
     write_run("llama_pro", "llama_pro", list(2 + np.exp(-x / 30)), 1.24)
     write_run("solar", "solar", list(2.5 + np.exp(-x / 30)), 1.66)
     write_run("lesa-unfrozen", "lesa", list(2.2 + np.exp(-x / 30)), 1.5, train_all=True)
+    # two more data orders of LLaMA Pro, one slowed by other work on the machine: the method's step time is its
+    # median run's (1.24 s), not the slowed one's and not the first one's
+    write_run("llama_pro-seed1", "llama_pro", list(2 + np.exp(-x / 30)), 3.0)
+    write_run("llama_pro-seed2", "llama_pro", list(2 + np.exp(-x / 30)), 1.1)
     runs = A.load_cpt_runs(tmp_path)
-    assert set(runs) == {"lesa", "llama_pro", "solar", "lesa-unfrozen"} and not runs["lesa-unfrozen"]["frozen"]
+    assert set(runs) == {"lesa", "llama_pro", "llama_pro-seed1", "llama_pro-seed2", "solar", "lesa-unfrozen"}
+    assert not runs["lesa-unfrozen"]["frozen"]
+    st = A.step_times(runs)
+    assert set(st) == {"lesa", "llama_pro", "solar"} and st["llama_pro"] == [1.24] * 99
+    assert A.step_times(runs, frozen=False) == {"lesa": [1.5] * 99}
     c = A.cpt_comparison(runs, window=5)
     assert c["step_time_ratio"]["solar"] == pytest.approx(1.66)
+    assert c["step_time_ratio"]["llama_pro"] == pytest.approx(1.24)
     assert c["reach"]["llama_pro"]["lesa"]["step"] < 50
     assert c["unfrozen"]["lesa"] > c["final_loss"]["lesa"]
     assert A.steps_to_reach(runs["solar"]["train"], 0.0) is None

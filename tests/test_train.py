@@ -158,6 +158,12 @@ def test_committed_results_without_weights_are_retrained(shards, tmp_path):
     reused = T.train(tiny(), *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
     assert reused["completed"] and reused["run_key"] == again["run_key"]
     assert (clone / "train_log.jsonl").stat().st_mtime_ns == stamp                 # not retrained
+    # a summary written by older code (without the step time) is retrained, not reused without it
+    old = {k: v for k, v in reused.items() if k != "step_s_median"}
+    (clone / "summary.json").write_text(json.dumps(old))
+    fresh = T.train(tiny(), *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    assert fresh["step_s_median"] > 0 and (clone / "train_log.jsonl").stat().st_mtime_ns != stamp
+    assert [r["loss"] for r in rows(clone / "train_log.jsonl")] == [r["loss"] for r in rows(tmp_path / "res" / "train_log.jsonl")]
 
 
 def test_train_all_and_options(shards, tmp_path):
