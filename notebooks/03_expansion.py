@@ -143,7 +143,7 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
 
 def ppl(rec, where, s):
     """The perplexity of set `s` in rec[where] ("ppl": whole protocol, "screen"), or None."""
-    r = (rec.get(where) or {}).get(s)
+    r = rec.get(where, {}).get(s)
     return r["value"] if r and r.get("status") == "ok" else None
 
 
@@ -196,8 +196,8 @@ if wsource and wsource != profile and (wdir / "expansion.json").exists():
         wres = wexp["models"][models[0]]["results"]
         spent = [r.get("eval_s") or 0 for n in FULL for r in wres.get(n, {}).values()]
         whole = {"profile": wsource, "proto": wproto, "set": wh, "minutes": sum(spent) / 60, "n": len(spent),
-                 "vals": {n: [v for r in wres.get(n, {}).values() if (v := ppl(r, "ppl", wh)) is not None]
-                          for n in FULL}}
+                 "vals": {n: [r["ppl"][wh]["value"] for r in wres.get(n, {}).values()
+                              if (r.get("ppl") or {}).get(wh, {}).get("status") == "ok"] for n in FULL}}
 main_c3 = (whole["vals"] if whole else {n: full_vals(n) for n in FULL},
            f"{whole['set']} perplexity ({whole['proto'].size_text(whole['set'])}, the {whole['profile']} profile's protocol)"
            if whole else f"{hl} perplexity")
@@ -443,8 +443,9 @@ display(P.table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False
 budget = {"seeds": seeds, "set": f"{hl} ({proto.size_text(hl)}, {proto.max_length}-token windows)" if hl else "none"}
 lam_code = PredictorConfig().lam
 # C9 reads the same numbers as C3: the first model under the whole protocol (a longer profile's when it has run)
-c9_init = {model_label(m): {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
-                            for n in ("lesa", "solar")} for m, d in by_model.items()}
+c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
+               for n in ("lesa", "solar")} for m, d in by_model.items()}
+c9_init = {model_label(m): v for m, v in c9_init.items()}
 verdicts = [
     C.across_models({model_label(m): v for m, v in c3.items()}),
     C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others",
