@@ -141,8 +141,11 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             continue
         h = input_hash(name, profile)
         stamp, dst = out_dir / f"{name}.stamp.json", out_dir / f"{name}.ipynb"
+        pub = published_dir(profile) / dst.name
+        # skipped only if the published copy is still the one this stamp wrote (a `git checkout` of results/
+        # puts back an older execution that the stamp, under _build/, does not vouch for)
         if (not force and stamp.exists() and dst.exists() and read_json(stamp).get("hash") == h
-                and (published_dir(profile) / dst.name).exists()):
+                and pub.exists() and read_json(stamp).get("published") == file_hash(pub)):
             print(f"[book] {name}: unchanged inputs, skipped ({read_json(stamp).get('seconds')} s last time)")
             continue
         print(f"[book] {name}: executing with profile {profile} ...", flush=True)
@@ -157,8 +160,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             print(f"[book] {name}: FAILED after {time.perf_counter() - t0:.0f} s: {str(e)[-2000:]}", flush=True)
             continue
         secs = round(time.perf_counter() - t0, 1)
-        publish(dst, profile)
-        write_json(stamp, {"hash": h, "seconds": secs, "profile": profile,
+        write_json(stamp, {"hash": h, "seconds": secs, "profile": profile, "published": file_hash(publish(dst, profile)),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "cpus": os.cpu_count()}

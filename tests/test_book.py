@@ -214,3 +214,29 @@ def test_scoreboard_budget_and_uncertainty_read_as_text_not_python_reprs():
     assert nested == ("SmolLM2-135M: (LESA: 590 (239 to 623, n=3); LLaMA Pro: 38.1; lesa vs: (SOLAR: higher)); "
                       "CPT seeds: 1; tasks: arc_easy, piqa")
     assert "{" not in nested and "'" not in nested
+
+
+def test_run_skips_only_while_the_published_copy_is_its_own(tmp_path, monkeypatch):
+    """A notebook with unchanged inputs is skipped, unless its published copy in results/ is no longer the
+    one that execution wrote (e.g. a `git checkout results/` put back an older execution): then it runs again."""
+    import papermill
+
+    calls = []
+
+    def fake_execute(src, dst, **kw):     # papermill's output: the notebook with one executed cell
+        calls.append(dst)
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": str(len(calls))},
+                                                      execution_count=1)]
+        nbformat.write(nb, dst)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    name = book.NOTEBOOKS[0]
+    book.run("smoke", only=[name])
+    book.run("smoke", only=[name])
+    assert len(calls) == 1                                               # unchanged: skipped
+    pub = tmp_path / "results" / "smoke" / "executed" / f"{name}.ipynb"
+    pub.write_text(pub.read_text().replace('"1"', '"an older execution"'))
+    book.run("smoke", only=[name])
+    assert len(calls) == 2 and "older" not in pub.read_text()            # put back: executed again
