@@ -86,14 +86,19 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
     return runs
 
 
-def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
-    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties); the
-    unexpanded 'base' control trains every layer and is never a frozen run."""
-    out: dict[str, dict] = {}
+def _method_runs(runs: dict[str, dict], frozen: bool):
+    """(method key, run name, run) for every frozen (or unfrozen) run that trained, in name order; the
+    unexpanded 'base' control trains every layer and is never a frozen run. The one filter both
+    runs_by_method and step_times use, so the two cannot drift apart."""
     for name, r in sorted(runs.items()):
-        if r["frozen"] != frozen or not r["train"] or (frozen and r["method"] == "base"):
-            continue
-        key = run_key(name, r)
+        if r["frozen"] == frozen and r["train"] and not (frozen and r["method"] == "base"):
+            yield run_key(name, r), name, r
+
+
+def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
+    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties)."""
+    out: dict[str, dict] = {}
+    for key, name, r in _method_runs(runs, frozen):
         if key not in out or len(r["train"]) > len(out[key]["train"]):
             out[key] = {**r, "name": name}
     return out
@@ -104,9 +109,9 @@ def step_times(runs: dict[str, dict], frozen: bool = True) -> dict[str, list[flo
     the median over the method's runs (its seeds or data orders): one run slowed by other work on a shared
     machine then does not set the method's step time, and the steps stay one run's for the SE."""
     by: dict[str, list[list[float]]] = {}
-    for name, r in sorted(runs.items()):
-        if r["frozen"] == frozen and len(r["train"]) > 1 and not (frozen and r["method"] == "base"):
-            by.setdefault(run_key(name, r), []).append([x["step_s"] for x in r["train"][1:]])
+    for key, _, r in _method_runs(runs, frozen):
+        if len(r["train"]) > 1:
+            by.setdefault(key, []).append([x["step_s"] for x in r["train"][1:]])
     # the lower middle for an even count: a run that did happen, not an average of two
     return {k: sorted(v, key=np.median)[(len(v) - 1) // 2] for k, v in by.items()}
 
@@ -121,10 +126,10 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
     """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
     reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
     frozen = runs_by_method(runs, frozen=True)      # one run per method: the first seed, as the paired comparisons use
-    out: dict = {"final_loss": {}, "step_s": {}, "reach": {}, "methods": sorted(frozen)}
-    for m, r in frozen.items():
-        out["final_loss"][m] = float(smooth([x["loss"] for x in r["train"]], window)[-1])
-    out["step_s"] = {m: float(np.median(st)) for m, st in step_times(runs).items()}
+    out: dict = {"final_loss": {m: float(smooth([x["loss"] for x in r["train"]], window)[-1])
+                                for m, r in frozen.items()},
+                 "step_s": {m: float(np.median(st)) for m, st in step_times(runs).items()},
+                 "reach": {}, "methods": sorted(frozen)}
     if "lesa" in frozen:
         for b in ("llama_pro", "solar"):
             if b in frozen:
