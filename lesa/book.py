@@ -144,9 +144,10 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         pub = published_dir(profile) / dst.name
         # skipped only if the published copy is still the one this stamp wrote (a `git checkout` of results/
         # puts back an older execution that the stamp, under _build/, does not vouch for)
-        if (not force and stamp.exists() and dst.exists() and read_json(stamp).get("hash") == h
-                and pub.exists() and read_json(stamp).get("published") == file_hash(pub)):
-            print(f"[book] {name}: unchanged inputs, skipped ({read_json(stamp).get('seconds')} s last time)")
+        last = read_json(stamp) if stamp.exists() else {}
+        if (not force and last.get("hash") == h and dst.exists()
+                and pub.exists() and last.get("published") == file_hash(pub)):
+            print(f"[book] {name}: unchanged inputs, skipped ({last.get('seconds')} s last time)")
             continue
         print(f"[book] {name}: executing with profile {profile} ...", flush=True)
         t0 = time.perf_counter()
