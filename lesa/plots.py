@@ -70,7 +70,7 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
         for lab, group in _seed_groups(runs, "train").items():
             curves = [(np.asarray([row.get(key) or 0 for row in r["train"]], dtype=float) / div,
                        smooth([row["loss"] for row in r["train"]], window)) for r in group]
-            _band(ax, curves, group[0], lab)
+            _band(ax, curves, group[0], lab, _seed_word(group))
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(f"training loss (mean of {window} steps)")
     _legend(fig, axes[0], ncol=3)
@@ -90,9 +90,20 @@ def _seed_groups(runs: dict, key: str) -> dict[str, list[dict]]:
     return groups
 
 
-def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, **kw) -> None:
+def _seed_word(group: list[dict]) -> str:
+    """What differs between a band's runs, for its legend: LLaMA Pro's three runs are data orders, a
+    learned variant's are predictor seeds on one data order."""
+    def varies(get) -> bool:
+        return len({get(r.get("summary") or {}) for r in group}) > 1
+    data = varies(lambda s: (s.get("config") or {}).get("seed"))
+    pred = varies(lambda s: (s.get("run") or {}).get("predictor_seed"))
+    return "data orders" if data and not pred else "predictor seeds" if pred and not data else "seeds"
+
+
+def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, what_varies: str = "seeds",
+          **kw) -> None:
     """One run: its curve. Several seeds: the median curve and a shaded min-max band over the steps all
-    of them logged (x: the median across seeds, e.g. elapsed seconds differ)."""
+    of them logged (x: the median across seeds, e.g. elapsed seconds differ); `what_varies` names them."""
     style = dict(color=color(r["method"]), ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
                  ms=3, **kw)
     if len(curves) == 1:
@@ -101,7 +112,7 @@ def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, **
     n = min(len(y) for _, y in curves)
     xs = np.median([x[:n] for x, _ in curves], axis=0)
     ys = np.stack([y[:n] for _, y in curves])
-    ax.plot(xs, np.median(ys, axis=0), label=f"{lab} (median, range of {len(curves)} seeds)", **style)
+    ax.plot(xs, np.median(ys, axis=0), label=f"{lab} (median, range of {len(curves)} {what_varies})", **style)
     ax.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=style["color"], alpha=0.2, lw=0)
 
 
@@ -112,7 +123,7 @@ def heldout_curves(runs: dict) -> Any:
     for lab, group in _seed_groups(runs, "eval").items():
         curves = [(np.asarray([e["tokens"] / div if has_tokens else e["step"] for e in r["eval"]], dtype=float),
                    np.asarray([e["heldout_ppl"] for e in r["eval"]], dtype=float)) for r in group]
-        _band(ax, curves, group[0], lab, marker="o")
+        _band(ax, curves, group[0], lab, _seed_word(group), marker="o")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("held-out perplexity (log)")
     ax.set_yscale("log")
@@ -138,7 +149,7 @@ def heldout_loss_curves(runs: dict, flops: Any = None) -> Any:
                        for e in r["eval"] if "tokens" in e]
                 pts = [(x, y) for x, y in pts if x is not None]
                 curves.append((np.asarray([x for x, _ in pts], dtype=float) / div, np.asarray([y for _, y in pts], dtype=float)))
-            _band(ax, curves, group[0], lab, marker="o")
+            _band(ax, curves, group[0], lab, _seed_word(group), marker="o")
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("held-out loss (nats per token)")
     _legend(fig, axes[0], ncol=2)

@@ -39,3 +39,20 @@ def test_hue_points_bar_at_the_median_of_each_group():
     rows = [{"w": "q", "m": "A", "r2": v} for v in (0.1, 0.9, 0.5)] + [{"w": "q", "m": "B", "r2": -0.2}]
     fig = P.hue_points(rows, "r2", x="w", hue="m", ref=0.9)
     assert [round(b.get_height(), 6) for b in fig.axes[0].patches] == [0.5, -0.2]
+
+
+def test_band_legend_names_what_its_runs_vary():
+    """LLaMA Pro's three runs are data orders, a learned variant's are predictor seeds on one data order:
+    the held-out figure's legend must not call both 'seeds'."""
+    def run(method, data_seed, pseed, options=None):
+        ev = [{"step": s, "tokens": s * 1024, "heldout_loss": 3.0 + 1 / s, "heldout_ppl": 20 + 1 / s}
+              for s in (1, 2, 3)]
+        return {"method": method, "options": options or {}, "frozen": True, "train": [], "eval": ev,
+                "summary": {"config": {"seed": data_seed}, "run": {"predictor_seed": pseed}}}
+    runs = {f"llama_pro-seed{s}": run("llama_pro", s, None) for s in range(3)}
+    runs |= {f"lesa_fp-0-p{s}": run("lesa_fp", 0, s, {"alpha": 0.0}) for s in range(2)}
+    fig = P.heldout_loss_curves(runs)
+    labels = [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    labels += [l for ax in fig.axes for l in ax.get_legend_handles_labels()[1]]
+    assert any("range of 3 data orders" in l for l in labels), labels
+    assert any("range of 2 predictor seeds" in l for l in labels), labels
