@@ -112,8 +112,9 @@ write_json(page.out / "beyond.json", {"init_source_profile": init_source, "cpt_s
 
 # %% tags=["hide-input"]
 learned = [r for r in rows if r["_key"][0] in LEARNED]
-wins = [r["run"] for r in learned if r["_result"] == "lower"]
-losses = [r["run"] for r in learned if r["_result"] == "higher"]
+by_how_much = lambda r: f"{r['run']} ({r['− LLaMA Pro (median, end)']:+.3f} nats per token at the end)"
+wins = [by_how_much(r) for r in learned if r["_result"] == "lower"]
+losses = [by_how_much(r) for r in learned if r["_result"] == "higher"]
 undecided = [r["run"] for r in learned if r["_result"] in ("single seed", "overlap", "no common evaluations")]
 found = []
 if init_rows and base_init is not None:
@@ -132,6 +133,15 @@ if rows:
                     "no learned variant beats LLaMA Pro beyond the seed spread. ")
                  + (f"Worse than LLaMA Pro beyond the spread: {'; '.join(losses)}. " if losses else "")
                  + (f"Not decided (one seed, or the seed ranges overlap): {'; '.join(undecided)}." if undecided else ""))
+    ctrl = next((k for k in groups if k[0] == "random_zero_out"), None)   # same start as o/down = 0, random features
+    if ctrl and learned:
+        ctrl_logs = [runs[n]["eval"] for n in groups[ctrl]]
+        vs = [(r["run"], B.heldout_vs_reference([runs[n]["eval"] for n in groups[r["_key"]]], ctrl_logs, later))
+              for r in learned]
+        found.append(f"Against the random control ({label_of(ctrl)}, {len(ctrl_logs)} seed{'s' if len(ctrl_logs) > 1 else ''}: "
+                     "the same start with random q, k, v, gate and up), the median held-out loss at the end is "
+                     + "; ".join(f"{v['end_diff']:+.3f} nats per token for {run}" for run, v in vs if v["end_diff"] is not None)
+                     + " (negative: below the control).")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
                  f"(`python -m lesa.cpt --profile {profile}`).")
@@ -159,7 +169,7 @@ page.md("**What we found.** " + " ".join(found))
 # %% [markdown]
 # ## Before training
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity before training of the learned variants (ours) and their controls, in percent above the base model's (the dashed line at 0, which LLaMA Pro equals exactly); one dot per predictor seed and the bar at the median. LESA as released starts far higher (table below, chapter 3).", "name": "fig-beyond-init"}, "image": {"alt": "Dots and bars of each variant's perplexity in percent above the base model's, with a dashed line at zero."}}
+# %% mystnb={"figure": {"caption": "Perplexity before training of the learned variants (ours) and their controls, in percent above the base model's (the dashed line at 0, which LLaMA Pro equals exactly); one dot per predictor seed and the bar at the median. LESA as released starts far higher (table below, chapter 3).", "name": "fig-beyond-init"}, "image": {"alt": "Dots and bars of each variant's perplexity in percent above the base model's, with a dashed line at zero."}} tags=["hide-input"]
 if init_rows:
     show = [r for r in init_rows if r["name"] in VARIANTS]      # LESA as released is 5-15x higher: chapter 3
     page.save(P.seed_points([{"method": r["label"], "value": 100 * (r["ppl"] / base_init - 1)} for r in show], "value",
@@ -180,7 +190,7 @@ if init_rows:
 # %% [markdown]
 # ## During training
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss during CPT against training tokens (left) and training compute, with the frozen layers' backward pass counted (right): the median over seeds and a band from the lowest to the highest seed. Every run sees the same tokens in the same order (LLaMA Pro's seeds vary the data order).", "name": "fig-beyond-heldout"}, "image": {"alt": "Two panels of held-out loss curves with seed bands for LLaMA Pro and each learned variant, against tokens and against FLOPs."}}
+# %% mystnb={"figure": {"caption": "Held-out loss during CPT against training tokens (left) and training compute, with the frozen layers' backward pass counted (right): the median over seeds and a band from the lowest to the highest seed. Every run sees the same tokens in the same order (LLaMA Pro's seeds vary the data order).", "name": "fig-beyond-heldout"}, "image": {"alt": "Two panels of held-out loss curves with seed bands for LLaMA Pro and each learned variant, against tokens and against FLOPs."}} tags=["hide-input"]
 if rows:
     shown = {n: runs[n] for k in groups for n in groups[k]}
     page.save(P.heldout_loss_curves(shown, flops=B.flops_at), "beyond_heldout");
@@ -216,7 +226,9 @@ else:
 # from the first step too, so any advantage must come from the informative q, k, v, gate and up weights. The
 # verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
 # on three data orders and the two variants that start at the base model on three predictor seeds each, and this
-# chapter shows its curves as soon as those runs (and LESA's) have trained.
+# chapter shows its curves as soon as those runs (and LESA's) have trained. A random control with the same start
+# (random q, k, v, gate and up; `o_proj`/`down_proj` zeroed) separates what the start does from what the predicted
+# weights do: a variant that trains no faster than it gains nothing from LESA's predictions.
 
 # %% tags=["hide-input"]
 verdicts = []                   # no claim of the paper is judged here (the variants are ours)
