@@ -133,13 +133,17 @@ if rows:
                     "no learned variant beats LLaMA Pro beyond the seed spread. ")
                  + (f"Worse than LLaMA Pro beyond the spread: {'; '.join(losses)}. " if losses else "")
                  + (f"Not decided (one seed, or the seed ranges overlap): {'; '.join(undecided)}." if undecided else ""))
-    ctrl = next((k for k in groups if k[0] == "random_zero_out"), None)   # same start as o/down = 0, random features
-    if ctrl and learned:
+    # the controls with the variants' start (o/down zeroed) and placement (LESA's gaps): what differs is q, k, v,
+    # gate and up. copy_scaled is LLaMA Pro's initialisation moved to the variants' placement, so it separates
+    # placement from initialisation; random_zero_out asks whether the predictions beat random features
+    CONTROLS = {"copy_scaled": "the lower neighbour's copy, i.e. LLaMA Pro's initialisation in the variants' places",
+                "random_zero_out": "random q, k, v, gate and up"}
+    for ctrl in (k for k in groups if k[0] in CONTROLS and learned):
         ctrl_logs = [runs[n]["eval"] for n in groups[ctrl]]
         vs = [(r["run"], B.heldout_vs_reference([runs[n]["eval"] for n in groups[r["_key"]]], ctrl_logs, later))
               for r in learned]
-        found.append(f"Against the random control ({label_of(ctrl)}, {len(ctrl_logs)} seed{'s' if len(ctrl_logs) > 1 else ''}: "
-                     "the same start with random q, k, v, gate and up), the median held-out loss at the end is "
+        found.append(f"Against the control {label_of(ctrl)} ({CONTROLS[ctrl[0]]}, the same start; {len(ctrl_logs)} "
+                     f"seed{'s' if len(ctrl_logs) > 1 else ''}), the median held-out loss at the end is "
                      + "; ".join(f"{v['end_diff']:+.3f} nats per token for {run}" for run, v in vs if v["end_diff"] is not None)
                      + " (negative: below the control).")
 else:
@@ -226,9 +230,16 @@ else:
 # from the first step too, so any advantage must come from the informative q, k, v, gate and up weights. The
 # verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
 # on three data orders and the two variants that start at the base model on three predictor seeds each, and this
-# chapter shows its curves as soon as those runs (and LESA's) have trained. A random control with the same start
-# (random q, k, v, gate and up; `o_proj`/`down_proj` zeroed) separates what the start does from what the predicted
-# weights do: a variant that trains no faster than it gains nothing from LESA's predictions.
+# chapter shows its curves as soon as those runs (and LESA's) have trained.
+#
+# LLaMA Pro and the variants differ in two ways, not one: what the new layers hold, and where they sit. LLaMA Pro
+# spreads its new layers through the whole stack (one after every second original layer; the lowest is layer 2 of
+# the grown model's 0-44); LESA and the variants fill the gaps of the upper half, as the released code does (the
+# lowest is layer 15). Two
+# controls with the variants' start and placement separate the two: a copy of the lower neighbour with
+# `o_proj`/`down_proj` zeroed (LLaMA Pro's initialisation in the variants' places) and a random layer with them
+# zeroed. A variant that trains no faster than the copy gains nothing from LESA's predictions over LLaMA Pro's
+# rule; if the copy trains like the variants, the placement, not the initialisation, is what LLaMA Pro wins by.
 
 # %% tags=["hide-input"]
 verdicts = []                   # no claim of the paper is judged here (the variants are ours)
