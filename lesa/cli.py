@@ -35,8 +35,9 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
                    help="a plan file (YAML/JSON, see configs/plans/) instead of --method and its options")
     p.add_argument("--method", default=None, help="growth method (default lesa); see the list below")
     p.add_argument("--layers", type=int, default=None, help="target depth (default 1.5x the source)")
-    p.add_argument("--gaps", type=int, nargs="*", default=None,
-                   help="gap methods: gaps k (new layer between k and k+1); default the top gaps")
+    p.add_argument("--gaps", type=_gap_arg, nargs="*", default=None,
+                   help="gap methods: gaps k (new layer between k and k+1), or one placement: top (default, "
+                        "the released code's) or spread (evenly through the whole stack, like LLaMA Pro's)")
     p.add_argument("--after", type=int, nargs="*", default=None,
                    help="llama_pro: original layers after which an identity copy is inserted")
     p.add_argument("--norms", choices=["layer0", "neighbours"], default=None,
@@ -65,6 +66,11 @@ def _plan_from_args(args, num_layers: int | None, model: str):
     method = args.method or "lesa"
     kw = {key: getattr(args, _dest(flag)) for key, flag in BUILDER_OPTIONS.items()
           if getattr(args, _dest(flag)) is not None}
+    gaps = kw.get("gaps")
+    if gaps and any(isinstance(g, str) for g in gaps):   # a named placement stands alone
+        if len(gaps) > 1:
+            raise PlanError(f"--gaps takes gap numbers or one placement name, got {' '.join(map(str, gaps))}")
+        kw["gaps"] = gaps[0]
     try:
         return _warn_norms(build_plan(method, num_layers, args.layers, **kw))
     except PlanError as e:                 # name the command-line flags, not the Python keywords
@@ -72,6 +78,19 @@ def _plan_from_args(args, num_layers: int | None, model: str):
         for key, flag in BUILDER_OPTIONS.items():
             msg = msg.replace(f"option {key!r}", f"option {flag}").replace(f"'{key}'", flag)
         raise PlanError(msg) from None
+
+
+def _gap_arg(v: str) -> int | str:
+    """--gaps takes gap numbers or one named placement (lesa.plans.PLACEMENTS)."""
+    from .plans import PLACEMENTS
+
+    if v in PLACEMENTS:
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is neither a gap number nor a placement "
+                                         f"({', '.join(sorted(PLACEMENTS))})") from None
 
 
 def _dest(flag: str) -> str:

@@ -67,7 +67,21 @@ def top_gaps(L: int, n_new: int) -> list[int]:
     return list(range(L - 1 - n_new, L - 1))
 
 
-def _gap_plan(method: str, kind: str, L: int, target: int | None, gaps: list[int] | None,
+def spread_gaps(L: int, n_new: int) -> list[int]:
+    """Gaps spread evenly through the whole stack (ours: close to LLaMA Pro's placement, which appends a block
+    after every (L / n_new)-th layer): n_new gaps from 0 to L-2, evenly spaced, e.g. 30 -> 45 uses 0, 2, ..., 28."""
+    if n_new > L - 1:
+        return top_gaps(L, n_new)                  # raises the same error
+    if n_new == 1:
+        return [(L - 2) // 2]
+    return [round(i * (L - 2) / (n_new - 1)) for i in range(n_new)]
+
+
+# named placements a gap method's `gaps` option accepts besides a list of gaps
+PLACEMENTS: dict[str, Callable[[int, int], list[int]]] = {"top": top_gaps, "spread": spread_gaps}
+
+
+def _gap_plan(method: str, kind: str, L: int, target: int | None, gaps: list[int] | str | None,
               norm_source: str, notes: str = "", params: dict | None = None,
               predictor: dict | None = None) -> Plan:
     """What every gap method shares (LESA and its variants, the controls): one new `kind` slot in each
@@ -75,6 +89,10 @@ def _gap_plan(method: str, kind: str, L: int, target: int | None, gaps: list[int
     a method's own builder only names itself, its slot kind, notes, slot params and predictor settings."""
     target = target or default_target(L)
     n_new = _check_depth(L, target)
+    if isinstance(gaps, str):
+        if gaps not in PLACEMENTS:
+            raise PlanError(f"unknown placement gaps={gaps!r}; give a list of gaps or one of {sorted(PLACEMENTS)}")
+        gaps = PLACEMENTS[gaps](L, n_new)
     gaps = sorted(gaps) if gaps is not None else top_gaps(L, n_new)
     if len(gaps) != n_new:
         raise PlanError(f"{len(gaps)} gaps given for {n_new} new layers ({L} -> {target})")

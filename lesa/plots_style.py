@@ -187,7 +187,7 @@ def _legend(fig: Any, ax_from: Any, legend_ax: Any = None, ncol: int = 4, **kw) 
 MODEL_SHADES = ["#333333", "#56B4E9", "#E69F00", "#CC79A7", "#009E73"]
 
 
-_OPTION_SYMBOLS = {"alpha": "α", "rank": "k", "lam": "λ", "t": "t"}
+_OPTION_SYMBOLS = {"alpha": "α", "rank": "k", "lam": "λ", "t": "t", "gaps": "placement"}
 
 
 def run_title(run: dict) -> str:

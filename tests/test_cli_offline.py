@@ -48,6 +48,19 @@ def test_load_model_hub_id_offline(monkeypatch, var, value):
     assert f"{var}={value}" in str(e.value) and "HF_HUB_OFFLINE=0" in str(e.value)
 
 
+def test_gaps_take_a_named_placement(capsys):
+    """--gaps spread / top (lesa.plans.PLACEMENTS) besides gap numbers; a name mixed with numbers is refused."""
+    assert main(["plan", "--source-layers", "30", "--method", "lesa_fp", "--alpha", "0", "--gaps", "spread"]) == 0
+    out = capsys.readouterr().out
+    assert "15 new at [1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 43]" in out
+    assert "predict(0,1, alpha=0.0)" in out and "predict(28,29, alpha=0.0)" in out and "predict(1,2," not in out
+    assert main(["plan", "--source-layers", "30", "--gaps", "spread", "3"]) == 2
+    assert "one placement name" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", "--source-layers", "30", "--gaps", "evenly"])
+    assert "neither a gap number nor a placement" in capsys.readouterr().err
+
+
 def test_missing_local_folder_is_named(tmp_path, capsys):
     assert main(["plan", "--model", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err

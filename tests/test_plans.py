@@ -48,6 +48,17 @@ def test_any_target_depth_and_overrides():
     assert lesa_plan(30, 59).target_layers == 59
     assert lesa_plan(8, 10, gaps=[0, 3]).new_layers == [1, 5]
     assert llama_pro_plan(8, 10, after=[7, 7]).new_layers == [8, 9]
+
+
+def test_spread_placement_spans_the_stack_like_llama_pro():
+    """gaps="spread" (ours): LESA's new layers evenly through the whole stack, one grown layer below LLaMA Pro's
+    blocks (a gap needs an upper neighbour, LLaMA Pro's last block follows the top layer); "top" is the default."""
+    spread = build_plan("lesa_fp", 30, 45, gaps="spread", alpha=0.0)
+    assert spread.new_layers == list(range(1, 45, 3))                      # after original layers 0, 2, ..., 28
+    assert llama_pro_plan(30, 45).new_layers == list(range(2, 45, 3))      # after original layers 1, 3, ..., 29
+    assert build_plan("lesa", 30, 45, gaps="top") == lesa_plan(30, 45)
+    assert build_plan("copy_scaled", 32, 48, gaps="spread").new_layers == list(range(1, 48, 3))
+    assert lesa_plan(8, 9, gaps="spread").new_layers == [4]                # one new layer: the middle gap
     assert solar_plan(30, 45).target_layers == 45
 
 
@@ -63,6 +74,8 @@ def test_roundtrip_and_describe():
     (lambda: solar_plan(30, 20), "must exceed the source depth"),
     (lambda: lesa_plan(30, 60), "maximum target 59"),
     (lambda: lesa_plan(8, 9, gaps=[7]), "has no two neighbours"),
+    (lambda: lesa_plan(8, 10, gaps="even"), "unknown placement gaps='even'.*'spread', 'top'"),
+    (lambda: lesa_plan(8, 16, gaps="spread"), "maximum target 15"),
     (lambda: llama_pro_plan(8, 10, after=[3, 9]), "outside the source model"),
     (lambda: Plan("x", 4, (Slot("orig", (0,)), Slot("copy", (4,)))), "outside the source model's layers 0..3"),
     (lambda: Slot("predict", (3,)), "takes 2 source layer"),
