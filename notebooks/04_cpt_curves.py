@@ -223,7 +223,10 @@ else:
 # ## Step cost: measured and expected
 # Median seconds per step and training FLOPs per token of each run, as ratios to LESA's; the FLOP model counts
 # the backward pass through frozen layers above the lowest trained one, so it is what a compute-bound trainer
-# would show. Runs with another batch shape than LESA's are left out.
+# would show. That makes placement a cost: the same 15 new layers cost more per token the lower the first one
+# sits, because the gradient must flow back through every frozen layer above it (LLaMA Pro's lowest new layer is
+# layer 2 of the grown model, LESA's layer 15, so LLaMA Pro's step is the dearer one). Runs with another batch shape
+# than LESA's are left out.
 
 # %% tags=["hide-input"]
 if costs:

@@ -138,14 +138,28 @@ if rows:
     # placement from initialisation; random_zero_out asks whether the predictions beat random features
     CONTROLS = {"copy_scaled": "the lower neighbour's copy, i.e. LLaMA Pro's initialisation in the variants' places",
                 "random_zero_out": "random q, k, v, gate and up"}
-    for ctrl in (k for k in groups if k[0] in CONTROLS and learned):
-        ctrl_logs = [runs[n]["eval"] for n in groups[ctrl]]
-        vs = [(r["run"], B.heldout_vs_reference([runs[n]["eval"] for n in groups[r["_key"]]], ctrl_logs, later))
-              for r in learned]
-        found.append(f"Against the control {label_of(ctrl)} ({CONTROLS[ctrl[0]]}, the same start; {len(ctrl_logs)} "
-                     f"seed{'s' if len(ctrl_logs) > 1 else ''}), the median held-out loss at the end is "
-                     + "; ".join(f"{v['end_diff']:+.3f} nats per token for {run}" for run, v in vs if v["end_diff"] is not None)
-                     + " (negative: below the control).")
+    logs_of = lambda key: [runs[n]["eval"] for n in groups[key]]
+    top_placed = [r for r in learned if dict(r["_key"][1]).get("gaps") is None]   # the controls sit in LESA's gaps
+    if top_placed:
+        for ctrl in (k for k in groups if k[0] in CONTROLS):
+            ctrl_logs = logs_of(ctrl)
+            vs = [(r["run"], B.heldout_vs_reference(logs_of(r["_key"]), ctrl_logs, later)) for r in top_placed]
+            found.append(f"Against the control {label_of(ctrl)} ({CONTROLS[ctrl[0]]}, the same start; {len(ctrl_logs)} "
+                         f"seed{'s' if len(ctrl_logs) > 1 else ''}), the median held-out loss at the end is "
+                         + "; ".join(f"{v['end_diff']:+.3f} nats per token for {run}" for run, v in vs if v["end_diff"] is not None)
+                         + " (negative: below the control).")
+    # a variant moved to LLaMA Pro's placement (gaps="spread") against itself in LESA's gaps: what placement alone does
+    for r in learned:
+        opts = dict(r["_key"][1])
+        if opts.get("gaps") != "spread":
+            continue
+        twin = (r["_key"][0], tuple(sorted((k, v) for k, v in opts.items() if k != "gaps")), r["_key"][2])
+        if twin in groups:
+            v = B.heldout_vs_reference(logs_of(r["_key"]), logs_of(twin), later)
+            found.append(f"Placement alone: {label_of(twin)} with its new layers spread through the whole stack, as "
+                         f"LLaMA Pro's are, ends {v['end_diff']:+.3f} nats per token from the same variant in LESA's gaps "
+                         f"(median over {len(groups[r['_key']])} and {len(groups[twin])} predictor seeds; negative: lower), "
+                         f"and {r['− LLaMA Pro (median, end)']:+.3f} from LLaMA Pro.")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
                  f"(`python -m lesa.cpt --profile {profile}`).")
@@ -227,7 +241,8 @@ else:
 # ## What this can and cannot show
 # A variant that starts exactly at the base model cannot lose at step 0; the question is only what training does
 # with it. At this scale (135 million parameters, CPU budgets) LLaMA Pro's zeroed projections receive gradients
-# from the first step too, so any advantage must come from the informative q, k, v, gate and up weights. The
+# from the first step too, so at the same placement a variant's advantage could only come from its informative q,
+# k, v, gate and up weights; where the new layers sit matters as well (below). The
 # verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
 # on three data orders and the two variants that start at the base model on three predictor seeds each, and this
 # chapter shows its curves as soon as those runs (and LESA's) have trained.
@@ -240,6 +255,9 @@ else:
 # `o_proj`/`down_proj` zeroed (LLaMA Pro's initialisation in the variants' places) and a random layer with them
 # zeroed. A variant that trains no faster than the copy gains nothing from LESA's predictions over LLaMA Pro's
 # rule; if the copy trains like the variants, the placement, not the initialisation, is what LLaMA Pro wins by.
+# The converse experiment (ours, `cpu-long`) moves the o/down-scaled variant to LLaMA Pro's placement (`gaps:
+# spread`: after original layers 0, 2, ..., 28, one grown layer below LLaMA Pro's blocks, which follow layers 1,
+# 3, ..., 29; a gap needs an upper neighbour): against LLaMA Pro it differs only in what the new layers hold.
 
 # %% tags=["hide-input"]
 verdicts = []                   # no claim of the paper is judged here (the variants are ours)
