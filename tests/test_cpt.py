@@ -114,11 +114,12 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
                                     "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
-    assert runs["solar"]["trains"] == "all" and len(runs) == 17
+    assert runs["solar"]["trains"] == "all" and len(runs) == 19
     assert runs["random_zero_out"]["method"] == "random_zero_out" and runs["random_zero_out"]["trains"] == "new"
     assert runs["copy_scaled"]["method"] == "copy_scaled" and runs["copy_scaled"]["options"] == {"alpha": 0.0}
     # the o/down x 0 variant in LLaMA Pro's placement (cpu-long's own variant; cpu's are inherited)
-    assert runs["lesa_fp-0-spread"]["options"] == {"alpha": 0.0, "gaps": "spread"}
+    assert runs["lesa_fp-0-spread-p1"]["options"] == {"alpha": 0.0, "gaps": "spread"}
+    assert not runs["lesa_fp-0-spread-p1"]["replicate"] and runs["lesa_fp-0-spread-p0"]["replicate"]
     assert set(cpu["expansion"]["variants"]) < set(long["expansion"]["variants"])
     with pytest.raises(ValueError, match="not in cpt.methods"):
         run_names({**long["cpt"], "data_seeds": {"random": [0, 1]}}, long["expansion"]["variants"])
