@@ -99,7 +99,8 @@ if lp_key:
                      "held-out loss at the end": C.spread_text(ends, 4),
                      "− LLaMA Pro (median, end)": cmp["end_diff"] if cmp else None,
                      "later half against LLaMA Pro": B.RESULT_TEXT[cmp["result"]] if cmp else "(the reference)",
-                     "tokens to LLaMA Pro's final held-out loss": (C.spread_text([r for r in reach if r is not None], 3)
+                     "tokens to LLaMA Pro's final held-out loss": ("(the reference: its median)" if key == lp_key else
+                                                                    C.spread_text([r for r in reach if r is not None], 3)
                                                                     if all(r is not None for r in reach) else
                                                                     f"not reached by {sum(r is None for r in reach)} of {len(reach)} seeds"),
                      "_result": cmp["result"] if cmp else None, "_key": key})
