@@ -179,6 +179,8 @@ page.md("**What we found.** " + " ".join(found))
 # * **Ridge predictor**: a closed-form linear map in place of the MLP; **per-layer SVD interpolation**: the
 #   neighbours' per-layer singular vectors matched and interpolated.
 # * Controls: a **copy** and a **random** layer with `o_proj`/`down_proj` zeroed.
+# * **Placement**: the variants and controls fill LESA's gaps (the upper half) unless their label says
+#   "placement = spread": new layers spread through the whole stack, as LLaMA Pro's are (`cpu-long` only).
 #
 # **How a variant is judged.** Same tokens in the same order as LLaMA Pro, same steps. LLaMA Pro runs on several
 # data orders and a variant on several predictor seeds; a variant *beats* LLaMA Pro only if, at every held-out
