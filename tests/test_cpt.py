@@ -114,7 +114,7 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
                                     "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
-    assert runs["solar"]["trains"] == "all" and len(runs) == 19
+    assert runs["solar"]["trains"] == "all" and len(runs) == 18
     assert runs["random_zero_out"]["method"] == "random_zero_out" and runs["random_zero_out"]["trains"] == "new"
     assert runs["copy_scaled"]["method"] == "copy_scaled" and runs["copy_scaled"]["options"] == {"alpha": 0.0}
     # the o/down x 0 variant in LLaMA Pro's placement (cpu-long's own variant; cpu's are inherited)
