@@ -21,6 +21,12 @@ RESULT_TEXT = {"lower": "beats LLaMA Pro (lower beyond the seed spread at every 
                "no common evaluations": "not decided: no evaluations at equal tokens"}
 
 
+def seed_group_key(method: str, options: dict | None = None, ablation: str | None = None) -> tuple:
+    """The key seed_groups files a run under: what defines a method's recipe, with the seeds left out
+    (a variant's twin in another placement is ``seed_group_key(method, options minus "gaps", ablation)``)."""
+    return (method, tuple(sorted((options or {}).items())), ablation)
+
+
 def seed_groups(runs: dict[str, dict], frozen: bool = True) -> dict[tuple, list[str]]:
     """Runs (lesa.analysis.load_cpt_runs) that differ only in seed (data order or predictor seed):
     (method, plan options, ablation) -> their names, sorted. With ``frozen`` only runs of a method's own
@@ -30,8 +36,7 @@ def seed_groups(runs: dict[str, dict], frozen: bool = True) -> dict[tuple, list[
     for name, r in sorted(runs.items()):
         if r["frozen"] != frozen or not r["eval"] or (frozen and r["method"] == "base"):
             continue
-        key = (r["method"], tuple(sorted((r.get("options") or {}).items())), r.get("ablation"))
-        out.setdefault(key, []).append(name)
+        out.setdefault(seed_group_key(r["method"], r.get("options"), r.get("ablation")), []).append(name)
     return out
 
 

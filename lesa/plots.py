@@ -106,6 +106,10 @@ def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, wh
     of them logged (x: the median across seeds, e.g. elapsed seconds differ); `what_varies` names them."""
     style = dict(color=color(r["method"]), ls="-" if r["frozen"] or method_id(r["method"]) == "base" else "--",
                  ms=3, **kw)
+    if (r.get("options") or {}).get("gaps") not in (None, "top"):
+        # the same method in another placement keeps its colour (one colour per method) and is told
+        # apart by its line and marker
+        style.update(ls=":" if style["ls"] == "-" else "-.", marker="s" if "marker" in kw else None)
     if len(curves) == 1:
         ax.plot(*curves[0], label=lab, **style)
         return
@@ -132,16 +136,22 @@ def heldout_curves(runs: dict) -> Any:
     return fig
 
 
-def heldout_loss_curves(runs: dict, flops: Any = None) -> Any:
+def heldout_loss_curves(runs: dict, flops: Any = None, zoom: bool = True) -> Any:
     """Held-out loss during CPT against training tokens and, when ``flops(run, tokens)`` gives the
     compute spent by then (lesa.beyond.flops_at), against FLOPs: runs that differ only in seed share a
-    legend name and are drawn as a median curve with a min-max band."""
+    legend name and are drawn as a median curve with a min-max band.
+
+    zoom: the y-axis spans the curves after their first evaluation (and the starts that lie near them),
+    so a few far-off starts (LESA's 5.5 nats beside 3.0-3.4 for the rest) do not squeeze the training
+    into a few pixels; each start left off the axis is marked at the top edge with its value."""
     keys = ["tokens"] + (["flops"] if flops else [])
-    fig, axes = _figure(w=PAGE_W, h=3.0, ncols=len(keys), sharey=True, squeeze=False)
+    groups = _seed_groups(runs, "eval")
+    fig, axes = _figure(w=PAGE_W, h=2.6 + 0.19 * len(groups), ncols=len(keys), sharey=True, squeeze=False)
     axes = list(axes.flat)
+    drawn: list[tuple[str, str, list]] = []          # (legend name, colour, curves) of the tokens panel
     for ax, key in zip(axes, keys):
         div, xlabel = _x_axis(runs, key)
-        for lab, group in _seed_groups(runs, "eval").items():
+        for lab, group in groups.items():
             curves = []
             for r in group:
                 # (x, loss) per evaluation; an evaluation with no logged FLOPs at its tokens is left out
@@ -150,10 +160,40 @@ def heldout_loss_curves(runs: dict, flops: Any = None) -> Any:
                 pts = [(x, y) for x, y in pts if x is not None]
                 curves.append((np.asarray([x for x, _ in pts], dtype=float) / div, np.asarray([y for _, y in pts], dtype=float)))
             _band(ax, curves, group[0], lab, _seed_word(group), marker="o")
+            if ax is axes[0]:
+                drawn.append((lab, color(group[0]["method"]), curves))
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("held-out loss (nats per token)")
-    _legend(fig, axes[0], ncol=2)
+    if zoom:
+        _zoom_past_starts(axes, drawn)
+    # one column: the names carry a variant's options and what its band spans, too long for two
+    _legend(fig, axes[0], ncol=1)
     return fig
+
+
+def _zoom_past_starts(axes: list, drawn: list[tuple[str, str, list]]) -> None:
+    """Fit the shared y-axis to every point after the first evaluation and to the starts no further
+    above them than their own spread; mark each start left off with its value at the top edge."""
+    later = [float(y) for _, _, cs in drawn for _, ys in cs for y in ys[1:] if np.isfinite(y)]
+    starts = [(lab, c, max(float(ys[0]) for _, ys in cs if len(ys))) for lab, c, cs in drawn
+              if any(len(ys) for _, ys in cs)]       # a band's highest start
+    if not later or not starts:
+        return
+    lo, hi = min(later + [s for *_, s in starts]), max(later)
+    spread = max(hi - lo, 1e-6)
+    top = max([hi] + [s for *_, s in starts if s <= hi + spread])
+    off = [(lab, c, s) for lab, c, s in starts if s > top]
+    if not off:
+        return
+    pad = 0.06 * (top - lo)
+    for ax in axes:
+        ax.set_ylim(lo - pad, top + pad)
+    # the curves leave the axis at their first step; the text names where they come from, placed right of
+    # the first evaluations, where the curves have come down
+    for i, (lab, c, s) in enumerate(sorted(off, key=lambda t: -t[2])):
+        axes[0].annotate(f"{lab.split(' (median')[0]} starts at {s:.2f} (off the axis)", xy=(0.2, 0.98),
+                         xycoords="axes fraction", xytext=(0, -11 * i), textcoords="offset points",
+                         fontsize=7, color=c, va="top")
 
 
 # ------------------------------------------------------------------------------- notebook 5

@@ -206,7 +206,7 @@ else:
 # C4 compares LESA with LLaMA Pro only, so when a longer profile's runs of those two methods have finished, C4 is
 # judged on them (ten times this profile's tokens), with LLaMA Pro trained on several data orders.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:
     page.save(P.heldout_loss_curves(pair, flops=B.flops_at), "c4_longer_heldout");
 

@@ -154,7 +154,7 @@ if rows:
         opts = dict(r["_key"][1])
         if opts.get("gaps") != "spread":
             continue
-        twin = (r["_key"][0], tuple(sorted((k, v) for k, v in opts.items() if k != "gaps")), r["_key"][2])
+        twin = B.seed_group_key(r["_key"][0], {k: v for k, v in opts.items() if k != "gaps"}, r["_key"][2])
         if twin in groups:
             v = B.heldout_vs_reference(logs_of(r["_key"]), logs_of(twin), later)
             found.append(f"Placement alone: {label_of(twin)} with its new layers spread through the whole stack, as "
@@ -211,7 +211,7 @@ if init_rows:
 # %% [markdown]
 # ## During training
 
-# %% mystnb={"figure": {"caption": "Held-out loss during CPT against training tokens (left) and training compute, with the frozen layers' backward pass counted (right): the median over seeds and a band from the lowest to the highest seed. Every run sees the same tokens in the same order (LLaMA Pro's seeds vary the data order).", "name": "fig-beyond-heldout"}, "image": {"alt": "Two panels of held-out loss curves with seed bands for LLaMA Pro and each learned variant, against tokens and against FLOPs."}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Held-out loss during CPT against training tokens (left) and training compute, with the frozen layers' backward pass counted (right): the median over seeds and a band from the lowest to the highest seed. Every run sees the same tokens in the same order (LLaMA Pro's seeds vary the data order). The y-axis fits the curves after their start; starts far above them (LESA's, w/o SVD's) are named in the panel. A variant in LLaMA Pro's placement (placement = spread) keeps its method's colour and is drawn dotted with square markers.", "name": "fig-beyond-heldout"}, "image": {"alt": "Two panels of held-out loss curves with seed bands for LLaMA Pro and each learned variant, against tokens and against FLOPs."}} tags=["hide-input"]
 if rows:
     shown = {n: runs[n] for k in groups for n in groups[k]}
     page.save(P.heldout_loss_curves(shown, flops=B.flops_at), "beyond_heldout");

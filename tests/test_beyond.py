@@ -54,6 +54,7 @@ def test_seed_groups_gather_the_seeds_of_one_method_and_options(tmp_path):
         _run(tmp_path, f"llama_pro-seed{s}", "llama_pro")
         _run(tmp_path, f"lesa_fp-0-p{s}", "lesa_fp", {"alpha": 0.0})
     _run(tmp_path, "lesa_fp-0.1", "lesa_fp", {"alpha": 0.1})
+    _run(tmp_path, "lesa_fp-0-spread", "lesa_fp", {"gaps": "spread", "alpha": 0.0})
     _run(tmp_path, "lesa-unfrozen", "lesa", ablation="unfrozen")
     _run(tmp_path, "base", "base")
     runs = load_cpt_runs(tmp_path)
@@ -61,6 +62,10 @@ def test_seed_groups_gather_the_seeds_of_one_method_and_options(tmp_path):
     assert groups[("llama_pro", (), None)] == ["llama_pro-seed0", "llama_pro-seed1", "llama_pro-seed2"]
     assert groups[("lesa_fp", (("alpha", 0.0),), None)] == ["lesa_fp-0-p0", "lesa_fp-0-p1", "lesa_fp-0-p2"]
     assert groups[("lesa_fp", (("alpha", 0.1),), None)] == ["lesa_fp-0.1"]
+    # the key chapter 6 finds a variant's twin in LESA's gaps with: options in any order, placement dropped
+    spread = B.seed_group_key("lesa_fp", {"gaps": "spread", "alpha": 0.0})
+    assert groups[spread] == ["lesa_fp-0-spread"] and spread != B.seed_group_key("lesa_fp", {"alpha": 0.0})
+    assert groups[B.seed_group_key("lesa_fp", {k: v for k, v in dict(spread[1]).items() if k != "gaps"})][0] == "lesa_fp-0-p0"
     assert all(k[0] != "base" for k in groups) and all(k[2] is None for k in groups)   # control and ablation apart
     assert B.seed_groups(runs, frozen=False) == {("lesa", (), "unfrozen"): ["lesa-unfrozen"]}
     assert B.flops_at(runs["base"], 100) == 5e9 and B.flops_at(runs["base"], 0) == 0.0

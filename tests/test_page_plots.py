@@ -56,3 +56,26 @@ def test_band_legend_names_what_its_runs_vary():
     labels += [l for ax in fig.axes for l in ax.get_legend_handles_labels()[1]]
     assert any("range of 3 data orders" in l for l in labels), labels
     assert any("range of 2 predictor seeds" in l for l in labels), labels
+
+
+def test_heldout_figure_zooms_past_far_off_starts_and_marks_placement():
+    """LESA's held-out loss starts at 5.5 nats beside 3.0-3.4 for every other run: the y-axis must fit the
+    training (not the one far-off start), name the start it leaves off, and draw a variant in another
+    placement in its method's colour but its own line style."""
+    def run(method, start, end, options=None):
+        ev = [{"step": s, "tokens": s * 1024, "heldout_loss": end + (start - end) / (1 + s)} for s in (0, 30, 60, 90)]
+        return {"method": method, "options": options or {}, "frozen": True, "train": [], "eval": ev,
+                "summary": {"config": {"seed": 0}, "run": {}}}
+    runs = {"lesa": run("lesa", 5.5, 3.2), "llama_pro": run("llama_pro", 3.36, 3.02),
+            "lesa_fp-0": run("lesa_fp", 3.36, 3.15, {"alpha": 0.0}),
+            "lesa_fp-0-spread": run("lesa_fp", 3.36, 3.08, {"alpha": 0.0, "gaps": "spread"})}
+    fig = P.heldout_loss_curves(runs)
+    ax = fig.axes[0]
+    assert 3.36 < ax.get_ylim()[1] < 4.0, ax.get_ylim()
+    assert any("LESA starts at 5.50" in t.get_text() for t in ax.texts), [t.get_text() for t in ax.texts]
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    top, spread = lines["LESA, o/down scaled (ours), α = 0"], lines["LESA, o/down scaled (ours), α = 0, placement = spread"]
+    assert top.get_color() == spread.get_color() and top.get_linestyle() != spread.get_linestyle()
+    # without zoom the axis spans every point, and nothing is marked
+    ax = P.heldout_loss_curves(runs, zoom=False).axes[0]
+    assert ax.get_ylim()[1] > 5.5 and not ax.texts
