@@ -114,7 +114,7 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
                                     "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
-    assert runs["solar"]["trains"] == "all" and len(runs) == 18
+    assert runs["solar"]["trains"] == "all" and len(runs) == 19
     assert runs["random_zero_out"]["method"] == "random_zero_out" and runs["random_zero_out"]["trains"] == "new"
     assert runs["copy_scaled"]["method"] == "copy_scaled" and runs["copy_scaled"]["options"] == {"alpha": 0.0}
     # the o/down x 0 variant in LLaMA Pro's placement (cpu-long's own variant; cpu's are inherited)
@@ -173,7 +173,7 @@ def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
     needed = [n for n, r in runs.items() if r["method"] in mine and r["ablation"] is None]
-    assert len(needed) == 11   # three data orders of LLaMA Pro, three predictor seeds of each top-placed variant, two of spread
+    assert len(needed) == 12   # three data orders of LLaMA Pro, three predictor seeds of each variant (two top-placed, one spread)
     for n in needed[:-1]:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
