@@ -226,6 +226,75 @@ if rows:
                index=False, digits=4)
 
 # %% [markdown]
+# ## What the new layers offer training at step 0 (ours)
+# With `o_proj` and `down_proj` at zero a new layer writes nothing into the residual stream, so at step 0 only
+# those two projections receive a gradient, built from the features they read: the attention output (`o_proj`'s
+# input) and act(gate) · up (`down_proj`'s input). `python -m lesa.diagnose` measures, before training, the new
+# layers' weights against the original layer below each (norm, cosine, effective rank: the exponential of the
+# entropy of the normalised singular values), the effective rank of those features on held-out tokens, and the
+# first gradient's L1 norm (Adam's first update is the learning rate times the gradient's sign, so to first order it
+# lowers the loss by the learning rate times that norm). Each is a median over the new layers, then over seeds.
+
+# %% tags=["hide-input"]
+diag_dir, _ = A.find_results(source or profile, "beyond", (), results_root)
+diag = read_json(diag_dir / "init_diagnostics.json") if diag_dir and (diag_dir / "init_diagnostics.json").exists() else None
+diag_rows = []
+if diag and rows:
+    end_of = {r["_key"]: r for r in rows}
+    med = lambda xs: float(pd.Series(xs).median())
+    for key, names in groups.items():
+        ds = [diag["runs"][n] for n in names if n in diag["runs"]]
+        if not ds:
+            continue
+        read = ("q", "k", "v", "gate", "up")        # the projections o/down read from (o/down themselves may be zero)
+        runs_end = [runs[n]["eval"][-1]["heldout_loss"] for n in names]
+        diag_rows.append({
+            "run": label_of(key), "starts": len(ds),
+            "q, k, v, gate, up: norm / layer below": med([med([d["weights"][t]["norm_ratio"] for t in read]) for d in ds]),
+            "cosine with layer below": med([med([d["weights"][t]["cosine"] for t in read]) for d in ds]),
+            "effective rank / layer below": med([med([d["weights"][t]["erank_ratio"] for t in read]) for d in ds]),
+            "o_proj input: effective rank / layer below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
+            "down_proj input: effective rank / layer below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
+            "first gradient, L1": med([d["grad_l1"] for d in ds]),
+            "held-out loss at the end": med(runs_end), "_key": key})
+    page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in diag_rows]),
+               csv="init_diagnostics.csv", index=False, digits=3)
+    # every start at the base model's loss (within 0.01 nats on the diagnostic's tokens) in LESA's gaps: one
+    # placement, one start, so what differs is what the new layers hold
+    lp_name = next((n for n in groups.get(lp_key, []) if n in diag["runs"]), None)
+    at_base = [(n, d) for key, names in groups.items() if dict(key[1]).get("gaps") in (None, "top") and key[0] != "llama_pro"
+               for n in names if (d := diag["runs"].get(n)) and lp_name and abs(d["loss"] - diag["runs"][lp_name]["loss"]) < 0.01]
+    if len(at_base) >= 4:
+        pts = pd.DataFrame([{"run": n, "grad": d["grad_l1"], "end": runs[n]["eval"][-1]["heldout_loss"]} for n, d in at_base])
+        rho = pts["grad"].rank().corr(pts["end"].rank())           # Spearman: Pearson on ranks
+        lesa_row = next((r for r in diag_rows if r["_key"][0] == "lesa"), None)
+        by = {r["_key"][0]: r for r in diag_rows if dict(r["_key"][1]).get("gaps") in (None, "top")}
+        fp, cp, rnd = by.get("lesa_fp"), by.get("copy_scaled"), by.get("random_zero_out")
+        text = []
+        if lesa_row:
+            text.append(f"LESA's predicted q, k, v, gate and up have about the norm of the layer below "
+                        f"({C.fmt(lesa_row['q, k, v, gate, up: norm / layer below'], 2)}×) but {C.fmt(lesa_row['effective rank / layer below'], 2)} "
+                        f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with layer below'], 2)}): "
+                        "the predictor's outputs use few directions. The attention output they produce has "
+                        f"{C.fmt(lesa_row['o_proj input: effective rank / layer below'], 2)} of the layer below's effective rank, "
+                        "nearly a single direction per layer.")
+        if fp and cp and rnd:
+            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient, L1'], 3)}, "
+                        f"against {C.fmt(cp['first gradient, L1'], 3)} for the copy and {C.fmt(rnd['first gradient, L1'], 3)} for random "
+                        "weights in the same places.")
+        text.append(f"Across the {len(pts)} runs that start at the base model in LESA's gaps, the first gradient's size and the "
+                    f"held-out loss at the end have a Spearman correlation of {rho:+.2f}"
+                    + (": the starts that give o/down the larger first gradient end lower." if rho <= -0.5 else
+                       ": the starts that give o/down the larger first gradient end higher." if rho >= 0.5 else
+                       ", no clear relation.")
+                    + f" This is an association over {len(pts)} runs on one data order (ours), not a "
+                    "controlled test of the cause.")
+        page.md("**What this suggests.** " + " ".join(text))
+else:
+    page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.diagnose --profile "
+            f"{source or profile}`).")
+
+# %% [markdown]
 # ## After training
 # Word perplexity on WikiText and the benchmark average of the trained models (each method's first seed), from
 # chapter 5's evaluation; accuracies carry their standard error (SE).
