@@ -277,7 +277,7 @@ if diag and rows:
                         f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with layer below'], 2)}): "
                         "the predictor's outputs use few directions. The attention output they produce has "
                         f"{C.fmt(lesa_row['o_proj input: effective rank / layer below'], 2)} of the layer below's effective rank, "
-                        "nearly a single direction per layer.")
+                        "a few directions per layer.")
         if fp and cp and rnd:
             text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient, L1'], 3)}, "
                         f"against {C.fmt(cp['first gradient, L1'], 3)} for the copy and {C.fmt(rnd['first gradient, L1'], 3)} for random "
