@@ -52,7 +52,8 @@ def _reference(i: int, new: set[int], n: int) -> int:
 def diagnose(model: Any, tokens: torch.Tensor, feature_tokens: int = 512) -> dict:
     """The module docstring's measurements on one grown model (lesa_growth in its config) and a batch of
     token ids [batch, seq]; medians over the new layers per projection/feature, and the gradient's L1 norm
-    (on every token; the features' effective rank on ``feature_tokens`` of them)."""
+    (on every token; the features' effective rank on ``feature_tokens`` of them). Leaves the model in eval mode
+    with only the new layers' parameters requiring grad, as frozen CPT would train it."""
     spec = spec_for(model.config)
     layers = get_layers(model)
     new = new_layer_indices(model)

@@ -143,7 +143,7 @@ def heldout_loss_curves(runs: dict, flops: Any = None, zoom: bool = True) -> Any
 
     zoom: the y-axis spans the curves after their first evaluation (and the starts that lie near them),
     so a few far-off starts (LESA's 5.5 nats beside 3.0-3.4 for the rest) do not squeeze the training
-    into a few pixels; each start left off the axis is marked at the top edge with its value."""
+    into a few pixels; each start left off the axis is named in the panel with its value."""
     keys = ["tokens"] + (["flops"] if flops else [])
     groups = _seed_groups(runs, "eval")
     fig, axes = _figure(w=PAGE_W, h=2.6 + 0.19 * len(groups), ncols=len(keys), sharey=True, squeeze=False)
@@ -173,7 +173,7 @@ def heldout_loss_curves(runs: dict, flops: Any = None, zoom: bool = True) -> Any
 
 def _zoom_past_starts(axes: list, drawn: list[tuple[str, str, list]]) -> None:
     """Fit the shared y-axis to every point after the first evaluation and to the starts no further
-    above them than their own spread; mark each start left off with its value at the top edge."""
+    above them than their own spread; name each start left off, with its value, in the first panel."""
     later = [float(y) for _, _, cs in drawn for _, ys in cs for y in ys[1:] if np.isfinite(y)]
     starts = [(lab, c, max(float(ys[0]) for _, ys in cs if len(ys))) for lab, c, cs in drawn
               if any(len(ys) for _, ys in cs)]       # a band's highest start
