@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 
 from .arch import get_layers, get_submodule, spec_for
 from .freeze import new_layer_indices
-from .store import PROJECT_ROOT, provenance, run_main, write_json
+from .store import PROJECT_ROOT, provenance, read_json, run_main, write_json
 
 FEATURES = {"o": "attention output (o_proj's input)", "down": "act(gate) * up (down_proj's input)"}
 
@@ -144,8 +145,20 @@ def diagnose_profile(profile: str, names: list[str] | None = None, per_source: i
                           **diagnose(model, tokens)}
         del model
     out["provenance"] = provenance()
-    write_json(PROJECT_ROOT / "results" / prof["name"] / "beyond" / "init_diagnostics.json", out)
-    return out
+    return save_diagnostics(PROJECT_ROOT / "results" / prof["name"] / "beyond" / "init_diagnostics.json", out)
+
+
+def save_diagnostics(path: Path, out: dict) -> dict:
+    """Write ``out`` over the runs it measured and keep the other runs already in ``path`` (an ``--only`` run
+    adds to the file, it does not replace it); each run keeps the provenance of the call that measured it."""
+    old = read_json(path) if path.exists() else {"runs": {}}
+    for r in out["runs"].values():
+        r.setdefault("provenance", out["provenance"])
+    for r in old["runs"].values():
+        r.setdefault("provenance", old.get("provenance"))
+    merged = {**out, "runs": {**old["runs"], **out["runs"]}}
+    write_json(path, merged)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

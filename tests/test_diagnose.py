@@ -36,3 +36,11 @@ def test_zeroed_outputs_block_the_other_gradients_and_collapsed_features_show(ti
     assert c["weights"]["v"]["erank_ratio"] < 0.3 < w["v"]["erank_ratio"]
     for short in D.FEATURES:
         assert c["features"][short]["erank"] < 0.5 * d["features"][short]["erank"], (short, c["features"], d["features"])
+
+
+def test_a_partial_run_adds_to_the_diagnostics_file(tmp_path):
+    path = tmp_path / "init_diagnostics.json"
+    D.save_diagnostics(path, {"profile": "p", "runs": {"a": {"loss": 1.0}, "b": {"loss": 2.0}}, "provenance": {"commit": "x"}})
+    merged = D.save_diagnostics(path, {"profile": "p", "runs": {"b": {"loss": 3.0}}, "provenance": {"commit": "y"}})
+    assert {n: r["loss"] for n, r in merged["runs"].items()} == {"a": 1.0, "b": 3.0}
+    assert merged["runs"]["a"]["provenance"]["commit"] == "x" and merged["runs"]["b"]["provenance"]["commit"] == "y"
