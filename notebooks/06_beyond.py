@@ -233,7 +233,10 @@ if rows:
 # layers' weights against the original layer below each (norm, cosine, effective rank: the exponential of the
 # entropy of the normalised singular values), the effective rank of those features on held-out tokens, and the
 # first gradient's L1 norm (Adam's first update is the learning rate times the gradient's sign, so to first order it
-# lowers the loss by the learning rate times that norm). Each is a median over the new layers, then over seeds.
+# lowers the loss by the learning rate times that norm). Each is a median over the new layers, then over seeds. In
+# the table, "÷ below" is the ratio to the original layer below, the weight columns (norm, cosine, eff. rank: effective
+# rank) are medians over q, k, v, gate and up, the two feature columns are `o_proj`'s and `down_proj`'s inputs, and
+# "end loss" is the held-out loss at the end of training.
 
 # %% tags=["hide-input"]
 diag_dir, _ = A.find_results(source or profile, "beyond", (), results_root)
@@ -250,13 +253,13 @@ if diag and rows:
         runs_end = [runs[n]["eval"][-1]["heldout_loss"] for n in names]
         diag_rows.append({
             "run": label_of(key), "starts": len(ds),
-            "q, k, v, gate, up: norm / layer below": med([med([d["weights"][t]["norm_ratio"] for t in read]) for d in ds]),
-            "cosine with layer below": med([med([d["weights"][t]["cosine"] for t in read]) for d in ds]),
-            "effective rank / layer below": med([med([d["weights"][t]["erank_ratio"] for t in read]) for d in ds]),
-            "o_proj input: effective rank / layer below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
-            "down_proj input: effective rank / layer below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
-            "first gradient, L1": med([d["grad_l1"] for d in ds]),
-            "held-out loss at the end": med(runs_end), "_key": key})
+            "norm ÷ below": med([med([d["weights"][t]["norm_ratio"] for t in read]) for d in ds]),
+            "cosine with below": med([med([d["weights"][t]["cosine"] for t in read]) for d in ds]),
+            "eff. rank ÷ below": med([med([d["weights"][t]["erank_ratio"] for t in read]) for d in ds]),
+            "attention output: eff. rank ÷ below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
+            "act(gate)·up: eff. rank ÷ below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
+            "first gradient (L1)": med([d["grad_l1"] for d in ds]),
+            "end loss": med(runs_end), "_key": key})
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in diag_rows]),
                csv="init_diagnostics.csv", index=False, digits=3)
     # every start at the base model's loss (within 0.01 nats on the diagnostic's tokens) in LESA's gaps: one
@@ -273,14 +276,14 @@ if diag and rows:
         text = []
         if lesa_row:
             text.append(f"LESA's predicted q, k, v, gate and up have about the norm of the layer below "
-                        f"({C.fmt(lesa_row['q, k, v, gate, up: norm / layer below'], 2)}×) but {C.fmt(lesa_row['effective rank / layer below'], 2)} "
-                        f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with layer below'], 2)}): "
+                        f"({C.fmt(lesa_row['norm ÷ below'], 2)}×) but {C.fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
+                        f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with below'], 2)}): "
                         "the predictor's outputs use few directions. The attention output they produce has "
-                        f"{C.fmt(lesa_row['o_proj input: effective rank / layer below'], 2)} of the layer below's effective rank, "
+                        f"{C.fmt(100 * lesa_row['attention output: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
                         "a few directions per layer.")
         if fp and cp and rnd:
-            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient, L1'], 3)}, "
-                        f"against {C.fmt(cp['first gradient, L1'], 3)} for the copy and {C.fmt(rnd['first gradient, L1'], 3)} for random "
+            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient (L1)'], 3)}, "
+                        f"against {C.fmt(cp['first gradient (L1)'], 3)} for the copy and {C.fmt(rnd['first gradient (L1)'], 3)} for random "
                         "weights in the same places.")
         text.append(f"Across the {len(pts)} runs that start at the base model in LESA's gaps, the first gradient's size and the "
                     f"held-out loss at the end have a Spearman correlation of {rho:+.2f}"
