@@ -252,7 +252,7 @@ if diag and rows:
         read = ("q", "k", "v", "gate", "up")        # the projections o/down read from (o/down themselves may be zero)
         runs_end = [runs[n]["eval"][-1]["heldout_loss"] for n in names]
         diag_rows.append({
-            "run": label_of(key), "starts": len(ds),
+            "run": label_of(key) + (f" ({len(ds)} seeds)" if len(ds) > 1 else ""),
             "norm ÷ below": med([med([d["weights"][t]["norm_ratio"] for t in read]) for d in ds]),
             "cosine with below": med([med([d["weights"][t]["cosine"] for t in read]) for d in ds]),
             "eff. rank ÷ below": med([med([d["weights"][t]["erank_ratio"] for t in read]) for d in ds]),
@@ -261,7 +261,7 @@ if diag and rows:
             "first gradient (L1)": med([d["grad_l1"] for d in ds]),
             "end loss": med(runs_end), "_key": key})
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in diag_rows]),
-               csv="init_diagnostics.csv", index=False, digits=3)
+               csv="init_diagnostics.csv", index=False, digits=2)
     # every start at the base model's loss (within 0.01 nats on the diagnostic's tokens) in LESA's gaps: one
     # placement, one start, so what differs is what the new layers hold
     lp_name = next((n for n in groups.get(lp_key, []) if n in diag["runs"]), None)
