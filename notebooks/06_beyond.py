@@ -259,7 +259,7 @@ if diag and rows:
             "attention output: eff. rank ÷ below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
             "act(gate)·up: eff. rank ÷ below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
             "first gradient (L1)": med([d["grad_l1"] for d in ds]),
-            "end loss": med(runs_end), "_key": key})
+            "end loss": f"{med(runs_end):.3f}", "_key": key})     # three decimals: the runs differ in the second
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in diag_rows]),
                csv="init_diagnostics.csv", index=False, digits=2)
     # every start at the base model's loss (within 0.01 nats on the diagnostic's tokens) in LESA's gaps: one
