@@ -235,7 +235,7 @@ if rows:
 # first gradient's L1 norm (Adam's first update is the learning rate times the gradient's sign, so to first order it
 # lowers the loss by the learning rate times that norm). Each is a median over the new layers, then over seeds. In
 # the table, "÷ below" is the ratio to the original layer below, the weight columns (norm, cosine, eff. rank: effective
-# rank) are medians over q, k, v, gate and up, the two feature columns are `o_proj`'s and `down_proj`'s inputs, and
+# rank) are medians over q, k, v, gate and up, the two feature columns are `o_proj`'s input (attention) and `down_proj`'s (MLP hidden), and
 # "end loss" is the held-out loss at the end of training.
 
 # %% tags=["hide-input"]
@@ -256,8 +256,8 @@ if diag and rows:
             "norm ÷ below": med([med([d["weights"][t]["norm_ratio"] for t in read]) for d in ds]),
             "cosine with below": med([med([d["weights"][t]["cosine"] for t in read]) for d in ds]),
             "eff. rank ÷ below": med([med([d["weights"][t]["erank_ratio"] for t in read]) for d in ds]),
-            "attention output: eff. rank ÷ below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
-            "act(gate)·up: eff. rank ÷ below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
+            "attention: eff. rank ÷ below": med([d["features"]["o"]["erank_ratio"] for d in ds]),
+            "MLP hidden: eff. rank ÷ below": med([d["features"]["down"]["erank_ratio"] for d in ds]),
             "first gradient (L1)": med([d["grad_l1"] for d in ds]),
             "end loss": f"{med(runs_end):.3f}", "_key": key})     # three decimals: the runs differ in the second
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in diag_rows]),
@@ -279,7 +279,7 @@ if diag and rows:
                         f"({C.fmt(lesa_row['norm ÷ below'], 2)}×) but {C.fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
                         f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with below'], 2)}): "
                         "the predictor's outputs use few directions. The attention output they produce has "
-                        f"{C.fmt(100 * lesa_row['attention output: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
+                        f"{C.fmt(100 * lesa_row['attention: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
                         "a few directions per layer.")
         if fp and cp and rnd:
             text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient (L1)'], 3)}, "
