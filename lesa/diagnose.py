@@ -75,13 +75,13 @@ def diagnose(model: Any, tokens: torch.Tensor, feature_tokens: int = 512) -> dic
     # the effective rank of a [tokens, width] feature matrix costs an eigendecomposition of the smaller side:
     # every layer's features are read at the same `feature_tokens` positions (spread evenly), so ratios compare alike
     n_tok = tokens.numel()
-    rows = torch.linspace(0, n_tok - 1, min(feature_tokens, n_tok)).long()
+    positions = torch.linspace(0, n_tok - 1, min(feature_tokens, n_tok)).long()
     hooks = []
     for short in FEATURES:
         for i in set(new) | set(ref.values()):
             mod = get_submodule(layers[i], spec.projections[short])
             hooks.append(mod.register_forward_pre_hook(
-                lambda _m, args, key=(short, i): feats.__setitem__(key, args[0].detach().reshape(-1, args[0].shape[-1])[rows])))
+                lambda _m, args, key=(short, i): feats.__setitem__(key, args[0].detach().reshape(-1, args[0].shape[-1])[positions])))
     model.eval()
     kind = {id(p): short for i in new for short, path in spec.projections.items()
             for p in get_submodule(layers[i], path).parameters()}         # parameter -> projection (norms: none)
@@ -103,7 +103,7 @@ def diagnose(model: Any, tokens: torch.Tensor, feature_tokens: int = 512) -> dic
         features[short] = {"erank_ratio": float(np.median([er[i] / er[ref[i]] for i in new])),
                            "norm_ratio": float(np.median(nr)), "erank": float(np.median([er[i] for i in new]))}
     return {"new_layers": new, "reference_layers": [ref[i] for i in new], "loss": float(loss.detach()),
-            "weights": {k: {m: float(np.median(v)) for m, v in rows.items()} for k, rows in weights.items()},
+            "weights": {k: {m: float(np.median(v)) for m, v in per.items()} for k, per in weights.items()},
             "features": features, "grad_l1": float(sum(g.abs().sum() for g in grads)),
             "grad_l1_by_type": {short: float(sum(g.abs().sum() for p, g in zip(params, grads) if kind.get(id(p)) == short))
                                 for short in spec.projections},
