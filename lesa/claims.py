@@ -240,12 +240,13 @@ def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]
 
 
 def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
-             flops_per_token: dict[str, float] | None = None) -> Verdict:
+             flops_per_token: dict[str, float] | None = None, source: str = "the CPT runs' own step times") -> Verdict:
     """step_s: method -> per-step wall-clock seconds of the frozen CPT runs. Reproduced when the median
     step time orders LESA < LLaMA Pro < SOLAR, each gap beyond SE_MULT standard errors of the medians.
     flops_per_token: method -> training FLOPs per token of the same runs (frozen layers counted,
     lesa.flops); their ratios to LESA's, what the FLOP model expects, are printed beside the measured
-    ones and recorded (the wall-clock decides: the paper's claim is wall-clock)."""
+    ones and recorded (the wall-clock decides: the paper's claim is wall-clock). ``source``: where the step
+    times come from (the runs, or lesa.step_cost's interleaved bench), said in the verdict's notes."""
     need = ("lesa", "llama_pro", "solar")
     if any(not step_s.get(m) for m in need):
         return Verdict("C6", "not yet run", f"step times available for {sorted(m for m in step_s if step_s[m])}",
@@ -268,10 +269,11 @@ def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
                    rule=f"Reproduced when median step time orders LESA < LLaMA Pro < SOLAR, each gap beyond {fmt(SE_MULT)} "
                         "standard errors; not reproduced when an order is clearly reversed.",
                    budget=budget or {}, uncertainty={"median_s": med, "se_s": se, "z": z, "flop_model_ratio": flop_ratio},
-                   notes="Step times on a shared CPU are noisy and hardware-specific; the paper's hours are GPU wall-clock. "
+                   notes=f"Step times from {source}. Step times on a shared CPU are noisy and hardware-specific; "
+                         "the paper's hours are GPU wall-clock. "
                          "The FLOP model counts the backward pass through frozen layers below the lowest trained one "
                          "(lesa.flops), so it says how much of a measured saving the compute explains.",
-                   evidence="figure loss_vs_elapsed_s; step_cost.csv")
+                   evidence="figure loss_vs_elapsed_s; step_cost.csv" + ("; cpt/step_cost.json" if "bench" in source else ""))
 
 
 def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence[float] | None = None,

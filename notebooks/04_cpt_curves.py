@@ -47,7 +47,7 @@ from lesa import analysis as A, beyond as B, claims as C, plots as P
 from lesa.cpt import run_names
 from lesa.flops import step_cost_ratios
 from lesa.page import Page
-from lesa.store import write_json
+from lesa.store import read_json, write_json
 
 page = Page("04_cpt_curves", profile, results_root)
 cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
@@ -61,6 +61,9 @@ rows = lambda m, d=frozen: d[m]["train"] if m in d else None
 lesa = frozen.get("lesa")
 budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"), "CPT seeds": 1}
           if lesa else {})
+# C6 from the step-cost bench when the profile has one (its CPT runs ran on different days: cpu-long), else
+# from the runs' own step times
+bench = read_json(cpt_dir / "step_cost.json") if cpt_dir and (cpt_dir / "step_cost.json").exists() else None
 costs = step_cost_ratios({n: r["summary"] for n, r in runs.items() if r["summary"].get("step_s_median")
                           and r["summary"].get("flops_per_token")}, lesa["name"]) if lesa else {}
 verdicts = [
@@ -68,9 +71,11 @@ verdicts = [
     C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget,
                heldout={"lesa": lesa["eval"] if lesa else [],
                         "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]}),
-    C.judge_c6(A.step_times(runs),
-               budget=budget, flops_per_token={m: r["summary"].get("flops_per_token") for m, r in frozen.items()
-                                               if r["summary"].get("flops_per_token")}),
+    C.judge_c6({m: r["step_s"] for m, r in bench["runs"].items()} if bench else A.step_times(runs),
+               budget=budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
+               {m: r["summary"].get("flops_per_token") for m, r in frozen.items() if r["summary"].get("flops_per_token")},
+               source=(f"the step-cost bench (python -m lesa.step_cost: the three methods' steps interleaved in one "
+                       f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times")),
     C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
     C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget),
 ]

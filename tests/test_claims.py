@@ -270,6 +270,7 @@ def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
     assert "measured 1 : 1.5" in v.ours and "FLOP model expects 1 : 1.12 : 0.875" in v.ours
     assert v.record()["uncertainty"]["flop_model_ratio"]["solar"] == 7.0 / 8.0
     assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).status == v.status
+    assert "CPT runs' own step times" in v.notes and "from the bench" in C.judge_c6(steps, source="the bench").notes
 
 
 def test_c4_held_out_reading_over_llama_pro_data_orders():
