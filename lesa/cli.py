@@ -17,7 +17,7 @@ import time
 
 # command-line option -> plan builder keyword (taken only by the methods whose builder has it)
 BUILDER_OPTIONS = {"gaps": "--gaps", "after": "--after", "norm_source": "--norms", "alpha": "--alpha",
-                   "rank": "--rank", "t": "--t"}
+                   "rank": "--rank", "t": "--t", "spectrum": "--spectrum", "directions": "--directions"}
 # command-line option -> PredictorConfig field
 PREDICTOR_OPTIONS = {"lam": "--lam", "epochs": "--epochs", "seed": "--seed", "device": "--device",
                      "svd_method": "--svd", "ridge_lam": "--ridge-lam", "recipe": "--recipe"}
@@ -48,6 +48,10 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rank", type=int, default=None,
                    help="lesa_lowrank, svd_interp: keep only the top-k singular directions")
     p.add_argument("--t", type=float, default=None, help="svd_interp: position between the neighbours (0.5)")
+    p.add_argument("--spectrum", choices=["neighbours"], default=None,
+                   help="lesa_fp (ours): the predicted weights' singular values replaced by their neighbours' mean")
+    p.add_argument("--directions", choices=["random"], default=None,
+                   help="lesa_fp (ours, a control): the predicted weights' singular vectors replaced by random ones")
 
 
 def _plan_from_args(args, num_layers: int | None, model: str):

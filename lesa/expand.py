@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 # the slot kinds and the predictor training behind them (re-exported: lesa.expand.layer_kind, ...)
 from .expand_kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all,  # noqa: F401
-                           auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps)
+                           auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps,
+                           reshape_svd)
 from .plans import Plan, PlanError, Slot, slot_from_row
 from .predictor import PredictorConfig, train_batched
 from .store import cache_dir, file_hash, provenance, read_json, shown, stable_hash, write_json
@@ -42,10 +43,13 @@ def code_hash() -> str:
     return stable_hash([(f, file_hash(here / f)) for f in CODE_FILES])
 
 
+POST_CACHE = ("alpha", "spectrum", "directions")   # slot parameters applied to the cached weight, not in its key
+
+
 def _core(s: Slot) -> Slot:
-    """What a costly slot's cached weights depend on: its kind, sources and parameters except alpha
-    (applied after the cache, so lesa_fp with any alpha reuses lesa's predicted layers)."""
-    return Slot(s.kind, s.src, {k: v for k, v in s.params if k != "alpha"})
+    """What a costly slot's cached weights depend on: its kind, sources and parameters except those applied
+    after the cache (alpha, spectrum, directions: lesa_fp with any of them reuses lesa's predicted layers)."""
+    return Slot(s.kind, s.src, {k: v for k, v in s.params if k not in POST_CACHE})
 
 
 def _cfg_key(cfg: PredictorConfig) -> dict:
@@ -237,7 +241,7 @@ def apply_plan(model: Any, plan: Plan, predictor: PredictorConfig | None = None,
             alpha = slot.param("alpha")
             for short, path in spec.projections.items():
                 if slot.kind in COSTLY:                      # cloned: one cached weight may fill several slots
-                    W = costly[_core(slot)][short].clone()
+                    W = reshape_svd(costly[_core(slot)][short].clone(), views[short], slot)
                 else:
                     W = KIND_FNS[slot.kind](views[short], slot)
                 if short in OUTPUT_PROJECTIONS and alpha != 1:

@@ -223,6 +223,32 @@ def _predict(v: TypeView, s: Slot) -> torch.Tensor:
     return coeffs if F is None else F.reconstruct(coeffs=coeffs, rank=s.param("rank"))
 
 
+def _orthonormal(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
+    """A random (rows, cols) matrix with orthonormal columns (rows >= cols): Q of a Gaussian's QR."""
+    q, r = torch.linalg.qr(torch.randn(rows, cols, generator=gen))
+    return q * torch.sign(torch.diagonal(r))            # signs fixed: Haar-distributed, not QR's convention
+
+
+def reshape_svd(W: torch.Tensor, v: TypeView, s: Slot) -> torch.Tensor:
+    """Ours: a predicted weight W = P diag(sigma) Q^T with its singular values replaced by the mean of its
+    two neighbours' (``spectrum: neighbours``) and/or its singular vectors by random orthonormal ones
+    (``directions: random``); W itself when the slot sets neither. Separates what a prediction's
+    directions give from what its collapsed spectrum (few effective directions) takes away."""
+    spectrum, directions = s.param("spectrum"), s.param("directions")
+    if spectrum is None and directions is None:
+        return W
+    P, S, Qh = torch.linalg.svd(W.float(), full_matrices=False)              # (d_out, r), (r,), (r, d_in)
+    if spectrum == "neighbours":
+        a, b = s.src
+        S = ((v.layer_svd(a)[1] + v.layer_svd(b)[1]) / 2).to(S.device)[:len(S)]   # both sorted descending
+    if directions == "random":
+        # one generator per (seed, slot, type), as the random kind: a slot's draw does not depend on the plan
+        gen = torch.Generator().manual_seed(int(stable_hash([v.cfg.seed, list(s.src), v.short, "directions"]), 16) % 2**63)
+        P = _orthonormal(P.shape[0], len(S), gen).to(S.device)
+        Qh = _orthonormal(Qh.shape[1], len(S), gen).T.to(S.device)
+    return ((P * S) @ Qh).to(W.dtype)                                        # (d_out, d_in)
+
+
 @layer_kind("interp", costly=True)
 def _interp(v: TypeView, s: Slot) -> torch.Tensor:
     """Ours: the neighbours' own SVDs, singular pairs matched and interpolated (lesa.svd.interpolate_svd)."""

@@ -8,7 +8,9 @@ kind      src     params          what the slot holds
 orig      (i,)    -               original layer i itself (first occurrence; frozen during CPT)
 copy      (i,)    alpha           a duplicate of original layer i (SOLAR's stack, copy controls)
 identity  (i,)    -               a copy of layer i with o_proj and down_proj zeroed (LLaMA Pro)
-predict   (a, b)  alpha, rank     LESA: :math:`U \\Sigma\\, G([V_a, V_b])` for each projection
+predict   (a, b)  alpha, rank,    LESA: :math:`U \\Sigma\\, G([V_a, V_b])` for each projection
+                  spectrum,
+                  directions
 interp    (a, b)  alpha, rank, t  ours: per-layer SVDs of a and b, singular vectors matched and interpolated
 average   (a, b)  alpha           control: :math:`(W_a + W_b) / 2`
 random    (a, b)  alpha           control: Gaussian weights with the standard deviation of :math:`(W_a, W_b)`
@@ -24,6 +26,14 @@ rank
     keep only the top-k singular directions (default: all).
 t
     interpolation position between a (t = 0) and b (t = 1) (default 0.5).
+spectrum
+    ours, predict only: null (default) keeps the predicted weight's singular values; ``neighbours`` replaces
+    them by the mean of its two neighbours' (sorted), keeping the predicted singular vectors: the prediction's
+    directions with the neighbours' effective rank.
+directions
+    ours, a control for predict: ``random`` keeps the (possibly replaced) singular values on random orthonormal
+    singular vectors (default null: the predicted ones). With ``spectrum`` unset it is random weights with
+    the prediction's collapsed spectrum.
 
 CPT: continual pre-training. Every slot that is not ``orig`` is a *new* layer. ``Plan.predictor`` holds the
 predictor settings a plan needs (e.g. ``space: raw`` for the "w/o SVD" ablation, ``kind: ridge`` for the
@@ -126,11 +136,15 @@ def lesa_raw_plan(L: int, target: int | None = None, gaps: list[int] | None = No
 
 
 def lesa_fp_plan(L: int, target: int | None = None, gaps: list[int] | None = None,
-                 norm_source: str = "layer0", alpha: float = 0.0) -> Plan:
+                 norm_source: str = "layer0", alpha: float = 0.0, spectrum: str | None = None,
+                 directions: str | None = None) -> Plan:
     """Ours, function-preserving LESA: every projection predicted, then o_proj and down_proj scaled by
-    alpha. alpha = 0 starts exactly at the source model (as LLaMA Pro) with informative q, k, v, gate, up."""
+    alpha. alpha = 0 starts exactly at the source model (as LLaMA Pro) with informative q, k, v, gate, up.
+    ``spectrum`` / ``directions`` (see the module's table) reshape each predicted weight's SVD first."""
+    extra = "".join(f", {k} {v}" for k, v in (("spectrum", spectrum), ("directions", directions)) if v)
     return _gap_plan("lesa_fp", "predict", L, target, gaps, norm_source,
-                     f"LESA with o_proj/down_proj x {alpha}", {"alpha": alpha})
+                     f"LESA with o_proj/down_proj x {alpha}{extra}",
+                     {"alpha": alpha, "spectrum": spectrum, "directions": directions})
 
 
 def lesa_lowrank_plan(L: int, target: int | None = None, gaps: list[int] | None = None,

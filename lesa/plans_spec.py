@@ -35,10 +35,22 @@ def _check_t(v):
         return "a number in [0, 1] (0 = lower neighbour, 1 = upper neighbour)"
 
 
+def _check_spectrum(v):
+    if v not in (None, "neighbours"):
+        return "null (the prediction's own singular values) or 'neighbours' (the mean of its neighbours')"
+
+
+def _check_directions(v):
+    if v not in (None, "random"):
+        return "null (the prediction's own singular vectors) or 'random' (random orthonormal ones)"
+
+
 PARAMS: dict[str, tuple[Any, Callable]] = {       # name -> (default, check returning what is expected)
     "alpha": (1.0, _check_alpha),
     "rank": (None, _check_rank),
     "t": (0.5, _check_t),
+    "spectrum": (None, _check_spectrum),          # ours: the predicted weight's singular values replaced
+    "directions": (None, _check_directions),      # ours: its singular vectors replaced (a control)
 }
 
 
@@ -54,7 +66,7 @@ KINDS: dict[str, KindSpec] = {
     "orig": KindSpec(1, (), "original layer i itself"),
     "copy": KindSpec(1, ("alpha",), "duplicate of layer i"),
     "identity": KindSpec(1, (), "copy of layer i with o_proj, down_proj = 0 (LLaMA Pro)", (("alpha", 0.0),)),
-    "predict": KindSpec(2, ("alpha", "rank"), "LESA: U Sigma G([V_a, V_b])"),
+    "predict": KindSpec(2, ("alpha", "rank", "spectrum", "directions"), "LESA: U Sigma G([V_a, V_b])"),
     "interp": KindSpec(2, ("alpha", "rank", "t"), "ours: matched per-layer SVDs of a and b, interpolated"),
     "average": KindSpec(2, ("alpha",), "(W_a + W_b) / 2"),
     "random": KindSpec(2, ("alpha",), "Gaussian with the std of W_a, W_b"),
@@ -90,7 +102,8 @@ class Slot:
             if bad:
                 raise PlanError(f"{kind!r} slot parameter {name!r} must be {bad}, got {v!r}")
         # canonical: defaults dropped, ints kept apart from floats only where the type matters
-        canon = tuple(sorted((k, float(v) if k != "rank" else v) for k, v in p.items() if v != PARAMS[k][0]))
+        canon = tuple(sorted((k, float(v) if k != "rank" and _number(v) else v) for k, v in p.items()
+                             if v != PARAMS[k][0]))
         object.__setattr__(self, "params", canon)
 
     def param(self, name: str):

@@ -479,3 +479,40 @@ def test_cli_expand_from_a_plan_file(tiny_llama, tmp_path, capsys):
         assert main(argv) == 2, argv
         assert re.search(msg, capsys.readouterr().err), argv
     assert not (tmp_path / "x").exists()
+
+
+def test_spectrum_and_directions_reshape_the_predicted_svd(tiny_llama, tmp_path, monkeypatch):
+    """Ours: spectrum=neighbours keeps the prediction's singular vectors under the neighbours' mean singular
+    values; directions=random keeps its singular values on random vectors; both reuse lesa's cached layers."""
+    from lesa import expand
+    from lesa.plans import PlanError, Slot
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    expand.clear_memo()
+    lesa = apply_plan(tiny_llama, build_plan("lesa", 6, 9), FAST, cache_key="tiny-spec", progress=False)
+    spec = apply_plan(tiny_llama, build_plan("lesa_fp", 6, 9, alpha=0.0, spectrum="neighbours"), FAST,
+                      cache_key="tiny-spec", progress=False)
+    rand = apply_plan(tiny_llama, build_plan("lesa_fp", 6, 9, alpha=0.0, directions="random"), FAST,
+                      cache_key="tiny-spec", progress=False)
+    assert spec.lesa_report["cache"] == rand.lesa_report["cache"] == "memory"     # no predictor retrained
+    plan = build_plan("lesa", 6, 9)
+    src = {i: s.src for i, s in enumerate(plan.slots) if s.is_new}
+    for i, (a, b) in src.items():
+        W = lesa.model.layers[i].mlp.up_proj.weight.detach()
+        P, S, Qh = torch.linalg.svd(W, full_matrices=False)
+        target = (torch.linalg.svdvals(tiny_llama.model.layers[a].mlp.up_proj.weight)
+                  + torch.linalg.svdvals(tiny_llama.model.layers[b].mlp.up_proj.weight)) / 2
+        Ws = spec.model.layers[i].mlp.up_proj.weight.detach()
+        torch.testing.assert_close(torch.linalg.svdvals(Ws), target, rtol=1e-4, atol=1e-5)
+        # the prediction's own singular vectors diagonalise the reshaped weight
+        torch.testing.assert_close(P.T @ Ws @ Qh.T, torch.diag(target), rtol=1e-4, atol=1e-4)
+        Wr = rand.model.layers[i].mlp.up_proj.weight.detach()
+        torch.testing.assert_close(torch.linalg.svdvals(Wr), S, rtol=1e-4, atol=1e-5)
+        cos = float((Wr * W).sum() / (Wr.norm() * W.norm()))
+        assert abs(cos) < 0.5                                       # other directions than the prediction's
+        assert spec.model.layers[i].self_attn.o_proj.weight.abs().max() == 0   # alpha = 0 still applies
+    with pytest.raises(PlanError, match="'neighbours'"):
+        Slot("predict", (0, 1), spectrum="average")
+    with pytest.raises(PlanError, match="takes no parameter 'spectrum'"):
+        Slot("random", (0, 1), spectrum="neighbours")
+    expand.clear_memo()
