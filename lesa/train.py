@@ -280,6 +280,12 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
             # that make some of them are only measured while training
             print(f"[train] {name}: its summary was written by older code (no {', '.join(missing)}); training afresh")
             resume = False
+    elif resume and (out_dir / "summary.json").exists() and not latest.exists() \
+            and read_json(out_dir / "summary.json").get("completed"):
+        # e.g. committed results on a fresh clone: the numbers are there, the weights to evaluate are not
+        print(f"[train] {name}: finished results are in {shown(out_dir)} but its weights are not in "
+              f"{shown(tr.ckpt_dir)} (a fresh checkout or a cleared cache); training again, which rewrites those "
+              "results (the committed ones stay in git)", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed = 0, 0.0

@@ -140,7 +140,7 @@ def test_exact_resume(shards, tmp_path):
     assert T.load_trained_weights(fresh, summary["checkpoint_dir"]) == 6
 
 
-def test_committed_results_without_weights_are_retrained(shards, tmp_path):
+def test_committed_results_without_weights_are_retrained(shards, tmp_path, capsys):
     """A finished summary is a cache hit only together with its final checkpoint: a fresh clone has
     the committed results but not the weights, which evaluation needs, so it trains again (and
     gets the same losses); with the checkpoint present the run is reused untouched."""
@@ -149,7 +149,9 @@ def test_committed_results_without_weights_are_retrained(shards, tmp_path):
     first = T.train(tiny(), *shards, tmp_path / "res", cfg(), ckpt_dir=tmp_path / "ck1")
     clone = tmp_path / "clone"
     shutil.copytree(tmp_path / "res", clone)                       # results/ as committed
+    capsys.readouterr()
     again = T.train(tiny(), *shards, clone, cfg(), ckpt_dir=tmp_path / "ck2")
+    assert "its weights are not in" in capsys.readouterr().out     # said before hours of training
     assert (tmp_path / "ck2" / "latest.json").exists()             # retrained: weights exist now
     assert [r["step"] for r in rows(clone / "train_log.jsonl")] == list(range(1, 7))   # logs not doubled
     assert [r["loss"] for r in rows(clone / "train_log.jsonl")] == [r["loss"] for r in rows(tmp_path / "res" / "train_log.jsonl")]
