@@ -106,7 +106,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
                        profile: str, cfg: TrainConfig, *, results_root: str | Path | None = None,
                        ckpt_root: str | Path | None = None, overrides: dict[str, dict] | None = None,
                        run_info: dict[str, dict] | None = None, reference: str | None = None,
-                       force: bool = False) -> dict[str, dict]:
+                       force: bool = False, finished: dict[str, dict] | None = None) -> dict[str, dict]:
     """Train each model with the same config, seed and data order; write results/<profile>/cpt/<name>/.
 
     ``models``: name -> module, saved folder, or zero-argument callable returning a module (loaded lazily,
@@ -115,7 +115,8 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     A run whose summary.json has the same run key and is complete is reused, an interrupted one resumed
     from its checkpoint, one whose checkpoint is of an older configuration retrained (``force`` retrains). Checkpoints go to ``ckpt_root`` (default .cache/cpt/).
     comparison.json also holds each run's s/step and FLOPs/token against ``reference`` (default: the
-    first run), measured and by the FLOP model (claim C6).
+    first run), measured and by the FLOP model (claim C6). ``finished``: name -> summary of runs not trained
+    here (finished, their weights not needed), listed in comparison.json beside the others.
     """
     root = Path(results_root) if results_root else PROJECT_ROOT / "results"
     out: dict[str, dict] = {}
@@ -128,6 +129,8 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
         out[name] = train(model, shards_dir, heldout_dir, root / profile / "cpt" / name, run_cfg, ckpt_dir=ck,
                           name=name, resume=not force, replace_stale=True, run_info=(run_info or {}).get(name))
         del model
+    for name, summary in (finished or {}).items():
+        out[name], seeds[name] = summary, summary.get("config", {}).get("seed")
     keys = ("steps", "tokens", "final_loss", "initial_heldout_ppl", "final_heldout_ppl", "tokens_per_s",
             "step_s_median", "flops_per_token", "mfu", "precision", "data_order_hash", "run")
     by_seed: dict[int, set] = {}
@@ -213,11 +216,11 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     pseed = {name: seed if r["predictor_seed"] is None else r["predictor_seed"] for name, r in runs.items()}
 
-    def train_runs(names: list[str]) -> dict[str, dict]:
+    def train_runs(names: list[str], finished: dict[str, dict] | None = None) -> dict[str, dict]:
         return run_cpt_comparison(
             {n: _grower(prof, runs[n]["method"], pseed[n], runs[n]["options"]) for n in names},
             corpus / "train", corpus / "heldout", prof["name"], base, force=force,
-            reference=reference if reference in names else None,
+            reference=reference if reference in names or reference in (finished or {}) else None, finished=finished,
             overrides={n: {"steps": runs[n]["steps"], "seed": runs[n]["seed"], "train_all": runs[n]["trains"] == "all"}
                        for n in names},
             run_info={n: {"method": runs[n]["method"], "options": runs[n]["options"], "trains": runs[n]["trains"],
@@ -226,11 +229,35 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
                       for n in names})
 
     to_evaluate = set(evaluated_runs(runs, cpt)) if evaluate and cpt.get("eval") else set()
+    res = PROJECT_ROOT / "results" / prof["name"]
+    # a finished run whose weights are gone (a fresh checkout) trains again only when its evaluation needs them
+    kept = {n: s for n in selected if not force and (s := finished_summary(res, n))
+            and not (cache_dir("cpt", prof["name"], n) / "latest.json").exists()
+            and (n not in to_evaluate or suite_done(prof, n, s))}
     for n in selected:
+        if n in kept:
+            print(f"[cpt] {n}: finished" + (" and evaluated" if n in to_evaluate else "") + "; its weights are not "
+                  "cached here and nothing needs them: not trained again")
+            continue
         train_runs([n])
         if n in to_evaluate:
             evaluate_runs(prof, {n: runs[n]}, pseed)
-    return train_runs(selected)             # every run finished: reused; writes comparison.json over them
+    # every run finished: reused; comparison.json over them (the kept ones from their summaries)
+    return train_runs([n for n in selected if n not in kept], kept)
+
+
+def suite_done(prof: dict, name: str, summary: dict) -> bool:
+    """Every record of the profile's post-training suite exists for run ``name``'s final weights (the run key
+    and step of ``summary``), with the profile's limits and precision (as evaluate_suite's skip_done reads them)."""
+    from .evaluate_tasks import _reusable
+
+    ev = prof["cpt"]["eval"]
+    out = PROJECT_ROOT / "results" / prof["name"] / "downstream" / name
+    lim = ev.get("limits")
+    wid = {"run_key": summary.get("run_key"), "step": summary.get("steps")}
+    keys = [f"ppl_{s}" for s in ev.get("ppl_sets", [])] + list(ev.get("tasks", []))
+    return all(_reusable(out / f"{k}.json", lim.get(k) if isinstance(lim, dict) else lim, wid, ev.get("precision", "fp32"))
+               for k in keys)
 
 
 def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None) -> None:
@@ -259,14 +286,15 @@ def finished_summary(results: Path, name: str) -> dict | None:
 
 
 def run_status(profile: str, name: str) -> str:
-    """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock) /
-    stopped at a checkpoint (resumes there) / not started."""
+    """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock, and
+    whether its weights are here to evaluate) / stopped at a checkpoint (resumes there) / not started."""
     res = PROJECT_ROOT / "results" / profile
     s = finished_summary(res, name)
+    latest = cache_dir("cpt", profile) / name / "latest.json"
     if s:
         done = "evaluated" if (res / "downstream" / name).is_dir() else "trained"
-        return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step)"
-    latest = cache_dir("cpt", profile) / name / "latest.json"
+        gone = "" if latest.exists() else "; weights not cached here: evaluating it trains it again"
+        return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step{gone})"
     if latest.exists():
         return f"stopped at step {read_json(latest).get('step')} (resumes there)"
     return "not started"

@@ -271,7 +271,9 @@ if diag and rows:
         pts = pd.DataFrame([{"run": n, "grad": d["grad_l1"], "end": runs[n]["eval"][-1]["heldout_loss"]} for n, d in at_base])
         rho = pts["grad"].rank().corr(pts["end"].rank())           # Spearman: Pearson on ranks
         lesa_row = next((r for r in diag_rows if r["_key"][0] == "lesa"), None)
-        by = {r["_key"][0]: r for r in diag_rows if dict(r["_key"][1]).get("gaps") in (None, "top")}
+        # each method's plain row: LESA's gaps, no reshaped spectrum or directions (those are the controlled test below)
+        by = {r["_key"][0]: r for r in diag_rows if dict(r["_key"][1]).get("gaps") in (None, "top")
+              and not {"spectrum", "directions"} & set(dict(r["_key"][1]))}
         fp, cp, rnd = by.get("lesa_fp"), by.get("copy_scaled"), by.get("random_zero_out")
         text = []
         if lesa_row:

@@ -7,7 +7,7 @@ import pytest
 from lesa.cpt import TRAINS, evaluated_runs, run_names, run_profile_cpt
 from lesa.data import DataError, latest_corpus
 from lesa.profiles import load_profile
-from lesa.store import PROJECT_ROOT
+from lesa.store import PROJECT_ROOT, cache_dir
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,23 @@ def test_smoke_profile_cpt_end_to_end(capsys):
         assert (down / name / "arc_easy.json").exists() and (down / name / "ppl_heldout.json").exists()
     again = run_profile_cpt("smoke")                            # finished runs are reused, not retrained
     assert {n: s["final_loss"] for n, s in again.items()} == {n: s["final_loss"] for n, s in summaries.items()}
+
+    # a fresh checkout: the results are there, the weights are not. A run whose suite is done is kept as it is
+    import shutil
+
+    log = root / "cpt" / "llama_pro" / "train_log.jsonl"
+    shutil.rmtree(cache_dir("cpt", "smoke", "llama_pro"))
+    stamp = log.stat().st_mtime_ns
+    capsys.readouterr()
+    kept = run_profile_cpt("smoke", only=["llama_pro"])
+    assert "not trained again" in capsys.readouterr().out and log.stat().st_mtime_ns == stamp
+    assert kept["llama_pro"]["final_loss"] == summaries["llama_pro"]["final_loss"]
+    assert json.loads((root / "cpt" / "comparison.json").read_text())["runs"]["llama_pro"]["seed"] == 0
+    # ... one whose suite is incomplete trains again (evaluation needs the weights) and is evaluated
+    (down / "llama_pro" / "arc_easy.json").unlink()
+    run_profile_cpt("smoke", only=["llama_pro"])
+    assert "weights are not in" in capsys.readouterr().out
+    assert (cache_dir("cpt", "smoke", "llama_pro") / "latest.json").exists() and (down / "llama_pro" / "arc_easy.json").exists()
 
 
 def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
