@@ -47,7 +47,7 @@ from lesa import analysis as A, beyond as B, claims as C, plots as P
 from lesa.cpt import run_names
 from lesa.flops import step_cost_ratios
 from lesa.page import Page
-from lesa.store import read_json, write_json
+from lesa.store import commit_label, hardware_label, read_json, write_json
 
 page = Page("04_cpt_curves", profile, results_root)
 cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
@@ -231,7 +231,10 @@ else:
 # would show. That makes placement a cost: the same 15 new layers cost more per token the lower the first one
 # sits, because the gradient must flow back through every frozen layer above it (LLaMA Pro's lowest new layer is
 # layer 2 of the grown model, LESA's layer 15, so LLaMA Pro's step is the dearer one). Runs with another batch shape
-# than LESA's are left out.
+# than LESA's are left out. A run's own step times depend on what else the machine did while it trained; when the
+# profile has the step-cost bench (`python -m lesa.step_cost`: LESA, LLaMA Pro and SOLAR built as their runs, then
+# stepped in turn in one process, so a slow period of the machine falls on all three), C6 is judged on the bench, and
+# its table follows the runs'.
 
 # %% tags=["hide-input"]
 if costs:
@@ -241,6 +244,17 @@ if costs:
                                   for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))
 else:
     page.md("Not yet run: no LESA run with step times and FLOPs per token to compare against.")
+if bench:
+    b = bench["runs"]
+    display(P.table(pd.DataFrame([{"method": P.label(m), "median step s": b[m]["step_s_median"],
+                                   "SE of the median": b[m]["step_s_median_se"], "GFLOP/token": b[m]["flops_per_token"] / 1e9,
+                                   "measured ratio to LESA": bench["measured_ratio"][m],
+                                   "FLOP model ratio to LESA": bench["flop_model_ratio"][m]} for m in bench["methods"]]),
+                    csv=page.out / "step_cost_bench.csv", index=False))
+    page.md(f"The step-cost bench: {bench['rounds']} rounds (after {bench['warmup_rounds']} warm-up) of one step of each "
+            f"method, batch {bench['batch']} × {bench['seq_len']} tokens in {bench['precision']}, on "
+            f"{bench['threads']} CPU threads ({hardware_label(bench['provenance'].get('hardware'))}), at commit "
+            f"{commit_label(bench['provenance'])}.")
 
 # %% tags=["hide-input"]
 page.finish(verdicts, source_profile=source)
