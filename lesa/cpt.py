@@ -293,7 +293,7 @@ def run_status(profile: str, name: str) -> str:
     latest = cache_dir("cpt", profile) / name / "latest.json"
     if s:
         done = "evaluated" if (res / "downstream" / name).is_dir() else "trained"
-        gone = "" if latest.exists() else "; weights not cached here: evaluating it trains it again"
+        gone = "" if latest.exists() or done == "evaluated" else "; weights not cached here: evaluating it trains it again"
         return f"{done} ({s.get('elapsed_s', 0) / 60:.0f} min training, {s.get('step_s_median', 0):.1f} s/step{gone})"
     if latest.exists():
         return f"stopped at step {read_json(latest).get('step')} (resumes there)"
