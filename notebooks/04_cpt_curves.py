@@ -72,7 +72,8 @@ verdicts = [
                heldout={"lesa": lesa["eval"] if lesa else [],
                         "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]}),
     C.judge_c6({m: r["step_s"] for m, r in bench["runs"].items()} if bench else A.step_times(runs),
-               budget=budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
+               budget={"bench rounds": bench["rounds"], "steps of": f"{bench['batch']} x {bench['seq_len']} tokens"} if bench
+               else budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
                {m: r["summary"].get("flops_per_token") for m, r in frozen.items() if r["summary"].get("flops_per_token")},
                source=(f"the step-cost bench (python -m lesa.step_cost: the three methods' steps interleaved in one "
                        f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times")),
