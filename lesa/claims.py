@@ -239,6 +239,11 @@ def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]
                    evidence="main_table.csv, figure main_table")
 
 
+def median_se(x: Sequence[float]) -> float:
+    """Standard error of the median of ``x``, ~1.2533 sd / sqrt(n) (inf for fewer than two values)."""
+    return 1.2533 * float(np.std(x, ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
+
+
 def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
              flops_per_token: dict[str, float] | None = None, source: str = "the CPT runs' own step times") -> Verdict:
     """step_s: method -> per-step wall-clock seconds of the frozen CPT runs. Reproduced when the median
@@ -252,9 +257,7 @@ def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
         return Verdict("C6", "not yet run", f"step times available for {sorted(m for m in step_s if step_s[m])}",
                        rule="Needs the step times of the LESA, LLaMA Pro and SOLAR runs.", budget=budget or {})
     med = {m: float(np.median(step_s[m])) for m in need}
-    # standard error of a median ~ 1.2533 * sd / sqrt(n)
-    se = {m: 1.2533 * float(np.std(step_s[m], ddof=1)) / math.sqrt(len(step_s[m])) if len(step_s[m]) > 1 else math.inf
-          for m in need}
+    se = {m: median_se(step_s[m]) for m in need}
     z = {"llama_pro-lesa": z_score(med["llama_pro"], se["llama_pro"], med["lesa"], se["lesa"]),
          "solar-llama_pro": z_score(med["solar"], se["solar"], med["llama_pro"], se["llama_pro"])}
     calls = {k: call(v) for k, v in z.items()}

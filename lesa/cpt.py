@@ -180,6 +180,16 @@ def lesa_seed(prof: dict) -> tuple[int, str]:
     return seed, f"seed {seed}, the median of LESA's perplexity before training ({per}; notebook 3)"
 
 
+def start_seeds(prof: dict, runs: dict[str, dict], names: list[str]) -> dict[str, int | None]:
+    """Each named run's predictor seed as its grown start has it: the run's own (a seed sweep), else the
+    profile's cpt.lesa_seed (decided only when some run needs it); None for the methods that predict nothing
+    (SEEDLESS). For the readers that rebuild a run's start (lesa.diagnose, lesa.step_cost)."""
+    need = any(runs[n]["method"] not in SEEDLESS and runs[n]["predictor_seed"] is None for n in names)
+    profile_seed = lesa_seed(prof)[0] if need else None
+    return {n: None if runs[n]["method"] in SEEDLESS else profile_seed if runs[n]["predictor_seed"] is None
+            else runs[n]["predictor_seed"] for n in names}
+
+
 def _grower(prof: dict, method: str, seed: int = 0, options: dict | None = None):
     def build():
         model, _, key = load_profile_model(prof, tokenizer=False)

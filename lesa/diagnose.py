@@ -114,7 +114,7 @@ def diagnose_profile(profile: str, names: list[str] | None = None, per_source: i
     """diagnose() on the grown model of each CPT run of ``profile`` that grows new layers (the base model
     and SOLAR's stacked copies are left out; unfrozen ablations start as their frozen run does), on the
     held-out sequences of the CPT corpus (the first ``per_source`` of each source). Written to results/<profile>/beyond/."""
-    from .cpt import SEEDLESS, _grower, lesa_seed, run_names
+    from .cpt import _grower, run_names, start_seeds
     from .data import latest_corpus
     from .profiles import load_profile
     from .train_components import heldout_sets
@@ -131,14 +131,10 @@ def diagnose_profile(profile: str, names: list[str] | None = None, per_source: i
     # the trainer's monitoring set, the same number of sequences from each source
     held = heldout_sets(latest_corpus(fast=True if prof["name"] == "smoke" else None) / "heldout", per_source, seq_len)
     tokens = torch.as_tensor(np.concatenate(list(held.values())).astype(np.int64))
-    # each start's predictor seed as its CPT run had it: its own, else the profile's (cpt.lesa_seed); none for the
-    # methods that predict nothing (they are built with 0, which they ignore)
-    profile_seed = lesa_seed(prof)[0] if any(runs[n]["predictor_seed"] is None and runs[n]["method"] not in SEEDLESS
-                                             for n in names) else None
+    seeds = start_seeds(prof, runs, names)      # none for the methods that predict nothing (built with 0, ignored)
     out = {"profile": prof["name"], "runs": {}}
     for n in names:
-        r = runs[n]
-        seed = None if r["method"] in SEEDLESS else profile_seed if r["predictor_seed"] is None else r["predictor_seed"]
+        r, seed = runs[n], seeds[n]
         print(f"[diagnose] {n}: growing ({r['method']}, predictor seed {seed}) ...", flush=True)
         model = _grower(prof, r["method"], seed or 0, r["options"])()
         out["runs"][n] = {"method": r["method"], "options": r["options"], "predictor_seed": seed,

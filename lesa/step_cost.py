@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .cpt import SEEDLESS, _grower, lesa_seed, run_names
+from .claims import median_se
+from .cpt import _grower, run_names, start_seeds
 from .data import latest_corpus
 from .profiles import load_profile
 from .store import PROJECT_ROOT, provenance, run_main, write_json
@@ -43,11 +43,6 @@ def method_runs(prof: dict, methods: tuple[str, ...] = METHODS) -> dict[str, dic
     return out
 
 
-def median_se(x: list[float]) -> float:
-    """Standard error of a median, ~1.2533 sd / sqrt(n) (as lesa.claims.judge_c6 uses it)."""
-    return 1.2533 * statistics.stdev(x) / math.sqrt(len(x)) if len(x) > 1 else math.inf
-
-
 def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: tuple[str, ...] = METHODS,
                       out: Path | None = None) -> dict:
     """``warmup`` + ``rounds`` rounds; in round r every method takes its optimizer step r (the CPT run's own
@@ -59,16 +54,14 @@ def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: 
         raise ValueError(f"profile {prof['name']!r} has no cpt.train section")
     t_all = time.perf_counter()
     picked = method_runs(prof, methods)
-    need_seed = [m for m, r in picked.items() if r["method"] not in SEEDLESS and r["predictor_seed"] is None]
-    seed = lesa_seed(prof)[0] if need_seed else None
+    seeds = start_seeds(prof, {r["run"]: r for r in picked.values()}, [r["run"] for r in picked.values()])
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
     base = {**prof["cpt"]["train"], "device": prof["device"], "eval_every": 0, "ckpt_every": 0, "progress": False}
     n = warmup + rounds
     trainers: dict[str, Trainer] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for m, r in picked.items():
-            model = _grower(prof, r["method"], r["predictor_seed"] if r["predictor_seed"] is not None else (seed or 0),
-                            r["options"])()
+            model = _grower(prof, r["method"], seeds[r["run"]] or 0, r["options"])()
             cfg = TrainConfig.from_dict({**base, "steps": max(n, r["steps"]), "seed": r["seed"],
                                          "train_all": r["trains"] == "all"})
             trainers[m] = Trainer(model, corpus / "train", None, cfg, Path(tmp) / m)
