@@ -204,6 +204,22 @@ def main_table(rows: list[dict]) -> dict:
     return out
 
 
+def method_row(table: dict, runs: dict[str, dict], method: str) -> dict | None:
+    """A method's row of main_table, in its own recipe: the run named after it, else its first data order or
+    predictor seed (cpu-long's `llama_pro-seed0`), else its largest budget (`lesa-6k`); never an ablation (LESA
+    unfrozen, SOLAR duplicated layers only) nor a variant grown with plan options. runs: load_cpt_runs's."""
+    if method in table:
+        return table[method]
+    own = [n for n in table if n in runs and runs[n]["method"] == method and runs[n]["frozen"]
+           and not runs[n].get("options")]
+    if not own:      # no CPT record (results copied without their cpt/ folder): read the method from the name
+        own = [k for k in table if k not in runs and k.split("-")[0] == method and "seed" not in k
+               and k.split("-")[-1] not in ("unfrozen", "dup")]
+    budget = lambda k: int(k.split("-")[1]) if len(k.split("-")) > 1 and k.split("-")[1].isdigit() else -1
+    own.sort(key=lambda k: (-budget(k), k))           # the largest budget, then the first seed
+    return table[own[0]] if own else None
+
+
 # ============================================================================ verdicts
 def verdict(claim: str, statement: str, paper: str, ours: str, status: str, evidence: str,
             notebook: str, detail: str = "") -> dict:

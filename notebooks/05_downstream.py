@@ -85,16 +85,7 @@ if stale:
             f"(their weights are not the runs' current ones): " + ", ".join(f"`{s}`" for s in stale) + ".")
 
 
-def pick(method):
-    """Our frozen run of a method: the plain name, else its largest budget (never an ablation: unfrozen, SOLAR dup)."""
-    if method in ours:
-        return ours[method]
-    ks = [k for k in ours if k.split("-")[0] == method and "seed" not in k and k.split("-")[-1] not in ("unfrozen", "dup")]
-    ks.sort(key=lambda k: int(k.split("-")[1]) if k.split("-")[1].isdigit() else -1)
-    return ours[ks[-1]] if ks else None
-
-
-got = {m: pick(m) for m in ("lesa", "llama_pro", "solar", "base")}
+got = {m: A.method_row(ours, cpt_runs, m) for m in ("lesa", "llama_pro", "solar", "base")}
 lesa = got["lesa"] or {}
 tasks = lesa.get("tasks") or []
 budget = {"tasks": ", ".join(tasks) or "none",

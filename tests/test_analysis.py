@@ -201,6 +201,25 @@ def test_main_table_and_find_results(tmp_path):
     assert A.main_table(A.load_eval_records(d))["lesa-6k"]["avg"] == pytest.approx(220 / 3)   # unfiltered: mixed
 
 
+def test_method_row_picks_the_methods_own_run():
+    """Notebook 5's row per method: cpu-long names LLaMA Pro's evaluated run `llama_pro-seed0` (it has data orders),
+    which must count as LLaMA Pro's; ablations and variants with plan options never do."""
+    table = {n: {"ppl": float(i)} for i, n in enumerate(["lesa", "lesa-unfrozen", "llama_pro-seed0", "lesa_fp-0-p0",
+                                                         "solar-300", "solar-3000"])}
+    run = lambda m, frozen=True, options=None: {"method": m, "frozen": frozen, "options": options or {}}
+    runs = {"lesa": run("lesa"), "lesa-unfrozen": run("lesa", False), "llama_pro-seed0": run("llama_pro"),
+            "llama_pro-seed1": run("llama_pro"), "lesa_fp-0-p0": run("lesa_fp", options={"alpha": 0.0}),
+            "solar-300": run("solar"), "solar-3000": run("solar")}
+    assert A.method_row(table, runs, "llama_pro") is table["llama_pro-seed0"]
+    assert A.method_row(table, runs, "lesa") is table["lesa"]
+    assert A.method_row(table, runs, "solar") is table["solar-3000"]          # the largest budget
+    assert A.method_row(table, runs, "lesa_fp") is None and A.method_row(table, runs, "base") is None
+    # downstream results without their CPT records: the method is read from the name, seeds and ablations left out
+    assert A.method_row(table, {}, "solar") is table["solar-3000"] and A.method_row(table, {}, "llama_pro") is None
+    del table["lesa"]
+    assert A.method_row(table, runs, "lesa") is None and A.method_row(table, {}, "lesa") is None
+
+
 def test_verdicts(tmp_path):
     v = A.verdict("C1", "s", "p", "o", "reproduced", "e", "nb")
     with pytest.raises(ValueError):
