@@ -100,6 +100,16 @@ verdicts = [
 if ours:
     page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].status}** ({verdicts[0].ours}). SFT (C10) and "
             "code CPT (C11) need data and compute that are not available offline.")
+# C12b (freezing helps) is judged on the training curves (chapter 4); after training, what the frozen layers keep
+# shows out of the CPT corpus's distribution: WikiText and the benchmarks
+unfrozen = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == "lesa" and not cpt_runs[n]["frozen"])
+if lesa.get("ppl") is not None and unfrozen and ours[unfrozen[0]].get("ppl_source") == lesa.get("ppl_source"):
+    u = ours[unfrozen[0]]
+    avg = lambda g: f"{C.fmt(g['avg'], 3)} ± {C.fmt(g['avg_se'], 2)}" if g.get("avg") is not None else "n/a"
+    page.md(f"**Freezing, after training.** C12b (freezing the original layers helps) is judged on the training curves "
+            f"in chapter 4. After training, LESA with its original layers frozen has {lesa['ppl_source']} "
+            f"**{C.fmt(lesa['ppl'], 4)}** against **{C.fmt(u['ppl'], 4)}** with every layer trained (lower is better), "
+            f"and a benchmark average (%) of {avg(lesa)} against {avg(u)}.")
 
 # %% [markdown]
 # ## The perplexity protocol, and the base model under it
