@@ -105,9 +105,10 @@ if ours:
 unfrozen = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == "lesa" and not cpt_runs[n]["frozen"])
 if lesa.get("ppl") is not None and unfrozen and ours[unfrozen[0]].get("ppl_source") == lesa.get("ppl_source"):
     u = ours[unfrozen[0]]
+    ppl_name = lambda s: s.replace("wikitext", "WikiText").replace("ppl", "perplexity")
     avg = lambda g: f"{C.fmt(g['avg'], 3)} ± {C.fmt(g['avg_se'], 2)}" if g.get("avg") is not None else "n/a"
     page.md(f"**Freezing, after training.** C12b (freezing the original layers helps) is judged on the training curves "
-            f"in chapter 4. After training, LESA with its original layers frozen has {lesa['ppl_source']} "
+            f"in chapter 4. After training, LESA with its original layers frozen has {ppl_name(lesa['ppl_source'])} "
             f"**{C.fmt(lesa['ppl'], 4)}** against **{C.fmt(u['ppl'], 4)}** with every layer trained (lower is better), "
             f"and a benchmark average (%) of {avg(lesa)} against {avg(u)}.")
 
