@@ -82,8 +82,9 @@ verdicts = [
 ]
 # C4 compares LESA with LLaMA Pro only, so a longer profile judges it as soon as those two methods' runs have
 # trained (cpu-long: LESA and LLaMA Pro on three data orders), before its other runs and its post-training suite
+# (and when the longer profile is complete, the page already reads it: its held-out bands are shown from the same runs)
 pair_src = (A.complete_cpt_profiles(preferred_profiles, profile, results_root, methods=("lesa", "llama_pro"), suite=False)
-            if source == profile else ())
+            if source == profile else (source,) if source in preferred_profiles else ())
 pair = {}
 if pair_src:
     pair_dir, _ = A.find_results(profile, "cpt", (), results_root, prefer=pair_src)
@@ -105,7 +106,7 @@ if not runs:
 else:
     if source != profile:
         page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
-    if pair:
+    if pair and source == profile:
         page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
                 f"tokens each, ten times this profile's budget; figure below), which have finished before that profile's "
                 f"other runs; the other claims stay on this profile's runs until all of `{pair_src[0]}`'s exist.")
@@ -212,7 +213,7 @@ else:
 # C4 compares LESA with LLaMA Pro only, so when a longer profile's runs of those two methods have finished, C4 is
 # judged on them (ten times this profile's tokens), with LLaMA Pro trained on several data orders.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished before its other runs.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:
     page.save(P.heldout_loss_curves(pair, flops=B.flops_at), "c4_longer_heldout");
 
