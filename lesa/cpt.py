@@ -49,7 +49,7 @@ ABLATIONS = {
 
 def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
     """run name -> {method, options, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key),
-    predictor_seed, replicate} for methods x budgets x seeds, plus each requested ablation (largest budget,
+    predictor_seed, replicate, entry (the cpt.methods entry it runs, or the ablation's name)} for methods x budgets x seeds, plus each requested ablation (largest budget,
     first seed). A method may name one of the profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan
     method and options). ``replicate``: a run that repeats its method on another data or predictor seed
     than the method's first (its held-out curve gives the spread; see ``evaluated_runs``)."""
@@ -80,7 +80,7 @@ def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
                             + (f"-p{ps}" if len(p_seeds) > 1 else ""))
                     runs[name] = {"method": pm, "options": opts, "steps": b, "seed": s, "trains": TRAINS[pm],
                                   "ablation": None, "predictor_seed": ps,
-                                  "replicate": s != d_seeds[0] or ps != p_seeds[0]}
+                                  "replicate": s != d_seeds[0] or ps != p_seeds[0], "entry": method}
     for key, (trains, suffix) in ABLATIONS.items():
         for method in cpt.get(key, []):
             if method == BASE or TRAINS[method] == trains:
@@ -88,18 +88,23 @@ def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
                                  f"the {key} ablation needs a grown method that trains the other set")
             runs[f"{method}-{suffix}"] = {"method": method, "options": {}, "steps": budgets[-1], "seed": seeds[0],
                                           "trains": trains, "ablation": key, "predictor_seed": None,
-                                          "replicate": False}
+                                          "replicate": False, "entry": f"{method}-{suffix}"}
     return runs
 
 
 def evaluated_runs(runs: dict[str, dict], cpt: dict) -> list[str]:
     """The runs that get the post-training suite. ``cpt.eval_replicates`` (default true): every run; false:
     only each method's first seed, because a seed replicate is there for its held-out curve (the spread a
-    difference must beat), and the suite costs about as much as the training on a 2-core CPU (cpu-long)."""
+    difference must beat), and the suite costs about as much as the training on a 2-core CPU (cpu-long).
+    ``cpt.curves_only``: cpt.methods entries trained for their held-out curves alone (a diagnostic run)."""
     flag = cpt.get("eval_replicates", True)
     if not isinstance(flag, bool):
         raise ValueError(f"cpt.eval_replicates must be true or false, got {flag!r}")
-    return [n for n, r in runs.items() if flag or not r.get("replicate")]
+    curves = cpt.get("curves_only") or []
+    extra = sorted(set(curves) - set(cpt.get("methods") or []))
+    if extra:
+        raise ValueError(f"cpt.curves_only names {extra}, which are not in cpt.methods {cpt.get('methods')}")
+    return [n for n, r in runs.items() if (flag or not r.get("replicate")) and r.get("entry") not in curves]
 
 
 def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_dir: str | Path | None,

@@ -21,12 +21,15 @@ def test_run_names_cover_methods_budgets_seeds_and_ablations():
                          "solar-20-seed1", "lesa-unfrozen", "solar-dup"}
     # what trains comes from the method table, not from the run's name
     assert runs["lesa-20-seed1"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 1, "trains": "new",
-                                      "ablation": None, "predictor_seed": None, "replicate": True}
+                                      "ablation": None, "predictor_seed": None, "replicate": True,
+                                      "entry": "lesa"}
     assert runs["solar-10-seed0"]["trains"] == "all" and runs["base-10-seed0"]["trains"] == "all"
     assert runs["lesa-unfrozen"] == {"method": "lesa", "options": {}, "steps": 20, "seed": 0, "trains": "all",
-                                     "ablation": "unfrozen", "predictor_seed": None, "replicate": False}
+                                     "ablation": "unfrozen", "predictor_seed": None, "replicate": False,
+                                     "entry": "lesa-unfrozen"}
     assert runs["solar-dup"] == {"method": "solar", "options": {}, "steps": 20, "seed": 0, "trains": "new",
-                                 "ablation": "dup_only", "predictor_seed": None, "replicate": False}
+                                 "ablation": "dup_only", "predictor_seed": None, "replicate": False,
+                                 "entry": "solar-dup"}
     assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
     with pytest.raises(ValueError, match="already trains 'new'"):
         run_names({**cpt, "dup_only": ["lesa"]})
@@ -41,7 +44,8 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
     assert runs["lesa_raw"]["trains"] == "new" and runs["lesa-unfrozen"]["trains"] == "all"
     # a variant of the profile is grown by its plan method with its options, and trains its new layers
     assert runs["lesa_fp-0"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 30, "seed": 0,
-                                       "trains": "new", "ablation": None, "predictor_seed": None, "replicate": False}
+                                       "trains": "new", "ablation": None, "predictor_seed": None, "replicate": False,
+                                       "entry": "lesa_fp-0"}
     with pytest.raises(ValueError, match="not variants of the profile"):
         run_names({**prof["cpt"], "methods": ["lesa_fp-0.7"]}, prof["expansion"]["variants"])
 
@@ -129,7 +133,8 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert {n for n, r in runs.items() if r["method"] == "llama_pro"} == {f"llama_pro-seed{s}" for s in range(3)}
     assert {r["seed"] for r in runs.values() if r["method"] == "llama_pro"} == {0, 1, 2}
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
-                                    "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True}
+                                    "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True,
+                                    "entry": "lesa_fp-0"}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
     assert runs["solar"]["trains"] == "all" and len(runs) == 19
     assert runs["random_zero_out"]["method"] == "random_zero_out" and runs["random_zero_out"]["trains"] == "new"
@@ -147,6 +152,11 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert len(evaluated) == 11 and evaluated_runs(runs, {**long["cpt"], "eval_replicates": True}) == list(runs)
     with pytest.raises(ValueError, match="eval_replicates"):
         evaluated_runs(runs, {"eval_replicates": "no"})
+    # a method trained for its held-out curves alone (cpt.curves_only): none of its runs gets the suite
+    curves = evaluated_runs(runs, {**long["cpt"], "curves_only": ["lesa_fp-0", "lesa"]})
+    assert set(evaluated) - set(curves) == {"lesa_fp-0-p0", "lesa"} and "lesa-unfrozen" in curves
+    with pytest.raises(ValueError, match="curves_only"):
+        evaluated_runs(runs, {**long["cpt"], "curves_only": ["lesa_fp-0.5"]})
 
 
 def test_profile_extends_errors(tmp_path, monkeypatch):
