@@ -26,7 +26,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "lesa_ridge": ("Ridge predictor", "#B07A00"),
     "svd_interp": ("Per-layer SVD interpolation (ours)", "#6A3D9A"),
     "copy_scaled": ("Copy, o/down scaled", "#555555"),
-    "random_zero_out": ("Random, o/down zeroed", "#2B7BA8"),
+    "random_zero_out": ("Random, o/down zeroed", "#AA4499"),   # not a blue: LLaMA Pro's is, and they share figures
     "lesa-lambda0": ("LESA, λ = 0", "#F5C26B"),
 }
 # names found in result files and in the paper's tables, mapped to a method id

@@ -122,6 +122,30 @@ def test_one_name_and_colour_per_method():
     assert len({c for _, c in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
 
 
+def _cielab(hex_colour):
+    """CIE L*a*b* (D65) of an sRGB colour: Euclidean distances in it follow perceived differences."""
+    import matplotlib.colors as mc
+    import numpy as np
+    rgb = np.array(mc.to_rgb(hex_colour))
+    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    f = lambda t: np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    fx, fy, fz = f(xyz / np.array([0.95047, 1.0, 1.08883]))
+    return np.array([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)])
+
+
+def test_method_colours_are_told_apart():
+    # distinct hex codes are not enough: the random control was once #2B7BA8 beside LLaMA Pro's #0072B2
+    # (distance 12) in chapter 6's curves. 20 CIELAB units: clearly different side by side
+    import itertools
+    import numpy as np
+    close = [(a, b, round(float(np.linalg.norm(_cielab(ca) - _cielab(cb))), 1))
+             for (a, (_, ca)), (b, (_, cb)) in itertools.combinations(P.METHODS.items(), 2)
+             if np.linalg.norm(_cielab(ca) - _cielab(cb)) < 20]
+    assert not close, close
+    assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(P.METHODS["llama_pro"][1])) < 20    # the test can fail
+
+
 def test_commit_and_hardware_labels():
     assert commit_label({"commit": "0123456789abcdef"}) == "`0123456789`"
     # a run that only rewrote result files ran committed code: no dirty mark is recorded at all
