@@ -50,8 +50,8 @@ ABLATIONS = {
 def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
     """run name -> {method, options, steps, seed, trains ("new" | "all"), ablation (None or an ABLATIONS key),
     predictor_seed, replicate, entry (the cpt.methods entry it runs, or the ablation's name)} for methods x
-    budgets x seeds, plus each requested ablation (largest budget, first seed). A method may name one of the profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan
-    method and options). ``replicate``: a run that repeats its method on another data or predictor seed
+    budgets x seeds, plus each requested ablation (largest budget, first seed). A method may name one of the
+    profile's `expansion.variants` (e.g. "lesa_fp-0.1": its plan method and options). ``replicate``: a run that repeats its method on another data or predictor seed
     than the method's first (its held-out curve gives the spread; see ``evaluated_runs``)."""
     steps = cpt["train"]["steps"]
     budgets = cpt.get("budgets") or [steps]

@@ -139,9 +139,9 @@ def test_method_colours_are_told_apart():
     # (distance 12) in chapter 6's curves. 20 CIELAB units: clearly different side by side
     import itertools
     import numpy as np
-    close = [(a, b, round(float(np.linalg.norm(_cielab(ca) - _cielab(cb))), 1))
-             for (a, (_, ca)), (b, (_, cb)) in itertools.combinations(P.METHODS.items(), 2)
-             if np.linalg.norm(_cielab(ca) - _cielab(cb)) < 20]
+    dist = {(a, b): float(np.linalg.norm(_cielab(ca) - _cielab(cb)))
+            for (a, (_, ca)), (b, (_, cb)) in itertools.combinations(P.METHODS.items(), 2)}
+    close = {pair: round(d, 1) for pair, d in dist.items() if d < 20}
     assert not close, close
     assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(P.METHODS["llama_pro"][1])) < 20    # the test can fail
 
