@@ -7,6 +7,7 @@ lets through.
 - log lines and stray reprs in notebook outputs (``[data] ...``, ``[eval] ...``, tqdm bars,
   ``PosixPath(...)``, ``<Figure size ...>``);
 - a content image that is not a numbered figure with a caption, or whose alt text is a file path;
+- a script or stylesheet loaded from the network (MathJax from a CDN: equations stay raw TeX offline);
 - (with --screenshots) the landing and scoreboard pages in headless Chromium at desktop and phone
   width must not be blank.
 Broken links and images are found by lesa.book.check_links.
@@ -26,6 +27,7 @@ LOG_LINE = re.compile(r"^[ \t]*\[(?:data|eval|lesa|book|cpt|train|bench|setup|ex
 TQDM = re.compile(r"\d+%\|[^|\n]*\|\s*\d+/\d+|\d+(?:\.\d+)?(?:it|s)/s\]")
 REPRS = re.compile(r"PosixPath\(|WindowsPath\(|<Figure size \d|<matplotlib\.\w+|<Axes:|object at 0x[0-9a-f]+>")
 PATH_ALT = re.compile(r"(^|/)[^ ]*\.(png|jpe?g|svg|gif|webp)$|^[0-9a-f]{32,}|^\.\.?/|^_images/", re.I)
+REMOTE = re.compile(r"^(?:https?:)?//", re.I)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
@@ -107,7 +109,13 @@ def _is_content_image(img: _Node) -> bool:
 def check_html(html: str, page: str = "page") -> list[str]:
     """Problems of one rendered page, one line each ("<page>: <what>"); empty when it reads well."""
     problems: list[str] = []
-    body = _content(parse(html))
+    root = parse(html)
+    for n in root.iter():                        # the whole page: the theme's <head> loads scripts too
+        url = n.attrs.get("src") if n.tag == "script" else (
+            n.attrs.get("href") if n.tag == "link" and "stylesheet" in (n.attrs.get("rel") or "") else None)
+        if url and REMOTE.match(url):
+            problems.append(f"{page}: loads {url[:80]} from the network (the book must read offline)")
+    body = _content(root)
     for n in body.iter():
         if n.tag == "p":
             t = n.all_text()

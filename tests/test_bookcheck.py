@@ -44,6 +44,13 @@ FIG_OK = ("<figure class='align-default' id='fig-x'><img alt='Loss against token
     (FIG_OK.replace("Loss against tokens for four methods", ""), FIG_OK, "alt text"),
     (FIG_OK.replace("Loss against tokens for four methods", "results/cpu/04_cpt_curves/figures/loss.png"), FIG_OK,
      "alt text"),
+    # equations typeset by MathJax from a CDN stay raw TeX offline; scripts and stylesheets must be the book's own
+    ("<script defer src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js'></script>",
+     "<script defer src='../_static/mathjax/tex-svg.js'></script>", "from the network"),
+    ("<script src='//cdn.example.org/x.js'></script>", "<a href='https://arxiv.org/abs/2502.13794'>paper</a>",
+     "from the network"),
+    ("<link rel='stylesheet' href='https://fonts.example.org/a.css'/>",
+     "<link rel='stylesheet' href='../_static/lesa.css'/>", "from the network"),
 ])
 def test_each_defect_is_found_and_its_fix_passes(bad, good, needle):
     found = bc.check_html(page(bad), "p.html")
@@ -169,3 +176,14 @@ def test_provenance_names_only_files_that_affect_results(monkeypatch):
     prov = store.provenance()
     assert prov["commit"] == "abc" and prov["dirty_files"] == [] and prov["hardware"]["cpu_model"]
     json.dumps(prov)
+
+
+def test_the_books_mathjax_is_vendored():
+    """_config.yml points MathJax at a file the book ships (book/_static), which the build copies."""
+    import yaml
+
+    from lesa.book_common import PROJECT_ROOT
+    cfg = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert not bc.REMOTE.match(cfg["mathjax_path"])
+    js = PROJECT_ROOT / cfg["html_static_path"][0] / cfg["mathjax_path"]
+    assert js.stat().st_size > 1_000_000 and b"MathJax" in js.read_bytes()[:2_000_000]
