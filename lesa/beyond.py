@@ -72,6 +72,18 @@ def heldout_vs_reference(logs: list[list[dict]], ref: list[list[dict]], later: f
             "end_diff": points[-1]["median"] - points[-1]["ref_median"] if points else None}
 
 
+def against_range(cmp: dict) -> str | None:
+    """Where one method's seeds lie against the reference's range over the later evaluations of
+    heldout_vs_reference's ``cmp``, whatever the seed counts (its result says "single seed" for one run
+    against a reference's several): "below" / "above" when at every later evaluation all of them lie
+    below / above all the reference's seeds, "within" otherwise; None without common evaluations."""
+    states = {p["state"] for p in cmp["points"]}
+    if not states:
+        return None
+    return {"lower": "below", "higher": "above"}.get(next(iter(states))) if len(states) == 1 and \
+        states <= {"lower", "higher"} else "within"
+
+
 def tokens_to_reach(log: list[dict], target: float) -> int | None:
     """Training tokens at the first evaluation whose held-out loss is at or below ``target`` (None: never)."""
     return next((int(e["tokens"]) for e in log if "tokens" in e and e["heldout_loss"] <= target), None)

@@ -100,6 +100,10 @@ def _seed_word(group: list[dict]) -> str:
     return "data orders" if data and not pred else "predictor seeds" if pred and not data else "seeds"
 
 
+# plan options that reshape a prediction's SVD (lesa.plans: the spectrum test) -> (line style, marker)
+RESHAPED_STYLE = {"spectrum": ("-.", "^"), "directions": ((0, (1, 1)), "x")}
+
+
 def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, what_varies: str = "seeds",
           **kw) -> None:
     """One run: its curve. Several seeds: the median curve and a shaded min-max band over the steps all
@@ -110,6 +114,9 @@ def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], r: dict, lab: str, wh
         # the same method in another placement keeps its colour (one colour per method) and is told
         # apart by its line and marker
         style.update(ls=":" if style["ls"] == "-" else "-.", marker="s" if "marker" in kw else None)
+    reshaped = next((RESHAPED_STYLE[k] for k in (r.get("options") or {}) if k in RESHAPED_STYLE), None)
+    if reshaped:                    # the spectrum test's runs: the method's colour, their own line and marker
+        style.update(ls=reshaped[0], marker=reshaped[1] if "marker" in kw else None)
     if len(curves) == 1:
         ax.plot(*curves[0], label=lab, **style)
         return

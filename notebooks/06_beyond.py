@@ -20,8 +20,10 @@
 #
 # - **Shows**: our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new
 #   layers are identity blocks: perplexity before training over three predictor seeds, held-out loss during
-#   continual pre-training (CPT) against tokens and training compute with seed bands, and the trained models'
-#   perplexity and benchmarks; a plain answer. Nothing here is a claim of the paper.
+#   continual pre-training (CPT) against tokens and training compute with seed bands, what the new layers offer
+#   training at step 0, a controlled test of why the predictions train slower (their spectrum or their
+#   directions), and the trained models' perplexity and benchmarks; a plain answer. Nothing here is a claim of
+#   the paper.
 # - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
 #   runs (`python -m lesa.cpt --profile <profile>`) and notebook 5 (after training) wrote.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
@@ -84,6 +86,11 @@ cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), resul
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
 runs = {n: r for n, r in runs.items() if r["completed"] or source == profile}   # a longer profile: finished runs only
 groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
+# the spectrum test's runs (a prediction's singular values or vectors replaced) are a test of a cause, not
+# variants: they have their own section below
+reshaped = lambda key: bool({"spectrum", "directions"} & set(dict(key[1])))
+test_groups = {k: v for k, v in groups.items() if reshaped(k)}
+groups = {k: v for k, v in groups.items() if not reshaped(k)}
 lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
 label_of = lambda k: P.run_label(k[0], True, options=dict(k[1]))
 rows, curves = [], {}
@@ -104,6 +111,14 @@ if lp_key:
                                                                     if all(r is not None for r in reach) else
                                                                     f"not reached by {sum(r is None for r in reach)} of {len(reach)} seeds"),
                      "_result": cmp["result"] if cmp else None, "_key": key})
+
+# the spectrum test's runs against the o/down-scaled variant (α = 0, LESA's gaps): each below / within / above
+# the variant's seed range at every later evaluation (B.against_range)
+fp_key = next((k for k in groups if k[0] == "lesa_fp" and dict(k[1]).get("gaps") in (None, "top")
+               and dict(k[1]).get("alpha") == 0.0), None)
+spec_pos = {o: B.against_range(B.heldout_vs_reference([runs[n]["eval"] for n in names],
+                                                      [runs[n]["eval"] for n in groups[fp_key]], later))
+            for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])} if fp_key else {}
 
 # ---- after training: notebook 5's table (first seed of each method), from the same CPT source
 after_dir, _ = A.find_results(source or profile, "05_downstream", (), results_root)
@@ -161,6 +176,12 @@ if rows:
                          f"LLaMA Pro's are, ends {v['end_diff']:+.3f} nats per token from the same variant in LESA's gaps "
                          f"(median over {len(groups[r['_key']])} and {len(groups[twin])} predictor seeds; negative: lower), "
                          f"and {r['− LLaMA Pro (median, end)']:+.3f} from LLaMA Pro.")
+    if spec_pos:
+        found.append("The spectrum test (ours, one predictor seed each, below): "
+                     + "; ".join(f"the run with {what} lies {spec_pos[o]} the o/down-scaled variant's seed range in the "
+                                 "later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
+                                                              ("directions", "the predicted singular values on random directions"))
+                                 if spec_pos.get(o)) + ".")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
                  f"(`python -m lesa.cpt --profile {profile}`).")
@@ -271,9 +292,8 @@ if diag and rows:
         pts = pd.DataFrame([{"run": n, "grad": d["grad_l1"], "end": runs[n]["eval"][-1]["heldout_loss"]} for n, d in at_base])
         rho = pts["grad"].rank().corr(pts["end"].rank())           # Spearman: Pearson on ranks
         lesa_row = next((r for r in diag_rows if r["_key"][0] == "lesa"), None)
-        # each method's plain row: LESA's gaps, no reshaped spectrum or directions (those are the controlled test below)
-        by = {r["_key"][0]: r for r in diag_rows if dict(r["_key"][1]).get("gaps") in (None, "top")
-              and not {"spectrum", "directions"} & set(dict(r["_key"][1]))}
+        # each method's plain row: LESA's gaps (the spectrum test's runs are not in groups: they are below)
+        by = {r["_key"][0]: r for r in diag_rows if dict(r["_key"][1]).get("gaps") in (None, "top")}
         fp, cp, rnd = by.get("lesa_fp"), by.get("copy_scaled"), by.get("random_zero_out")
         text = []
         if lesa_row:
@@ -298,6 +318,90 @@ if diag and rows:
 else:
     page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.diagnose --profile "
             f"{source or profile}`).")
+
+# %% [markdown]
+# ## Is it the spectrum? A controlled test (ours)
+# The table above shows what sets LESA's predicted q, k, v, gate and up apart from the layer below: about its norm,
+# but a small part of its effective rank. Random weights of full rank in the same places (the control) train
+# faster than the predictions. A predicted weight carries two things, its singular values (the spectrum, which
+# sets the effective rank) and its singular vectors (the directions); two runs of the o/down-scaled variant (α = 0,
+# LESA's gaps, the same tokens) on the median predictor seed change one each (`lesa.plans`, ours):
+#
+# * **spectrum = neighbours**: the predicted singular vectors with the singular values of its two neighbours
+#   (their mean, sorted): the prediction's directions at the neighbours' effective rank;
+# * **directions = random**: the predicted singular values on random orthonormal singular vectors: the collapsed
+#   spectrum without the prediction's directions.
+#
+# If the first trains faster than the variant and the second like it, the collapsed spectrum is what holds the
+# predictions back; if the first trains like the variant, it is not. Each test run has one seed: it is read against
+# the range of the variant's predictor seeds at every held-out evaluation in the later half of the run.
+
+# %% mystnb={"figure": {"caption": "The spectrum test: held-out loss during CPT of the o/down-scaled variant (\u03b1 = 0; median and range of its predictor seeds), the same variant with its predicted weights' singular values replaced by the neighbours' (dash-dot, triangles) or its singular vectors replaced by random ones (dotted, crosses), the two controls in the same places, and LLaMA Pro (range of its data orders), against training tokens and training compute.", "name": "fig-beyond-spectrum"}, "image": {"alt": "Held-out loss curves of the o/down-scaled variant, its two reshaped versions, the copy and random controls and LLaMA Pro, against tokens and FLOPs."}} tags=["hide-input"]
+spec_rows = []
+if test_groups and fp_key and lp_key:
+    ctrl_keys = [k for k in groups if k[0] in ("copy_scaled", "random_zero_out")]
+    shown = {n: runs[n] for k in (fp_key, *test_groups, *ctrl_keys, lp_key) for n in groups.get(k) or test_groups[k]}
+    page.save(P.heldout_loss_curves(shown, flops=B.flops_at), "beyond_spectrum");
+    seed_of = lambda n: runs[n]["summary"]["run"].get("predictor_seed")
+    fp_logs = [runs[n]["eval"] for n in groups[fp_key]]
+    rnd_key = next((k for k in ctrl_keys if k[0] == "random_zero_out"), None)
+    for key in (fp_key, *test_groups, *ctrl_keys):
+        for n in (groups.get(key) or test_groups[key]):
+            twin = next((m for m in groups[fp_key] if seed_of(m) == seed_of(n)), None) if key in test_groups else None
+            d = (diag or {}).get("runs", {}).get(n)
+            read = ("q", "k", "v", "gate", "up")
+            cmp = B.heldout_vs_reference([runs[n]["eval"]], fp_logs, later) if key != fp_key else None
+            spec_rows.append({       # the controls have no predictor (random_zero_out's seed draws its weights)
+                "run": label_of(key), "predictor seed": seed_of(n) if key[0] == "lesa_fp" else "–",
+                "weights: eff. rank ÷ below": float(pd.Series([d["weights"][t]["erank_ratio"] for t in read]).median()) if d else None,
+                "attention: eff. rank ÷ below": d["features"]["o"]["erank_ratio"] if d else None,
+                "first gradient (L1)": d["grad_l1"] if d else None,
+                "end loss": f"{runs[n]['eval'][-1]['heldout_loss']:.3f}",
+                "− variant (end, median of its seeds)": f"{cmp['end_diff']:+.3f}" if cmp else "–",
+                "later half against the variant's seeds": B.against_range(cmp) if cmp else "(the reference)",
+                "_key": key, "_name": n, "_twin": twin, "_cmp": cmp})
+else:
+    page.md("Not yet run: the spectrum test's two runs (`lesa_fp-0-spec`, `lesa_fp-0-randdir` in the `cpu-long` "
+            "profile), or the variant and LLaMA Pro they are read against, have not trained on the "
+            f"{source or profile} profile.")
+
+# %% tags=["hide-input"]
+if spec_rows:
+    page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in spec_rows]),
+               csv="spectrum_test.csv", index=False, digits=3)
+    test = {o: next((r for r in spec_rows if o in dict(r["_key"][1])), None) for o in ("spectrum", "directions")}
+    end = lambda n: runs[n]["eval"][-1]["heldout_loss"]
+    rnd = next((r for r in spec_rows if r["_key"][0] == "random_zero_out"), None)
+    n_fp = len(groups[fp_key])
+    pos = spec_pos
+    text = []
+    where = {"below": f"below all {n_fp} of its seeds at every evaluation in the later half",
+             "above": f"above all {n_fp} of its seeds at every evaluation in the later half",
+             "within": f"inside its {n_fp} seeds' range at one or more evaluations in the later half"}
+    for o, what in (("spectrum", "With its neighbours' singular values, the predicted layers"),
+                    ("directions", "The predicted singular values on random directions")):
+        r = test[o]
+        if r:
+            same = end(r["_name"]) - end(r["_twin"]) if r["_twin"] else None
+            text.append(f"{what} end {r['− variant (end, median of its seeds)']} nats per token from the variant's median"
+                        + (f" ({same:+.3f} from its run on the same predictor seed)" if same is not None else "")
+                        + f", {where[pos[o]]}"
+                        + (f", and {end(r['_name']) - end(rnd['_name']):+.3f} from random weights of full rank in the same "
+                           "places." if rnd else "."))
+    read_spec = {"below": "Restoring the spectrum speeds training: the collapsed spectrum is part of what holds the predictions back.",
+                 "within": "Restoring the spectrum does not take the curve out of the variant's seed range: the collapsed "
+                           "spectrum alone does not explain why the predictions train slower than random weights.",
+                 "above": "Restoring the spectrum slows training further."}
+    read_dir = {"within": "Random directions with the predicted spectrum train like the predictions: what training uses of "
+                          "the predicted weights is no more than their spectrum.",
+                "below": "Random directions with the predicted spectrum train faster than the predictions: the predicted "
+                         "directions themselves are a handicap.",
+                "above": "Random directions with the predicted spectrum train slower: the predicted directions carry "
+                         "something that training uses."}
+    text += [read_spec[pos["spectrum"]]] if pos.get("spectrum") else []
+    text += [read_dir[pos["directions"]]] if pos.get("directions") else []
+    text.append(f"One predictor seed and one data order per test run (ours); the variant's range is over {n_fp} predictor seeds.")
+    page.md("**What the test says.** " + " ".join(text))
 
 # %% [markdown]
 # ## After training

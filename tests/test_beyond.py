@@ -35,6 +35,18 @@ def test_overlapping_ranges_higher_and_single_seed_are_not_wins():
     assert B.heldout_vs_reference([log([3.0, 2.0], every=7)] * 2, LP)["result"] == "no common evaluations"
 
 
+def test_one_run_against_a_seed_range():
+    # the spectrum test's reading: one run against the variant's seeds, judged at every later evaluation
+    below = B.heldout_vs_reference([log([3.4, 3.2, 3.05, 2.95, 2.9])], LP)
+    assert below["result"] == "single seed" and B.against_range(below) == "below"
+    above = B.heldout_vs_reference([log([3.4, 3.0, 3.2, 3.1, 3.0])], LP)     # below early: the first half is ignored
+    assert B.against_range(above) == "above"
+    # inside the range at the end, below it before: not below at every later evaluation
+    mixed = B.heldout_vs_reference([log([3.4, 3.2, 3.1, 2.95, 2.95])], LP)
+    assert B.against_range(mixed) == "within"
+    assert B.against_range(B.heldout_vs_reference([log([3.0, 2.0], every=7)], LP)) is None
+
+
 def test_tokens_to_reach():
     assert B.tokens_to_reach(LP[0], 3.1) == 200
     assert B.tokens_to_reach(LP[0], 2.0) is None

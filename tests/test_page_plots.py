@@ -68,7 +68,9 @@ def test_heldout_figure_zooms_past_far_off_starts_and_marks_placement():
                 "summary": {"config": {"seed": 0}, "run": {}}}
     runs = {"lesa": run("lesa", 5.5, 3.2), "llama_pro": run("llama_pro", 3.36, 3.02),
             "lesa_fp-0": run("lesa_fp", 3.36, 3.15, {"alpha": 0.0}),
-            "lesa_fp-0-spread": run("lesa_fp", 3.36, 3.08, {"alpha": 0.0, "gaps": "spread"})}
+            "lesa_fp-0-spread": run("lesa_fp", 3.36, 3.08, {"alpha": 0.0, "gaps": "spread"}),
+            "lesa_fp-0-spec": run("lesa_fp", 3.36, 3.1, {"alpha": 0.0, "spectrum": "neighbours"}),
+            "lesa_fp-0-randdir": run("lesa_fp", 3.36, 3.12, {"alpha": 0.0, "directions": "random"})}
     fig = P.heldout_loss_curves(runs)
     ax = fig.axes[0]
     assert 3.36 < ax.get_ylim()[1] < 4.0, ax.get_ylim()
@@ -76,6 +78,11 @@ def test_heldout_figure_zooms_past_far_off_starts_and_marks_placement():
     lines = {l.get_label(): l for l in ax.get_lines()}
     top, spread = lines["LESA, o/down scaled (ours), α = 0"], lines["LESA, o/down scaled (ours), α = 0, placement = spread"]
     assert top.get_color() == spread.get_color() and top.get_linestyle() != spread.get_linestyle()
+    # the spectrum test's runs too: one colour for the method, each its own line and marker
+    same = [top, spread, lines["LESA, o/down scaled (ours), α = 0, spectrum = neighbours"],
+            lines["LESA, o/down scaled (ours), α = 0, directions = random"]]
+    assert len({l.get_color() for l in same}) == 1
+    assert len({(str(l.get_linestyle()), l.get_marker()) for l in same}) == 4
     # without zoom the axis spans every point, and nothing is marked
     ax = P.heldout_loss_curves(runs, zoom=False).axes[0]
     assert ax.get_ylim()[1] > 5.5 and not ax.texts
