@@ -28,14 +28,14 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
                           root: str | Path | None = None, methods: tuple[str, ...] | None = None,
                           suite: bool = True) -> tuple[str, ...]:
     """Those of ``profiles`` that extend profile ``of`` (its longer budget, e.g. cpu-long of cpu) and whose
-    every CPT run (lesa.cpt.run_names) has finished, and been evaluated where the profile evaluates it
-    (lesa.cpt.evaluated_runs): only a complete set of runs replaces a profile's own (a partial one would
-    mix budgets in one verdict).
+    every CPT run (lesa.cpt.run_names; but those marked ``cpt.optional``, lesa.cpt.required_runs) has finished,
+    and been evaluated where the profile evaluates it (lesa.cpt.evaluated_runs): only a complete set of runs
+    replaces a profile's own (a partial one would mix budgets in one verdict).
 
     ``methods``: only the runs of these plan methods on their own recipe (no ablations) must have finished,
     for a page that shows only those (chapter 6: LLaMA Pro against the variants); ``suite=False``: their
     training is enough (the page reads held-out curves, not the post-training suite)."""
-    from .cpt import evaluated_runs, finished_summary, run_names
+    from .cpt import evaluated_runs, finished_summary, required_runs, run_names
     from .profiles import ProfileError, load_profile
 
     out = []
@@ -49,6 +49,7 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
         base = Path(root or PROJECT_ROOT / "results") / p
         runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
         evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs and suite else set()
+        runs = required_runs(runs, prof["cpt"]) if runs else runs
         if methods is not None:
             runs = {n: r for n, r in runs.items() if r["method"] in methods and r["ablation"] is None}
         done = lambda n: (finished_summary(base, n) is not None

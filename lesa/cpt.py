@@ -107,6 +107,18 @@ def evaluated_runs(runs: dict[str, dict], cpt: dict) -> list[str]:
     return [n for n, r in runs.items() if (flag or not r.get("replicate")) and r.get("entry") not in curves]
 
 
+def required_runs(runs: dict[str, dict], cpt: dict) -> dict[str, dict]:
+    """The runs a profile's results must all have before they replace a shorter profile's in the book
+    (lesa.analysis.complete_cpt_profiles). ``cpt.optional``: cpt.methods entries that do not hold that back, a
+    test that one section of a chapter reads and reports as not yet run while it is missing (cpu-long: the
+    spectrum test of chapter 6); no claim reads them."""
+    optional = cpt.get("optional") or []
+    extra = sorted(set(optional) - set(cpt.get("methods") or []))
+    if extra:
+        raise ValueError(f"cpt.optional names {extra}, which are not in cpt.methods {cpt.get('methods')}")
+    return {n: r for n, r in runs.items() if r.get("entry") not in optional}
+
+
 def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_dir: str | Path | None,
                        profile: str, cfg: TrainConfig, *, results_root: str | Path | None = None,
                        ckpt_root: str | Path | None = None, overrides: dict[str, dict] | None = None,

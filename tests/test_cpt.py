@@ -1,10 +1,11 @@
 """The profile CPT runner end to end on the smoke profile: grow by each method, train the new
 layers on the same tokens, evaluate; a second call reuses every finished run."""
 import json
+import shutil
 
 import pytest
 
-from lesa.cpt import TRAINS, evaluated_runs, run_names, run_profile_cpt
+from lesa.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
 from lesa.data import DataError, latest_corpus
 from lesa.profiles import load_profile
 from lesa.store import PROJECT_ROOT, cache_dir
@@ -188,8 +189,17 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa")
     assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
     assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
-    (tmp_path / "cpu-long" / "cpt" / names[-1] / "summary.json").write_text(json.dumps({"completed": False}))
+    # the spectrum test's runs (cpt.optional) do not hold the switch back; any other run does
+    optional = [n for n in names if runs[n]["entry"] in prof["cpt"]["optional"]]
+    assert optional == ["lesa_fp-0-spec", "lesa_fp-0-randdir"]
+    for n in optional:
+        shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    last = [n for n in names if n not in optional][-1]
+    (tmp_path / "cpu-long" / "cpt" / last / "summary.json").write_text(json.dumps({"completed": False}))
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    with pytest.raises(ValueError, match="cpt.optional"):
+        required_runs(runs, {**prof["cpt"], "optional": ["lesa_fp-9"]})
 
 
 def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
@@ -199,7 +209,8 @@ def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
-    needed = [n for n, r in runs.items() if r["method"] in mine and r["ablation"] is None]
+    needed = [n for n, r in runs.items() if r["method"] in mine and r["ablation"] is None
+              and r["entry"] not in prof["cpt"]["optional"]]
     assert len(needed) == 12   # three data orders of LLaMA Pro, three predictor seeds of each variant (two top-placed, one spread)
     for n in needed[:-1]:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
