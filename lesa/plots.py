@@ -206,7 +206,10 @@ def _zoom_past_starts(axes: list, drawn: list[tuple[str, str, list]]) -> None:
 # ------------------------------------------------------------------------------- notebook 5
 def main_table_plot(rows: list[dict]) -> Any:
     """rows: {"source", "model", "ppl", "avg"} -> perplexity and benchmark average, one row of panels
-    per source (their scales and benchmark sets differ, so each source has its own x-axis)."""
+    per source (their scales and benchmark sets differ, so each source has its own x-axis). Sources are
+    named above their row and long model names wrap, so the bars keep the page's width."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     sources = list(dict.fromkeys(r["source"] for r in rows))
@@ -219,7 +222,8 @@ def main_table_plot(rows: list[dict]) -> Any:
             ax = axes[i, j]
             vals = [r.get(key) if r.get(key) is not None else np.nan for r in rs]
             ax.barh(range(len(rs)), vals, color=[color(r["model"]) for r in rs])
-            ax.set_yticks(range(len(rs)), [display_name(r["model"]) for r in rs] if j == 0 else [""] * len(rs))
+            ax.set_yticks(range(len(rs)), [textwrap.fill(display_name(r["model"]), 34) for r in rs] if j == 0
+                          else [""] * len(rs))
             ax.invert_yaxis()
             for k, v in enumerate(vals):
                 if np.isfinite(v):
@@ -229,9 +233,9 @@ def main_table_plot(rows: list[dict]) -> Any:
             finite = [v for v in vals if np.isfinite(v)]
             if finite:
                 ax.set_xlim(0, max(finite) * 1.25)
-            if i == 0:
-                ax.set_title({"ppl": "perplexity (lower is better)", "avg": "benchmark average, % (higher is better)"}[key])
-        axes[i, 0].set_ylabel(s, rotation=0, ha="right", va="center", fontsize=8, labelpad=8)
+            if i == n - 1:
+                ax.set_xlabel({"ppl": "perplexity (lower is better)", "avg": "benchmark average, % (higher is better)"}[key])
+        axes[i, 0].set_title(s, loc="left", fontsize=9, fontweight="bold")
     fig.suptitle("Final quality by source; each row of panels has its own x-axis (models, data and benchmark "
                  "sets differ by source)", fontsize=9)
     return fig

@@ -180,7 +180,28 @@ def _legend(fig: Any, ax_from: Any, legend_ax: Any = None, ncol: int = 4, **kw) 
     if legend_ax is not None:
         legend_ax.legend(handles, labels, loc="center", ncol=1, **kw)
     else:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(ncol, len(handles)), **kw)
+        cols = _legend_columns(fig, labels, ncol)
+        rows = -(-len(labels) // cols)
+        if rows > 2:          # the panels keep their height: the figure grows by the legend's extra rows
+            pt = _legend_pt()
+            fig.set_figheight(fig.get_figheight() + (rows - 2) * 1.4 * pt / 72)
+        fig.legend(handles, labels, loc="outside lower center", ncol=cols, **kw)
+
+
+def _legend_pt() -> float:
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(size=plt.rcParams["legend.fontsize"]).get_size_in_points()
+
+
+def _legend_columns(fig: Any, labels: list[str], ncol: int) -> int:
+    """At most ``ncol`` columns, as many as fit the figure's width: a legend wider than its figure widens
+    the saved image, and the page then shrinks the whole figure to its column (long variant names in
+    many columns made chapter 4's panels unreadably small)."""
+    pt = _legend_pt()
+    per_col = (max(map(len, labels)) * 0.55 + 4) * pt     # text at ~0.55 em a character, plus handle and gaps
+    return max(1, min(ncol, len(labels), int(fig.get_figwidth() * 72 // per_col)))
 
 
 # model (or case) label -> colour, in order of appearance: the figures that compare models use these

@@ -86,3 +86,24 @@ def test_heldout_figure_zooms_past_far_off_starts_and_marks_placement():
     # without zoom the axis spans every point, and nothing is marked
     ax = P.heldout_loss_curves(runs, zoom=False).axes[0]
     assert ax.get_ylim()[1] > 5.5 and not ax.texts
+
+
+def test_a_long_legend_stacks_instead_of_widening_the_figure(tmp_path):
+    """Chapter 4's curves name a dozen runs, some with long variant names: in three columns their legend
+    was wider than the page and the saved image shrank to a fraction of its column. The legend now takes
+    as many columns as fit, and the figure grows downwards for its rows."""
+    from PIL import Image
+
+    from lesa.plots_style import PAGE_W, setup
+    setup()
+    def run(method, options):
+        rows = [{"step": s, "tokens": s * 1024, "flops": s * 1e12, "loss": 3.0 + 1 / s} for s in range(1, 30)]
+        return {"method": method, "options": options, "frozen": True, "train": rows, "eval": [],
+                "summary": {"config": {"seed": 0}, "run": {"predictor_seed": 0}}}
+    runs = {f"lesa_fp-{i}": run("lesa_fp", {"alpha": i / 10, "gaps": "spread" if i % 2 else "top"}) for i in range(10)}
+    runs["llama_pro"] = run("llama_pro", {})
+    fig = P.cpt_curves(runs, ("tokens", "flops"))
+    assert fig.get_figheight() > 3.0                      # grown for the stacked rows
+    png = P.save(fig, tmp_path, "curves")
+    dpi = matplotlib.rcParams["savefig.dpi"]
+    assert Image.open(png).size[0] <= PAGE_W * dpi * 1.05
