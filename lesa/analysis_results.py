@@ -87,6 +87,18 @@ def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
     return runs
 
 
+def run_seeds(run: dict) -> dict:
+    """The seeds that tell a run from its replicates (which share its display name), as its summary
+    records them: {"data order": the data seed, "predictor seed": the seed its new layers were predicted
+    with, "–" for a method that uses none (lesa.cpt.SEEDLESS)}."""
+    from .cpt import SEEDLESS
+
+    s = run["summary"]
+    ps = (s.get("run") or {}).get("predictor_seed")
+    return {"data order": (s.get("config") or {}).get("seed", "–"),
+            "predictor seed": "–" if run["method"] in SEEDLESS or ps is None else ps}
+
+
 def _method_runs(runs: dict[str, dict], frozen: bool):
     """(method key, run name, run) for every frozen (or unfrozen) run that trained, in name order; the
     unexpanded 'base' control trains every layer and is never a frozen run. The one filter both

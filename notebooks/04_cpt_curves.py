@@ -50,8 +50,8 @@ from lesa.page import Page
 from lesa.store import commit_label, hardware_label, read_json, write_json
 
 page = Page("04_cpt_curves", profile, results_root)
-cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
+longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
+cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
 frozen = A.runs_by_method(runs, frozen=True)        # each method's own recipe (SOLAR: every layer)
 unfrozen = A.runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)
@@ -104,7 +104,12 @@ if not runs:
             f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.cpt --profile {profile}` "
             "and re-execute this notebook.")
 else:
-    if source != profile:
+    if source in longer:
+        tokens = sorted({r["summary"].get("tokens") for r in runs.values() if r["summary"].get("tokens")})
+        page.md(f"**Rendered from the `{source}` profile's runs** (`{cpt_dir}`): it extends this profile with a longer "
+                f"budget ({' to '.join(C.fmt(t) for t in tokens)} tokens per run), and every one of its runs has "
+                "finished, so they replace this profile's own.")
+    elif source != profile:
         page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
     if pair and source == profile:
         page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
@@ -131,7 +136,7 @@ else:
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if runs:
-    summ = pd.DataFrame([{"run": P.run_title(r), "completed": r["completed"],
+    summ = pd.DataFrame([{"run": P.run_title(r), **A.run_seeds(r), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
                           "last-step loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
@@ -185,7 +190,7 @@ if reach and "llama_pro" in frozen:
     for key, hit in reach["runs"].items():
         r = frozen[key]
         d = C.paired_window(r["train"], lp_rows, "end", smooth_window)
-        beyond.append({"run": P.run_title(r),
+        beyond.append({"run": P.run_title(r), **A.run_seeds(r),
                        f"loss (mean of last {smooth_window} steps)": cmp["final_loss"][key],
                        "loss − LLaMA Pro (end)": d["mean"] if d else None,
                        "SE": d["se"] if d else None,
@@ -209,9 +214,10 @@ else:
     page.md("Not yet run: no LLaMA Pro run to compare against.")
 
 # %% [markdown]
-# ## The longer runs C4 is judged on
-# C4 compares LESA with LLaMA Pro only, so when a longer profile's runs of those two methods have finished, C4 is
-# judged on them (ten times this profile's tokens), with LLaMA Pro trained on several data orders.
+# ## Held-out loss of LESA and LLaMA Pro (C4)
+# C4 compares LESA with LLaMA Pro only, so it is judged on the longest runs of those two methods that have
+# finished: a longer profile's (`cpu-long`: ten times the `cpu` profile's tokens, LLaMA Pro on three data orders)
+# as soon as those two have, even while its other runs have not.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:
@@ -240,7 +246,7 @@ else:
 
 # %% tags=["hide-input"]
 if costs:
-    display(P.table(pd.DataFrame([{"run": P.run_title(runs[n]),
+    display(P.table(pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
                                    "median step s": c["step_s"], "GFLOP/token": c["flops_per_token"] / 1e9,
                                    "measured ratio to LESA": c["measured_ratio"], "FLOP model ratio to LESA": c["flop_model_ratio"]}
                                   for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))

@@ -53,17 +53,17 @@ from IPython.display import display
 
 from lesa import analysis as A, claims as C, plots as P
 from lesa.page import Page, quiet
-from lesa.profiles import load_profile_model
-from lesa.protocol import measure_cached
+from lesa.profiles import load_profile, load_profile_model
+from lesa.protocol import measure_cached, ppl_protocol
 from lesa.store import write_json
 
 page = Page("05_downstream", profile, results_root)
-proto = page.protocol
-ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
-cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root))
+longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
+ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root, prefer=longer)
+cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
 cpt_runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+# the perplexity protocol of the profile whose evaluations this page shows (a longer profile's sets are larger)
+proto = ppl_protocol(load_profile(source)) if source in longer else page.protocol
 stale: list[str] = []          # records of an older training of a run (its weights changed since): left out
 records = A.load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
 ours = A.main_table(records)
@@ -78,6 +78,9 @@ if not ours and cpt_dir:          # fall back to the CPT runs' final held-out pe
 if not ours:
     page.md(f"**Not yet run for profile `{profile}`**: no downstream evaluations under `results/{profile}/downstream/` "
             "and no CPT runs to read a perplexity from.")
+elif source in longer:
+    page.md(f"**Rendered from the `{source}` profile's evaluations**: it extends this profile with a longer training "
+            "budget and larger evaluation sets, and every one of its runs has finished, so they replace this profile's own.")
 elif source != profile:
     page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
 if stale:

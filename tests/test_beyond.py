@@ -100,3 +100,14 @@ def test_variant_names_keep_their_options_and_their_method_colour():
     assert label(name) == name and method_id(name) == "lesa_lowrank"
     assert color(name) == color("lesa_lowrank") and label("lesa_lowrank") == "LESA, low rank (ours)"
     assert label("LLaMA Pro") == "LLaMA Pro" and label("LESA, all layers trained") == "LESA, all layers trained"
+
+
+def test_replicates_are_told_apart_by_their_recorded_seeds():
+    """Seed replicates share a display name; the tables add the data order and predictor seed their
+    summaries record ("–" for a method that predicts nothing)."""
+    from lesa.analysis import run_seeds
+    runs = load_cpt_runs(PROJECT_ROOT / "results" / "cpu-long" / "cpt")
+    assert run_seeds(runs["llama_pro-seed1"]) == {"data order": 1, "predictor seed": "–"}
+    assert run_seeds(runs["lesa_fp-0-p2"]) == {"data order": 0, "predictor seed": 2}
+    assert run_seeds(runs["copy_scaled"])["predictor seed"] == "–"
+    assert len({tuple(run_seeds(runs[n]).values()) for n in ("lesa_fp-0-p0", "lesa_fp-0-p1", "lesa_fp-0-p2")}) == 3
