@@ -7,6 +7,7 @@ lets through.
 - log lines and stray reprs in notebook outputs (``[data] ...``, ``[eval] ...``, tqdm bars,
   ``PosixPath(...)``, ``<Figure size ...>``);
 - a content image that is not a numbered figure with a caption, or whose alt text is a file path;
+- a numbered figure with no image (a figure cell whose only output was text, e.g. "not yet run");
 - a script or stylesheet loaded from the network (MathJax from a CDN: equations stay raw TeX offline);
 - (with --screenshots) the landing and scoreboard pages in headless Chromium at desktop and phone
   width must not be blank.
@@ -129,6 +130,10 @@ def check_html(html: str, page: str = "page") -> list[str]:
                     start = t.rfind("\n", 0, max(m.end() - 1, 0)) + 1
                     line = t[start:].split("\n", 1)[0]
                     problems.append(f"{page}: {what} in an output: {line.strip()[:80]!r}")
+        if n.tag == "figure" and any(c.tag == "figcaption" for c in n.iter()) and \
+                not any(c.tag == "img" for c in n.iter()):
+            cap = next(c for c in n.iter() if c.tag == "figcaption").all_text()
+            problems.append(f"{page}: figure without an image: {' '.join(cap.split())[:60]!r}")
         if n.tag == "img" and _is_content_image(n):
             src = n.attrs.get("src", "")
             alt = n.attrs.get("alt", "").strip()

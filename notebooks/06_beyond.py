@@ -44,6 +44,7 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -120,9 +121,12 @@ spec_pos = {o: B.against_range(B.heldout_vs_reference([runs[n]["eval"] for n in 
                                                       [runs[n]["eval"] for n in groups[fp_key]], later))
             for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])} if fp_key else {}
 
-# ---- after training: notebook 5's table (first seed of each method), from the same CPT source
-after_dir, _ = A.find_results(source or profile, "05_downstream", (), results_root)
-after = read_json(after_dir / "main_table.json")["ours"] if after_dir and (after_dir / "main_table.json").exists() else {}
+# ---- after training: notebook 5's table (first seed of each method), from the same CPT source: this profile's
+# notebook 5 when it showed that source (a complete longer profile replaces this one's runs there too), else the
+# source profile's own notebook 5
+nb5 = [Path(results_root) / p / "05_downstream" / "main_table.json" for p in dict.fromkeys((profile, source or profile))]
+after = next((t["ours"] for t in (read_json(f) for f in nb5 if f.exists())
+              if t.get("source_profile") == (source or profile) and t.get("ours")), {})
 write_json(page.out / "beyond.json", {"init_source_profile": init_source, "cpt_source_profile": source, "later": later,
                                       "init": init_rows, "vs_llama_pro": [{k: v for k, v in r.items() if k != "_key"} for r in rows]});
 
@@ -360,13 +364,13 @@ if test_groups and fp_key and lp_key:
                 "− variant (end, median of its seeds)": f"{cmp['end_diff']:+.3f}" if cmp else "–",
                 "later half against the variant's seeds": B.against_range(cmp) if cmp else "(the reference)",
                 "_key": key, "_name": n, "_twin": twin, "_cmp": cmp})
-else:
+
+# %% tags=["hide-input"]
+if not spec_rows:         # said here, not in the figure's cell: an output there would become the figure
     page.md("Not yet run: the spectrum test's two runs (`lesa_fp-0-spec`, `lesa_fp-0-randdir` in the `cpu-long` "
             "profile), or the variant and LLaMA Pro they are read against, have not trained on the "
             f"{source or profile} profile.")
-
-# %% tags=["hide-input"]
-if spec_rows:
+else:
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in spec_rows]),
                csv="spectrum_test.csv", index=False, digits=3)
     test = {o: next((r for r in spec_rows if o in dict(r["_key"][1])), None) for o in ("spectrum", "directions")}

@@ -44,6 +44,10 @@ FIG_OK = ("<figure class='align-default' id='fig-x'><img alt='Loss against token
     (FIG_OK.replace("Loss against tokens for four methods", ""), FIG_OK, "alt text"),
     (FIG_OK.replace("Loss against tokens for four methods", "results/cpu/04_cpt_curves/figures/loss.png"), FIG_OK,
      "alt text"),
+    # a figure cell whose only output was text: the text becomes a numbered figure without an image
+    ("<figure id='fig-s'><p>Not yet run: the two runs.</p><figcaption><p><span class='caption-number'>Figure 29 "
+     "</span><span class='caption-text'>The spectrum test.</span></p></figcaption></figure>",
+     "<p>Not yet run: the two runs.</p>" + FIG_OK, "figure without an image"),
     # equations typeset by MathJax from a CDN stay raw TeX offline; scripts and stylesheets must be the book's own
     ("<script defer src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js'></script>",
      "<script defer src='../_static/mathjax/tex-svg.js'></script>", "from the network"),
