@@ -413,9 +413,11 @@ else:
 # chapter 5's evaluation; accuracies carry their standard error (SE).
 
 # %% tags=["hide-input"]
-keep = {n: r for n, r in after.items() if any(n in names[:1] for names in groups.values())}
+# each seed group's evaluated run: its first seed that chapter 5 evaluated (the spread variant's is seed 1, the
+# profile's median seed, not the first in name order)
+keep = {n: after[n] for n in (next((m for m in names if m in after), None) for names in groups.values()) if n}
 if keep:
-    page.table(pd.DataFrame([{"run": P.run_title(runs[n]),
+    page.table(pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
                               "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
                               "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()]),
                csv="after_training.csv", index=False, digits=4)
