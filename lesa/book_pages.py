@@ -197,26 +197,46 @@ def summary_markdown(profile: str, rows: list[dict]) -> str:
               "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
               f"that tests it ({legend}). Generated from "
               f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
-              "links to the evidence.", ":::", "", scale_sentence(profile), ""]
+              "links to the evidence.", ":::", "", scale_sentence(profile, rows), ""]
     return "\n".join(lines) + "\n"
 
 
-def scale_sentence(profile: str) -> str:
-    """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed)."""
+def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
+    """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed). Claims whose
+    verdict a longer profile's runs decided (their row's ``source_profile``, e.g. cpu-long in the cpu book)
+    are named with that profile's budget."""
     from .claims import PAPER_HOURS
     from .plots import fmt_num
     from .profiles import load_profile
 
     model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
-    runs = [read_json(p) for p in sorted((PROJECT_ROOT / "results" / profile / "cpt").glob("*/summary.json"))]
+
+    def summaries(p: str) -> list[dict]:
+        return [read_json(f) for f in sorted((PROJECT_ROOT / "results" / p / "cpt").glob("*/summary.json"))]
+
+    span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
+
+    def budget(runs: list[dict]) -> str | None:
+        tokens = sorted({r.get("tokens") for r in runs if r.get("tokens")})
+        steps = sorted({r.get("steps") for r in runs if r.get("steps")})
+        return f"{span(steps)} steps ({span(tokens)} tokens)" if tokens and steps else None
+
+    runs = summaries(profile)
     grown = next((r for r in runs if (r.get("growth") or {}).get("target_layers")), None)
     shape = (f" grown from {grown['growth']['source_layers']} to {grown['growth']['target_layers']} layers"
              if grown else "")
-    tokens = sorted({r.get("tokens") for r in runs if r.get("tokens")})
-    steps = sorted({r.get("steps") for r in runs if r.get("steps")})
-    span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
-    train = (f", each continual pre-training run {span(steps)} steps ({span(tokens)} tokens)" if tokens and steps
+    own = budget(runs)
+    train = (f", each continual pre-training run {own}" if own
              else ", compared before training only (no continual pre-training runs in this build)")
+    longer: dict[str, list[str]] = {}       # profile -> the claims its runs decided (a verdict, not "not testable")
+    for r in rows or []:
+        src = r.get("source_profile")
+        if src and src != profile and (r.get("verdict") or r.get("status")) != "not testable offline":
+            longer.setdefault(src, []).append(r["claim"])
+    named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budget(summaries(p))} each)"
+             for p, cs in longer.items() if budget(summaries(p))]
+    if named:
+        train = ", " + "; ".join(named)
     return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
             f"and trains it for 6,000 steps on Wikipedia ({fmt_num(PAPER_HOURS['lesa'])} hours for LESA). *Not reproduced* here means "
             "\"not at this scale, with these controls\", "

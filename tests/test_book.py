@@ -197,6 +197,13 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
     assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
     assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
+    # a claim a longer profile's runs decided is named with that profile's budget, not this one's
+    (tmp_path / "results" / "long" / "cpt" / "lesa").mkdir(parents=True)
+    (tmp_path / "results" / "long" / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"steps": 120, "tokens": 122880}))
+    md = book.summary_markdown("smoke", [rows[0], {**rows[1], "source_profile": "long"},
+                                         {**rows[1], "claim": "C10", "status": "not testable offline", "source_profile": "long"}])
+    assert "grown from 4 to 6 layers, C2 from the `long` profile (its continual pre-training runs: 120 steps (122,880 " \
+        "tokens) each);" in md and "C10" not in md.split("**Scale.**")[1] and "12,288" not in md
     board = book.scoreboard_markdown("smoke", rows)
     assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
     assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
