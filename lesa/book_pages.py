@@ -233,8 +233,9 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
         src = r.get("source_profile")
         if src and src != profile and (r.get("verdict") or r.get("status")) != "not testable offline":
             longer.setdefault(src, []).append(r["claim"])
-    named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budget(summaries(p))} each)"
-             for p, cs in longer.items() if budget(summaries(p))]
+    budgets = {p: budget(summaries(p)) for p in longer}      # each profile's summaries read once
+    named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budgets[p]} each)"
+             for p, cs in longer.items() if budgets[p]]
     if named:
         train = ", " + "; ".join(named)
     return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "

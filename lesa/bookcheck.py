@@ -130,10 +130,11 @@ def check_html(html: str, page: str = "page") -> list[str]:
                     start = t.rfind("\n", 0, max(m.end() - 1, 0)) + 1
                     line = t[start:].split("\n", 1)[0]
                     problems.append(f"{page}: {what} in an output: {line.strip()[:80]!r}")
-        if n.tag == "figure" and any(c.tag == "figcaption" for c in n.iter()) and \
-                not any(c.tag == "img" for c in n.iter()):
-            cap = next(c for c in n.iter() if c.tag == "figcaption").all_text()
-            problems.append(f"{page}: figure without an image: {' '.join(cap.split())[:60]!r}")
+        if n.tag == "figure":
+            tags = {c.tag: c for c in n.iter()}          # a figure's caption and image, if any
+            if "figcaption" in tags and "img" not in tags:
+                cap = " ".join(tags["figcaption"].all_text().split())
+                problems.append(f"{page}: figure without an image: {cap[:60]!r}")
         if n.tag == "img" and _is_content_image(n):
             src = n.attrs.get("src", "")
             alt = n.attrs.get("alt", "").strip()

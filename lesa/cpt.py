@@ -100,11 +100,17 @@ def evaluated_runs(runs: dict[str, dict], cpt: dict) -> list[str]:
     flag = cpt.get("eval_replicates", True)
     if not isinstance(flag, bool):
         raise ValueError(f"cpt.eval_replicates must be true or false, got {flag!r}")
-    curves = cpt.get("curves_only") or []
-    extra = sorted(set(curves) - set(cpt.get("methods") or []))
-    if extra:
-        raise ValueError(f"cpt.curves_only names {extra}, which are not in cpt.methods {cpt.get('methods')}")
+    curves = _method_entries(cpt, "curves_only")
     return [n for n, r in runs.items() if (flag or not r.get("replicate")) and r.get("entry") not in curves]
+
+
+def _method_entries(cpt: dict, key: str) -> list[str]:
+    """``cpt[key]``, a list of cpt.methods entries (curves_only, optional); a name not among them is an error."""
+    names = cpt.get(key) or []
+    extra = sorted(set(names) - set(cpt.get("methods") or []))
+    if extra:
+        raise ValueError(f"cpt.{key} names {extra}, which are not in cpt.methods {cpt.get('methods')}")
+    return names
 
 
 def required_runs(runs: dict[str, dict], cpt: dict) -> dict[str, dict]:
@@ -112,10 +118,7 @@ def required_runs(runs: dict[str, dict], cpt: dict) -> dict[str, dict]:
     (lesa.analysis.complete_cpt_profiles). ``cpt.optional``: cpt.methods entries that do not hold that back, a
     test that one section of a chapter reads and reports as not yet run while it is missing (cpu-long: the
     spectrum test of chapter 6); no claim reads them."""
-    optional = cpt.get("optional") or []
-    extra = sorted(set(optional) - set(cpt.get("methods") or []))
-    if extra:
-        raise ValueError(f"cpt.optional names {extra}, which are not in cpt.methods {cpt.get('methods')}")
+    optional = _method_entries(cpt, "optional")
     return {n: r for n, r in runs.items() if r.get("entry") not in optional}
 
 

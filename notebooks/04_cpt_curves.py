@@ -107,7 +107,7 @@ else:
     if source in longer:
         tokens = sorted({r["summary"].get("tokens") for r in runs.values() if r["summary"].get("tokens")})
         page.md(f"**Rendered from the `{source}` profile's runs** (`{cpt_dir}`): it extends this profile with a longer "
-                f"budget ({' to '.join(C.fmt(t) for t in tokens)} tokens per run), and every one of its runs has "
+                f"budget ({C.fmt(tokens[0])}{f' to {C.fmt(tokens[-1])}' if len(tokens) > 1 else ''} tokens per run), and every one of its runs has "
                 "finished, so they replace this profile's own.")
     elif source != profile:
         page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
