@@ -120,6 +120,7 @@ fp_key = next((k for k in groups if k[0] == "lesa_fp" and dict(k[1]).get("gaps")
 spec_pos = {o: B.against_range(B.heldout_vs_reference([runs[n]["eval"] for n in names],
                                                       [runs[n]["eval"] for n in groups[fp_key]], later))
             for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])} if fp_key else {}
+spec_seeds = {o: len(names) for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])}
 
 # ---- after training: notebook 5's table (first seed of each method), from the same CPT source: this profile's
 # notebook 5 when it showed that source (a complete longer profile replaces this one's runs there too), else the
@@ -181,9 +182,9 @@ if rows:
                          f"(median over {len(groups[r['_key']])} and {len(groups[twin])} predictor seeds; negative: lower), "
                          f"and {r['− LLaMA Pro (median, end)']:+.3f} from LLaMA Pro.")
     if spec_pos:
-        found.append("The spectrum test (ours, one predictor seed each, below): "
-                     + "; ".join(f"the run with {what} lies {spec_pos[o]} the o/down-scaled variant's seed range in the "
-                                 "later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
+        found.append("The spectrum test (ours, below): "
+                     + "; ".join(f"the runs with {what} ({C.fmt(spec_seeds[o])} predictor seed{'s' if spec_seeds[o] > 1 else ''}) "
+                                 f"lie {spec_pos[o]} the o/down-scaled variant's seed range in the later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
                                                               ("directions", "the predicted singular values on random directions"))
                                  if spec_pos.get(o)) + ".")
 else:
@@ -337,8 +338,9 @@ else:
 #   spectrum without the prediction's directions.
 #
 # If the first trains faster than the variant and the second like it, the collapsed spectrum is what holds the
-# predictions back; if the first trains like the variant, it is not. Each test run has one seed: it is read against
-# the range of the variant's predictor seeds at every held-out evaluation in the later half of the run.
+# predictions back; if the first trains like the variant, it is not. Each test runs on two predictor seeds (the
+# median seed, 1, and seed 0), read against the range of the variant's three predictor seeds at every held-out
+# evaluation in the later half of the run, and each against the variant's run on the same seed.
 
 # %% mystnb={"figure": {"caption": "The spectrum test: held-out loss during CPT of the o/down-scaled variant (\u03b1 = 0; median and range of its predictor seeds), the same variant with its predicted weights' singular values replaced by the neighbours' (dash-dot, triangles) or its singular vectors replaced by random ones (dotted, crosses), the two controls in the same places, and LLaMA Pro (range of its data orders), against training tokens and training compute.", "name": "fig-beyond-spectrum"}, "image": {"alt": "Held-out loss curves of the o/down-scaled variant, its two reshaped versions, the copy and random controls and LLaMA Pro, against tokens and FLOPs."}} tags=["hide-input"]
 spec_rows = []
@@ -355,6 +357,7 @@ if test_groups and fp_key and lp_key:
             d = (diag or {}).get("runs", {}).get(n)
             read = ("q", "k", "v", "gate", "up")
             cmp = B.heldout_vs_reference([runs[n]["eval"]], fp_logs, later) if key != fp_key else None
+            same = runs[n]["eval"][-1]["heldout_loss"] - runs[twin]["eval"][-1]["heldout_loss"] if twin else None
             spec_rows.append({       # the controls have no predictor (random_zero_out's seed draws its weights)
                 "run": label_of(key), "predictor seed": seed_of(n) if key[0] == "lesa_fp" else "–",
                 "weights: eff. rank ÷ below": float(pd.Series([d["weights"][t]["erank_ratio"] for t in read]).median()) if d else None,
@@ -362,6 +365,7 @@ if test_groups and fp_key and lp_key:
                 "first gradient (L1)": d["grad_l1"] if d else None,
                 "end loss": f"{runs[n]['eval'][-1]['heldout_loss']:.3f}",
                 "− variant (end, median of its seeds)": f"{cmp['end_diff']:+.3f}" if cmp else "–",
+                "− variant (end, same seed)": f"{same:+.3f}" if same is not None else "–",
                 "later half against the variant's seeds": B.against_range(cmp) if cmp else "(the reference)",
                 "_key": key, "_name": n, "_twin": twin, "_cmp": cmp})
 
@@ -373,25 +377,34 @@ if not spec_rows:         # said here, not in the figure's cell: an output there
 else:
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in spec_rows]),
                csv="spectrum_test.csv", index=False, digits=3)
-    test = {o: next((r for r in spec_rows if o in dict(r["_key"][1])), None) for o in ("spectrum", "directions")}
+    test = {o: [r for r in spec_rows if o in dict(r["_key"][1])] for o in ("spectrum", "directions")}
     end = lambda n: runs[n]["eval"][-1]["heldout_loss"]
     rnd = next((r for r in spec_rows if r["_key"][0] == "random_zero_out"), None)
     n_fp = len(groups[fp_key])
+    fp_end = float(pd.Series([end(n) for n in groups[fp_key]]).median())
     pos = spec_pos
-    text = []
-    where = {"below": f"below all {n_fp} of its seeds at every evaluation in the later half",
-             "above": f"above all {n_fp} of its seeds at every evaluation in the later half",
-             "within": f"inside its {n_fp} seeds' range at one or more evaluations in the later half"}
+    text, shares = [], {}
     for o, what in (("spectrum", "With its neighbours' singular values, the predicted layers"),
                     ("directions", "The predicted singular values on random directions")):
-        r = test[o]
-        if r:
-            same = end(r["_name"]) - end(r["_twin"]) if r["_twin"] else None
-            text.append(f"{what} end {r['− variant (end, median of its seeds)']} nats per token from the variant's median"
-                        + (f" ({same:+.3f} from its run on the same predictor seed)" if same is not None else "")
-                        + f", {where[pos[o]]}"
-                        + (f", and {end(r['_name']) - end(rnd['_name']):+.3f} from random weights of full rank in the same "
-                           "places." if rnd else "."))
+        rs = test[o]
+        if not rs:
+            continue
+        many = len(rs) > 1
+        where = {"below": f"{'every run' if many else 'the run'} below all {n_fp} of its seeds at every evaluation in the later half",
+                 "above": f"{'every run' if many else 'the run'} above all {n_fp} of its seeds at every evaluation in the later half",
+                 "within": f"inside its {n_fp} seeds' range at one or more evaluations in the later half"}
+        diffs = ", ".join(f"{end(r['_name']) - fp_end:+.3f}" for r in rs)
+        same = ", ".join(r["− variant (end, same seed)"] for r in rs if r["_twin"])
+        closed = ""
+        if rnd and end(rnd["_name"]) < fp_end:    # the share of the variant's gap to random weights that the change closes
+            gap = fp_end - end(rnd["_name"])
+            shares[o] = 100 * (fp_end - float(pd.Series([end(r["_name"]) for r in rs]).median())) / gap
+            closed = (f"; the median run closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap to random weights of "
+                      "full rank in the same places")
+        text.append(f"{what} end {diffs} nats per token from the variant's median "
+                    f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['predictor seed']) for r in rs)}"
+                    + (f"; {same} from the variant's run on the same seed" if same else "")
+                    + f"), {where[pos[o]]}{closed}.")
     read_spec = {"below": "Restoring the spectrum speeds training: the collapsed spectrum is part of what holds the predictions back.",
                  "within": "Restoring the spectrum does not take the curve out of the variant's seed range: the collapsed "
                            "spectrum alone does not explain why the predictions train slower than random weights.",
@@ -404,7 +417,12 @@ else:
                          "something that training uses."}
     text += [read_spec[pos["spectrum"]]] if pos.get("spectrum") else []
     text += [read_dir[pos["directions"]]] if pos.get("directions") else []
-    text.append(f"One predictor seed and one data order per test run (ours); the variant's range is over {n_fp} predictor seeds.")
+    if shares and max(shares.values()) < 50:
+        text.append("Neither change closes half of the gap to random weights: the spectrum and the directions each "
+                    "explain a small part, at most, of why the predictions train slower than random weights.")
+    n_test = sorted({len(v) for v in test.values() if v})
+    text.append(f"{' or '.join(map(str, n_test))} predictor seed{'s' if n_test[-1] > 1 else ''} and one data order per test "
+                f"run (ours); the variant's range is over {n_fp} predictor seeds.")
     page.md("**What the test says.** " + " ".join(text))
 
 # %% [markdown]

@@ -73,6 +73,11 @@ def test_smoke_profile_cpt_end_to_end(capsys):
         latest_corpus(fast=True)
     except DataError:
         pytest.skip("no fast corpus: run `make data-fast`")
+    # start as a clean clone does: a checkout that ran this before holds finished checkpoints, which resume at
+    # their last step and so time no step (the step-cost check below would read None)
+    shutil.rmtree(cache_dir("cpt", "smoke"))
+    for part in ("cpt", "downstream"):
+        shutil.rmtree(PROJECT_ROOT / "results" / "smoke" / part, ignore_errors=True)
     summaries = run_profile_cpt("smoke")
     prof = load_profile("smoke")
     runs = run_names(prof["cpt"])
@@ -104,8 +109,6 @@ def test_smoke_profile_cpt_end_to_end(capsys):
     assert {n: s["final_loss"] for n, s in again.items()} == {n: s["final_loss"] for n, s in summaries.items()}
 
     # a fresh checkout: the results are there, the weights are not. A run whose suite is done is kept as it is
-    import shutil
-
     log = root / "cpt" / "llama_pro" / "train_log.jsonl"
     shutil.rmtree(cache_dir("cpt", "smoke", "llama_pro"))
     stamp = log.stat().st_mtime_ns
@@ -137,7 +140,10 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
                                     "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True,
                                     "entry": "lesa_fp-0"}
     assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
-    assert runs["solar"]["trains"] == "all" and len(runs) == 21
+    assert runs["solar"]["trains"] == "all" and len(runs) == 23
+    # the spectrum test on the median predictor seed first, then seed 0
+    assert [(n, runs[n]["predictor_seed"], runs[n]["replicate"]) for n in runs if runs[n]["entry"] == "lesa_fp-0-spec"] \
+        == [("lesa_fp-0-spec-p1", 1, False), ("lesa_fp-0-spec-p0", 0, True)]
     assert runs["random_zero_out"]["method"] == "random_zero_out" and runs["random_zero_out"]["trains"] == "new"
     assert runs["copy_scaled"]["method"] == "copy_scaled" and runs["copy_scaled"]["options"] == {"alpha": 0.0}
     # the o/down x 0 variant in LLaMA Pro's placement (cpu-long's own variant; cpu's are inherited)
@@ -191,7 +197,7 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     # the spectrum test's runs (cpt.optional) do not hold the switch back; any other run does
     optional = [n for n in names if runs[n]["entry"] in prof["cpt"]["optional"]]
-    assert optional == ["lesa_fp-0-spec", "lesa_fp-0-randdir"]
+    assert optional == ["lesa_fp-0-spec-p1", "lesa_fp-0-spec-p0", "lesa_fp-0-randdir-p1", "lesa_fp-0-randdir-p0"]
     for n in optional:
         shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
