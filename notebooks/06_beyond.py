@@ -183,8 +183,9 @@ if rows:
                          f"and {r['− LLaMA Pro (median, end)']:+.3f} from LLaMA Pro.")
     if spec_pos:
         found.append("The spectrum test (ours, below): "
-                     + "; ".join(f"the runs with {what} ({C.fmt(spec_seeds[o])} predictor seed{'s' if spec_seeds[o] > 1 else ''}) "
-                                 f"lie {spec_pos[o]} the o/down-scaled variant's seed range in the later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
+                     + "; ".join((f"the runs with {what} ({spec_seeds[o]} predictor seeds) lie " if spec_seeds[o] > 1 else
+                                  f"the run with {what} (one predictor seed) lies ")
+                                 + f"{spec_pos[o]} the o/down-scaled variant's seed range in the later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
                                                               ("directions", "the predicted singular values on random directions"))
                                  if spec_pos.get(o)) + ".")
 else:
@@ -399,8 +400,8 @@ else:
         if rnd and end(rnd["_name"]) < fp_end:    # the share of the variant's gap to random weights that the change closes
             gap = fp_end - end(rnd["_name"])
             shares[o] = 100 * (fp_end - float(pd.Series([end(r["_name"]) for r in rs]).median())) / gap
-            closed = (f"; the median run closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap to random weights of "
-                      "full rank in the same places")
+            closed = (f"; {'the median run' if many else 'it'} closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
+                      "to random weights of full rank in the same places")
         text.append(f"{what} end {diffs} nats per token from the variant's median "
                     f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['predictor seed']) for r in rs)}"
                     + (f"; {same} from the variant's run on the same seed" if same else "")
@@ -421,8 +422,8 @@ else:
         text.append("Neither change closes half of the gap to random weights: the spectrum and the directions each "
                     "explain a small part, at most, of why the predictions train slower than random weights.")
     n_test = sorted({len(v) for v in test.values() if v})
-    text.append(f"{' or '.join(map(str, n_test))} predictor seed{'s' if n_test[-1] > 1 else ''} and one data order per test "
-                f"run (ours); the variant's range is over {n_fp} predictor seeds.")
+    text.append(f"Each test run has {' or '.join(map(str, n_test))} predictor seed{'s' if n_test[-1] > 1 else ''} and one "
+                f"data order (ours); the variant's range is over {n_fp} predictor seeds.")
     page.md("**What the test says.** " + " ".join(text))
 
 # %% [markdown]
