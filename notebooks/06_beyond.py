@@ -330,8 +330,8 @@ else:
 # The table above shows what sets LESA's predicted q, k, v, gate and up apart from the layer below: about its norm,
 # but a small part of its effective rank. Random weights of full rank in the same places (the control) train
 # faster than the predictions. A predicted weight carries two things, its singular values (the spectrum, which
-# sets the effective rank) and its singular vectors (the directions); two runs of the o/down-scaled variant (α = 0,
-# LESA's gaps, the same tokens) on the median predictor seed change one each (`lesa.plans`, ours):
+# sets the effective rank) and its singular vectors (the directions); two reshaped versions of the o/down-scaled
+# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.plans`, ours):
 #
 # * **spectrum = neighbours**: the predicted singular vectors with the singular values of its two neighbours
 #   (their mean, sorted): the prediction's directions at the neighbours' effective rank;
@@ -343,7 +343,7 @@ else:
 # median seed, 1, and seed 0), read against the range of the variant's three predictor seeds at every held-out
 # evaluation in the later half of the run, and each against the variant's run on the same seed.
 
-# %% mystnb={"figure": {"caption": "The spectrum test: held-out loss during CPT of the o/down-scaled variant (\u03b1 = 0; median and range of its predictor seeds), the same variant with its predicted weights' singular values replaced by the neighbours' (dash-dot, triangles) or its singular vectors replaced by random ones (dotted, crosses), the two controls in the same places, and LLaMA Pro (range of its data orders), against training tokens and training compute.", "name": "fig-beyond-spectrum"}, "image": {"alt": "Held-out loss curves of the o/down-scaled variant, its two reshaped versions, the copy and random controls and LLaMA Pro, against tokens and FLOPs."}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "The spectrum test: held-out loss during CPT of the o/down-scaled variant (\u03b1 = 0; median and range of its predictor seeds), the same variant with its predicted weights' singular values replaced by the neighbours' (dash-dot, triangles) or its singular vectors replaced by random ones (dotted, crosses; each median and range of two predictor seeds), the two controls in the same places, and LLaMA Pro (range of its data orders), against training tokens and training compute.", "name": "fig-beyond-spectrum"}, "image": {"alt": "Held-out loss curves of the o/down-scaled variant, its two reshaped versions, the copy and random controls and LLaMA Pro, against tokens and FLOPs."}} tags=["hide-input"]
 spec_rows = []
 if test_groups and fp_key and lp_key:
     ctrl_keys = [k for k in groups if k[0] in ("copy_scaled", "random_zero_out")]
@@ -359,16 +359,20 @@ if test_groups and fp_key and lp_key:
             read = ("q", "k", "v", "gate", "up")
             cmp = B.heldout_vs_reference([runs[n]["eval"]], fp_logs, later) if key != fp_key else None
             same = runs[n]["eval"][-1]["heldout_loss"] - runs[twin]["eval"][-1]["heldout_loss"] if twin else None
+            # the variant and its test runs are named as the section names them (its full name would wrap every row
+            # to five lines in this nine-column table, wider than the page)
+            change = next((f"{o} = {dict(key[1])[o]}" for o in ("spectrum", "directions") if o in dict(key[1])), None)
             spec_rows.append({       # the controls have no predictor (random_zero_out's seed draws its weights)
-                "run": label_of(key), "predictor seed": seed_of(n) if key[0] == "lesa_fp" else "–",
+                "run": change or ("the variant" if key == fp_key else label_of(key)),
+                "seed": seed_of(n) if key[0] == "lesa_fp" else "–",
                 "weights: eff. rank ÷ below": float(pd.Series([d["weights"][t]["erank_ratio"] for t in read]).median()) if d else None,
                 "attention: eff. rank ÷ below": d["features"]["o"]["erank_ratio"] if d else None,
                 "first gradient (L1)": d["grad_l1"] if d else None,
                 "end loss": f"{runs[n]['eval'][-1]['heldout_loss']:.3f}",
-                "− variant (end, median of its seeds)": f"{cmp['end_diff']:+.3f}" if cmp else "–",
-                "− variant (end, same seed)": f"{same:+.3f}" if same is not None else "–",
-                "later half against the variant's seeds": B.against_range(cmp) if cmp else "(the reference)",
-                "_key": key, "_name": n, "_twin": twin, "_cmp": cmp})
+                "− variant (end)": (f"{cmp['end_diff']:+.3f}" if cmp else "–")
+                                                               + (f"; {same:+.3f}" if same is not None else ""),
+                "later half": B.against_range(cmp) if cmp else "–",
+                "_key": key, "_name": n, "_twin": twin, "_same": same})
 
 # %% tags=["hide-input"]
 if not spec_rows:         # said here, not in the figure's cell: an output there would become the figure
@@ -376,6 +380,11 @@ if not spec_rows:         # said here, not in the figure's cell: an output there
             "profile), or the variant and LLaMA Pro they are read against, have not trained on the "
             f"{source or profile} profile.")
 else:
+    page.md(f"In the table, the variant is {label_of(fp_key)}, one row per predictor seed (\"seed\"); the weight, "
+            "attention and gradient columns are the step-0 diagnostics of the section above; \"− variant (end)\" is the "
+            "held-out loss at the end minus the variant's median over its seeds, then minus its run on the same "
+            "predictor seed; \"later half\" says where a run lies against the variant's seed range at every evaluation "
+            "in the later half of the run.")
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in spec_rows]),
                csv="spectrum_test.csv", index=False, digits=3)
     test = {o: [r for r in spec_rows if o in dict(r["_key"][1])] for o in ("spectrum", "directions")}
@@ -395,7 +404,7 @@ else:
                  "above": f"{'every run' if many else 'the run'} above all {n_fp} of its seeds at every evaluation in the later half",
                  "within": f"inside its {n_fp} seeds' range at one or more evaluations in the later half"}
         diffs = ", ".join(f"{end(r['_name']) - fp_end:+.3f}" for r in rs)
-        same = ", ".join(r["− variant (end, same seed)"] for r in rs if r["_twin"])
+        same = ", ".join(f"{r['_same']:+.3f}" for r in rs if r["_same"] is not None)
         closed = ""
         if rnd and end(rnd["_name"]) < fp_end:    # the share of the variant's gap to random weights that the change closes
             gap = fp_end - end(rnd["_name"])
@@ -403,7 +412,7 @@ else:
             closed = (f"; {'the median run' if many else 'it'} closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
                       "to random weights of full rank in the same places")
         text.append(f"{what} end {diffs} nats per token from the variant's median "
-                    f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['predictor seed']) for r in rs)}"
+                    f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['seed']) for r in rs)}"
                     + (f"; {same} from the variant's run on the same seed" if same else "")
                     + f"), {where[pos[o]]}{closed}.")
     read_spec = {"below": "Restoring the spectrum speeds training: the collapsed spectrum is part of what holds the predictions back.",
@@ -436,10 +445,13 @@ else:
 # profile's median seed, not the first in name order)
 keep = {n: after[n] for n in (next((m for m in names if m in after), None) for names in groups.values()) if n}
 if keep:
-    page.table(pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
-                              "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
-                              "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()]),
-               csv="after_training.csv", index=False, digits=4)
+    table = pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
+                           "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
+                           "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()])
+    if table["tasks"].nunique() == 1:    # the same tasks in every row: said once, not repeated down a column
+        page.md(f"The benchmark average is over {table['tasks'].iloc[0]}.")
+    page.table(table.drop(columns="tasks") if table["tasks"].nunique() == 1 else table, csv="after_training.csv",
+               index=False, digits=4)
 else:
     page.md(f"Not yet run: chapter 5 has no evaluation of these runs for the {source or profile} profile.")
 
