@@ -117,10 +117,10 @@ if lp_key:
 # the variant's seed range at every later evaluation (B.against_range)
 fp_key = next((k for k in groups if k[0] == "lesa_fp" and dict(k[1]).get("gaps") in (None, "top")
                and dict(k[1]).get("alpha") == 0.0), None)
+test_by = {o: names for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])}
 spec_pos = {o: B.against_range(B.heldout_vs_reference([runs[n]["eval"] for n in names],
                                                       [runs[n]["eval"] for n in groups[fp_key]], later))
-            for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])} if fp_key else {}
-spec_seeds = {o: len(names) for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])}
+            for o, names in test_by.items()} if fp_key else {}
 
 # ---- after training: notebook 5's table (first seed of each method), from the same CPT source: this profile's
 # notebook 5 when it showed that source (a complete longer profile replaces this one's runs there too), else the
@@ -183,7 +183,7 @@ if rows:
                          f"and {r['− LLaMA Pro (median, end)']:+.3f} from LLaMA Pro.")
     if spec_pos:
         found.append("The spectrum test (ours, below): "
-                     + "; ".join((f"the runs with {what} ({spec_seeds[o]} predictor seeds) lie " if spec_seeds[o] > 1 else
+                     + "; ".join((f"the runs with {what} ({len(test_by[o])} predictor seeds) lie " if len(test_by[o]) > 1 else
                                   f"the run with {what} (one predictor seed) lies ")
                                  + f"{spec_pos[o]} the o/down-scaled variant's seed range in the later half" for o, what in (("spectrum", "the predicted directions and the neighbours' singular values"),
                                                               ("directions", "the predicted singular values on random directions"))
@@ -430,7 +430,7 @@ else:
     if shares and max(shares.values()) < 50:
         text.append("Neither change closes half of the gap to random weights: the spectrum and the directions each "
                     "explain a small part, at most, of why the predictions train slower than random weights.")
-    n_test = sorted({len(v) for v in test.values() if v})
+    n_test = sorted({len(v) for v in test_by.values()})
     text.append(f"Each test run has {' or '.join(map(str, n_test))} predictor seed{'s' if n_test[-1] > 1 else ''} and one "
                 f"data order (ours); the variant's range is over {n_fp} predictor seeds.")
     page.md("**What the test says.** " + " ".join(text))
@@ -450,8 +450,8 @@ if keep:
                            "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()])
     if table["tasks"].nunique() == 1:    # the same tasks in every row: said once, not repeated down a column
         page.md(f"The benchmark average is over {table['tasks'].iloc[0]}.")
-    page.table(table.drop(columns="tasks") if table["tasks"].nunique() == 1 else table, csv="after_training.csv",
-               index=False, digits=4)
+        table = table.drop(columns="tasks")
+    page.table(table, csv="after_training.csv", index=False, digits=4)
 else:
     page.md(f"Not yet run: chapter 5 has no evaluation of these runs for the {source or profile} profile.")
 
