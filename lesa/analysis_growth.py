@@ -14,6 +14,8 @@ from .arch import check_model, get_layers
 from .store import PROJECT_ROOT
 
 FIXTURE_TEXT = PROJECT_ROOT / "tests" / "fixtures" / "wikitext_excerpt.txt"
+CODE_DIR = PROJECT_ROOT / "data" / "code"      # the code perplexity set (ours): CPython stdlib modules, PSF licence
+CODE_FILES = ("bisect.py", "colorsys.py", "graphlib.py", "heapq.py")   # in this order; a limit takes the first N
 
 
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:
@@ -91,9 +93,23 @@ def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> d
             "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
 
 
+def code_perplexity(model: Any, tokenizer: Any, limit: int | None, max_length: int) -> dict:
+    """Token perplexity over the first ``limit`` files of the code set (every file: None), each file in
+    disjoint windows of max_length tokens (text_perplexity), pooled over all tokens."""
+    files = CODE_FILES[:limit] if limit else CODE_FILES
+    nll, n = 0.0, 0
+    for f in files:
+        r = text_perplexity(model, tokenizer, (CODE_DIR / f).read_text(encoding="utf-8"), max_length)
+        nll += math.log(r["value"]) * r["n_tokens"]
+        n += r["n_tokens"]
+    return {"task": "ppl_code", "metrics": {"token_perplexity": math.exp(nll / n)}, "primary_metric": "token_perplexity",
+            "value": math.exp(nll / n), "n_tokens": n, "files": list(files),
+            "data": str(CODE_DIR.relative_to(PROJECT_ROOT))}
+
+
 def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
                      batch_size: int = 2, precision: str = "fp32") -> dict:
-    """{set: record} for 'fixture' (always available) and lesa.evaluate's wikitext / lambada /
+    """{set: record} for 'fixture' and 'code' (always available) and lesa.evaluate's wikitext / lambada /
     heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
     Call it through lesa.protocol.measure (one protocol for every notebook). precision: lesa.evaluate's
     ("fp32" | "bf16", the protocol's); the fixture set is always fp32."""
@@ -106,6 +122,8 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
         try:
             if name == "fixture":
                 rec = text_perplexity(model, tokenizer, FIXTURE_TEXT.read_text(encoding="utf-8"), max_length)
+            elif name == "code":
+                rec = code_perplexity(model, tokenizer, limits.get(name), max_length)
             else:
                 from .evaluate import perplexity
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 # the slot kinds and the predictor training behind them (re-exported: lesa.expand.layer_kind, ...)
 from .expand_kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all,  # noqa: F401
-                           auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps,
+                           auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps, worker_memory_gib,
                            reshape_svd)
 from .plans import Plan, PlanError, Slot, slot_from_row
 from .predictor import PredictorConfig, train_batched
@@ -79,7 +79,8 @@ def costly_weights(model: Any, plan: Plan, cfg: PredictorConfig, progress: bool 
     if any(c.kind == "predict" for c in cores) and cfg.kind == "mlp" and len(todo) > 1:
         shapes = {t: (len(layers), *layers[0].get_submodule(spec.projections[t]).weight.shape) for t in todo}
         total = sum(predictor_steps(sh, cfg) for sh in shapes.values())
-        w = workers if workers is not None else auto_workers(len(todo), total, cfg.device)
+        w = workers if workers is not None else auto_workers(len(todo), total, cfg.device,
+                                                              memory=worker_memory_gib(shapes, cfg))
         trained = {}
         if cfg.batched:                       # one batched MLP per input width (see predictor.train_batched)
             fac = {t: _factor(layers, spec.projections[t], t, cfg, stats) for t in RELEASED_ORDER}

