@@ -213,7 +213,7 @@ def _init_and_code(S: dict, model: Any, tok: Any, key: str, led: Ledger, init: b
             identity = bool(torch.equal(grown(ids).logits, base_logits))
         for part, p, k in todo:
             rec = (({"ppl": base[part]["ppl"], "seconds": 0.0}) if identity else
-                   timed(lambda p=p: {"ppl": measure(grown, p, label, grown.config.lesa_growth)}))
+                   timed(lambda p=p, g=grown: {"ppl": measure(g, p, label, g.config.lesa_growth)}))
             led.put(part, label, k, {**rec, "identity": identity, "method": gname, "seed": seed,
                                      "layers": plan.target_layers, "growth": grow})
         del grown
