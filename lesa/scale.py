@@ -68,8 +68,9 @@ def protocol(S: dict, sets: tuple[str, ...] | None = None) -> PplProtocol:
                        precision=p.get("precision", "fp32"), batch_size=p.get("batch_size", 1))
 
 
-def results_path(profile: str, model: str) -> Path:
-    return PROJECT_ROOT / "results" / profile / "scale" / f"{model}.json"
+def results_path(profile: str, model: str, root: Path | None = None) -> Path:
+    """results/<profile>/scale/<model>.json (``root``: another results folder, for tests)."""
+    return (root or PROJECT_ROOT / "results") / profile / "scale" / f"{model}.json"
 
 
 # ---------------------------------------------------------------------------------------------- the ledger
@@ -137,7 +138,8 @@ def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorC
     return out
 
 
-def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print) -> dict:
+def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print,
+              root: Path | None = None) -> dict:
     """Measure every missing item of ``parts`` for one model; returns the model's results record."""
     S = settings(prof)
     if name not in S["models"]:
@@ -148,7 +150,7 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     t0 = time.perf_counter()
     model, tok, key = load_profile_model(prof, model=name)
     L = model.config.num_hidden_layers
-    led = Ledger(results_path(prof["name"], name), {
+    led = Ledger(results_path(prof["name"], name, root), {
         "model": name, "model_key": key, "layers": L, "load_s": round(time.perf_counter() - t0, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
@@ -280,28 +282,19 @@ def spread(vals: list[float]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def status(prof: dict) -> list[str]:
-    """One line per model: which parts have results (items measured / items planned)."""
-    S, res = settings(prof), load_results(prof["name"])
-    lines = []
-    for name in S["models"]:
-        r = res.get(name, {})
-        n_init = len(grown_models_count(S)) + 1
-        code = name in (S.get("code") or {}).get("models", [])
-        have = {"c1": len(r.get("c1", {})), "predictor": len(r.get("predictor", {})), "init": len(r.get("init", {})),
-                "code": len(r.get("code", {}))}
-        want = {"c1": 1, "predictor": len(S["seeds"]), "init": n_init,
-                "code": (1 + len(code_models_count(S))) if code else 0}
-        lines.append(f"{name:22s} " + "  ".join(f"{p} {have[p]}/{want[p]}" for p in PARTS))
-    return lines
+def planned(S: dict, name: str) -> dict[str, int]:
+    """Items each part measures for model ``name``: the base model and every grown model (init, code)."""
+    grown = [(g, seed) for g in S["methods"] for seed in (S["seeds"] if g in S["seeded"] else [None])]
+    code = name in (S.get("code") or {}).get("models", [])
+    return {"c1": 1, "predictor": len(S["seeds"]), "init": 1 + len(grown),
+            "code": (1 + sum(g in S["code"].get("methods", []) for g, _ in grown)) if code else 0}
 
 
-def grown_models_count(S: dict) -> list[tuple[str, int | None]]:
-    return [(n, s) for n in S["methods"] for s in (S["seeds"] if n in S["seeded"] else [None])]
-
-
-def code_models_count(S: dict) -> list[tuple[str, int | None]]:
-    return [(n, s) for n, s in grown_models_count(S) if n in (S.get("code") or {}).get("methods", [])]
+def status(prof: dict, root: Path | None = None) -> list[str]:
+    """One line per model: items measured / items planned, per part."""
+    S, res = settings(prof), load_results(prof["name"], root)
+    return [f"{name:22s} " + "  ".join(f"{p} {len(res.get(name, {}).get(p, {}))}/{n}" for p, n in planned(S, name).items())
+            for name in S["models"]]
 
 
 def main(argv: list[str] | None = None) -> int:

