@@ -3,13 +3,17 @@ model, the unexpanded base model included, with these settings and says so in on
 
     proto = ppl_protocol(prof)              # PplProtocol
     proto.sentence()                        # one line for the page
-    measure(model, tok, proto)              # {set: record}, lesa.analysis.perplexity_suite
+    measure(model, tok, proto)              # {set: record}, perplexity_suite below
     proto.mismatch(record)                  # why a stored record was not measured this way (or None)
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .store import PROJECT_ROOT
 
 PRECISIONS = ("fp32", "bf16")
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
@@ -18,6 +22,7 @@ SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)
             "fixture": "the fixed WikiText excerpt in tests/fixtures ({n}; token perplexity)"}
 SET_UNIT = {"wikitext": "documents", "heldout": "sequences", "lambada": "passages", "fixture": "text"}
 SET_SIZE = {"wikitext": 62}       # lm-eval's wikitext test split
+FIXTURE_TEXT = PROJECT_ROOT / "tests" / "fixtures" / "wikitext_excerpt.txt"
 
 
 class ProtocolError(ValueError):
@@ -97,10 +102,61 @@ def ppl_protocol(prof: dict) -> PplProtocol:
 
 def measure(model: Any, tokenizer: Any, proto: PplProtocol) -> dict:
     """{set: record} for every set of the protocol (a set whose data is missing gets status 'missing')."""
-    from .analysis import perplexity_suite
-
     return perplexity_suite(model, tokenizer, list(proto.sets), proto.limits, proto.max_length,
                             batch_size=proto.batch_size, precision=proto.precision)
+
+
+# ------------------------------------------------------------------ the measurement (torch imported when run)
+def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> dict:
+    """Token perplexity of a text in disjoint windows of max_length tokens (no data files needed)."""
+    import torch
+
+    ids = tokenizer.encode(text)
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    nll, n = 0.0, 0
+    for s in range(0, len(ids), max_length):
+        chunk = [bos] + ids[s:s + max_length]
+        x = torch.tensor([chunk])
+        with torch.no_grad():
+            logits = model(input_ids=x).logits[0, :-1].float()
+        nll += float(torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum"))
+        n += len(chunk) - 1
+    return {"task": "ppl_fixture", "metrics": {"token_perplexity": math.exp(nll / n)},
+            "primary_metric": "token_perplexity", "value": math.exp(nll / n), "n_tokens": n,
+            "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
+
+
+def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
+                     batch_size: int = 2, precision: str = "fp32") -> dict:
+    """{set: record} for 'fixture' (always available) and lesa.evaluate's wikitext / lambada /
+    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
+    Call it through lesa.protocol.measure (one protocol for every notebook). precision: lesa.evaluate's
+    ("fp32" | "bf16", the protocol's); the fixture set is always fp32."""
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
+    out: dict = {}
+    for name in sets:
+        t0 = time.perf_counter()
+        try:
+            if name == "fixture":
+                rec = text_perplexity(model, tokenizer, FIXTURE_TEXT.read_text(encoding="utf-8"), max_length)
+            else:
+                from .evaluate import perplexity
+
+                rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
+                                 batch_size=batch_size, progress=False, precision=precision)
+            rec["status"] = "ok"
+            if name == "lambada":            # report its perplexity as the set's headline number
+                rec["acc"] = rec["metrics"].get("acc")
+                rec["value"] = rec["metrics"]["perplexity"]
+                rec["primary_metric"] = "perplexity"
+        except (FileNotFoundError, OSError, RuntimeError, KeyError) as e:
+            rec = {"status": "missing", "reason": f"{type(e).__name__}: {e}"[:300]}
+        rec["limit"] = limits.get(name)
+        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        out[name] = rec
+    return out
 
 
 def headline(sets: list[str] | tuple[str, ...]) -> str | None:
