@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .codekey import code_key
 from .store import PROJECT_ROOT
 
 PRECISIONS = ("fp32", "bf16")
@@ -165,10 +166,6 @@ def headline(sets: list[str] | tuple[str, ...]) -> str | None:
     return next((s for s in ("wikitext", "heldout", "fixture", "lambada") if s in sets), None)
 
 
-MEASUREMENT_CODE = ("protocol.py", "analysis_growth.py", "evaluate.py", "evaluate_scoring.py", "evaluate_tasks.py",
-                    "data.py", "shards.py")     # the modules whose code decides a perplexity (not how weights are grown)
-
-
 def weights_fingerprint(model: Any) -> str:
     """Hash of every parameter and buffer (names, dtypes, shapes and bytes, in state-dict order): two models
     with this fingerprint compute the same function. About a second per GB of weights."""
@@ -191,13 +188,10 @@ def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: st
     measured the same way, whatever code grew them or whatever the model is called (notebooks 3 and 5 share
     the base model's numbers; a refactor of the growth code does not redo hours of the whole WikiText set).
     ``name`` and ``growth`` are kept for the callers' records; they do not enter the key."""
-    from pathlib import Path
+    from .store import cache_dir, read_json, stable_hash, write_json
 
-    from .store import cache_dir, file_hash, read_json, stable_hash, write_json
-
-    here = Path(__file__).resolve().parent
     key = {"model": model_key, "weights": weights_fingerprint(model), "protocol": proto.key(), "data": _data_key(),
-           "code": {f: file_hash(here / f) for f in MEASUREMENT_CODE if (here / f).exists()}}
+           "code": code_key(measure)}         # the code a perplexity runs through (lesa.codekey)
     path = cache_dir("analysis", "ppl_protocol") / f"{stable_hash(key)}.json"
     if path.exists():
         return read_json(path)
