@@ -21,8 +21,8 @@ import torch
 # reachable as lesa.analysis.X (the notebooks use `analysis as A`)
 from .analysis_common import (cached_json, code_key, factorize_type, results_dir,  # noqa: F401
                               stack_weights)
-from .analysis_growth import (FIXTURE_TEXT, fixture_ids, new_layer_stats, perplexity_suite,  # noqa: F401
-                              quick_benchmarks, residual_effect, text_perplexity)
+from .analysis_growth import fixture_ids, new_layer_stats, quick_benchmarks, residual_effect  # noqa: F401
+from .protocol import FIXTURE_TEXT, perplexity_suite, text_perplexity  # noqa: F401
 from .analysis_predictor import (leave_one_layer_out, loo_layers, predictor_study, ridge_predict,  # noqa: F401
                                  train_full, weight_metrics)
 from .analysis_results import (complete_cpt_profiles, cpt_comparison, find_results, load_cpt_runs, load_eval_records,  # noqa: F401

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import torch
 
 from .arch import check_model, get_layers
+from .codekey import code_key
 from .store import PROJECT_ROOT, cache_dir, read_json, stable_hash, write_json
 
 
@@ -18,20 +19,10 @@ def results_dir(profile: str, *parts: str) -> Path:
     return p
 
 
-def code_key() -> str:
-    """Hash of the modules whose code decides the cached numbers (a code change invalidates them)."""
-    from .store import file_hash
-
-    here = Path(__file__).resolve().parent
-    files = ("analysis.py", "analysis_common.py", "analysis_predictor.py", "analysis_growth.py",
-             "analysis_results.py", "svd.py", "predictor.py", "expand.py", "expand_kinds.py", "plans.py",
-             "plans_spec.py", "evaluate.py", "evaluate_scoring.py", "evaluate_tasks.py")
-    return stable_hash([file_hash(here / f) for f in files if (here / f).exists()])
-
-
 def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
-    """Return fn()'s JSON-able result, cached under .cache/analysis/<name>/<hash(key, code)>.json."""
-    path = cache_dir("analysis", name) / f"{stable_hash([key, code_key()])}.json"
+    """Return fn()'s JSON-able result, cached under .cache/analysis/<name>/<hash(key, code)>.json; code: the
+    lesa code fn reaches (lesa.codekey)."""
+    path = cache_dir("analysis", name) / f"{stable_hash([key, code_key(fn)])}.json"
     if path.exists():
         return read_json(path)
     out = fn()

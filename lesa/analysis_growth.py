@@ -1,9 +1,7 @@
 """Measurements of a grown model before training (C3, C12c): new-layer statistics, the residual-stream
-effect of each layer, perplexity on the protocol's sets (lesa.protocol) and quick benchmarks."""
+effect of each layer and quick benchmarks (perplexity on the protocol's sets: lesa.protocol)."""
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import numpy as np
@@ -11,11 +9,8 @@ import torch
 
 from .analysis_predictor import weight_metrics
 from .arch import check_model, get_layers
-from .store import PROJECT_ROOT
-
-FIXTURE_TEXT = PROJECT_ROOT / "tests" / "fixtures" / "wikitext_excerpt.txt"
-CODE_DIR = PROJECT_ROOT / "data" / "code"      # the code perplexity set (ours): CPython stdlib modules, PSF licence
-CODE_FILES = ("bisect.py", "colorsys.py", "graphlib.py", "heapq.py")   # in this order; a limit takes the first N
+# the perplexity sets are measured at the protocol layer, below every study
+from .protocol import FIXTURE_TEXT
 
 
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:
@@ -76,76 +71,10 @@ def residual_effect(model: Any, input_ids: torch.Tensor) -> list[dict]:
     return rows
 
 
-@torch.no_grad()
-def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> dict:
-    """Token perplexity of a text in disjoint windows of max_length tokens (no data files needed)."""
-    ids = tokenizer.encode(text)
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    nll, n = 0.0, 0
-    for s in range(0, len(ids), max_length):
-        chunk = [bos] + ids[s:s + max_length]
-        x = torch.tensor([chunk])
-        logits = model(input_ids=x).logits[0, :-1].float()
-        nll += float(torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum"))
-        n += len(chunk) - 1
-    return {"task": "ppl_fixture", "metrics": {"token_perplexity": math.exp(nll / n)},
-            "primary_metric": "token_perplexity", "value": math.exp(nll / n), "n_tokens": n,
-            "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
-
-
-def code_perplexity(model: Any, tokenizer: Any, limit: int | None, max_length: int) -> dict:
-    """Token perplexity over the first ``limit`` files of the code set (every file: None), each file in
-    disjoint windows of max_length tokens (text_perplexity), pooled over all tokens."""
-    files = CODE_FILES[:limit] if limit else CODE_FILES
-    nll, n = 0.0, 0
-    for f in files:
-        r = text_perplexity(model, tokenizer, (CODE_DIR / f).read_text(encoding="utf-8"), max_length)
-        nll += math.log(r["value"]) * r["n_tokens"]
-        n += r["n_tokens"]
-    return {"task": "ppl_code", "metrics": {"token_perplexity": math.exp(nll / n)}, "primary_metric": "token_perplexity",
-            "value": math.exp(nll / n), "n_tokens": n, "files": list(files),
-            "data": str(CODE_DIR.relative_to(PROJECT_ROOT))}
-
-
-def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
-                     batch_size: int = 2, precision: str = "fp32") -> dict:
-    """{set: record} for 'fixture' and 'code' (always available) and lesa.evaluate's wikitext / lambada /
-    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
-    Call it through lesa.protocol.measure (one protocol for every notebook). precision: lesa.evaluate's
-    ("fp32" | "bf16", the protocol's); the fixture set is always fp32."""
-    from .evaluate import check_precision
-
-    check_precision(precision, next(model.parameters()).device)
-    out: dict = {}
-    for name in sets:
-        t0 = time.perf_counter()
-        try:
-            if name == "fixture":
-                rec = text_perplexity(model, tokenizer, FIXTURE_TEXT.read_text(encoding="utf-8"), max_length)
-            elif name == "code":
-                rec = code_perplexity(model, tokenizer, limits.get(name), max_length)
-            else:
-                from .evaluate import perplexity
-
-                rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
-                                 batch_size=batch_size, progress=False, precision=precision)
-            rec["status"] = "ok"
-            if name == "lambada":            # report its perplexity as the set's headline number
-                rec["acc"] = rec["metrics"].get("acc")
-                rec["value"] = rec["metrics"]["perplexity"]
-                rec["primary_metric"] = "perplexity"
-        except (FileNotFoundError, OSError, RuntimeError, KeyError) as e:
-            rec = {"status": "missing", "reason": f"{type(e).__name__}: {e}"[:300]}
-        rec["limit"] = limits.get(name)
-        rec["seconds"] = round(time.perf_counter() - t0, 2)
-        out[name] = rec
-    return out
-
-
 def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | None,
                      precision: str = "fp32") -> dict:
     """A quick lm-eval pass (accuracy, stderr, n) per task; missing data or lm-eval -> status.
-    precision: as in perplexity_suite (checked before anything runs)."""
+    precision: as in lesa.protocol.perplexity_suite (checked before anything runs)."""
     out: dict = {}
     if not tasks:
         return out

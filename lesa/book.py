@@ -33,6 +33,7 @@ from .book_pages import (PAPER_URL, VERDICT_ORDER, collect_verdicts, links_markd
                          provenance_markdown, repository_url, results_sources_markdown, run_times_markdown,
                          scale_sentence, scoreboard_markdown, scoreboard_rows_csv, summary_markdown,
                          verdict_counts, write_generated, write_summary_figure)
+from .codekey import code_key
 from .store import PROJECT_ROOT, file_hash, read_json, stable_hash, write_json
 
 # ------------------------------------------------------------------------------ paper numbers
@@ -107,7 +108,7 @@ def input_hash(name: str, profile: str) -> str:
     parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
              "parent": file_hash(profile_path(parent)) if parent else None,
-             "lesa": {p.name: file_hash(p) for p in sorted((PROJECT_ROOT / "lesa").glob("*.py"))}}
+             "lesa": code_key(NB_DIR / f"{name}.py")}        # the lesa code the notebook reaches
     # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
     longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
     for sub in READS.get(name, ()):

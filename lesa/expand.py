@@ -20,27 +20,25 @@ import torch
 from tqdm.auto import tqdm
 
 from .arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
+from .codekey import code_key
 # the slot kinds and the predictor training behind them (re-exported: lesa.expand.layer_kind, ...)
 from .expand_kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all,  # noqa: F401
                            auto_workers, layer_kind, on_device_or_cpu, predictor_cost, predictor_steps, worker_memory_gib,
                            reshape_svd)
 from .plans import Plan, PlanError, Slot, slot_from_row
 from .predictor import PredictorConfig, train_batched
-from .store import cache_dir, file_hash, provenance, read_json, shown, stable_hash, write_json
+from .store import cache_dir, provenance, read_json, shown, stable_hash, write_json
 
 
 # ---------------------------------------------------------------------------------------------
 # the costly new weights, and their cache
 _LAYERS: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()   # in-process memo of costly weights
 LAYER_MEMO_BYTES = 2 << 30                # the in-process memo keeps the most recent entries up to this size
-CODE_FILES = ("expand.py", "expand_kinds.py", "plans.py", "plans_spec.py", "predictor.py", "ridge.py", "svd.py",
-              "arch.py")
 
 
 def code_hash() -> str:
-    """Hash of the source files that decide the new weights: a code change is a cache miss."""
-    here = Path(__file__).resolve().parent
-    return stable_hash([(f, file_hash(here / f)) for f in CODE_FILES])
+    """Hash of the code that computes the new weights (lesa.codekey): a change to it is a cache miss."""
+    return code_key(costly_weights)
 
 
 POST_CACHE = ("alpha", "spectrum", "directions")   # slot parameters applied to the cached weight, not in its key

@@ -3,13 +3,18 @@ model, the unexpanded base model included, with these settings and says so in on
 
     proto = ppl_protocol(prof)              # PplProtocol
     proto.sentence()                        # one line for the page
-    measure(model, tok, proto)              # {set: record}, lesa.analysis.perplexity_suite
+    measure(model, tok, proto)              # {set: record}, perplexity_suite below
     proto.mismatch(record)                  # why a stored record was not measured this way (or None)
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .codekey import code_key
+from .store import PROJECT_ROOT
 
 PRECISIONS = ("fp32", "bf16")
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
@@ -20,6 +25,9 @@ SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)
 SET_UNIT = {"wikitext": "documents", "heldout": "sequences", "lambada": "passages", "fixture": "text",
             "code": "files"}
 SET_SIZE = {"wikitext": 62}       # lm-eval's wikitext test split
+FIXTURE_TEXT = PROJECT_ROOT / "tests" / "fixtures" / "wikitext_excerpt.txt"
+CODE_DIR = PROJECT_ROOT / "data" / "code"      # the code perplexity set (ours): CPython stdlib modules, PSF licence
+CODE_FILES = ("bisect.py", "colorsys.py", "graphlib.py", "heapq.py")   # in this order; a limit takes the first N
 
 
 class ProtocolError(ValueError):
@@ -99,20 +107,83 @@ def ppl_protocol(prof: dict) -> PplProtocol:
 
 def measure(model: Any, tokenizer: Any, proto: PplProtocol) -> dict:
     """{set: record} for every set of the protocol (a set whose data is missing gets status 'missing')."""
-    from .analysis import perplexity_suite
-
     return perplexity_suite(model, tokenizer, list(proto.sets), proto.limits, proto.max_length,
                             batch_size=proto.batch_size, precision=proto.precision)
+
+
+# ------------------------------------------------------------------ the measurement (torch imported when run)
+def text_perplexity(model: Any, tokenizer: Any, text: str, max_length: int) -> dict:
+    """Token perplexity of a text in disjoint windows of max_length tokens (no data files needed)."""
+    import torch
+
+    ids = tokenizer.encode(text)
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    nll, n = 0.0, 0
+    for s in range(0, len(ids), max_length):
+        chunk = [bos] + ids[s:s + max_length]
+        x = torch.tensor([chunk])
+        with torch.no_grad():
+            logits = model(input_ids=x).logits[0, :-1].float()
+        nll += float(torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum"))
+        n += len(chunk) - 1
+    return {"task": "ppl_fixture", "metrics": {"token_perplexity": math.exp(nll / n)},
+            "primary_metric": "token_perplexity", "value": math.exp(nll / n), "n_tokens": n,
+            "data": str(FIXTURE_TEXT.relative_to(PROJECT_ROOT))}
+
+
+def code_perplexity(model: Any, tokenizer: Any, limit: int | None, max_length: int) -> dict:
+    """Token perplexity over the first ``limit`` files of the code set (every file: None), each file in
+    disjoint windows of max_length tokens (text_perplexity), pooled over all tokens."""
+    files = CODE_FILES[:limit] if limit else CODE_FILES
+    nll, n = 0.0, 0
+    for f in files:
+        r = text_perplexity(model, tokenizer, (CODE_DIR / f).read_text(encoding="utf-8"), max_length)
+        nll += math.log(r["value"]) * r["n_tokens"]
+        n += r["n_tokens"]
+    return {"task": "ppl_code", "metrics": {"token_perplexity": math.exp(nll / n)}, "primary_metric": "token_perplexity",
+            "value": math.exp(nll / n), "n_tokens": n, "files": list(files),
+            "data": str(CODE_DIR.relative_to(PROJECT_ROOT))}
+
+
+def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, max_length: int,
+                     batch_size: int = 2, precision: str = "fp32") -> dict:
+    """{set: record} for 'fixture' and 'code' (always available) and lesa.evaluate's wikitext / lambada /
+    heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
+    Call it through lesa.protocol.measure (one protocol for every notebook). precision: lesa.evaluate's
+    ("fp32" | "bf16", the protocol's); the fixture and code sets are always fp32."""
+    from .evaluate import check_precision
+
+    check_precision(precision, next(model.parameters()).device)
+    out: dict = {}
+    for name in sets:
+        t0 = time.perf_counter()
+        try:
+            if name == "fixture":
+                rec = text_perplexity(model, tokenizer, FIXTURE_TEXT.read_text(encoding="utf-8"), max_length)
+            elif name == "code":
+                rec = code_perplexity(model, tokenizer, limits.get(name), max_length)
+            else:
+                from .evaluate import perplexity
+
+                rec = perplexity(model, tokenizer, name, max_length=max_length, limit=limits.get(name),
+                                 batch_size=batch_size, progress=False, precision=precision)
+            rec["status"] = "ok"
+            if name == "lambada":            # report its perplexity as the set's headline number
+                rec["acc"] = rec["metrics"].get("acc")
+                rec["value"] = rec["metrics"]["perplexity"]
+                rec["primary_metric"] = "perplexity"
+        except (FileNotFoundError, OSError, RuntimeError, KeyError) as e:
+            rec = {"status": "missing", "reason": f"{type(e).__name__}: {e}"[:300]}
+        rec["limit"] = limits.get(name)
+        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        out[name] = rec
+    return out
 
 
 def headline(sets: list[str] | tuple[str, ...]) -> str | None:
     """The set that initialisation verdicts are judged on: WikiText (the whole test set in the cpu and gpu
     profiles), else held-out CPT text, else the fixture."""
     return next((s for s in ("wikitext", "heldout", "fixture", "lambada") if s in sets), None)
-
-
-MEASUREMENT_CODE = ("protocol.py", "analysis_growth.py", "evaluate.py", "evaluate_scoring.py", "evaluate_tasks.py",
-                    "data.py", "shards.py")     # the modules whose code decides a perplexity (not how weights are grown)
 
 
 def weights_fingerprint(model: Any) -> str:
@@ -137,13 +208,10 @@ def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: st
     measured the same way, whatever code grew them or whatever the model is called (notebooks 3 and 5 share
     the base model's numbers; a refactor of the growth code does not redo hours of the whole WikiText set).
     ``name`` and ``growth`` are kept for the callers' records; they do not enter the key."""
-    from pathlib import Path
+    from .store import cache_dir, read_json, stable_hash, write_json
 
-    from .store import cache_dir, file_hash, read_json, stable_hash, write_json
-
-    here = Path(__file__).resolve().parent
     key = {"model": model_key, "weights": weights_fingerprint(model), "protocol": proto.key(), "data": _data_key(),
-           "code": {f: file_hash(here / f) for f in MEASUREMENT_CODE if (here / f).exists()}}
+           "code": code_key(measure)}         # the code a perplexity runs through (lesa.codekey)
     path = cache_dir("analysis", "ppl_protocol") / f"{stable_hash(key)}.json"
     if path.exists():
         return read_json(path)

@@ -173,7 +173,7 @@ def test_code_set_files_are_the_documented_ones():
     import hashlib
     import re
 
-    from lesa.analysis_growth import CODE_DIR, CODE_FILES
+    from lesa.protocol import CODE_DIR, CODE_FILES
 
     table = dict(re.findall(r"\| `(\w+\.py)` \| [\d,]+ \| ([0-9a-f]{64}) \|", (CODE_DIR / "README.md").read_text()))
     assert list(table) == list(CODE_FILES) and (CODE_DIR / "LICENSE.txt").exists()
