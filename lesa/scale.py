@@ -16,6 +16,7 @@ interrupted run resumes at the next missing item; an item whose inputs or code c
 
     python -m lesa.scale --profile scale --list                 # what is measured, what is missing
     python -m lesa.scale --profile scale --model qwen2.5-coder-0.5b --parts c1 predictor init code
+    python -m lesa.scale --profile scale --model smollm2-135m+requant     # the quantisation control
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from .protocol import PplProtocol, measure_cached
 from .store import PROJECT_ROOT, peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
+REQUANT = "+requant"          # suffix of a ladder model quantised once more (lesa.quantise): the quantisation control
 REPRESENTATIONS = ("concat_svd_top1", "raw_weights", "per_layer_svd_top1")
 
 
@@ -50,7 +52,7 @@ def settings(prof: dict) -> dict:
     if not isinstance(S, dict):
         raise ProfileError(f"profile {prof['name']!r} has no `scale` section; run the scale profile: --profile scale")
     known = {m["name"] for m in [prof["model"], *prof.get("extra_models", [])]}
-    missing = [m for m in S["models"] if m not in known]
+    missing = [m for m in S["models"] + (S.get("quantisation") or {}).get("models", []) if m not in known]
     if missing:
         raise ProfileError(f"scale.models {missing} are not the profile's model or extra_models ({sorted(known)})")
     from .plans import BUILDERS
@@ -142,16 +144,23 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
               root: Path | None = None) -> dict:
     """Measure every missing item of ``parts`` for one model; returns the model's results record."""
     S = settings(prof)
-    if name not in S["models"]:
-        raise ProfileError(f"{name!r} is not in scale.models {S['models']}")
+    if name not in all_models(S):
+        raise ProfileError(f"{name!r} is not in scale.models {S['models']} nor a quantisation control "
+                           f"({[m + REQUANT for m in (S.get('quantisation') or {}).get('models', [])]})")
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {PARTS}")
     t0 = time.perf_counter()
-    model, tok, key = load_profile_model(prof, model=name)
+    model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
+    header = {}
+    if name.endswith(REQUANT):                      # the control: the same model quantised once more
+        from .quantise import requantise
+
+        model, header["requantised"] = requantise(model, name.removesuffix(REQUANT))
+        key = f"{key}{REQUANT}-{stable_hash(header['requantised'], 8)}"
     L = model.config.num_hidden_layers
     led = Ledger(results_path(prof["name"], name, root), {
-        "model": name, "model_key": key, "layers": L, "load_s": round(time.perf_counter() - t0, 1),
+        **header, "model": name, "model_key": key, "layers": L, "load_s": round(time.perf_counter() - t0, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
                                         and "lm_head" not in n)})
@@ -240,8 +249,9 @@ def ladder(results: dict[str, dict], S: dict) -> list[dict]:
     the paper's type) and the number of types that show continuity (SVD rows and raw weights), C7b's held-out
     R^2 and cosine (gate), and each grown model's perplexity before training relative to the base model's."""
     rows = []
-    for name, r in sorted(results.items(), key=lambda kv: kv[1].get("parameters", 0)):
-        row: dict = {"model": name, "parameters": r.get("parameters"), "layers": r.get("layers")}
+    for name, r in sorted(results.items(), key=lambda kv: (kv[1].get("parameters", 0), kv[0])):
+        row: dict = {"model": name, "parameters": r.get("parameters"), "layers": r.get("layers"),
+                     "quantisation_control": name.endswith(REQUANT)}
         c1 = (r.get("c1") or {}).get("all")
         if c1:
             g = c1["types"].get("gate", {}).get("concat_svd_top1")
@@ -282,6 +292,26 @@ def spread(vals: list[float]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
+def all_models(S: dict) -> list[str]:
+    """The ladder's models, then their quantisation controls."""
+    return S["models"] + [m + REQUANT for m in (S.get("quantisation") or {}).get("models", [])]
+
+
+def quantisation_bound(rows: list[dict]) -> dict[str, dict]:
+    """model -> {quantity: the control's value - the model's} for each ladder quantity both have (medians
+    over seeds): how far one more round of quantisation moves it."""
+    by = {r["model"]: r for r in rows}
+    med = lambda v: v["median"] if isinstance(v, dict) else v
+    out = {}
+    for name, r in by.items():
+        base = by.get(name.removesuffix(REQUANT)) if name.endswith(REQUANT) else None
+        if base:
+            out[base["model"]] = {k: med(v) - med(base[k]) for k, v in r.items()
+                                  if k not in ("model", "parameters", "layers", "quantisation_control") and v is not None
+                                  and base.get(k) is not None and not isinstance(v, str)}
+    return out
+
+
 def planned(S: dict, name: str) -> dict[str, int]:
     """Items each part measures for model ``name``: the base model and every grown model (init, code)."""
     grown = [(g, seed) for g in S["methods"] for seed in (S["seeds"] if g in S["seeded"] else [None])]
@@ -294,7 +324,7 @@ def status(prof: dict, root: Path | None = None) -> list[str]:
     """One line per model: items measured / items planned, per part."""
     S, res = settings(prof), load_results(prof["name"], root)
     return [f"{name:22s} " + "  ".join(f"{p} {len(res.get(name, {}).get(p, {}))}/{n}" for p, n in planned(S, name).items())
-            for name in S["models"]]
+            for name in all_models(S)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(status(prof)))
         return 0
-    for name in args.model or S["models"]:
+    for name in args.model or all_models(S):
         run_model(prof, name, tuple(args.parts))
         gc.collect()
     return 0

