@@ -16,13 +16,13 @@ from typing import Any
 import torch
 
 from .checkpoint import load_trained_weights
-from .data import latest_corpus
+from .data import corpus_for
 from .evaluate import evaluate_suite
 from .expand import apply_plan
 from .flops import step_cost_ratios
 from .plans import build_plan
 from .predictor import PredictorConfig
-from .profiles import load_profile, load_profile_model
+from .profiles import load_profile, load_profile_model, tokenizer_of
 from .store import PROJECT_ROOT, cache_dir, provenance, read_json, run_main, write_json
 from .train import TrainConfig, train
 
@@ -244,7 +244,7 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     else:
         seed, why = lesa_seed(prof)
     print(f"[cpt] predictor {why}")
-    corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
+    corpus = corpus_for(tokenizer_of(prof["model"]["name"]), fast=True if prof["name"] == "smoke" else None)
     base = TrainConfig.from_dict({**cpt["train"], "device": prof["device"]})
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     pseed = {name: seed if r["predictor_seed"] is None else r["predictor_seed"] for name, r in runs.items()}

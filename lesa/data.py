@@ -323,14 +323,26 @@ def prepare(fast: bool = False, tokenizer: Any = "smollm2-135m", config_path: st
     return paths
 
 
-def latest_corpus(fast: bool | None = None) -> Path:
-    """The most recently built corpus folder (full preferred), for evaluation code."""
+def latest_corpus(fast: bool | None = None, tokenizer: str = "smollm2-135m") -> Path:
+    """The most recently built corpus folder (full preferred) tokenised by ``tokenizer`` (a short name, or the
+    name of a model folder), for training and evaluation code: shards of another tokenizer are other tokens."""
     done = sorted(cache_dir("data").glob("corpus-*/DONE"), key=lambda p: p.stat().st_mtime)
-    done = [d for d in done if fast is None or read_json(d.parent / "manifest.json")["fast"] == fast]
+    meta = {d: read_json(d.parent / "manifest.json") for d in done}
+    done = [d for d in done if (fast is None or meta[d]["fast"] == fast)
+            and meta[d].get("tokenizer", {}).get("name", "smollm2-135m") == Path(tokenizer).name]
     if not done:
-        raise DataError("no CPT corpus built yet: run `make data` (lesa.data.prepare())")
+        how = "`make data`" if tokenizer == "smollm2-135m" else f"lesa.data.prepare(tokenizer={tokenizer!r})"
+        raise DataError(f"no CPT corpus tokenised by {tokenizer} built yet: run {how}")
     full = [d for d in done if not read_json(d.parent / "manifest.json")["fast"]]
     return (full or done)[-1].parent
+
+
+def corpus_for(tokenizer: str, fast: bool | None = None) -> Path:
+    """The corpus tokenised by ``tokenizer`` (a short name): the latest built, else built now (cached; minutes)."""
+    try:
+        return latest_corpus(fast, tokenizer)
+    except DataError:
+        return Path(prepare(fast=bool(fast), tokenizer=tokenizer)["corpus"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,7 +98,8 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
     else:
         from .shards import read_meta, read_shards
 
-        root = latest_corpus() / "heldout" if dataset == "heldout" else Path(dataset)
+        own = Path(str(getattr(tokenizer, "name_or_path", "") or "smollm2-135m")).name   # shards in this tokenizer's ids
+        root = latest_corpus(tokenizer=own) / "heldout" if dataset == "heldout" else Path(dataset)
         folders = [root] if (root / "meta.json").exists() else sorted(p.parent for p in root.glob("*/meta.json"))
         if not folders:
             raise FileNotFoundError(f"no token shards under {root}: run `make data` first")

@@ -155,6 +155,12 @@ def _validate_model(m: Any, where: str) -> None:
         raise ProfileError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(SCHEMA['model'])}")
 
 
+def tokenizer_of(name: str) -> str:
+    """The model whose tokenizer a profile model uses: itself, or for a tiny random model the real one it
+    stands for (TINY_MODELS); corpora are built per tokenizer (lesa.data.corpus_for)."""
+    return TINY_MODELS.get(name, (None, name))[1]
+
+
 def profile_models(prof: dict) -> list[dict]:
     """The profile's model sections: ``model`` first (the one CPT and every claim use), then
     ``extra_models`` (the per-model claims C1-C3, C7, C8, C12c also run on these)."""
