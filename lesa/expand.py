@@ -34,7 +34,7 @@ from .store import cache_dir, file_hash, provenance, read_json, shown, stable_ha
 _LAYERS: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()   # in-process memo of costly weights
 LAYER_MEMO_BYTES = 2 << 30                # the in-process memo keeps the most recent entries up to this size
 CODE_FILES = ("expand.py", "expand_kinds.py", "plans.py", "plans_spec.py", "predictor.py", "ridge.py", "svd.py",
-              "arch.py")
+              "arch.py", "factor_cache.py")
 
 
 def code_hash() -> str:
