@@ -99,7 +99,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     ("fp32" | "bf16", the protocol's); the fixture set is always fp32."""
     from .evaluate import check_precision
 
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     out: dict = {}
     for name in sets:
         t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | 
         return out
     from .evaluate import check_precision
 
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     try:
         from .evaluate import run_benchmarks
 

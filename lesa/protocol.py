@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")   # as lesa.precision.PRECISIONS (not imported: this module stays light)
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
             "heldout": "held-out CPT text ({n} per source; token perplexity)",
             "lambada": "LAMBADA-OpenAI ({n}; last-word perplexity)",
@@ -29,7 +29,7 @@ class PplProtocol:
     sets: tuple[str, ...]                 # perplexity sets, in the order pages show them
     limits: dict = field(default_factory=dict)   # set -> first N items (None = the whole set)
     max_length: int = 1024                # tokens per window
-    precision: str = "fp32"               # fp32 | bf16 (autocast in lesa.evaluate)
+    precision: str = "fp32"               # fp32 | bf16 (autocast in lesa.evaluate) | auto (resolved at once)
     batch_size: int = 2
 
     def __post_init__(self):
@@ -38,6 +38,10 @@ class PplProtocol:
             raise ProtocolError(f"protocol.sets has unknown sets {bad}; known: {list(SET_TEXT)}")
         if self.precision not in PRECISIONS:
             raise ProtocolError(f"protocol.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision == "auto":          # decided here, once: sentence, key and records hold fp32 or bf16
+            from .precision import resolve_precision
+
+            object.__setattr__(self, "precision", resolve_precision("auto"))
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ProtocolError(f"protocol.max_length must be an integer >= 8, got {self.max_length!r}")
         for s, n in self.limits.items():
