@@ -115,7 +115,7 @@ class SharedPrefix:
     kept in memory up to ``max_bytes`` (least recently used dropped first; a dropped entry is recomputed,
     never approximated). ``hits``/``misses`` count reuses and computations."""
 
-    def __init__(self, base: Any, max_bytes: int = 2 << 30):
+    def __init__(self, base: Any, max_bytes: int = 1 << 30):
         self.base, self.max_bytes = base, max_bytes
         self.cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self.hits = self.misses = 0

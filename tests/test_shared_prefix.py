@@ -101,3 +101,23 @@ def test_prefix_hidden_is_the_layer_input(tiny_qwen2):
         out = tiny_qwen2.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     for k in (0, 2, 5):
         assert torch.equal(prefix_hidden(tiny_qwen2, k, input_ids=ids, attention_mask=mask), out.hidden_states[k])
+
+
+def test_gemma3_sliding_and_global_rotary_layers():
+    """Gemma 3: sliding and full layers with their own rotary embeddings and masks, sandwich norms."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(3)
+    cfg = Gemma3TextConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=8, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16, vocab_size=128, max_position_embeddings=128,
+                           sliding_window=8, sliding_window_pattern=3, query_pre_attn_scalar=16)
+    model = Gemma3ForCausalLM(cfg).eval()
+    grown = apply_plan(model, build_plan("lesa", 8, 12), FAST, progress=False, copy_weights=False)
+    ids, mask = batch()
+    with torch.no_grad():
+        full = grown(input_ids=ids, attention_mask=mask).logits
+    shared = SharedPrefix(model)
+    with torch.no_grad(), shared.attach(grown) as depth:
+        fast = grown(input_ids=ids, attention_mask=mask).logits
+    assert depth == min(build_plan("lesa", 8, 12).new_layers) and shared.misses == 1
+    assert torch.equal(fast, full)
