@@ -13,8 +13,10 @@ therefore computes those layers once instead of eleven times.
 Exact, not approximate: the cached states come from the same layer weights (checked tensor by tensor, not by
 index), the same input batch, the same masks and rotary embeddings (same config apart from the depth) and the
 same autocast state, so the grown model's outputs are bitwise those of its full forward
-(tests/test_shared_prefix.py checks torch.equal on Llama and Qwen2, whose sliding-window layers take
-their masks by layer type). Only evaluation: gradients, KV caches and dropout are not supported.
+(tests/test_shared_prefix.py checks torch.equal on Llama, Qwen2, whose sliding-window layers take
+their masks by layer type, and Gemma 3). Only evaluation: gradients, KV caches and dropout are not supported.
+Not done yet: CPT runs on the same tokens whose lowest trained layer lies above a frozen shared prefix could
+reuse its activations the same way (the trainer would need them per batch, from disk: they do not fit in memory).
 """
 from __future__ import annotations
 
