@@ -115,7 +115,8 @@ class _Feed(torch.nn.Module):
 class SharedPrefix:
     """The base model's bottom-layer hidden states, computed once per (depth, input batch, autocast state) and
     kept in memory up to ``max_bytes`` (least recently used dropped first; a dropped entry is recomputed,
-    never approximated). ``hits``/``misses`` count reuses and computations."""
+    never approximated). ``hits``/``misses`` count reuses and computations. The base model's weights must not
+    change while the cache lives (grown models built with copy_weights=False share them: train none of them)."""
 
     def __init__(self, base: Any, max_bytes: int = 1 << 30):
         self.base, self.max_bytes = base, max_bytes
