@@ -54,7 +54,8 @@ lint: setup
 
 ## replicate: the main job on the best profile for this machine (PROFILE=cpu|gpu|smoke to override)
 ## notebooks 1-3, CPT (LESA with the predictor seed notebook 3 finds median), notebooks 4-6, the book;
-## prints each stage's time at the end (results/<profile>/replicate_run.json)
+## prints each stage's estimate before it and its time after (results/<profile>/replicate_run.json: times,
+## precision, CPU); an interrupted run resumes where it stopped
 replicate: setup model data expand-default
 	@$(PY) -m lesa.replicate --profile $(PROFILE)
 

@@ -80,7 +80,7 @@ def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | 
         return out
     from .evaluate import check_precision
 
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     try:
         from .evaluate import run_benchmarks
 

@@ -8,10 +8,13 @@
     eval       samples/s and requests/s of the benchmark suite (lm-eval) and of the perplexity code,
                plus the rates implied by the recorded results runs (results/base/)
     all        the three, in that order (`make bench`)
+    hardware   fp32 vs bf16 on this machine in one run (a matmul, the model's forward and training step)
+               and the shared-prefix saving on a tiny slice (lesa.bench_hardware)
 
     python -m lesa.bench all --model smollm2-135m                     # CPU: the real model
     python -m lesa.bench expansion --shapes llama3-8b --device cuda   # GPU: random 8B-shaped weights
     python -m lesa.bench training --device cuda                       # MFU from lesa.flops' peak table
+    python -m lesa.bench hardware --model smollm2-135m                # bf16 and shared-prefix ratios here
 
 `bench_markdown()` renders every results/bench/*.json as the book's benchmark tables.
 """
@@ -30,6 +33,7 @@ from .train_components import cpu_has_native_bf16
 # The benchmarks live in one module per subcommand; their names stay importable from here
 # (`from lesa import bench; bench.bench_training(...)`), which tests and the book use.
 from .bench_eval import bench_eval, recorded_eval_rates  # noqa: F401
+from .bench_hardware import bench_hardware  # noqa: F401
 from .bench_expand import (SHAPES, bench_end_to_end, bench_expansion, end_to_end, ours,  # noqa: F401
                            peak_mem_gb, released_recipe, shape_table)
 from .bench_report import _md_end_to_end, bench_markdown  # noqa: F401
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         ("expansion", "SVD + predictor per weight type, ours vs the released recipe"),
         ("training", "tokens/s and MFU: lesa trainer vs a default transformers.Trainer"),
         ("eval", "samples/s of the benchmark suite and the perplexity code"),
-        ("all", "expansion, training and eval"))}
+        ("all", "expansion, training and eval"),
+        ("hardware", "fp32 vs bf16 (matmul, forward, training step) and the shared-prefix saving, one run"))}
     for c, p in ps.items():
         p.add_argument("--device", default="cpu")
         p.add_argument("--out", default=None, help="output JSON (not with `all`)" if c != "all" else argparse.SUPPRESS)
@@ -93,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
                            help="only the fp32 vs bf16 comparison (results/bench/training_precision_*.json)")
             p.add_argument("--eval-sequences", type=int, default=8,
                            help="held-out sequences per source for the perplexity of --precision-only")
+        if c == "hardware":
+            p.add_argument("--matmul-size", type=int, default=2048)
+            p.add_argument("--batch", type=int, default=8, help="forward: sequences")
+            p.add_argument("--seq", type=int, default=1024, help="forward: tokens per sequence")
+            p.add_argument("--train-batch", type=int, default=4)
+            p.add_argument("--train-seq", type=int, default=256)
+            p.add_argument("--prefix-batch", type=int, default=2, help="shared-prefix slice: sequences")
+            p.add_argument("--prefix-seq", type=int, default=128, help="shared-prefix slice: tokens per sequence")
+            p.add_argument("--reps", type=int, default=3, help="timings per measurement (best kept)")
         if c in ("eval", "all"):
             p.add_argument("--tasks", nargs="*", default=["arc_easy", "piqa", "hellaswag"])
             p.add_argument("--limit", type=int, default=40)
@@ -107,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda requested but no CUDA device is visible", file=sys.stderr)
         return 2
     one = args.cmd != "all" and args.out
+    if args.cmd == "hardware":
+        bench_hardware(args.model, device=args.device, matmul_size=args.matmul_size, batch=args.batch, seq=args.seq,
+                       train_batch=args.train_batch, train_seq=args.train_seq, prefix_batch=args.prefix_batch,
+                       prefix_seq=args.prefix_seq, reps=args.reps, out=Path(one) if one else _out(args, "hardware"))
+        return 0
     if args.cmd in ("expansion", "all"):
         if not args.model and not getattr(args, "shapes", None):
             args.model = "smollm2-135m"

@@ -76,7 +76,8 @@ def time_lesa(model, shards: Path, *, batch: int, seq: int, warmup: int, steps: 
     seen, handle = _count_tokens(model)
     n = warmup + steps
     cfg = TrainConfig(steps=n + 1, halt_after=n, batch_size=batch, seq_len=seq, lr=lr, eval_every=0,
-                      ckpt_every=0, progress=False, device=device)   # halts after n steps, no checkpoint
+                      ckpt_every=0, progress=False, device=device,   # halts after n steps, no checkpoint
+                      precision="bf16" if device.startswith("cuda") else "fp32")   # as the HF Trainer it is timed against
     with tempfile.TemporaryDirectory() as tmp:
         train(model, shards, None, tmp, cfg, name="bench-lesa", resume=False)
         rows = [json.loads(x) for x in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]

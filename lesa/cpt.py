@@ -283,14 +283,15 @@ def suite_done(prof: dict, name: str, summary: dict) -> bool:
     """Every record of the profile's post-training suite exists for run ``name``'s final weights (the run key
     and step of ``summary``), with the profile's limits and precision (as evaluate_suite's skip_done reads them)."""
     from .evaluate_tasks import _reusable
+    from .precision import resolve_precision
 
     ev = prof["cpt"]["eval"]
     out = PROJECT_ROOT / "results" / prof["name"] / "downstream" / name
     lim = ev.get("limits")
     wid = {"run_key": summary.get("run_key"), "step": summary.get("steps")}
     keys = [f"ppl_{s}" for s in ev.get("ppl_sets", [])] + list(ev.get("tasks", []))
-    return all(_reusable(out / f"{k}.json", lim.get(k) if isinstance(lim, dict) else lim, wid, ev.get("precision", "fp32"))
-               for k in keys)
+    prec = resolve_precision(ev.get("precision", "fp32"))       # records hold the resolved value, never "auto"
+    return all(_reusable(out / f"{k}.json", lim.get(k) if isinstance(lim, dict) else lim, wid, prec) for k in keys)
 
 
 def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None) -> None:

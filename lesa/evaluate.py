@@ -54,7 +54,7 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
     """
     from .data import benchmark_dir, latest_corpus
 
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
 
     t0 = time.perf_counter()
     was_training = model.training
@@ -130,7 +130,7 @@ def evaluate_suite(model: torch.nn.Module, tokenizer: Any, *, label: str, out_di
                    weights_id: Any = None, precision: str = "fp32", lm: str = "prefix") -> list[dict]:
     """Perplexity sets + benchmarks for one model; every record written under out_dir/label/
     (skip_done, weights_id, precision, lm: as in run_benchmarks)."""
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     info, prov, records = _model_info(model), provenance(), []
     for name in ppl_sets:
         path = Path(out_dir) / label / f"ppl_{name}.json"

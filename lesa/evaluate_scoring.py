@@ -11,14 +11,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .precision import PRECISIONS, resolve_precision  # noqa: F401  (PRECISIONS: "fp32", "bf16", "auto")
 
 
 # Logits (rows x vocabulary) computed at once when scoring: 2**26 fp32 = 256 MB, i.e. 1365 rows of
 # SmolLM2's 49k vocabulary (its 1k-token windows are one chunk) or 256 rows of Gemma 3's 262k.
 MAX_LOGITS = 2 ** 26
-
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def bf16_supported(device: str | torch.device) -> bool:
@@ -36,14 +34,17 @@ def bf16_supported(device: str | torch.device) -> bool:
     return False
 
 
-def check_precision(precision: str, device: str | torch.device) -> None:
-    """A clear early error for an unknown precision or bf16 on a device without native bf16."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+def check_precision(precision: str, device: str | torch.device) -> str:
+    """The concrete precision ("fp32" | "bf16") a request runs in on ``device``: "auto" resolved by the
+    hardware (lesa.precision), with a clear early error for an unknown value or bf16 forced on a device
+    without native bf16. Callers record and key on the returned value, never on "auto"."""
+    precision = resolve_precision(precision, device)
     if precision == "bf16" and not bf16_supported(device):
         raise ValueError(f"precision='bf16' was requested on {device}, which has no native bfloat16 matrix "
                          "units (CPU without AVX-512/AMX, or a GPU without bf16): torch would emulate it, slower "
-                         "than fp32. Use precision='fp32' (protocol.precision: fp32 in the profile).")
+                         "than fp32. Use precision='fp32', or 'auto' to let the hardware decide "
+                         "(protocol.precision in the profile).")
+    return precision
 
 
 def precision_context(precision: str, device: str | torch.device):
@@ -116,7 +117,7 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
     precision: "fp32" or "bf16" (autocast; see precision_context).
     """
     device = next(model.parameters()).device
-    check_precision(precision, device)
+    precision = check_precision(precision, device)
     amp = lambda: precision_context(precision, device)
     seqs = [(ctx + cont)[-(max_length + 1):] for ctx, cont in items]
     order = sorted(range(len(items)), key=lambda i: -len(seqs[i]))

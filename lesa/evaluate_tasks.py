@@ -91,7 +91,7 @@ def make_lm(model: torch.nn.Module, tokenizer: Any, batch_size: int = 16, max_le
 
     if lm not in LM_KINDS:
         raise ValueError(f"lm must be one of {LM_KINDS}, got {lm!r}")
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     kw = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
               softmax_dtype=torch.float32)
     if lm == "hf":
@@ -210,6 +210,7 @@ def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tu
     precision, lm: see make_lm (recorded in every record).
     """
     lm_kind = lm
+    precision = check_precision(precision, next(model.parameters()).device)   # "auto" resolved: records say which
     lm = make_lm(model, tokenizer, batch_size=batch_size, max_length=max_length, precision=precision, lm=lm_kind)
     info, prov = _model_info(model), provenance()
     records = []

@@ -15,8 +15,10 @@ from tqdm.auto import tqdm
 from .plans import KINDS, Slot
 from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
 from .ridge import fit_ridge
+from .factor_cache import STATS as FACTOR_STATS
+from .factor_cache import cached_factorize
 from .store import available_gib, stable_hash
-from .svd import factorize, interpolate_svd, layer_svd
+from .svd import interpolate_svd, layer_svd
 
 
 def _stack(layers, path: str) -> torch.Tensor:
@@ -198,16 +200,20 @@ class TypeView:
 
 
 def _factor(layers, path: str, short: str, cfg: PredictorConfig, stats: dict) -> tuple:
-    t0 = time.perf_counter()
+    t0, loaded = time.perf_counter(), FACTOR_STATS["loaded"]
     dtype = getattr(torch, cfg.dtype)
     Ws = _stack(layers, path)                                                # (L, d_out, d_in)
     if cfg.space == "svd":
-        F = on_device_or_cpu(lambda d: factorize(Ws, device=d, dtype=dtype, method=cfg.svd_method),
+        # cached on disk by the stack's bytes (lesa.factor_cache): the same for every predictor seed and method
+        F = on_device_or_cpu(lambda d: cached_factorize(Ws, device=d, dtype=dtype, method=cfg.svd_method,
+                                                        what=short),
                              cfg.device, f"SVD of {short}", stats)
         out = (F, F.V)                                                       # V: (L, r, d_in)
     else:
         out = (None, Ws.to(device=cfg.device, dtype=dtype))                 # raw rows ("w/o SVD")
     stats["svd_seconds"][short] = round(time.perf_counter() - t0, 3)
+    if FACTOR_STATS["loaded"] > loaded:
+        stats.setdefault("svd_reused", []).append(short)                     # read from .cache/factors
     return out
 
 

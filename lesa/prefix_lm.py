@@ -52,8 +52,7 @@ class PrefixLM(HFLM):
 
     def __init__(self, *args, precision: str = "fp32", token_budget: int = 4096, **kwargs):
         super().__init__(*args, **kwargs)
-        check_precision(precision, self.device)
-        self.precision, self.token_budget = precision, int(token_budget)
+        self.precision, self.token_budget = check_precision(precision, self.device), int(token_budget)
         self.tokens_computed = self.tokens_hflm = 0
         cfg = self.model.config
         window = getattr(cfg, "sliding_window", None)

@@ -130,7 +130,7 @@ def validate(prof: dict, where: str = "profile") -> dict:
     names = [m["name"] for m in profile_models(prof)]
     if len(set(names)) != len(names):
         raise ProfileError(f"{where}: a model is named twice in model/extra_models: {names}")
-    from .evaluate import PRECISIONS
+    from .precision import PRECISIONS                 # fp32 | bf16 | auto (resolved where it runs)
 
     for sec, d, key in (("protocol", prof.get("protocol") or {}, "precision"),
                         ("cpt.eval", (prof.get("cpt") or {}).get("eval") or {}, "precision")):

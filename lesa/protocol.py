@@ -16,7 +16,7 @@ from typing import Any
 from .codekey import code_key
 from .store import PROJECT_ROOT
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")   # as lesa.precision.PRECISIONS (not imported: this module stays light)
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
             "heldout": "held-out CPT text ({n} per source; token perplexity)",
             "lambada": "LAMBADA-OpenAI ({n}; last-word perplexity)",
@@ -39,7 +39,7 @@ class PplProtocol:
     sets: tuple[str, ...]                 # perplexity sets, in the order pages show them
     limits: dict = field(default_factory=dict)   # set -> first N items (None = the whole set)
     max_length: int = 1024                # tokens per window
-    precision: str = "fp32"               # fp32 | bf16 (autocast in lesa.evaluate)
+    precision: str = "fp32"               # fp32 | bf16 (autocast in lesa.evaluate) | auto (resolved at once)
     batch_size: int = 2
 
     def __post_init__(self):
@@ -48,6 +48,10 @@ class PplProtocol:
             raise ProtocolError(f"protocol.sets has unknown sets {bad}; known: {list(SET_TEXT)}")
         if self.precision not in PRECISIONS:
             raise ProtocolError(f"protocol.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision == "auto":          # decided here, once: sentence, key and records hold fp32 or bf16
+            from .precision import resolve_precision
+
+            object.__setattr__(self, "precision", resolve_precision("auto"))
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ProtocolError(f"protocol.max_length must be an integer >= 8, got {self.max_length!r}")
         for s, n in self.limits.items():
@@ -153,7 +157,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     ("fp32" | "bf16", the protocol's); the fixture and code sets are always fp32."""
     from .evaluate import check_precision
 
-    check_precision(precision, next(model.parameters()).device)
+    precision = check_precision(precision, next(model.parameters()).device)
     out: dict = {}
     for name in sets:
         t0 = time.perf_counter()

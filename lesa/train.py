@@ -75,7 +75,8 @@ class TrainConfig:
     ckpt_every: int = 100              # checkpoint every N steps (and at the end); 0: only at the end
     device: str = "auto"               # auto | cpu | cuda ("cuda" fails early when there is none)
     precision: str = "auto"            # fp32 | bf16 (autocast; fp32 trainable weights and optimizer state)
-                                       # | auto (bf16 on CUDA, fp32 on CPU); profiles set it explicitly
+                                       # | auto: bf16 where the hardware has bf16 matrix units and a probe finds
+                                       # it faster (lesa.precision), else fp32; the committed profiles force one
     frozen_bf16: bool = True           # store frozen weights in bf16 when training in bf16 (not under FSDP)
     compile: bool = False              # torch.compile each decoder layer (regional compilation)
     grad_checkpointing: bool = False   # recompute activations of layers >= the lowest trainable one
@@ -180,7 +181,7 @@ class Trainer:
         self.order = DataOrder(len(self.data), cfg.seed)
         model_key = stable_hash({k: v for k, v in raw.config.to_dict().items() if not k.startswith("_")
                                  and k not in ("transformers_version", "dtype", "torch_dtype")})
-        self.run_key = stable_hash({"cfg": cfg.key_fields(), "seq_len": T, "G": self.global_batch,
+        self.run_key = stable_hash({"cfg": {**cfg.key_fields(), "precision": prec}, "seq_len": T,   # resolved "G": self.global_batch,
                                     "new": self.report["trainable_layers"], "model": model_key,
                                     "data": [str(meta.get(k)) for k in ("n_sequences", "files")]})
         self.data_order_hash = stable_hash(self.order.indices(0, self.global_batch).tolist())

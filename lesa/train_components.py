@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from torch.utils.checkpoint import checkpoint
 
+from .precision import native_bf16, resolve_precision
 from .shards import read_shards
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ def check_bf16(device_type: str) -> None:
 def cpu_has_native_bf16() -> bool:
     """True when the CPU has bf16 instructions (AVX512-BF16 or AMX) that oneDNN uses; without them
     torch emulates bf16 matmuls, which can be slower than fp32 (measure: python -m lesa.bench training)."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                and native_bf16("cpu"))
 
 
 def autocast(device: torch.device, precision: str):
@@ -93,7 +95,7 @@ def make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, str]:
         raise RuntimeError("a GPU run was requested (device='cuda', gpu profile) but CUDA is not available "
                            "on this machine; use the cpu profile or run on a GPU machine")
     on_cpu = cfg.device == "cpu" or not cuda
-    prec = cfg.precision if cfg.precision != "auto" else ("fp32" if on_cpu else "bf16")
+    prec = resolve_precision(cfg.precision, "cpu" if on_cpu else "cuda")   # auto: by the hardware (lesa.precision)
     if prec == "bf16":
         check_bf16("cpu" if on_cpu else "cuda")
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:   # a fresh state for each run in one process

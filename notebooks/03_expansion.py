@@ -55,6 +55,7 @@ from lesa.plans import build_plan
 from lesa.predictor import PredictorConfig
 from lesa.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
 from lesa.protocol import PplProtocol, headline, measure_cached
+from lesa.shared_prefix import SharedPrefix
 from lesa.store import read_json
 from lesa.store import write_json
 
@@ -106,6 +107,7 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
                                   lambda: {"bench": A.quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"]),
                                            "residual": A.residual_effect(model, ids)}))
     res, plans = {"base": {None: base}}, {}
+    shared = SharedPrefix(model)                 # bottom layers shared with the base: computed once, bitwise the same
     for name in names:
         method, opts, lam = spec(name)
         for s in (seeds if name in SEEDED else seeds[:1]):
@@ -124,9 +126,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
                 if name in FULL and deep:
                     rec["ppl"] = base["ppl"]
             else:
-                rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
-                if name in FULL and deep:
-                    rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
+                with shared.attach(grown):
+                    rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
+                    if name in FULL and deep:
+                        rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = A.new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
                 rec.update(A.cached_json("expansion_eval", {"model": key, "name": name, "growth": growth,

@@ -153,3 +153,25 @@ def test_eval_and_end_to_end_tables_render_the_new_measurements(tmp_path):
     assert "| arc_easy | 20 | 1 | 1.9 | x1.9 | 2,600 | 1,130 | x2.3 |" in md
     assert "WikiText in bf16: not measured (bf16 not supported on this device)" in md
     assert "### Expansion end to end: m on cpu" in md and "end to end 70.0 s against 52.0 s one by one" in md
+
+
+def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwen2, tmp_path):
+    """fp32 and bf16 side by side (a matmul, forward, training step) and the shared prefix, on a tiny Qwen2
+    (sliding layers); the model comes back in eval mode with its weights untouched."""
+    import torch
+
+    before = {k: v.clone() for k, v in tiny_qwen2.state_dict().items()}
+    out = tmp_path / "bench" / "hardware_tiny_cpu.json"
+    d = bench.bench_hardware("tiny", model=tiny_qwen2, matmul_size=64, batch=2, seq=16, train_batch=2, train_seq=16,
+                             prefix_batch=2, prefix_seq=16, reps=1, out=out)
+    assert d["kind"] == "hardware" and d["cpu_model"] and d["auto"].split()[0] in ("fp32", "bf16")
+    for k in ("matmul", "forward", "train_step"):
+        assert d[k]["bf16_speedup"] > 0
+    assert d["train_step"]["fp32_loss"] != d["train_step"]["bf16_loss"]          # bf16 really ran
+    p = d["shared_prefix"]
+    assert p["shared_layers"] == min(build_plan("average", 6).new_layers)
+    assert p["fp32"]["bitwise_equal"] and p["bf16"]["bitwise_equal"] and p["fp32"]["saving"] > 0
+    assert not tiny_qwen2.training
+    assert all(torch.equal(before[k], v) for k, v in tiny_qwen2.state_dict().items())
+    md = bench.bench_markdown(out.parent)
+    assert "bf16 and the shared prefix" in md and "train step 2 x 16" in md

@@ -42,7 +42,7 @@ def shards(tmp_path_factory):
 
 def cfg(**kw) -> T.TrainConfig:
     base = dict(steps=6, batch_size=4, lr=1e-3, warmup_frac=0.2, eval_every=3, eval_sequences=8,
-                ckpt_every=2, progress=False, device="cpu")
+                ckpt_every=2, progress=False, device="cpu", precision="fp32")   # auto would pick bf16 on AMX
     return T.TrainConfig(**{**base, **kw})
 
 
@@ -211,7 +211,7 @@ def test_two_process_ddp_matches_single_process(shards, tmp_path):
     tiny().save_pretrained(tmp_path / "model")
     args = ["-m", "lesa.train", "--model", str(tmp_path / "model"), "--shards", str(shards[0]),
             "--heldout", str(shards[1]), "--steps", "3", "--grad-accum", "2", "--eval-every", "2",
-            "--eval-sequences", "3", "--no-progress", "--device", "cpu"]
+            "--eval-sequences", "3", "--no-progress", "--device", "cpu", "--precision", "fp32"]   # not auto: exact
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one"), "--batch-size", "4"],
                    check=True, env=env, capture_output=True)

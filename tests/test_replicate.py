@@ -1,0 +1,50 @@
+"""`make replicate`: an estimate before each stage, the record after each, and a resumed run after an interruption."""
+import json
+
+import pytest
+
+import lesa.replicate as R
+
+
+def test_estimate_counts_only_the_work_left(tmp_path):
+    res = tmp_path / "smoke"
+    (res / "cpt" / "lesa").mkdir(parents=True)
+    (res / "book_run.json").write_text(json.dumps({n: {"seconds": 100.0 * (i + 1)} for i, n in
+                                                   enumerate(R.GROWTH + R.TRAINING)}))
+    from lesa.cpt import run_names
+    from lesa.profiles import load_profile
+
+    prof = load_profile("smoke", check_device=False)
+    runs = run_names(prof["cpt"], prof["expansion"].get("variants"))
+    (res / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"completed": True, "elapsed_s": 40.0}))
+    steps = runs["lesa"]["steps"]
+    est = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: n == "01_svd_evidence")
+    assert est["notebooks 1-3"]["s"] == 200 + 300                    # notebook 1 is up to date
+    assert est["notebooks 4-6"]["s"] == 400 + 500 + 600
+    left = [n for n in runs if n != "lesa"]
+    assert est["continual pre-training"]["s"] == pytest.approx(sum(runs[n]["steps"] * 40.0 / steps for n in left))
+    assert "not scaled" in est["notebooks 1-3"]["how"]
+    # a previous run recorded its machine's speed: times scale by it (a machine twice as fast: half the time)
+    (res / "replicate_run.json").write_text(json.dumps({"probe": {"fp32_gflops": 50.0}}))
+    est2 = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: True)
+    assert est2["notebooks 1-3"]["s"] == 0 and "done" in est2["notebooks 1-3"]["how"]
+    assert est2["continual pre-training"]["s"] == pytest.approx(est["continual pre-training"]["s"] / 2)
+
+
+def test_record_after_each_stage_and_resume(tmp_path, capsys):
+    ran = []
+
+    def boom():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        R.replicate("smoke", root=tmp_path, stage_fns=[("a", lambda: ran.append("a")), ("b", boom)])
+    rec = json.loads((tmp_path / "smoke" / "replicate_run.json").read_text())
+    assert rec["complete"] is False and list(rec["stages_s"]) == ["a"]
+    assert rec["precision"]["protocol"] in ("fp32", "bf16") and rec["cpu_model"] and rec["probe"]["fp32_gflops"] > 0
+    R.replicate("smoke", root=tmp_path, stage_fns=[("a", lambda: ran.append("a")), ("b", lambda: ran.append("b"))])
+    out = capsys.readouterr().out
+    assert "resuming an interrupted run" in out and "stages then complete: ['a']" in out
+    rec = json.loads((tmp_path / "smoke" / "replicate_run.json").read_text())
+    assert rec["complete"] is True and list(rec["stages_s"]) == ["a", "b"] and rec["resumed_from"] == {"a": rec["resumed_from"]["a"]}
+    assert ran == ["a", "a", "b"]
