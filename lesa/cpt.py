@@ -94,14 +94,17 @@ def run_names(cpt: dict, variants: dict | None = None) -> dict[str, dict]:
 
 def evaluated_runs(runs: dict[str, dict], cpt: dict) -> list[str]:
     """The runs that get the post-training suite. ``cpt.eval_replicates`` (default true): every run; false:
-    only each method's first seed, because a seed replicate is there for its held-out curve (the spread a
+    only each method's first seed (a list: false, except for the methods it names, whose every seed is evaluated), because a seed replicate is there for its held-out curve (the spread a
     difference must beat), and the suite costs about as much as the training on a 2-core CPU (cpu-long).
     ``cpt.curves_only``: cpt.methods entries trained for their held-out curves alone (a diagnostic run)."""
     flag = cpt.get("eval_replicates", True)
-    if not isinstance(flag, bool):
-        raise ValueError(f"cpt.eval_replicates must be true or false, got {flag!r}")
+    if isinstance(flag, list):           # the methods whose every seed gets the suite (the one seed rule)
+        _method_entries(cpt, "eval_replicates")
+    elif not isinstance(flag, bool):
+        raise ValueError(f"cpt.eval_replicates must be true, false or a list of cpt.methods entries, got {flag!r}")
+    every = lambda r: flag is True or (isinstance(flag, list) and r.get("entry") in flag)
     curves = _method_entries(cpt, "curves_only")
-    return [n for n, r in runs.items() if (flag or not r.get("replicate")) and r.get("entry") not in curves]
+    return [n for n, r in runs.items() if (every(r) or not r.get("replicate")) and r.get("entry") not in curves]
 
 
 def _method_entries(cpt: dict, key: str) -> list[str]:
@@ -117,9 +120,13 @@ def required_runs(runs: dict[str, dict], cpt: dict) -> dict[str, dict]:
     """The runs a profile's results must all have before they replace a shorter profile's in the book
     (lesa.analysis.complete_cpt_profiles). ``cpt.optional``: cpt.methods entries that do not hold that back, a
     test that one section of a chapter reads and reports as not yet run while it is missing (cpu-long: the
-    spectrum test of chapter 6); no claim reads them."""
+    spectrum test of chapter 6); no claim reads them. ``cpt.optional_replicates``: cpt.methods entries whose seed
+    replicates do not hold it back either (their first seed does): the claims that read every seed apply the one
+    seed rule to the seeds that exist and say how many (cpu-long: LESA's predictor seeds 0 and 2, added later)."""
     optional = _method_entries(cpt, "optional")
-    return {n: r for n, r in runs.items() if r.get("entry") not in optional}
+    extra = _method_entries(cpt, "optional_replicates")
+    return {n: r for n, r in runs.items() if r.get("entry") not in optional
+            and not (r.get("replicate") and r.get("entry") in extra)}
 
 
 def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_dir: str | Path | None,
