@@ -23,8 +23,8 @@ from .analysis_common import (cached_json, code_key, factorize_type, results_dir
                               stack_weights)
 from .analysis_growth import (FIXTURE_TEXT, fixture_ids, new_layer_stats, perplexity_suite,  # noqa: F401
                               quick_benchmarks, residual_effect, text_perplexity)
-from .analysis_predictor import (leave_one_layer_out, loo_layers, predictor_study, ridge_predict,  # noqa: F401
-                                 train_full, weight_metrics)
+from .analysis_predictor import (LOO_CONTROLS, leave_one_layer_out, loo_controls, loo_layers,  # noqa: F401
+                                 predictor_study, ridge_predict, train_full, weight_metrics)
 from .analysis_results import (complete_cpt_profiles, cpt_comparison, find_results, load_cpt_runs, load_eval_records,  # noqa: F401
                                run_seeds,
                                main_table, method_row, run_key, runs_by_method, step_times, verdict, verdict_markdown,

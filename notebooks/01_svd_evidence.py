@@ -74,6 +74,8 @@ def continuous(e, rep="concat_svd_top1"):
 
 verdicts = [C.per_model({m: C.judge_c1({t: e["weight_types"][t]["tests"]["concat_svd_top1"] for t in e["weight_types"]},
                                        S["n_shuffles"], num_layers=e["num_layers"],
+                                       raw={t: e["weight_types"][t]["tests"]["raw_weights"] for t in e["weight_types"]
+                                            if "raw_weights" in e["weight_types"][t]["tests"]},
                                        budget={"model": keys[m], "weight types": len(e["weight_types"]),
                                                "Gaussian controls": e["n_gaussian"]})
                          for m, e in evs.items()})]
