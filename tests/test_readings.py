@@ -145,10 +145,14 @@ def test_c1_reads_uninformative_when_the_raw_weights_show_the_continuity_too():
 def test_c6_reads_placement_when_the_copy_control_in_lesas_gaps_is_as_cheap():
     t = lambda m: list(m + 0.01 * np.sin(np.arange(20)))
     steps = {"lesa": t(1.0), "llama_pro": t(1.25), "solar": t(1.78)}
-    v = C.judge_c6(steps, placement_control=t(0.986))
-    assert v.status == "reproduced" and v.reading == "holds, from placement" and "0.986x LESA's step" in v.ours
-    v = C.judge_c6(steps, placement_control=t(1.24))               # a control that pays LLaMA Pro's price
-    assert v.reading == "holds as worded"
+    v = C.judge_c6(steps, placement_control={"step_ratio": 0.986, "flop_ratio": 1.0})
+    assert v.status == "reproduced" and v.reading == "holds, from placement"
+    assert "0.986x LESA's step" in v.ours and "1x LESA's FLOPs per token" in v.ours
+    assert C.judge_c6(steps, placement_control={"step_ratio": 1.2, "flop_ratio": 1.13}).reading == "holds as worded"
+    # without the FLOP model the measured ratio decides: nearer 1 than LLaMA Pro's 1.25
+    assert C.judge_c6(steps, placement_control={"step_ratio": 1.05}).reading == "holds, from placement"
+    assert C.judge_c6(steps, placement_control={"step_ratio": 1.2}).reading == "holds as worded"
+    assert C.judge_c6(steps).reading == "holds as worded"
     assert "above the lowest trained one" in C.judge_c6(steps).notes
     assert "below the lowest" not in C.judge_c6(steps).notes
 
