@@ -30,7 +30,7 @@ from .claims_paper import (CLAIMS, OPT_DEUS_CPT, PAPER_CONVERGENCE, PAPER_HOURS,
                            _ratio_text, fmt, source_text)
 from .claims_verdict import (DEFAULT_READING, READINGS, READINGS_OF, SE_MULT, STATUSES, Verdict, _vs,  # noqa: F401
                              across_models, as_dict, budget_text, call, compare_ranges, markdown, mcnemar_exact,
-                             paired_accuracy, paired_window, per_model, smooth, spread, spread_text, steps_to_reach,
+                             paired_accuracy, paired_window, per_model, permutation_p, smooth, spread, spread_text, steps_to_reach,
                              summary, z_score)
 from .plots_style import label          # one display name per method across the book
 from .beyond import heldout_vs_reference, tokens_to_reach   # chapter 6's seed comparison; first evaluation at a loss

@@ -211,3 +211,13 @@ def test_mcnemar_exact_and_paired_accuracy():
     v = C.judge_c5(ppl, acc, paired={"llama_pro": r, "solar": r})
     assert v.status == "reproduced" and "paired per question" in v.ours
     json.dumps(v.record())
+
+
+def test_permutation_p_of_two_runs_against_three_cannot_go_below_a_tenth():
+    r = C.permutation_p([1.0, 1.1], [2.0, 2.1, 2.2])
+    assert r["splits"] == 10 and math.isclose(r["smallest_p"], 0.1) and math.isclose(r["p"], 0.1)
+    assert math.isclose(C.permutation_p([2.0, 2.1], [1.0, 1.1, 1.2], "greater")["p"], 0.1)
+    assert C.permutation_p([1.5, 2.15], [2.0, 2.1, 1.0])["p"] > 0.5          # no separation, large p
+    assert math.isclose(C.permutation_p([0.0] * 3, [1.0] * 3)["smallest_p"], 1 / 20)
+    with pytest.raises(ValueError):
+        C.permutation_p([], [1.0])
