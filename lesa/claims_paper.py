@@ -19,9 +19,20 @@ SOURCE_TAGS = {"ABS": "the paper's abstract", "CAP": "the paper's Figure 1 capti
 
 
 def source_text(tags: str) -> str:
-    """"[ABS][CAP]" -> "the paper's abstract; the paper's Figure 1 caption" (unknown tags kept as given)."""
-    found = re.findall(r"\[([A-Z0-9]+)\]", tags or "")
-    return "; ".join(SOURCE_TAGS.get(t, t) for t in found) if found else (tags or "")
+    """"[ABS][CAP]" -> "the paper's abstract; the paper's Figure 1 caption": every tag in words, never the bare key
+    (several in one bracket, "[PN, T-A]", included; words beside the brackets, "+ our reading", kept)."""
+    words = []
+    for inner in re.findall(r"\[([^\]]+)\]", tags or ""):
+        for tok in (x.strip() for x in inner.split(",")):
+            words.append(SOURCE_TAGS.get(tok) or SOURCE_DETAILS.get(tok) or tok)
+    rest = re.sub(r"\[[^\]]*\]", "", tags or "").strip(" +;")
+    words += [rest] if rest else []
+    return "; ".join(words) if words else (tags or "")
+
+
+# what follows a source tag inside its bracket: the part of that source (the digest's table labels)
+SOURCE_DETAILS = {"T-A": "its main results table", "T-B": "its SFT table", "T-C": "its code-CPT table",
+                  "T-D": "its model-family table"}
 
 
 # ------------------------------------------------------------------------------ the paper's numbers

@@ -221,3 +221,13 @@ def test_permutation_p_of_two_runs_against_three_cannot_go_below_a_tenth():
     assert math.isclose(C.permutation_p([0.0] * 3, [1.0] * 3)["smallest_p"], 1 / 20)
     with pytest.raises(ValueError):
         C.permutation_p([], [1.0])
+
+
+def test_every_claims_source_reads_in_words_never_as_a_bare_key():
+    import re
+
+    for c in C.CLAIMS.values():
+        text = C.source_text(c.source)
+        assert not re.search(r"\[[A-Z0-9, -]+\]", text) and not re.fullmatch(r"[A-Z0-9-]+", text), (c.id, text)
+    assert C.source_text("[PN, T-A]") == "a secondary summary of the paper (papernotes.org); its main results table"
+    assert C.source_text("[PN] + our reading").endswith("; our reading")
