@@ -27,7 +27,8 @@ from .analysis_predictor import (LOO_CONTROLS, leave_one_layer_out, loo_controls
                                  predictor_study, ridge_predict, train_full, weight_metrics)
 from .analysis_results import (complete_cpt_profiles, cpt_comparison, find_results, load_cpt_runs, load_eval_records,  # noqa: F401
                                run_seeds,
-                               first_seed_runs, main_table, method_logs, method_row, run_key, runs_by_method, step_times,
+                               first_seed_runs, load_questions, main_table, method_logs, method_row, paired_questions,
+                               run_key, runs_by_method, step_times,
                                verdict, verdict_markdown,
                                write_verdicts)
 from .claims import STATUSES as VERDICTS, fmt, smooth, steps_to_reach  # noqa: F401 (re-exported)

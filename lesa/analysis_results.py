@@ -221,6 +221,33 @@ def load_eval_records(eval_dir: Path, run_keys: dict[str, str] | None = None,
     return rows
 
 
+def load_questions(eval_dir: str | Path, label: str, task: str) -> dict[tuple, bool] | None:
+    """{(subtask, doc_id): answered correctly} of one model on one task, from <label>/<task>_questions.jsonl
+    (written by lesa.evaluate.run_benchmarks since issue 37), judged by the record's primary metric; None when the
+    questions were not saved (older records)."""
+    path = Path(eval_dir) / label / f"{task}_questions.jsonl"
+    rec_path = Path(eval_dir) / label / f"{task}.json"
+    if not path.exists() or not rec_path.exists():
+        return None
+    metric = read_json(rec_path).get("primary_metric")
+    return {(r.get("subtask"), r["doc_id"]): bool(r[metric]) for r in _jsonl(path) if metric in r}
+
+
+def paired_questions(eval_dir: str | Path, a: str, b: str, tasks: list[str]) -> dict | None:
+    """lesa.claims.paired_accuracy of runs ``a`` and ``b`` over ``tasks``, on the questions both answered; None when
+    either run lacks a task's per-question results."""
+    from .claims import paired_accuracy
+
+    by = {}
+    for t in tasks:
+        qa, qb = load_questions(eval_dir, a, t), load_questions(eval_dir, b, t)
+        if not qa or not qb:
+            return None
+        ids = sorted(set(qa) & set(qb), key=str)
+        by[t] = ([qa[i] for i in ids], [qb[i] for i in ids])
+    return paired_accuracy(by) if by else None
+
+
 def main_table(rows: list[dict]) -> dict:
     """{label: {"ppl": wikitext word perplexity or held-out ppl, "avg": mean benchmark accuracy (%),
     "n_tasks": k}} in the shape of the paper's main table."""
