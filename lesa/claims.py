@@ -101,14 +101,14 @@ def seed_gate(v: Verdict, seeds: dict[str, dict] | None, want: dict[str, str]) -
     when every comparison gives what it needs; a "not reproduced" only when one gives the opposite. Otherwise
     the verdict is inconclusive, and says which comparison the seeds do not decide. ``seeds`` None: the caller
     has no held-out logs (a unit test of the within-run rule); the verdict is returned as it is."""
-    if seeds is None or v.status not in ("reproduced", "not reproduced"):
+    if seeds is None or v.verdict not in ("reproduced", "not reproduced"):
         if seeds:
             v.uncertainty["seed_rule"] = seeds
         return v
     missing = [k for k in want if k not in seeds]
     if missing:
         raise ValueError(f"seed_gate: no seed-rule result for {missing}")
-    if v.status == "reproduced":
+    if v.verdict == "reproduced":
         ok = all(seeds[k]["result"] == w for k, w in want.items())
     else:
         ok = any(seeds[k]["result"] == OPPOSITE[w] for k, w in want.items())
@@ -120,8 +120,8 @@ def seed_gate(v: Verdict, seeds: dict[str, dict] | None, want: dict[str, str]) -
     if ok:
         v.notes = " ".join(x for x in (v.notes, f"The seeds agree: {text}.") if x)
         return v
-    was = v.status
-    v.status, v.reading = "inconclusive", "inconclusive"
+    was = v.verdict
+    v.verdict, v.reading = "inconclusive", "inconclusive"
     v.notes = " ".join(x for x in (v.notes, f"On one run per method this read {was!r}; the seeds do not decide it: "
                                             f"{text}.") if x)
     return v
@@ -312,7 +312,7 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
                                            "ours is in the budget.", history) if x),
                 evidence="figure loss_vs_compute (tokens and FLOPs); cpt_comparison.json")
     v = seed_gate(v, seeds, {"llama_pro": "lower"} if seeds is not None else {})
-    if v.status == "not reproduced":
+    if v.verdict == "not reproduced":
         v.read_as("not reached at this budget", "LESA does not reach LLaMA Pro within our budget, a small fraction of "
                                                  "the paper's; a longer run could change this reading.")
     return v

@@ -40,8 +40,9 @@ READINGS_OF = {"reproduced": ("holds as worded", "holds, from placement", "uninf
 # ------------------------------------------------------------------------------ verdicts
 @dataclass
 class Verdict:
+    """One claim's verdict. ``verdict`` is the status (STATUSES), named as in the JSON record and on the scoreboard."""
     claim: str
-    status: str
+    verdict: str
     ours: str                                     # one line: what we measured
     rule: str                                     # how the status was decided
     budget: dict = field(default_factory=dict)    # steps, tokens, questions, seeds, ...
@@ -56,12 +57,12 @@ class Verdict:
     def __post_init__(self):
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}; known: {list(CLAIMS)}")
-        if self.status not in STATUSES:
-            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
-        self.reading = self.reading or DEFAULT_READING[self.status]
-        if self.reading not in READINGS_OF[self.status]:
-            raise ValueError(f"reading {self.reading!r} does not fit status {self.status!r}; "
-                             f"allowed: {READINGS_OF[self.status]}")
+        if self.verdict not in STATUSES:
+            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.verdict!r}")
+        self.reading = self.reading or DEFAULT_READING[self.verdict]
+        if self.reading not in READINGS_OF[self.verdict]:
+            raise ValueError(f"reading {self.reading!r} does not fit status {self.verdict!r}; "
+                             f"allowed: {READINGS_OF[self.verdict]}")
 
     def read_as(self, reading: str, why: str = "") -> "Verdict":
         """Set the reading (one of READINGS the status allows) and say why in the notes; returns self."""
@@ -75,7 +76,7 @@ class Verdict:
         """The JSON row written to results/<profile>/verdicts/<notebook>.json (read by the scoreboard)."""
         c = CLAIMS[self.claim]
         return {"claim": self.claim, "statement": c.statement, "wording": c.wording, "source": c.source,
-                "paper": c.paper, "ours": self.ours, "verdict": self.status, "reading": self.reading, "evidence": self.evidence,
+                "paper": c.paper, "ours": self.ours, "verdict": self.verdict, "reading": self.reading, "evidence": self.evidence,
                 "notebook": c.notebook, "detail": " ".join(x for x in (self.rule, self.notes) if x),
                 "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
                 **({"per_model": _jsonable(self.per_model)} if self.per_model else {}),
@@ -222,8 +223,8 @@ def _agreed(by_model: dict[str, Verdict], who: str) -> tuple[list[Verdict], set[
         raise ValueError(f"{who} needs at least one model's verdict")
     if len({v.claim for v in vs}) != 1:
         raise ValueError(f"{who} combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
-    statuses = {v.status for v in vs}
-    return vs, statuses, vs[0].status if len(statuses) == 1 else "inconclusive"
+    statuses = {v.verdict for v in vs}
+    return vs, statuses, vs[0].verdict if len(statuses) == 1 else "inconclusive"
 
 
 def _common_reading(vs: list[Verdict], status: str) -> str:
@@ -241,7 +242,7 @@ def per_model(verdicts: dict[str, Verdict]) -> Verdict:
     vs, statuses, status = _agreed(verdicts, "per_model")
     if len(vs) == 1:
         return vs[0]
-    each = "; ".join(f"{m}: {v.status}" for m, v in verdicts.items())
+    each = "; ".join(f"{m}: {v.verdict}" for m, v in verdicts.items())
     notes = " ".join(f"{m}: {v.notes}" for m, v in verdicts.items() if v.notes)
     return Verdict(vs[0].claim, status, "; ".join(f"{m}: {v.ours}" for m, v in verdicts.items()),
                    rule=vs[0].rule + (f" Judged on each model; the models disagree ({each}), so inconclusive."
@@ -257,9 +258,9 @@ def across_models(by_model: dict[str, Verdict]) -> Verdict:
     and measurement go to ``per_model`` (the scoreboard's per-model column)."""
     vs, statuses, status = _agreed(by_model, "across_models")
     first = vs[0]
-    per = {m: f"{v.status}: {v.ours}" for m, v in by_model.items()}
+    per = {m: f"{v.verdict}: {v.ours}" for m, v in by_model.items()}
     notes = " ".join(x for x in (first.notes, "" if len(statuses) == 1 else
-                                 "The models disagree (" + "; ".join(f"{m}: {v.status}" for m, v in by_model.items()) + ").") if x)
+                                 "The models disagree (" + "; ".join(f"{m}: {v.verdict}" for m, v in by_model.items()) + ").") if x)
     return Verdict(first.claim, status, " | ".join(f"{m}: {v.ours}" for m, v in by_model.items()), first.rule,
                    budget=first.budget, uncertainty={m: v.uncertainty for m, v in by_model.items()}, notes=notes,
                    evidence=first.evidence, per_model=per, reading=_common_reading(vs, status))
@@ -268,7 +269,7 @@ def across_models(by_model: dict[str, Verdict]) -> Verdict:
 def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in verdicts:
-        out[v.status] = out.get(v.status, 0) + 1
+        out[v.verdict] = out.get(v.verdict, 0) + 1
     return out
 
 

@@ -90,7 +90,7 @@ for m, e in evs.items():
                  f"({', '.join(continuous(e)) or 'none'}); for gate, adjacent layers are "
                  f"{C.fmt(t['gap']['observed'])} more similar than distant ones (shuffled order: 95% below "
                  f"{C.fmt(t['gap']['shuffled_q95'])}, p = {C.fmt(t['gap']['p_shuffled'])}).")
-page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].status}**.")
+page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].verdict}**.")
 
 # %% [markdown]
 # **Claim C1** (abstract): concatenating one weight type over all layers, `W = [W_1 | ... | W_L] = U S V^T`,

@@ -134,7 +134,7 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
         f"{sum(control_fail)} of {len(seeds)}"
         + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
            " (see the last section). ")
-        + "Verdicts: " + ", ".join(f"{v.claim} **{v.status}**" for v in verdicts) + ".")
+        + "Verdicts: " + ", ".join(f"{v.claim} **{v.verdict}**" for v in verdicts) + ".")
 
 # %% [markdown]
 # * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge

@@ -138,7 +138,7 @@ else:
         page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
                 f"tokens each, ten times this profile's budget; figure below), which have finished before that profile's "
                 f"other runs; the other claims stay on this profile's runs until all of `{pair_src[0]}`'s exist.")
-    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.status}**, reading *{v.reading}* ({v.ours})."
+    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.verdict}**, reading *{v.reading}* ({v.ours})."
                                             for v in verdicts))
 
 # %% [markdown]
@@ -258,7 +258,7 @@ else:
     sr = c4.uncertainty.get("seed_rule", {}).get("llama_pro")
     if sr:
         page.md(f"The one seed rule on these runs: LESA ({sr['n']} predictor seed{'s' if sr['n'] != 1 else ''}) against "
-                f"LLaMA Pro ({sr['n_ref']} data orders) is *{sr['result']}*: {sr['why']}. C4 reads **{c4.status}**, "
+                f"LLaMA Pro ({sr['n_ref']} data orders) is *{sr['result']}*: {sr['why']}. C4 reads **{c4.verdict}**, "
                 f"*{c4.reading}*.")
 page.md(C.C4_RULE_HISTORY)
 

@@ -117,7 +117,7 @@ verdicts = [
     C.not_testable("C11", "code CPT not run", "No BigCode data, no code-execution harness offline."),
 ]
 if ours:
-    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].status}**, reading *{verdicts[0].reading}* "
+    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].verdict}**, reading *{verdicts[0].reading}* "
             f"({verdicts[0].ours}). {verdicts[0].notes} SFT (C10) and code CPT (C11) need data and compute that are not "
             "available offline.")
     # C5's power: the accuracies are compared unpaired unless the per-question results were saved

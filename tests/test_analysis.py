@@ -113,6 +113,10 @@ def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
     cfg = PredictorConfig(epochs=1, hidden=16)
     s1 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert set(s1["lambda"]["k"]) == {"0.0", "0.0005"} and len(s1["loo"]["k"]) == 1
+    # C7a's controls on the same left-out layer (issue 37), cached beside it
+    (ctrl,) = s1["loo_controls"]["k"]
+    assert ctrl["layer"] == s1["loo"]["k"][0]["layer"] and set(A.LOO_CONTROLS) <= set(ctrl)
+    assert ctrl["zeros"]["test_mse"] == pytest.approx(s1["loo"]["k"][0]["target_mean_sq"])
     n = len(list(tmp_path.rglob("*.json")))
     s2 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert len(list(tmp_path.rglob("*.json"))) == n and s1["full"] == s2["full"]

@@ -73,20 +73,20 @@ def test_the_seed_gate_keeps_only_what_the_seeds_decide():
     worse = [dict(r, loss=r["loss"] + 0.3) for r in lesa]
     better = [dict(r, loss=r["loss"] - 0.3) for r in lesa]
     runs = {"lesa": lesa, "llama_pro": better, "solar": worse}
-    assert C.judge_c2(runs).status == "not reproduced"                 # one run per method
+    assert C.judge_c2(runs).verdict == "not reproduced"                 # one run per method
     one_seed = {"llama_pro": C.seed_rule(_seeds(3.0, 3.05, 3.1), _seeds(3.5)),
                 "solar": C.seed_rule(_seeds(3.9), _seeds(3.5))}
     v = C.judge_c2(runs, seeds=one_seed)
-    assert v.status == "inconclusive" and v.reading == "inconclusive" and "not reproduced" in v.notes
+    assert v.verdict == "inconclusive" and v.reading == "inconclusive" and "not reproduced" in v.notes
     assert "1 runs" in v.notes or "vs 1 runs" in v.notes
     three = {"llama_pro": C.seed_rule(_seeds(3.0, 3.05, 3.1), _seeds(3.5, 3.55, 3.6)),
              "solar": C.seed_rule(_seeds(3.9), _seeds(3.5, 3.55, 3.6))}
     v = C.judge_c2(runs, seeds=three)
-    assert v.status == "not reproduced" and v.uncertainty["seed_rule"]["llama_pro"]["result"] == "lower"
+    assert v.verdict == "not reproduced" and v.uncertainty["seed_rule"]["llama_pro"]["result"] == "lower"
     # a reproduced needs every comparison on its side: SOLAR's single run leaves C2 inconclusive
     up = {"llama_pro": C.seed_rule(_seeds(3.9, 3.95, 4.0), _seeds(3.5, 3.55, 3.6)),
           "solar": C.seed_rule(_seeds(3.9), _seeds(3.5, 3.55, 3.6))}
-    assert C.judge_c2({"lesa": lesa, "llama_pro": worse, "solar": worse}, seeds=up).status == "inconclusive"
+    assert C.judge_c2({"lesa": lesa, "llama_pro": worse, "solar": worse}, seeds=up).verdict == "inconclusive"
     with pytest.raises(ValueError, match="no seed-rule result"):
         C.judge_c2(runs, seeds={"llama_pro": three["llama_pro"]})
 
@@ -95,13 +95,13 @@ def test_c4_not_reached_reads_as_budget_and_the_seeds_gate_it():
     lp = _curve(5.0, 3.0, n=100)
     slow = [dict(r, loss=r["loss"] + 0.5) for r in lp]
     v = C.judge_c4(slow, lp, history="The rule changed once.")
-    assert v.status == "not reproduced" and v.reading == "not reached at this budget"
+    assert v.verdict == "not reproduced" and v.reading == "not reached at this budget"
     assert "The rule changed once." in v.notes
     one = {"llama_pro": C.seed_rule(_seeds(3.5), _seeds(3.0, 3.05, 3.1))}
-    assert C.judge_c4(slow, lp, seeds=one).status == "inconclusive"
+    assert C.judge_c4(slow, lp, seeds=one).verdict == "inconclusive"
     three = {"llama_pro": C.seed_rule(_seeds(3.5, 3.55, 3.6), _seeds(3.0, 3.05, 3.1))}
     v = C.judge_c4(slow, lp, seeds=three)
-    assert v.status == "not reproduced" and v.reading == "not reached at this budget"
+    assert v.verdict == "not reproduced" and v.reading == "not reached at this budget"
 
 
 def test_c12a_c12b_and_c5_use_the_same_gate():
@@ -109,20 +109,20 @@ def test_c12a_c12b_and_c5_use_the_same_gate():
     shift = lambda d: [dict(r, loss=r["loss"] + d) for r in lesa]
     raw_one = {"llama_pro": C.seed_rule(_seeds(3.6), _seeds(3.3, 3.35, 3.4)),
                "lesa": C.seed_rule(_seeds(3.6), _seeds(3.55, 3.5, 3.45))}
-    assert C.judge_c12a(lesa, shift(0.6), shift(0.4)).status == "not reproduced"
-    assert C.judge_c12a(lesa, shift(0.6), shift(0.4), seeds=raw_one).status == "inconclusive"
+    assert C.judge_c12a(lesa, shift(0.6), shift(0.4)).verdict == "not reproduced"
+    assert C.judge_c12a(lesa, shift(0.6), shift(0.4), seeds=raw_one).verdict == "inconclusive"
     frozen = _curve(4.0, 3.0, noise=0.01, seed=6)
     below = [dict(r, loss=r["loss"] - 0.2) for r in frozen]
     v = C.judge_c12b(frozen, below, seeds={"frozen": C.seed_rule(_seeds(3.0), _seeds(3.2, 3.3, 3.25))},
                      trainable={"frozen": 100, "unfrozen": 350}, wikitext={"frozen": 37.03, "unfrozen": 38.61})
-    assert v.status == "inconclusive" and "3.5x the parameters" in v.notes
+    assert v.verdict == "inconclusive" and "3.5x the parameters" in v.notes
     assert "38.61 unfrozen vs 37.03 frozen (unfrozen above" in v.notes
     ppl = {"lesa": [30.0, 31.0, 40.0], "llama_pro": 35.0, "solar": 45.0}
     acc = {m: {"t": (0.5, 0.02)} for m in ("lesa", "llama_pro", "solar")}
-    assert C.judge_c5(ppl, acc).status == "not reproduced"          # one LESA seed above LLaMA Pro
+    assert C.judge_c5(ppl, acc).verdict == "not reproduced"          # one LESA seed above LLaMA Pro
     v = C.judge_c5({**ppl, "lesa": [30.0, 31.0]}, acc, seeds={"llama_pro": C.seed_rule(_seeds(3.0, 3.1), _seeds(3.2)),
                                                               "solar": C.seed_rule(_seeds(3.0, 3.1), _seeds(3.4))})
-    assert v.status == "inconclusive"                                # accuracy within noise, nothing to gate
+    assert v.verdict == "inconclusive"                                # accuracy within noise, nothing to gate
     assert "smallest difference this comparison could call: 5.66" in v.ours and "unpaired" in v.ours
 
 
@@ -135,7 +135,7 @@ def _cont(ok: bool, p: float = 0.005):
 def test_c1_reads_uninformative_when_the_raw_weights_show_the_continuity_too():
     svd = {"gate": _cont(True), "q": _cont(False)}
     v = C.judge_c1(svd, 200, raw={"gate": _cont(True), "q": _cont(False)})
-    assert v.status == "reproduced" and v.reading == "uninformative" and "without the SVD" in v.notes
+    assert v.verdict == "reproduced" and v.reading == "uninformative" and "without the SVD" in v.notes
     assert "gate yes/yes, q no/no" in v.ours
     v = C.judge_c1(svd, 200, raw={"gate": _cont(False), "q": _cont(False)})
     assert v.reading == "holds as worded" and "gate yes/no" in v.ours
@@ -146,7 +146,7 @@ def test_c6_reads_placement_when_the_copy_control_in_lesas_gaps_is_as_cheap():
     t = lambda m: list(m + 0.01 * np.sin(np.arange(20)))
     steps = {"lesa": t(1.0), "llama_pro": t(1.25), "solar": t(1.78)}
     v = C.judge_c6(steps, placement_control={"step_ratio": 0.986, "flop_ratio": 1.0})
-    assert v.status == "reproduced" and v.reading == "holds, from placement"
+    assert v.verdict == "reproduced" and v.reading == "holds, from placement"
     assert "0.986x LESA's step" in v.ours and "1x LESA's FLOPs per token" in v.ours
     assert C.judge_c6(steps, placement_control={"step_ratio": 1.2, "flop_ratio": 1.13}).reading == "holds as worded"
     # without the FLOP model the measured ratio decides: nearer 1 than LLaMA Pro's 1.25
@@ -160,7 +160,7 @@ def test_c6_reads_placement_when_the_copy_control_in_lesas_gaps_is_as_cheap():
 def test_c7a_reads_uninformative_when_a_control_that_learns_nothing_passes():
     ratios = [[1.1, 1.0], [1.05]]
     v = C.judge_c7a(ratios, controls={"matched_norm_random": [[1.0, 1.02], [0.99]], "mean": [[3.0], [3.2]]})
-    assert v.status == "reproduced" and v.reading == "uninformative" and "matched_norm_random" in v.notes
+    assert v.verdict == "reproduced" and v.reading == "uninformative" and "matched_norm_random" in v.notes
     v = C.judge_c7a(ratios, controls={"matched_norm_random": [[2.0], [2.2]], "mean": [[3.0], [3.2]]})
     assert v.reading == "holds as worded"
     assert C.judge_c7a(ratios, in_sample_r2=[-0.9, -0.8]).reading == "uninformative"    # zeros fit better
@@ -209,7 +209,7 @@ def test_mcnemar_exact_and_paired_accuracy():
     ppl = {"lesa": 30.0, "llama_pro": 35.0, "solar": 45.0}
     acc = {m: {"t": (0.5, 0.05)} for m in ("lesa", "llama_pro", "solar")}
     v = C.judge_c5(ppl, acc, paired={"llama_pro": r, "solar": r})
-    assert v.status == "reproduced" and "paired per question" in v.ours
+    assert v.verdict == "reproduced" and "paired per question" in v.ours
     json.dumps(v.record())
 
 
