@@ -128,7 +128,8 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
         nb = r.get("notebook", "")
         cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
-                 f'<td><a href="#reading-{_slug(reading)}">{H.escape(reading)}</a></td>',
+                 (f'<td><a href="#reading-{_slug(reading)}">{H.escape(reading)}</a></td>' if reading != NO_READING else
+                  f"<td>{NO_READING} (chapter {H.escape(r.get('notebook', '')[:2].lstrip('0'))} predates readings)</td>"),
                  f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
                  # a claim judged per model shows its numbers once, in the model columns (the CSV keeps both)
                  f"<td>{'in the model columns' if r.get('per_model') else H.escape(str(r.get('ours', '-')))}{src}</td>",
@@ -169,13 +170,18 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+NO_READING = "not assigned yet"      # a verdict record written before readings existed (issue 37)
+
+
 def reading_of(r: dict) -> str:
-    """A scoreboard row's reading (lesa.claims_verdict.READINGS); records written before readings existed get their
-    status's default."""
-    from .claims import DEFAULT_READING
+    """A scoreboard row's reading (lesa.claims_verdict.READINGS), as its chapter's rule assigned it; a record
+    written before readings existed has none, and its chapter must run again: NO_READING (never a default guessed
+    from the status: a reproduced claim's reading may be "uninformative"). Claims not tested read "not tested"."""
     from .plots import verdict_of
 
-    return r.get("reading") or DEFAULT_READING.get(verdict_of(r), "not tested")
+    if r.get("reading"):
+        return r["reading"]
+    return "not tested" if verdict_of(r) in ("not yet run", "not testable offline") else NO_READING
 
 
 def scale_text(r: dict) -> str:

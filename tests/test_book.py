@@ -61,7 +61,8 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
     md = book.scoreboard_markdown("x", rows)
     row = lambda c: md.split(f'id="claim-{c.lower()}"')[1].split("</tr>")[0]
     assert '<a href="#reading-uninformative">uninformative</a>' in row("C7a")
-    assert '<a href="#reading-refuted-at-this-scale">refuted at this scale</a>' in row("C3")
+    assert "not assigned yet (chapter 3 predates readings)" in row("C3")                  # never guessed
+    assert '<a href="#reading-not-tested">not tested</a>' in row("C10")
     assert C.SCALE_BUDGET["C3"] in row("C3") and "OpT-DeUS" not in row("C3")
     assert "OpT-DeUS" in row("C5") and "12.28" in row("C5")
     assert '<td>–</td><td><a href="chapters/' in row("C8")                            # reproduced: nothing to flip
@@ -70,7 +71,7 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
         assert md.count(f'<span id="reading-{k.replace(",", "").replace(" ", "-")}"></span>**{k}**') == 1
     assert "partially reproduced" not in md
     text = book.scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
-    assert "uninformative" in text and "refuted at this scale" in text
+    assert "uninformative" in text and "not assigned yet" in text
 
 
 def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
