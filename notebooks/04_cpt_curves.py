@@ -145,7 +145,12 @@ else:
 # * **C2**: heuristic duplication (LLaMA Pro, SOLAR) gives a poorer start and slower convergence than LESA.
 # * **C4**: LESA converges faster: the same loss as LLaMA Pro with less than half the compute.
 # * **C6**: LESA's steps are cheaper than LLaMA Pro's and SOLAR's (judged on measured wall-clock, with the FLOP
-#   model's expectation beside it).
+#   model's expectation beside it; the copy control in LESA's gaps, LLaMA Pro's initialisation at LESA's placement,
+#   says whether a saving is LESA's or its placement's).
+#
+# Every claim here that compares runs is judged with one seed rule, chapter 6's: a method is below or above another
+# only when, at every held-out evaluation in the later half of the run, all its runs (predictor seeds, data orders)
+# lie on one side of all the other's, with two runs or more on each side; otherwise the verdict is inconclusive.
 # * **C12a**: LESA w/o SVD is worse than LESA but better than LLaMA Pro, after training at equal steps (at
 #   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
 # * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
