@@ -63,10 +63,10 @@ lesa = frozen.get("lesa")
 # the one seed rule (lesa.claims.seed_rule, chapter 6's): every run of each method, one held-out log per seed
 logs = {m: A.method_logs(runs, m) for m in ("lesa", "llama_pro", "solar", "lesa_raw")}
 logs["lesa_unfrozen"] = A.method_logs(runs, "lesa", "unfrozen")
-n_seeds = lambda m: f"{len(logs[m])} run{'s' if len(logs[m]) != 1 else ''}"
+n_seeds = lambda m, unit="run": f"{len(logs[m])} {unit}{'s' if len(logs[m]) != 1 else ''}"
 budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"),
-           "CPT seeds": f"LESA {n_seeds('lesa')} (predictor seeds), LLaMA Pro {n_seeds('llama_pro')} (data orders), "
-                        f"SOLAR {n_seeds('solar')}, w/o SVD {n_seeds('lesa_raw')}, LESA unfrozen {n_seeds('lesa_unfrozen')}"}
+           "CPT runs": f"LESA {n_seeds('lesa', 'predictor seed')}, LLaMA Pro {n_seeds('llama_pro', 'data order')}, "
+                       f"SOLAR {n_seeds('solar')}, w/o SVD {n_seeds('lesa_raw')}, LESA unfrozen {n_seeds('lesa_unfrozen')}"}
           if lesa else {})
 seed_of = lambda a, b: C.seed_rule(logs[a], logs[b])
 # C12b's confound and its out-of-distribution direction: the runs' trainable parameters, their WikiText perplexity
@@ -117,7 +117,8 @@ if pair_src:
     last = pf["lesa"]["train"][-1]
     c4 = C.judge_c4(pf["lesa"]["train"], pf["llama_pro"]["train"], smooth_window,
                     budget={"steps": last.get("step"), "tokens": last.get("tokens"),
-                            "CPT seeds": f"LESA {len(lesa_evals)} predictor seed(s), LLaMA Pro {len(lp_evals)} data orders"},
+                            "CPT runs": f"LESA {len(lesa_evals)} predictor seed{'s' if len(lesa_evals) != 1 else ''}, "
+                                        f"LLaMA Pro {len(lp_evals)} data orders"},
                     heldout={"lesa": pf["lesa"]["eval"], "llama_pro": lp_evals},
                     seeds={"llama_pro": C.seed_rule(lesa_evals, lp_evals)}, history=C.C4_RULE_HISTORY)
     c4.source_profile = pair_src[0]

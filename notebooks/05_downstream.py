@@ -106,8 +106,9 @@ paired = {b: A.paired_questions(ev_dir, row_name[id(got["lesa"])], row_name[id(g
 paired = {b: v for b, v in paired.items() if v}
 budget = {"tasks": ", ".join(tasks) or "none",
           "questions": sorted({r["n"] for r in records if r["task"] in tasks and r.get("n")}) or "-",
-          "CPT seeds": f"LESA {len(lesa_seeds) or 1} evaluated ({len(logs['lesa'])} held-out curves), LLaMA Pro "
-                       f"{len(logs['llama_pro'])} data orders (one evaluated), SOLAR {len(logs['solar'])}"}
+          "CPT runs": f"LESA {len(lesa_seeds) or 1} predictor seed{'s' if len(lesa_seeds) > 1 else ''} evaluated "
+                      f"({len(logs['lesa'])} with held-out curves), LLaMA Pro {len(logs['llama_pro'])} data orders (one "
+                      f"evaluated), SOLAR {len(logs['solar'])}"}
 verdicts = [
     C.judge_c5(ppl_of,
                {m: {t: tuple(v) for t, v in g["acc"].items()} for m, g in got.items() if g and g.get("acc")},
