@@ -114,9 +114,9 @@ def seed_gate(v: Verdict, seeds: dict[str, dict] | None, want: dict[str, str]) -
         ok = any(seeds[k]["result"] == OPPOSITE[w] for k, w in want.items())
     v.uncertainty["seed_rule"] = seeds
     text = "; ".join(_seed_text(k, seeds[k]) for k in want)
-    v.rule += (" Seed rule (chapter 6's): a comparison counts only when, at every held-out evaluation in the later "
-               f"{fmt(1 - LATER)} of the tokens, all of one method's runs (predictor seeds, data orders) lie on one side "
-               "of all the other's, with two runs or more on each side.")
+    v.rule += (" Seed rule (chapter 6's): a comparison counts only when, at every held-out evaluation after "
+               f"{fmt(100 * LATER)}% of the tokens, all of one method's runs (predictor seeds, data orders) lie on one "
+               "side of all the other's, with two runs or more on each side.")
     if ok:
         v.notes = " ".join(x for x in (v.notes, f"The seeds agree: {text}.") if x)
         return v
@@ -600,14 +600,17 @@ def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: i
     tr = trainable or {}
     if tr.get("frozen") and tr.get("unfrozen"):
         notes.append(f"Confound: the unfrozen run trains {fmt(tr['unfrozen'] / tr['frozen'])}x the parameters of the "
-                     "frozen one, all of them from LESA's predicted start, whose new layers break the model (chapter 3); "
-                     "the two runs differ in more than freezing, so neither order isolates what freezing does. A run at "
-                     "equal trainable parameters was not made.")
+                     "frozen one, from LESA's grown model, whose predicted layers break it (chapter 3): with its original "
+                     "layers free it can repair that damage where the frozen run cannot, so the two runs differ in more "
+                     "than freezing and neither order isolates what freezing does. A run at equal trainable parameters "
+                     "was not made.")
     wt = wikitext or {}
     if wt.get("frozen") is not None and wt.get("unfrozen") is not None:
         way = "above" if wt["unfrozen"] > wt["frozen"] else "below"
-        notes.append(f"Out of the training distribution the direction differs: WikiText perplexity after training "
-                     f"{fmt(wt['unfrozen'], 4)} unfrozen vs {fmt(wt['frozen'], 4)} frozen (unfrozen {way}; one run each).")
+        same = (wt["unfrozen"] > wt["frozen"]) == (end["mean"] > 0)
+        notes.append(f"Out of the training distribution WikiText points {'the same way' if same else 'the other way'}: "
+                     f"perplexity after training {fmt(wt['unfrozen'], 4)} unfrozen vs {fmt(wt['frozen'], 4)} frozen "
+                     f"(unfrozen {way}; one run each).")
     return seed_gate(Verdict("C12b", status,
                      f"last {window} steps unfrozen - frozen loss {_vs(end)}; step-to-step loss sd frozen "
                      f"{fmt(jitter.get('frozen'))} vs unfrozen {fmt(jitter.get('unfrozen'))}",

@@ -116,7 +116,10 @@ def test_c12a_c12b_and_c5_use_the_same_gate():
     v = C.judge_c12b(frozen, below, seeds={"frozen": C.seed_rule(_seeds(3.0), _seeds(3.2, 3.3, 3.25))},
                      trainable={"frozen": 100, "unfrozen": 350}, wikitext={"frozen": 37.03, "unfrozen": 38.61})
     assert v.verdict == "inconclusive" and "3.5x the parameters" in v.notes
-    assert "38.61 unfrozen vs 37.03 frozen (unfrozen above" in v.notes
+    assert "WikiText points the other way: perplexity after training 38.61 unfrozen vs 37.03 frozen (unfrozen above" \
+        in v.notes                                                   # lower training loss, higher WikiText perplexity
+    above = [dict(r, loss=r["loss"] + 0.2) for r in frozen]
+    assert "WikiText points the same way" in C.judge_c12b(frozen, above, wikitext={"frozen": 37.0, "unfrozen": 38.6}).notes
     ppl = {"lesa": [30.0, 31.0, 40.0], "llama_pro": 35.0, "solar": 45.0}
     acc = {m: {"t": (0.5, 0.02)} for m in ("lesa", "llama_pro", "solar")}
     assert C.judge_c5(ppl, acc).verdict == "not reproduced"          # one LESA seed above LLaMA Pro
