@@ -23,11 +23,13 @@ from .analysis_common import (cached_json, code_key, factorize_type, results_dir
                               stack_weights)
 from .analysis_growth import fixture_ids, new_layer_stats, quick_benchmarks, residual_effect  # noqa: F401
 from .protocol import FIXTURE_TEXT, perplexity_suite, text_perplexity  # noqa: F401
-from .analysis_predictor import (leave_one_layer_out, loo_layers, predictor_study, ridge_predict,  # noqa: F401
-                                 train_full, weight_metrics)
+from .analysis_predictor import (LOO_CONTROLS, leave_one_layer_out, loo_controls, loo_layers,  # noqa: F401
+                                 predictor_study, ridge_predict, train_full, weight_metrics)
 from .analysis_results import (complete_cpt_profiles, cpt_comparison, find_results, load_cpt_runs, load_eval_records,  # noqa: F401
                                run_seeds,
-                               main_table, method_row, run_key, runs_by_method, step_times, verdict, verdict_markdown,
+                               first_seed_runs, load_questions, main_table, method_logs, method_row, paired_questions,
+                               run_key, runs_by_method, step_times,
+                               verdict, verdict_markdown,
                                write_verdicts)
 from .claims import STATUSES as VERDICTS, fmt, smooth, steps_to_reach  # noqa: F401 (re-exported)
 

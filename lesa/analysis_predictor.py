@@ -94,6 +94,50 @@ def leave_one_layer_out(Ws: torch.Tensor, cfg, layer: int) -> dict:
             "metrics": {k: weight_metrics(v, W_true) for k, v in base.items()}}
 
 
+LOO_CONTROLS = ("matched_norm_random", "mean", "zeros")   # C7a's controls: predictors that learn nothing
+
+
+def loo_controls(Ws: torch.Tensor, cfg, layer: int, seed: int = 0) -> dict[str, dict]:
+    """C7a's controls (issue 37): the held-out / training MSE ratio of predictors that learn nothing, measured
+    exactly as leave_one_layer_out measures the predictor's (the same training layers, the same basis built
+    without ``layer``, the predictor's own coefficient space). No training: each costs one factorisation.
+
+    matched_norm_random  Gaussian rows scaled to the training targets' root-mean-square row norm (on the
+                         training rows and on the held-out layer's), so it has the predictions' scale, no content
+    mean                 the mean training target row, for every row
+    zeros                predicting zeros (what R2 = 0 means)
+
+    Returns control -> {train_mse, test_mse, test_over_train}. A held-out / training ratio near 1 for these
+    means the claim "held-out loss on par with training loss" cannot tell learning from none."""
+    from .predictor import training_pairs
+
+    L = Ws.shape[0]
+    keep = [i for i in range(L) if i != layer]
+    blocks, US = _blocks(Ws, cfg, keep)
+    targets = [t for t in range(1, L - 1) if abs(t - layer) > 1]
+    _, Y = training_pairs(blocks, 1, targets)
+    Y = Y.double()
+    W_true = Ws[layer].double()
+    true_c = W_true if US is None else torch.linalg.lstsq(US.double(), W_true).solution
+    gen = torch.Generator().manual_seed(seed)
+    rms_row = float(Y.pow(2).sum(1).mean().sqrt())
+
+    def random_rows(n: int, d: int) -> torch.Tensor:
+        Z = torch.randn((n, d), generator=gen, dtype=torch.float64)
+        return Z / Z.norm(dim=1, keepdim=True).clamp_min(1e-30) * rms_row
+
+    mean_row = Y.mean(0, keepdim=True)
+    preds = {"matched_norm_random": (random_rows(*Y.shape), random_rows(*true_c.shape)),
+             "mean": (mean_row.expand_as(Y), mean_row.expand_as(true_c)),
+             "zeros": (torch.zeros_like(Y), torch.zeros_like(true_c))}
+    out = {}
+    for k, (p_train, p_test) in preds.items():
+        tr = float(((p_train - Y) ** 2).mean())
+        te = float(((p_test - true_c) ** 2).mean())
+        out[k] = {"train_mse": tr, "test_mse": te, "test_over_train": te / max(tr, 1e-30)}
+    return out
+
+
 def ridge_predict(X: torch.Tensor, Y: torch.Tensor, X_new: torch.Tensor, alpha: float = 1e-3) -> torch.Tensor:
     """Ridge regression Y ~ X B (no intercept; penalty alpha x the mean diagonal of X^T X, so it is
     scale-free), applied to X_new."""
@@ -152,6 +196,11 @@ def predictor_study(model: Any, base_cfg, weight_types: list[str], loo_types: li
             out["loo"][short] = [cached_json("pred_loo", {**key, "layer": i},
                                              lambda i=i: leave_one_layer_out(Ws, base_cfg, i))
                                  for i in loo_layers(L, n_loo)]
+            # C7a's controls on the same left-out layers (no training; the seed draws the random control)
+            out.setdefault("loo_controls", {})[short] = [
+                cached_json("pred_loo_controls", {**key, "layer": i, "controls": LOO_CONTROLS},
+                            lambda i=i: {"layer": i, **loo_controls(Ws, base_cfg, i, seed=base_cfg.seed)})
+                for i in loo_layers(L, n_loo)]
         if short in lambda_types:
             out["lambda"][short] = {}
             for lam in lambdas:

@@ -108,13 +108,40 @@ def _method_runs(runs: dict[str, dict], frozen: bool):
             yield run_key(name, r), name, r
 
 
-def runs_by_method(runs: dict[str, dict], frozen: bool = True) -> dict[str, dict]:
-    """method -> its frozen (or unfrozen) run with the most logged steps (first seed on ties)."""
+def runs_by_method(runs: dict[str, dict], frozen: bool = True, first: set[str] | frozenset = frozenset()) -> dict[str, dict]:
+    """method -> its frozen (or unfrozen) run with the most logged steps; on ties the profile's first seed
+    (``first``: first_seed_runs, e.g. LESA's median predictor seed, lesa-p1 in cpu-long), else the first name."""
     out: dict[str, dict] = {}
     for key, name, r in _method_runs(runs, frozen):
-        if key not in out or len(r["train"]) > len(out[key]["train"]):
+        cur = out.get(key)
+        if (cur is None or len(r["train"]) > len(cur["train"])
+                or (len(r["train"]) == len(cur["train"]) and name in first and cur["name"] not in first)):
             out[key] = {**r, "name": name}
     return out
+
+
+def first_seed_runs(profile: str | None) -> frozenset:
+    """The names of a profile's runs that are their method's first seed (lesa.cpt.run_names: not a replicate;
+    cpu-long: lesa-p1, the median predictor seed, and llama_pro-seed0): what a single-run display shows."""
+    from .cpt import run_names
+    from .profiles import ProfileError, load_profile
+
+    try:
+        prof = load_profile(profile, check_device=False) if profile else None
+    except ProfileError:
+        return frozenset()
+    if not prof or not prof.get("cpt"):
+        return frozenset()
+    runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants"))
+    return frozenset(n for n, r in runs.items() if not r["replicate"])
+
+
+def method_logs(runs: dict[str, dict], method: str, ablation: str | None = None) -> list[list[dict]]:
+    """The held-out evaluation logs of every finished run of ``method`` on its own recipe (``ablation`` None, no
+    plan options) or of that ablation, one per seed or data order, in name order: what the one seed rule reads
+    (lesa.claims.seed_rule). A run still training is left out; no run gives []."""
+    return [r["eval"] for _, r in sorted(runs.items()) if r["method"] == method and r.get("ablation") == ablation
+            and not r.get("options") and r.get("completed") and r.get("eval")]
 
 
 def step_times(runs: dict[str, dict], frozen: bool = True) -> dict[str, list[float]]:
@@ -135,10 +162,10 @@ def run_key(name: str, r: dict) -> str:
     return name if r.get("options") else r["method"]
 
 
-def cpt_comparison(runs: dict[str, dict], window: int = 10) -> dict:
+def cpt_comparison(runs: dict[str, dict], window: int = 10, first: set[str] | frozenset = frozenset()) -> dict:
     """Frozen runs of lesa / llama_pro / solar: final smoothed loss, steps and compute for LESA to
     reach each baseline's final loss, median step time ratio (the paper's: lesa.claims.PAPER_STEP_RATIO)."""
-    frozen = runs_by_method(runs, frozen=True)      # one run per method: the first seed, as the paired comparisons use
+    frozen = runs_by_method(runs, frozen=True, first=first)   # one run per method: the first seed, as the paired ones use
     out: dict = {"final_loss": {m: float(smooth([x["loss"] for x in r["train"]], window)[-1])
                                 for m, r in frozen.items()},
                  "step_s": {m: float(np.median(st)) for m, st in step_times(runs).items()},
@@ -194,6 +221,33 @@ def load_eval_records(eval_dir: Path, run_keys: dict[str, str] | None = None,
     return rows
 
 
+def load_questions(eval_dir: str | Path, label: str, task: str) -> dict[tuple, bool] | None:
+    """{(subtask, doc_id): answered correctly} of one model on one task, from <label>/<task>_questions.jsonl
+    (written by lesa.evaluate.run_benchmarks since issue 37), judged by the record's primary metric; None when the
+    questions were not saved (older records)."""
+    path = Path(eval_dir) / label / f"{task}_questions.jsonl"
+    rec_path = Path(eval_dir) / label / f"{task}.json"
+    if not path.exists() or not rec_path.exists():
+        return None
+    metric = read_json(rec_path).get("primary_metric")
+    return {(r.get("subtask"), r["doc_id"]): bool(r[metric]) for r in _jsonl(path) if metric in r}
+
+
+def paired_questions(eval_dir: str | Path, a: str, b: str, tasks: list[str]) -> dict | None:
+    """lesa.claims.paired_accuracy of runs ``a`` and ``b`` over ``tasks``, on the questions both answered; None when
+    either run lacks a task's per-question results."""
+    from .claims import paired_accuracy
+
+    by = {}
+    for t in tasks:
+        qa, qb = load_questions(eval_dir, a, t), load_questions(eval_dir, b, t)
+        if not qa or not qb:
+            return None
+        ids = sorted(set(qa) & set(qb), key=str)
+        by[t] = ([qa[i] for i in ids], [qb[i] for i in ids])
+    return paired_accuracy(by) if by else None
+
+
 def main_table(rows: list[dict]) -> dict:
     """{label: {"ppl": wikitext word perplexity or held-out ppl, "avg": mean benchmark accuracy (%),
     "n_tasks": k}} in the shape of the paper's main table."""
@@ -217,10 +271,12 @@ def main_table(rows: list[dict]) -> dict:
     return out
 
 
-def method_row(table: dict, runs: dict[str, dict], method: str) -> dict | None:
+def method_row(table: dict, runs: dict[str, dict], method: str, first: set[str] | frozenset = frozenset()) -> dict | None:
     """A method's row of main_table, in its own recipe: the run named after it, else its first data order or
     predictor seed (cpu-long's `llama_pro-seed0`), else its largest budget (`lesa-6k`); never an ablation (LESA
-    unfrozen, SOLAR duplicated layers only) nor a variant grown with plan options. runs: load_cpt_runs's."""
+    unfrozen, SOLAR duplicated layers only) nor a variant grown with plan options. runs: load_cpt_runs's.
+    ``first``: the profile's first-seed runs (first_seed_runs): among a method's seeds, the one shown (LESA's median
+    predictor seed, lesa-p1 in cpu-long, not lesa-p0 by name order)."""
     if method in table:
         return table[method]
     own = [n for n in table if n in runs and runs[n]["method"] == method and runs[n]["frozen"]
@@ -229,7 +285,7 @@ def method_row(table: dict, runs: dict[str, dict], method: str) -> dict | None:
         own = [k for k in table if k not in runs and k.split("-")[0] == method and "seed" not in k
                and k.split("-")[-1] not in ("unfrozen", "dup")]
     budget = lambda k: int(k.split("-")[1]) if len(k.split("-")) > 1 and k.split("-")[1].isdigit() else -1
-    own.sort(key=lambda k: (-budget(k), k))           # the largest budget, then the first seed
+    own.sort(key=lambda k: (-budget(k), k not in first, k))   # the largest budget, then the profile's first seed
     return table[own[0]] if own else None
 
 

@@ -23,7 +23,8 @@ REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by
                                      "norm_ablation", "variants_before_training"],
                     "04_cpt_curves": [], "05_downstream": ["main_table"], "06_beyond": []}
 # result folders a notebook reads (their files enter its input hash)
-READS = {"04_cpt_curves": ("cpt",), "05_downstream": ("cpt", "downstream"),
+READS = {"04_cpt_curves": ("cpt", "downstream"),   # C12b: the WikiText perplexity of its two runs
+         "05_downstream": ("cpt", "downstream"),
          "06_beyond": ("cpt", "03_expansion", "05_downstream")}
 
 

@@ -36,8 +36,7 @@ def _slug(s: str) -> str:
     return "-".join("".join(ch if ch.isalnum() else " " for ch in str(s).lower()).split())
 
 
-VERDICT_ORDER = ("reproduced", "partially reproduced", "inconclusive", "not reproduced", "not testable offline",
-                 "not yet run")
+VERDICT_ORDER = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
 
 
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
@@ -93,13 +92,13 @@ def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["claim", "statement", "verdict", "paper", "ours", "per_model", "budget", "uncertainty", "notebook",
-                    "source_profile", "detail"])
+        w.writerow(["claim", "statement", "verdict", "reading", "paper", "ours", "per_model", "budget", "uncertainty",
+                    "notebook", "source_profile", "scale_and_budget", "detail"])
         for r in rows:
-            w.writerow([r["claim"], r.get("statement", ""), verdict_of(r), r.get("paper", ""), r.get("ours", ""),
+            w.writerow([r["claim"], r.get("statement", ""), verdict_of(r), reading_of(r), r.get("paper", ""), r.get("ours", ""),
                         "; ".join(f"{m}: {x}" for m, x in (r.get("per_model") or {}).items()),
                         _extra(r, "budget"), _extra(r, "uncertainty"), r.get("notebook", ""),
-                        r.get("source_profile", ""), r.get("detail", "")])
+                        r.get("source_profile", ""), scale_text(r), r.get("detail", "")])
     return path
 
 
@@ -111,24 +110,32 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
 
     from .plots import verdict_of
 
+    from .claims import OPT_DEUS_BESIDE, READINGS
+
     counts = verdict_counts(rows)
     extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
     # a column per model for the claims judged on every model of the profile (C1-C3, C7, C8, C12c)
     models = list(dict.fromkeys(m for r in rows for m in (r.get("per_model") or {})))
-    head = ["claim", "verdict", "paper", "this replication", *models, *extras, "evidence"]
+    head = ["claim", "verdict", "reading", "paper", "this replication", *models, *extras,
+            "could a larger model or more tokens change it?", "evidence"]
     trs = []
     for r in rows:
         v = verdict_of(r)
+        reading = reading_of(r)
+        scale = scale_text(r)
         src = ("" if r.get("source_profile", profile) == profile
                else f" (from the <code>{H.escape(r['source_profile'])}</code> results)")
         nb = r.get("notebook", "")
         cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
                  f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
+                 (f'<td><a href="#reading-{_slug(reading)}">{H.escape(reading)}</a></td>' if reading != NO_READING else
+                  f"<td>{NO_READING} (chapter {H.escape(r.get('notebook', '')[:2].lstrip('0'))} predates readings)</td>"),
                  f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
                  # a claim judged per model shows its numbers once, in the model columns (the CSV keeps both)
                  f"<td>{'in the model columns' if r.get('per_model') else H.escape(str(r.get('ours', '-')))}{src}</td>",
                  *[f"<td>{H.escape(str((r.get('per_model') or {}).get(m, '–')))}</td>" for m in models],
                  *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
+                 f"<td>{H.escape(scale) or '–'}</td>",
                  f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
                  if nb else "<td>–</td>"]
         trs.append(f'<tr id="claim-{_slug(r["claim"])}" class="verdict-row-{_slug(v)}">' + "".join(cells) + "</tr>")
@@ -149,11 +156,43 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
              f"Download the scoreboard: {{download}}`scoreboard.csv <generated/scoreboard.csv>` (one row per claim, "
              f"with how each verdict was decided), written from `results/{profile}/verdicts/` by "
              f"`python -m lesa.book build --profile {profile}`.", "",
+             "## What a reading means", "",
+             "A verdict says whether the claim's criterion was met; its reading says what that supports. The readings "
+             "form one fixed set (`lesa.claims_verdict.READINGS`), assigned by each claim's rule:", "",
+             *[f'- <span id="reading-{_slug(k)}"></span>**{k}**: {d}.' for k, d in READINGS.items()], "",
+             "Beside each claim the book does not reproduce or cannot decide, the table says whether a larger model or "
+             f"more tokens could change it; for {', '.join(OPT_DEUS_BESIDE)} it also states the independent run of the "
+             "released code at 1.7B and 11.5B (OpT-DeUS) beside ours.", "",
              "## How each verdict was decided", ""]
     for r in rows:
         if r.get("detail"):
             lines.append(f"- **{r['claim']}**: {_cell(r['detail'])}")
     return "\n".join(lines) + "\n"
+
+
+NO_READING = "not assigned yet"      # a verdict record written before readings existed (issue 37)
+
+
+def reading_of(r: dict) -> str:
+    """A scoreboard row's reading (lesa.claims_verdict.READINGS), as its chapter's rule assigned it; a record
+    written before readings existed has none, and its chapter must run again: NO_READING (never a default guessed
+    from the status: a reproduced claim's reading may be "uninformative"). Claims not tested read "not tested"."""
+    from .plots import verdict_of
+
+    if r.get("reading"):
+        return r["reading"]
+    return "not tested" if verdict_of(r) in ("not yet run", "not testable offline") else NO_READING
+
+
+def scale_text(r: dict) -> str:
+    """For a claim not reproduced or undecided: whether a larger model or more tokens could change it
+    (lesa.claims.SCALE_BUDGET), with the independent OpT-DeUS run beside the CPT claims; "" otherwise."""
+    from .claims import OPT_DEUS_BESIDE, SCALE_BUDGET, opt_deus_sentence
+    from .plots import verdict_of
+
+    if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
+        return ""
+    return SCALE_BUDGET[r["claim"]] + (" " + opt_deus_sentence() if r["claim"] in OPT_DEUS_BESIDE else "")
 
 
 def repository_url() -> str | None:
@@ -175,7 +214,7 @@ def repository_url() -> str | None:
 
 
 # colour names of plots.VERDICT_COLORS, for captions
-_COLOUR_NAMES = {"reproduced": "green", "partially reproduced": "amber", "inconclusive": "amber", "not reproduced": "red",
+_COLOUR_NAMES = {"reproduced": "green", "inconclusive": "amber", "not reproduced": "red",
                  "not testable offline": "dark grey", "not yet run": "light grey"}
 
 

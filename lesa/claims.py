@@ -25,28 +25,119 @@ import numpy as np
 
 # the claims and numbers, and the Verdict type with its statistics, live in modules of their own;
 # every name stays reachable as lesa.claims.X (the notebooks use `claims as C`)
-from .claims_paper import (CLAIMS, OPT_DEUS_CPT, PAPER_CONVERGENCE, PAPER_HOURS, PAPER_HUMANEVAL,  # noqa: F401
+from .claims_paper import (CLAIMS, OPT_DEUS_CPT, OPT_DEUS_CPT_1B7, PAPER_CONVERGENCE, PAPER_HOURS,  # noqa: F401
+                           PAPER_HUMANEVAL, opt_deus_sentence,
                            PAPER_LOO_SPLIT, PAPER_MAIN, PAPER_PREDICTOR, PAPER_SFT, PAPER_STEP_RATIO, Claim,
                            _ratio_text, fmt, source_text)
-from .claims_verdict import (SE_MULT, STATUSES, Verdict, _vs, across_models, as_dict, budget_text,  # noqa: F401
-                             call, compare_ranges, markdown, paired_window, per_model, smooth, spread,
-                             spread_text, steps_to_reach, summary, z_score)
+from .claims_verdict import (DEFAULT_READING, READINGS, READINGS_OF, SE_MULT, STATUSES, Verdict, _vs,  # noqa: F401
+                             across_models, as_dict, budget_text, call, compare_ranges, markdown, mcnemar_exact,
+                             paired_accuracy, paired_window, per_model, permutation_p, smooth, spread, spread_text, steps_to_reach,
+                             summary, z_score)
 from .plots_style import label          # one display name per method across the book
-from .beyond import tokens_to_reach     # first held-out evaluation at or below a loss (chapter 6's too)
+from .beyond import heldout_vs_reference, tokens_to_reach   # chapter 6's seed comparison; first evaluation at a loss
 
 PAR = 1.5                # C7a: held-out loss "on par with" training loss = at most PAR x the training loss
 SHRINK = 0.9             # C12c: lambda = 0 "shrinks" new layers when their norm is below SHRINK x lambda-code's
 CODE_LAMBDA = 5e-4       # norm-loss weight of the released code (the paper reports 5e-5)
 TRIVIAL = ("zeros", "neighbour_average", "copy_below", "copy_above", "ridge")   # C7b's trivial predictors
+# For each claim this replication does not reproduce (or cannot decide): could a larger model or more tokens change
+# it? Our judgement, shown on the scoreboard beside such a verdict (issue 37); OPT_DEUS: the claims beside which the
+# independent OpT-DeUS run (a larger model, a longer CPT, the released code) is stated.
+SCALE_BUDGET = {
+    "C1": "A larger model could (the paper shows Llama-3-8B); tokens do not enter (no training).",
+    "C2": "More seeds first: LESA's predictor seeds 0 and 2 decide it at this scale. A larger model could change the start "
+          "(LESA's predicted layers break this 135M model, chapter 3); more tokens could change the end.",
+    "C3": "A larger model could (more layers to learn the pattern from); more tokens cannot: it is about step 0.",
+    "C4": f"More tokens could: the paper's horizon is {fmt(PAPER_CONVERGENCE['llama_pro_steps'])}+ steps, ours a small "
+          "fraction of it. LESA's seeds 0 and 2 decide it at this budget.",
+    "C5": "More tokens and a larger model could: our tokens per run are a sliver of the paper's CPT. LESA's seeds 0 and 2 "
+          "and per-question results decide it at this scale.",
+    "C7a": "A larger model could give the predictor a pattern to learn; the controls decide whether the criterion can fail.",
+    "C7b": "A larger model could (more layers and rows to learn from); tokens do not enter (no CPT).",
+    "C9": "Larger models could (the paper's are 1.5B to 70B); tokens do not enter (before training).",
+    "C12a": "More seeds first (w/o SVD has one run); more tokens could change the order after training.",
+    "C12b": "Neither alone: the unfrozen run trains several times the parameters (the verdict gives the ratio) from a "
+            "broken start, a confound of the design; a run at equal trainable parameters would decide it.",
+    "C12c": "A larger model could; the lambda the paper reports (ten times below the code's) has not been grown and "
+            "measured here.",
+}
+OPT_DEUS_BESIDE = ("C2", "C4", "C5")
+C4_RULE_HISTORY = ("Rule history: the control (LLaMA Pro reaching its own final smoothed loss early) was added after "
+                   "the first cpu-long results were in, when this verdict had read reproduced; it stops a comparison "
+                   "that a copy of LLaMA Pro would pass, but it was added after seeing the result (commit b1abf81).")
+LATER = 0.5              # the seed rule reads the held-out evaluations after this fraction of the tokens (chapter 6's)
+OPPOSITE = {"lower": "higher", "higher": "lower"}
+
+
+# ------------------------------------------------------------------------------ the one seed rule
+def seed_rule(logs: Sequence[Sequence[dict]], ref_logs: Sequence[Sequence[dict]], later: float = LATER) -> dict:
+    """Chapter 6's rule, the one every CPT claim uses (issue 37): ``logs`` (one held-out evaluation log per
+    seed of one method: rows with tokens and heldout_loss) is "lower" / "higher" than ``ref_logs`` only when at
+    every held-out evaluation after ``later`` of the tokens all its seeds lie below / above all the reference's
+    seeds, and each side has two runs or more; otherwise "inconclusive" (one run on a side decides nothing).
+    Returns {result, n, n_ref, why, end_diff (median minus reference median at the last common evaluation)}."""
+    logs, ref_logs = [x for x in logs if x], [x for x in ref_logs if x]
+    if not logs or not ref_logs:
+        return {"result": "inconclusive", "n": len(logs), "n_ref": len(ref_logs), "end_diff": None,
+                "why": "no held-out evaluations on one side"}
+    cmp = heldout_vs_reference(list(logs), list(ref_logs), later)
+    res = cmp["result"]
+    why = {"lower": "below at every later evaluation", "higher": "above at every later evaluation",
+           "overlap": "the seed ranges overlap at some later evaluation",
+           "no common evaluations": "no held-out evaluations in common",
+           "single seed": "one run on a side decides nothing"}[res]
+    return {"result": res if res in OPPOSITE else "inconclusive", "n": cmp["n"], "n_ref": cmp["n_ref"],
+            "end_diff": cmp["end_diff"], "why": why}
+
+
+def _seed_text(name: str, r: dict) -> str:
+    return (f"{name}: {r['result']} ({r['why']}; {r['n']} vs {r['n_ref']} runs"
+            + (f", median end difference {fmt(r['end_diff'])}" if r.get("end_diff") is not None else "") + ")")
+
+
+def seed_gate(v: Verdict, seeds: dict[str, dict] | None, want: dict[str, str]) -> Verdict:
+    """Apply the seed rule to a verdict decided on one run per method. ``seeds``: comparison -> seed_rule's
+    result; ``want``: comparison -> the result reproduction needs ("lower"/"higher"). A "reproduced" stands only
+    when every comparison gives what it needs; a "not reproduced" only when one gives the opposite. Otherwise
+    the verdict is inconclusive, and says which comparison the seeds do not decide. ``seeds`` None: the caller
+    has no held-out logs (a unit test of the within-run rule); the verdict is returned as it is."""
+    if seeds is None or v.verdict not in ("reproduced", "not reproduced"):
+        if seeds:
+            v.uncertainty["seed_rule"] = seeds
+        return v
+    missing = [k for k in want if k not in seeds]
+    if missing:
+        raise ValueError(f"seed_gate: no seed-rule result for {missing}")
+    if v.verdict == "reproduced":
+        ok = all(seeds[k]["result"] == w for k, w in want.items())
+    else:
+        ok = any(seeds[k]["result"] == OPPOSITE[w] for k, w in want.items())
+    v.uncertainty["seed_rule"] = seeds
+    text = "; ".join(_seed_text(k, seeds[k]) for k in want)
+    v.rule += (" Seed rule (chapter 6's): a comparison counts only when, at every held-out evaluation after "
+               f"{fmt(100 * LATER)}% of the tokens, all of one method's runs (predictor seeds, data orders) lie on one "
+               "side of all the other's, with two runs or more on each side.")
+    if ok:
+        v.notes = " ".join(x for x in (v.notes, f"The seeds agree: {text}.") if x)
+        return v
+    was = v.verdict
+    v.verdict, v.reading = "inconclusive", "inconclusive"
+    v.notes = " ".join(x for x in (v.notes, f"On one run per method this read {was!r}; the seeds do not decide it: "
+                                            f"{text}.") if x)
+    return v
 
 
 # ------------------------------------------------------------------------------ rules
 def judge_c1(tests: dict[str, dict], n_shuffles: int, key_type: str = "gate", num_layers: int | None = None,
-             budget: dict | None = None) -> Verdict:
+             budget: dict | None = None, raw: dict[str, dict] | None = None) -> Verdict:
     """tests: weight type -> lesa.analysis.continuity_test result of the concatenated-SVD top-1 rows.
     Continuity on the paper's main type (gate) = both the adjacent-minus-distant gap and the nearest-
     neighbour rate beat the shuffled layer order (p < 0.05) and the gap beats every Gaussian control.
-    With fewer than 19 shuffles no p-value can reach 0.05: inconclusive."""
+    With fewer than 19 shuffles no p-value can reach 0.05: inconclusive.
+
+    ``raw``: weight type -> the same test on the raw (un-factorised) weights, the control for "the SVD reveals":
+    every type's two results are listed, and a continuity the raw weights show as well on the judged type reads
+    "uninformative" (the SVD is not shown to be what reveals it)."""
     key = key_type if key_type in tests else next(iter(tests))
     t = tests[key]
     with_c = [w for w, r in tests.items() if r["shows_continuity"]]
@@ -59,7 +150,12 @@ def judge_c1(tests: dict[str, dict], n_shuffles: int, key_type: str = "gate", nu
             f"p={fmt(t['gap']['p_shuffled'])}), nearest neighbour adjacent {fmt(t['nn_adjacent']['observed'])} "
             f"(p={fmt(t['nn_adjacent']['p_shuffled'])}); continuity in {len(with_c)} of {len(tests)} types "
             f"({', '.join(with_c) or 'none'})")
-    return Verdict("C1", status, ours,
+    raw = raw or {}
+    if raw:
+        yn = lambda r: "yes" if r and r["shows_continuity"] else "no" if r else "n/a"
+        ours += ("; concatenated SVD / raw weights per type: "
+                 + ", ".join(f"{w} {yn(tests[w])}/{yn(raw.get(w))}" for w in tests))
+    v = Verdict("C1", status, ours,
                    rule=f"Judged on {key} (the paper's main type), top-1 rows of the concatenated SVD: reproduced when "
                         "gap and nearest-neighbour rate both beat the shuffled order (one-sided p < 0.05) and the gap "
                         "beats every Gaussian control.",
@@ -67,6 +163,12 @@ def judge_c1(tests: dict[str, dict], n_shuffles: int, key_type: str = "gate", nu
                    uncertainty={"p_gap": t["gap"]["p_shuffled"], "p_nn": t["nn_adjacent"]["p_shuffled"],
                                 "smallest_possible_p": min_p},
                    evidence="figures tsne, pca, similarity_by_distance_concat; continuity.csv")
+    if status == "reproduced" and raw.get(key, {}).get("shows_continuity"):
+        v.read_as("uninformative", f"The raw {key} weights, not factorised, pass the same test (gap p="
+                                   f"{fmt(raw[key]['gap']['p_shuffled'])}, nearest-neighbour p="
+                                   f"{fmt(raw[key]['nn_adjacent']['p_shuffled'])}): the continuity is there without the "
+                                   "SVD, so the SVD is not shown to be what reveals it.")
+    return v
 
 
 def judge_c3(init: dict[str, Sequence[float] | float], set_label: str, budget: dict | None = None) -> Verdict:
@@ -101,10 +203,14 @@ def judge_c3(init: dict[str, Sequence[float] | float], set_label: str, budget: d
                    evidence="figure ppl_before_training; ppl_before_training.csv")
 
 
-def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None = None) -> Verdict:
+def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None = None,
+             seeds: dict[str, dict] | None = None) -> Verdict:
     """runs: method -> CPT training-log rows ({step, loss}) of the frozen runs of lesa, llama_pro, solar.
     'Poorer initialisation and slower convergence' of each heuristic = its loss above LESA's over the
-    first `window` steps and over the last `window` steps (paired by step, > SE_MULT SE)."""
+    first `window` steps and over the last `window` steps (paired by step, > SE_MULT SE).
+
+    ``seeds``: {"llama_pro", "solar"} -> seed_rule(heuristic's held-out logs, LESA's): the one seed rule
+    (seed_gate) decides whether the one-run reading stands."""
     have = [m for m in ("lesa", "llama_pro", "solar") if runs.get(m)]
     if "lesa" not in have or len(have) < 2:
         return Verdict("C2", "not yet run", f"CPT runs available: {have or 'none'}",
@@ -116,17 +222,20 @@ def judge_c2(runs: dict[str, list[dict]], window: int = 10, budget: dict | None 
               "not reproduced" if "lower" in flat else "inconclusive")
     ours = "; ".join(f"{label(h)} - LESA loss: first steps {_vs(dd['start'])}, last steps {_vs(dd['end'])}"
                      for h, dd in d.items())
-    return Verdict("C2", status, ours,
-                   rule=f"Reproduced when LLaMA Pro's and SOLAR's training loss is above LESA's both over the first and the "
-                        f"last {window} steps of CPT (paired by step, beyond {fmt(SE_MULT)} standard errors); not "
-                        "reproduced when either heuristic is clearly below LESA in either window.",
-                   budget=budget or {}, uncertainty={"paired": d, "calls": calls},
-                   notes="One CPT seed per method: the standard errors cover batch-to-batch noise, not seed-to-seed noise.",
-                   evidence="figure loss_vs_compute (tokens and FLOPs)")
+    v = Verdict("C2", status, ours,
+                rule=f"Reproduced when LLaMA Pro's and SOLAR's training loss is above LESA's both over the first and the "
+                     f"last {window} steps of CPT (paired by step, beyond {fmt(SE_MULT)} standard errors); not "
+                     "reproduced when either heuristic is clearly below LESA in either window.",
+                budget=budget or {}, uncertainty={"paired": d, "calls": calls},
+                notes="The paired windows compare one run per method: their standard errors cover batch-to-batch noise, "
+                      "not seed-to-seed noise.",
+                evidence="figure loss_vs_compute (tokens and FLOPs)")
+    return seed_gate(v, seeds, {h: "higher" for h in d} if seeds is not None else {})
 
 
 def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: dict | None = None,
-             heldout: dict | None = None) -> Verdict:
+             heldout: dict | None = None, seeds: dict[str, dict] | None = None,
+             history: str = "") -> Verdict:
     """Training-log rows ({step, loss, flops, ...}) of the frozen LESA and LLaMA Pro runs. Reproduced when
     LESA's smoothed loss reaches LLaMA Pro's final smoothed loss within half of LLaMA Pro's FLOPs;
     not reproduced when it needs more, or never reaches it while ending clearly above it.
@@ -134,7 +243,11 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
     ``heldout`` (optional): {"lesa": LESA's held-out evaluations, "llama_pro": a list of LLaMA Pro's, one per
     data order} (rows {tokens, heldout_loss}). The same rule on held-out loss, with LLaMA Pro's final
     held-out loss as the median over its data orders, is a second reading: when it disagrees with the
-    training-loss reading the verdict is inconclusive; LLaMA Pro's range over data orders is reported."""
+    training-loss reading the verdict is inconclusive; LLaMA Pro's range over data orders is reported.
+
+    ``seeds``: {"llama_pro": seed_rule(LESA's held-out logs, LLaMA Pro's)}: the one seed rule (seed_gate).
+    Not reproduced because LESA never reaches LLaMA Pro within our budget reads "not reached at this budget"
+    (the paper's horizon is 5,000+ steps). ``history``: how the rule changed, said in the notes."""
     if not lesa or not llama_pro:
         return Verdict("C4", "not yet run", "LESA or LLaMA Pro CPT run missing",
                        rule="Needs the frozen CPT runs of LESA and LLaMA Pro.", budget=budget or {})
@@ -153,6 +266,11 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
     noisy = bool(own) and own["step"] < total["step"] and frac_of(own) <= share
     if noisy:
         unc["llama_pro_reaches_own_final_at"] = frac_of(own)
+        if hit:              # what the rule read before its control (C4_RULE_HISTORY)
+            unc["lesa_reaches_it_at"] = frac_of(hit)
+            history = " ".join(x for x in (history, f"Without the control this run would read reproduced: LESA's smoothed "
+                                                    f"loss reaches LLaMA Pro's final value at step {hit['step']} "
+                                                    f"({fmt(frac_of(hit))} of its compute).") if x)
     if hit and not noisy:
         frac = frac_of(hit)
         status = "reproduced" if frac <= share else "not reproduced"
@@ -189,9 +307,15 @@ def judge_c4(lesa: list[dict], llama_pro: list[dict], window: int = 10, budget: 
                  "inconclusive when the two readings disagree.")
         if h_status != status and status != "inconclusive":
             status = "inconclusive"
-    return Verdict("C4", status, ours, rule=rule, budget=budget or {}, uncertainty=unc,
-                   notes=f"The paper's horizon is {fmt(PAPER_CONVERGENCE['llama_pro_steps'])}+ steps; ours is in the budget.",
-                   evidence="figure loss_vs_compute (tokens and FLOPs); cpt_comparison.json")
+    v = Verdict("C4", status, ours, rule=rule, budget=budget or {}, uncertainty=unc,
+                notes=" ".join(x for x in (f"The paper's horizon is {fmt(PAPER_CONVERGENCE['llama_pro_steps'])}+ steps; "
+                                           "ours is in the budget.", history) if x),
+                evidence="figure loss_vs_compute (tokens and FLOPs); cpt_comparison.json")
+    v = seed_gate(v, seeds, {"llama_pro": "lower"} if seeds is not None else {})
+    if v.verdict == "not reproduced":
+        v.read_as("not reached at this budget", "LESA does not reach LLaMA Pro within our budget, a small fraction of "
+                                                 "the paper's; a longer run could change this reading.")
+    return v
 
 
 def _acc_avg(acc: dict[str, tuple[float, float]]) -> tuple[float, float]:
@@ -203,20 +327,31 @@ def _acc_avg(acc: dict[str, tuple[float, float]]) -> tuple[float, float]:
     return float(np.mean(v)), float(math.sqrt(sum(s * s for s in se)) / len(se))
 
 
-def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]]] | None = None,
-             ppl_label: str = "perplexity", budget: dict | None = None) -> Verdict:
+def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, tuple[float, float]]] | None = None,
+             ppl_label: str = "perplexity", budget: dict | None = None, seeds: dict[str, dict] | None = None,
+             paired: dict[str, dict] | None = None) -> Verdict:
     """ppl: method -> perplexity after CPT; acc: method -> {task: (accuracy, stderr)} on the same tasks.
     Reproduced when LESA's perplexity is below both baselines' and its mean accuracy is above both by
     more than SE_MULT standard errors; not reproduced when its perplexity is above either, or its
-    accuracy clearly below either; else (accuracy within noise, or not measured) inconclusive."""
+    accuracy clearly below either; else (accuracy within noise, or not measured) inconclusive.
+
+    ``ppl['lesa']`` may be a list (one perplexity per predictor seed): it is below a baseline only when every
+    seed is. ``seeds``: {"llama_pro", "solar"} -> seed_rule(LESA's held-out logs, the baseline's): the one seed
+    rule (seed_gate). ``paired``: {"llama_pro", "solar"} -> paired_accuracy's result on the same questions; when
+    given it replaces the unpaired z-test of that comparison. Each comparison's smallest difference it could
+    call (SE_MULT standard errors of the difference) is printed beside it."""
     need = ("lesa", "llama_pro", "solar")
     if any(ppl.get(m) is None for m in need):
         return Verdict("C5", "not yet run", f"perplexity after CPT missing for {[m for m in need if ppl.get(m) is None]}",
                        rule="Needs LESA, LLaMA Pro and SOLAR evaluated after CPT.", budget=budget or {})
-    ppl_ok = all(ppl["lesa"] < ppl[b] for b in ("llama_pro", "solar"))
+    lesa_ppl = spread(ppl["lesa"])
+    ppl_ok = all(lesa_ppl["max"] < spread(ppl[b])["min"] for b in ("llama_pro", "solar"))
     acc = acc or {}
     avgs = {m: _acc_avg(acc[m]) for m in need if acc.get(m)}
     z = {b: z_score(*avgs["lesa"], *avgs[b]) for b in ("llama_pro", "solar") if "lesa" in avgs and b in avgs}
+    mdd = {b: 100 * SE_MULT * math.sqrt(avgs["lesa"][1] ** 2 + avgs[b][1] ** 2) for b in z}   # points
+    for b, pr in (paired or {}).items():
+        z[b], mdd[b] = pr["z"], 100 * pr["mdd"]
     calls = {b: call(v) for b, v in z.items()}
     if not ppl_ok or "lower" in calls.values():
         status = "not reproduced"
@@ -224,19 +359,28 @@ def judge_c5(ppl: dict[str, float], acc: dict[str, dict[str, tuple[float, float]
         status = "reproduced"
     else:
         status = "inconclusive"
-    ours = f"{ppl_label}: LESA {fmt(ppl['lesa'], 4)}, LLaMA Pro {fmt(ppl['llama_pro'], 4)}, SOLAR {fmt(ppl['solar'], 4)}"
+    ours = (f"{ppl_label}: LESA {spread_text(ppl['lesa'], 4)}, LLaMA Pro {spread_text(ppl['llama_pro'], 4)}, "
+            f"SOLAR {spread_text(ppl['solar'], 4)}")
     if avgs:
         ours += "; avg accuracy " + ", ".join(f"{label(m)} {fmt(100 * a, 3)} +- {fmt(100 * s, 2)}" for m, (a, s) in avgs.items())
+        ours += ("; LESA minus " + ", ".join(
+            f"{label(b)} {fmt(100 * (avgs['lesa'][0] - avgs[b][0]), 3)} points (smallest difference this comparison "
+            f"could call: {fmt(mdd[b], 3)}; {'paired per question' if b in (paired or {}) else 'unpaired'})" for b in z))
     if "base" in ppl:
         ours += f"; base (trained the same) {fmt(ppl['base'], 4)}"
-    return Verdict("C5", status, ours,
-                   rule=f"Reproduced when LESA has the lowest perplexity and a mean accuracy above both baselines by more "
-                        f"than {fmt(SE_MULT)} standard errors; not reproduced when its perplexity is higher than either or "
-                        "its accuracy clearly lower; inconclusive otherwise.",
-                   budget=budget or {}, uncertainty={"acc_avg": {m: {"mean": a, "se": s} for m, (a, s) in avgs.items()},
-                                                     "z_lesa_minus": z, "calls": calls},
-                   notes="Perplexity comes from one CPT run per method (no seed spread).",
-                   evidence="main_table.csv, figure main_table")
+    n_lesa = lesa_ppl["n"]
+    v = Verdict("C5", status, ours,
+                rule=f"Reproduced when LESA has the lowest perplexity (every predictor seed) and a mean accuracy above both "
+                     f"baselines by more than {fmt(SE_MULT)} standard errors; not reproduced when its perplexity is higher "
+                     "than either or its accuracy clearly lower; inconclusive otherwise.",
+                budget=budget or {}, uncertainty={"acc_avg": {m: {"mean": a, "se": s} for m, (a, s) in avgs.items()},
+                                                  "z_lesa_minus": z, "calls": calls, "smallest_callable_points": mdd},
+                notes=(f"Perplexity after CPT: {n_lesa} LESA run{'s (predictor seeds)' if n_lesa > 1 else ' (one predictor seed)'}, one run of "
+                       "each baseline. " + ("" if paired else "Accuracies are compared unpaired (the per-question "
+                                            "results were not saved), so a gap under the smallest callable difference "
+                                            "cannot show.")).strip(),
+                evidence="main_table.csv, figure main_table")
+    return seed_gate(v, seeds, {"llama_pro": "lower", "solar": "lower"} if seeds is not None else {})
 
 
 def median_se(x: Sequence[float]) -> float:
@@ -245,13 +389,22 @@ def median_se(x: Sequence[float]) -> float:
 
 
 def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
-             flops_per_token: dict[str, float] | None = None, source: str = "the CPT runs' own step times") -> Verdict:
+             flops_per_token: dict[str, float] | None = None, source: str = "the CPT runs' own step times",
+             placement_control: dict | None = None) -> Verdict:
     """step_s: method -> per-step wall-clock seconds of the frozen CPT runs. Reproduced when the median
     step time orders LESA < LLaMA Pro < SOLAR, each gap beyond SE_MULT standard errors of the medians.
     flops_per_token: method -> training FLOPs per token of the same runs (frozen layers counted,
     lesa.flops); their ratios to LESA's, what the FLOP model expects, are printed beside the measured
     ones and recorded (the wall-clock decides: the paper's claim is wall-clock). ``source``: where the step
-    times come from (the runs, or lesa.step_cost's interleaved bench), said in the verdict's notes."""
+    times come from (the runs, or lesa.step_cost's interleaved bench), said in the verdict's notes.
+
+    ``placement_control``: the copy control in LESA's gaps (LLaMA Pro's copy initialisation at LESA's placement,
+    its CPT run) against LESA's run: {"flop_ratio": its FLOPs per token / LESA's (the FLOP model), "step_ratio": its
+    median step / LESA's run's (their summaries; runs on different days, so noisier than the bench)}. A saving the
+    control shares reads "holds, from placement": the control costs what LESA costs (FLOP model within 2 %, else the
+    measured ratio nearer 1 than LLaMA Pro's), so the cheaper step comes from where the new layers sit, not from
+    LESA's initialisation.
+    """
     need = ("lesa", "llama_pro", "solar")
     if any(not step_s.get(m) for m in need):
         return Verdict("C6", "not yet run", f"step times available for {sorted(m for m in step_s if step_s[m])}",
@@ -268,22 +421,44 @@ def judge_c6(step_s: dict[str, Sequence[float]], budget: dict | None = None,
     flop_ratio = {m: fl[m] / fl["lesa"] for m in need if fl.get(m)} if fl.get("lesa") else {}
     expected = (f"; FLOP model expects {_ratio_text(flop_ratio)}" if len(flop_ratio) == len(need) else
                 "; FLOP model: not recorded in these runs")
-    return Verdict("C6", status, f"measured {_ratio_text(ratio)} (median step time; LESA {fmt(med['lesa'])} s){expected}",
-                   rule=f"Reproduced when median step time orders LESA < LLaMA Pro < SOLAR, each gap beyond {fmt(SE_MULT)} "
-                        "standard errors; not reproduced when an order is clearly reversed.",
-                   budget=budget or {}, uncertainty={"median_s": med, "se_s": se, "z": z, "flop_model_ratio": flop_ratio},
-                   notes=f"Step times from {source}. Step times on a shared CPU are noisy and hardware-specific; "
-                         "the paper's hours are GPU wall-clock. "
-                         "The FLOP model counts the backward pass through frozen layers below the lowest trained one "
-                         "(lesa.flops), so it says how much of a measured saving the compute explains.",
-                   evidence="figure loss_vs_elapsed_s; step_cost.csv" + ("; cpt/step_cost.json" if "bench" in source else ""))
+    v = Verdict("C6", status, f"measured {_ratio_text(ratio)} (median step time; LESA {fmt(med['lesa'])} s){expected}",
+                rule=f"Reproduced when median step time orders LESA < LLaMA Pro < SOLAR, each gap beyond {fmt(SE_MULT)} "
+                     "standard errors; not reproduced when an order is clearly reversed. Reading: a saving the copy "
+                     "control in LESA's gaps shares comes from placement.",
+                budget=budget or {}, uncertainty={"median_s": med, "se_s": se, "z": z, "flop_model_ratio": flop_ratio},
+                notes=f"Step times from {source}. Step times on a shared CPU are noisy and hardware-specific; "
+                      "the paper's hours are GPU wall-clock. "
+                      "The FLOP model counts the backward pass through the frozen layers above the lowest trained one "
+                      "(the gradient stops at the lowest trained layer; lesa.flops), so it says how much of a measured "
+                      "saving the compute explains.",
+                evidence="figure loss_vs_elapsed_s; step_cost.csv" + ("; cpt/step_cost.json" if "bench" in source else ""))
+    pc = {k: x for k, x in (placement_control or {}).items() if x is not None}
+    if pc:
+        v.uncertainty["placement_control"] = pc
+        v.ours += "; copy control in LESA's gaps " + ", ".join(
+            f"{fmt(pc[k])}x LESA's {what}" for k, what in (("step_ratio", "step (their CPT runs)"),
+                                                            ("flop_ratio", "FLOPs per token")) if k in pc)
+        same = (abs(pc["flop_ratio"] - 1) <= 0.02 if "flop_ratio" in pc else
+                pc["step_ratio"] - 1 < (ratio["llama_pro"] - 1) / 2)
+        if status == "reproduced" and same:
+            v.read_as("holds, from placement",
+                      "The copy control in LESA's gaps (LLaMA Pro's copy initialisation at LESA's placement) costs what "
+                      "LESA costs: the saving comes from where the new layers sit (higher up, so the backward pass "
+                      "crosses fewer frozen layers), not from LESA's learned initialisation.")
+    return v
 
 
 def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence[float] | None = None,
-              budget: dict | None = None) -> Verdict:
+              budget: dict | None = None, controls: dict[str, Sequence[Sequence[float]]] | None = None) -> Verdict:
     """test_over_train: per predictor seed, the held-out / training MSE of each left-out layer.
     in_sample_r2: per seed, R^2 of the predictor's own training layers (0 = what predicting zeros
-    gives). Reproduced when every seed's median ratio is <= PAR; not reproduced when every one is above."""
+    gives). Reproduced when every seed's median ratio is <= PAR; not reproduced when every one is above.
+
+    ``controls``: control predictor -> the same ratios (lesa.analysis_predictor.loo_controls: a matched-norm
+    random predictor, the mean predictor, zeros), per seed and left-out layer. A pass that a control shares
+    reads "uninformative" (the criterion cannot tell learning from none). Without controls, a predictor that
+    fits its own training layers worse than zeros (in-sample R2 < 0) reads "uninformative" too: predicting
+    zeros, which learns nothing, fits them better."""
     meds = [float(np.median(r)) for r in test_over_train if len(r)]
     if not meds:
         return Verdict("C7a", "not yet run", "no leave-one-layer-out results",
@@ -297,13 +472,26 @@ def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence
         notes = (f"The literal criterion {word}, but the predictor fits its own training layers worse than predicting "
                  f"zeros (in-sample R2 {fmt(z['median'])}; 0 = zeros): held-out ~ training loss here does not show "
                  "that it learned a pattern (see C7b).")
-    return Verdict("C7a", status,
-                   f"held-out / training MSE {spread_text(meds)} (median over left-out layers)"
-                   + (f"; in-sample R2 {spread_text(in_sample_r2)}" if z else ""),
-                   rule=f"Reproduced when the held-out MSE is at most {fmt(PAR)}x the training MSE for every seed; "
-                        "not reproduced when it is above for every seed; inconclusive when seeds disagree.",
-                   budget=budget or {}, uncertainty={"median_ratio_by_seed": spread(meds), "in_sample_r2": z},
-                   notes=notes, evidence="loo.csv")
+    ctrl = {k: [float(np.median(r)) for r in v if len(r)] for k, v in (controls or {}).items()}
+    ctrl = {k: m for k, m in ctrl.items() if m}
+    passing = [k for k, m in ctrl.items() if all(x <= PAR for x in m)]
+    ours = (f"held-out / training MSE {spread_text(meds)} (median over left-out layers)"
+            + (f"; in-sample R2 {spread_text(in_sample_r2)}" if z else "")
+            + "".join(f"; control {k.replace('_', ' ')} {spread_text(m)}" for k, m in ctrl.items()))
+    v = Verdict("C7a", status, ours,
+                rule=f"Reproduced when the held-out MSE is at most {fmt(PAR)}x the training MSE for every seed; "
+                     "not reproduced when it is above for every seed; inconclusive when seeds disagree. Reading: "
+                     "uninformative when a control predictor that learns nothing passes the same criterion.",
+                budget=budget or {}, uncertainty={"median_ratio_by_seed": spread(meds), "in_sample_r2": z,
+                                                  **({"controls": {k: spread(m) for k, m in ctrl.items()}} if ctrl else {})},
+                notes=notes, evidence="loo.csv")
+    if status == "reproduced":
+        if passing:
+            v.read_as("uninformative", f"Controls that learn nothing pass too: {', '.join(passing)}.")
+        elif not ctrl and z and z["median"] < 0:
+            v.read_as("uninformative", "The controls (matched-norm random, mean predictor) are not yet measured "
+                                       "(lesa.analysis_predictor.loo_controls, notebook 2).")
+    return v
 
 
 def judge_c7b(predictor_r2: Sequence[float], baselines_r2: dict[str, Sequence[float] | float],
@@ -360,10 +548,13 @@ def not_testable(claim: str, ours: str, why: str, evidence: str = "-") -> Verdic
 
 
 def judge_c12a(lesa: list[dict] | None, lesa_raw: list[dict] | None, llama_pro: list[dict] | None,
-               window: int = 10, budget: dict | None = None) -> Verdict:
+               window: int = 10, budget: dict | None = None, seeds: dict[str, dict] | None = None) -> Verdict:
     """CPT training-log rows of LESA, LESA w/o SVD and LLaMA Pro at equal steps. Reproduced when
     w/o SVD ends below LLaMA Pro and above LESA (paired over the last `window` steps, beyond SE_MULT
-    SE); not reproduced when it ends clearly above LLaMA Pro or clearly below LESA."""
+    SE); not reproduced when it ends clearly above LLaMA Pro or clearly below LESA.
+
+    ``seeds``: {"llama_pro": seed_rule(w/o SVD's held-out logs, LLaMA Pro's), "lesa": seed_rule(w/o SVD's,
+    LESA's)}: the one seed rule (seed_gate)."""
     init_note = ("At initialisation this order cannot hold: LLaMA Pro's new layers are identities, so at step 0 it IS "
                  "the base model; the paper's claim is about after training.")
     if not lesa_raw or not llama_pro or not lesa:
@@ -376,19 +567,26 @@ def judge_c12a(lesa: list[dict] | None, lesa_raw: list[dict] | None, llama_pro: 
     c_lp, c_lesa = call(vs_lp["z"]), call(vs_lesa["z"])
     status = ("reproduced" if c_lp == "lower" and c_lesa == "higher" else
               "not reproduced" if c_lp == "higher" or c_lesa == "lower" else "inconclusive")
-    return Verdict("C12a", status,
+    return seed_gate(Verdict("C12a", status,
                    f"last {window} steps: w/o SVD - LLaMA Pro {_vs(vs_lp)}, w/o SVD - LESA {_vs(vs_lesa)} (training loss)",
                    rule=f"Reproduced when after CPT at equal steps w/o SVD is below LLaMA Pro and above LESA (beyond "
                         f"{fmt(SE_MULT)} standard errors); not reproduced when either order is clearly reversed.",
                    budget=budget or {}, uncertainty={"raw_minus_llama_pro": vs_lp, "raw_minus_lesa": vs_lesa},
-                   notes=init_note, evidence="figure loss_vs_compute")
+                   notes=init_note, evidence="figure loss_vs_compute"),
+                     seeds, {"llama_pro": "lower", "lesa": "higher"} if seeds is not None else {})
 
 
 def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: int = 10,
-               budget: dict | None = None) -> Verdict:
+               budget: dict | None = None, seeds: dict[str, dict] | None = None,
+               trainable: dict[str, int] | None = None, wikitext: dict[str, float] | None = None) -> Verdict:
     """CPT training-log rows of LESA with the original layers frozen and with every layer trained.
     'Slower, fluctuating' = the unfrozen run ends above the frozen one (paired, beyond SE_MULT SE) and
-    its step-to-step loss changes are larger."""
+    its step-to-step loss changes are larger.
+
+    ``seeds``: {"frozen": seed_rule(unfrozen's held-out logs, the frozen LESA runs')}: the one seed rule.
+    ``trainable``: {"frozen", "unfrozen"} -> trainable parameters; ``wikitext``: {"frozen", "unfrozen"} -> WikiText
+    perplexity after training. The confound (the unfrozen run trains more parameters, from LESA's broken start)
+    and the WikiText direction are said in the notes: the two runs do not differ in freezing alone."""
     if not frozen or not unfrozen:
         return Verdict("C12b", "not yet run", "no unfrozen LESA run" if frozen else "no frozen LESA run",
                        rule="Needs the frozen and the unfrozen LESA CPT runs.", budget=budget or {})
@@ -398,13 +596,30 @@ def judge_c12b(frozen: list[dict] | None, unfrozen: list[dict] | None, window: i
     c = call(end["z"])
     noisier = len(jitter) == 2 and jitter["unfrozen"] > jitter["frozen"]
     status = ("reproduced" if c == "higher" and noisier else "not reproduced" if c == "lower" else "inconclusive")
-    return Verdict("C12b", status,
-                   f"last {window} steps unfrozen - frozen loss {_vs(end)}; step-to-step loss sd frozen "
-                   f"{fmt(jitter.get('frozen'))} vs unfrozen {fmt(jitter.get('unfrozen'))}",
-                   rule=f"Reproduced when the unfrozen run ends above the frozen one (beyond {fmt(SE_MULT)} standard errors) "
-                        "and fluctuates more; not reproduced when it ends clearly below.",
-                   budget=budget or {}, uncertainty={"unfrozen_minus_frozen": end, "step_sd": jitter},
-                   evidence="figure loss_vs_compute")
+    notes = []
+    tr = trainable or {}
+    if tr.get("frozen") and tr.get("unfrozen"):
+        notes.append(f"Confound: the unfrozen run trains {fmt(tr['unfrozen'] / tr['frozen'])}x the parameters of the "
+                     "frozen one, from LESA's grown model, whose predicted layers break it (chapter 3): with its original "
+                     "layers free it can repair that damage where the frozen run cannot, so the two runs differ in more "
+                     "than freezing and neither order isolates what freezing does. A run at equal trainable parameters "
+                     "was not made.")
+    wt = wikitext or {}
+    if wt.get("frozen") is not None and wt.get("unfrozen") is not None:
+        way = "above" if wt["unfrozen"] > wt["frozen"] else "below"
+        same = (wt["unfrozen"] > wt["frozen"]) == (end["mean"] > 0)
+        notes.append(f"Out of the training distribution WikiText points {'the same way' if same else 'the other way'}: "
+                     f"perplexity after training {fmt(wt['unfrozen'], 4)} unfrozen vs {fmt(wt['frozen'], 4)} frozen "
+                     f"(unfrozen {way}; one run each).")
+    return seed_gate(Verdict("C12b", status,
+                     f"last {window} steps unfrozen - frozen loss {_vs(end)}; step-to-step loss sd frozen "
+                     f"{fmt(jitter.get('frozen'))} vs unfrozen {fmt(jitter.get('unfrozen'))}",
+                     rule=f"Reproduced when the unfrozen run ends above the frozen one (beyond {fmt(SE_MULT)} standard "
+                          "errors) and fluctuates more; not reproduced when it ends clearly below.",
+                     budget=budget or {}, uncertainty={"unfrozen_minus_frozen": end, "step_sd": jitter,
+                                                       **({"trainable": tr} if tr else {})},
+                     notes=" ".join(notes), evidence="figure loss_vs_compute"),
+                     seeds, {"frozen": "higher"} if seeds is not None else {})
 
 
 def judge_c12c(norm_ratio: dict[float, Sequence[float]], init_ppl: dict[float, Sequence[float]],

@@ -19,9 +19,20 @@ SOURCE_TAGS = {"ABS": "the paper's abstract", "CAP": "the paper's Figure 1 capti
 
 
 def source_text(tags: str) -> str:
-    """"[ABS][CAP]" -> "the paper's abstract; the paper's Figure 1 caption" (unknown tags kept as given)."""
-    found = re.findall(r"\[([A-Z0-9]+)\]", tags or "")
-    return "; ".join(SOURCE_TAGS.get(t, t) for t in found) if found else (tags or "")
+    """"[ABS][CAP]" -> "the paper's abstract; the paper's Figure 1 caption": every tag in words, never the bare key
+    (several in one bracket, "[PN, T-A]", included; words beside the brackets, "+ our reading", kept)."""
+    words = []
+    for inner in re.findall(r"\[([^\]]+)\]", tags or ""):
+        for tok in (x.strip() for x in inner.split(",")):
+            words.append(SOURCE_TAGS.get(tok) or SOURCE_DETAILS.get(tok) or tok)
+    rest = re.sub(r"\[[^\]]*\]", "", tags or "").strip(" +;")
+    words += [rest] if rest else []
+    return "; ".join(words) if words else (tags or "")
+
+
+# what follows a source tag inside its bracket: the part of that source (the digest's table labels)
+SOURCE_DETAILS = {"T-A": "its main results table", "T-B": "its SFT table", "T-C": "its code-CPT table",
+                  "T-D": "its model-family table"}
 
 
 # ------------------------------------------------------------------------------ the paper's numbers
@@ -35,6 +46,9 @@ PAPER_STEP_RATIO = {m: h / PAPER_HOURS["lesa"] for m, h in PAPER_HOURS.items()}
 # mean of 7 zero-shot accuracies). Independent evidence, not the paper's numbers.
 OPT_DEUS_CPT = {"Base (8B)": {"ppl": 8.35, "avg": 66.20}, "LESA": {"ppl": 7.73, "avg": 68.77},
                 "LLaMA Pro": {"ppl": 7.81, "avg": 68.56}, "SOLAR": {"ppl": 9.90, "avg": 64.20}}
+# [3P] the same rerun on Llama 3.2-1B -> 1.72B (16 -> 24 layers), CPT step 12100
+OPT_DEUS_CPT_1B7 = {"LESA": {"ppl": 12.28, "avg": 51.51}, "LLaMA Pro": {"ppl": 12.43, "avg": 50.72},
+                    "SOLAR": {"ppl": 13.87, "avg": 47.91}}
 PAPER_SFT = {"lesa": 31.57, "llama_pro_share": 0.77, "solar_share": 0.84}          # [PN] T-B
 PAPER_HUMANEVAL = {"lesa": 25.00, "llama_pro": 10.98, "solar": 2.44}               # [PN] T-C
 PAPER_PREDICTOR = {"minutes": 5, "epochs": 5, "code_epochs": 10}                   # [PN] C8; code: 10
@@ -141,3 +155,16 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "the norm loss L2 is needed because L1 (MSE) alone shrinks predictions toward zero", "[ML][PN]",
           "plain MSE shrinks predictions toward zero (no values)", "03_expansion"),
 )}
+
+
+def opt_deus_sentence() -> str:
+    """The independent OpT-DeUS run of the released code, in one sentence built from its constants: what a larger
+    model and a longer CPT gave LESA against LLaMA Pro (stated beside our not-reproduced claims)."""
+    big, small = OPT_DEUS_CPT, OPT_DEUS_CPT_1B7
+    return ("Independent run of the released code (OpT-DeUS, FineWeb-Edu CPT, 12,100 steps): WikiText perplexity LESA "
+            f"{_p(small['LESA']['ppl'])} vs LLaMA Pro {_p(small['LLaMA Pro']['ppl'])} at 1.7B and "
+            f"{_p(big['LESA']['ppl'])} vs {_p(big['LLaMA Pro']['ppl'])} at 11.5B (LESA at or below LLaMA Pro at both sizes; "
+            f"zero-shot average {_p(small['LESA']['avg'])} vs {_p(small['LLaMA Pro']['avg'])} and "
+            f"{_p(big['LESA']['avg'])} vs {_p(big['LLaMA Pro']['avg'])}, margins of "
+            f"{_p(small['LESA']['avg'] - small['LLaMA Pro']['avg'])} and {_p(big['LESA']['avg'] - big['LLaMA Pro']['avg'])} "
+            "points).")

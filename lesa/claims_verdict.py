@@ -13,12 +13,36 @@ from .claims_paper import CLAIMS, fmt, source_text
 STATUSES = ("reproduced", "not reproduced", "inconclusive", "not testable offline", "not yet run")
 SE_MULT = 2.0            # a difference within SE_MULT standard errors is not called
 
+# What a verdict attributes (issue 37): the status says whether the claim's literal criterion was met; the
+# reading says what that supports. One fixed set, defined here once and shown on the scoreboard; the claim
+# rules (lesa.claims) assign it, and a status without a rule of its own gets DEFAULT_READING's.
+READINGS = {
+    "holds as worded": "the claim's criterion is met and no control we ran meets it too",
+    "holds, from placement": "the criterion is met, but a control with LESA's placement and another "
+                             "initialisation meets it as well: the effect comes from where the new layers sit, "
+                             "not from the learned initialisation",
+    "uninformative": "the literal criterion is met, but a control that learns nothing (or skips the step the claim "
+                     "credits) meets it too",
+    "refuted at this scale": "clearly reversed at this model size and budget, beyond the noise we measure",
+    "not reached at this budget": "not met within our training budget, which is far shorter than the paper's; "
+                                  "more tokens could change it",
+    "inconclusive": "the seeds or the noise do not decide it (too few seeds on a side, or ranges that overlap)",
+    "not tested": "not measured: not testable offline, or not yet run",
+}
+DEFAULT_READING = {"reproduced": "holds as worded", "not reproduced": "refuted at this scale",
+                   "inconclusive": "inconclusive", "not testable offline": "not tested", "not yet run": "not tested"}
+# the readings a status allows (a rule cannot read a failed criterion as holding, nor a met one as refuted)
+READINGS_OF = {"reproduced": ("holds as worded", "holds, from placement", "uninformative"),
+               "not reproduced": ("refuted at this scale", "not reached at this budget"),
+               "inconclusive": ("inconclusive",), "not testable offline": ("not tested",), "not yet run": ("not tested",)}
+
 
 # ------------------------------------------------------------------------------ verdicts
 @dataclass
 class Verdict:
+    """One claim's verdict. ``verdict`` is the status (STATUSES), named as in the JSON record and on the scoreboard."""
     claim: str
-    status: str
+    verdict: str
     ours: str                                     # one line: what we measured
     rule: str                                     # how the status was decided
     budget: dict = field(default_factory=dict)    # steps, tokens, questions, seeds, ...
@@ -28,18 +52,31 @@ class Verdict:
     per_model: dict = field(default_factory=dict)  # model -> one line (status: what we measured), per-model claims
     source_profile: str = ""                      # the profile whose results decided it, when not the notebook's
                                                   # source (C4 from cpu-long's LESA and LLaMA Pro before the rest)
+    reading: str = ""                             # what the verdict attributes (READINGS); "" = the status's default
 
     def __post_init__(self):
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}; known: {list(CLAIMS)}")
-        if self.status not in STATUSES:
-            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
+        if self.verdict not in STATUSES:
+            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.verdict!r}")
+        self.reading = self.reading or DEFAULT_READING[self.verdict]
+        if self.reading not in READINGS_OF[self.verdict]:
+            raise ValueError(f"reading {self.reading!r} does not fit status {self.verdict!r}; "
+                             f"allowed: {READINGS_OF[self.verdict]}")
+
+    def read_as(self, reading: str, why: str = "") -> "Verdict":
+        """Set the reading (one of READINGS the status allows) and say why in the notes; returns self."""
+        self.reading = reading
+        self.__post_init__()
+        if why:
+            self.notes = " ".join(x for x in (self.notes, why) if x)
+        return self
 
     def record(self) -> dict:
         """The JSON row written to results/<profile>/verdicts/<notebook>.json (read by the scoreboard)."""
         c = CLAIMS[self.claim]
         return {"claim": self.claim, "statement": c.statement, "wording": c.wording, "source": c.source,
-                "paper": c.paper, "ours": self.ours, "verdict": self.status, "evidence": self.evidence,
+                "paper": c.paper, "ours": self.ours, "verdict": self.verdict, "reading": self.reading, "evidence": self.evidence,
                 "notebook": c.notebook, "detail": " ".join(x for x in (self.rule, self.notes) if x),
                 "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
                 **({"per_model": _jsonable(self.per_model)} if self.per_model else {}),
@@ -71,10 +108,11 @@ def budget_text(b: dict) -> str:
 def markdown(verdicts: Sequence[Verdict | dict]) -> str:
     """A markdown table of verdicts (claim, paper, ours, verdict, budget) and how each was decided."""
     rows = [v.record() if isinstance(v, Verdict) else v for v in verdicts]
-    lines = ["| claim | paper | ours | verdict | budget |", "|---|---|---|---|---|"]
+    lines = ["| claim | paper | ours | verdict | reading | budget |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | "
-                     f"**{r['verdict']}** | {_cell(budget_text(r.get('budget') or {}))}"
+                     f"**{r['verdict']}** | {_cell(r.get('reading') or DEFAULT_READING.get(r['verdict'], ''))} | "
+                     f"{_cell(budget_text(r.get('budget') or {}))}"
                      + (f" (the `{r['source_profile']}` profile's runs)" if r.get("source_profile") else "") + " |")
     lines.append("")
     lines += [f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): {_cell(r['detail'])}"
@@ -185,8 +223,15 @@ def _agreed(by_model: dict[str, Verdict], who: str) -> tuple[list[Verdict], set[
         raise ValueError(f"{who} needs at least one model's verdict")
     if len({v.claim for v in vs}) != 1:
         raise ValueError(f"{who} combines verdicts of one claim, got {sorted({v.claim for v in vs})}")
-    statuses = {v.status for v in vs}
-    return vs, statuses, vs[0].status if len(statuses) == 1 else "inconclusive"
+    statuses = {v.verdict for v in vs}
+    return vs, statuses, vs[0].verdict if len(statuses) == 1 else "inconclusive"
+
+
+def _common_reading(vs: list[Verdict], status: str) -> str:
+    """The reading the models' verdicts agree on when it fits the combined status, else "" (the default)."""
+    readings = {v.reading for v in vs}
+    one = next(iter(readings))
+    return one if len(readings) == 1 and one in READINGS_OF[status] else ""
 
 
 def per_model(verdicts: dict[str, Verdict]) -> Verdict:
@@ -197,14 +242,14 @@ def per_model(verdicts: dict[str, Verdict]) -> Verdict:
     vs, statuses, status = _agreed(verdicts, "per_model")
     if len(vs) == 1:
         return vs[0]
-    each = "; ".join(f"{m}: {v.status}" for m, v in verdicts.items())
+    each = "; ".join(f"{m}: {v.verdict}" for m, v in verdicts.items())
     notes = " ".join(f"{m}: {v.notes}" for m, v in verdicts.items() if v.notes)
     return Verdict(vs[0].claim, status, "; ".join(f"{m}: {v.ours}" for m, v in verdicts.items()),
                    rule=vs[0].rule + (f" Judged on each model; the models disagree ({each}), so inconclusive."
                                       if len(statuses) > 1 else f" Judged on each model ({each})."),
                    budget={m: v.budget for m, v in verdicts.items()},
                    uncertainty={m: v.uncertainty for m, v in verdicts.items()},
-                   notes=notes, evidence=vs[0].evidence)
+                   notes=notes, evidence=vs[0].evidence, reading=_common_reading(vs, status))
 
 
 def across_models(by_model: dict[str, Verdict]) -> Verdict:
@@ -213,20 +258,81 @@ def across_models(by_model: dict[str, Verdict]) -> Verdict:
     and measurement go to ``per_model`` (the scoreboard's per-model column)."""
     vs, statuses, status = _agreed(by_model, "across_models")
     first = vs[0]
-    per = {m: f"{v.status}: {v.ours}" for m, v in by_model.items()}
+    per = {m: f"{v.verdict}: {v.ours}" for m, v in by_model.items()}
     notes = " ".join(x for x in (first.notes, "" if len(statuses) == 1 else
-                                 "The models disagree (" + "; ".join(f"{m}: {v.status}" for m, v in by_model.items()) + ").") if x)
+                                 "The models disagree (" + "; ".join(f"{m}: {v.verdict}" for m, v in by_model.items()) + ").") if x)
     return Verdict(first.claim, status, " | ".join(f"{m}: {v.ours}" for m, v in by_model.items()), first.rule,
                    budget=first.budget, uncertainty={m: v.uncertainty for m, v in by_model.items()}, notes=notes,
-                   evidence=first.evidence, per_model=per)
+                   evidence=first.evidence, per_model=per, reading=_common_reading(vs, status))
 
 
 def summary(verdicts: Sequence[Verdict]) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in verdicts:
-        out[v.status] = out.get(v.status, 0) + 1
+        out[v.verdict] = out.get(v.verdict, 0) + 1
     return out
 
 
 def as_dict(v: Verdict) -> dict:
     return asdict(v)
+
+
+# ------------------------------------------------------------------------------ paired accuracies (C5's power)
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b questions only the first model gets right, c only the second."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+    return min(1.0, 2.0 * tail)
+
+
+def paired_accuracy(by_task: dict[str, tuple[Sequence[bool], Sequence[bool]]]) -> dict:
+    """Two models on the same questions: task -> (first model correct per question, second's), in one order.
+    The difference of the mean accuracy over tasks (first minus second), its paired SE (per task
+    sqrt(b + c - (b - c)^2 / n) / n, tasks independent), z, the smallest difference it could call (SE_MULT SE)
+    and each task's exact McNemar p."""
+    if not by_task:
+        raise ValueError("paired_accuracy needs at least one task")
+    diffs, ses, per = [], [], {}
+    for task, (a, b_) in by_task.items():
+        a, b_ = np.asarray(a, bool), np.asarray(b_, bool)
+        if a.shape != b_.shape or not len(a):
+            raise ValueError(f"{task}: the two models must answer the same questions ({a.shape} vs {b_.shape})")
+        n = len(a)
+        only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
+        d = (only_a - only_b) / n
+        se = math.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
+        diffs.append(d)
+        ses.append(se)
+        per[task] = {"diff": d, "se": se, "n": n, "only_first": only_a, "only_second": only_b,
+                     "p_mcnemar": mcnemar_exact(only_a, only_b)}
+    k = len(diffs)
+    diff, se = float(np.mean(diffs)), math.sqrt(sum(s * s for s in ses)) / k
+    return {"diff": diff, "se": se, "z": z_score(diff, se, 0.0, 0.0), "mdd": SE_MULT * se, "tasks": per}
+
+
+# ------------------------------------------------------------------------------ a few runs against a few runs
+def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "less") -> dict:
+    """Exact permutation test of mean(a) - mean(b) over every split of the pooled values into groups of
+    len(a) and len(b) ("less": the share of splits whose difference is at or below the observed one; "greater":
+    at or above). With 2 runs against 3 there are 10 splits, so p can never be below 0.1: ``smallest_p`` says
+    what the run counts allow."""
+    from itertools import combinations
+
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    if not a or not b:
+        raise ValueError("permutation_p needs a value on each side")
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater', got {alternative!r}")
+    pool, k = a + b, len(a)
+    obs = float(np.mean(a) - np.mean(b))
+    diffs = []
+    for idx in combinations(range(len(pool)), k):
+        s = set(idx)
+        diffs.append(float(np.mean([pool[i] for i in idx]) - np.mean([pool[i] for i in range(len(pool)) if i not in s])))
+    d = np.array(diffs)
+    tol = 1e-12 * max(1.0, abs(obs))
+    hits = (d <= obs + tol) if alternative == "less" else (d >= obs - tol)
+    return {"p": float(hits.mean()), "smallest_p": 1.0 / len(d), "splits": len(d), "diff": obs}

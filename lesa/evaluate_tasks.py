@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from .evaluate_scoring import _model_info, check_precision
-from .store import provenance, read_json, write_json
+from .store import atomic_write_text, provenance, read_json, write_json
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 BENCHMARKS = ["arc_easy", "arc_challenge", "hellaswag", "piqa", "boolq", "winogrande", "openbookqa",
@@ -115,8 +116,10 @@ def _split_metrics(res: dict) -> tuple[dict, dict]:
 
 
 def run_task(lm: Any, task: str, *, limit: int | None = None, seed: int = 1234, data_dir: Path | None = None,
-             bootstrap_iters: int = 1000) -> dict:
-    """One benchmark through lm-eval's simple_evaluate; returns the tidy record (without model info)."""
+             bootstrap_iters: int = 1000, questions: bool = False) -> dict:
+    """One benchmark through lm-eval's simple_evaluate; returns the tidy record (without model info).
+    ``questions``: also each question's id and metrics, under "_questions" (run_benchmarks writes them beside the
+    record, for paired comparisons of two models on the same questions)."""
     import lm_eval
     from lm_eval.evaluator import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -124,7 +127,7 @@ def run_task(lm: Any, task: str, *, limit: int | None = None, seed: int = 1234, 
     t0 = time.perf_counter()
     cfgs = task_configs(task, data_dir)
     out = simple_evaluate(model=lm, tasks=cfgs, task_manager=TaskManager(include_defaults=False), limit=limit,
-                          log_samples=False, bootstrap_iters=bootstrap_iters, random_seed=seed,
+                          log_samples=questions, bootstrap_iters=bootstrap_iters, random_seed=seed,
                           numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
     names = [c["task"] for c in cfgs]
     n = {t: out["n-samples"][t]["effective"] for t in names}
@@ -140,7 +143,11 @@ def run_task(lm: Any, task: str, *, limit: int | None = None, seed: int = 1234, 
         metrics, stderr = _split_metrics(out["results"][task])
         extra = {}
     t = names[0]
-    return {"task": task, "metrics": metrics, "stderr": stderr, "primary_metric": PRIMARY[task],
+    # per question (issue 37: paired comparisons of two models on the same questions): its id and its metrics
+    per_question = [{"doc_id": s["doc_id"], **({"subtask": name} if len(names) > 1 else {}),
+                  **{m: s[m] for m in s.get("metrics", []) if isinstance(s.get(m), (int, float, bool))}}
+                 for name in names for s in (out.get("samples") or {}).get(name, [])]
+    return {"task": task, **({"_questions": per_question} if questions else {}), "metrics": metrics, "stderr": stderr, "primary_metric": PRIMARY[task],
             "value": metrics[PRIMARY[task]], "chance": CHANCE.get(task), "n_samples": sum(n.values()),
             "n_total": sum(n_total.values()), "limit": limit, "num_fewshot": out["n-shot"][t],
             "task_version": out["versions"][t], "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__")
@@ -154,6 +161,12 @@ def _pkg_version(name: str) -> str | None:
         return md.version(name)
     except md.PackageNotFoundError:
         return None
+
+
+def write_questions(path: Path, rows: list[dict]) -> Path:
+    """One line per question: {doc_id, [subtask], the task's metrics for it} (what lesa.analysis.load_questions reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def _write_record(rec: dict, out_dir: Path, label: str) -> Path:
@@ -183,7 +196,6 @@ def write_summary(out_dir: str | Path) -> Path:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    from .store import atomic_write_text
     return atomic_write_text(out_dir / "summary.csv", buf.getvalue())
 
 
@@ -220,13 +232,16 @@ def run_benchmarks(model: torch.nn.Module, tokenizer: Any, tasks: list[str] | tu
         if skip_done and path and _reusable(path, lim, weights_id, precision):
             records.append(read_json(path))
             continue
-        rec = {"label": label, **run_task(lm, task, limit=lim, seed=seed,
+        rec = {"label": label, **run_task(lm, task, limit=lim, seed=seed, questions=True,
                                           data_dir=Path(data_dir) if data_dir else None),
                "batch_size": batch_size, "max_length": lm.max_length, "precision": precision, "lm": lm_kind,
                "model": info, "weights_id": weights_id, "provenance": prov}
+        questions = rec.pop("_questions", None)
         print(f"[eval] {label} {task}: {rec['primary_metric']}={rec['value']:.4f} "
               f"(n={rec['n_samples']}/{rec['n_total']}, {rec['seconds']} s)")
         if out_dir:
+            if questions:          # beside the record: <label>/<task>_questions.jsonl (not a record: no .json)
+                write_questions(Path(out_dir) / label / f"{task}_questions.jsonl", questions)
             _write_record(rec, Path(out_dir), label)
         records.append(rec)
     return records

@@ -38,7 +38,7 @@ METHOD_COLORS = {k: c for k, (_, c) in METHODS.items()}
 METHOD_LABELS = {k: n for k, (n, _) in METHODS.items()}
 
 # verdict -> colour, shared by the summary figure and the scoreboard's CSS (book/_static/lesa.css)
-VERDICT_COLORS = {"reproduced": "#1a7f37", "partially reproduced": "#9a6700", "not reproduced": "#cf222e",
+VERDICT_COLORS = {"reproduced": "#1a7f37", "not reproduced": "#cf222e",
                   "inconclusive": "#9a6700", "not testable offline": "#6e7781", "not yet run": "#afb8c1"}
 
 # representation ids of the continuity tests (notebook 1) -> what a reader is told

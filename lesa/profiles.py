@@ -50,7 +50,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, bool]]] = {
             "lesa_seed": ((int, str), False), "data_seeds": (dict, False), "predictor_seeds": (dict, False),
             "budgets": (list, False), "seeds": (list, False), "unfrozen": (list, False),
             "dup_only": (list, False), "eval": (dict, False), "eval_replicates": ((bool, list), False),
-            "curves_only": (list, False), "optional": (list, False)},
+            "curves_only": (list, False), "optional": (list, False), "optional_replicates": (list, False)},
 }
 
 

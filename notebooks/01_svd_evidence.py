@@ -74,6 +74,8 @@ def continuous(e, rep="concat_svd_top1"):
 
 verdicts = [C.per_model({m: C.judge_c1({t: e["weight_types"][t]["tests"]["concat_svd_top1"] for t in e["weight_types"]},
                                        S["n_shuffles"], num_layers=e["num_layers"],
+                                       raw={t: e["weight_types"][t]["tests"]["raw_weights"] for t in e["weight_types"]
+                                            if "raw_weights" in e["weight_types"][t]["tests"]},
                                        budget={"model": keys[m], "weight types": len(e["weight_types"]),
                                                "Gaussian controls": e["n_gaussian"]})
                          for m, e in evs.items()})]
@@ -88,7 +90,7 @@ for m, e in evs.items():
                  f"({', '.join(continuous(e)) or 'none'}); for gate, adjacent layers are "
                  f"{C.fmt(t['gap']['observed'])} more similar than distant ones (shuffled order: 95% below "
                  f"{C.fmt(t['gap']['shuffled_q95'])}, p = {C.fmt(t['gap']['p_shuffled'])}).")
-page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].status}**.")
+page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].verdict}**.")
 
 # %% [markdown]
 # **Claim C1** (abstract): concatenating one weight type over all layers, `W = [W_1 | ... | W_L] = U S V^T`,

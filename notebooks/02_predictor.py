@@ -102,7 +102,11 @@ def judge(m):
     trivial = [t for t in C.TRIVIAL if first and t in first[0]["metrics"]]
     budget = {"model": keys[m], "seeds": ss, "epochs": b["epochs"],
               "left-out layers": f"{b['loo_layers']} of {', '.join(b['loo_weight_types'])}"}
-    return [C.judge_c7a([[r["test_over_train"] for r in loo_rows(st[s])] for s in ss], in_r2, budget=budget),
+    # C7a's controls (predictors that learn nothing, on the same left-out layers), where the study has them
+    ctrl = lambda s, k: [r[k]["test_over_train"] for rows in st[s].get("loo_controls", {}).values() for r in rows]
+    controls = {k: [ctrl(s, k) for s in ss] for k in A.LOO_CONTROLS} if all(st[s].get("loo_controls") for s in ss) else None
+    return [C.judge_c7a([[r["test_over_train"] for r in loo_rows(st[s])] for s in ss], in_r2, budget=budget,
+                        controls=controls),
             C.judge_c7b([r2(s, "predictor") for s in ss], {t: [r2(s, t) for s in ss] for t in trivial}, in_r2,
                         budget=budget),
             C.judge_c8([sum(st[s]["full"][t]["seconds"] for t in b["weight_types"]) for s in ss], b["epochs"],
@@ -130,7 +134,7 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
         f"{sum(control_fail)} of {len(seeds)}"
         + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
            " (see the last section). ")
-        + "Verdicts: " + ", ".join(f"{v.claim} **{v.status}**" for v in verdicts) + ".")
+        + "Verdicts: " + ", ".join(f"{v.claim} **{v.verdict}**" for v in verdicts) + ".")
 
 # %% [markdown]
 # * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge

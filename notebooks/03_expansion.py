@@ -209,8 +209,8 @@ c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
                  f"{headline(d['screen'].sets)} perplexity ({d['screen'].size_text(headline(d['screen'].sets))})")
       for m, d in by_model.items()}
 best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
-found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].status}** on {model_label(models[0])}"
-         + "".join(f" and **{v.status}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
+found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].verdict}** on {model_label(models[0])}"
+         + "".join(f" and **{v.verdict}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
 if whole and whole["vals"].get("lesa") and whole["vals"].get("base") and whole["vals"].get("solar"):
     found.append(f"C3 and C9 are judged on the {whole['profile']} profile's whole protocol ({whole['set']}, "
                  f"{whole['proto'].size_text(whole['set'])}): {P.label('lesa')} {C.spread_text(whole['vals']['lesa'], 4)}, "

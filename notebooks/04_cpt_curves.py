@@ -53,32 +53,53 @@ page = Page("04_cpt_curves", profile, results_root)
 longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
 cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
 runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
-frozen = A.runs_by_method(runs, frozen=True)        # each method's own recipe (SOLAR: every layer)
+first = A.first_seed_runs(source)                   # each method's first seed (LESA's median predictor seed)
+frozen = A.runs_by_method(runs, frozen=True, first=first)   # each method's own recipe (SOLAR: every layer)
 unfrozen = A.runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)
-cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window) if runs else {}
+cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window, first) if runs else {}
 write_json(page.out / "cpt_comparison.json", {"source_profile": source, **cmp});
 rows = lambda m, d=frozen: d[m]["train"] if m in d else None
 lesa = frozen.get("lesa")
-budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"), "CPT seeds": 1}
+# the one seed rule (lesa.claims.seed_rule, chapter 6's): every run of each method, one held-out log per seed
+logs = {m: A.method_logs(runs, m) for m in ("lesa", "llama_pro", "solar", "lesa_raw")}
+logs["lesa_unfrozen"] = A.method_logs(runs, "lesa", "unfrozen")
+n_seeds = lambda m, unit="run": f"{len(logs[m])} {unit}{'s' if len(logs[m]) != 1 else ''}"
+budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"),
+           "CPT runs": f"LESA {n_seeds('lesa', 'predictor seed')}, LLaMA Pro {n_seeds('llama_pro', 'data order')}, "
+                       f"SOLAR {n_seeds('solar')}, w/o SVD {n_seeds('lesa_raw')}, LESA unfrozen {n_seeds('lesa_unfrozen')}"}
           if lesa else {})
+seed_of = lambda a, b: C.seed_rule(logs[a], logs[b])
+# C12b's confound and its out-of-distribution direction: the runs' trainable parameters, their WikiText perplexity
+trainable = {k: r["summary"].get("trainable", {}).get("trainable_params") for k, r in
+             (("frozen", lesa), ("unfrozen", unfrozen.get("lesa"))) if r}
+ev_dir = cpt_dir.parent / "downstream" if cpt_dir else None
+wiki = {k: next((x["value"] for x in A.load_eval_records(ev_dir) if x["label"] == r["name"] and x["task"] == "ppl_wikitext"),
+                None) for k, r in (("frozen", lesa), ("unfrozen", unfrozen.get("lesa"))) if r} if ev_dir and ev_dir.is_dir() else {}
 # C6 from the step-cost bench when the profile has one (its CPT runs ran on different days: cpu-long), else
 # from the runs' own step times
 bench = read_json(cpt_dir / "step_cost.json") if cpt_dir and (cpt_dir / "step_cost.json").exists() else None
 costs = step_cost_ratios({n: r["summary"] for n, r in runs.items() if r["summary"].get("step_s_median")
                           and r["summary"].get("flops_per_token")}, lesa["name"]) if lesa else {}
 verdicts = [
-    C.judge_c2({m: rows(m) for m in ("lesa", "llama_pro", "solar") if rows(m)}, smooth_window, budget=budget),
+    C.judge_c2({m: rows(m) for m in ("lesa", "llama_pro", "solar") if rows(m)}, smooth_window, budget=budget,
+               seeds={h: seed_of(h, "lesa") for h in ("llama_pro", "solar") if rows(h)} if lesa else None),
     C.judge_c4(rows("lesa"), rows("llama_pro"), smooth_window, budget=budget,
                heldout={"lesa": lesa["eval"] if lesa else [],
-                        "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]}),
+                        "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]},
+               seeds={"llama_pro": seed_of("lesa", "llama_pro")}, history=C.C4_RULE_HISTORY),
     C.judge_c6({m: r["step_s"] for m, r in bench["runs"].items()} if bench else A.step_times(runs),
                budget={"bench rounds": bench["rounds"], "steps of": f"{bench['batch']} x {bench['seq_len']} tokens"} if bench
                else budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
                {m: r["summary"].get("flops_per_token") for m, r in frozen.items() if r["summary"].get("flops_per_token")},
                source=(f"the step-cost bench (python -m lesa.step_cost: the three methods' steps interleaved in one "
-                       f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times")),
-    C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget),
-    C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget),
+                       f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times"),
+               # the copy control in LESA's gaps (copy_scaled's run) against LESA's run: placement's share of the saving
+               placement_control={"step_ratio": costs["copy_scaled"]["measured_ratio"],
+                                  "flop_ratio": costs["copy_scaled"]["flop_model_ratio"]} if "copy_scaled" in costs else None),
+    C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget,
+                 seeds={"llama_pro": seed_of("lesa_raw", "llama_pro"), "lesa": seed_of("lesa_raw", "lesa")}),
+    C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget,
+                 seeds={"frozen": seed_of("lesa_unfrozen", "lesa")}, trainable=trainable, wikitext=wiki),
 ]
 # C4 compares LESA with LLaMA Pro only, so a longer profile judges it as soon as those two methods' runs have
 # trained (cpu-long: LESA and LLaMA Pro on three data orders), before its other runs and its post-training suite
@@ -90,13 +111,16 @@ if pair_src:
     pair_dir, _ = A.find_results(profile, "cpt", (), results_root, prefer=pair_src)
     pair = {n: r for n, r in A.load_cpt_runs(pair_dir).items()
             if r["completed"] and r["frozen"] and r["method"] in ("lesa", "llama_pro")}
-    pf = A.runs_by_method(pair, frozen=True)            # LLaMA Pro: the data order LESA saw (the paired reading)
+    pf = A.runs_by_method(pair, frozen=True, first=A.first_seed_runs(pair_src[0]))   # LLaMA Pro: the data order LESA saw
     lp_evals = [r["eval"] for r in pair.values() if r["method"] == "llama_pro"]
+    lesa_evals = A.method_logs(pair, "lesa")
     last = pf["lesa"]["train"][-1]
     c4 = C.judge_c4(pf["lesa"]["train"], pf["llama_pro"]["train"], smooth_window,
                     budget={"steps": last.get("step"), "tokens": last.get("tokens"),
-                            "CPT seeds": f"LESA 1, LLaMA Pro {len(lp_evals)} data orders"},
-                    heldout={"lesa": pf["lesa"]["eval"], "llama_pro": lp_evals})
+                            "CPT runs": f"LESA {len(lesa_evals)} predictor seed{'s' if len(lesa_evals) != 1 else ''}, "
+                                        f"LLaMA Pro {len(lp_evals)} data orders"},
+                    heldout={"lesa": pf["lesa"]["eval"], "llama_pro": lp_evals},
+                    seeds={"llama_pro": C.seed_rule(lesa_evals, lp_evals)}, history=C.C4_RULE_HISTORY)
     c4.source_profile = pair_src[0]
     verdicts = [c4 if v.claim == "C4" else v for v in verdicts]
 if not runs:
@@ -115,13 +139,19 @@ else:
         page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
                 f"tokens each, ten times this profile's budget; figure below), which have finished before that profile's "
                 f"other runs; the other claims stay on this profile's runs until all of `{pair_src[0]}`'s exist.")
-    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.status}** ({v.ours})." for v in verdicts))
+    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.verdict}**, reading *{v.reading}* ({v.ours})."
+                                            for v in verdicts))
 
 # %% [markdown]
 # * **C2**: heuristic duplication (LLaMA Pro, SOLAR) gives a poorer start and slower convergence than LESA.
 # * **C4**: LESA converges faster: the same loss as LLaMA Pro with less than half the compute.
 # * **C6**: LESA's steps are cheaper than LLaMA Pro's and SOLAR's (judged on measured wall-clock, with the FLOP
-#   model's expectation beside it).
+#   model's expectation beside it; the copy control in LESA's gaps, LLaMA Pro's initialisation at LESA's placement,
+#   says whether a saving is LESA's or its placement's).
+#
+# Every claim here that compares runs is judged with one seed rule, chapter 6's: a method is below or above another
+# only when, at every held-out evaluation in the later half of the run, all its runs (predictor seeds, data orders)
+# lie on one side of all the other's, with two runs or more on each side; otherwise the verdict is inconclusive.
 # * **C12a**: LESA w/o SVD is worse than LESA but better than LLaMA Pro, after training at equal steps (at
 #   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
 # * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
@@ -231,6 +261,12 @@ else:
     page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
             f"{C.fmt(h['lesa_end'], 4)}, LLaMA Pro {C.spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}. "
             "Held-out loss is the trainer's monitoring set (the same sequences for every run).")
+    sr = c4.uncertainty.get("seed_rule", {}).get("llama_pro")
+    if sr:
+        page.md(f"The one seed rule on these runs: LESA ({sr['n']} predictor seed{'s' if sr['n'] != 1 else ''}) against "
+                f"LLaMA Pro ({sr['n_ref']} data orders) is *{sr['result']}*: {sr['why']}. C4 reads **{c4.verdict}**, "
+                f"*{c4.reading}*.")
+page.md(C.C4_RULE_HISTORY)
 
 # %% [markdown]
 # ## Step cost: measured and expected

@@ -88,21 +88,49 @@ if stale:
             f"(their weights are not the runs' current ones): " + ", ".join(f"`{s}`" for s in stale) + ".")
 
 
-got = {m: A.method_row(ours, cpt_runs, m) for m in ("lesa", "llama_pro", "solar", "base")}
+first = A.first_seed_runs(cpt_source)        # each method's first seed: LESA's median predictor seed (lesa-p1)
+got = {m: A.method_row(ours, cpt_runs, m, first) for m in ("lesa", "llama_pro", "solar", "base")}
 lesa = got["lesa"] or {}
 tasks = lesa.get("tasks") or []
+# the one seed rule: every evaluated LESA seed's perplexity, and every finished run's held-out curve
+lesa_seeds = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == "lesa" and cpt_runs[n]["frozen"]
+                    and not cpt_runs[n].get("options") and ours[n].get("ppl_source") == lesa.get("ppl_source"))
+ppl_of = {m: g["ppl"] for m, g in got.items() if g and g.get("ppl") is not None}
+if "lesa" in ppl_of and lesa_seeds:
+    ppl_of["lesa"] = [ours[n]["ppl"] for n in lesa_seeds]
+logs = {m: A.method_logs(cpt_runs, m) for m in ("lesa", "llama_pro", "solar")}
+# C5's accuracies paired per question where the suite saved each question's result (since issue 37), else unpaired
+row_name = {id(v): k for k, v in ours.items()}
+paired = {b: A.paired_questions(ev_dir, row_name[id(got["lesa"])], row_name[id(got[b])], tasks)
+          for b in ("llama_pro", "solar") if got["lesa"] and got[b] and ev_dir and tasks}
+paired = {b: v for b, v in paired.items() if v}
 budget = {"tasks": ", ".join(tasks) or "none",
-          "questions": sorted({r["n"] for r in records if r["task"] in tasks and r.get("n")}) or "-"}
+          "questions": sorted({r["n"] for r in records if r["task"] in tasks and r.get("n")}) or "-",
+          "CPT runs": f"LESA {len(lesa_seeds) or 1} predictor seed{'s' if len(lesa_seeds) > 1 else ''} evaluated "
+                      f"({len(logs['lesa'])} with held-out curves), LLaMA Pro {len(logs['llama_pro'])} data orders (one "
+                      f"evaluated), SOLAR {len(logs['solar'])}"}
 verdicts = [
-    C.judge_c5({m: g["ppl"] for m, g in got.items() if g and g.get("ppl") is not None},
+    C.judge_c5(ppl_of,
                {m: {t: tuple(v) for t, v in g["acc"].items()} for m, g in got.items() if g and g.get("acc")},
-               lesa.get("ppl_source") or "perplexity", budget=budget),
+               lesa.get("ppl_source") or "perplexity", budget=budget, paired=paired or None,
+               seeds={b: C.seed_rule(logs["lesa"], logs[b]) for b in ("llama_pro", "solar")} if logs["lesa"] else None),
     C.not_testable("C10", "SFT not run", "No instruction data and SFT budget offline."),
     C.not_testable("C11", "code CPT not run", "No BigCode data, no code-execution harness offline."),
 ]
 if ours:
-    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].status}** ({verdicts[0].ours}). SFT (C10) and "
-            "code CPT (C11) need data and compute that are not available offline.")
+    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].verdict}**, reading *{verdicts[0].reading}* "
+            f"({verdicts[0].ours}). {verdicts[0].notes} SFT (C10) and code CPT (C11) need data and compute that are not "
+            "available offline.")
+    # C5's power: the accuracies are compared unpaired unless the per-question results were saved
+    saved = sorted({p.parent.name for p in ev_dir.glob("*/*_questions.jsonl")}) if ev_dir else []
+    page.md("**Power of the accuracy comparison.** " + (
+        f"Per-question results are saved for {', '.join(saved)}; LESA's accuracy is paired per question with "
+        f"{', '.join(C.label(b) for b in paired) or 'no baseline (one side lacks them)'}." if saved else
+        "The evaluation records hold each task's accuracy and standard error, not which questions each model answered "
+        "correctly, so the accuracies are compared unpaired: the smallest difference each comparison could call is "
+        "printed beside it in the verdict. A paired comparison (lesa.claims.paired_accuracy, exact McNemar per task) "
+        "needs the per-question results, which the suite saves for evaluations run since (`<run>/<task>_questions.jsonl`); "
+        "the committed evaluations predate it and would have to be run again."))
 # C12b (freezing helps) is judged on the training curves (chapter 4); after training, what the frozen layers keep
 # shows out of the CPT corpus's distribution: WikiText and the benchmarks
 unfrozen = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == "lesa" and not cpt_runs[n]["frozen"])

@@ -338,10 +338,12 @@ else:
 # * **directions = random**: the predicted singular values on random orthonormal singular vectors: the collapsed
 #   spectrum without the prediction's directions.
 #
-# If the first trains faster than the variant and the second like it, the collapsed spectrum is what holds the
-# predictions back; if the first trains like the variant, it is not. Each test runs on two predictor seeds (the
-# median seed, 1, and seed 0), read against the range of the variant's three predictor seeds at every held-out
-# evaluation in the later half of the run, and each against the variant's run on the same seed.
+# If the first trained faster than the variant and the second like it, that would point to the collapsed spectrum
+# as what holds the predictions back; if the first trains like the variant, it would point away from it. Each test
+# runs on two predictor seeds (the median seed, 1, and seed 0), read against the range of the variant's three
+# predictor seeds at every held-out evaluation in the later half of the run, and each against the variant's run on
+# the same seed. Two runs against three can only point: an exact permutation test of their end losses has ten
+# splits, so its p-value is never below 0.1, and the text below gives it.
 
 # %% mystnb={"figure": {"caption": "The spectrum test: held-out loss during CPT of the o/down-scaled variant (\u03b1 = 0; median and range of its predictor seeds), the same variant with its predicted weights' singular values replaced by the neighbours' (dash-dot, triangles) or its singular vectors replaced by random ones (dotted, crosses; each median and range of two predictor seeds), the two controls in the same places, and LLaMA Pro (range of its data orders), against training tokens and training compute.", "name": "fig-beyond-spectrum"}, "image": {"alt": "Held-out loss curves of the o/down-scaled variant, its two reshaped versions, the copy and random controls and LLaMA Pro, against tokens and FLOPs."}} tags=["hide-input"]
 spec_rows = []
@@ -393,7 +395,7 @@ else:
     n_fp = len(groups[fp_key])
     fp_end = float(pd.Series([end(n) for n in groups[fp_key]]).median())
     pos = spec_pos
-    text, shares = [], {}
+    text, shares, perms = [], {}, {}
     for o, what in (("spectrum", "With its neighbours' singular values, the predicted layers"),
                     ("directions", "The predicted singular values on random directions")):
         rs = test[o]
@@ -411,25 +413,38 @@ else:
             shares[o] = 100 * (fp_end - float(pd.Series([end(r["_name"]) for r in rs]).median())) / gap
             closed = (f"; {'the median run' if many else 'it'} closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
                       "to random weights of full rank in the same places")
+        # an exact permutation test of the end losses, in the direction the runs lie (2 runs against 3: 10 splits,
+        # so p is never below 0.1 whatever the data)
+        perm = C.permutation_p([end(r["_name"]) for r in rs], [end(n) for n in groups[fp_key]],
+                               "greater" if pos[o] == "above" else "less")
+        perms[o] = perm
         text.append(f"{what} end {diffs} nats per token from the variant's median "
                     f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['seed']) for r in rs)}"
                     + (f"; {same} from the variant's run on the same seed" if same else "")
-                    + f"), {where[pos[o]]}{closed}.")
-    read_spec = {"below": "Restoring the spectrum speeds training: the collapsed spectrum is part of what holds the predictions back.",
-                 "within": "Restoring the spectrum does not take the curve out of the variant's seed range: the collapsed "
-                           "spectrum alone does not explain why the predictions train slower than random weights.",
-                 "above": "Restoring the spectrum slows training further."}
-    read_dir = {"within": "Random directions with the predicted spectrum train like the predictions: what training uses of "
-                          "the predicted weights is no more than their spectrum.",
-                "below": "Random directions with the predicted spectrum train faster than the predictions: the predicted "
-                         "directions themselves are a handicap.",
-                "above": "Random directions with the predicted spectrum train slower: the predicted directions carry "
-                         "something that training uses."}
+                    + f"), {where[pos[o]]}{closed}; an exact permutation test of the end losses ({len(rs)} runs against "
+                      f"{n_fp}, one-sided in the direction the runs lie) gives p = {C.fmt(perm['p'], 2)}, and "
+                      f"{C.fmt(perm['smallest_p'], 2)} is the smallest p these run counts allow.")
+    # what the runs show, worded no stronger than a few runs allow: a pattern consistent with a cause, not the cause
+    read_spec = {"below": "The runs with the neighbours' spectrum ended below the variant, as they would if the collapsed "
+                          "spectrum were part of what holds the predictions back; with these run counts that is a lead, "
+                          "not a shown cause.",
+                 "within": "Restoring the spectrum does not take the curve out of the variant's seed range: these runs give "
+                           "no sign that the collapsed spectrum alone explains why the predictions train slower than "
+                           "random weights.",
+                 "above": "The runs with the neighbours' spectrum ended above the variant; with these run counts that is a "
+                          "lead, not a shown effect."}
+    read_dir = {"within": "Random directions with the predicted spectrum stay inside the variant's range: these runs give no "
+                          "sign that the predicted directions matter to training beyond their spectrum.",
+                "below": "Random directions with the predicted spectrum ended below the predictions, as they would if the "
+                         "predicted directions themselves were a handicap; with these run counts that is a lead, not a "
+                         "shown cause.",
+                "above": "Random directions with the predicted spectrum ended above the predictions, as they would if the "
+                         "predicted directions carried something training uses; with these run counts that is a lead."}
     text += [read_spec[pos["spectrum"]]] if pos.get("spectrum") else []
     text += [read_dir[pos["directions"]]] if pos.get("directions") else []
     if shares and max(shares.values()) < 50:
-        text.append("Neither change closes half of the gap to random weights: the spectrum and the directions each "
-                    "explain a small part, at most, of why the predictions train slower than random weights.")
+        text.append("Neither change closes half of the gap to random weights: if either is a cause, it is a small part "
+                    "of why the predictions train slower than random weights.")
     n_test = sorted({len(v) for v in test_by.values()})
     text.append(f"Each test run has {' or '.join(map(str, n_test))} predictor seed{'s' if n_test[-1] > 1 else ''} and one "
                 f"data order (ours); the variant's range is over {n_fp} predictor seeds.")
@@ -443,7 +458,9 @@ else:
 # %% tags=["hide-input"]
 # each seed group's evaluated run: its first seed that chapter 5 evaluated (the spread variant's is seed 1, the
 # profile's median seed, not the first in name order)
-keep = {n: after[n] for n in (next((m for m in names if m in after), None) for names in groups.values()) if n}
+first = A.first_seed_runs(source)
+keep = {n: after[n] for n in (next((m for m in sorted(names, key=lambda m: m not in first) if m in after), None)
+                              for names in groups.values()) if n}
 if keep:
     table = pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
                            "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),

@@ -113,6 +113,10 @@ def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
     cfg = PredictorConfig(epochs=1, hidden=16)
     s1 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert set(s1["lambda"]["k"]) == {"0.0", "0.0005"} and len(s1["loo"]["k"]) == 1
+    # C7a's controls on the same left-out layer (issue 37), cached beside it
+    (ctrl,) = s1["loo_controls"]["k"]
+    assert ctrl["layer"] == s1["loo"]["k"][0]["layer"] and set(A.LOO_CONTROLS) <= set(ctrl)
+    assert ctrl["zeros"]["test_mse"] == pytest.approx(s1["loo"]["k"][0]["target_mean_sq"])
     n = len(list(tmp_path.rglob("*.json")))
     s2 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert len(list(tmp_path.rglob("*.json"))) == n and s1["full"] == s2["full"]
@@ -372,3 +376,23 @@ def test_protocol_cache_follows_the_weights_not_the_name(tiny_llama, tmp_path, m
     # another protocol (window length) is another measurement
     protocol.measure_cached(tiny_llama, None, protocol.PplProtocol(sets=("fixture",), max_length=64), "tiny", "base")
     assert len(calls) == 3
+
+
+def test_a_single_run_display_shows_the_profiles_first_seed_and_the_seed_rule_reads_every_run():
+    """Issue 37: cpu-long names LESA's runs lesa-p1 (the median predictor seed, first), lesa-p0, lesa-p2. A
+    single-run display shows lesa-p1, not lesa-p0 by name order; the one seed rule reads every finished run."""
+    first = A.first_seed_runs("cpu-long")
+    assert {"lesa-p1", "llama_pro-seed0", "lesa-unfrozen"} <= first and not {"lesa-p0", "lesa-p2"} & first
+    assert A.first_seed_runs("no-such-profile") == frozenset()
+    table = {n: {"ppl": float(i)} for i, n in enumerate(["lesa-p0", "lesa-p1", "lesa-p2"])}
+    ev = [{"tokens": 0, "heldout_loss": 5.0}, {"tokens": 10, "heldout_loss": 4.0}]
+    run = lambda done=True, ablation=None: {"method": "lesa", "frozen": ablation is None, "options": {},
+                                            "ablation": ablation, "completed": done, "eval": ev,
+                                            "train": [{"step": 1, "loss": 1.0}]}
+    runs = {"lesa-p0": run(), "lesa-p1": run(), "lesa-p2": run(False), "lesa-unfrozen": run(ablation="unfrozen")}
+    assert A.method_row(table, runs, "lesa", first) is table["lesa-p1"]
+    assert A.method_row(table, runs, "lesa") is table["lesa-p0"]                  # without it: name order
+    assert A.runs_by_method(runs, True, first)["lesa"]["name"] == "lesa-p1"
+    assert A.runs_by_method(runs, True)["lesa"]["name"] == "lesa-p0"
+    assert len(A.method_logs(runs, "lesa")) == 2                                   # lesa-p2 still training
+    assert len(A.method_logs(runs, "lesa", "unfrozen")) == 1 and A.method_logs(runs, "solar") == []

@@ -46,6 +46,34 @@ def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
     assert md.count('<span class="verdict verdict-not-yet-run">') == len(book.CLAIMS) + 1   # rows + counts
 
 
+def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_could_change(tmp_path):
+    """Issue 37: a reading column (records without one get their status's default), the readings defined once
+    on the page, and for a claim not reproduced or undecided whether a larger model or more tokens could change it,
+    with the independent OpT-DeUS run beside the CPT claims; a reproduced claim gets none."""
+    from lesa import claims as C
+
+    rows = book.collect_verdicts("no-such-profile")
+    by = {r["claim"]: i for i, r in enumerate(rows)}
+    rows[by["C7a"]] = {**rows[by["C7a"]], "verdict": "reproduced", "reading": "uninformative"}
+    rows[by["C3"]] = {**rows[by["C3"]], "verdict": "not reproduced"}                     # an old record: no reading
+    rows[by["C5"]] = {**rows[by["C5"]], "verdict": "inconclusive", "reading": "inconclusive"}
+    rows[by["C8"]] = {**rows[by["C8"]], "verdict": "reproduced"}
+    md = book.scoreboard_markdown("x", rows)
+    row = lambda c: md.split(f'id="claim-{c.lower()}"')[1].split("</tr>")[0]
+    assert '<a href="#reading-uninformative">uninformative</a>' in row("C7a")
+    assert "not assigned yet (chapter 3 predates readings)" in row("C3")                  # never guessed
+    assert '<a href="#reading-not-tested">not tested</a>' in row("C10")
+    assert C.SCALE_BUDGET["C3"] in row("C3") and "OpT-DeUS" not in row("C3")
+    assert "OpT-DeUS" in row("C5") and "12.28" in row("C5")
+    assert '<td>–</td><td><a href="chapters/' in row("C8")                            # reproduced: nothing to flip
+    assert '<td>–</td><td><a href="chapters/' not in row("C3")
+    for k in C.READINGS:                                                               # defined once, on the page
+        assert md.count(f'<span id="reading-{k.replace(",", "").replace(" ", "-")}"></span>**{k}**') == 1
+    assert "partially reproduced" not in md
+    text = book.scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
+    assert "uninformative" in text and "not assigned yet" in text
+
+
 def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
     rows = book.collect_verdicts("no-such-profile")
     rows[0] = {**rows[0], "verdict": "inconclusive",

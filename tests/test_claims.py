@@ -24,7 +24,7 @@ def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int 
 def _status(v):
     assert isinstance(v, C.Verdict)
     json.dumps(v.record())                                 # what write_verdicts stores must be JSON
-    return v.status
+    return v.verdict
 
 
 # ------------------------------------------------------------------------------ registry
@@ -95,7 +95,7 @@ def test_c1():
 def test_c3_seed_ranges_and_the_llama_pro_note():
     base = {"base": 20.0, "llama_pro": 20.0, "solar": 35.0}
     v = C.judge_c3({**base, "lesa": [18.0, 19.0, 19.5]}, "wikitext")
-    assert v.status == "reproduced"
+    assert v.verdict == "reproduced"
     assert "beating the unexpanded base model" in v.notes and "equals the base model" in v.notes
     assert _status(C.judge_c3({**base, "lesa": [492, 153, 39]}, "wikitext")) == "not reproduced"
     assert _status(C.judge_c3({**base, "lesa": [15.0, 25.0]}, "wikitext")) == "inconclusive"
@@ -122,10 +122,10 @@ def test_c4():
     assert _status(C.judge_c4(fast, lp)) == "reproduced"
     assert _status(C.judge_c4(slow, lp)) == "not reproduced"
     v = C.judge_c4([dict(r, loss=r["loss"] + 0.02) for r in lp], lp)          # just above, never reaches
-    assert v.status == "not reproduced" and "never reaches" in v.ours        # a constant gap is beyond noise
+    assert v.verdict == "not reproduced" and "never reaches" in v.ours        # a constant gap is beyond noise
     fast3 = [dict(r, loss=lp[min(3 * i, len(lp) - 1)]["loss"]) for i, r in enumerate(lp)]   # 3x as fast
     v = C.judge_c4(fast3, lp)
-    assert v.status == "reproduced" and 0.3 < v.uncertainty["compute_fraction"] <= 0.5
+    assert v.verdict == "reproduced" and 0.3 < v.uncertainty["compute_fraction"] <= 0.5
     fast15 = [dict(r, loss=lp[min(int(1.5 * i), len(lp) - 1)]["loss"]) for i, r in enumerate(lp)]
     assert _status(C.judge_c4(fast15, lp)) == "not reproduced"               # faster, but not 2x
     assert _status(C.judge_c4([], lp)) == "not yet run"
@@ -158,14 +158,14 @@ def test_c6():
     t = lambda m: list(m + rng.normal(0, 0.01, 30))
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.24), "solar": t(1.66)})) == "reproduced"
     v = C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.08), "solar": t(0.92)})
-    assert v.status == "not reproduced" and v.ours.startswith("measured 1 : 1.08 : 0.9")
+    assert v.verdict == "not reproduced" and v.ours.startswith("measured 1 : 1.08 : 0.9")
     assert _status(C.judge_c6({"lesa": t(1.0), "llama_pro": t(1.001), "solar": t(1.66)})) == "inconclusive"
     assert _status(C.judge_c6({"lesa": [1.0]})) == "not yet run"
 
 
 def test_c7a_says_when_the_fit_is_worse_than_zeros():
     v = C.judge_c7a([[1.1, 1.0], [1.2, 1.0], [1.05]], in_sample_r2=[-0.9, -0.8, -1.0])
-    assert v.status == "reproduced" and "worse than predicting zeros" in v.notes
+    assert v.verdict == "reproduced" and "worse than predicting zeros" in v.notes
     assert "worse than predicting zeros" not in C.judge_c7a([[1.0]], [0.2]).notes
     assert _status(C.judge_c7a([[3.0, 2.5], [2.0]])) == "not reproduced"
     assert _status(C.judge_c7a([[1.0], [2.0]])) == "inconclusive"
@@ -176,14 +176,14 @@ def test_c7b_against_trivial_predictors():
     base = {"zeros": 0.0, "neighbour_average": 0.3, "ridge": 0.35}
     assert _status(C.judge_c7b([0.5, 0.6, 0.55], base)) == "reproduced"
     v = C.judge_c7b([-0.9, -0.8, -1.0], base)
-    assert v.status == "not reproduced" and "ridge" in v.ours
+    assert v.verdict == "not reproduced" and "ridge" in v.ours
     assert _status(C.judge_c7b([0.2, 0.4], base)) == "inconclusive"
     assert _status(C.judge_c7b([], base)) == "not yet run"
 
 
 def test_c8_reports_what_it_learns():
     v = C.judge_c8([100, 120, 110], 10, 7, "cpu", in_sample_r2=[-0.9, -0.8, -0.95], in_sample_cos=[0.1, 0.12, 0.11])
-    assert v.status == "reproduced" and "worse than zeros" in v.notes and "cosine" in v.notes
+    assert v.verdict == "reproduced" and "worse than zeros" in v.notes and "cosine" in v.notes
     assert "worse than zeros" not in C.judge_c8([100], 10, 7, "cpu", in_sample_r2=[0.6]).notes
     assert _status(C.judge_c8([400, 500], 10, 7, "cpu")) == "not reproduced"
     assert _status(C.judge_c8([200, 400], 10, 7, "cpu")) == "inconclusive"
@@ -193,7 +193,7 @@ def test_c12a_needs_the_cpt_run_of_the_ablation():
     lesa = _curve(4.0, 3.0, noise=0.02, seed=5)
     shift = lambda d: [dict(r, loss=r["loss"] + d) for r in lesa]
     v = C.judge_c12a(lesa, None, shift(0.4))
-    assert v.status == "not yet run" and "not tested" in v.ours and "IS the base model" in v.notes
+    assert v.verdict == "not yet run" and "not tested" in v.ours and "IS the base model" in v.notes
     assert _status(C.judge_c12a(lesa, shift(0.2), shift(0.4))) == "reproduced"
     assert _status(C.judge_c12a(lesa, shift(0.6), shift(0.4))) == "not reproduced"
     rng = np.random.default_rng(2)
@@ -215,9 +215,9 @@ def test_c12c_asks_whether_the_norm_term_helps_perplexity():
     lam0, lamc = 0.0, C.CODE_LAMBDA
     shrink = {lam0: [0.1, 0.12, 0.11], lamc: [0.9, 0.93, 0.95]}
     v = C.judge_c12c(shrink, {lam0: [60, 70, 65], lamc: [30, 35, 32]})
-    assert v.status == "reproduced" and "helps" in v.notes
+    assert v.verdict == "reproduced" and "helps" in v.notes
     v = C.judge_c12c(shrink, {lam0: [30, 35, 32], lamc: [200, 500, 40.1]})      # prevents shrinkage, hurts PPL
-    assert v.status == "not reproduced" and "shrinks" in v.notes and "hurts" in v.notes
+    assert v.verdict == "not reproduced" and "shrinks" in v.notes and "hurts" in v.notes
     assert _status(C.judge_c12c({lam0: [0.95], lamc: [0.9]}, {lam0: [60], lamc: [30]})) == "not reproduced"
     assert _status(C.judge_c12c(shrink, {lam0: [30, 60], lamc: [40, 50]})) == "inconclusive"
     assert _status(C.judge_c12c({lam0: [0.1]}, {})) == "not yet run"
@@ -227,10 +227,10 @@ def test_per_model_keeps_one_verdict_with_every_models_numbers():
     a = C.judge_c1({"gate": _cont(True)}, 200)
     b = C.judge_c1({"gate": _cont(False)}, 200)
     both = C.per_model({"SmolLM2": a, "Gemma-3": a})
-    assert both.claim == "C1" and both.status == "reproduced"
+    assert both.claim == "C1" and both.verdict == "reproduced"
     assert both.ours.startswith("SmolLM2: ") and "; Gemma-3: " in both.ours and set(both.budget) == {"SmolLM2", "Gemma-3"}
     mixed = C.per_model({"SmolLM2": a, "Gemma-3": b})
-    assert mixed.status == "inconclusive" and "Gemma-3: not reproduced" in mixed.rule
+    assert mixed.verdict == "inconclusive" and "Gemma-3: not reproduced" in mixed.rule
     assert C.per_model({"SmolLM2": b}) is b
     with pytest.raises(ValueError):
         C.per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
@@ -239,21 +239,21 @@ def test_per_model_keeps_one_verdict_with_every_models_numbers():
 
 def test_judge_c9_needs_two_models_and_compares_ranges():
     one = C.judge_c9({"smollm2-135m": {"lesa": [30.0, 31.0], "solar": 40.0}}, "WikiText")
-    assert one.status == "not yet run"
+    assert one.verdict == "not yet run"
     below = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [5.0, 6.0], "solar": 9.0}}, "WikiText")
-    assert below.status == "reproduced" and set(below.record()["per_model"]) == {"a", "b"}
+    assert below.verdict == "reproduced" and set(below.record()["per_model"]) == {"a", "b"}
     above = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [12.0, 13.0], "solar": 9.0}}, "WikiText")
-    assert above.status == "not reproduced"
+    assert above.verdict == "not reproduced"
     mixed = C.judge_c9({"a": {"lesa": [30.0, 31.0], "solar": 40.0}, "b": {"lesa": [8.0, 10.0], "solar": 9.0}}, "WikiText")
-    assert mixed.status == "inconclusive"
+    assert mixed.verdict == "inconclusive"
 
 
 def test_across_models_keeps_each_models_result():
     ok = C.judge_c3({"base": 10.0, "lesa": [8.0, 9.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
     bad = C.judge_c3({"base": 10.0, "lesa": [50.0, 60.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
-    assert C.across_models({"a": ok, "b": ok}).status == "reproduced"
+    assert C.across_models({"a": ok, "b": ok}).verdict == "reproduced"
     v = C.across_models({"a": ok, "b": bad})
-    assert v.status == "inconclusive" and "disagree" in v.notes
+    assert v.verdict == "inconclusive" and "disagree" in v.notes
     rec = v.record()
     assert rec["per_model"]["a"].startswith("reproduced") and rec["per_model"]["b"].startswith("not reproduced")
     assert "per_model" not in ok.record()
@@ -269,7 +269,7 @@ def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
     v = C.judge_c6(steps, flops_per_token={"lesa": 8.0, "llama_pro": 9.0, "solar": 7.0})
     assert "measured 1 : 1.5" in v.ours and "FLOP model expects 1 : 1.12 : 0.875" in v.ours
     assert v.record()["uncertainty"]["flop_model_ratio"]["solar"] == 7.0 / 8.0
-    assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).status == v.status
+    assert "not recorded" in C.judge_c6(steps).ours and C.judge_c6(steps).verdict == v.verdict
     assert "CPT runs' own step times" in v.notes and "from the bench" in C.judge_c6(steps, source="the bench").notes
 
 
@@ -284,14 +284,14 @@ def test_c4_held_out_reading_over_llama_pro_data_orders():
     lp_orders = [ev(3.0), ev(3.05), ev(2.95)]
     early = [{"tokens": e["tokens"], "heldout_loss": min(e["heldout_loss"], 2.9) if e["tokens"] else 5.0} for e in ev(2.9)]
     v = C.judge_c4(fast3, lp, heldout={"lesa": early, "llama_pro": lp_orders})
-    assert v.status == "reproduced" and v.uncertainty["heldout"]["llama_pro_end"]["n"] == 3
+    assert v.verdict == "reproduced" and v.uncertainty["heldout"]["llama_pro_end"]["n"] == 3
     assert "3 data orders" in v.ours and v.uncertainty["heldout"]["compute_fraction"] <= 0.5
     v = C.judge_c4(slow, lp, heldout={"lesa": ev(3.5), "llama_pro": lp_orders})
-    assert v.status == "not reproduced" and "never reached" in v.ours
+    assert v.verdict == "not reproduced" and "never reached" in v.ours
     assert v.uncertainty["heldout"]["lesa_end_vs_llama_pro_range"] == "higher"
     v = C.judge_c4(fast3, lp, heldout={"lesa": ev(3.5), "llama_pro": lp_orders})   # the readings disagree
-    assert v.status == "inconclusive"
-    assert C.judge_c4(fast3, lp, heldout={"lesa": [], "llama_pro": lp_orders}).status == "reproduced"   # no second reading
+    assert v.verdict == "inconclusive"
+    assert C.judge_c4(fast3, lp, heldout={"lesa": [], "llama_pro": lp_orders}).verdict == "reproduced"   # no second reading
 
 
 def test_c4_training_loss_reading_has_a_control_for_batch_noise():
@@ -304,6 +304,6 @@ def test_c4_training_loss_reading_has_a_control_for_batch_noise():
     copy = [dict(r) for r in lp]
     assert C.steps_to_reach(lp, C.smooth([r["loss"] for r in lp], 10)[-1])["step"] < 150      # the noise at work
     v = C.judge_c4(copy, lp)
-    assert v.status == "inconclusive" and "too noisy" in v.ours       # a copy of LLaMA Pro is not 2x faster
+    assert v.verdict == "inconclusive" and "too noisy" in v.ours       # a copy of LLaMA Pro is not 2x faster
     worse = [dict(r, loss=r["loss"] + 0.2) for r in lp]
-    assert C.judge_c4(worse, lp).status == "not reproduced"
+    assert C.judge_c4(worse, lp).verdict == "not reproduced"

@@ -139,8 +139,11 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert runs["lesa_fp-0-p2"] == {"method": "lesa_fp", "options": {"alpha": 0.0}, "steps": 300, "seed": 0,
                                     "trains": "new", "ablation": None, "predictor_seed": 2, "replicate": True,
                                     "entry": "lesa_fp-0"}
-    assert runs["lesa"]["predictor_seed"] is None and runs["lesa-unfrozen"]["trains"] == "all"
-    assert runs["solar"]["trains"] == "all" and len(runs) == 23
+    # LESA on three predictor seeds, its median seed (1, the profile's cpt.lesa_seed) first: the one seed rule
+    assert [(n, runs[n]["predictor_seed"], runs[n]["replicate"]) for n in runs if runs[n]["entry"] == "lesa"] \
+        == [("lesa-p1", 1, False), ("lesa-p0", 0, True), ("lesa-p2", 2, True)]
+    assert "lesa" not in runs and runs["lesa-unfrozen"]["trains"] == "all"
+    assert runs["solar"]["trains"] == "all" and len(runs) == 25
     # the spectrum test on the median predictor seed first, then seed 0
     assert [(n, runs[n]["predictor_seed"], runs[n]["replicate"]) for n in runs if runs[n]["entry"] == "lesa_fp-0-spec"] \
         == [("lesa_fp-0-spec-p1", 1, False), ("lesa_fp-0-spec-p0", 0, True)]
@@ -152,16 +155,22 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
     assert set(cpu["expansion"]["variants"]) < set(long["expansion"]["variants"])
     with pytest.raises(ValueError, match="not in cpt.methods"):
         run_names({**long["cpt"], "data_seeds": {"random": [0, 1]}}, long["expansion"]["variants"])
-    # the post-training suite runs on each method's first seed; the other seeds give held-out curves only
+    # the post-training suite runs on each method's first seed, and on every LESA seed (eval_replicates: [lesa]);
+    # the other seeds give held-out curves only
     evaluated = evaluated_runs(runs, long["cpt"])
     assert "llama_pro-seed0" in evaluated and "lesa_fp-0-p0" in evaluated and "lesa-unfrozen" in evaluated
+    assert {"lesa-p1", "lesa-p0", "lesa-p2"} <= set(evaluated)
     assert not {"llama_pro-seed1", "llama_pro-seed2", "lesa_fp-0-p1", "lesa_lowrank-32-p2"} & set(evaluated)
-    assert len(evaluated) == 11 and evaluated_runs(runs, {**long["cpt"], "eval_replicates": True, "curves_only": []}) == list(runs)
+    assert evaluated_runs(runs, {**long["cpt"], "eval_replicates": False}) == [n for n in evaluated
+                                                                              if n not in ("lesa-p0", "lesa-p2")]
+    with pytest.raises(ValueError, match="eval_replicates"):
+        evaluated_runs(runs, {**long["cpt"], "eval_replicates": ["lesa_fp-9"]})
+    assert len(evaluated) == 13 and evaluated_runs(runs, {**long["cpt"], "eval_replicates": True, "curves_only": []}) == list(runs)
     with pytest.raises(ValueError, match="eval_replicates"):
         evaluated_runs(runs, {"eval_replicates": "no"})
     # a method trained for its held-out curves alone (cpt.curves_only): none of its runs gets the suite
     curves = evaluated_runs(runs, {**long["cpt"], "curves_only": ["lesa_fp-0", "lesa"]})
-    assert set(evaluated) - set(curves) == {"lesa_fp-0-p0", "lesa"} and "lesa-unfrozen" in curves
+    assert set(evaluated) - set(curves) == {"lesa_fp-0-p0", "lesa-p1", "lesa-p0", "lesa-p2"} and "lesa-unfrozen" in curves
     with pytest.raises(ValueError, match="curves_only"):
         evaluated_runs(runs, {**long["cpt"], "curves_only": ["lesa_fp-0.5"]})
 
@@ -184,15 +193,22 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     names = list(runs)
+    evaluated = evaluated_runs(runs, prof["cpt"])
     for n in names:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
-        if not runs[n]["replicate"]:          # seed replicates get no post-training suite (eval_replicates: false)
+        if n in evaluated:                    # most seed replicates get no post-training suite
             (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
-    (tmp_path / "cpu-long" / "downstream" / "lesa").rename(tmp_path / "lesa-downstream")   # a first seed not evaluated
+    (tmp_path / "cpu-long" / "downstream" / "lesa-p1").rename(tmp_path / "lesa-downstream")   # a first seed not evaluated
     assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
-    (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa")
+    (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa-p1")
+    # LESA's later seeds (cpt.optional_replicates) do not hold the switch back; its first seed does
+    for n in ("lesa-p0", "lesa-p2"):
+        shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
+        shutil.rmtree(tmp_path / "cpu-long" / "downstream" / n)
+    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert set(runs) - set(required_runs(runs, {**prof["cpt"], "optional_replicates": []})) == {n for n in runs if runs[n]["entry"] in prof["cpt"]["optional"]}
     assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
     assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     # the spectrum test's runs (cpt.optional) do not hold the switch back; any other run does

@@ -117,6 +117,15 @@ def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
         assert (tmp_path / "tiny" / f"{r['task']}.json").exists()
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert {r["task"] for r in rows} == {"arc_easy", "winogrande", "mmlu"}
+    # each question's result beside the record (issue 37: paired comparisons), agreeing with the record's accuracy
+    from lesa import analysis as A
+    for r in recs:
+        q = A.load_questions(tmp_path, "tiny", r["task"])
+        assert len(q) == r["n_samples"] and "_questions" not in r
+        if r["task"] != "mmlu":                                  # mmlu's value is a size-weighted mean over subjects
+            assert abs(sum(q.values()) / len(q) - r["value"]) < 1e-9
+    assert A.load_questions(tmp_path, "tiny", "piqa") is None
+    assert A.load_eval_records(tmp_path) and len(A.load_eval_records(tmp_path)) == 3   # the .jsonl is not a record
 
 
 @needs_wheel
