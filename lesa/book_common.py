@@ -6,7 +6,8 @@ from __future__ import annotations
 from .store import PROJECT_ROOT
 from .claims import CLAIMS as _CLAIMS
 
-NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream", "06_beyond")
+NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream", "06_beyond",
+             "07_scale")
 NB_DIR = PROJECT_ROOT / "notebooks"
 BOOK_DIR = PROJECT_ROOT / "book"
 CHAPTERS = BOOK_DIR / "chapters"
@@ -21,11 +22,12 @@ REQUIRED_FIGURES = {"01_svd_evidence": ["spectra", "tsne", "pca", "similarity_by
                                      "r2_synthetic_vs_real", "synthetic_errors"],
                     "03_expansion": ["ppl_before_training", "lesa_norm_ratio", "lesa_cos_lower", "residual_effect",
                                      "norm_ablation", "variants_before_training"],
-                    "04_cpt_curves": [], "05_downstream": ["main_table"], "06_beyond": []}
+                    "04_cpt_curves": [], "05_downstream": ["main_table"], "06_beyond": [], "07_scale": ["scale_ladder"]}
 # result folders a notebook reads (their files enter its input hash)
 READS = {"04_cpt_curves": ("cpt", "downstream"),   # C12b: the WikiText perplexity of its two runs
          "05_downstream": ("cpt", "downstream"),
-         "06_beyond": ("cpt", "03_expansion", "05_downstream")}
+         "06_beyond": ("cpt", "03_expansion", "05_downstream"),
+         "07_scale": ("scale",)}                  # the ladder (lesa.scale): the scale profile's, or smoke's own
 
 
 # claim id -> (statement, notebook that judges it)

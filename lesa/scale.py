@@ -35,7 +35,7 @@ from . import analysis as A
 from .expand import apply_plan
 from .plans import build_plan
 from .predictor import PredictorConfig
-from .profiles import ProfileError, load_profile, load_profile_model
+from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from .protocol import PplProtocol, measure_cached
 from .store import PROJECT_ROOT, peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
@@ -289,6 +289,39 @@ def ladder(results: dict[str, dict], S: dict) -> list[dict]:
 def spread(vals: list[float]) -> dict | None:
     return {"median": float(np.median(vals)), "min": float(min(vals)), "max": float(max(vals)), "n": len(vals)} \
         if vals else None
+
+
+# ---------------------------------------------------------------------------------------------- the chapter
+MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B",
+               "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B", "tiny-random-llama": "tiny random Llama",
+               "tiny-random-gemma3": "tiny random Gemma 3"}
+
+
+def model_name(name: str) -> str:
+    """A ladder model's display name (a quantisation control: the model's, 'quantised once more')."""
+    base = name.removesuffix(REQUANT)
+    shown = MODEL_NAMES.get(base, base)
+    return f"{shown}, quantised once more" if name.endswith(REQUANT) else shown
+
+
+def scale_profile_of(book_profile: str) -> str:
+    """The profile whose ladder a book shows: the book's own when it has a scale section (smoke), else `scale`."""
+    return book_profile if "scale" in load_profile(book_profile) else "scale"
+
+
+def chapter(book_profile: str, root: Path | None = None) -> dict:
+    """What the scale chapter shows: the ladder rows, the quantisation bound, what is measured and what is
+    missing. A ladder of tiny random models (the smoke profile) is measured here first (a minute); a real one
+    never is (hours: `python -m lesa.scale`), it is read as it stands."""
+    prof = load_profile(scale_profile_of(book_profile))
+    S = settings(prof)
+    if all(m in TINY_MODELS for m in S["models"]):
+        for name in all_models(S):
+            run_model(prof, name, log=lambda s: None, root=root)
+    rows = ladder(load_results(prof["name"], root), S)
+    return {"profile": prof["name"], "settings": S, "protocol": protocol(S).sentence(), "status": status(prof, root),
+            "rows": [r for r in rows if not r["quantisation_control"]], "bound": quantisation_bound(rows),
+            "missing": [m for m in all_models(S) if m not in {r["model"] for r in rows}]}
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Scale: does LESA's premise strengthen from 135M to 1.5B parameters? (ours)
+#
+# Every other chapter measures models of 135M and 270M parameters, while the paper's claims are about models of
+# 1.5B to 70B. This chapter measures the claims that need no training on four real models, from SmolLM2-135M to
+# Qwen2.5-Coder-1.5B, each on three predictor seeds and under one perplexity protocol they all share, so that a
+# reader can see whether the premise (continuity across layers, a predictor that learns it, a better start than
+# the heuristics) strengthens with size.
+#
+# **About this notebook**
+#
+# - **Shows**: the ladder measured by `python -m lesa.scale` (continuity C1, the predictor's held-out fit C7b,
+#   perplexity before training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
+# - **Time**: seconds; the measurements themselves come from `python -m lesa.scale --profile scale` (hours on two
+#   cores for the 1.5B model), which records each item's time and peak memory.
+# - **Profile**: set `profile` in the parameters cell (`smoke`: its two tiny random models, measured here in a
+#   minute; `cpu`: the `scale` profile's four real models), or run
+#   `python -m lesa.book run --profile cpu --only 07_scale` from the repository root.
+
+# %% tags=["parameters", "remove-cell"]
+profile: str = "smoke"          # the book's profile: cpu and gpu show the `scale` profile's ladder; smoke its own
+results_root: str = "results"   # outputs go to <results_root>/<profile>/07_scale/
+
+# %% tags=["hide-input"]
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from lesa import claims as C, plots as P, scale as Sc
+from lesa.claims_paper import opt_deus_sentence
+from lesa.page import Page
+
+page = Page("07_scale", profile, results_root)
+d = Sc.chapter(profile)
+rows, S = d["rows"], d["settings"]
+have = lambda key: [r for r in rows if r.get(key) is not None]
+med = lambda v: v["median"] if isinstance(v, dict) else v
+sizes = lambda rs: ", ".join(f"{Sc.model_name(r['model'])} ({r['parameters'] / 1e6:,.0f}M)" for r in rs)
+
+
+def trend(key, better="up"):
+    """In words: how a quantity moves from the smallest to the largest model measured."""
+    rs = have(key)
+    if len(rs) < 2:
+        return "not yet measured on two models"
+    a, b = med(rs[0][key]), med(rs[-1][key])
+    word = "rises" if b > a else "falls"
+    return f"{word} from {C.fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {C.fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
+
+
+# %% tags=["hide-input"]
+measured = [r for r in rows if r.get("init_base") is not None]
+lines = [f"**What we found.** Measured so far on {len(rows)} of {len(S['models'])} models: {sizes(rows) or 'none'}."]
+if rows:
+    lines += [f"C1's continuity margin of the gate weights (adjacent-minus-distant cosine above the shuffled order's "
+              f"95th percentile) {trend('c1_gate_margin')}.",
+              f"The predictor's held-out R² on a left-out gate layer {trend('c7b_r2')} (0 is predicting zeros; "
+              f"the neighbours' average: {trend('c7b_r2_neighbour_average')}).",
+              f"LESA's perplexity before training, relative to the base model, {trend('init_lesa_rel')}; "
+              f"SOLAR's {trend('init_solar_rel')}."]
+if d["missing"]:
+    lines.append(f"Not measured yet: {', '.join(Sc.model_name(m) for m in d['missing'])} "
+                 f"(`python -m lesa.scale --profile {d['profile']}` measures what is missing, resumably).")
+page.md(" ".join(lines))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}
+fig, axes = plt.subplots(1, 3, figsize=(P.PAGE_W, 2.6))
+
+
+def series(ax, key, label, color, marker="o"):
+    rs = have(key)
+    if not rs:
+        return
+    x = [r["parameters"] for r in rs]
+    y = [med(r[key]) for r in rs]
+    lo = [y_ - (r[key]["min"] if isinstance(r[key], dict) else y_) for r, y_ in zip(rs, y)]
+    hi = [(r[key]["max"] if isinstance(r[key], dict) else y_) - y_ for r, y_ in zip(rs, y)]
+    ax.errorbar(x, y, yerr=[lo, hi], marker=marker, color=color, label=label, capsize=3, lw=1.2, ms=4)
+
+
+series(axes[0], "c1_gate_margin", "gate, SVD rows", P.color("lesa"))
+axes[0].axhline(0, color="0.5", lw=0.8)
+axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap − shuffled 95th pct.")
+series(axes[1], "c7b_r2", "LESA predictor", P.color("lesa"))
+series(axes[1], "c7b_r2_neighbour_average", "neighbour average", P.color("average"), "s")
+axes[1].axhline(0, color="0.5", lw=0.8)
+axes[1].set(title="(b) C7b held-out R²", ylabel="R² (0: zeros)")
+for m in ("lesa", "solar", "lesa_raw", "lesa-lambda5e-5"):
+    series(axes[2], f"init_{m}_rel", P.label(m), P.color(m))
+axes[2].axhline(1, color=P.color("llama_pro"), lw=1, ls="--", label=P.label("llama_pro"))
+axes[2].set(title="(c) perplexity before training", ylabel="÷ base model", yscale="log")
+ticks = sorted({r["parameters"] for r in rows})
+for ax in axes:                 # one tick per model, named by its size
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [f"{t / 1e9:.1f}B" if t >= 1e9 else f"{t / 1e6:.0f}M" for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xlabel("parameters")
+axes[2].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+axes[2].yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if len(axes[2].get_yticks()) < 3 else ""))
+handles = {h.get_label(): h for ax in axes[1:] for h in ax.get_legend_handles_labels()[0]}
+fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3)
+page.save(fig, "scale_ladder");
+
+# %% [markdown]
+# ## The numbers
+# Table 1 gives every quantity of Figure 1 per model: medians over the three predictor seeds with their range in
+# brackets. The perplexity protocol is the same for every model:
+
+# %% tags=["hide-input"]
+page.md(d["protocol"])
+span = lambda v: "–" if v is None else (C.fmt(v) if not isinstance(v, dict) else
+                                        f"{C.fmt(v['median'])} [{C.fmt(v['min'])}, {C.fmt(v['max'])}]")
+table = pd.DataFrame([{"model": Sc.model_name(r["model"]), "parameters (M)": round(r["parameters"] / 1e6),
+                       "layers": r["layers"],
+                       "types with continuity (SVD / raw)": f"{r.get('c1_types_concat_svd_top1', '–')} / "
+                                                            f"{r.get('c1_types_raw_weights', '–')} of {r.get('c1_types', '–')}",
+                       "held-out R²": span(r.get("c7b_r2")), "held-out cosine": span(r.get("c7b_cosine")),
+                       "base perplexity": span(r.get("init_base")), "LESA ÷ base": span(r.get("init_lesa_rel")),
+                       "SOLAR ÷ base": span(r.get("init_solar_rel"))} for r in rows])
+page.md("**Table 1.** The ladder.")
+page.table(table, index=False, csv="ladder.csv")
+
+# %% [markdown]
+# ## The norm term and the paper's λ (C12c), and the ablation without SVD (C12a's start)
+
+# %% tags=["hide-input"]
+variants = ["lesa", "lesa-lambda0", "lesa-lambda5e-5", "lesa_raw"]
+page.md("**Table 2.** Perplexity before training relative to the base model for LESA as released (λ = 5e-4), "
+        "without the norm term (λ = 0), with the paper's reported λ = 5e-5, and without the SVD.")
+page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{P.label(m): span(r.get(f"init_{m}_rel"))
+                                                                  for m in variants}} for r in rows]),
+           index=False, csv="norm_term.csv")
+
+# %% [markdown]
+# ## Code (C11 before training, ours)
+# The two coder models are also measured on Python source (four CPython standard-library modules, never used for
+# training; a code model has very likely seen them in pre-training, so only ratios to the same base model mean
+# anything).
+
+# %% tags=["hide-input"]
+coded = have("code_base")
+if coded:
+    page.md("**Table 3.** Token perplexity on the code set before training, relative to the base model.")
+    page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), "base perplexity": span(r["code_base"]),
+                              **{P.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
+                             for r in coded]), index=False, csv="code.csv")
+else:
+    page.md("No coder model has been measured on the code set yet.")
+
+# %% [markdown]
+# ## How far quantisation moves these numbers
+# Every model here reached us quantised to 4 to 8 bits per weight. The control quantises one model's weights once
+# more with the same block type on blocks shifted by half a block (one more round of the same error) and measures
+# again; the difference bounds how much one round of quantisation moves each quantity.
+
+# %% tags=["hide-input"]
+if d["bound"]:
+    page.md("**Table 4.** Quantity measured on the model quantised once more, minus the model's own (medians).")
+    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: C.fmt(v) for k, v in b.items()
+                                                            if k in ("c1_gate_margin", "c7b_r2", "c7b_cosine",
+                                                                     "init_lesa_rel", "init_solar_rel")}}
+                             for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv")
+else:
+    page.md("The quantisation control has not been measured yet.")
+
+# %% [markdown]
+# ## Beside the paper and an independent run
+# The paper lists Qwen2.5-1.5B among the models it grows 1.5× and states that LESA's perplexity is below SOLAR's
+# there (the values are not in the text we could read). An independent run of the official code (OpT-DeUS, which
+# grew Llama 3.2-1B to 1.7B parameters and Llama 3.1-8B to 11.5B, then trained them on FineWeb-Edu) is summarised
+# below. Our numbers are before training, on instruct and coder checkpoints, and say nothing about the end of
+# training; they say whether the start LESA's argument rests on is there.
+
+# %% tags=["hide-input"]
+page.md(opt_deus_sentence())
+
+# %% [markdown]
+# **What the ladder cannot separate.** The four models differ in more than size: SmolLM2-135M and both Qwen models
+# are instruction-tuned, the Qwen models are also code-tuned, Gemma-3-270M is a base model of another family, and
+# every checkpoint was quantised (SmolLM2 to Q4_1, Gemma and Qwen-1.5B to Q4_K_M, Qwen-0.5B from AWQ int4 to
+# mostly Q5_0). The two Qwen sizes share family, tuning and tokenizer, so a change between them is the cleanest
+# size effect the ladder has; a change between families is not.
+
+# %% tags=["hide-input"]
+page.md("**Where each model stands** (items measured / planned per part): " +
+        "; ".join(f"{Sc.model_name(line.split()[0])}: " + " ".join(line.split()[1:]) for line in d["status"]) + ".")
+verdicts = []                   # a chapter beyond the paper: the claims' verdicts stay with chapters 1-3
+page.finish(verdicts)
