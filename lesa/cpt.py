@@ -20,6 +20,7 @@ from .data import corpus_for
 from .evaluate import evaluate_suite
 from .expand import apply_plan
 from .flops import step_cost_ratios
+from .ledger import median_seed
 from .plans import build_plan
 from .predictor import PredictorConfig
 from .profiles import load_profile, load_profile_model, tokenizer_of
@@ -187,6 +188,10 @@ def lesa_seed(prof: dict) -> tuple[int, str]:
     # a profile that extends another (cpu-long: cpu) shares its notebook 3 when it has none of its own
     paths = [PROJECT_ROOT / "results" / p / "03_expansion" / "expansion.json" for p in (prof["name"], prof.get("extends")) if p]
     path = next((p for p in paths if p.exists()), paths[0])
+    if not path.exists() and "scale" in prof:        # a ladder model's CPT (qwen05-cpt): the scale ladder's seeds
+        seed, vals = median_seed(prof["model"]["name"], root=None)
+        return seed, (f"seed {seed}, the median of LESA's perplexity before training on the scale ladder "
+                      f"({', '.join(f'seed {s}: {v:.4g}' for s, v in sorted(vals.items()))})")
     if not path.exists():
         raise FileNotFoundError(f"cpt.lesa_seed is 'median' but {path} does not exist: run notebook 3 first "
                                 f"(python -m lesa.book run --profile {prof['name']} --only 03_expansion), "

@@ -37,7 +37,8 @@ from .plans import build_plan
 from .predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from .protocol import PplProtocol, measure_cached
-from .store import PROJECT_ROOT, peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
+from .ledger import headline_value, load_results, results_path
+from .store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
 REQUANT = "+requant"          # suffix of a ladder model quantised once more (lesa.quantise): the quantisation control
@@ -68,11 +69,6 @@ def protocol(S: dict, sets: tuple[str, ...] | None = None) -> PplProtocol:
     p = S["protocol"]
     return PplProtocol(sets=tuple(sets or p["sets"]), limits=dict(p.get("limits") or {}), max_length=p["max_length"],
                        precision=p.get("precision", "fp32"), batch_size=p.get("batch_size", 1))
-
-
-def results_path(profile: str, model: str, root: Path | None = None) -> Path:
-    """results/<profile>/scale/<model>.json (``root``: another results folder, for tests)."""
-    return (root or PROJECT_ROOT / "results") / profile / "scale" / f"{model}.json"
 
 
 # ---------------------------------------------------------------------------------------------- the ledger
@@ -232,17 +228,6 @@ def _init_and_code(S: dict, model: Any, tok: Any, key: str, led: Ledger, init: b
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def load_results(profile: str, root: Path | None = None) -> dict[str, dict]:
-    """model -> its results record, for every model with a results file (any part measured)."""
-    d = (root or PROJECT_ROOT / "results") / profile / "scale"
-    return {p.stem: read_json(p) for p in sorted(d.glob("*.json"))} if d.exists() else {}
-
-
-def headline_value(item: dict, s: str = "wikitext") -> float | None:
-    rec = (item or {}).get("ppl", {}).get(s) or {}
-    return rec.get("value") if rec.get("status", "ok") == "ok" else None
-
-
 def ladder(results: dict[str, dict], S: dict) -> list[dict]:
     """One row per model, in parameter order: the quantities the scale chapter plots, each over the predictor
     seeds as (median, min, max): C1's adjacent-minus-distant gap minus its shuffled 95th percentile (gate,

@@ -204,3 +204,25 @@ def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_a
     assert 0 < float(b.loss) / float(a.loss) - 1 < 0.15          # a worse, still working model (measured: +8 %)
     with pytest.raises(ValueError, match="chunked GGUF"):
         gguf_block_types("qwen2.5-coder-1.5b")
+
+
+def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
+    """The 0.5B training rung: LESA, LLaMA Pro and SOLAR on the Qwen model, curves only, LESA's predictor seed the
+    median of the ladder's init part (a missing ledger says what to run)."""
+    from lesa import cpt, ledger
+
+    prof = load_profile("qwen05-cpt")
+    runs = cpt.run_names(prof["cpt"], prof["expansion"].get("variants"))
+    assert list(runs) == ["lesa", "llama_pro", "solar"] and runs["solar"]["trains"] == "all"
+    assert cpt.evaluated_runs(runs, prof["cpt"]) == [] and prof["cpt"]["train"]["steps"] * 4 * 256 == 102_400
+    path = ledger.results_path("scale", "qwen2.5-coder-0.5b", tmp_path)
+    with pytest.raises(FileNotFoundError, match="--parts init"):
+        ledger.median_seed("qwen2.5-coder-0.5b", root=tmp_path)
+    path.parent.mkdir(parents=True)
+    item = lambda seed, v, m="lesa": {"method": m, "seed": seed, "ppl": {"wikitext": {"value": v, "status": "ok"}}}
+    path.write_text(json.dumps({"init": {"lesa-p0": item(0, 900.0), "lesa-p1": item(1, 300.0), "lesa-p2": item(2, 500.0),
+                                         "solar": item(None, 40.0, "solar")}}))
+    assert ledger.median_seed("qwen2.5-coder-0.5b", root=tmp_path) == (2, {0: 900.0, 1: 300.0, 2: 500.0})
+    monkeypatch.setattr(cpt, "median_seed", lambda m, root=None: ledger.median_seed(m, root=tmp_path))
+    seed, why = cpt.lesa_seed(prof)
+    assert seed == 2 and "median of LESA's perplexity before training on the scale ladder" in why
