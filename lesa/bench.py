@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--prefix-batch", type=int, default=2, help="shared-prefix slice: sequences")
             p.add_argument("--prefix-seq", type=int, default=128, help="shared-prefix slice: tokens per sequence")
             p.add_argument("--reps", type=int, default=3, help="timings per measurement (best kept)")
+            p.add_argument("--ppl", action="store_true", help="also notebook 3's WikiText screen in fp32 and bf16 for "
+                           "the base model, SOLAR and LESA (seed 1) beside the committed fp32 values (minutes)")
         if c in ("eval", "all"):
             p.add_argument("--tasks", nargs="*", default=["arc_easy", "piqa", "hellaswag"])
             p.add_argument("--limit", type=int, default=40)
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "hardware":
         bench_hardware(args.model, device=args.device, matmul_size=args.matmul_size, batch=args.batch, seq=args.seq,
                        train_batch=args.train_batch, train_seq=args.train_seq, prefix_batch=args.prefix_batch,
-                       prefix_seq=args.prefix_seq, reps=args.reps, out=Path(one) if one else _out(args, "hardware"))
+                       prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware"))
         return 0
     if args.cmd in ("expansion", "all"):
         if not args.model and not getattr(args, "shapes", None):

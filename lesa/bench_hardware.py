@@ -131,9 +131,51 @@ def shared_prefix_saving(model: Any, batch: int, seq: int, reps: int, device: st
     return out
 
 
+def protocol_precision(model: Any, tok: Any, model_key: str, methods: tuple[str, ...] = ("base", "solar", "lesa"),
+                       seed: int = 1, profile: str = "cpu", committed: Path | None = None) -> dict:
+    """Notebook 3's screen (the profile's WikiText documents) in fp32 and bf16 for the base model and grown models
+    (one growth per method, predictor ``seed``), beside the committed fp32 value (results/<profile>/03_expansion):
+    {method: {fp32, bf16, bf16 relative difference, committed, here-fp32 relative to committed, seconds}}."""
+    import dataclasses
+
+    from .expand import apply_plan
+    from .plans import build_plan
+    from .predictor import PredictorConfig
+    from .profiles import load_profile
+    from .protocol import measure, ppl_protocol
+    from .store import PROJECT_ROOT, read_json
+
+    prof = load_profile(profile)
+    E = prof["expansion"]
+    base_proto = dataclasses.replace(ppl_protocol(prof), sets=tuple(E["screen"]["sets"]),
+                                     limits=dict(E["screen"]["limits"]))
+    path = committed or PROJECT_ROOT / "results" / profile / "03_expansion" / "expansion.json"
+    recorded = read_json(path)["models"].get(prof["model"]["name"], {}) if path.exists() else {}
+    out = {"protocol": base_proto.sentence(), "seed": seed}
+    for m in methods:
+        grown = model if m == "base" else apply_plan(model, build_plan(m, model.config.num_hidden_layers),
+                                                     PredictorConfig(seed=seed), copy_weights=False, progress=False,
+                                                     cache_key=model_key)
+        row = {}
+        for prec in PRECS:
+            t0 = time.perf_counter()
+            r = measure(grown, tok, dataclasses.replace(base_proto, precision=prec))["wikitext"]
+            row[prec], row[f"{prec}_s"] = r["value"], round(time.perf_counter() - t0, 1)
+        row["bf16_relative"] = row["bf16"] / row["fp32"] - 1
+        rec = (recorded.get("results", {}).get(m, {}).get("None" if m in ("base", "solar") else str(seed)) or {})
+        row["committed_fp32"] = (rec.get("screen") or {}).get("wikitext", {}).get("value")
+        if row["committed_fp32"]:
+            row["here_fp32_relative_to_committed"] = row["fp32"] / row["committed_fp32"] - 1
+        out[m] = row
+        print(f"[bench] {m}: word ppl fp32 {row['fp32']:.4g} ({row['fp32_s']} s), bf16 {row['bf16']:.4g} "
+              f"({row['bf16_s']} s; {100 * row['bf16_relative']:+.3f} %), committed fp32 {row['committed_fp32']}",
+              flush=True)
+    return out
+
+
 def bench_hardware(model_name: str, *, device: str = "cpu", matmul_size: int = 2048, batch: int = 8, seq: int = 1024,
                    train_batch: int = 4, train_seq: int = 256, prefix_batch: int = 2, prefix_seq: int = 128,
-                   reps: int = 3, out: Path | None = None, model: Any = None) -> dict:
+                   reps: int = 3, out: Path | None = None, model: Any = None, ppl: bool = False) -> dict:
     """Every measurement above in one run; printed and written to ``out``. ``model``: an already loaded model
     (tests) instead of ``model_name``."""
     from .precision import BF16_FLAGS, auto_reason, cpu_flags
@@ -164,6 +206,11 @@ def bench_hardware(model_name: str, *, device: str = "cpu", matmul_size: int = 2
         print(f"[bench] shared prefix ({p['shared_layers']} of {p['layers']} layers, {prefix_batch}x{prefix_seq}, "
               f"{prec}): full {q['full_s']:.4f} s, prefix {q['prefix_s']:.4f} s, upper {q['upper_s']:.4f} s; "
               f"{p['models']} models x{q['saving']:.2f} faster, bitwise equal: {q['bitwise_equal']}", flush=True)
+    if ppl:                                  # notebook 3's screen in both precisions (minutes: a LESA growth)
+        from .models import load_model, weights_key
+
+        full, tok = load_model(model_name, device=device)
+        res["protocol_precision"] = protocol_precision(full, tok, weights_key(model_name))
     res["provenance"] = provenance()
     if out:
         write_json(out, res)
