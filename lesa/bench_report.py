@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 
+from .plots_style import label
 from .store import PROJECT_ROOT, commit_label, hardware_label, read_json
 
 
@@ -159,9 +160,22 @@ def _md_hardware(d: dict, path: Path) -> list[str]:
              f"{t['fp32_s']:.3f} s", f"{t['bf16_s']:.3f} s", t["bf16_speedup"]],
             [f"shared prefix, {p['models']} grown models ({p['shared_layers']} of {p['layers']} layers shared; "
              "speed-up over full forwards)", f"x{p['fp32']['saving']:.2f}", f"x{p['bf16']['saving']:.2f}", "-"]]
-    return [f"### bf16 and the shared prefix: {d['label']} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
-            f"bf16 flags: {', '.join(d.get('bf16_flags') or []) or 'none'}; `precision: auto` here: {d.get('auto')}.", "",
-            *_table(["measurement", "fp32", "bf16", "bf16 / fp32 speed"], rows)]
+    out = [f"### bf16 and the shared prefix: {d['label']} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
+           f"bf16 flags: {', '.join(d.get('bf16_flags') or []) or 'none'}; `precision: auto` here: {d.get('auto')}.", "",
+           *_table(["measurement", "fp32", "bf16", "bf16 / fp32 speed"], rows)]
+    pp = d.get("protocol_precision")
+    if pp:          # notebook 3's screen in both precisions, beside the committed (fp32) book
+        pct = lambda x: "-" if x is None else f"{100 * x:+.3f} %"
+        prow = [[label(m), f"{r['fp32']:.4g} ({r['fp32_s']:.0f} s)", f"{r['bf16']:.4g} ({r['bf16_s']:.0f} s)", pct(r["bf16_relative"]),
+                 "-" if r.get("committed_fp32") is None else f"{r['committed_fp32']:.4g}",
+                 pct(r.get("here_fp32_relative_to_committed"))]
+                for m, r in pp.items() if isinstance(r, dict)]
+        out += ["", f"Notebook 3's screen in both precisions (predictor seed {pp['seed']} for LESA): "
+                f"{pp['protocol'].split('fp32, ', 1)[-1]} "
+                "The committed book is fp32; a LESA growth is not the same weights on another machine (its predictor's "
+                "training amplifies last-bit differences), so its committed value is another draw:", "",
+                *_table(["model", "fp32 here", "bf16 here", "bf16 − fp32", "committed fp32", "here − committed"], prow)]
+    return out
 
 
 def bench_markdown(results: str | Path | None = None) -> str:
