@@ -28,7 +28,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "copy_scaled": ("Copy, o/down scaled", "#555555"),
     "random_zero_out": ("Random, o/down zeroed", "#AA4499"),   # not a blue: LLaMA Pro's is, and they share figures
     "lesa-lambda0": ("LESA, λ = 0", "#F5C26B"),
-    "lesa-lambda5e-5": ("LESA, λ = 5e-5 (the paper's)", "#A34A00"),
+    "lesa-lambda5e-5": ("LESA, λ = 5e-5 (the paper's)", "#882255"),   # wine: 25 CIELAB units from any other
 }
 # names found in result files and in the paper's tables, mapped to a method id
 _ALIASES = {"llama pro": "llama_pro", "llamapro": "llama_pro", "llama-pro": "llama_pro", "base (8b)": "base",
