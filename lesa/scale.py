@@ -38,6 +38,7 @@ from .predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from .protocol import PplProtocol, measure_cached
 from .ledger import headline_value, load_results, results_path
+from .models import check_memory
 from .store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
@@ -122,6 +123,21 @@ def predictor_summary(st: dict) -> dict:
                         for r in rows] for t, rows in st["loo"].items()}}
 
 
+C1_MEMORY_FACTOR = 17      # svd_evidence's peak beyond the model, in units of the largest weight stack: its concatenated
+                           # SVD, a Gaussian twin's, and float64 raw rows of both (Qwen2.5-Coder-0.5B: 9.0 GiB peak with
+                           # 1.8 GiB of weights and a 0.42 GiB gate stack)
+
+
+def c1_memory_gib(model: Any, weight_types: list[str]) -> float:
+    """Free memory the C1 part needs besides the loaded model (GiB), from the largest weight stack's size."""
+    from .arch import check_model, get_layers
+
+    spec = check_model(model)
+    layers = get_layers(model, spec)
+    largest = max(layers[0].get_submodule(spec.projections[t]).weight.numel() for t in weight_types)
+    return C1_MEMORY_FACTOR * largest * len(layers) * 4 / 2**30
+
+
 def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorConfig]]:
     """(name, predictor seed or None, plan, predictor config) of every grown model the init part measures."""
     out = []
@@ -164,6 +180,7 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     if "c1" in parts:
         k = {"model": key, "c1": C1}
         if not led.get("c1", "all", k):
+            check_memory(name, c1_memory_gib(model, C1["weight_types"]), "the C1 part (lesa.analysis.svd_evidence)")
             log(f"[scale] {name}: C1 continuity ({len(C1['weight_types'])} types, {C1['n_shuffles']} shuffles)")
             led.put("c1", "all", k, timed(lambda: c1_summary(A.svd_evidence(
                 model, C1["weight_types"], C1["n_shuffles"], C1["n_gaussian"], C1.get("tsne_perplexity", 8.0), 0))))

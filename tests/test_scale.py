@@ -226,3 +226,14 @@ def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
     monkeypatch.setattr(cpt, "median_seed", lambda m, root=None: ledger.median_seed(m, root=tmp_path))
     seed, why = cpt.lesa_seed(prof)
     assert seed == 2 and "median of LESA's perplexity before training on the scale ladder" in why
+
+
+def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monkeypatch, tmp_path):
+    """C1 holds the largest weight stack's SVD, a Gaussian twin's and float64 raw rows (~17 stacks): a model whose
+    need exceeds the free memory is refused at once (the 1.5B model asks 24 GiB beside its weights)."""
+    from lesa import scale
+
+    monkeypatch.setattr(models, "available_gib", lambda: 0.0)
+    monkeypatch.setattr(scale.A, "svd_evidence", lambda *a, **k: pytest.fail("measured anyway"))
+    with pytest.raises(MemoryError, match=r"the C1 part .* needs about .* GiB"):
+        scale.run_model(load_profile("smoke"), "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path)
