@@ -147,6 +147,7 @@ def test_c5_accuracy_standard_errors():
     assert _status(C.judge_c5(ppl, good)) == "reproduced"
     assert _status(C.judge_c5(ppl, close)) == "inconclusive"
     assert _status(C.judge_c5({**ppl, "lesa": 11.5}, good)) == "not reproduced"
+    assert C.judge_c5({**ppl, "lesa": 11.5}, good).reading == "not reached at this budget"   # a short CPT, not a refutation
     bad_acc = {**good, "lesa": {"a": (0.50, 0.01)}}
     assert _status(C.judge_c5(ppl, bad_acc)) == "not reproduced"
     assert _status(C.judge_c5(ppl, None)) == "inconclusive"             # perplexity alone does not decide
