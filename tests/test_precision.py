@@ -131,7 +131,7 @@ def test_smoke_claims_give_the_same_verdicts_in_fp32_and_bf16(monkeypatch):
         c12c = C.judge_c12c({0.0: [v for (m, _), v in norms.items() if m == "lesa-lambda0"],
                              C.CODE_LAMBDA: [v for (m, _), v in norms.items() if m == "lesa"]},
                             {0.0: vals("lesa-lambda0"), C.CODE_LAMBDA: vals("lesa")}, base_ppl=vals("base")[0])
-        verdicts[prec], ppls[prec] = {"C3": c3.status, "C12c": c12c.status}, ppl
+        verdicts[prec], ppls[prec] = {"C3": c3.verdict, "C12c": c12c.verdict}, ppl
     assert ppls["fp32"] != ppls["bf16"]                   # bf16 autocast really ran
     assert all(abs(ppls["bf16"][k] / ppls["fp32"][k] - 1) < 0.05 for k in grown), ppls
     assert verdicts["fp32"] == verdicts["bf16"], (verdicts, ppls)
