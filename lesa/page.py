@@ -82,6 +82,7 @@ class Page:
 
 # ------------------------------------------------------------------ several models, several seeds
 MODEL_LABELS = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M",
+                "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B", "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B",
                 "tiny-random-llama": "tiny random Llama", "tiny-random-gemma3": "tiny random Gemma-3"}
 
 

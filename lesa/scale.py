@@ -39,6 +39,7 @@ from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_mode
 from .protocol import PplProtocol, measure_cached
 from .ledger import headline_value, load_results, results_path
 from .models import check_memory
+from .page import model_label
 from .store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
@@ -294,15 +295,9 @@ def spread(vals: list[float]) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------- the chapter
-MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M", "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B",
-               "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B", "tiny-random-llama": "tiny random Llama",
-               "tiny-random-gemma3": "tiny random Gemma 3"}
-
-
 def model_name(name: str) -> str:
     """A ladder model's display name (a quantisation control: the model's, 'quantised once more')."""
-    base = name.removesuffix(REQUANT)
-    shown = MODEL_NAMES.get(base, base)
+    shown = model_label(name.removesuffix(REQUANT))
     return f"{shown}, quantised once more" if name.endswith(REQUANT) else shown
 
 
