@@ -57,13 +57,32 @@ def spectrum_concat(Ws: torch.Tensor) -> np.ndarray:
 
 def top1_rows_per_layer(Ws: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-layer SVD (a different quantity): top right singular vector of each W_i (sign-ambiguous,
-    so compare with |cos|) and each layer's singular values. Returns (L, d_in), (L, r)."""
-    U, S, Vh = torch.linalg.svd(Ws.double(), full_matrices=False)
-    return Vh[:, 0, :].numpy(), S.numpy()
+    so compare with |cos|) and each layer's singular values. Returns (L, d_in), (L, r).
+    One layer at a time in float64: a batched call would hold every layer's U at once (6 GiB for a
+    1.5B model's gate stack) for the same per-matrix LAPACK calls."""
+    rows, spectra = [], []
+    for W in Ws:
+        _, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+        rows.append(Vh[0].numpy())
+        spectra.append(S.numpy())
+    return np.stack(rows), np.stack(spectra)
 
 
 def raw_rows(Ws: torch.Tensor) -> np.ndarray:
     return Ws.reshape(Ws.shape[0], -1).double().numpy()
+
+
+def raw_cos(Ws: torch.Tensor, chunk: int = 1 << 20) -> np.ndarray:
+    """Cosine matrix of the raw (flattened) layers, == _cos_matrix(raw_rows(Ws)) up to rounding: the
+    float64 Gram accumulated over column chunks, so memory is L x chunk doubles instead of a float64
+    copy of the whole stack (3 GiB for a 1.5B model's gate stack, once more per Gaussian draw)."""
+    X = Ws.reshape(Ws.shape[0], -1)                          # (L, d_out * d_in), a view
+    G = torch.zeros(X.shape[0], X.shape[0], dtype=torch.float64)
+    for a in range(0, X.shape[1], chunk):
+        Xc = X[:, a:a + chunk].double()
+        G += Xc @ Xc.T
+    n = torch.sqrt(torch.clamp(torch.diagonal(G), min=1e-60))
+    return (G / torch.outer(n, n)).numpy()
 
 
 REPRESENTATIONS = {
@@ -74,6 +93,15 @@ REPRESENTATIONS = {
 }
 
 
+def rep_cos(Ws: torch.Tensor, rep: str, X: np.ndarray | None = None) -> np.ndarray:
+    """The (L, L) cosine matrix of one representation of Ws (|cos| where the representation is sign-
+    ambiguous); from its rows X when given. Raw weights go through raw_cos (bounded memory)."""
+    fn, absolute = REPRESENTATIONS[rep]
+    if X is None and rep == "raw_weights":
+        return raw_cos(Ws)
+    return _cos_matrix(fn(Ws) if X is None else X, absolute)
+
+
 def continuity_metrics(X: np.ndarray, absolute: bool = False) -> dict:
     """Adjacent vs distant cosine similarity and nearest-neighbour adjacency of L row vectors.
 
@@ -81,8 +109,12 @@ def continuity_metrics(X: np.ndarray, absolute: bool = False) -> dict:
     gap = adjacent - distant;  nn_adjacent = share of layers whose most similar other layer is i+-1
     (chance about 2/(L-1)); by_distance = mean cos at each |i-j|.
     """
-    L = X.shape[0]
-    C = _cos_matrix(X, absolute)
+    return continuity_from_cos(_cos_matrix(X, absolute))
+
+
+def continuity_from_cos(C: np.ndarray) -> dict:
+    """continuity_metrics from the (L, L) cosine matrix of the rows (the shuffle control permutes it)."""
+    L = C.shape[0]
     i, j = np.triu_indices(L, 1)
     d = j - i
     adj, far = C[i[d == 1], j[d == 1]].mean(), C[i[d >= 2], j[d >= 2]].mean() if (d >= 2).any() else np.nan
@@ -106,22 +138,25 @@ def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int
     """Observed continuity metrics of one representation, with two controls:
 
     shuffled  the same layers in a random order (the concatenated SVD is invariant to the order of
-              its blocks, so this is a permutation of the rows), n_shuffles times -> one-sided p-values
+              its blocks, so this is a permutation of the rows, i.e. of the cosine matrix's rows and
+              columns), n_shuffles times -> one-sided p-values
     gaussian  Gaussian matrices of the same shapes and per-layer std, n_gaussian draws
 
-    X: the representation of Ws when already computed; gaussian: those of the n_gaussian draws of
-    gaussian_like(Ws, Generator().manual_seed(seed)) (see gaussian_reps). Without them both are
-    computed here, with the same numbers.
+    X: the representation's rows of Ws when already computed; gaussian: the (L, L) cosine matrices of
+    the n_gaussian draws of gaussian_like(Ws, Generator().manual_seed(seed)) (see gaussian_reps).
+    Without them both are computed here, with the same numbers up to rounding.
     """
-    fn, absolute = REPRESENTATIONS[rep]
-    X = fn(Ws) if X is None else X
-    obs = continuity_metrics(X, absolute)
+    C = rep_cos(Ws, rep, X)
+    obs = continuity_from_cos(C)
     rng = np.random.default_rng(seed)
-    sh = [continuity_metrics(X[rng.permutation(len(X))], absolute) for _ in range(n_shuffles)]
+    sh = []
+    for _ in range(n_shuffles):
+        p = rng.permutation(len(C))
+        sh.append(continuity_from_cos(C[np.ix_(p, p)]))
     if gaussian is None:
         gen = torch.Generator().manual_seed(seed)
-        gaussian = [fn(gaussian_like(Ws, gen)) for _ in range(n_gaussian)]
-    ga = [continuity_metrics(G, absolute) for G in gaussian[:n_gaussian]]
+        gaussian = [rep_cos(gaussian_like(Ws, gen), rep) for _ in range(n_gaussian)]
+    ga = [continuity_from_cos(G) for G in gaussian[:n_gaussian]]
     out = {"representation": rep, "observed": obs, "n_shuffles": n_shuffles, "n_gaussian": n_gaussian}
     for m in ("gap", "nn_adjacent", "adjacent"):
         s = np.array([r[m] for r in sh])
@@ -140,11 +175,12 @@ def continuity_test(Ws: torch.Tensor, rep: str, n_shuffles: int, n_gaussian: int
 
 
 def gaussian_reps(Ws: torch.Tensor, n: int, seed: int = 0) -> tuple[dict[str, list[np.ndarray]], np.ndarray]:
-    """Every representation of n Gaussian draws like Ws (gaussian_like, one generator seeded ``seed``),
-    each draw factorised once for all representations, and the concatenated spectrum of the first
-    draw. The draws keep Ws's full shape and per-layer std: the statistics they control (cosines of
-    top singular vectors and of raw rows, the spectrum) depend on the matrix shape, so a smaller
-    matrix would control something else; n draws only give the null's spread (its max is the bar)."""
+    """The (L, L) cosine matrix of every representation of n Gaussian draws like Ws (gaussian_like, one
+    generator seeded ``seed``), each draw factorised once for all representations, and the concatenated
+    spectrum of the first draw. The draws keep Ws's full shape and per-layer std: the statistics they
+    control (cosines of top singular vectors and of raw rows, the spectrum) depend on the matrix shape,
+    so a smaller matrix would control something else; n draws only give the null's spread (its max is
+    the bar). Only cosine matrices are kept, so a draw's memory is freed before the next."""
     from .svd import factorize
 
     gen = torch.Generator().manual_seed(seed)
@@ -156,10 +192,11 @@ def gaussian_reps(Ws: torch.Tensor, n: int, seed: int = 0) -> tuple[dict[str, li
         if k == 0:
             spectrum = F.S.double().numpy()
         if k < n:
-            reps["concat_svd_top1"].append(F.V[:, 0, :].double().numpy())      # == top1_rows_concat(G)
-            reps["per_layer_svd_top1"].append(top1_rows_per_layer(G)[0])
-            reps["raw_weights"].append(raw_rows(G))
-        del G, F
+            reps["concat_svd_top1"].append(rep_cos(G, "concat_svd_top1", F.V[:, 0, :].double().numpy()))
+            del F
+            reps["per_layer_svd_top1"].append(rep_cos(G, "per_layer_svd_top1"))
+            reps["raw_weights"].append(rep_cos(G, "raw_weights"))
+        del G
     return reps, spectrum
 
 
@@ -178,16 +215,23 @@ def embed_2d(X: np.ndarray, perplexity: float, seed: int = 0) -> dict:
 
 
 def svd_evidence(model: Any, weight_types: list[str], n_shuffles: int, n_gaussian: int,
-                 tsne_perplexity: float, seed: int = 0) -> dict:
+                 tsne_perplexity: float, seed: int = 0, *, stack: Any = None) -> dict:
     """Everything notebook 1 needs, per weight type: spectra, 2-D embeddings, continuity tests.
     Each weight type is factorised once (factorize_type, shared with predictor_study in the same
-    process) and each Gaussian draw once for every representation (gaussian_reps)."""
+    process) and each Gaussian draw once for every representation (gaussian_reps).
+
+    stack: short -> (L, d_out, d_in) float32 stack, instead of the model's (then ``model`` may be None and
+    nothing is kept between types): the scale ladder reads a 1.5B model's stacks from disk one type at
+    a time, without holding its 6 GiB of weights beside the factorisations."""
+    from .svd import factorize
+
     out: dict = {"weight_types": {}, "num_layers": None}
     for short in weight_types:
-        Ws = stack_weights(model, short)
+        Ws = stack(short) if stack is not None else stack_weights(model, short)
         out["num_layers"] = Ws.shape[0]
-        F = factorize_type(model, short, "auto")           # one concatenated SVD per weight type
+        F = factorize(Ws, method="auto") if stack is not None else factorize_type(model, short, "auto")
         X, S = F.V[:, 0, :].double().numpy(), F.S.double().numpy()   # == top1_rows_concat, spectrum_concat
+        del F                                              # (factorize_type keeps its own reference)
         X_per, S_per = top1_rows_per_layer(Ws)             # one per-layer SVD (float64)
         gauss, S_gauss = gaussian_reps(Ws, n_gaussian, seed)
         known = {"concat_svd_top1": X, "per_layer_svd_top1": X_per}

@@ -104,13 +104,19 @@ def timed(fn: Callable[[], dict]) -> dict:
 
 # ---------------------------------------------------------------------------------------------- the parts
 def c1_summary(ev: dict) -> dict:
-    """lesa.analysis.svd_evidence reduced to the continuity tests (no spectra, embeddings or samples)."""
+    """lesa.analysis.svd_evidence of one weight type reduced to its continuity tests (no spectra, embeddings
+    or samples): {representation: {gap, nn_adjacent, shows_continuity}, num_layers}."""
     keep = ("observed", "shuffled_q95", "p_shuffled", "gaussian_max")
+    (r,) = ev["weight_types"].values()
     return {"num_layers": ev["num_layers"],
-            "types": {t: {rep: {"gap": {k: r["tests"][rep]["gap"][k] for k in keep},
-                                "nn_adjacent": {k: r["tests"][rep]["nn_adjacent"][k] for k in keep},
-                                "shows_continuity": r["tests"][rep]["shows_continuity"]}
-                          for rep in REPRESENTATIONS} for t, r in ev["weight_types"].items()}}
+            **{rep: {"gap": {k: r["tests"][rep]["gap"][k] for k in keep},
+                     "nn_adjacent": {k: r["tests"][rep]["nn_adjacent"][k] for k in keep},
+                     "shows_continuity": r["tests"][rep]["shows_continuity"]} for rep in REPRESENTATIONS}}
+
+
+def c1_types(record: dict) -> dict[str, dict]:
+    """weight type -> its C1 item (c1_summary) of a ladder model's results record."""
+    return {t: v for t, v in (record.get("c1") or {}).items() if isinstance(v, dict) and "concat_svd_top1" in v}
 
 
 def predictor_summary(st: dict) -> dict:
@@ -124,19 +130,84 @@ def predictor_summary(st: dict) -> dict:
                         for r in rows] for t, rows in st["loo"].items()}}
 
 
-C1_MEMORY_FACTOR = 17      # svd_evidence's peak beyond the model, in units of the largest weight stack: its concatenated
-                           # SVD, a Gaussian twin's, and float64 raw rows of both (Qwen2.5-Coder-0.5B: 9.0 GiB peak with
-                           # 1.8 GiB of weights and a 0.42 GiB gate stack)
+C1_MEMORY_FACTOR = 11      # svd_evidence's peak for one weight type, in units of that type's float32 stack: the
+                           # concatenated SVD through the float64 Gram (about 8: a float64 copy, U^T W and its
+                           # division by S), the stack itself, a Gaussian twin and the kept top rows; per-layer SVDs
+                           # and raw-weight cosines are computed layer by layer / in chunks (lesa.analysis)
 
 
-def c1_memory_gib(model: Any, weight_types: list[str]) -> float:
-    """Free memory the C1 part needs besides the loaded model (GiB), from the largest weight stack's size."""
-    from .arch import check_model, get_layers
+def c1_memory_gib(shapes: dict[str, tuple[int, ...]]) -> float:
+    """Free memory (GiB) the C1 part needs for its largest weight type, from the stacks' shapes
+    (type -> (L, d_out, d_in)); the model's weights are not held meanwhile (c1_stacks)."""
+    return C1_MEMORY_FACTOR * max(int(np.prod(s)) for s in shapes.values()) * 4 / 2**30
 
-    spec = check_model(model)
-    layers = get_layers(model, spec)
-    largest = max(layers[0].get_submodule(spec.projections[t]).weight.numel() for t in weight_types)
-    return C1_MEMORY_FACTOR * largest * len(layers) * 4 / 2**30
+
+def c1_stacks(name: str, weight_types: list[str], model: Any = None):
+    """(type -> shape, type -> stack loader) for the C1 part. A model in memory (a tiny one, a quantisation
+    control) is read as it is; a converted real model is read type by type from its safetensors file, so a
+    1.5B model's weights (6 GiB) are not held beside the factorisations."""
+    from .arch import spec_for
+
+    if model is not None:
+        stacks = {t: (lambda t=t: A.stack_weights(model, t)) for t in weight_types}
+        return {t: tuple(A.stack_weights(model, t).shape) for t in weight_types}, stacks
+    from safetensors import safe_open
+
+    from .models import load_config, resolve
+
+    cfg = load_config(name)
+    folder = Path(resolve(name))
+    spec = spec_for(cfg)
+    files = sorted(folder.glob("*.safetensors"))
+    where = {}
+    for f in files:
+        with safe_open(str(f), "pt") as h:
+            where.update({k: (f, h.get_slice(k).get_shape()) for k in h.keys()})
+    names = {t: [f"{spec.layers_path}.{i}.{spec.projections[t]}.weight" for i in range(cfg.num_hidden_layers)]
+             for t in weight_types}
+    missing = [n for ns in names.values() for n in ns if n not in where]
+    if missing:
+        raise ProfileError(f"{folder} lacks weights the C1 part reads ({missing[:3]} ...): convert the model again "
+                           f"(`lesa model {name}`)")
+
+    def load(t: str) -> torch.Tensor:
+        out = []
+        for n in names[t]:
+            with safe_open(str(where[n][0]), "pt") as h:
+                out.append(h.get_tensor(n).float())
+        return torch.stack(out)
+    shapes = {t: (cfg.num_hidden_layers, *where[names[t][0]][1]) for t in weight_types}
+    return shapes, {t: (lambda t=t: load(t)) for t in weight_types}
+
+
+def run_c1(led: "Ledger", name: str, key: str, C1: dict, model: Any = None, log: Callable[[str], None] = print) -> None:
+    """C1 on every weight type of the profile, one ledger item per type (resumable type by type)."""
+    conf = {k: v for k, v in C1.items() if k != "weight_types"}
+    todo = [t for t in C1["weight_types"] if not led.get("c1", t, {"model": key, "c1": conf, "type": t})]
+    if not todo:
+        return
+    shapes, stacks = c1_stacks(name, todo, model)
+    check_memory(name, c1_memory_gib(shapes), "the C1 part (lesa.analysis.svd_evidence)")
+    for t in todo:
+        log(f"[scale] {name}: C1 continuity, {t} {shapes[t]} ({C1['n_shuffles']} shuffles)")
+        led.put("c1", t, {"model": key, "c1": conf, "type": t}, timed(lambda t=t: c1_summary(A.svd_evidence(
+            None, [t], C1["n_shuffles"], C1["n_gaussian"], C1.get("tsne_perplexity", 8.0), 0, stack=lambda _: stacks[t]()))))
+        gc.collect()
+
+
+def split_c1_all(led: "Ledger", key: str, C1: dict) -> None:
+    """Results written before C1 was measured type by type kept one item, 'all', for every type (each type's
+    numbers never depended on the others'): split it into per-type items under the per-type keys."""
+    old = (led.data.get("c1") or {}).get("all")
+    if not old or old.get("key") != stable_hash({"model": key, "c1": C1}):
+        return
+    conf = {k: v for k, v in C1.items() if k != "weight_types"}
+    for t, rec in old["types"].items():
+        led.data["c1"][t] = {"num_layers": old["num_layers"], **rec, "seconds": None, "peak_gib": old.get("peak_gib"),
+                             "measured_with": f"all {len(old['types'])} types in one call ({old.get('seconds')} s)",
+                             "key": stable_hash({"model": key, "c1": conf, "type": t})}
+    del led.data["c1"]["all"]
+    write_json(led.path, led.data)
 
 
 def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorConfig]]:
@@ -164,6 +235,19 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {PARTS}")
     t0 = time.perf_counter()
+    C1, P = S["c1"], S["predictor"]
+    on_disk = name not in TINY_MODELS and not name.endswith(REQUANT)
+    if "c1" in parts and on_disk:              # before loading the model: C1 reads the weights type by type
+        from .models import load_config, weights_key
+
+        key = weights_key(name)
+        led = Ledger(results_path(prof["name"], name, root), {"model": name, "model_key": key,
+                                                                "layers": load_config(name).num_hidden_layers})
+        split_c1_all(led, key, C1)
+        run_c1(led, name, key, C1, log=log)
+        if set(parts) == {"c1"}:
+            return led.data
+        t0 = time.perf_counter()
     model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
     header = {}
     if name.endswith(REQUANT):                      # the control: the same model quantised once more
@@ -177,14 +261,9 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
         "parameters": sum(p.numel() for p in model.parameters()),
         "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
                                         and "lm_head" not in n)})
-    C1, P = S["c1"], S["predictor"]
-    if "c1" in parts:
-        k = {"model": key, "c1": C1}
-        if not led.get("c1", "all", k):
-            check_memory(name, c1_memory_gib(model, C1["weight_types"]), "the C1 part (lesa.analysis.svd_evidence)")
-            log(f"[scale] {name}: C1 continuity ({len(C1['weight_types'])} types, {C1['n_shuffles']} shuffles)")
-            led.put("c1", "all", k, timed(lambda: c1_summary(A.svd_evidence(
-                model, C1["weight_types"], C1["n_shuffles"], C1["n_gaussian"], C1.get("tsne_perplexity", 8.0), 0))))
+    if "c1" in parts and not on_disk:
+        split_c1_all(led, key, C1)
+        run_c1(led, name, key, C1, model, log)
     if "predictor" in parts:
         for seed in S["seeds"]:
             cfg = PredictorConfig(epochs=P["epochs"], seed=seed)
@@ -255,13 +334,13 @@ def ladder(results: dict[str, dict], S: dict) -> list[dict]:
     for name, r in sorted(results.items(), key=lambda kv: (kv[1].get("parameters", 0), kv[0])):
         row: dict = {"model": name, "parameters": r.get("parameters"), "layers": r.get("layers"),
                      "quantisation_control": name.endswith(REQUANT)}
-        c1 = (r.get("c1") or {}).get("all")
+        c1 = c1_types(r)
         if c1:
-            g = c1["types"].get("gate", {}).get("concat_svd_top1")
+            g = c1.get("gate", {}).get("concat_svd_top1")
             row["c1_gate_margin"] = g["gap"]["observed"] - g["gap"]["shuffled_q95"] if g else None
             for rep in ("concat_svd_top1", "raw_weights"):
-                row[f"c1_types_{rep}"] = sum(t[rep]["shows_continuity"] for t in c1["types"].values())
-            row["c1_types"] = len(c1["types"])
+                row[f"c1_types_{rep}"] = sum(t[rep]["shows_continuity"] for t in c1.values())
+            row["c1_types"] = len(c1)
         pred = r.get("predictor") or {}
         if pred:
             def loo(metric, who="predictor"):
@@ -346,7 +425,7 @@ def planned(S: dict, name: str) -> dict[str, int]:
     """Items each part measures for model ``name``: the base model and every grown model (init, code)."""
     grown = [(g, seed) for g in S["methods"] for seed in (S["seeds"] if g in S["seeded"] else [None])]
     code = name in (S.get("code") or {}).get("models", [])
-    return {"c1": 1, "predictor": len(S["seeds"]), "init": 1 + len(grown),
+    return {"c1": len(S["c1"]["weight_types"]), "predictor": len(S["seeds"]), "init": 1 + len(grown),
             "code": (1 + sum(g in S["code"].get("methods", []) for g, _ in grown)) if code else 0}
 
 

@@ -44,6 +44,23 @@ def test_continuity_test_detects_drift_and_not_gaussian():
     assert not r["shows_continuity"]
 
 
+def test_memory_bounded_c1_pieces_equal_the_direct_computations():
+    """Per-layer SVDs one layer at a time equal the batched call; raw-weight cosines from a chunked float64 Gram
+    equal those of the float64 rows; a shuffled order's metrics from the permuted cosine matrix equal those of
+    the permuted rows (what continuity_test now computes, to bound memory for 1.5B stacks)."""
+    Ws = smooth_stack(L=7)
+    U, S, Vh = torch.linalg.svd(Ws.double(), full_matrices=False)
+    rows, spectra = A.top1_rows_per_layer(Ws)
+    assert np.array_equal(spectra, S.numpy()) and np.allclose(np.abs(rows), np.abs(Vh[:, 0, :].numpy()), atol=1e-12)
+    X = A.raw_rows(Ws)
+    assert np.allclose(A.raw_cos(Ws, chunk=37), A._cos_matrix(X), atol=1e-13)
+    p = np.random.default_rng(3).permutation(7)
+    direct, from_cos = A.continuity_metrics(X[p]), A.continuity_from_cos(A._cos_matrix(X)[np.ix_(p, p)])
+    for k in ("adjacent", "distant", "gap", "nn_adjacent"):
+        assert from_cos[k] == pytest.approx(direct[k], abs=1e-12)
+    assert from_cos["gap"] != pytest.approx(A.continuity_metrics(X)["gap"], abs=1e-6)   # the order matters
+
+
 def test_shuffling_is_a_row_permutation_of_the_concat_svd():
     """The concatenated SVD is invariant to block order (up to sign), which the shuffle control uses."""
     Ws = smooth_stack(L=6)

