@@ -305,23 +305,33 @@ def _init_and_code(S: dict, model: Any, tok: Any, key: str, led: Ledger, init: b
         label = gname if seed is None else f"{gname}-p{seed}"
         todo = [(part, p, {"model": key, "protocol": p.key(), "plan": plan.to_dict(), "predictor": cfg.to_dict()})
                 for part, p, on in jobs if on and (part == "init" or gname in S["code"].get("methods", []))]
+        # items measured before the new layers' norms were recorded get them from a growth (cached on disk)
+        norms_missing = [(part, p, k) for part, p, k in todo if (it := led.get(part, label, k)) and "norm_ratio" not in it]
         todo = [(part, p, k) for part, p, k in todo if not led.get(part, label, k)]
-        if not todo:
+        if not todo and not norms_missing:
             continue
         log(f"[scale] growing {label} ({plan.source_layers} -> {plan.target_layers} layers)")
         t0 = time.perf_counter()
         grown = apply_plan(model, plan, cfg, copy_weights=False, progress=False, cache_key=key)
         grow = {"grow_s": round(time.perf_counter() - t0, 1), "peak_gib_after_growth": peak_rss_gib(),
                 **{k: grown.lesa_report.get(k) for k in ("svd_seconds", "predictor_seconds", "predictor_workers", "cache")}}
+        norm = norm_ratio(model, grown, plan)
+        for part, p, k in norms_missing:
+            led.put(part, label, k, {**led.get(part, label, k), "norm_ratio": norm})
         with torch.no_grad():
-            identity = bool(torch.equal(grown(ids).logits, base_logits))
+            identity = bool(torch.equal(grown(ids).logits, base_logits)) if todo else False
         for part, p, k in todo:
             rec = (({"ppl": base[part]["ppl"], "seconds": 0.0}) if identity else
                    timed(lambda p=p, g=grown: {"ppl": measure(g, p, label, g.config.lesa_growth)}))
             led.put(part, label, k, {**rec, "identity": identity, "method": gname, "seed": seed,
-                                     "layers": plan.target_layers, "growth": grow})
+                                     "layers": plan.target_layers, "growth": grow, "norm_ratio": norm})
         del grown
         gc.collect()
+
+
+def norm_ratio(model: Any, grown: Any, plan) -> float:
+    """Mean over new layers and weight types of ||W_new|| / mean ||W_source||: C12c's shrinkage measure (chapter 3's)."""
+    return float(np.mean([r["norm_ratio"] for r in A.new_layer_stats(model, grown, plan)]))
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -364,6 +374,9 @@ def ladder(results: dict[str, dict], S: dict) -> list[dict]:
                 vals = [v / b for v in vals if v is not None]
                 if vals:
                     row[f"{part}_{m}_rel"] = spread(vals)
+                norms = [v["norm_ratio"] for v in items.values() if v.get("method") == m and "norm_ratio" in v]
+                if part == "init" and norms:
+                    row[f"norm_{m}"] = spread(norms)
         rows.append(row)
     return rows
 

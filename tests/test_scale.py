@@ -12,6 +12,7 @@ import torch
 
 from lesa import models
 from lesa.profiles import ProfileError, load_profile
+from lesa.store import write_json
 
 
 # ----------------------------------------------------------------------------- the two Qwen short names
@@ -148,13 +149,14 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     assert init["llama_pro"]["identity"] and init["llama_pro"]["ppl"] == init["base"]["ppl"]     # LLaMA Pro: exact identity
     assert not init["lesa-p0"]["identity"] and init["lesa-p0"]["ppl"] != init["lesa-p1"]["ppl"]
     assert init["lesa-p0"]["layers"] == 12 and init["lesa-p0"]["growth"]["predictor_seconds"]
+    assert init["llama_pro"]["norm_ratio"] < 1 and init["lesa-p0"]["norm_ratio"] > 0    # LLaMA Pro zeroes o and down
     assert sorted(res["code"]) == ["base", "lesa-p0", "lesa-p1", "llama_pro", "solar"]
     assert res["code"]["base"]["ppl"]["code"]["limit"] == 1 and res["code"]["base"]["ppl"]["code"]["n_tokens"] > 100
     path = scale.results_path("smoke", "tiny-random-llama", tmp_path)
     assert json.loads(path.read_text())["init"] == json.loads(json.dumps(init))
     rows = scale.ladder(scale.load_results("smoke", tmp_path), S)
     assert rows[0]["init_llama_pro_rel"]["median"] == 1.0 and rows[0]["init_lesa_rel"]["n"] == 2
-    assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3
+    assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3 and rows[0]["norm_lesa"]["n"] == 2
     assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "3/3", "predictor", "2/2", "init", "8/8", "code", "5/5"]
 
     # resumed: nothing is grown or measured again
@@ -163,10 +165,16 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     monkeypatch.setattr(scale, "apply_plan", lambda *a, **k: grown.append(1) or real_apply(*a, **k))
     again = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
     assert not grown and again["init"] == res["init"] and again["code"] == res["code"]
+    # an item measured before norms were recorded gets its norm from one growth, its perplexity untouched
+    led = scale.Ledger(path, {})
+    led.data["init"]["solar"].pop("norm_ratio")
+    write_json(path, led.data)
+    fourth = scale.run_model(prof, "tiny-random-llama", parts=("init",), log=lambda s: None, root=tmp_path)
+    assert len(grown) == 1 and fourth["init"]["solar"] == res["init"]["solar"]
     # a larger protocol: the init items are measured again, the code items (their own protocol) are not
     bigger = {**prof, "scale": {**S, "protocol": {**S["protocol"], "limits": {"wikitext": 2}}}}
     third = scale.run_model(bigger, "tiny-random-llama", parts=("init", "code"), log=lambda s: None, root=tmp_path)
-    assert len(grown) == 7 and third["init"]["lesa-p0"]["ppl"] != res["init"]["lesa-p0"]["ppl"]
+    assert len(grown) == 8 and third["init"]["lesa-p0"]["ppl"] != res["init"]["lesa-p0"]["ppl"]
     assert third["code"]["lesa-p0"] == res["code"]["lesa-p0"]
 
 
