@@ -382,8 +382,24 @@ def ladder(results: dict[str, dict], S: dict) -> list[dict]:
 
 
 def spread(vals: list[float]) -> dict | None:
-    return {"median": float(np.median(vals)), "min": float(min(vals)), "max": float(max(vals)), "n": len(vals)} \
-        if vals else None
+    return {"median": float(np.median(vals)), "min": float(min(vals)), "max": float(max(vals)), "n": len(vals),
+            "values": sorted(float(v) for v in vals)} if vals else None
+
+
+def c12c_on_ladder(row: dict, lam: float) -> dict | None:
+    """C12c's rule (lesa.claims.judge_c12c) on one ladder model, with lambda = ``lam`` as the norm term's
+    weight: do the new layers shrink at lambda = 0, and does the norm term lower the perplexity before training
+    (relative to the base model)? None until both variants are measured."""
+    from .claims import judge_c12c
+
+    name = {5e-4: "lesa", 5e-5: "lesa-lambda5e-5"}[lam]
+    need = ["norm_lesa-lambda0", f"norm_{name}", "init_lesa-lambda0_rel", f"init_{name}_rel"]
+    if any(row.get(k) is None for k in need):
+        return None
+    v = judge_c12c({0.0: row["norm_lesa-lambda0"]["values"], lam: row[f"norm_{name}"]["values"]},
+                   {0.0: row["init_lesa-lambda0_rel"]["values"], lam: row[f"init_{name}_rel"]["values"]},
+                   "perplexity / base", lam_code=lam)
+    return {"verdict": v.verdict, "notes": v.notes}
 
 
 # ---------------------------------------------------------------------------------------------- the chapter

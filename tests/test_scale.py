@@ -282,3 +282,20 @@ def test_c1_results_measured_in_one_call_are_split_into_per_type_items(tmp_path)
     assert led.get("c1", "gate", {"model": "m", "c1": conf, "type": "gate"})["raw_weights"]["shows_continuity"]
     assert set(scale.c1_types(led.data)) == {"q", "gate"} and "all" not in led.data["c1"]
     assert scale.Ledger(tmp_path / "m.json", {}).data["c1"]["q"]["num_layers"] == 4      # written to disk
+
+
+def test_c12c_rule_on_a_ladder_row_reads_both_lambdas():
+    """C12c on one ladder model: lambda = 0 shrinking the new layers while raising the perplexity reproduces the
+    claim; lambda = 0 leaving them near the identity with a lower perplexity (what Qwen2.5-Coder-0.5B shows) does
+    not; a model without both variants is not judged."""
+    from lesa import scale
+
+    sp = scale.spread
+    row = {"norm_lesa-lambda0": sp([0.05, 0.06, 0.07]), "init_lesa-lambda0_rel": sp([3.0, 3.1, 3.2]),
+           "norm_lesa-lambda5e-5": sp([0.9, 1.0, 1.1]), "init_lesa-lambda5e-5_rel": sp([1.2, 1.3, 1.4]),
+           "norm_lesa": sp([1.0, 1.1, 1.2]), "init_lesa_rel": sp([2.9, 3.5, 4.0])}
+    assert scale.c12c_on_ladder(row, 5e-5)["verdict"] == "reproduced"
+    assert scale.c12c_on_ladder(row, 5e-4)["verdict"] == "inconclusive"            # shrinks, perplexity ranges overlap
+    row["init_lesa-lambda0_rel"] = sp([0.998, 0.999, 1.0])
+    assert scale.c12c_on_ladder(row, 5e-5)["verdict"] == "not reproduced"
+    assert scale.c12c_on_ladder({k: v for k, v in row.items() if "lambda0" not in k}, 5e-5) is None
