@@ -40,10 +40,12 @@ import gc
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, model_label
-from lesa.profiles import load_profile_model, profile_models
-from lesa.store import write_json
+from lesa.study import analysis as A
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.book.page import Page, model_label
+from lesa.study.profiles import load_profile_model, profile_models
+from lesa.core.store import write_json
 
 page = Page("01_svd_evidence", profile, results_root)
 S = page.prof["svd"]

@@ -42,12 +42,14 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, model_label, seed_summary
-from lesa.predictor import PredictorConfig
-from lesa.profiles import load_profile_model, profile_models
-from lesa.store import write_json
-from lesa.synthetic import SyntheticConfig, run_synthetic
+from lesa.study import analysis as A
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.book.page import Page, model_label, seed_summary
+from lesa.grow.predictor import PredictorConfig
+from lesa.study.profiles import load_profile_model, profile_models
+from lesa.core.store import write_json
+from lesa.study.synthetic import SyntheticConfig, run_synthetic
 
 page = Page("02_predictor", profile, results_root)
 seeds = list(seeds) or page.seeds
@@ -72,7 +74,7 @@ write_json(page.out / "predictor_study.json",
            {"models": {m: {"model_key": keys[m], "seeds": budgets[m]["seeds"],
                            "studies": {str(s): st for s, st in studies[m].items()}} for m in studies}});
 
-# The case where LESA must work (lesa.synthetic): the released recipe (10 epochs: seconds here) with every
+# The case where LESA must work (lesa.study.synthetic): the released recipe (10 epochs: seconds here) with every
 # predictor seed, on the layered model and on its shuffled-layer control (the same synthetic model, seed 0)
 synth = {}
 for s in seeds:
@@ -237,7 +239,7 @@ display(P.table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y
 # %% [markdown]
 # ## The case where LESA must work
 # The results above are evidence about LESA only if the same code, with the same recipe, does learn where there
-# is a pattern to learn. `lesa.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
+# is a pattern to learn. `lesa.study.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
 # pattern by construction (each weight turns by a fixed rotation per layer, so the neighbours' average is too
 # short and LESA's norm term matters), deletes three layers and grows them back with each method; its truth
 # is known. It passes when the held-out R2 is at least 0.9 on every weight type, the regrown layers match the

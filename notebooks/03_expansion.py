@@ -48,16 +48,19 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, norms as N, plots as P
-from lesa.expand import apply_plan
-from lesa.page import Page, model_label, quiet
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
-from lesa.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
-from lesa.protocol import PplProtocol, headline, measure_cached
-from lesa.shared_prefix import SharedPrefix
-from lesa.store import read_json
-from lesa.store import write_json
+from lesa.study import analysis as A
+from lesa.claims import rules as C
+from lesa.study import norms as N
+from lesa.plots import figures as P
+from lesa.grow.expand import apply_plan
+from lesa.book.page import Page, model_label, quiet
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
+from lesa.study.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
+from lesa.eval.protocol import PplProtocol, headline, measure_cached
+from lesa.eval.shared_prefix import SharedPrefix
+from lesa.core.store import read_json
+from lesa.core.store import write_json
 
 page = Page("03_expansion", profile, results_root)
 seeds = list(seeds) or page.seeds

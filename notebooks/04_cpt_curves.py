@@ -22,7 +22,7 @@
 #   (FLOPs) and elapsed time; the step cost measured and expected by the FLOP model; the verdicts on C2, C4, C6,
 #   C12a and C12b.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs exist; the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
+#   `python -m lesa.study.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
 #   `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 04_cpt_curves` from the
@@ -43,11 +43,14 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto i
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, beyond as B, claims as C, plots as P
-from lesa.cpt import run_names
-from lesa.flops import step_cost_ratios
-from lesa.page import Page
-from lesa.store import commit_label, hardware_label, read_json, write_json
+from lesa.study import analysis as A
+from lesa.claims import beyond as B
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.study.cpt import run_names
+from lesa.core.flops import step_cost_ratios
+from lesa.book.page import Page
+from lesa.core.store import commit_label, hardware_label, read_json, write_json
 
 page = Page("04_cpt_curves", profile, results_root)
 longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
@@ -60,7 +63,7 @@ cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"},
 write_json(page.out / "cpt_comparison.json", {"source_profile": source, **cmp});
 rows = lambda m, d=frozen: d[m]["train"] if m in d else None
 lesa = frozen.get("lesa")
-# the one seed rule (lesa.claims.seed_rule, chapter 6's): every run of each method, one held-out log per seed
+# the one seed rule (lesa.claims.rules.seed_rule, chapter 6's): every run of each method, one held-out log per seed
 logs = {m: A.method_logs(runs, m) for m in ("lesa", "llama_pro", "solar", "lesa_raw")}
 logs["lesa_unfrozen"] = A.method_logs(runs, "lesa", "unfrozen")
 n_seeds = lambda m, unit="run": f"{len(logs[m])} {unit}{'s' if len(logs[m]) != 1 else ''}"
@@ -91,7 +94,7 @@ verdicts = [
                budget={"bench rounds": bench["rounds"], "steps of": f"{bench['batch']} x {bench['seq_len']} tokens"} if bench
                else budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
                {m: r["summary"].get("flops_per_token") for m, r in frozen.items() if r["summary"].get("flops_per_token")},
-               source=(f"the step-cost bench (python -m lesa.step_cost: the three methods' steps interleaved in one "
+               source=(f"the step-cost bench (python -m lesa.study.step_cost: the three methods' steps interleaved in one "
                        f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times"),
                # the copy control in LESA's gaps (copy_scaled's run) against LESA's run: placement's share of the saving
                placement_control={"step_ratio": costs["copy_scaled"]["measured_ratio"],
@@ -125,7 +128,7 @@ if pair_src:
     verdicts = [c4 if v.claim == "C4" else v for v in verdicts]
 if not runs:
     page.md(f"**Not yet run for profile `{profile}`**: no CPT runs under `results/{profile}/cpt/` (nor under "
-            f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.cpt --profile {profile}` "
+            f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.study.cpt --profile {profile}` "
             "and re-execute this notebook.")
 else:
     if source in longer:
@@ -156,7 +159,7 @@ else:
 #   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
 # * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
 #
-# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train`); it
+# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train.trainer`); it
 # does not train. Grown models train only their new layers, except SOLAR, which trains every layer as its paper
 # does (SOLAR with only its duplicated layers trained is an ablation); the base model trains every layer on the
 # same tokens. Every run sees the same batches in the same order, so two runs are compared step by step
@@ -180,7 +183,7 @@ if runs:
             "held-out sequences), not the perplexity protocol; notebook 5 evaluates the trained models under the protocol.")
 if absent and source == profile:
     page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_title(expected[n])})"
-                                        for n in absent) + f" (`python -m lesa.cpt --profile {profile}`).")
+                                        for n in absent) + f" (`python -m lesa.study.cpt --profile {profile}`).")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of every CPT run (moving mean) against training tokens (left) and training compute with the frozen layers' backward pass counted (right). The same tokens cost each method a different compute, so the panels differ exactly where the methods' costs do.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Two panels sharing the loss axis: training loss curves of each method against tokens and against FLOPs."}}
 if runs:
@@ -276,7 +279,7 @@ page.md(C.C4_RULE_HISTORY)
 # sits, because the gradient must flow back through every frozen layer above it (LLaMA Pro's lowest new layer is
 # layer 2 of the grown model, LESA's layer 15, so LLaMA Pro's step is the dearer one). Runs with another batch shape
 # than LESA's are left out. A run's own step times depend on what else the machine did while it trained; when the
-# profile has the step-cost bench (`python -m lesa.step_cost`: LESA, LLaMA Pro and SOLAR built as their runs, then
+# profile has the step-cost bench (`python -m lesa.study.step_cost`: LESA, LLaMA Pro and SOLAR built as their runs, then
 # stepped in turn in one process, so a slow period of the machine falls on all three), C6 is judged on the bench, and
 # its table follows the runs'.
 

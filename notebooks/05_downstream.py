@@ -22,7 +22,7 @@
 #   unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs and their evaluation exist (plus the base
 #   model's perplexity when notebook 3 has not cached it); the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
+#   `python -m lesa.study.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
 #   not from this notebook. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 05_downstream` from the
@@ -51,11 +51,13 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto i
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, quiet
-from lesa.profiles import load_profile, load_profile_model
-from lesa.protocol import measure_cached, ppl_protocol
-from lesa.store import write_json
+from lesa.study import analysis as A
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.book.page import Page, quiet
+from lesa.study.profiles import load_profile, load_profile_model
+from lesa.eval.protocol import measure_cached, ppl_protocol
+from lesa.core.store import write_json
 
 page = Page("05_downstream", profile, results_root)
 longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
@@ -128,7 +130,7 @@ if ours:
         f"{', '.join(C.label(b) for b in paired) or 'no baseline (one side lacks them)'}." if saved else
         "The evaluation records hold each task's accuracy and standard error, not which questions each model answered "
         "correctly, so the accuracies are compared unpaired: the smallest difference each comparison could call is "
-        "printed beside it in the verdict. A paired comparison (lesa.claims.paired_accuracy, exact McNemar per task) "
+        "printed beside it in the verdict. A paired comparison (lesa.claims.rules.paired_accuracy, exact McNemar per task) "
         "needs the per-question results, which the suite saves for evaluations run since (`<run>/<task>_questions.jsonl`); "
         "the committed evaluations predate it and would have to be run again."))
 # C12b (freezing helps) is judged on the training curves (chapter 4); after training, what the frozen layers keep

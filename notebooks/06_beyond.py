@@ -25,7 +25,7 @@
 #   directions), and the trained models' perplexity and benchmarks; a plain answer. Nothing here is a claim of
 #   the paper.
 # - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
-#   runs (`python -m lesa.cpt --profile <profile>`) and notebook 5 (after training) wrote.
+#   runs (`python -m lesa.study.cpt --profile <profile>`) and notebook 5 (after training) wrote.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `cpu-long`; `gpu`), or run `python -m lesa.book run --profile cpu --only 06_beyond` from
 #   the repository root.
@@ -48,9 +48,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lesa import analysis as A, beyond as B, claims as C, plots as P
-from lesa.page import Page
-from lesa.store import read_json, write_json
+from lesa.study import analysis as A
+from lesa.claims import beyond as B
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.book.page import Page
+from lesa.core.store import read_json, write_json
 
 page = Page("06_beyond", profile, results_root)
 VARIANTS = {n: dict(v) for n, v in (page.prof.get("expansion") or {}).get("variants", {}).items()}
@@ -190,14 +193,14 @@ if rows:
                                  if spec_pos.get(o)) + ".")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
-                 f"(`python -m lesa.cpt --profile {profile}`).")
+                 f"(`python -m lesa.study.cpt --profile {profile}`).")
 page.md("**What we found.** " + " ".join(found))
 
 # %% [markdown]
 # LLaMA Pro's new layers copy their neighbours with the attention output and MLP down projections (`o_proj`,
 # `down_proj`) zeroed: the grown model is exactly the base model, and training starts from there. LESA's released
 # recipe predicts full-norm new layers that start far worse at this scale (chapter 3). The variants below (ours,
-# defined in `lesa.plans`) keep a start at or next to the base model but fill the new layers with what the
+# defined in `lesa.grow.plans`) keep a start at or next to the base model but fill the new layers with what the
 # neighbours suggest:
 #
 # * **LESA, o/down scaled (α)**: LESA's predicted q, k, v, gate and up; `o_proj` and `down_proj` scaled by α (α = 0
@@ -256,7 +259,7 @@ if rows:
 # ## What the new layers offer training at step 0 (ours)
 # With `o_proj` and `down_proj` at zero a new layer writes nothing into the residual stream, so at step 0 only
 # those two projections receive a gradient, built from the features they read: the attention output (`o_proj`'s
-# input) and act(gate) · up (`down_proj`'s input). `python -m lesa.diagnose` measures, before training, the new
+# input) and act(gate) · up (`down_proj`'s input). `python -m lesa.study.diagnose` measures, before training, the new
 # layers' weights against the original layer below each (norm, cosine, effective rank: the exponential of the
 # entropy of the normalised singular values), the effective rank of those features on held-out tokens, and the
 # first gradient's L1 norm (Adam's first update is the learning rate times the gradient's sign, so to first order it
@@ -322,7 +325,7 @@ if diag and rows:
                     "controlled test of the cause.")
         page.md("**What this suggests.** " + " ".join(text))
 else:
-    page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.diagnose --profile "
+    page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.study.diagnose --profile "
             f"{source or profile}`).")
 
 # %% [markdown]
@@ -331,7 +334,7 @@ else:
 # but a small part of its effective rank. Random weights of full rank in the same places (the control) train
 # faster than the predictions. A predicted weight carries two things, its singular values (the spectrum, which
 # sets the effective rank) and its singular vectors (the directions); two reshaped versions of the o/down-scaled
-# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.plans`, ours):
+# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.grow.plans`, ours):
 #
 # * **spectrum = neighbours**: the predicted singular vectors with the singular values of its two neighbours
 #   (their mean, sorted): the prediction's directions at the neighbours' effective rank;

@@ -24,9 +24,9 @@
 #
 # **About this notebook**
 #
-# - **Shows**: the ladder measured by `python -m lesa.scale` (continuity C1, the predictor's held-out fit C7b,
+# - **Shows**: the ladder measured by `python -m lesa.study.scale` (continuity C1, the predictor's held-out fit C7b,
 #   perplexity before training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
-# - **Time**: seconds; the measurements themselves come from `python -m lesa.scale --profile scale` (hours on two
+# - **Time**: seconds; the measurements themselves come from `python -m lesa.study.scale --profile scale` (hours on two
 #   cores for the 1.5B model), which records each item's time and peak memory.
 # - **Profile**: set `profile` in the parameters cell (`smoke`: its two tiny random models, measured here in a
 #   minute; `cpu`: the `scale` profile's four real models), or run
@@ -43,9 +43,11 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lesa import claims as C, plots as P, scale as Sc
-from lesa.claims_paper import opt_deus_sentence
-from lesa.page import Page
+from lesa.claims import rules as C
+from lesa.plots import figures as P
+from lesa.study import scale as Sc
+from lesa.claims.paper import opt_deus_sentence
+from lesa.book.page import Page
 
 page = Page("07_scale", profile, results_root)
 d = Sc.chapter(profile)
@@ -77,7 +79,7 @@ if rows:
               f"SOLAR's {trend('init_solar_rel')}."]
 if d["missing"]:
     lines.append(f"Not measured yet: {', '.join(Sc.model_name(m) for m in d['missing'])} "
-                 f"(`python -m lesa.scale --profile {d['profile']}` measures what is missing, resumably).")
+                 f"(`python -m lesa.study.scale --profile {d['profile']}` measures what is missing, resumably).")
 page.md(" ".join(lines))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}

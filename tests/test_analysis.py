@@ -1,4 +1,4 @@
-"""lesa.analysis, lesa.profiles, lesa.plots: continuity metrics and controls, leave-one-layer-out,
+"""lesa.study.analysis, lesa.study.profiles, lesa.plots.figures: continuity metrics and controls, leave-one-layer-out,
 expansion cache, residual effect, CPT readers, profile validation (tiny random models, CPU)."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import analysis as A
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
+from lesa.study import analysis as A
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
 
 
 def smooth_stack(L=12, d_out=16, d_in=24, noise=0.01, seed=0):
@@ -79,7 +79,7 @@ def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
     Ws = smooth_stack(L=10, noise=0.0)
     cfg = PredictorConfig(epochs=3, hidden=32, space=space)
     seen = {}
-    import lesa.predictor as Pm
+    import lesa.grow.predictor as Pm
 
     real = Pm.train_predictor
 
@@ -123,8 +123,8 @@ def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
 
 
 def test_new_layer_stats_on_grown_model(tiny_llama, tmp_path, monkeypatch):
-    # the notebooks grow through lesa.expand.apply_plan (its cache is tested in test_expand)
-    from lesa.expand import apply_plan
+    # the notebooks grow through lesa.grow.expand.apply_plan (its cache is tested in test_expand)
+    from lesa.grow.expand import apply_plan
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     plan = build_plan("lesa", 6, 9)
@@ -137,7 +137,7 @@ def test_new_layer_stats_on_grown_model(tiny_llama, tmp_path, monkeypatch):
 
 def test_residual_effect_identity_layers_are_zero(tiny_llama):
     plan = build_plan("llama_pro", 6, 9)
-    from lesa.expand import apply_plan
+    from lesa.grow.expand import apply_plan
 
     g = apply_plan(tiny_llama, plan, progress=False)
     rows = A.residual_effect(g, torch.randint(0, 128, (1, 16)))
@@ -238,7 +238,7 @@ def test_verdicts(tmp_path):
 
 # ------------------------------------------------------------------------------ profiles
 def test_profiles_validate_and_resolve(monkeypatch):
-    from lesa import profiles as Pr
+    from lesa.study import profiles as Pr
 
     for name in ("smoke", "cpu", "gpu", "paper"):
         p = Pr.load_profile(name, check_device=False)
@@ -267,14 +267,14 @@ def test_profiles_validate_and_resolve(monkeypatch):
 
 
 def test_paper_profile_dry_run():
-    from lesa.profiles import dry_run
+    from lesa.study.profiles import dry_run
 
     out = dry_run("paper")
     assert "32 -> 48" in out and "16, 18, 20" in out
 
 
 def test_plots_draw_from_records(tmp_path):
-    from lesa import plots as P
+    from lesa.plots import figures as P
 
     P.setup()
     Ws = smooth_stack(L=8)
@@ -322,7 +322,7 @@ def test_svd_evidence_reuses_one_factorisation_with_identical_results():
 def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_llama, tmp_path, monkeypatch):
     """The full training and every lambda of a weight type share one factorisation (factorize_type);
     the numbers equal train_full computing its own SVD, as before the sharing."""
-    import lesa.svd as S
+    import lesa.grow.svd as S
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     calls, real = [], S.factorize
@@ -339,7 +339,7 @@ def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_l
 def test_quiet_keeps_prints_and_logs_off_the_page(capsys):
     import logging
 
-    from lesa.page import quiet
+    from lesa.book.page import quiet
 
     with quiet() as buf:
         print("[eval] model arc_easy: acc_norm=0.5")
@@ -358,7 +358,7 @@ def test_protocol_cache_follows_the_weights_not_the_name(tiny_llama, tmp_path, m
 
     import torch
 
-    from lesa import protocol
+    from lesa.eval import protocol
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     calls = []

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesa import bench
-from lesa.expand import apply_plan
-from lesa.flops import flops_per_token
-from lesa.plans import build_plan
-from lesa.shards import write_shards
-from lesa.store import write_json
+from lesa.bench import run as bench
+from lesa.grow.expand import apply_plan
+from lesa.core.flops import flops_per_token
+from lesa.grow.plans import build_plan
+from lesa.data.shards import write_shards
+from lesa.core.store import write_json
 
 B, T, WARMUP, STEPS = 2, 16, 1, 2
 
@@ -96,7 +96,7 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     lines = md.splitlines()
     lesa_row = next(ln for ln in lines if ln.startswith("| lesa trainer"))
     hf_row = next(ln for ln in lines if ln.startswith("| default `transformers.Trainer`"))
-    from lesa.analysis import fmt
+    from lesa.study.analysis import fmt
     assert fmt(s["trainers"]["lesa"]["tokens_per_s"]) in lesa_row
     assert fmt(s["trainers"]["hf_trainer"]["tokens_per_s"]) in hf_row
     assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
@@ -108,7 +108,7 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
 
 
 def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
-    from lesa.predictor import PredictorConfig
+    from lesa.grow.predictor import PredictorConfig
 
     e = bench.end_to_end(tiny_llama, PredictorConfig(epochs=1), load_s=0.5)
     assert e["predictor_workers"] == 1                     # a tiny job is not worth extra processes

@@ -12,8 +12,9 @@ import nbformat
 import pytest
 
 from conftest import needs_smollm2
-from lesa import book, book_pages
-from lesa.store import PROJECT_ROOT
+from lesa.book import run as book
+from lesa.book import pages as book_pages
+from lesa.core.store import PROJECT_ROOT
 
 
 def test_notebooks_are_clean_with_one_parameters_cell():
@@ -50,7 +51,7 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
     """Issue 37: a reading column (records without one get their status's default), the readings defined once
     on the page, and for a claim not reproduced or undecided whether a larger model or more tokens could change it,
     with the independent OpT-DeUS run beside the CPT claims; a reproduced claim gets none."""
-    from lesa import claims as C
+    from lesa.claims import rules as C
 
     rows = book.collect_verdicts("no-such-profile")
     by = {r["claim"]: i for i, r in enumerate(rows)}
@@ -112,7 +113,7 @@ def test_smoke_book_end_to_end():
         assert judged[c] in ("reproduced", "not reproduced", "inconclusive"), c
     # C9 is judged on the profile's two families (smoke: tiny random Llama and Gemma-3), before training
     assert judged["C9"] in ("reproduced", "not reproduced", "inconclusive"), judged["C9"]
-    for c in ("C2", "C4", "C6", "C12a", "C12b", "C5"):                # need CPT runs (lesa.cpt), not run here
+    for c in ("C2", "C4", "C6", "C12a", "C12b", "C5"):                # need CPT runs (lesa.study.cpt), not run here
         assert judged[c] in ("reproduced", "not reproduced", "inconclusive", "not yet run"), c
     for c in ("C10", "C11"):
         assert judged[c] == "not testable offline"
@@ -239,7 +240,7 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
 
 
 def test_scoreboard_budget_and_uncertainty_read_as_text_not_python_reprs():
-    from lesa.book_pages import extra_text
+    from lesa.book.pages import extra_text
     spread = {"median": 589.7775, "min": 239.157, "max": 623.146, "n": 3, "values": [623.146, 589.7775, 239.157]}
     assert extra_text(spread) == "590 (239 to 623, n=3)"
     assert extra_text({"median": 0.5, "min": 0.5, "max": 0.5, "n": 3, "values": [0.5] * 3}) == "0.5 (all 3 equal)"

@@ -1,4 +1,4 @@
-"""The reader checks of the built book (lesa.bookcheck) on constructed HTML: each defect is found,
+"""The reader checks of the built book (lesa.book.check) on constructed HTML: each defect is found,
 its fixed version passes. Also the table helper, number formats and provenance labels the book
 prints. Seconds, no model."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from lesa import bookcheck as bc
-from lesa import plots as P
-from lesa.store import commit_label, hardware_label
+from lesa.book import check as bc
+from lesa.plots import figures as P
+from lesa.core.store import commit_label, hardware_label
 
 
 def page(body: str) -> str:
@@ -160,8 +160,8 @@ def test_method_colours_are_told_apart():
 def test_commit_and_hardware_labels():
     assert commit_label({"commit": "0123456789abcdef"}) == "`0123456789`"
     # a run that only rewrote result files ran committed code: no dirty mark is recorded at all
-    assert commit_label({"commit": "0123456789abcdef-dirty", "dirty_files": ["lesa/train.py"]}) == \
-        "`0123456789` with edits to `lesa/train.py`"
+    assert commit_label({"commit": "0123456789abcdef-dirty", "dirty_files": ["lesa/train/trainer.py"]}) == \
+        "`0123456789` with edits to `lesa/train/trainer.py`"
     assert "not recorded" in commit_label("0123456789abcdef-dirty")          # old records: say what is known
     assert "uncommitted" not in commit_label("0123456789abcdef-dirty")
     hw = {"machine": "x86_64", "cpu_model": "AMD EPYC 7B13", "cpus": 2, "torch_threads": 2}
@@ -170,11 +170,11 @@ def test_commit_and_hardware_labels():
 
 
 def test_provenance_names_only_files_that_affect_results(monkeypatch):
-    from lesa import store
+    from lesa.core import store
 
-    status = " M results/cpu/scoreboard.json\n M book/intro.md\n M lesa/plots.py\n"
+    status = " M results/cpu/scoreboard.json\n M book/intro.md\n M lesa/plots/figures.py\n"
     monkeypatch.setattr(store, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else status)
-    assert store.git_state() == ("abc", ["lesa/plots.py"])
+    assert store.git_state() == ("abc", ["lesa/plots/figures.py"])
     status = " M results/cpu/scoreboard.json\n"
     assert store.git_state() == ("abc", []) and store.git_commit() == "abc"
     prov = store.provenance()
@@ -186,7 +186,7 @@ def test_the_books_mathjax_is_vendored():
     """_config.yml points MathJax at a file the book ships (book/_static), which the build copies."""
     import yaml
 
-    from lesa.book_common import PROJECT_ROOT
+    from lesa.book.common import PROJECT_ROOT
     cfg = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert not bc.REMOTE.match(cfg["mathjax_path"])
     js = PROJECT_ROOT / cfg["html_static_path"][0] / cfg["mathjax_path"]

@@ -1,4 +1,4 @@
-"""lesa.cachekeys: the code part of every costly cache key, found wherever its definition lives."""
+"""lesa.core.cachekeys: the code part of every costly cache key, found wherever its definition lives."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lesa.cachekeys import NB_DIR, find, keys, notebook_lambdas
-from lesa.codekey import code_key
+from lesa.core.cachekeys import NB_DIR, find, keys, notebook_lambdas
+from lesa.core.codekey import code_key
 
 RECORD = Path(__file__).parent / "fixtures" / "cache_keys_3848127.json"
 
@@ -22,7 +22,7 @@ def test_every_stage_found_once_and_keyed():
 
 def test_notebook_lambda_key_is_the_code_it_calls():
     """Notebook 3's cached evaluation is keyed by the two lesa functions its lambda calls, nothing else."""
-    from lesa import analysis as A
+    from lesa.study import analysis as A
 
     (first, second) = notebook_lambdas(NB_DIR / "03_expansion.py")
     assert first == second == f"expansion_eval: {code_key(A.quick_benchmarks, A.residual_effect)}"

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from lesa import claims as C
+from lesa.claims import rules as C
 
 
 def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int = 0, flops: float = 1.0):

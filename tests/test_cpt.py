@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from lesa.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
-from lesa.data import DataError, latest_corpus
-from lesa.profiles import load_profile
-from lesa.store import PROJECT_ROOT, cache_dir
+from lesa.study.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
+from lesa.data.prepare import DataError, latest_corpus
+from lesa.study.profiles import load_profile
+from lesa.core.store import PROJECT_ROOT, cache_dir
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_run_names_cover_methods_budgets_seeds_and_ablations():
     assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
     with pytest.raises(ValueError, match="already trains 'new'"):
         run_names({**cpt, "dup_only": ["lesa"]})
-    with pytest.raises(ValueError, match="no entry in lesa.cpt.TRAINS"):
+    with pytest.raises(ValueError, match="no entry in lesa.study.cpt.TRAINS"):
         run_names({**cpt, "methods": ["lesa", "solr"]})
 
 
@@ -52,7 +52,7 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
 
 
 def test_lesa_seed_is_the_median_of_notebook_3(tmp_path, monkeypatch):
-    import lesa.cpt as cpt
+    import lesa.study.cpt as cpt
     prof = {"name": "x", "model": {"name": "m"}, "protocol": {"sets": ["wikitext"]}, "cpt": {"lesa_seed": "median"}}
     monkeypatch.setattr(cpt, "PROJECT_ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="run notebook 3 first"):
@@ -176,7 +176,7 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
 
 
 def test_profile_extends_errors(tmp_path, monkeypatch):
-    import lesa.profiles as Pr
+    import lesa.study.profiles as Pr
     monkeypatch.setattr(Pr, "CONFIG_DIR", tmp_path)
     (tmp_path / "a.yaml").write_text("extends: b\nname: a\n")
     (tmp_path / "b.yaml").write_text("extends: a\nname: b\n")
@@ -189,7 +189,7 @@ def test_profile_extends_errors(tmp_path, monkeypatch):
 
 
 def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
-    from lesa import analysis as A
+    from lesa.study import analysis as A
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     names = list(runs)
@@ -227,7 +227,7 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
 def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     """Chapter 6 (LLaMA Pro against the variants) takes cpu-long's curves once those runs have trained,
     without waiting for SOLAR, the base model, the unfrozen ablation or any post-training suite."""
-    from lesa import analysis as A
+    from lesa.study import analysis as A
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
@@ -249,9 +249,9 @@ def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
 
 
 def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, monkeypatch):
-    import lesa.book as book
-    import lesa.cpt as cpt
-    import lesa.replicate as R
+    import lesa.book.run as book
+    import lesa.study.cpt as cpt
+    import lesa.book.replicate as R
     calls = []
     monkeypatch.setattr(book, "run", lambda profile, only=None: calls.append(("run", tuple(only))))
     monkeypatch.setattr(cpt, "run_profile_cpt", lambda profile: calls.append(("cpt", profile)))

