@@ -43,7 +43,8 @@ from IPython.display import display
 from lesa.study import analysis as A
 from lesa.claims import rules as C
 from lesa.plots import figures as P
-from lesa.book.page import Page, model_label
+from lesa.book.page import Page
+from lesa.core.models import model_label
 from lesa.study.profiles import load_profile_model, profile_models
 from lesa.core.store import write_json
 

@@ -45,7 +45,8 @@ from IPython.display import display
 from lesa.study import analysis as A
 from lesa.claims import rules as C
 from lesa.plots import figures as P
-from lesa.book.page import Page, model_label, seed_summary
+from lesa.book.page import Page, seed_summary
+from lesa.core.models import model_label
 from lesa.grow.predictor import PredictorConfig
 from lesa.study.profiles import load_profile_model, profile_models
 from lesa.core.store import write_json

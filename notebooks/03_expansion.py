@@ -53,7 +53,8 @@ from lesa.claims import rules as C
 from lesa.study import norms as N
 from lesa.plots import figures as P
 from lesa.grow.expand import apply_plan
-from lesa.book.page import Page, model_label, quiet
+from lesa.book.page import Page, quiet
+from lesa.core.models import model_label
 from lesa.grow.plans import build_plan
 from lesa.grow.predictor import PredictorConfig
 from lesa.study.profiles import build_tiny, load_profile_model, longer_profiles, profile_models

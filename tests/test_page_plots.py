@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lesa.plots import figures as P
-from lesa.book.page import model_label, seed_summary
+from lesa.book.page import seed_summary
+from lesa.core.models import model_label
 
 
 def _ev(gap: float, types=("q", "gate")) -> dict:

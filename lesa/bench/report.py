@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 
-from ..plots.style import label
+from ..grow.methods import label
 from ..core.store import PROJECT_ROOT, commit_label, hardware_label, read_json
 
 

@@ -81,17 +81,6 @@ class Page:
 
 
 # ------------------------------------------------------------------ several models, several seeds
-MODEL_LABELS = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M",
-                "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B", "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B",
-                "tiny-random-llama": "tiny random Llama", "tiny-random-gemma3": "tiny random Gemma-3"}
-
-
-def model_label(section: dict | str) -> str:
-    """How a reader is told which model a number is for (a profile's model section or its name)."""
-    name = section["name"] if isinstance(section, dict) else str(section)
-    return MODEL_LABELS.get(name, name)
-
-
 def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> Any:
     """Page.seed_table's rows as a DataFrame (for lesa.plots.figures.table): one row per `by` group, each column
     as median [min, max] over the seeds in the group."""

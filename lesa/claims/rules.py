@@ -31,7 +31,7 @@ from .paper import (CLAIMS, OPT_DEUS_CPT, OPT_DEUS_CPT_1B7, PAPER_CONVERGENCE, P
 from .verdict import (DEFAULT_READING, READINGS, READINGS_OF, SE_MULT, STATUSES, Verdict, _vs, across_models,  # noqa: F401
     as_dict, budget_text, call, compare_ranges, markdown, mcnemar_exact, paired_accuracy, paired_window,
     per_model, permutation_p, smooth, spread, spread_text, steps_to_reach, summary, z_score)
-from ..plots.style import label  # one display name per method across the book
+from ..grow.methods import label          # one display name per method across the book
 from .beyond import heldout_vs_reference, tokens_to_reach  # chapter 6's seed comparison; first evaluation at a loss
 
 PAR = 1.5                # C7a: held-out loss "on par with" training loss = at most PAR x the training loss

@@ -358,3 +358,15 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype | str = tor
     has_tok = not Path(path).exists() or any((Path(path) / f).exists() for f in TOKENIZER_FILES)
     tok = AutoTokenizer.from_pretrained(path) if tokenizer and has_tok else None
     return model, tok
+
+
+# how a reader is told which model a number is for (pages, figures, the scale ladder)
+MODEL_LABELS = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M",
+                "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B", "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B",
+                "tiny-random-llama": "tiny random Llama", "tiny-random-gemma3": "tiny random Gemma-3"}
+
+
+def model_label(section: dict | str) -> str:
+    """How a reader is told which model a number is for (a profile's model section or its name)."""
+    name = section["name"] if isinstance(section, dict) else str(section)
+    return MODEL_LABELS.get(name, name)

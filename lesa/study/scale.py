@@ -39,7 +39,7 @@ from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_mode
 from ..eval.protocol import PplProtocol, measure_cached
 from ..core.ledger import headline_value, load_results, results_path
 from ..core.models import check_memory
-from ..book.page import model_label
+from ..core.models import model_label
 from ..core.store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
