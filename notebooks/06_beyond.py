@@ -53,13 +53,12 @@ from lesa.claims import beyond as B
 from lesa.claims import rules as C
 from lesa.plots import figures as P
 from lesa.book.page import Page
+from lesa.grow.methods import CONTROLS, LEARNED   # the method table: which methods learn, which are controls
 from lesa.core.store import read_json, write_json
 
 page = Page("06_beyond", profile, results_root)
 VARIANTS = {n: dict(v) for n, v in (page.prof.get("expansion") or {}).get("variants", {}).items()}
 SHOWN = ("lesa", "lesa_raw", *VARIANTS)   # notebook 3's models this chapter is about (the rest are in chapter 3)
-LEARNED = ("lesa", "lesa_raw", "lesa_fp", "lesa_lowrank", "lesa_ridge", "svd_interp")   # methods that learn or
-                                # interpolate from the neighbours; the rest of notebook 3's variants are controls
 
 # ---- before training: notebook 3's screening perplexities (the profile's model; this profile's or the one it extends)
 init_dir, init_source = A.find_results(profile, "03_expansion", tuple(x for x in (page.prof.get("extends"), *fallback_profiles) if x),
@@ -160,8 +159,6 @@ if rows:
     # the controls with the variants' start (o/down zeroed) and placement (LESA's gaps): what differs is q, k, v,
     # gate and up. copy_scaled is LLaMA Pro's initialisation moved to the variants' placement, so it separates
     # placement from initialisation; random_zero_out asks whether the predictions beat random features
-    CONTROLS = {"copy_scaled": "the lower neighbour's copy, i.e. LLaMA Pro's initialisation in the variants' places",
-                "random_zero_out": "random q, k, v, gate and up"}
     logs_of = lambda key: [runs[n]["eval"] for n in groups[key]]
     top_placed = [r for r in learned if dict(r["_key"][1]).get("gaps") is None]   # the controls sit in LESA's gaps
     if top_placed:

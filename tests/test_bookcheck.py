@@ -130,7 +130,7 @@ def test_one_name_and_colour_per_method():
     assert P.run_label("lesa", frozen=False) == "LESA, all layers trained"
     assert "unfrozen" not in P.run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
     assert P.display_name("lesa-unfrozen") == "LESA, all layers trained" and P.display_name("LESA-3k") == "LESA-3k"
-    assert len({c for _, c in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
+    assert len({m.color for m in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
 
 
 def _cielab(hex_colour):
@@ -151,7 +151,7 @@ def test_method_colours_are_told_apart():
     import itertools
     import numpy as np
     dist = {(a, b): float(np.linalg.norm(_cielab(ca) - _cielab(cb)))
-            for (a, (_, ca)), (b, (_, cb)) in itertools.combinations(P.METHODS.items(), 2)}
+            for (a, ma), (b, mb) in itertools.combinations(P.METHODS.items(), 2) for ca, cb in [(ma.color, mb.color)]}
     close = {pair: round(d, 1) for pair, d in dist.items() if d < 20}
     assert not close, close
     assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(P.METHODS["llama_pro"][1])) < 20    # the test can fail

@@ -1,39 +1,64 @@
-"""Each method's one display name and colour, and how a name found in results or the paper maps to its id.
+"""The method table: every method declared once, with what the book, the CPT runs and the figures need to know.
 
-Read by the figures (lesa.plots.style), the verdicts (lesa.claims) and the reports; the plans that build each
-method are in lesa.grow.plans."""
+    METHODS["lesa"].trains   # "new": its CPT run trains only the grown layers ("all": every weight)
+    METHODS["lesa"].seeded   # its grown weights depend on a predictor seed (a run needs cpt.lesa_seed)
+    label("lesa"), color("lesa")
+
+A method's plan builder and one-line description are registered next to the builders (lesa.grow.plans.METHODS);
+tests/test_plans.py checks that both tables name the same methods and that a seedless method's plan has no slot
+kind that draws from a seed. Read by the plans' users, CPT (lesa.study.cpt.TRAINS, SEEDLESS), the figures
+(lesa.plots.style), the verdicts (lesa.claims) and the notebooks (learned methods and controls of chapter 6).
+"""
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-# method id -> (display name, colour). The only place a method's name or colour is defined: every
-# figure, table and legend goes through label() / color(). Okabe-Ito colour-blind-safe palette.
-METHODS: dict[str, tuple[str, str]] = {
-    "base": ("Base model (not grown)", "#000000"),
-    "lesa": ("LESA", "#D55E00"),
-    "llama_pro": ("LLaMA Pro", "#0072B2"),
-    "solar": ("SOLAR", "#009E73"),
-    "lesa_raw": ("LESA w/o SVD", "#E69F00"),
-    "average": ("Neighbour average", "#CC79A7"),
-    "random": ("Random init", "#56B4E9"),
-    "copy": ("Plain copy", "#999999"),
-    # beyond the paper (ours) and their controls: distinct hues of the same families
-    "lesa_fp": ("LESA, o/down scaled (ours)", "#8B2E00"),
-    "lesa_lowrank": ("LESA, low rank (ours)", "#F0A07A"),
-    "lesa_ridge": ("Ridge predictor", "#B07A00"),
-    "svd_interp": ("Per-layer SVD interpolation (ours)", "#6A3D9A"),
-    "copy_scaled": ("Copy, o/down scaled", "#555555"),
-    "random_zero_out": ("Random, o/down zeroed", "#AA4499"),   # not a blue: LLaMA Pro's is, and they share figures
-    "lesa-lambda0": ("LESA, λ = 0", "#F5C26B"),
-    "lesa-lambda5e-5": ("LESA, λ = 5e-5 (the paper's)", "#882255"),   # wine: 25 CIELAB units from any other
+
+class Method(NamedTuple):
+    name: str                   # display name: every figure, table and legend goes through label()
+    color: str                  # Okabe-Ito colour-blind-safe palette, distinct hues per family
+    origin: str                 # "paper" (the paper's methods, baselines and ablations) or "ours"
+    trains: str | None          # CPT recipe: "new" (only the grown layers), "all" (every weight), None (display only)
+    seeded: bool                # grown weights depend on the predictor seed
+    learned: bool = False       # learns or interpolates new weights from the neighbours (chapter 6's subject)
+    control: str | None = None  # a control of chapter 6's variants: what it stands for
+
+
+P, O = "paper", "ours"
+METHODS: dict[str, Method] = {
+    "base": Method("Base model (not grown)", "#000000", P, "all", False),
+    "lesa": Method("LESA", "#D55E00", P, "new", True, learned=True),
+    "llama_pro": Method("LLaMA Pro", "#0072B2", P, "new", False),
+    "solar": Method("SOLAR", "#009E73", P, "all", False),      # SOLAR continues pre-training the whole model
+    "lesa_raw": Method("LESA w/o SVD", "#E69F00", P, "new", True, learned=True),
+    "average": Method("Neighbour average", "#CC79A7", P, "new", False),
+    "random": Method("Random init", "#56B4E9", P, "new", True),
+    "copy": Method("Plain copy", "#999999", P, "new", False),
+    # beyond the paper (ours) and their controls: distinct hues of the same families, LESA-placed, trained like LESA
+    "lesa_fp": Method("LESA, o/down scaled (ours)", "#8B2E00", O, "new", True, learned=True),
+    "lesa_lowrank": Method("LESA, low rank (ours)", "#F0A07A", O, "new", True, learned=True),
+    "lesa_ridge": Method("Ridge predictor", "#B07A00", O, "new", True, learned=True),
+    "svd_interp": Method("Per-layer SVD interpolation (ours)", "#6A3D9A", O, "new", True, learned=True),
+    "copy_scaled": Method("Copy, o/down scaled", "#555555", O, "new", False,
+                          control="the lower neighbour's copy, i.e. LLaMA Pro's initialisation in the variants' places"),
+    # not a blue: LLaMA Pro's is, and they share figures
+    "random_zero_out": Method("Random, o/down zeroed", "#AA4499", O, "new", True, control="random q, k, v, gate and up"),
+    # notebook 3's λ variants of LESA: display rows only (no builder of their own, no CPT recipe)
+    "lesa-lambda0": Method("LESA, λ = 0", "#F5C26B", O, None, True),
+    "lesa-lambda5e-5": Method("LESA, λ = 5e-5 (the paper's)", "#882255", O, None, True),   # wine: 25 CIELAB units from any other
 }
+ORIGINS = (P, O)
+TRAINED = ("new", "all")
+LEARNED = tuple(m for m, r in METHODS.items() if r.learned)
+CONTROLS = {m: r.control for m, r in METHODS.items() if r.control}
 # names found in result files and in the paper's tables, mapped to a method id
 _ALIASES = {"llama pro": "llama_pro", "llamapro": "llama_pro", "llama-pro": "llama_pro", "base (8b)": "base",
             "w/o svd": "lesa_raw", "lesa w/o svd": "lesa_raw"}
 OTHER_COLOR = "#7f7f7f"
 # back-compatible views of the table above (notebooks of older commits use them)
-METHOD_COLORS = {k: c for k, (_, c) in METHODS.items()}
-METHOD_LABELS = {k: n for k, (n, _) in METHODS.items()}
+METHOD_COLORS = {k: r.color for k, r in METHODS.items()}
+METHOD_LABELS = {k: r.name for k, r in METHODS.items()}
 
 
 def method_id(name: str) -> str:
@@ -44,11 +69,11 @@ def method_id(name: str) -> str:
         return n
     if n in _ALIASES:
         return _ALIASES[n]
-    for disp_id, (disp, _) in METHODS.items():
-        if n == disp.lower():
+    for disp_id, r in METHODS.items():
+        if n == r.name.lower():
             return disp_id
     # a variant's display name: its method's name, then its options ("LESA, low rank (ours), k = 8")
-    prefixed = [(len(disp), i) for i, (disp, _) in METHODS.items() if n.startswith(disp.lower() + ", ")]
+    prefixed = [(len(r.name), i) for i, r in METHODS.items() if n.startswith(r.name.lower() + ", ")]
     if prefixed:
         return max(prefixed)[1]
     head = re.split(r"[-(]", n, maxsplit=1)[0].strip()
@@ -56,12 +81,21 @@ def method_id(name: str) -> str:
 
 
 def color(method: str) -> str:
-    return METHODS.get(method_id(method), ("", OTHER_COLOR))[1]
+    m = METHODS.get(method_id(method))
+    return m.color if m else OTHER_COLOR
 
 
 def label(method: str) -> str:
     """Display name of a method id (unknown ids are shown as given)."""
     m = method_id(method)
-    if m in METHODS and not str(method).lower().startswith(METHODS[m][0].lower() + ", "):
-        return METHODS[m][0]
+    if m in METHODS and not str(method).lower().startswith(METHODS[m].name.lower() + ", "):
+        return METHODS[m].name
     return str(method)            # unknown, or a variant's or run's own name ("LESA, low rank (ours), k = 8")
+
+
+def check_table() -> None:
+    """Every row well-formed, or a clear error naming the row (tests/test_plans.py)."""
+    for m, r in METHODS.items():
+        if r.origin not in ORIGINS or r.trains not in (*TRAINED, None) or not re.fullmatch(r"#[0-9A-Fa-f]{6}", r.color):
+            raise ValueError(f"lesa.grow.methods.METHODS[{m!r}] = {r}: origin must be one of {ORIGINS}, trains one of "
+                             f"{TRAINED} or None, color a #rrggbb string")

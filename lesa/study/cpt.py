@@ -22,6 +22,7 @@ from ..grow.expand import apply_plan
 from ..core.flops import step_cost_ratios
 from ..core.ledger import median_seed
 from ..grow.plans import build_plan
+from ..grow.methods import METHODS as METHOD_TABLE
 from ..grow.predictor import PredictorConfig
 from .profiles import load_profile, load_profile_model, tokenizer_of
 from ..core.store import PROJECT_ROOT, cache_dir, provenance, read_json, run_main, write_json
@@ -29,17 +30,14 @@ from ..train.trainer import TrainConfig, train
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
-# What a method's CPT run trains, as its paper does it. "new": only the layers the growth added (the
-# original ones frozen: LESA, LLaMA Pro and the LESA-placed controls); "all": every weight, embeddings
-# and LM head included (SOLAR continues pre-training the whole up-scaled model; base has no new layers).
-TRAINS = {"lesa": "new", "lesa_raw": "new", "llama_pro": "new", "average": "new", "random": "new",
-          "copy": "new", "solar": "all", BASE: "all",
-          # beyond the paper (ours): LESA-placed new layers, trained like LESA's
-          "lesa_fp": "new", "lesa_lowrank": "new", "lesa_ridge": "new", "svd_interp": "new",
-          "copy_scaled": "new", "random_zero_out": "new"}
+# What a method's CPT run trains, as its paper does it (the method table, lesa.grow.methods). "new": only the
+# layers the growth added (the original ones frozen: LESA, LLaMA Pro and the LESA-placed controls); "all": every
+# weight, embeddings and LM head included (SOLAR continues pre-training the whole up-scaled model; base has no new
+# layers).
+TRAINS = {m: r.trains for m, r in METHOD_TABLE.items() if r.trains}
 
 # Methods whose grown weights do not depend on a predictor seed (their runs need no cpt.lesa_seed)
-SEEDLESS = {BASE, "llama_pro", "solar", "average", "copy", "copy_scaled"}
+SEEDLESS = {m for m, r in METHOD_TABLE.items() if r.trains and not r.seeded}
 
 # Ablations a profile asks for per method (cpt.<key>: [methods]) -> (what trains, run-name suffix).
 ABLATIONS = {
