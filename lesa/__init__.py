@@ -15,7 +15,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 from .core.arch import ARCHS, UnsupportedArchitecture, check_model, spec_for
-from .grow.plans import METHODS, Plan, PlanError, Slot, build_plan, llama_pro_plan, lesa_plan, load_plan, solar_plan
+from .grow.plans import METHODS, build_plan, llama_pro_plan, lesa_plan, solar_plan
+from .grow.spec import Plan, PlanError, Slot, load_plan
 from .grow.predictor import PredictorConfig, train_predictor
 from .grow.svd import Factors, factorize
 
@@ -26,9 +27,12 @@ LAYERS = ("core", "data", "grow", "eval", "train", "claims", "study", "plots", "
 
 
 def __getattr__(name):  # heavy modules (transformers) load lazily
-    if name in ("apply_plan", "save_grown", "layer_kind"):
+    if name in ("apply_plan", "save_grown"):
         from .grow import expand
         return getattr(expand, name)
+    if name == "layer_kind":
+        from .grow.kinds import layer_kind
+        return layer_kind
     if name in ("load_model", "load_config", "resolve", "DEFAULT_MODEL"):
         from .core import models
         return getattr(models, name)

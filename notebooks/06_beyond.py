@@ -48,10 +48,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lesa.study import analysis as A
+from lesa.study.results import complete_cpt_profiles, find_results, first_seed_runs, load_cpt_runs, run_seeds
 from lesa.claims import beyond as B
-from lesa.claims import rules as C
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import permutation_p, spread_text
 from lesa.plots import figures as P
+from lesa.plots.style import run_label, run_title, variant_label
 from lesa.book.page import Page
 from lesa.grow.methods import CONTROLS, LEARNED   # the method table: which methods learn, which are controls
 from lesa.core.store import read_json, write_json
@@ -61,7 +63,7 @@ VARIANTS = {n: dict(v) for n, v in (page.prof.get("expansion") or {}).get("varia
 SHOWN = ("lesa", "lesa_raw", *VARIANTS)   # notebook 3's models this chapter is about (the rest are in chapter 3)
 
 # ---- before training: notebook 3's screening perplexities (the profile's model; this profile's or the one it extends)
-init_dir, init_source = A.find_results(profile, "03_expansion", tuple(x for x in (page.prof.get("extends"), *fallback_profiles) if x),
+init_dir, init_source = find_results(profile, "03_expansion", tuple(x for x in (page.prof.get("extends"), *fallback_profiles) if x),
                                        results_root)
 exp = read_json(init_dir / "expansion.json") if init_dir and (init_dir / "expansion.json").exists() else None
 init_rows, base_init = [], None
@@ -75,7 +77,7 @@ if exp:
         for seed, rec in by_seed.items():
             v = (rec.get("screen") or {}).get(screen_set) or {}
             if v.get("status") == "ok":
-                init_rows.append({"name": name, "method": method, "label": P.variant_label(method, opts),
+                init_rows.append({"name": name, "method": method, "label": variant_label(method, opts),
                                   "seed": None if seed == "None" else int(seed), "ppl": v["value"],
                                   "identity": bool(rec.get("identity"))})
     base_init = next((r["ppl"] for r in init_rows if r["name"] == "base"), None)
@@ -83,10 +85,10 @@ if exp:
 # ---- during training: the CPT runs; cpu-long's once the runs this chapter compares have trained (LLaMA Pro and
 # the learned methods on their own recipe: SOLAR, the base model, the unfrozen ablation and the post-training suite
 # are chapters 4 and 5's, which wait for all of them)
-cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root,
+cpt_dir, source = find_results(profile, "cpt", tuple(fallback_profiles), results_root,
+                                  prefer=complete_cpt_profiles(preferred_profiles, profile, results_root,
                                                                  methods=("llama_pro", *LEARNED), suite=False))
-runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
 runs = {n: r for n, r in runs.items() if r["completed"] or source == profile}   # a longer profile: finished runs only
 groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
 # the spectrum test's runs (a prediction's singular values or vectors replaced) are a test of a cause, not
@@ -95,7 +97,7 @@ reshaped = lambda key: bool({"spectrum", "directions"} & set(dict(key[1])))
 test_groups = {k: v for k, v in groups.items() if reshaped(k)}
 groups = {k: v for k, v in groups.items() if not reshaped(k)}
 lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
-label_of = lambda k: P.run_label(k[0], True, options=dict(k[1]))
+label_of = lambda k: run_label(k[0], True, options=dict(k[1]))
 rows, curves = [], {}
 if lp_key:
     lp_logs = [runs[n]["eval"] for n in groups[lp_key]]
@@ -106,11 +108,11 @@ if lp_key:
         reach = [B.tokens_to_reach(log, lp_final) for log in logs]
         ends = [log[-1]["heldout_loss"] for log in logs]
         rows.append({"run": label_of(key), "seeds": len(names), "runs": ", ".join(names),
-                     "held-out loss at the end": C.spread_text(ends, 4),
+                     "held-out loss at the end": spread_text(ends, 4),
                      "− LLaMA Pro (median, end)": cmp["end_diff"] if cmp else None,
                      "later half against LLaMA Pro": B.RESULT_TEXT[cmp["result"]] if cmp else "(the reference)",
                      "tokens to LLaMA Pro's final held-out loss": ("(the reference: its median)" if key == lp_key else
-                                                                    C.spread_text([r for r in reach if r is not None], 3)
+                                                                    spread_text([r for r in reach if r is not None], 3)
                                                                     if all(r is not None for r in reach) else
                                                                     f"not reached by {sum(r is None for r in reach)} of {len(reach)} seeds"),
                      "_result": cmp["result"] if cmp else None, "_key": key})
@@ -147,11 +149,11 @@ if init_rows and base_init is not None:
             starts.setdefault(r["label"], []).append(r["ppl"])
     at_base = [k for k, v in starts.items() if max(v) <= base_init * 1.01]
     found.append(f"Before training, {len(at_base)} of the {len(starts)} learned variants start within 1% of the base "
-                 f"model's perplexity ({C.fmt(base_init, 4)}, which LLaMA Pro equals), against "
-                 f"{C.spread_text([r['ppl'] for r in init_rows if r['name'] == 'lesa'], 4)} for LESA as released.")
+                 f"model's perplexity ({fmt(base_init, 4)}, which LLaMA Pro equals), against "
+                 f"{spread_text([r['ppl'] for r in init_rows if r['name'] == 'lesa'], 4)} for LESA as released.")
 if rows:
     budget = runs[groups[lp_key][0]]["summary"].get("tokens")
-    found.append(f"After {C.fmt(budget)} training tokens per run ({source} profile), "
+    found.append(f"After {fmt(budget)} training tokens per run ({source} profile), "
                  + (f"{'; '.join(wins)} beat{'s' if len(wins) == 1 else ''} LLaMA Pro beyond the seed spread. " if wins else
                     "no learned variant beats LLaMA Pro beyond the seed spread. ")
                  + (f"Worse than LLaMA Pro beyond the spread: {'; '.join(losses)}. " if losses else "")
@@ -246,8 +248,8 @@ if rows:
 # %% tags=["hide-input"]
 if rows:
     n_lp = len(groups[lp_key])
-    page.md(f"LLaMA Pro's final held-out loss ({f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}): {C.fmt(lp_final, 4)} "
-            f"(perplexity {C.fmt(math.exp(lp_final), 4)}). Held-out loss: the trainer's monitoring set (its "
+    page.md(f"LLaMA Pro's final held-out loss ({f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}): {fmt(lp_final, 4)} "
+            f"(perplexity {fmt(math.exp(lp_final), 4)}). Held-out loss: the trainer's monitoring set (its "
             "`eval_sequences` per source), the same for every run. Ranges are over the seeds listed.")
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]), csv="vs_llama_pro.csv",
                index=False, digits=4)
@@ -266,7 +268,7 @@ if rows:
 # "end loss" is the held-out loss at the end of training.
 
 # %% tags=["hide-input"]
-diag_dir, _ = A.find_results(source or profile, "beyond", (), results_root)
+diag_dir, _ = find_results(source or profile, "beyond", (), results_root)
 diag = read_json(diag_dir / "init_diagnostics.json") if diag_dir and (diag_dir / "init_diagnostics.json").exists() else None
 diag_rows = []
 if diag and rows:
@@ -304,14 +306,14 @@ if diag and rows:
         text = []
         if lesa_row:
             text.append(f"LESA's predicted q, k, v, gate and up have about the norm of the layer below "
-                        f"({C.fmt(lesa_row['norm ÷ below'], 2)}×) but {C.fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
-                        f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with below'], 2)}): "
+                        f"({fmt(lesa_row['norm ÷ below'], 2)}×) but {fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
+                        f"of its effective rank and almost no overlap with it (cosine {fmt(lesa_row['cosine with below'], 2)}): "
                         "the predictor's outputs use few directions. The attention output they produce has "
-                        f"{C.fmt(100 * lesa_row['attention: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
+                        f"{fmt(100 * lesa_row['attention: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
                         "a few directions per layer.")
         if fp and cp and rnd:
-            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient (L1)'], 3)}, "
-                        f"against {C.fmt(cp['first gradient (L1)'], 3)} for the copy and {C.fmt(rnd['first gradient (L1)'], 3)} for random "
+            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {fmt(fp['first gradient (L1)'], 3)}, "
+                        f"against {fmt(cp['first gradient (L1)'], 3)} for the copy and {fmt(rnd['first gradient (L1)'], 3)} for random "
                         "weights in the same places.")
         text.append(f"Across the {len(pts)} runs that start at the base model in LESA's gaps, the first gradient's size and the "
                     f"held-out loss at the end have a Spearman correlation of {rho:+.2f}"
@@ -411,19 +413,19 @@ else:
         if rnd and end(rnd["_name"]) < fp_end:    # the share of the variant's gap to random weights that the change closes
             gap = fp_end - end(rnd["_name"])
             shares[o] = 100 * (fp_end - float(pd.Series([end(r["_name"]) for r in rs]).median())) / gap
-            closed = (f"; {'the median run' if many else 'it'} closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
+            closed = (f"; {'the median run' if many else 'it'} closes {fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
                       "to random weights of full rank in the same places")
         # an exact permutation test of the end losses, in the direction the runs lie (2 runs against 3: 10 splits,
         # so p is never below 0.1 whatever the data)
-        perm = C.permutation_p([end(r["_name"]) for r in rs], [end(n) for n in groups[fp_key]],
+        perm = permutation_p([end(r["_name"]) for r in rs], [end(n) for n in groups[fp_key]],
                                "greater" if pos[o] == "above" else "less")
         perms[o] = perm
         text.append(f"{what} end {diffs} nats per token from the variant's median "
                     f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['seed']) for r in rs)}"
                     + (f"; {same} from the variant's run on the same seed" if same else "")
                     + f"), {where[pos[o]]}{closed}; an exact permutation test of the end losses ({len(rs)} runs against "
-                      f"{n_fp}, one-sided in the direction the runs lie) gives p = {C.fmt(perm['p'], 2)}, and "
-                      f"{C.fmt(perm['smallest_p'], 2)} is the smallest p these run counts allow.")
+                      f"{n_fp}, one-sided in the direction the runs lie) gives p = {fmt(perm['p'], 2)}, and "
+                      f"{fmt(perm['smallest_p'], 2)} is the smallest p these run counts allow.")
     # what the runs show, worded no stronger than a few runs allow: a pattern consistent with a cause, not the cause
     read_spec = {"below": "The runs with the neighbours' spectrum ended below the variant, as they would if the collapsed "
                           "spectrum were part of what holds the predictions back; with these run counts that is a lead, "
@@ -458,11 +460,11 @@ else:
 # %% tags=["hide-input"]
 # each seed group's evaluated run: its first seed that chapter 5 evaluated (the spread variant's is seed 1, the
 # profile's median seed, not the first in name order)
-first = A.first_seed_runs(source)
+first = first_seed_runs(source)
 keep = {n: after[n] for n in (next((m for m in sorted(names, key=lambda m: m not in first) if m in after), None)
                               for names in groups.values()) if n}
 if keep:
-    table = pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
+    table = pd.DataFrame([{"run": run_title(runs[n]), **run_seeds(runs[n]),
                            "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
                            "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()])
     if table["tasks"].nunique() == 1:    # the same tasks in every row: said once, not repeated down a column

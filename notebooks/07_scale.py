@@ -43,8 +43,9 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lesa.claims import rules as C
-from lesa.plots import figures as P
+from lesa.claims.paper import fmt
+from lesa.grow import methods as M
+from lesa.plots.style import PAGE_W
 from lesa.study import scale as Sc
 from lesa.claims.paper import opt_deus_sentence
 from lesa.book.page import Page
@@ -64,7 +65,7 @@ def trend(key, better="up"):
         return "not yet measured on two models"
     a, b = med(rs[0][key]), med(rs[-1][key])
     word = "rises" if b > a else "falls"
-    return f"{word} from {C.fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {C.fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
+    return f"{word} from {fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
 
 
 # %% tags=["hide-input"]
@@ -83,7 +84,7 @@ if d["missing"]:
 page.md(" ".join(lines))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}
-fig, axes = plt.subplots(1, 3, figsize=(P.PAGE_W, 2.6))
+fig, axes = plt.subplots(1, 3, figsize=(PAGE_W, 2.6))
 
 
 def series(ax, key, label, color, marker="o"):
@@ -97,16 +98,16 @@ def series(ax, key, label, color, marker="o"):
     ax.errorbar(x, y, yerr=[lo, hi], marker=marker, color=color, label=label, capsize=3, lw=1.2, ms=4)
 
 
-series(axes[0], "c1_gate_margin", "gate, SVD rows", P.color("lesa"))
+series(axes[0], "c1_gate_margin", "gate, SVD rows", M.color("lesa"))
 axes[0].axhline(0, color="0.5", lw=0.8)
 axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap − shuffled 95th pct.")
-series(axes[1], "c7b_r2", "LESA predictor", P.color("lesa"))
-series(axes[1], "c7b_r2_neighbour_average", "neighbour average", P.color("average"), "s")
+series(axes[1], "c7b_r2", "LESA predictor", M.color("lesa"))
+series(axes[1], "c7b_r2_neighbour_average", "neighbour average", M.color("average"), "s")
 axes[1].axhline(0, color="0.5", lw=0.8)
 axes[1].set(title="(b) C7b held-out R²", ylabel="R² (0: zeros)")
 for m in ("lesa", "solar", "lesa_raw", "lesa-lambda5e-5"):
-    series(axes[2], f"init_{m}_rel", P.label(m), P.color(m))
-axes[2].axhline(1, color=P.color("llama_pro"), lw=1, ls="--", label=P.label("llama_pro"))
+    series(axes[2], f"init_{m}_rel", M.label(m), M.color(m))
+axes[2].axhline(1, color=M.color("llama_pro"), lw=1, ls="--", label=M.label("llama_pro"))
 axes[2].set(title="(c) perplexity before training", ylabel="÷ base model", yscale="log")
 ticks = sorted({r["parameters"] for r in rows})
 for ax in axes:                 # one tick per model, named by its size
@@ -127,8 +128,8 @@ page.save(fig, "scale_ladder");
 
 # %% tags=["hide-input"]
 page.md(d["protocol"])
-span = lambda v: "–" if v is None else (C.fmt(v) if not isinstance(v, dict) else
-                                        f"{C.fmt(v['median'])} [{C.fmt(v['min'])}, {C.fmt(v['max'])}]")
+span = lambda v: "–" if v is None else (fmt(v) if not isinstance(v, dict) else
+                                        f"{fmt(v['median'])} [{fmt(v['min'])}, {fmt(v['max'])}]")
 table = pd.DataFrame([{"model": Sc.model_name(r["model"]), "parameters (M)": round(r["parameters"] / 1e6),
                        "layers": r["layers"],
                        "types with continuity (SVD / raw)": f"{r.get('c1_types_concat_svd_top1', '–')} / "
@@ -146,7 +147,7 @@ page.table(table, index=False, csv="ladder.csv")
 variants = ["lesa", "lesa-lambda0", "lesa-lambda5e-5", "lesa_raw"]
 page.md("**Table 2.** Perplexity before training relative to the base model for LESA as released (λ = 5e-4), "
         "without the norm term (λ = 0), with the paper's reported λ = 5e-5, and without the SVD.")
-page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{P.label(m): span(r.get(f"init_{m}_rel"))
+page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{M.label(m): span(r.get(f"init_{m}_rel"))
                                                                   for m in variants}} for r in rows]),
            index=False, csv="norm_term.csv")
 
@@ -161,7 +162,7 @@ coded = have("code_base")
 if coded:
     page.md("**Table 3.** Token perplexity on the code set before training, relative to the base model.")
     page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), "base perplexity": span(r["code_base"]),
-                              **{P.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
+                              **{M.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
                              for r in coded]), index=False, csv="code.csv")
 else:
     page.md("No coder model has been measured on the code set yet.")
@@ -175,7 +176,7 @@ else:
 # %% tags=["hide-input"]
 if d["bound"]:
     page.md("**Table 4.** Quantity measured on the model quantised once more, minus the model's own (medians).")
-    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: C.fmt(v) for k, v in b.items()
+    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: fmt(v) for k, v in b.items()
                                                             if k in ("c1_gate_margin", "c7b_r2", "c7b_cosine",
                                                                      "init_lesa_rel", "init_solar_rel")}}
                              for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv")

@@ -3,9 +3,9 @@ half of the run; one seed on a side decides nothing."""
 import json
 
 from lesa.claims import beyond as B
-from lesa.study.analysis import load_cpt_runs
-from lesa.plots.style import color, label, method_id
-from lesa.core.store import PROJECT_ROOT
+from lesa.study.results import load_cpt_runs
+from lesa.grow.methods import color, label, method_id
+from lesa import PROJECT_ROOT
 
 
 def log(losses, every=100):
@@ -105,7 +105,7 @@ def test_variant_names_keep_their_options_and_their_method_colour():
 def test_replicates_are_told_apart_by_their_recorded_seeds():
     """Seed replicates share a display name; the tables add the data order and predictor seed their
     summaries record ("–" for a method that predicts nothing)."""
-    from lesa.study.analysis import run_seeds
+    from lesa.study.results import run_seeds
     runs = load_cpt_runs(PROJECT_ROOT / "results" / "cpu-long" / "cpt")
     assert run_seeds(runs["llama_pro-seed1"]) == {"data order": 1, "predictor seed": "–"}
     assert run_seeds(runs["lesa_fp-0-p2"]) == {"data order": 0, "predictor seed": 2}

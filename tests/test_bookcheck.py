@@ -8,7 +8,9 @@ import json
 import pytest
 
 from lesa.book import check as bc
-from lesa.plots import figures as P
+from lesa.grow.methods import METHODS, color, label, method_id
+from lesa.plots.style import display_name, run_label
+from lesa.plots.table import fmt_num, table
 from lesa.core.store import commit_label, hardware_label
 
 
@@ -97,10 +99,10 @@ def test_blank_screenshot_is_detected(tmp_path):
 
 # ------------------------------------------------------------------------------ what the book prints
 def test_numbers_have_one_format():
-    assert P.fmt_num(61.46) == "61.5" and P.fmt_num(37.86) == "37.9" and P.fmt_num(0.000123) == "1.23e-4"
-    assert P.fmt_num(874810.0) == "8.75e5" and P.fmt_num(30720) == "30,720" and P.fmt_num(None) == "–"
-    assert P.fmt_num(5e-5, sci=True) == "5e-5" and P.fmt_num(0.0, sci=True) == "0"
-    assert P.fmt_num(float("nan")) == "–" and P.fmt_num(True) == "yes"
+    assert fmt_num(61.46) == "61.5" and fmt_num(37.86) == "37.9" and fmt_num(0.000123) == "1.23e-4"
+    assert fmt_num(874810.0) == "8.75e5" and fmt_num(30720) == "30,720" and fmt_num(None) == "–"
+    assert fmt_num(5e-5, sci=True) == "5e-5" and fmt_num(0.0, sci=True) == "0"
+    assert fmt_num(float("nan")) == "–" and fmt_num(True) == "yes"
 
 
 def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
@@ -109,7 +111,7 @@ def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
     df = pd.DataFrame({"lambda": [0.0, 5e-5, 5e-4], "norm ratio": [0.11234, 0.61, 0.929],
                        "ppl": [61.46, 37.86, 874810.0]})
     df = pd.concat([df] * 30, ignore_index=True)                      # 90 rows: pandas would truncate
-    t = P.table(df, csv=tmp_path / "t.csv")
+    t = table(df, csv=tmp_path / "t.csv")
     h = t._repr_html_()
     assert h.count("<tr>") == 91 and "..." not in h
     assert ">5e-5<" in h and ">5e-4<" in h and ">0<" in h and "0.0000" not in h
@@ -117,20 +119,20 @@ def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
     assert "data:text/csv;base64," in h and 'download="t.csv"' in h
     rows = (tmp_path / "t.csv").read_text().splitlines()
     assert rows[0] == "lambda,norm ratio,ppl" and len(rows) == 91 and rows[2].startswith("5e-05,0.61,")
-    md = P.table([{"method": "LESA", "ppl": 45.63}], digits=2).markdown()
+    md = table([{"method": "LESA", "ppl": 45.63}], digits=2).markdown()
     assert md.splitlines() == ["| method | ppl |", "|---|---|", "| LESA | 46 |"]
 
 
 def test_one_name_and_colour_per_method():
     for name in ("lesa", "LESA", "LESA-6k", "lesa-unfrozen"):
-        assert P.method_id(name) == "lesa" and P.color(name) == P.METHODS["lesa"][1]
+        assert method_id(name) == "lesa" and color(name) == METHODS["lesa"][1]
     for name in ("llama_pro", "LLaMA Pro", "LLaMA Pro-6k"):
-        assert P.method_id(name) == "llama_pro"
-    assert P.label("llama_pro") == "LLaMA Pro" and P.label("Base (8B)") == P.METHODS["base"][0]
-    assert P.run_label("lesa", frozen=False) == "LESA, all layers trained"
-    assert "unfrozen" not in P.run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
-    assert P.display_name("lesa-unfrozen") == "LESA, all layers trained" and P.display_name("LESA-3k") == "LESA-3k"
-    assert len({m.color for m in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
+        assert method_id(name) == "llama_pro"
+    assert label("llama_pro") == "LLaMA Pro" and label("Base (8B)") == METHODS["base"][0]
+    assert run_label("lesa", frozen=False) == "LESA, all layers trained"
+    assert "unfrozen" not in run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
+    assert display_name("lesa-unfrozen") == "LESA, all layers trained" and display_name("LESA-3k") == "LESA-3k"
+    assert len({m.color for m in METHODS.values()}) == len(METHODS)    # no two methods share a colour
 
 
 def _cielab(hex_colour):
@@ -151,10 +153,10 @@ def test_method_colours_are_told_apart():
     import itertools
     import numpy as np
     dist = {(a, b): float(np.linalg.norm(_cielab(ca) - _cielab(cb)))
-            for (a, ma), (b, mb) in itertools.combinations(P.METHODS.items(), 2) for ca, cb in [(ma.color, mb.color)]}
+            for (a, ma), (b, mb) in itertools.combinations(METHODS.items(), 2) for ca, cb in [(ma.color, mb.color)]}
     close = {pair: round(d, 1) for pair, d in dist.items() if d < 20}
     assert not close, close
-    assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(P.METHODS["llama_pro"][1])) < 20    # the test can fail
+    assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(METHODS["llama_pro"][1])) < 20    # the test can fail
 
 
 def test_commit_and_hardware_labels():
@@ -186,7 +188,7 @@ def test_the_books_mathjax_is_vendored():
     """_config.yml points MathJax at a file the book ships (book/_static), which the build copies."""
     import yaml
 
-    from lesa.book.common import PROJECT_ROOT
+    from lesa import PROJECT_ROOT
     cfg = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert not bc.REMOTE.match(cfg["mathjax_path"])
     js = PROJECT_ROOT / cfg["html_static_path"][0] / cfg["mathjax_path"]

@@ -23,7 +23,8 @@ def test_every_stage_found_once_and_keyed():
 def test_notebook_lambda_key_is_the_code_it_calls():
     """Notebook 3's cached evaluation is keyed by the two lesa functions its lambda calls, nothing else."""
     from lesa.study import analysis as A
+    from lesa.study.growth import quick_benchmarks, residual_effect
 
     (first, second) = notebook_lambdas(NB_DIR / "03_expansion.py")
-    assert first == second == f"expansion_eval: {code_key(A.quick_benchmarks, A.residual_effect)}"
+    assert first == second == f"expansion_eval: {code_key(quick_benchmarks, residual_effect)}"
     assert notebook_lambdas(NB_DIR / "01_svd_evidence.py") == [f"svd_evidence: {code_key(A.svd_evidence)}"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lesa.study import analysis as A
+from lesa.study.growth import residual_effect
 from lesa.core.codekey import LESA_DIR, code_key
 from lesa.grow.expand import code_hash, costly_weights
 from lesa.eval.protocol import measure
@@ -149,7 +150,7 @@ def test_a_lambda_is_keyed_by_the_lesa_code_it_calls():
     # a notebook's cached_json lambda: the functions it reaches through a module alias or a name
     assert code_key(lambda: A.svd_evidence(None, [], 0, 0, 0, 0)) == code_key(A.svd_evidence)
     assert code_key(lambda: costly_weights(None, None, None)) == code_key(costly_weights)
-    assert code_key(lambda: A.svd_evidence(None)) != code_key(lambda: A.residual_effect(None, None))
+    assert code_key(lambda: A.svd_evidence(None)) != code_key(lambda: residual_effect(None, None))
     # a helper of the caller's own module is followed; data is not code
     assert code_key(lambda: _helper()) == code_key(costly_weights)
     assert code_key(lambda: 1) == code_key(lambda: [2])

@@ -8,7 +8,9 @@ import pytest
 from lesa.study.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
 from lesa.data.prepare import DataError, latest_corpus
 from lesa.study.profiles import load_profile
-from lesa.core.store import PROJECT_ROOT, cache_dir
+from lesa.study.results import complete_cpt_profiles, find_results
+from lesa import PROJECT_ROOT
+from lesa.core.store import cache_dir
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +191,6 @@ def test_profile_extends_errors(tmp_path, monkeypatch):
 
 
 def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
-    from lesa.study import analysis as A
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     names = list(runs)
@@ -199,27 +200,27 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
         if n in evaluated:                    # most seed replicates get no post-training suite
             (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     (tmp_path / "cpu-long" / "downstream" / "lesa-p1").rename(tmp_path / "lesa-downstream")   # a first seed not evaluated
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
     (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa-p1")
     # LESA's later seeds (cpt.optional_replicates) do not hold the switch back; its first seed does
     for n in ("lesa-p0", "lesa-p2"):
         shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
         shutil.rmtree(tmp_path / "cpu-long" / "downstream" / n)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     assert set(runs) - set(required_runs(runs, {**prof["cpt"], "optional_replicates": []})) == {n for n in runs if runs[n]["entry"] in prof["cpt"]["optional"]}
-    assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
-    assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
+    assert complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
+    assert find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     # the spectrum test's runs (cpt.optional) do not hold the switch back; any other run does
     optional = [n for n in names if runs[n]["entry"] in prof["cpt"]["optional"]]
     assert optional == ["lesa_fp-0-spec-p1", "lesa_fp-0-spec-p0", "lesa_fp-0-randdir-p1", "lesa_fp-0-randdir-p0"]
     for n in optional:
         shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     last = [n for n in names if n not in optional][-1]
     (tmp_path / "cpu-long" / "cpt" / last / "summary.json").write_text(json.dumps({"completed": False}))
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
     with pytest.raises(ValueError, match="cpt.optional"):
         required_runs(runs, {**prof["cpt"], "optional": ["lesa_fp-9"]})
 
@@ -227,7 +228,7 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
 def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     """Chapter 6 (LLaMA Pro against the variants) takes cpu-long's curves once those runs have trained,
     without waiting for SOLAR, the base model, the unfrozen ablation or any post-training suite."""
-    from lesa.study import analysis as A
+    from lesa.study.results import complete_cpt_profiles
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
@@ -237,15 +238,15 @@ def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     for n in needed[:-1]:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
-    check = lambda: A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine, suite=False)
+    check = lambda: complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine, suite=False)
     assert check() == ()                                          # one seed of the last variant is missing
     (tmp_path / "cpu-long" / "cpt" / needed[-1]).mkdir(parents=True)
     (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": False}))
     assert check() == ()                                          # ... or has not finished
     (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": True}))
     assert check() == ("cpu-long",)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()          # the whole profile is not complete
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine) == ()   # first seeds lack their suite
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()          # the whole profile is not complete
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine) == ()   # first seeds lack their suite
 
 
 def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, monkeypatch):

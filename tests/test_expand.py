@@ -6,7 +6,8 @@ import torch
 
 from lesa.core.arch import UnsupportedArchitecture, check_model
 from lesa.grow.expand import apply_plan, save_grown
-from lesa.grow.plans import PlanError, build_plan, lesa_plan
+from lesa.grow.plans import build_plan, lesa_plan
+from lesa.grow.spec import PlanError
 from lesa.grow.predictor import PredictorConfig
 
 FAST = PredictorConfig(epochs=1)
@@ -297,7 +298,7 @@ def test_batched_predictors_grow_the_same_model_up_to_rounding(tiny_llama, metho
 
 
 def test_auto_workers_only_parallelises_big_cpu_jobs():
-    from lesa.grow.expand import auto_workers, predictor_steps
+    from lesa.grow.kinds import auto_workers, predictor_steps
 
     cfg = PredictorConfig()
     small = sum(predictor_steps((6, 64, 64), cfg) for _ in range(7))               # a tiny test model
@@ -308,7 +309,7 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
     assert auto_workers(7, smollm2, "cuda") == 1
     assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
     assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
-    from lesa.grow.expand import predictor_cost                                      # biggest jobs are handed out first
+    from lesa.grow.kinds import predictor_cost  # biggest jobs are handed out first
     shapes = {"q": (30, 576, 576), "k": (30, 192, 576), "gate": (30, 1536, 576), "down": (30, 576, 1536)}
     assert sorted(shapes, key=lambda t: -predictor_cost(shapes[t], cfg)) == ["gate", "down", "q", "k"]
 
@@ -316,7 +317,7 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
 def test_out_of_memory_on_the_accelerator_falls_back_to_cpu(capsys):
     """An accelerator too small for a weight type: the stage is redone on the CPU, said and recorded;
     an out-of-memory on the CPU itself is not hidden."""
-    from lesa.grow.expand import on_device_or_cpu
+    from lesa.grow.kinds import on_device_or_cpu
 
     def stage(device):
         if device != "cpu":
@@ -440,8 +441,8 @@ def test_svd_interpolation_recovers_its_ends_and_ignores_sign_and_order():
 
 
 def test_every_slot_kind_has_a_registered_builder():
-    from lesa.grow.expand import KIND_FNS, layer_kind
-    from lesa.grow.plans import KINDS
+    from lesa.grow.kinds import KIND_FNS, layer_kind
+    from lesa.grow.spec import KINDS
 
     assert set(KIND_FNS) == set(KINDS)
     with pytest.raises(ValueError, match="not declared in lesa.grow.plans.KINDS"):
@@ -485,7 +486,7 @@ def test_spectrum_and_directions_reshape_the_predicted_svd(tiny_llama, tmp_path,
     """Ours: spectrum=neighbours keeps the prediction's singular vectors under the neighbours' mean singular
     values; directions=random keeps its singular values on random vectors; both reuse lesa's cached layers."""
     from lesa.grow import expand
-    from lesa.grow.plans import PlanError, Slot
+    from lesa.grow.spec import PlanError, Slot
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     expand.clear_memo()

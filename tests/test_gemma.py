@@ -152,7 +152,7 @@ def test_wrong_family_message_lists_gemma3():
 def test_scoring_in_logit_chunks_equals_one_chunk(tiny_gemma3):
     """evaluate.score_continuations bounds the logits held at once (Gemma's 262k vocabulary); chunked
     and unchunked scores agree, and both equal a direct log-softmax of the model's logits."""
-    from lesa.eval.evaluate import score_continuations
+    from lesa.eval.scoring import score_continuations
 
     g = torch.Generator().manual_seed(0)
     items = [(torch.randint(0, 128, (n,), generator=g).tolist(), torch.randint(0, 128, (c,), generator=g).tolist())
@@ -172,7 +172,7 @@ def test_scoring_respects_final_logit_softcapping(tiny_gemma3):
     hidden states @ lm_head, which would skip the cap."""
     import copy
 
-    from lesa.eval.evaluate import score_continuations
+    from lesa.eval.scoring import score_continuations
 
     capped = copy.deepcopy(tiny_gemma3)
     capped.config.final_logit_softcapping = 0.5                # small: the cap changes every score

@@ -11,14 +11,15 @@ import jupytext
 import pytest
 
 from lesa.book import run as book
-from lesa.core.store import PROJECT_ROOT
+from lesa.book.common import NOTEBOOKS
+from lesa import PROJECT_ROOT
 
 NB_DIR = PROJECT_ROOT / "notebooks"
 
 
 def test_every_notebook_is_in_sync_with_its_source_and_clean():
-    assert sorted(p.stem for p in NB_DIR.glob("*.py")) == sorted(book.NOTEBOOKS)
-    for name in book.NOTEBOOKS:
+    assert sorted(p.stem for p in NB_DIR.glob("*.py")) == sorted(NOTEBOOKS)
+    for name in NOTEBOOKS:
         assert book.notebook_sync_problems(name) == [], name
 
 
@@ -41,7 +42,7 @@ def test_sync_check_catches_edits_outputs_and_tags(tmp_path):
 
 
 def test_cells_are_tagged_for_the_book():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = jupytext.read(NB_DIR / f"{name}.py")
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1 and "remove-cell" in params[0].metadata["tags"], name
@@ -58,7 +59,7 @@ def test_notebook_code_is_linted():
 
 
 def test_verdicts_come_from_lesa_claims():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         src = (NB_DIR / f"{name}.py").read_text()
         assert "page.finish(verdicts" in src and "A.verdict(" not in src, name
         judged = {c.id for c in __import__("lesa.claims.rules", fromlist=["CLAIMS"]).CLAIMS.values() if c.notebook == name}

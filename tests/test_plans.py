@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lesa.grow.plans import (BUILDERS, Plan, PlanError, Slot, build_plan, check_plan_for, lesa_plan, llama_pro_plan,
-                        load_plan, solar_plan)
+from lesa.grow.plans import BUILDERS, build_plan, lesa_plan, llama_pro_plan, solar_plan
+from lesa.grow.spec import Plan, PlanError, Slot, check_plan_for, load_plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "plans"
 

@@ -94,7 +94,7 @@ def test_smoke_claims_give_the_same_verdicts_in_fp32_and_bf16(monkeypatch):
     and in bf16 autocast: the perplexities differ, the verdicts do not. (bf16 support is assumed so that
     the test runs on every host: where torch emulates bf16 it rounds the same way, only slower.)"""
     from lesa.claims import rules as C
-    from lesa.study.analysis import perplexity_suite
+    from lesa.eval.protocol import perplexity_suite
     from lesa.grow.expand import apply_plan
     from lesa.grow.plans import build_plan
     from lesa.grow.predictor import PredictorConfig

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from lesa.core import models
+from lesa.core.ledger import load_results, results_path
+from lesa.grow.expand import apply_plan
 from lesa.study.profiles import ProfileError, load_profile
 
 
@@ -149,16 +151,16 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     assert init["lesa-p0"]["layers"] == 12 and init["lesa-p0"]["growth"]["predictor_seconds"]
     assert sorted(res["code"]) == ["base", "lesa-p0", "lesa-p1", "llama_pro", "solar"]
     assert res["code"]["base"]["ppl"]["code"]["limit"] == 1 and res["code"]["base"]["ppl"]["code"]["n_tokens"] > 100
-    path = scale.results_path("smoke", "tiny-random-llama", tmp_path)
+    path = results_path("smoke", "tiny-random-llama", tmp_path)
     assert json.loads(path.read_text())["init"] == json.loads(json.dumps(init))
-    rows = scale.ladder(scale.load_results("smoke", tmp_path), S)
+    rows = scale.ladder(load_results("smoke", tmp_path), S)
     assert rows[0]["init_llama_pro_rel"]["median"] == 1.0 and rows[0]["init_lesa_rel"]["n"] == 2
     assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3
     assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "1/1", "predictor", "2/2", "init", "8/8", "code", "5/5"]
 
     # resumed: nothing is grown or measured again
     grown = []
-    real_apply = scale.apply_plan
+    real_apply = apply_plan
     monkeypatch.setattr(scale, "apply_plan", lambda *a, **k: grown.append(1) or real_apply(*a, **k))
     again = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
     assert not grown and again["init"] == res["init"] and again["code"] == res["code"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..core.arch import PROJECTIONS, RELEASED_ORDER
-from ..grow.expand import predictor_steps
+from ..grow.kinds import predictor_steps
 from ..grow.predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
 from ..core.store import provenance, write_json
 from ..grow.svd import factorize

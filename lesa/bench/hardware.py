@@ -143,7 +143,8 @@ def protocol_precision(model: Any, tok: Any, model_key: str, methods: tuple[str,
     from ..grow.predictor import PredictorConfig
     from ..study.profiles import load_profile
     from ..eval.protocol import measure, ppl_protocol
-    from ..core.store import PROJECT_ROOT, read_json
+    from .. import PROJECT_ROOT
+    from ..core.store import read_json
 
     prof = load_profile(profile)
     E = prof["expansion"]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 from ..grow.methods import label
-from ..core.store import PROJECT_ROOT, commit_label, hardware_label, read_json
+from .. import PROJECT_ROOT
+from ..core.store import commit_label, hardware_label, read_json
 
 
 def _prov(d: dict, path: Path) -> str:
@@ -18,7 +19,7 @@ def _prov(d: dict, path: Path) -> str:
 
 
 def _table(head: list[str], rows: list[list]) -> list[str]:
-    from ..study.analysis import fmt
+    from ..claims.paper import fmt
 
     cell = lambda x: x if isinstance(x, str) else fmt(x)
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
@@ -117,7 +118,7 @@ def _md_precision(p: dict | None) -> list[str]:
 
 
 def _md_eval(d: dict, path: Path) -> list[str]:
-    from ..study.analysis import fmt
+    from ..claims.paper import fmt
 
     rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
              r["batch_size"]] for r in d["rows"]]

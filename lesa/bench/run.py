@@ -27,18 +27,15 @@ from pathlib import Path
 import torch
 
 from ..core.arch import RELEASED_ORDER
-from ..core.store import PROJECT_ROOT
+from .. import PROJECT_ROOT
 from ..train.components import cpu_has_native_bf16
 
 # The benchmarks live in one module per subcommand; their names stay importable from here
 # (`from lesa import bench; bench.bench_training(...)`), which tests and the book use.
-from .evaluation import bench_eval, recorded_eval_rates  # noqa: F401
-from .hardware import bench_hardware  # noqa: F401
-from .expansion import (SHAPES, bench_end_to_end, bench_expansion, end_to_end, ours, peak_mem_gb,  # noqa: F401
-    released_recipe, shape_table)
-from .report import _md_end_to_end, bench_markdown  # noqa: F401
-from .training import (bench_precision, bench_training, compare_precisions, grown_model, time_hf_trainer,  # noqa: F401
-    time_lesa, trained_params)
+from .evaluation import bench_eval
+from .hardware import bench_hardware
+from .expansion import (SHAPES, bench_end_to_end, bench_expansion)
+from .training import (bench_precision, bench_training, grown_model)
 
 
 # ---------------------------------------------------------------------------------------- CLI

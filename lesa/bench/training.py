@@ -24,7 +24,8 @@ from ..train.freeze import freeze_for_growth, new_layer_indices
 from ..core.models import load_model
 from ..grow.plans import build_plan
 from ..data.shards import read_shards
-from ..core.store import PROJECT_ROOT, provenance, write_json
+from .. import PROJECT_ROOT
+from ..core.store import provenance, write_json
 from ..train.trainer import TrainConfig, train
 from ..train.trainer import Trainer as LesaTrainer
 from ..train.components import DataOrder, cpu_has_native_bf16

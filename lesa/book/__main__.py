@@ -2,6 +2,7 @@
 import sys
 
 from ..core.store import run_main
-from .run import main, BookError
+from .common import BookError
+from .run import main
 
 sys.exit(run_main(main, user_errors=(BookError,)))

@@ -3,8 +3,8 @@ index and the error a user can act on."""
 from __future__ import annotations
 
 
-from ..core.store import PROJECT_ROOT
-from ..claims.rules import CLAIMS as _CLAIMS
+from .. import PROJECT_ROOT
+from ..claims.paper import CLAIMS as _CLAIMS
 
 NOTEBOOKS = ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves", "05_downstream", "06_beyond",
              "07_scale")

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 class Page:
     def __init__(self, notebook: str, profile: str, results_root: str = "results", check_device: bool = False):
-        from ..plots import figures as plots
+        from ..plots.style import setup
         from ..study.profiles import load_profile
         from ..eval.protocol import ppl_protocol
 
@@ -28,7 +28,7 @@ class Page:
         self.fig_dir.mkdir(parents=True, exist_ok=True)
         self.figures: list[str] = []
         self.t_start = time.perf_counter()
-        plots.setup()
+        setup()
         self.md(f"**Profile `{self.prof['name']}`**: {self.prof['description']}.")
 
     # ------------------------------------------------------------------ display
@@ -40,7 +40,7 @@ class Page:
 
     def table(self, df: Any, digits: int = 3, csv: str | None = None, index: bool = True) -> None:
         """Show a DataFrame as a markdown table (numbers through lesa.claims.rules.fmt); optionally save it as CSV."""
-        from ..claims.rules import fmt
+        from ..claims.paper import fmt
 
         if csv:
             df.to_csv(self.out / csv, index=index)
@@ -60,15 +60,15 @@ class Page:
         self.table(seed_summary(df, by, cols, digits), index=False)
 
     def save(self, fig: Any, name: str) -> Any:
-        from ..plots import figures as plots
+        from ..plots import style
 
-        self.figures.append(str(plots.save(fig, self.fig_dir, name)))
+        self.figures.append(str(style.save(fig, self.fig_dir, name)))
         return fig
 
     # ------------------------------------------------------------------ the end of every notebook
     def finish(self, verdicts: Sequence[Any], source_profile: str | None = None) -> None:
-        from ..study.analysis import write_verdicts
-        from ..claims.rules import markdown
+        from ..study.results import write_verdicts
+        from ..claims.verdict import markdown
         from ..core.store import write_json
 
         write_json(self.out / "manifest.json", {"notebook": self.notebook, "profile": self.profile,
@@ -86,7 +86,7 @@ def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> An
     as median [min, max] over the seeds in the group."""
     import pandas as pd
 
-    from ..claims.rules import spread_text
+    from ..claims.verdict import spread_text
 
     rows = []
     for key, g in df.groupby(by, sort=False):

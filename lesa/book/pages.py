@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
-from ..core.store import PROJECT_ROOT, commit_label, hardware_label, read_json, write_json
+from .. import PROJECT_ROOT
+from ..core.store import commit_label, hardware_label, read_json, write_json
 
 
 def collect_verdicts(profile: str) -> list[dict]:
@@ -58,7 +59,9 @@ def extra_text(v: Any) -> str:
     """A budget or uncertainty value as the scoreboard prints it: a seed spread {median, min, max, n} as
     "median (min to max, n)", a paired difference {mean, se, n} as "mean ± se (n)", other mappings as
     "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
-    from ..plots.figures import METHODS, display_name, fmt_num
+    from ..grow.methods import METHODS
+    from ..plots.style import display_name
+    from ..plots.table import fmt_num
 
     spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
     summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
@@ -110,7 +113,8 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
 
     from ..plots.figures import verdict_of
 
-    from ..claims.rules import OPT_DEUS_BESIDE, READINGS
+    from ..claims.rules import OPT_DEUS_BESIDE
+    from ..claims.verdict import READINGS
 
     counts = verdict_counts(rows)
     extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
@@ -187,7 +191,8 @@ def reading_of(r: dict) -> str:
 def scale_text(r: dict) -> str:
     """For a claim not reproduced or undecided: whether a larger model or more tokens could change it
     (lesa.claims.rules.SCALE_BUDGET), with the independent OpT-DeUS run beside the CPT claims; "" otherwise."""
-    from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET, opt_deus_sentence
+    from ..claims.paper import opt_deus_sentence
+    from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
     from ..plots.figures import verdict_of
 
     if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
@@ -244,8 +249,8 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
     """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed). Claims whose
     verdict a longer profile's runs decided (their row's ``source_profile``, e.g. cpu-long in the cpu book)
     are named with that profile's budget."""
-    from ..claims.rules import PAPER_HOURS
-    from ..plots.figures import fmt_num
+    from ..claims.paper import PAPER_HOURS
+    from ..plots.table import fmt_num
     from ..study.profiles import load_profile
 
     model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
@@ -350,7 +355,7 @@ def provenance_markdown(profile: str) -> str:
     figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
     results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
-    from ..plots.figures import fmt_num
+    from ..plots.table import fmt_num
 
     res = PROJECT_ROOT / "results"
     root = res / profile
@@ -458,7 +463,7 @@ def write_generated(profile: str) -> list[dict]:
     (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
     (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
     (GENERATED / "provenance.md").write_text(provenance_markdown(profile))
-    from ..bench.run import bench_markdown  # results/bench/*.json, whatever the profile
+    from ..bench.report import bench_markdown  # results/bench/*.json, whatever the profile
 
     (GENERATED / "bench.md").write_text(bench_markdown())
     write_json(PROJECT_ROOT / "results" / profile / "scoreboard.json", {"profile": profile, "claims": rows})
@@ -473,8 +478,9 @@ def write_summary_figure(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from ..plots import figures as plots
+    from ..plots.style import setup
 
-    plots.setup()
+    setup()
     fig = plots.scoreboard_figure(rows, {c: s for c, (s, _) in CLAIMS.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=200)

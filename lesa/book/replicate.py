@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.store import PROJECT_ROOT, provenance, run_main, shown, write_json
+from .. import PROJECT_ROOT
+from ..core.store import provenance, run_main, shown, write_json
 
 GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
 TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]

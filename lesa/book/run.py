@@ -27,18 +27,12 @@ import time
 from pathlib import Path
 
 # the shared layout and the generated pages have modules of their own; every name stays reachable as book.X
-from .common import (BOOK_DIR, BUILD_HTML, CHAPTERS, CLAIMS, GENERATED, NB_DIR, NOTEBOOKS, PAGES, READS,  # noqa: F401
+from .common import (BUILD_HTML, CHAPTERS, NB_DIR, NOTEBOOKS, PAGES, READS,
     REQUIRED_FIGURES, BookError)
-from .pages import (PAPER_URL, VERDICT_ORDER, collect_verdicts, links_markdown, provenance_markdown,  # noqa: F401
-    repository_url, results_sources_markdown, run_times_markdown, scale_sentence, scoreboard_markdown,
-    scoreboard_rows_csv, summary_markdown, verdict_counts, write_generated, write_summary_figure)
+from .pages import (write_generated)
 from ..core.codekey import code_key
-from ..core.store import PROJECT_ROOT, file_hash, read_json, stable_hash, write_json
-
-# ------------------------------------------------------------------------------ paper numbers
-# typed once, in lesa.claims.rules; re-exported here for the pages that read them from the book module
-from ..claims.rules import OPT_DEUS_CPT, PAPER_MAIN  # noqa: E402,F401
-
+from .. import PROJECT_ROOT
+from ..core.store import file_hash, read_json, stable_hash, write_json
 
 # ------------------------------------------------------------------------------ run
 def publish(executed: Path, profile: str) -> Path:

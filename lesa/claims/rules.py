@@ -25,12 +25,9 @@ import numpy as np
 
 # the claims and numbers, and the Verdict type with its statistics, live in modules of their own;
 # every name stays reachable as lesa.claims.rules.X (the notebooks use `claims as C`)
-from .paper import (CLAIMS, OPT_DEUS_CPT, OPT_DEUS_CPT_1B7, PAPER_CONVERGENCE, PAPER_HOURS, PAPER_HUMANEVAL,  # noqa: F401
-    opt_deus_sentence, PAPER_LOO_SPLIT, PAPER_MAIN, PAPER_PREDICTOR, PAPER_SFT, PAPER_STEP_RATIO, Claim,
-    _ratio_text, fmt, source_text)
-from .verdict import (DEFAULT_READING, READINGS, READINGS_OF, SE_MULT, STATUSES, Verdict, _vs, across_models,  # noqa: F401
-    as_dict, budget_text, call, compare_ranges, markdown, mcnemar_exact, paired_accuracy, paired_window,
-    per_model, permutation_p, smooth, spread, spread_text, steps_to_reach, summary, z_score)
+from .paper import (PAPER_CONVERGENCE, PAPER_PREDICTOR, _ratio_text, fmt)
+from .verdict import (SE_MULT, Verdict, _vs, call, compare_ranges, paired_window,
+    smooth, spread, spread_text, steps_to_reach, z_score)
 from ..grow.methods import label          # one display name per method across the book
 from .beyond import heldout_vs_reference, tokens_to_reach  # chapter 6's seed comparison; first evaluation at a loss
 

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from .codekey import LESA_DIR, code_key, index
-from .store import PROJECT_ROOT, file_hash
+from .. import PROJECT_ROOT
+from .store import file_hash
 
 NB_DIR = PROJECT_ROOT / "notebooks"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .store import PROJECT_ROOT, read_json
+from .. import PROJECT_ROOT
+from .store import read_json
 
 
 def results_path(profile: str, model: str, root: Path | None = None) -> Path:

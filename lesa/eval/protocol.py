@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.codekey import code_key
-from ..core.store import PROJECT_ROOT
+from .. import PROJECT_ROOT
 
 PRECISIONS = ("fp32", "bf16", "auto")   # as lesa.core.precision.PRECISIONS (not imported: this module stays light)
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
@@ -155,7 +155,7 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
     Call it through lesa.eval.protocol.measure (one protocol for every notebook). precision: lesa.eval.evaluate's
     ("fp32" | "bf16", the protocol's); the fixture and code sets are always fp32."""
-    from .evaluate import check_precision
+    from .scoring import check_precision
 
     precision = check_precision(precision, next(model.parameters()).device)
     out: dict = {}

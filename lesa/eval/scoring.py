@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..core.precision import PRECISIONS, resolve_precision  # noqa: F401  (PRECISIONS: "fp32", "bf16", "auto")
+from ..core.precision import resolve_precision
 
 
 # Logits (rows x vocabulary) computed at once when scoring: 2**26 fp32 = 256 MB, i.e. 1365 rows of
@@ -163,7 +163,7 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
 
 def _relative(path: Path) -> str:
     """A path for records: relative to the checkout when inside it (no absolute paths committed)."""
-    from ..core.store import PROJECT_ROOT
+    from .. import PROJECT_ROOT
     try:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:

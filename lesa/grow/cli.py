@@ -56,7 +56,8 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
 
 def _plan_from_args(args, num_layers: int | None, model: str):
     """The plan named on the command line, validated (file form: also against the model's depth)."""
-    from .plans import PlanError, build_plan, check_plan_for, load_plan
+    from .plans import build_plan
+    from .spec import PlanError, check_plan_for, load_plan
 
     given = [flag for key, flag in (("method", "--method"), ("layers", "--layers"))
              if getattr(args, key) is not None]

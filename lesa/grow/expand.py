@@ -21,10 +21,9 @@ from tqdm.auto import tqdm
 
 from ..core.arch import OUTPUT_PROJECTIONS, RELEASED_ORDER, check_model, get_layers
 from ..core.codekey import code_key
-# the slot kinds and the predictor training behind them (re-exported: lesa.grow.expand.layer_kind, ...)
-from .kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all, auto_workers, layer_kind,  # noqa: F401
-    on_device_or_cpu, predictor_cost, predictor_steps, worker_memory_gib, reshape_svd)
-from .plans import Plan, PlanError, Slot, slot_from_row
+# the slot kinds and the predictor training behind them
+from .kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all, auto_workers, on_device_or_cpu, predictor_steps, worker_memory_gib, reshape_svd)
+from .spec import Plan, PlanError, Slot, slot_from_row
 from .predictor import PredictorConfig, train_batched
 from ..core.store import cache_dir, provenance, read_json, shown, stable_hash, write_json
 

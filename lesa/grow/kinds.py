@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from .plans import KINDS, Slot
+from .spec import KINDS, Slot
 from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predictor
 from .ridge import fit_ridge
 from .factor_cache import STATS as FACTOR_STATS

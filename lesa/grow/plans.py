@@ -48,8 +48,7 @@ import math
 from dataclasses import replace
 from typing import Callable
 
-from .spec import (KINDS, NORM_SOURCES, PAIR_KINDS, PARAMS, PLAN_FILE_KEYS, KindSpec, Plan, PlanError, Slot,  # noqa: F401
-    check_plan_for, load_plan, slot_from_row)
+from .spec import (KINDS, Plan, PlanError, Slot)
 
 
 # ---------------------------------------------------------------------------------------------

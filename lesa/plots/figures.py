@@ -9,9 +9,9 @@ inches x ``figure.dpi`` (100) pixels, so figures are at most ``PAGE_W`` = 6.9 in
 stays 9 pt on the page. Saved PNGs and inline images are drawn at 2x for sharp text on high-density
 screens (inline: "retina", shown at half its pixel size).
 
-The style (names, colours, layout) is in `plots_style`, tables in `plots_table`, notebooks 1-3's figures
-in `plots_growth`; this module draws the rest (CPT curves, downstream, seeds, landing page) and
-re-exports every public name, so `from lesa import plots as P; P.table(...)` reaches all of them.
+The style (layout, saving) is in lesa.plots.style, each method's name and colour in lesa.grow.methods, tables in
+lesa.plots.table, notebooks 1-3's figures in lesa.plots.growth; this module draws the rest (CPT curves,
+downstream, seeds, landing page).
 """
 from __future__ import annotations
 
@@ -19,12 +19,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .growth import (continuity_by_model, continuity_summary, embeddings, lambda_norms, loo_bars,  # noqa: F401
-    loss_curves, new_layer_heatmap, ppl_bars, residual_plot, similarity_by_distance, spectra)
-from .style import (METHOD_COLORS, METHOD_LABELS, METHODS, MODEL_SHADES, OTHER_COLOR, PAGE_W, PANEL_H,  # noqa: F401
-    REPRESENTATIONS, VERDICT_COLORS, _figure, _grid, _legend, color, display_name, label, method_id,
-    run_label, run_title, save, setup, variant_label)
-from .table import Table, fmt_num, table  # noqa: F401
+from ..grow.methods import OTHER_COLOR, color, label, method_id
+from .style import MODEL_SHADES, PAGE_W, VERDICT_COLORS, _figure, _grid, _legend, display_name, run_title
+from .table import fmt_num
 
 
 # ------------------------------------------------------------------------------- notebook 4
@@ -59,7 +56,7 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
     method a different compute (its new layers' depth and the frozen layers above them), so the two
     panels differ exactly where the methods' costs do. `x="step"` is the same picture as tokens
     (constant tokens per step), so it is not drawn beside it."""
-    from ..study.analysis import smooth
+    from ..claims.verdict import smooth
 
     xs_keys = [x] if isinstance(x, str) else list(x)
     fig, axes = _figure(w=PAGE_W, h=3.0, ncols=len(xs_keys), sharey=True, squeeze=False)

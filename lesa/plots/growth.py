@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .style import MODEL_SHADES, PAGE_W, REPRESENTATIONS, _figure, _grid, _legend, color, label
+from ..grow.methods import color, label
+from .style import MODEL_SHADES, PAGE_W, REPRESENTATIONS, _figure, _grid, _legend
 from .table import _sci
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..grow.methods import _ALIASES, METHOD_COLORS, METHOD_LABELS, METHODS, OTHER_COLOR, color, label, method_id  # noqa: F401 (one table, read here)
+from ..grow.methods import METHODS, label, method_id
 from .table import fmt_num
 
 # verdict -> colour, shared by the summary figure and the scoreboard's CSS (book/_static/lesa.css)

@@ -19,15 +19,7 @@ import torch
 
 # shared helpers and the measurements of notebooks 2-5 live in modules of their own; every name stays
 # reachable as lesa.study.analysis.X (the notebooks use `analysis as A`)
-from .common import cached_json, code_key, factorize_type, results_dir, stack_weights  # noqa: F401
-from .growth import fixture_ids, new_layer_stats, quick_benchmarks, residual_effect  # noqa: F401
-from ..eval.protocol import FIXTURE_TEXT, perplexity_suite, text_perplexity  # noqa: F401
-from .predictor import (LOO_CONTROLS, leave_one_layer_out, loo_controls, loo_layers, predictor_study,  # noqa: F401
-    ridge_predict, train_full, weight_metrics)
-from .results import (complete_cpt_profiles, cpt_comparison, find_results, load_cpt_runs, load_eval_records,  # noqa: F401
-    run_seeds, first_seed_runs, load_questions, main_table, method_logs, method_row, paired_questions,
-    run_key, runs_by_method, step_times, verdict, verdict_markdown, write_verdicts)
-from ..claims.rules import STATUSES as VERDICTS, fmt, smooth, steps_to_reach  # noqa: F401 (re-exported)
+from .common import factorize_type, stack_weights
 
 
 def _cos_matrix(X: np.ndarray, absolute: bool = False) -> np.ndarray:

@@ -9,7 +9,8 @@ import torch
 
 from ..core.arch import check_model, get_layers
 from ..core.codekey import code_key
-from ..core.store import PROJECT_ROOT, cache_dir, read_json, stable_hash, write_json
+from .. import PROJECT_ROOT
+from ..core.store import cache_dir, read_json, stable_hash, write_json
 
 
 def results_dir(profile: str, *parts: str) -> Path:

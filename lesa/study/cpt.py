@@ -25,7 +25,8 @@ from ..grow.plans import build_plan
 from ..grow.methods import METHODS as METHOD_TABLE
 from ..grow.predictor import PredictorConfig
 from .profiles import load_profile, load_profile_model, tokenizer_of
-from ..core.store import PROJECT_ROOT, cache_dir, provenance, read_json, run_main, write_json
+from .. import PROJECT_ROOT
+from ..core.store import cache_dir, provenance, read_json, run_main, write_json
 from ..train.trainer import TrainConfig, train
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)

@@ -29,7 +29,8 @@ import torch
 
 from ..core.arch import get_layers, get_submodule, spec_for
 from ..train.freeze import new_layer_indices
-from ..core.store import PROJECT_ROOT, provenance, read_json, run_main, write_json
+from .. import PROJECT_ROOT
+from ..core.store import provenance, read_json, run_main, write_json
 
 FEATURES = {"o": "attention output (o_proj's input)", "down": "act(gate) * up (down_proj's input)"}
 

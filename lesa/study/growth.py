@@ -78,11 +78,11 @@ def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | 
     out: dict = {}
     if not tasks:
         return out
-    from ..eval.evaluate import check_precision
+    from ..eval.scoring import check_precision
 
     precision = check_precision(precision, next(model.parameters()).device)
     try:
-        from ..eval.evaluate import run_benchmarks
+        from ..eval.harness import run_benchmarks
 
         for rec in run_benchmarks(model, tokenizer, tasks, limit=limit, batch_size=8, precision=precision):
             out[rec["task"]] = {"status": "ok", "value": rec["value"], "metric": rec["primary_metric"],

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.arch import PROJECTIONS
-from ..core.store import PROJECT_ROOT, stable_hash
+from .. import PROJECT_ROOT
+from ..core.store import stable_hash
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
 PROFILES = ("smoke", "cpu", "gpu", "paper")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..claims.rules import STATUSES as VERDICTS, smooth, steps_to_reach
-from ..core.store import PROJECT_ROOT, provenance, read_json, write_json
+from ..claims.verdict import STATUSES as VERDICTS, smooth, steps_to_reach
+from .. import PROJECT_ROOT
+from ..core.store import provenance, read_json, write_json
 
 
 def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
@@ -236,7 +237,7 @@ def load_questions(eval_dir: str | Path, label: str, task: str) -> dict[tuple, b
 def paired_questions(eval_dir: str | Path, a: str, b: str, tasks: list[str]) -> dict | None:
     """lesa.claims.rules.paired_accuracy of runs ``a`` and ``b`` over ``tasks``, on the questions both answered; None when
     either run lacks a task's per-question results."""
-    from ..claims.rules import paired_accuracy
+    from ..claims.verdict import paired_accuracy
 
     by = {}
     for t in tasks:
@@ -302,7 +303,7 @@ def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: st
                    source_profile: str | None = None) -> Path:
     """results/<profile>/verdicts/<notebook>.json: the claims this notebook judged (lesa.claims.rules.Verdict
     objects or their records)."""
-    from ..claims.rules import Verdict
+    from ..claims.verdict import Verdict
 
     rows = [r.record() if isinstance(r, Verdict) else r for r in rows]
     path = Path(folder) / f"{notebook}.json"
@@ -313,6 +314,6 @@ def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: st
 
 def verdict_markdown(rows: list) -> str:
     """Markdown table of verdicts (lesa.claims.rules.Verdict objects or their records)."""
-    from ..claims.rules import markdown
+    from ..claims.verdict import markdown
 
     return markdown(rows)

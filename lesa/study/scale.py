@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import analysis as A
+from .predictor import predictor_study
 from ..grow.expand import apply_plan
 from ..grow.plans import build_plan
 from ..grow.predictor import PredictorConfig
@@ -191,7 +192,7 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
             k = {"model": key, "predictor": P, "cfg": cfg.to_dict()}
             if not led.get("predictor", str(seed), k):
                 log(f"[scale] {name}: predictor study, seed {seed}")
-                led.put("predictor", str(seed), k, timed(lambda cfg=cfg: predictor_summary(A.predictor_study(
+                led.put("predictor", str(seed), k, timed(lambda cfg=cfg: predictor_summary(predictor_study(
                     model, cfg, P["weight_types"], P["loo_weight_types"], P["loo_layers"], [], [], key))))
     code = "code" in parts and name in (S.get("code") or {}).get("models", [])
     if "init" in parts or code:

@@ -24,7 +24,8 @@ from ..claims.rules import median_se
 from .cpt import _grower, run_names, start_seeds
 from ..data.prepare import latest_corpus
 from .profiles import load_profile
-from ..core.store import PROJECT_ROOT, provenance, run_main, write_json
+from .. import PROJECT_ROOT
+from ..core.store import provenance, run_main, write_json
 from ..train.trainer import TrainConfig, Trainer
 
 METHODS = ("lesa", "llama_pro", "solar")     # the three C6 compares

@@ -160,7 +160,7 @@ def _output_error(logits: torch.Tensor, ref: torch.Tensor) -> dict:
 
 def _weight_error(grown, truth, slots: list[int]) -> dict:
     """Mean relative error ||W - W_true|| / ||W_true|| and R^2 over the given slots and all 7 types."""
-    from .analysis import weight_metrics
+    from .predictor import weight_metrics
 
     g, t = get_layers(grown), get_layers(truth)
     rows = [weight_metrics(g[i].get_submodule(p).weight.detach(), t[i].get_submodule(p).weight.detach())
@@ -189,7 +189,7 @@ def run_synthetic(cfg: SyntheticConfig | None = None, predictor=None,
 
 
 def _run(cfg: SyntheticConfig, pred, methods) -> dict:
-    from .analysis import leave_one_layer_out
+    from .predictor import leave_one_layer_out
     from ..grow.expand import apply_plan
     from ..grow.plans import build_plan
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.store import PROJECT_ROOT, read_json, write_json
+from .. import PROJECT_ROOT
+from ..core.store import read_json, write_json
 
 
 def is_fsdp(acc) -> bool:
