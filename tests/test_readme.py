@@ -117,7 +117,7 @@ def test_doc_command_is_valid(doc, idx, tmp_path):
         else:
             assert out.returncode == 0 and "layers" in out.stdout, out.stderr
     else:                                                    # long jobs: every flag must exist
-        module_argv = argv[:3] + ([argv[3]] if argv[2] in ("lesa.book.run", "lesa.bench.run", "lesa.study.profiles") else [])
+        module_argv = argv[:3] + ([argv[3]] if argv[2] in ("lesa.book", "lesa.book.run", "lesa.bench", "lesa.bench.run", "lesa.study.profiles") else [])
         out = subprocess.run(module_argv + ["--help"], cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         for flag in (a.split("=")[0] for a in argv if a.startswith("--")):

@@ -34,7 +34,7 @@ def test_qwen_registry_matches_the_published_chunk_sets():
 def _fake(monkeypatch, tmp_path, **over):
     """A registry entry whose two 'chunks' are files of the installed lesa package."""
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
-    parts = [("lesa", "arch.py"), ("lesa", "plans.py")]
+    parts = [("lesa", "core/arch.py"), ("lesa", "grow/plans.py")]
     size = sum((models._package_dir("lesa", "lesa") / rel).stat().st_size for _, rel in parts)
     entry = {"package": "lesa", "pip": "fake-part1==1 fake-part2==1", "gguf": "fake.gguf", "parts": parts,
              "size": size, "sha256": "0" * 64, "licence": "-", **over}
