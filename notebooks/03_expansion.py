@@ -40,34 +40,30 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import dataclasses
-import gc
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
 
-from lesa.study.common import cached_json
-from lesa.study.growth import fixture_ids, new_layer_stats, quick_benchmarks, residual_effect
 from lesa.study.results import find_results
 from lesa.claims import rules as C
 from lesa.claims.paper import fmt
 from lesa.claims.verdict import across_models, spread_text
-from lesa.study import norms as N
 from lesa.plots import figures as P
 from lesa.grow.methods import METHODS, label
 from lesa.plots.growth import new_layer_heatmap, residual_plot
-from lesa.plots.style import variant_label
+from lesa.grow.methods import variant_label
 from lesa.plots.table import table
 from lesa.grow.expand import apply_plan
 from lesa.book.page import Page, quiet
+from lesa.study.expansion import FULL, run_expansion
+from lesa.study.expansion import spec as expansion_spec
 from lesa.core.models import model_label
 from lesa.grow.plans import build_plan
 from lesa.grow.predictor import PredictorConfig
-from lesa.study.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
-from lesa.eval.protocol import PplProtocol, headline, measure_cached
-from lesa.eval.shared_prefix import SharedPrefix
+from lesa.study.profiles import build_tiny, longer_profiles
+from lesa.eval.protocol import PplProtocol, headline
 from lesa.core.store import read_json
 from lesa.core.store import write_json
 
@@ -78,7 +74,6 @@ proto = page.protocol
 screen = dataclasses.replace(proto, sets=tuple(E["screen"]["sets"]), limits=dict(E["screen"]["limits"]))
 extra_screen = dataclasses.replace(proto, sets=tuple(E["extra_screen"]["sets"]), limits=dict(E["extra_screen"]["limits"]))
 SEEDED = set(E["seeded"])                        # grown once per predictor seed; the rest with the first seed
-FULL = ("base", "lesa", "llama_pro", "solar")    # C3's models: also measured under the whole protocol
 IDENTITY_TESTS = ("tests/test_expand.py::test_llama_pro_is_exactly_the_identity and "
                   "::test_alpha_zero_starts_exactly_at_the_base_model")
 VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
@@ -86,74 +81,13 @@ VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
 
 def spec(name):
     """(method, plan options, predictor lambda or None for the default) of a grown model's name."""
-    if name == "lesa-lambda0":
-        return "lesa", {}, 0.0
-    if name in VARIANTS:
-        v = dict(VARIANTS[name])
-        return v.pop("method"), v, None
-    return name, {}, None
+    return expansion_spec(name, VARIANTS)
 
 
 def name_of(name):
     """The one name a reader sees for a grown model."""
     method, opts, _ = spec(name)
     return label(name) if name in METHODS else variant_label(method, opts)
-
-
-def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
-    """name -> seed -> record. Every model is measured under `screen_proto` and its new layers' statistics
-    are taken. A model whose logits equal the base model's on `ids` (an identity at initialisation) is not
-    evaluated again: it gets the base model's numbers. `deep` (the profile's model): C3's models also under
-    the whole protocol, and benchmarks and the residual stream of every model but the variants."""
-    L = model.config.num_hidden_layers
-    t0 = time.perf_counter()
-    base = {"screen": measure_cached(model, tok, screen_proto, key, "base")}
-    if deep:                                     # the whole protocol: the profile's model only (C3 is judged on it)
-        base["ppl"] = measure_cached(model, tok, proto, key, "base")
-    base["eval_s"] = round(time.perf_counter() - t0, 1)
-    with torch.no_grad():
-        base_logits = model(ids).logits
-    if deep:
-        base.update(cached_json("expansion_eval", {"model": key, "name": "base", "growth": None,
-                                                     "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                  lambda: {"bench": quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"]),
-                                           "residual": residual_effect(model, ids)}))
-    res, plans = {"base": {None: base}}, {}
-    shared = SharedPrefix(model)                 # bottom layers shared with the base: computed once, bitwise the same
-    for name in names:
-        method, opts, lam = spec(name)
-        for s in (seeds if name in SEEDED else seeds[:1]):
-            cfg = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=s, device=page.prof["device"])
-            cfg = cfg if lam is None else dataclasses.replace(cfg, lam=lam)
-            plan = build_plan(method, L, **opts)
-            t0 = time.perf_counter()
-            grown = apply_plan(model, plan, cfg, copy_weights=False, progress=False, cache_key=key)
-            rec = {"grow_s": round(time.perf_counter() - t0, 1), "cache": grown.lesa_report.get("cache"), "lambda": cfg.lam}
-            with torch.no_grad():
-                rec["identity"] = bool(torch.allclose(grown(ids).logits, base_logits, rtol=0, atol=1e-5))
-            growth = grown.config.lesa_growth
-            t0 = time.perf_counter()
-            if rec["identity"]:
-                rec["screen"] = base["screen"]
-                if name in FULL and deep:
-                    rec["ppl"] = base["ppl"]
-            else:
-                with shared.attach(grown):
-                    rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
-                    if name in FULL and deep:
-                        rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
-            rec["layer_stats"] = new_layer_stats(model, grown, plan)     # cheap: weights only
-            if deep and name not in VARIANTS:
-                rec.update(cached_json("expansion_eval", {"model": key, "name": name, "growth": growth,
-                                                            "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                         lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"]),
-                                                          "residual": residual_effect(g, ids)}))
-            rec["eval_s"] = round(time.perf_counter() - t0, 1)
-            res.setdefault(name, {})[s if name in SEEDED else None] = rec
-            plans[name] = plan.to_dict()
-            del grown
-            gc.collect()
-    return res, plans
 
 
 def ppl(rec, where, s):
@@ -163,32 +97,9 @@ def ppl(rec, where, s):
 
 
 with quiet():                                    # keeps library logs and progress bars off the page
-    # ---- the profile's model: the paper's methods and controls, the norm-term ablation, the variants
-    models = [m["name"] for m in profile_models(page.prof)]
-    model, tok, model_key = load_profile_model(page.prof)
-    ids = fixture_ids(tok, E["residual_tokens"])
-    main_names = list(E["methods"]) + (["lesa-lambda0"] if "lesa" in E["methods"] else [])
-    res, plans = grow_and_measure(model, tok, model_key, main_names + [v for v in VARIANTS if v not in main_names],
-                                  screen, ids, deep=True)
-    L = model.config.num_hidden_layers
-    lesa_plan = build_plan("lesa", L)
-    norm_study = {"gains": N.gain_summary(model, lesa_plan)}
-    cfg0 = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=seeds[0], device=page.prof["device"])
-    nb = apply_plan(model, build_plan("lesa", L, norm_source="neighbours"), cfg0, copy_weights=False, progress=False,
-                    cache_key=model_key)
-    norm_study["neighbours_screen"] = measure_cached(nb, tok, screen, model_key, "lesa-neighbour-norms", nb.config.lesa_growth)
-    del nb
-    gc.collect()
-    by_model = {models[0]: {"res": res, "screen": screen}}
-
-    # ---- the extra models (another family): C3's models and the controls, under their own screening protocol
-    for section in profile_models(page.prof)[1:]:
-        del model
-        gc.collect()
-        model, xtok, xkey = load_profile_model(page.prof, model=section)
-        xres, _ = grow_and_measure(model, xtok, xkey, list(E["extra_methods"]), extra_screen,
-                                   fixture_ids(xtok, E["residual_tokens"]), deep=False)
-        by_model[section["name"]] = {"res": xres, "screen": extra_screen}
+    out = run_expansion(page.prof, seeds, proto, screen, extra_screen)
+res, plans, norm_study, by_model, model_key, models = (out[k] for k in ("res", "plans", "norm_study", "by_model",
+                                                                        "model_key", "models"))
 
 write_json(page.out / "expansion.json", {
     "model_key": model_key, "seeds": seeds, "protocol": proto.key(), "plans": plans, "norm_study": norm_study,

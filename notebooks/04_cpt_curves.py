@@ -51,7 +51,7 @@ from lesa.claims.paper import fmt
 from lesa.claims.verdict import paired_window, spread_text
 from lesa.plots import figures as P
 from lesa.grow.methods import label
-from lesa.plots.style import run_title
+from lesa.grow.methods import run_title
 from lesa.plots.table import table
 from lesa.study.cpt import run_names
 from lesa.core.flops import step_cost_ratios

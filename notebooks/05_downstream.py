@@ -56,7 +56,7 @@ from lesa.claims import rules as C
 from lesa.claims.paper import OPT_DEUS_CPT, PAPER_MAIN, fmt
 from lesa.grow.methods import label
 from lesa.plots import figures as P
-from lesa.plots.style import display_name, run_title
+from lesa.grow.methods import display_name, run_title
 from lesa.plots.table import table
 from lesa.book.page import Page, quiet
 from lesa.study.profiles import load_profile, load_profile_model

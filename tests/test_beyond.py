@@ -111,3 +111,21 @@ def test_replicates_are_told_apart_by_their_recorded_seeds():
     assert run_seeds(runs["lesa_fp-0-p2"]) == {"data order": 0, "predictor seed": 2}
     assert run_seeds(runs["copy_scaled"])["predictor seed"] == "–"
     assert len({tuple(run_seeds(runs[n]).values()) for n in ("lesa_fp-0-p0", "lesa_fp-0-p1", "lesa_fp-0-p2")}) == 3
+
+
+def test_chapter_6_tables_come_from_the_package_and_match_the_committed_page():
+    """Notebook 6 draws what lesa.study.variants computes: on the committed cpu results (notebook 3's screen,
+    cpu-long's CPT runs) the function returns exactly the tables the published chapter wrote."""
+    import json
+
+    from lesa.study.profiles import load_profile
+    from lesa.study.variants import variants_vs_llama_pro
+
+    committed = json.loads((PROJECT_ROOT / "results" / "cpu" / "06_beyond" / "beyond.json").read_text())
+    d = variants_vs_llama_pro(load_profile("cpu", check_device=False), "cpu", PROJECT_ROOT / "results",
+                              ["gpu"], ["cpu-long"], committed["later"])
+    assert (d["init_source"], d["source"]) == (committed["init_source_profile"], committed["cpt_source_profile"])
+    assert json.loads(json.dumps(d["init_rows"])) == committed["init"]
+    rows = [{k: v for k, v in r.items() if k != "_key"} for r in d["rows"]]
+    assert json.loads(json.dumps(rows)) == committed["vs_llama_pro"]
+    assert d["lp_key"][0] == "llama_pro" and any(r["later half against LLaMA Pro"] == "(the reference)" for r in rows)

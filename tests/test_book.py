@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from conftest import needs_smollm2
+from lesa.core import layout
 from lesa.book import run as book
 from lesa.book.common import BUILD_HTML, BookError, CLAIMS, NOTEBOOKS, PAGES, REQUIRED_FIGURES
 from lesa.book.pages import collect_verdicts, provenance_markdown, scoreboard_markdown, scoreboard_rows_csv, summary_markdown
@@ -189,7 +190,7 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     (tmp_path / "results" / "g" / "cpt" / "base").mkdir(parents=True)
     (tmp_path / "results" / "g" / "cpt" / "base" / "summary.json").write_text(json.dumps(
         {"name": "base", "steps": 3, "provenance": prov}))
-    monkeypatch.setattr(book_pages, "PROJECT_ROOT", tmp_path)        # the generated pages read results/ here
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
     md = provenance_markdown("p")
     assert "| C4 (from the `g` results) |" in md
     assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
@@ -224,7 +225,7 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     (tmp_path / "results" / "smoke" / "cpt" / "lesa").mkdir(parents=True)
     (tmp_path / "results" / "smoke" / "cpt" / "lesa" / "summary.json").write_text(json.dumps(
         {"steps": 12, "tokens": 12288, "growth": {"source_layers": 4, "target_layers": 6}}))
-    monkeypatch.setattr(book_pages, "PROJECT_ROOT", tmp_path)        # the generated pages read results/ here
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
     md = summary_markdown("smoke", rows)
     assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
     assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
@@ -271,6 +272,7 @@ def test_run_skips_only_while_the_published_copy_is_its_own(tmp_path, monkeypatc
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
     name = NOTEBOOKS[0]
     book.run("smoke", only=[name])
     book.run("smoke", only=[name])

@@ -9,7 +9,7 @@ import pytest
 
 from lesa.book import check as bc
 from lesa.grow.methods import METHODS, color, label, method_id
-from lesa.plots.style import display_name, run_label
+from lesa.grow.methods import display_name, run_label
 from lesa.plots.table import fmt_num, table
 from lesa.core.store import commit_label, hardware_label
 

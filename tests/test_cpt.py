@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from lesa.core import layout
 from lesa.study.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
 from lesa.data.prepare import DataError, latest_corpus
 from lesa.study.profiles import load_profile
@@ -56,7 +57,7 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
 def test_lesa_seed_is_the_median_of_notebook_3(tmp_path, monkeypatch):
     import lesa.study.cpt as cpt
     prof = {"name": "x", "model": {"name": "m"}, "protocol": {"sets": ["wikitext"]}, "cpt": {"lesa_seed": "median"}}
-    monkeypatch.setattr(cpt, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
     with pytest.raises(FileNotFoundError, match="run notebook 3 first"):
         cpt.lesa_seed(prof)
     ok = lambda v: {"ppl": {"wikitext": {"status": "ok", "value": v}}}
@@ -257,7 +258,7 @@ def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, 
     monkeypatch.setattr(book, "run", lambda profile, only=None: calls.append(("run", tuple(only))))
     monkeypatch.setattr(cpt, "run_profile_cpt", lambda profile: calls.append(("cpt", profile)))
     monkeypatch.setattr(book, "build", lambda profile: calls.append(("build", profile)))
-    monkeypatch.setattr(R, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
     times = R.replicate("smoke")
     assert calls == [("run", tuple(R.GROWTH)), ("cpt", "smoke"), ("run", tuple(R.TRAINING)), ("build", "smoke")]
     assert "03_expansion" in R.GROWTH and list(times) == ["notebooks 1-3", "continual pre-training", "notebooks 4-6", "book"]

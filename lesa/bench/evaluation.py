@@ -9,6 +9,7 @@ import torch
 
 from .. import PROJECT_ROOT
 from ..core.store import provenance, read_json, write_json
+from ..core.layout import Results
 
 
 def _count_requests(lm) -> dict:
@@ -29,7 +30,7 @@ def _count_requests(lm) -> dict:
 def recorded_eval_rates(root: Path | None = None) -> list[dict]:
     """samples/s implied by the committed evaluation records (n_samples / seconds of each run)."""
     rows = []
-    for p in sorted((root or PROJECT_ROOT / "results" / "base").glob("*/*.json")):
+    for p in sorted((root or Results("base").dir).glob("*/*.json")):
         r = read_json(p)
         if not r.get("n_samples") or not r.get("seconds"):
             continue

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from ..core.store import cpu_model, provenance, shown, write_json
+from ..core.layout import Results
 
 PRECS = ("fp32", "bf16")
 
@@ -143,14 +144,13 @@ def protocol_precision(model: Any, tok: Any, model_key: str, methods: tuple[str,
     from ..grow.predictor import PredictorConfig
     from ..study.profiles import load_profile
     from ..eval.protocol import measure, ppl_protocol
-    from .. import PROJECT_ROOT
     from ..core.store import read_json
 
     prof = load_profile(profile)
     E = prof["expansion"]
     base_proto = dataclasses.replace(ppl_protocol(prof), sets=tuple(E["screen"]["sets"]),
                                      limits=dict(E["screen"]["limits"]))
-    path = committed or PROJECT_ROOT / "results" / profile / "03_expansion" / "expansion.json"
+    path = committed or Results(profile).chapter("03_expansion") / "expansion.json"
     recorded = read_json(path)["models"].get(prof["model"]["name"], {}) if path.exists() else {}
     out = {"protocol": base_proto.sentence(), "seed": seed}
     for m in methods:

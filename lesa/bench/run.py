@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 
 from ..core.arch import RELEASED_ORDER
-from .. import PROJECT_ROOT
 from ..train.components import cpu_has_native_bf16
 
 # The benchmarks live in one module per subcommand; their names stay importable from here
@@ -36,13 +35,14 @@ from .evaluation import bench_eval
 from .hardware import bench_hardware
 from .expansion import (SHAPES, bench_end_to_end, bench_expansion)
 from .training import (bench_precision, bench_training, grown_model)
+from ..core.layout import Results
 
 
 # ---------------------------------------------------------------------------------------- CLI
 
 def _out(args, kind: str) -> Path:
     name = Path(args.model or getattr(args, "shapes", None) or "smollm2-135m").name
-    return PROJECT_ROOT / "results" / "bench" / f"{kind}_{name}_{args.device.split(':')[0]}.json"
+    return Results("bench").file(f"{kind}_{name}_{args.device.split(':')[0]}.json")
 
 
 def _shards() -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any, Sequence
+from ..core.layout import Results
 
 
 class Page:
@@ -20,10 +21,11 @@ class Page:
         from ..eval.protocol import ppl_protocol
 
         self.notebook, self.profile, self.results_root = notebook, profile, Path(results_root)
+        self.results = Results(profile, results_root)          # where this profile's results live (lesa.core.layout)
         self.prof = load_profile(profile, check_device=check_device)
         self.protocol = ppl_protocol(self.prof)
         self.seeds: list[int] = list(self.prof["predictor"]["seeds"])
-        self.out = self.results_root / profile / notebook
+        self.out = self.results.chapter(notebook)
         self.fig_dir = self.out / "figures"
         self.fig_dir.mkdir(parents=True, exist_ok=True)
         self.figures: list[str] = []
@@ -74,7 +76,7 @@ class Page:
         write_json(self.out / "manifest.json", {"notebook": self.notebook, "profile": self.profile,
                                                 "figures": self.figures,
                                                 "seconds": round(time.perf_counter() - self.t_start, 1)})
-        write_verdicts(self.results_root / self.profile / "verdicts", self.notebook, list(verdicts),
+        write_verdicts(self.results.verdicts(), self.notebook, list(verdicts),
                        profile=self.profile, source_profile=source_profile)
         if verdicts:                # a chapter beyond the paper judges none of its claims
             self.md("### Verdict (computed from the results above by `lesa.claims.rules`)\n\n" + markdown(verdicts))

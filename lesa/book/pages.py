@@ -10,10 +10,11 @@ from typing import Any
 from .common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
 from .. import PROJECT_ROOT
 from ..core.store import commit_label, hardware_label, read_json, write_json
+from ..core.layout import Results
 
 
 def collect_verdicts(profile: str) -> list[dict]:
-    vdir = PROJECT_ROOT / "results" / profile / "verdicts"
+    vdir = Results(profile).verdicts()
     found: dict[str, list[dict]] = {}
     sources: dict[str, str] = {}
     for p in sorted(vdir.glob("*.json")) if vdir.exists() else []:
@@ -60,7 +61,7 @@ def extra_text(v: Any) -> str:
     "median (min to max, n)", a paired difference {mean, se, n} as "mean ± se (n)", other mappings as
     "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
     from ..grow.methods import METHODS
-    from ..plots.style import display_name
+    from ..grow.methods import display_name
     from ..plots.table import fmt_num
 
     spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
@@ -256,7 +257,7 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
     model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
 
     def summaries(p: str) -> list[dict]:
-        return [read_json(f) for f in sorted((PROJECT_ROOT / "results" / p / "cpt").glob("*/summary.json"))]
+        return [read_json(f) for f in sorted(Results(p).cpt().glob("*/summary.json"))]
 
     span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
 
@@ -290,15 +291,14 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
 
 def results_sources_markdown(profile: str) -> str:
     """Which committed result folders exist, for the reproduce page (never claims a folder that is absent)."""
-    res = PROJECT_ROOT / "results"
-    have = [p for p in ("cpu", "gpu") if (res / p / "executed").exists()]
+    have = [p for p in ("cpu", "gpu") if Results(p).executed().exists()]
     lines = []
     if have:
         lines.append("Executed notebooks are committed for profile" + ("s " if len(have) > 1 else " ")
                      + " and ".join(f"`{p}` (`results/{p}/executed/`)" for p in have) + ".")
     else:
         lines.append("No executed notebooks are committed yet.")
-    if not (res / "gpu").exists():
+    if not Results("gpu").dir.exists():
         lines.append("There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
                      "evaluation (chapter 5) show the `cpu` profile's own short CPT runs.")
     else:
@@ -308,7 +308,7 @@ def results_sources_markdown(profile: str) -> str:
 
 
 def run_times_markdown(profile: str) -> str:
-    p = PROJECT_ROOT / "results" / profile / "book_run.json"
+    p = Results(profile).file("book_run.json")
     if not p.exists():
         return f"*No recorded run of the notebooks for profile `{profile}` yet.*\n"
     t = read_json(p)
@@ -325,8 +325,8 @@ def run_times_markdown(profile: str) -> str:
 def cpt_times_markdown(profile: str) -> str:
     """Measured wall-clock of each CPT run of ``profile``: training (summary.json's elapsed_s, the median
     step) and the post-training evaluation (the sum of its downstream records' seconds)."""
-    root = PROJECT_ROOT / "results" / profile
-    runs = sorted(p.parent for p in (root / "cpt").glob("*/summary.json"))
+    root = Results(profile).dir
+    runs = sorted(p.parent for p in Results(profile).cpt().glob("*/summary.json"))
     if not runs:
         return ""
     lines = ["", f"Continual pre-training (CPT) runs of profile `{profile}`, each trained, then evaluated "
@@ -357,8 +357,7 @@ def provenance_markdown(profile: str) -> str:
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
     from ..plots.table import fmt_num
 
-    res = PROJECT_ROOT / "results"
-    root = res / profile
+    root = Results(profile).dir
     times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
     used: dict[tuple, list[str]] = {}                                  # versions -> who used them
 
@@ -398,7 +397,7 @@ def provenance_markdown(profile: str) -> str:
               "each notebook's `manifest.json`; verdicts in `results/" + profile + "/verdicts/<notebook>.json`. "
               f"Wall-clock is the papermill run of the whole notebook (`results/{profile}/book_run.json`)."]
     for src in sorted(sources):
-        runs = sorted((res / src / "cpt").glob("*/summary.json"))
+        runs = sorted(Results(src).cpt().glob("*/summary.json"))
         lines += ["", f"## Continual pre-training runs (`results/{src}/cpt/`)", ""]
         if not runs:
             lines.append(f"*No CPT runs recorded for profile `{src}`.*")
@@ -414,7 +413,7 @@ def provenance_markdown(profile: str) -> str:
                              f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
                              f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
                              f"{prov.get('time_utc', '-')} |")
-        recs = sorted((res / src / "downstream").glob("*/*.json"))
+        recs = sorted(Results(src).downstream().glob("*/*.json"))
         lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
         if not recs:
             lines.append(f"*No downstream records for profile `{src}`.*")
@@ -466,7 +465,7 @@ def write_generated(profile: str) -> list[dict]:
     from ..bench.report import bench_markdown  # results/bench/*.json, whatever the profile
 
     (GENERATED / "bench.md").write_text(bench_markdown())
-    write_json(PROJECT_ROOT / "results" / profile / "scoreboard.json", {"profile": profile, "claims": rows})
+    write_json(Results(profile).file("scoreboard.json"), {"profile": profile, "claims": rows})
     return rows
 
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import PROJECT_ROOT
 from ..core.store import provenance, run_main, shown, write_json
+from ..core.layout import Results
 
 GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
 TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]
@@ -72,7 +72,7 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     from ..study.profiles import load_profile
     from ..core.store import read_json
 
-    res = (root or PROJECT_ROOT / "results") / profile
+    res = Results(profile, root).dir
     done = done or (lambda n: _notebook_done(n, profile))
     prev = read_json(res / "replicate_run.json") if (res / "replicate_run.json").exists() else {}
     scale, scaled = 1.0, "not scaled: no probe recorded with them"
@@ -121,7 +121,7 @@ def replicate(profile: str, skip_book: bool = False, root: Path | None = None, s
 
     profile = resolve_profile(profile)
     prof = load_profile(profile)                        # a bad profile (or gpu without CUDA) fails here, not later
-    out = (root or PROJECT_ROOT / "results") / profile / "replicate_run.json"
+    out = Results(profile, root).file("replicate_run.json")
     prev = read_json(out) if out.exists() else {}
     if prev and not prev.get("complete", True):
         print(f"[replicate] resuming an interrupted run of {prev.get('time_utc')}: stages then complete: "

@@ -33,6 +33,7 @@ from .pages import (write_generated)
 from ..core.codekey import code_key
 from .. import PROJECT_ROOT
 from ..core.store import file_hash, read_json, stable_hash, write_json
+from ..core.layout import Results
 
 # ------------------------------------------------------------------------------ run
 def publish(executed: Path, profile: str) -> Path:
@@ -91,7 +92,7 @@ def executed_dir(profile: str) -> Path:
 
 def published_dir(profile: str) -> Path:
     """Finished executed notebooks of a profile, the book's source (committed for cpu and gpu)."""
-    return PROJECT_ROOT / "results" / profile / "executed"
+    return Results(profile).executed()
 
 
 def input_hash(name: str, profile: str) -> str:
@@ -106,7 +107,7 @@ def input_hash(name: str, profile: str) -> str:
     longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
     for sub in READS.get(name, ()):
         for prof in (profile, "gpu", *longer):
-            d = PROJECT_ROOT / "results" / prof / sub
+            d = Results(prof).dir / sub
             if d.exists():
                 parts[f"{prof}/{sub}"] = {str(p.relative_to(d)): (p.stat().st_size, int(p.stat().st_mtime))
                                           for p in sorted(d.rglob("*")) if p.is_file() and p.suffix in (".json", ".jsonl")}
@@ -127,7 +128,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
                         + "\n  ".join(stale) + "\nrun `.venv/bin/jupytext --sync notebooks/*.py` (and clear outputs)")
     out_dir = executed_dir(profile)
-    times_path = PROJECT_ROOT / "results" / profile / "book_run.json"
+    times_path = Results(profile).file("book_run.json")
     times = read_json(times_path) if times_path.exists() else {}
     failures = []
     for name in NOTEBOOKS:
@@ -279,7 +280,7 @@ def check(profile: str, reader: bool = False, shots: bool = False) -> dict:
         if not html.exists() or html.stat().st_size < 500:
             problems.append(f"page {page}: {html} missing or empty")
     for n in NOTEBOOKS:
-        man = PROJECT_ROOT / "results" / profile / n / "manifest.json"
+        man = Results(profile).chapter(n) / "manifest.json"
         if not man.exists():
             problems.append(f"{n}: no manifest {man} (notebook did not finish)")
             continue

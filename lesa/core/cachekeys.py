@@ -58,18 +58,44 @@ def notebook_lambdas(path: Path) -> list[str]:
 
 
 def keys() -> dict:
-    """{stage: key} for every cached stage (see the module docstring)."""
+    """{stage: key} for every cached stage (see the module docstring). A notebook's cached lambdas are named by
+    their cache; notebook 3's evaluation cache is keyed where it is computed: by its lambda while the notebook
+    held the experiment, by the module's CODE (the functions it calls) since lesa.study.expansion does."""
+    import importlib
+
     out = {"grow (costly_weights)": code_key(find("costly_weights")),
            "factors (svd.py bytes)": file_hash(next(LESA_DIR.rglob("svd.py"))),
            "ppl_protocol (measure)": code_key(find("measure")),
            "pred_full/pred_loo/pred_loo_controls (predictor_study)": code_key(find("predictor_study"))}
+    lambdas = {}
+    for nb in sorted(NB_DIR.glob("0*.py")):
+        for k in notebook_lambdas(nb):
+            name, key = k.split(": ")
+            lambdas.setdefault(name, set()).add(key)
+    try:
+        driver = importlib.import_module(find("run_expansion").__module__)
+        lambdas.setdefault("expansion_eval", set()).add(code_key(*driver.CODE))
+    except LookupError:                     # before the redesign: notebook 3's lambda (found above)
+        pass
+    for name, ks in sorted(lambdas.items()):
+        out[f"{name} (cached_json)"] = " ".join(sorted(ks))      # one key per cache: two would be a split cache
     for nb in sorted(NB_DIR.glob("0*.py")):
         out[f"{nb.stem}: reach"] = code_key(nb)
-        for i, k in enumerate(notebook_lambdas(nb)):
-            out[f"{nb.stem}: cached_json #{i}"] = k
     return out
 
 
+def changed(recorded: dict, now: dict) -> list[str]:
+    """The costly stages whose key differs from a recorded set (the notebooks' reach aside: a notebook whose file
+    changed runs again anyway, and reads every cache above)."""
+    return [f"{k}: {recorded.get(k)} -> {now.get(k)}" for k in sorted(set(recorded) | set(now))
+            if not k.endswith(": reach") and recorded.get(k) != now.get(k)]
+
+
 if __name__ == "__main__":
-    json.dump(keys(), sys.stdout, indent=1)
+    now = keys()
+    if len(sys.argv) > 2 and sys.argv[1] == "--against":       # python -m lesa.core.cachekeys --against FILE
+        diff = changed(json.loads(Path(sys.argv[2]).read_text()), now)
+        print("\n".join(diff) or "every costly cache key is unchanged")
+        sys.exit(1 if diff else 0)
+    json.dump(now, sys.stdout, indent=1)
     sys.stdout.write("\n")

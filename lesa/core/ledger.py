@@ -6,18 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import PROJECT_ROOT
 from .store import read_json
+from .layout import Results
 
 
 def results_path(profile: str, model: str, root: Path | None = None) -> Path:
     """results/<profile>/scale/<model>.json (``root``: another results folder, for tests)."""
-    return (root or PROJECT_ROOT / "results") / profile / "scale" / f"{model}.json"
+    return Results(profile, root).scale(model)
 
 
 def load_results(profile: str, root: Path | None = None) -> dict[str, dict]:
     """model -> its results record, for every model with a results file (any part measured)."""
-    d = (root or PROJECT_ROOT / "results") / profile / "scale"
+    d = Results(profile, root).scale()
     return {p.stem: read_json(p) for p in sorted(d.glob("*.json"))} if d.exists() else {}
 
 

@@ -99,3 +99,52 @@ def check_table() -> None:
         if r.origin not in ORIGINS or r.trains not in (*TRAINED, None) or not re.fullmatch(r"#[0-9A-Fa-f]{6}", r.color):
             raise ValueError(f"lesa.grow.methods.METHODS[{m!r}] = {r}: origin must be one of {ORIGINS}, trains one of "
                              f"{TRAINED} or None, color a #rrggbb string")
+
+
+# ------------------------------------------------------------------------------ names of runs and variants
+def display_name(name: str) -> str:
+    """A run or row name as shown: method ids and run names ("lesa", "lesa-unfrozen") by their display
+    name; anything else (the paper's "LESA-6k") unchanged."""
+    n = str(name)
+    if n.lower() in METHODS:
+        return label(n)
+    head, _, tail = n.partition("-")
+    if head.lower() in METHODS and tail == "unfrozen":
+        return run_label(head, frozen=False)
+    if head.lower() in METHODS and tail == "dup":
+        return run_label(head, ablation="dup_only")
+    return n
+
+
+def run_label(method: str, frozen: bool = True, ablation: str | None = None, trains: str | None = None,
+              options: dict | None = None) -> str:
+    """Legend name of a training run: the method (with a variant's plan options), and what was trained
+    when it is not only the new layers. ``trains`` ("new" | "all") is what the run recorded; without it,
+    the recipes of lesa.study.cpt.TRAINS (the base model and SOLAR train every layer) and the ablations decide."""
+    m = method_id(method)
+    name = variant_label(m, options) if options else label(m)
+    if ablation == "dup_only":
+        return f"{name}, duplicated layers only"
+    if trains is not None:
+        return f"{name}, all layers trained" if trains == "all" else name
+    if m in ("base", "solar") or not frozen:
+        return f"{name}, all layers trained"
+    return name
+
+
+_OPTION_SYMBOLS = {"alpha": "α", "rank": "k", "lam": "λ", "t": "t", "gaps": "placement"}
+
+
+def run_title(run: dict) -> str:
+    """run_label of a CPT run as lesa.study.analysis.load_cpt_runs loads it, or of an entry of lesa.study.cpt.run_names
+    (a run not trained yet): its method, options, ablation and what it trains, as recorded."""
+    ablation = run.get("ablation")
+    return run_label(run["method"], run.get("frozen", ablation is None), ablation, run.get("trains"), run.get("options"))
+
+
+def variant_label(method: str, options: dict | None = None) -> str:
+    """Display name of a method grown with plan options, e.g. "LESA, low rank (ours), k = 8": the
+    method's one name (label) and its options, so two settings of a method never share a name."""
+    opts = ", ".join(f"{_OPTION_SYMBOLS.get(k, k)} = {v:g}" if isinstance(v, float) else f"{_OPTION_SYMBOLS.get(k, k)} = {v}"
+                     for k, v in (options or {}).items())
+    return f"{label(method)}, {opts}" if opts else label(method)

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..grow.methods import OTHER_COLOR, color, label, method_id
-from .style import MODEL_SHADES, PAGE_W, VERDICT_COLORS, _figure, _grid, _legend, display_name, run_title
+from ..grow.methods import display_name, run_title
+from .style import MODEL_SHADES, PAGE_W, VERDICT_COLORS, _figure, _grid, _legend
 from .table import fmt_num
 
 

@@ -2,28 +2,30 @@
 weight type's stack and its factorisation (computed once per model and type)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..core.arch import check_model, get_layers
 from ..core.codekey import code_key
-from .. import PROJECT_ROOT
 from ..core.store import cache_dir, read_json, stable_hash, write_json
-
-
-def results_dir(profile: str, *parts: str) -> Path:
-    p = PROJECT_ROOT / "results" / profile
-    p = p.joinpath(*parts)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
     """Return fn()'s JSON-able result, cached under .cache/analysis/<name>/<hash(key, code)>.json; code: the
     lesa code fn reaches (lesa.core.codekey)."""
     path = cache_dir("analysis", name) / f"{stable_hash([key, code_key(fn)])}.json"
+    if path.exists():
+        return read_json(path)
+    out = fn()
+    write_json(path, out)
+    return out
+
+
+def cached_by_code(name: str, key: Any, code: tuple, fn: Callable[[], Any]) -> Any:
+    """cached_json keyed by the code of the lesa functions in ``code`` instead of fn's: for a lambda inside a
+    larger lesa function (whose own code would otherwise enter the key) that only calls these."""
+    path = cache_dir("analysis", name) / f"{stable_hash([key, code_key(*code)])}.json"
     if path.exists():
         return read_json(path)
     out = fn()

@@ -25,9 +25,9 @@ from ..grow.plans import build_plan
 from ..grow.methods import METHODS as METHOD_TABLE
 from ..grow.predictor import PredictorConfig
 from .profiles import load_profile, load_profile_model, tokenizer_of
-from .. import PROJECT_ROOT
 from ..core.store import cache_dir, provenance, read_json, run_main, write_json
 from ..train.trainer import TrainConfig, train
+from ..core.layout import Results
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
@@ -145,7 +145,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     first run), measured and by the FLOP model (claim C6). ``finished``: name -> summary of runs not trained
     here (finished, their weights not needed), listed in comparison.json beside the others.
     """
-    root = Path(results_root) if results_root else PROJECT_ROOT / "results"
+    res = Results(profile, results_root)
     out: dict[str, dict] = {}
     seeds: dict[str, int] = {}
     for name, spec in models.items():
@@ -153,7 +153,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
         seeds[name] = run_cfg.seed
         model = spec() if callable(spec) and not isinstance(spec, torch.nn.Module) else spec
         ck = Path(ckpt_root) / profile / name if ckpt_root else cache_dir("cpt", profile, name)
-        out[name] = train(model, shards_dir, heldout_dir, root / profile / "cpt" / name, run_cfg, ckpt_dir=ck,
+        out[name] = train(model, shards_dir, heldout_dir, res.cpt(name), run_cfg, ckpt_dir=ck,
                           name=name, resume=not force, replace_stale=True, run_info=(run_info or {}).get(name))
         del model
     for name, summary in (finished or {}).items():
@@ -164,7 +164,7 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     for n, s in out.items():                       # runs with the same seed must see the same tokens
         by_seed.setdefault(seeds[n], set()).add(s.get("data_order_hash"))
     reference = reference or next(iter(out), None)
-    write_json(root / profile / "cpt" / "comparison.json",
+    write_json(res.cpt("comparison.json"),
                {"profile": profile, "runs": {n: {"seed": seeds[n], **{k: s.get(k) for k in keys}}
                                              for n, s in out.items()},
                 "same_data_order": all(len(h) == 1 for h in by_seed.values()),
@@ -185,7 +185,7 @@ def lesa_seed(prof: dict) -> tuple[int, str]:
     if choice != "median":
         return int(choice), f"seed {choice} (set in the profile)"
     # a profile that extends another (cpu-long: cpu) shares its notebook 3 when it has none of its own
-    paths = [PROJECT_ROOT / "results" / p / "03_expansion" / "expansion.json" for p in (prof["name"], prof.get("extends")) if p]
+    paths = [Results(p).chapter("03_expansion") / "expansion.json" for p in (prof["name"], prof.get("extends")) if p]
     path = next((p for p in paths if p.exists()), paths[0])
     if not path.exists() and "scale" in prof:        # a ladder model's CPT (qwen05-cpt): the scale ladder's seeds
         seed, vals = median_seed(prof["model"]["name"], root=None)
@@ -270,7 +270,7 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
                       for n in names})
 
     to_evaluate = set(evaluated_runs(runs, cpt)) if evaluate and cpt.get("eval") else set()
-    res = PROJECT_ROOT / "results" / prof["name"]
+    res = Results(prof["name"]).dir
     # a finished run whose weights are gone (a fresh checkout) trains again only when its evaluation needs them
     kept = {n: s for n in selected if not force and (s := finished_summary(res, n))
             and not (cache_dir("cpt", prof["name"], n) / "latest.json").exists()
@@ -294,7 +294,7 @@ def suite_done(prof: dict, name: str, summary: dict) -> bool:
     from ..core.precision import resolve_precision
 
     ev = prof["cpt"]["eval"]
-    out = PROJECT_ROOT / "results" / prof["name"] / "downstream" / name
+    out = Results(prof["name"]).downstream(name)
     lim = ev.get("limits")
     wid = {"run_key": summary.get("run_key"), "step": summary.get("steps")}
     keys = [f"ppl_{s}" for s in ev.get("ppl_sets", [])] + list(ev.get("tasks", []))
@@ -305,7 +305,7 @@ def suite_done(prof: dict, name: str, summary: dict) -> bool:
 def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None) -> None:
     """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
     ev = prof["cpt"]["eval"]
-    out = PROJECT_ROOT / "results" / prof["name"] / "downstream"
+    out = Results(prof["name"]).downstream()
     _, tok, _ = load_profile_model(prof)
     for name, r in runs.items():
         model = _grower(prof, r["method"], (seeds or {}).get(name, 0), r["options"])()
@@ -330,7 +330,7 @@ def finished_summary(results: Path, name: str) -> dict | None:
 def run_status(profile: str, name: str) -> str:
     """Where a run stands, for ``--list``: evaluated / trained (with its measured training wall-clock, and
     whether its weights are here to evaluate) / stopped at a checkpoint (resumes there) / not started."""
-    res = PROJECT_ROOT / "results" / profile
+    res = Results(profile).dir
     s = finished_summary(res, name)
     latest = cache_dir("cpt", profile) / name / "latest.json"
     if s:

@@ -29,8 +29,8 @@ import torch
 
 from ..core.arch import get_layers, get_submodule, spec_for
 from ..train.freeze import new_layer_indices
-from .. import PROJECT_ROOT
 from ..core.store import provenance, read_json, run_main, write_json
+from ..core.layout import Results
 
 FEATURES = {"o": "attention output (o_proj's input)", "down": "act(gate) * up (down_proj's input)"}
 
@@ -142,7 +142,7 @@ def diagnose_profile(profile: str, names: list[str] | None = None, per_source: i
                           **diagnose(model, tokens)}
         del model
     out["provenance"] = provenance()
-    return save_diagnostics(PROJECT_ROOT / "results" / prof["name"] / "beyond" / "init_diagnostics.json", out)
+    return save_diagnostics(Results(prof["name"]).beyond("init_diagnostics.json"), out)
 
 
 def save_diagnostics(path: Path, out: dict) -> dict:

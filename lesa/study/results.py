@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..claims.verdict import STATUSES as VERDICTS, smooth, steps_to_reach
-from .. import PROJECT_ROOT
 from ..core.store import provenance, read_json, write_json
+from ..core.layout import Results
 
 
 def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
@@ -19,7 +19,7 @@ def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
     on the cpu page), else this profile's, else the first fallback profile's (e.g. committed GPU results
     rendered on a CPU machine). Returns (path, profile it came from)."""
     for p in (*prefer, profile, *[f for f in fallbacks if f != profile]):
-        d = Path(root or PROJECT_ROOT / "results") / p / sub
+        d = Results(p, root).dir / sub
         if d.exists() and any(d.rglob("*.json")):
             return d, p
     return None, None
@@ -47,7 +47,7 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
             continue
         if prof.get("extends") != of:
             continue
-        base = Path(root or PROJECT_ROOT / "results") / p
+        base = Results(p, root).dir
         runs = run_names(prof["cpt"], (prof.get("expansion") or {}).get("variants")) if prof.get("cpt") else {}
         evaluated = set(evaluated_runs(runs, prof["cpt"])) if runs and suite else set()
         runs = required_runs(runs, prof["cpt"]) if runs else runs

@@ -24,9 +24,9 @@ from ..claims.rules import median_se
 from .cpt import _grower, run_names, start_seeds
 from ..data.prepare import latest_corpus
 from .profiles import load_profile
-from .. import PROJECT_ROOT
 from ..core.store import provenance, run_main, write_json
 from ..train.trainer import TrainConfig, Trainer
+from ..core.layout import Results
 
 METHODS = ("lesa", "llama_pro", "solar")     # the three C6 compares
 
@@ -95,7 +95,7 @@ def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: 
                "measured_ratio": {m: res[m]["step_s_median"] / res[ref]["step_s_median"] for m in names},
                "flop_model_ratio": {m: fpt[m] / fpt[ref] for m in names},
                "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}
-    out = out or PROJECT_ROOT / "results" / prof["name"] / "cpt" / "step_cost.json"
+    out = out or Results(prof["name"]).cpt("step_cost.json")
     write_json(out, summary)
     print("[step_cost] median step (s): " + ", ".join(f"{m} {res[m]['step_s_median']:.3f}" for m in names)
           + "; measured / FLOP-model ratio to " + ref + ": "
