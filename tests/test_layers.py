@@ -135,3 +135,13 @@ def test_layer_check_sees_an_upward_import(tmp_path):
     assert upward_imports(lesa_imports(pkg), ("low", "high")) == []
     (pkg / "low" / "a.py").write_text("def f():\n    from ..high import b\n    return b\n")
     assert upward_imports(lesa_imports(pkg), ("low", "high")) == ["lesa.low.a -> lesa.high", "lesa.low.a -> lesa.high.b"]
+
+
+def test_the_install_lists_every_subpackage():
+    """pyproject.toml names each package folder (setuptools installs only those: a missing one breaks a
+    non-editable install while every test here still imports it from the checkout)."""
+    import tomllib
+
+    listed = set(tomllib.loads((LESA.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(LESA.parent).parts) for p in LESA.rglob("__init__.py")}
+    assert listed == folders
