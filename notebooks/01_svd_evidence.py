@@ -40,10 +40,18 @@ import gc
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, model_label
-from lesa.profiles import load_profile_model, profile_models
-from lesa.store import write_json
+from lesa.study import analysis as A
+from lesa.study.common import cached_json
+from lesa.claims import rules as C
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import per_model
+from lesa.plots.growth import continuity_by_model, continuity_summary, embeddings, similarity_by_distance, spectra
+from lesa.plots.style import REPRESENTATIONS
+from lesa.plots.table import table
+from lesa.book.page import Page
+from lesa.core.models import model_label
+from lesa.study.profiles import load_profile_model, profile_models
+from lesa.core.store import write_json
 
 page = Page("01_svd_evidence", profile, results_root)
 S = page.prof["svd"]
@@ -54,7 +62,7 @@ for i, section in enumerate(sections):
     # each); the shuffled-order controls, which decide the p-values, are the same for every model
     s_m = S if i == 0 else {**S, "n_gaussian": min(1, S["n_gaussian"])}
     model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
-    ev = A.cached_json("svd_evidence", {"model": key, "svd": s_m, "seed": seed},
+    ev = cached_json("svd_evidence", {"model": key, "svd": s_m, "seed": seed},
                        lambda m=model, s=s_m: A.svd_evidence(m, s["weight_types"], s["n_shuffles"], s["n_gaussian"],
                                                              s["tsne_perplexity"], seed))
     ev["model_key"], ev["n_gaussian"] = key, s_m["n_gaussian"]
@@ -72,7 +80,7 @@ def continuous(e, rep="concat_svd_top1"):
     return [t for t in e["weight_types"] if e["weight_types"][t]["tests"][rep]["shows_continuity"]]
 
 
-verdicts = [C.per_model({m: C.judge_c1({t: e["weight_types"][t]["tests"]["concat_svd_top1"] for t in e["weight_types"]},
+verdicts = [per_model({m: C.judge_c1({t: e["weight_types"][t]["tests"]["concat_svd_top1"] for t in e["weight_types"]},
                                        S["n_shuffles"], num_layers=e["num_layers"],
                                        raw={t: e["weight_types"][t]["tests"]["raw_weights"] for t in e["weight_types"]
                                             if "raw_weights" in e["weight_types"][t]["tests"]},
@@ -88,8 +96,8 @@ for m, e in evs.items():
     found.append(f"**{m}** ({e['num_layers']} layers): the paper's quantity shows continuity in "
                  f"{len(continuous(e))} of {len(e['weight_types'])} weight types "
                  f"({', '.join(continuous(e)) or 'none'}); for gate, adjacent layers are "
-                 f"{C.fmt(t['gap']['observed'])} more similar than distant ones (shuffled order: 95% below "
-                 f"{C.fmt(t['gap']['shuffled_q95'])}, p = {C.fmt(t['gap']['p_shuffled'])}).")
+                 f"{fmt(t['gap']['observed'])} more similar than distant ones (shuffled order: 95% below "
+                 f"{fmt(t['gap']['shuffled_q95'])}, p = {fmt(t['gap']['p_shuffled'])}).")
 page.md("**What we found.** " + " ".join(found) + f" Verdict on C1: **{verdicts[0].verdict}**.")
 
 # %% [markdown]
@@ -118,16 +126,16 @@ page.md(f"Detail figures: {main} (`{keys[main]}`), {ev['num_layers']} layers; we
 # Concatenated SVD of the real layers vs Gaussian matrices of the same shapes, and the mean per-layer spectrum.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Singular values of the concatenated weights of each type, against Gaussian matrices of the same shapes and the mean per-layer spectrum: where the real curve lies above the Gaussian one at the top, the stack has directions that noise does not.", "name": "fig-spectra"}, "image": {"alt": "One panel per weight type: singular value against index on log axes, for the concatenated real weights, Gaussian matrices of the same shapes, and the mean per-layer spectrum."}}
-page.save(P.spectra(ev), "spectra");
+page.save(spectra(ev), "spectra");
 
 # %% [markdown]
 # ## The paper's picture: t-SNE of each layer's top-1 coefficient row (PCA beside it)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "t-SNE of each layer's top-1 coefficient row of the concatenated SVD (the paper's picture), coloured by depth: a path through the layers in order suggests continuity, but t-SNE can draw a path through any points.", "name": "fig-tsne"}, "image": {"alt": "One scatter panel per weight type, one point per layer, coloured from shallow to deep, with lines joining consecutive layers."}}
-page.save(P.embeddings(ev, "tsne"), "tsne");
+page.save(embeddings(ev, "tsne"), "tsne");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The same coefficient rows projected on their first two principal components, a linear view that cannot invent a path.", "name": "fig-pca"}, "image": {"alt": "One scatter panel per weight type, one point per layer on the first two principal components, coloured by depth, consecutive layers joined."}}
-page.save(P.embeddings(ev, "pca"), "pca");
+page.save(embeddings(ev, "pca"), "pca");
 
 # %% [markdown]
 # ## Continuity, measured
@@ -135,27 +143,27 @@ page.save(P.embeddings(ev, "pca"), "pca");
 # distance, a shuffled one is flat.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean cosine similarity of the concatenated-SVD top-1 rows against the distance between layers, with the Gaussian control: a continuous stack decays with distance.", "name": "fig-similarity-concat"}, "image": {"alt": "One panel per weight type: mean cosine similarity on the vertical axis against layer distance on the horizontal axis, real layers and Gaussian control."}}
-page.save(P.similarity_by_distance(ev, "concat_svd_top1"), "similarity_by_distance_concat");
+page.save(similarity_by_distance(ev, "concat_svd_top1"), "similarity_by_distance_concat");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The same for the top right singular vector of each layer's own SVD (absolute cosine, since its sign is arbitrary).", "name": "fig-similarity-per-layer"}, "image": {"alt": "One panel per weight type: mean absolute cosine similarity of per-layer top singular vectors against layer distance, real layers and Gaussian control."}}
-page.save(P.similarity_by_distance(ev, "per_layer_svd_top1"), "similarity_by_distance_per_layer");
+page.save(similarity_by_distance(ev, "per_layer_svd_top1"), "similarity_by_distance_per_layer");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Both continuity measures for every weight type and representation, with the 95th percentile of the shuffled layer order as a tick: a bar above its tick beats the shuffled order.", "name": "fig-continuity-summary"}, "image": {"alt": "Two bar panels by weight type, one bar per representation: the adjacent-minus-distant cosine gap and the share of layers whose nearest neighbour is adjacent, with tick marks at the shuffled-order 95th percentile."}}
-page.save(P.continuity_summary(ev), "continuity_summary");
+page.save(continuity_summary(ev), "continuity_summary");
 
 # %% tags=["hide-input"]
 rows = []
 for m, e in evs.items():
     for t, r in e["weight_types"].items():
         for rep, tt in r["tests"].items():
-            rows.append({"model": m, "weight": t, "representation": P.REPRESENTATIONS.get(rep, rep),
+            rows.append({"model": m, "weight": t, "representation": REPRESENTATIONS.get(rep, rep),
                          "adjacent": tt["observed"]["adjacent"], "distant": tt["observed"]["distant"],
                          "gap": tt["gap"]["observed"], "gap, shuffled 95th percentile": tt["gap"]["shuffled_q95"],
                          "gap, Gaussian max": tt["gap"]["gaussian_max"], "p(gap)": tt["gap"]["p_shuffled"],
                          "nearest neighbour adjacent": tt["nn_adjacent"]["observed"],
                          "same, shuffled mean": tt["nn_adjacent"]["shuffled_mean"], "p(nearest neighbour)": tt["nn_adjacent"]["p_shuffled"],
                          "continuity": "yes" if tt["shows_continuity"] else "no"})
-display(P.table(pd.DataFrame(rows), csv=page.out / "continuity.csv", index=False))
+display(table(pd.DataFrame(rows), csv=page.out / "continuity.csv", index=False))
 
 # %% tags=["hide-input"]
 reps = {"concat_svd_top1": "concatenated-SVD top-1 rows", "per_layer_svd_top1": "per-layer SVD",
@@ -170,7 +178,7 @@ page.md(f"A weight type *shows continuity* here when both the adjacent-minus-dis
 # ## The models side by side
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantity (concatenated-SVD top-1 rows) on every model of the profile: both continuity measures per weight type, with the shuffled-order 95th percentile as a tick.", "name": "fig-continuity-by-model"}, "image": {"alt": "Two bar panels by weight type with one bar per model: the adjacent-minus-distant cosine gap and the share of layers whose nearest neighbour is adjacent, with tick marks at the shuffled-order 95th percentile."}}
-page.save(P.continuity_by_model(evs), "continuity_by_model");
+page.save(continuity_by_model(evs), "continuity_by_model");
 
 # %% tags=["hide-input"]
 page.finish(verdicts)

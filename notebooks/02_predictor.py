@@ -42,12 +42,20 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, model_label, seed_summary
-from lesa.predictor import PredictorConfig
-from lesa.profiles import load_profile_model, profile_models
-from lesa.store import write_json
-from lesa.synthetic import SyntheticConfig, run_synthetic
+from lesa.study.common import cached_json
+from lesa.study.predictor import LOO_CONTROLS, predictor_study
+from lesa.claims import rules as C
+from lesa.claims.verdict import per_model, spread_text
+from lesa.plots import figures as P
+from lesa.grow.methods import label
+from lesa.plots.growth import loss_curves
+from lesa.plots.table import table
+from lesa.book.page import Page, seed_summary
+from lesa.core.models import model_label
+from lesa.grow.predictor import PredictorConfig
+from lesa.study.profiles import load_profile_model, profile_models
+from lesa.core.store import write_json
+from lesa.study.synthetic import SyntheticConfig, run_synthetic
 
 page = Page("02_predictor", profile, results_root)
 seeds = list(seeds) or page.seeds
@@ -60,7 +68,7 @@ for i, section in enumerate(profile_models(page.prof)):
                                                   loo_layers=max(2, Pp["loo_layers"] // 2))
     model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
     m = model_label(section)
-    studies[m] = {s: A.predictor_study(model, PredictorConfig(epochs=b["epochs"], seed=s, device=page.prof["device"]),
+    studies[m] = {s: predictor_study(model, PredictorConfig(epochs=b["epochs"], seed=s, device=page.prof["device"]),
                                        b["weight_types"], b["loo_weight_types"], b["loo_layers"],
                                        b["lambda_weight_types"], b["lambdas"], key) for s in b["seeds"]}
     budgets[m], keys[m] = b, key
@@ -72,13 +80,13 @@ write_json(page.out / "predictor_study.json",
            {"models": {m: {"model_key": keys[m], "seeds": budgets[m]["seeds"],
                            "studies": {str(s): st for s, st in studies[m].items()}} for m in studies}});
 
-# The case where LESA must work (lesa.synthetic): the released recipe (10 epochs: seconds here) with every
+# The case where LESA must work (lesa.study.synthetic): the released recipe (10 epochs: seconds here) with every
 # predictor seed, on the layered model and on its shuffled-layer control (the same synthetic model, seed 0)
 synth = {}
 for s in seeds:
     for shuffle in (False, True):
         sc, pc = SyntheticConfig(shuffle=shuffle), PredictorConfig(seed=s)
-        synth[(shuffle, s)] = A.cached_json("synthetic", {"synthetic": dataclasses.asdict(sc), "predictor": pc.to_dict()},
+        synth[(shuffle, s)] = cached_json("synthetic", {"synthetic": dataclasses.asdict(sc), "predictor": pc.to_dict()},
                                             lambda sc=sc, pc=pc: run_synthetic(sc, pc))
 write_json(page.out / "synthetic.json", [{"shuffled": sh, "seed": s, **r} for (sh, s), r in synth.items()]);
 
@@ -104,7 +112,7 @@ def judge(m):
               "left-out layers": f"{b['loo_layers']} of {', '.join(b['loo_weight_types'])}"}
     # C7a's controls (predictors that learn nothing, on the same left-out layers), where the study has them
     ctrl = lambda s, k: [r[k]["test_over_train"] for rows in st[s].get("loo_controls", {}).values() for r in rows]
-    controls = {k: [ctrl(s, k) for s in ss] for k in A.LOO_CONTROLS} if all(st[s].get("loo_controls") for s in ss) else None
+    controls = {k: [ctrl(s, k) for s in ss] for k in LOO_CONTROLS} if all(st[s].get("loo_controls") for s in ss) else None
     return [C.judge_c7a([[r["test_over_train"] for r in loo_rows(st[s])] for s in ss], in_r2, budget=budget,
                         controls=controls),
             C.judge_c7b([r2(s, "predictor") for s in ss], {t: [r2(s, t) for s in ss] for t in trivial}, in_r2,
@@ -115,7 +123,7 @@ def judge(m):
 
 
 by_model = {m: judge(m) for m in studies}
-verdicts = [C.per_model({m: v[k] for m, v in by_model.items()}) for k in range(3)]
+verdicts = [per_model({m: v[k] for m, v in by_model.items()}) for k in range(3)]
 synth_pass = [all(synth[(False, s)]["checks"].values()) for s in seeds]
 control_fail = [not all(synth[(True, s)]["checks"].values()) for s in seeds]
 
@@ -126,10 +134,10 @@ avg_r2 = {m: [float(np.mean([r["metrics"]["neighbour_average"]["r2"] for r in lo
           for m in studies}
 syn_r2 = [synth[(False, s)]["r2_min"] for s in seeds]
 page.md("**What we found.** Predicting a held-out layer from its two neighbours, the predictor reaches R2 (1 = exact, "
-        "0 = predicting zeros) " + "; ".join(f"{m} {C.spread_text(loo_r2[m])} against {C.spread_text(avg_r2[m])} for "
+        "0 = predicting zeros) " + "; ".join(f"{m} {spread_text(loo_r2[m])} against {spread_text(avg_r2[m])} for "
                                             "the neighbours' average" for m in studies)
         + f". On a synthetic model built so that its layers vary smoothly "
-        f"with depth, the same code and recipe reach R2 of at least {C.spread_text(syn_r2)} on every weight type and "
+        f"with depth, the same code and recipe reach R2 of at least {spread_text(syn_r2)} on every weight type and "
         f"pass every check in {sum(synth_pass)} of {len(seeds)} seeds, and the shuffled-layer control fails in "
         f"{sum(control_fail)} of {len(seeds)}"
         + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
@@ -165,7 +173,7 @@ page.md(f"Recipe (seed varies): `{ {k: v for k, v in cfg.to_dict().items() if k 
 # the target.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of the predictor per weight type (first seed, profile's model), raw and divided by the mean squared target: below 1 it beats predicting zeros.", "name": "fig-loss-curves"}, "image": {"alt": "Two panels of training loss against step, one line per weight type: the raw loss on the left and the loss over the mean squared target on the right."}}
-page.save(P.loss_curves(studies[main][seeds[0]]), "loss_curves");
+page.save(loss_curves(studies[main][seeds[0]]), "loss_curves");
 
 # %% tags=["hide-input"]
 full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
@@ -175,7 +183,7 @@ full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_sample
                      for m in studies for s, st in studies[m].items() for t, r in st["full"].items()
                      if t in budgets[m]["weight_types"]])
 full.to_csv(page.out / "full_training.csv", index=False)
-display(P.table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
+display(table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
                                                          "in-sample cosine", "new-layer norm ratio"]), index=False))
 
 # %% [markdown]
@@ -209,8 +217,8 @@ page.save(P.seed_points(main_rows, "norm_ratio", x="method", facet="weight",
                         ylabel="held-out norm ratio (mean over left-out layers)"), "loo_norm_ratio");
 
 # %% tags=["hide-input"]
-shown = per_seed.assign(method=[P.label(names.get(x, x)) for x in per_seed["method"]])
-display(P.table(seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"]),
+shown = per_seed.assign(method=[label(names.get(x, x)) for x in per_seed["method"]])
+display(table(seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"]),
                 csv=page.out / "loo_summary.csv", index=False))
 
 # %% [markdown]
@@ -230,14 +238,14 @@ page.save(P.seed_points([dict(r, **{"lambda": f"{r['lambda']:.0e}" if r["lambda"
           "lambda_norms");
 
 # %% tags=["hide-input"]
-display(P.table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2)", "new-layer norm ratio",
+display(table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2)", "new-layer norm ratio",
                                                                   "in-sample norm ratio", "in-sample cosine"]),
                 index=False))
 
 # %% [markdown]
 # ## The case where LESA must work
 # The results above are evidence about LESA only if the same code, with the same recipe, does learn where there
-# is a pattern to learn. `lesa.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
+# is a pattern to learn. `lesa.study.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
 # pattern by construction (each weight turns by a fixed rotation per layer, so the neighbours' average is too
 # short and LESA's norm term matters), deletes three layers and grows them back with each method; its truth
 # is known. It passes when the held-out R2 is at least 0.9 on every weight type, the regrown layers match the
@@ -254,7 +262,7 @@ checks = pd.DataFrame([{"case": "shuffled layers (control)" if sh else "layered 
                         **{check_names.get(k, k.replace("_", " ").replace("solar", "SOLAR")): "pass" if v else "fail"
                            for k, v in r["checks"].items()}, "seconds": r["seconds"]}
                        for (sh, s), r in synth.items()])
-display(P.table(checks, csv=page.out / "synthetic_checks.csv", index=False))
+display(table(checks, csv=page.out / "synthetic_checks.csv", index=False))
 
 # %% tags=["hide-input"]
 syn_rows = [{"model": "synthetic, layered" if not sh else "synthetic, shuffled", "weight": t, "seed": s, "r2": v["r2"]}
@@ -276,7 +284,7 @@ err = [{"case": "layered" if not sh else "shuffled", "seed": s, "method": meth, 
 err += [{"case": "layered" if not sh else "shuffled", "seed": s, "method": "base", "metric": "logits error",
          "value": r["outputs"]["source (not grown)"]["logits_rel_error"]} for (sh, s), r in synth.items()]
 err_df = pd.DataFrame(err)
-display(P.table(seed_summary(err_df.assign(method=[P.label(x) for x in err_df["method"]]),
+display(table(seed_summary(err_df.assign(method=[label(x) for x in err_df["method"]]),
                              ["case", "metric", "method"], ["value"]), csv=page.out / "synthetic_errors.csv", index=False))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "On the synthetic model: relative error of the regrown layers' weights and of the grown model's logits against the truth, per method (the base model is the source with the three layers missing); lower is closer to the truth.", "name": "fig-synthetic-errors"}, "image": {"alt": "Two panels, weight error of the new layers and logits error, bars per method (LESA, neighbour average, SOLAR, LLaMA Pro, and the base model for the logits), a dot per predictor seed."}}

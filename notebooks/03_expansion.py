@@ -40,24 +40,32 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import dataclasses
-import gc
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, norms as N, plots as P
-from lesa.expand import apply_plan
-from lesa.page import Page, model_label, quiet
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
-from lesa.profiles import build_tiny, load_profile_model, longer_profiles, profile_models
-from lesa.protocol import PplProtocol, headline, measure_cached
-from lesa.shared_prefix import SharedPrefix
-from lesa.store import read_json
-from lesa.store import write_json
+from lesa.study.results import find_results
+from lesa.claims import rules as C
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import across_models, spread_text
+from lesa.plots import figures as P
+from lesa.grow.methods import METHODS, label
+from lesa.plots.growth import new_layer_heatmap, residual_plot
+from lesa.grow.methods import variant_label
+from lesa.plots.table import table
+from lesa.grow.expand import apply_plan
+from lesa.book.page import Page, quiet
+from lesa.study.expansion import FULL, run_expansion
+from lesa.study.expansion import spec as expansion_spec
+from lesa.core.models import model_label
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
+from lesa.study.profiles import build_tiny, longer_profiles
+from lesa.eval.protocol import PplProtocol, headline
+from lesa.core.store import read_json
+from lesa.core.store import write_json
 
 page = Page("03_expansion", profile, results_root)
 seeds = list(seeds) or page.seeds
@@ -66,7 +74,6 @@ proto = page.protocol
 screen = dataclasses.replace(proto, sets=tuple(E["screen"]["sets"]), limits=dict(E["screen"]["limits"]))
 extra_screen = dataclasses.replace(proto, sets=tuple(E["extra_screen"]["sets"]), limits=dict(E["extra_screen"]["limits"]))
 SEEDED = set(E["seeded"])                        # grown once per predictor seed; the rest with the first seed
-FULL = ("base", "lesa", "llama_pro", "solar")    # C3's models: also measured under the whole protocol
 IDENTITY_TESTS = ("tests/test_expand.py::test_llama_pro_is_exactly_the_identity and "
                   "::test_alpha_zero_starts_exactly_at_the_base_model")
 VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
@@ -74,74 +81,13 @@ VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
 
 def spec(name):
     """(method, plan options, predictor lambda or None for the default) of a grown model's name."""
-    if name == "lesa-lambda0":
-        return "lesa", {}, 0.0
-    if name in VARIANTS:
-        v = dict(VARIANTS[name])
-        return v.pop("method"), v, None
-    return name, {}, None
+    return expansion_spec(name, VARIANTS)
 
 
 def name_of(name):
     """The one name a reader sees for a grown model."""
     method, opts, _ = spec(name)
-    return P.label(name) if name in P.METHODS else P.variant_label(method, opts)
-
-
-def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
-    """name -> seed -> record. Every model is measured under `screen_proto` and its new layers' statistics
-    are taken. A model whose logits equal the base model's on `ids` (an identity at initialisation) is not
-    evaluated again: it gets the base model's numbers. `deep` (the profile's model): C3's models also under
-    the whole protocol, and benchmarks and the residual stream of every model but the variants."""
-    L = model.config.num_hidden_layers
-    t0 = time.perf_counter()
-    base = {"screen": measure_cached(model, tok, screen_proto, key, "base")}
-    if deep:                                     # the whole protocol: the profile's model only (C3 is judged on it)
-        base["ppl"] = measure_cached(model, tok, proto, key, "base")
-    base["eval_s"] = round(time.perf_counter() - t0, 1)
-    with torch.no_grad():
-        base_logits = model(ids).logits
-    if deep:
-        base.update(A.cached_json("expansion_eval", {"model": key, "name": "base", "growth": None,
-                                                     "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                  lambda: {"bench": A.quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"]),
-                                           "residual": A.residual_effect(model, ids)}))
-    res, plans = {"base": {None: base}}, {}
-    shared = SharedPrefix(model)                 # bottom layers shared with the base: computed once, bitwise the same
-    for name in names:
-        method, opts, lam = spec(name)
-        for s in (seeds if name in SEEDED else seeds[:1]):
-            cfg = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=s, device=page.prof["device"])
-            cfg = cfg if lam is None else dataclasses.replace(cfg, lam=lam)
-            plan = build_plan(method, L, **opts)
-            t0 = time.perf_counter()
-            grown = apply_plan(model, plan, cfg, copy_weights=False, progress=False, cache_key=key)
-            rec = {"grow_s": round(time.perf_counter() - t0, 1), "cache": grown.lesa_report.get("cache"), "lambda": cfg.lam}
-            with torch.no_grad():
-                rec["identity"] = bool(torch.allclose(grown(ids).logits, base_logits, rtol=0, atol=1e-5))
-            growth = grown.config.lesa_growth
-            t0 = time.perf_counter()
-            if rec["identity"]:
-                rec["screen"] = base["screen"]
-                if name in FULL and deep:
-                    rec["ppl"] = base["ppl"]
-            else:
-                with shared.attach(grown):
-                    rec["screen"] = measure_cached(grown, tok, screen_proto, key, name, growth)
-                    if name in FULL and deep:
-                        rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
-            rec["layer_stats"] = A.new_layer_stats(model, grown, plan)     # cheap: weights only
-            if deep and name not in VARIANTS:
-                rec.update(A.cached_json("expansion_eval", {"model": key, "name": name, "growth": growth,
-                                                            "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                         lambda g=grown: {"bench": A.quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"]),
-                                                          "residual": A.residual_effect(g, ids)}))
-            rec["eval_s"] = round(time.perf_counter() - t0, 1)
-            res.setdefault(name, {})[s if name in SEEDED else None] = rec
-            plans[name] = plan.to_dict()
-            del grown
-            gc.collect()
-    return res, plans
+    return label(name) if name in METHODS else variant_label(method, opts)
 
 
 def ppl(rec, where, s):
@@ -151,32 +97,9 @@ def ppl(rec, where, s):
 
 
 with quiet():                                    # keeps library logs and progress bars off the page
-    # ---- the profile's model: the paper's methods and controls, the norm-term ablation, the variants
-    models = [m["name"] for m in profile_models(page.prof)]
-    model, tok, model_key = load_profile_model(page.prof)
-    ids = A.fixture_ids(tok, E["residual_tokens"])
-    main_names = list(E["methods"]) + (["lesa-lambda0"] if "lesa" in E["methods"] else [])
-    res, plans = grow_and_measure(model, tok, model_key, main_names + [v for v in VARIANTS if v not in main_names],
-                                  screen, ids, deep=True)
-    L = model.config.num_hidden_layers
-    lesa_plan = build_plan("lesa", L)
-    norm_study = {"gains": N.gain_summary(model, lesa_plan)}
-    cfg0 = PredictorConfig(epochs=page.prof["predictor"]["epochs"], seed=seeds[0], device=page.prof["device"])
-    nb = apply_plan(model, build_plan("lesa", L, norm_source="neighbours"), cfg0, copy_weights=False, progress=False,
-                    cache_key=model_key)
-    norm_study["neighbours_screen"] = measure_cached(nb, tok, screen, model_key, "lesa-neighbour-norms", nb.config.lesa_growth)
-    del nb
-    gc.collect()
-    by_model = {models[0]: {"res": res, "screen": screen}}
-
-    # ---- the extra models (another family): C3's models and the controls, under their own screening protocol
-    for section in profile_models(page.prof)[1:]:
-        del model
-        gc.collect()
-        model, xtok, xkey = load_profile_model(page.prof, model=section)
-        xres, _ = grow_and_measure(model, xtok, xkey, list(E["extra_methods"]), extra_screen,
-                                   A.fixture_ids(xtok, E["residual_tokens"]), deep=False)
-        by_model[section["name"]] = {"res": xres, "screen": extra_screen}
+    out = run_expansion(page.prof, seeds, proto, screen, extra_screen)
+res, plans, norm_study, by_model, model_key, models = (out[k] for k in ("res", "plans", "norm_study", "by_model",
+                                                                        "model_key", "models"))
 
 write_json(page.out / "expansion.json", {
     "model_key": model_key, "seeds": seeds, "protocol": proto.key(), "plans": plans, "norm_study": norm_study,
@@ -188,7 +111,7 @@ sh = headline(screen.sets)
 full_vals = lambda n: [v for r in res.get(n, {}).values() if (v := ppl(r, "ppl", hl)) is not None]
 scr_vals = lambda r_, n, s=sh: [v for r in r_.get(n, {}).values() if (v := ppl(r, "screen", s)) is not None]
 # ---- a longer profile's whole protocol (cpu-long of cpu): once its notebook 3 has run, C3 is judged on it
-wdir, wsource = A.find_results(profile, "03_expansion", (), results_root, prefer=longer_profiles(preferred_profiles, profile))
+wdir, wsource = find_results(profile, "03_expansion", (), results_root, prefer=longer_profiles(preferred_profiles, profile))
 whole = None
 if wsource and wsource != profile and (wdir / "expansion.json").exists():
     wexp = read_json(wdir / "expansion.json")
@@ -209,19 +132,19 @@ c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
                  f"{headline(d['screen'].sets)} perplexity ({d['screen'].size_text(headline(d['screen'].sets))})")
       for m, d in by_model.items()}
 best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
-found = [f"On {P.label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].verdict}** on {model_label(models[0])}"
+found = [f"On {label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].verdict}** on {model_label(models[0])}"
          + "".join(f" and **{v.verdict}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
 if whole and whole["vals"].get("lesa") and whole["vals"].get("base") and whole["vals"].get("solar"):
     found.append(f"C3 and C9 are judged on the {whole['profile']} profile's whole protocol ({whole['set']}, "
-                 f"{whole['proto'].size_text(whole['set'])}): {P.label('lesa')} {C.spread_text(whole['vals']['lesa'], 4)}, "
-                 f"{P.label('solar')} {C.fmt(whole['vals']['solar'][0], 4)}, the base model and {P.label('llama_pro')} "
-                 f"{C.fmt(whole['vals']['base'][0], 4)} (table at the end of the next section).")
+                 f"{whole['proto'].size_text(whole['set'])}): {label('lesa')} {spread_text(whole['vals']['lesa'], 4)}, "
+                 f"{label('solar')} {fmt(whole['vals']['solar'][0], 4)}, the base model and {label('llama_pro')} "
+                 f"{fmt(whole['vals']['base'][0], 4)} (table at the end of the next section).")
 if scr_vals(res, "lesa") and scr_vals(res, "base"):
-    found.append(("On this profile's own protocol, b" if whole else "B") + f"efore training, {P.label('lesa')}'s {sh} perplexity is {C.spread_text(scr_vals(res, 'lesa'), 4)} against "
-                 f"{C.fmt(scr_vals(res, 'base')[0], 4)} for the base model, which {P.label('llama_pro')} equals exactly.")
+    found.append(("On this profile's own protocol, b" if whole else "B") + f"efore training, {label('lesa')}'s {sh} perplexity is {spread_text(scr_vals(res, 'lesa'), 4)} against "
+                 f"{fmt(scr_vals(res, 'base')[0], 4)} for the base model, which {label('llama_pro')} equals exactly.")
 if best_variant:
     found.append(f"Of the learned initialisations beyond the paper, {name_of(best_variant)} starts lowest "
-                 f"({C.spread_text(scr_vals(res, best_variant), 4)}).")
+                 f"({spread_text(scr_vals(res, best_variant), 4)}).")
 page.md("**What we found.** " + " ".join(found))
 
 # %% [markdown]
@@ -307,11 +230,11 @@ else:
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Norm of each of LESA's new weights relative to the mean norm of its two neighbours (first predictor seed): the norm term keeps predictions near their neighbours' scale.", "name": "fig-lesa-norm-ratio"}, "image": {"alt": "Heatmap with one row per weight type and one column per new layer, coloured by the new weight's norm over its neighbours' mean norm."}}
 first = lambda n: res[n][min(res[n], key=lambda s: -1 if s is None else s)]
-page.save(P.new_layer_heatmap(first("lesa")["layer_stats"], "norm_ratio",
-                              f"{P.label('lesa')}: ||W_new|| / mean ||W_neighbours||"), "lesa_norm_ratio");
+page.save(new_layer_heatmap(first("lesa")["layer_stats"], "norm_ratio",
+                              f"{label('lesa')}: ||W_new|| / mean ||W_neighbours||"), "lesa_norm_ratio");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Cosine between each of LESA's new weights and its lower neighbour (first predictor seed): how close a predicted layer is to the layer it sits above.", "name": "fig-lesa-cos-lower"}, "image": {"alt": "Heatmap with one row per weight type and one column per new layer, coloured by the cosine between the new weight and the layer below it."}}
-page.save(P.new_layer_heatmap(first("lesa")["layer_stats"], "cos_src0", f"{P.label('lesa')}: cos(W_new, W_lower)"),
+page.save(new_layer_heatmap(first("lesa")["layer_stats"], "cos_src0", f"{label('lesa')}: cos(W_new, W_lower)"),
           "lesa_cos_lower");
 
 # %% tags=["hide-input"]
@@ -323,7 +246,7 @@ page.seed_table(per_seed.rename(columns={"cos_src0": "cos lower", "cos_src1": "c
                 ["method", "type"], ["norm ratio", "cos lower", "cos upper"], csv="new_layer_stats_by_type.csv")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "How much each layer changes the residual stream before training (relative update, log scale; dots mark new layers). Identity layers change nothing and leave gaps.", "name": "fig-residual-effect"}, "image": {"alt": "Line chart over layer index of the relative residual-stream update per layer for every grown model, new layers marked with dots."}}
-page.save(P.residual_plot({n: first(n)["residual"] for n in res if "residual" in first(n)},
+page.save(residual_plot({n: first(n)["residual"] for n in res if "residual" in first(n)},
                           {n: p["new_layers"] for n, p in plans.items()}), "residual_effect");
 
 
@@ -345,7 +268,7 @@ page.seed_table(rt, ["method"], ["new layers: mean rel. update", "original layer
 
 # %% tags=["hide-input"]
 g = norm_study["gains"]
-display(P.table(pd.DataFrame([{"norm": k, "layer 0 mean |gain|": v["layer0"]["mean_abs"],
+display(table(pd.DataFrame([{"norm": k, "layer 0 mean |gain|": v["layer0"]["mean_abs"],
                                "gap neighbours mean |gain| (median over gaps)": float(np.median([x["mean_abs"] for x in v["gaps"]])),
                                "neighbours / layer 0 (min)": v["gap_over_layer0_mean_abs"]["min"],
                                "neighbours / layer 0 (max)": v["gap_over_layer0_mean_abs"]["max"]}
@@ -353,8 +276,8 @@ display(P.table(pd.DataFrame([{"norm": k, "layer 0 mean |gain|": v["layer0"]["me
                 csv=page.out / "norm_gains.csv", index=False))
 nb_ppl = (norm_study["neighbours_screen"].get(sh) or {}).get("value")
 page.md(f"{sh} perplexity ({screen.size_text(sh)}), LESA's first seed: layer-0 norms "
-        f"{C.fmt(ppl(first('lesa'), 'screen', sh), 4)}, neighbour norms {C.fmt(nb_ppl, 4)}; base model "
-        f"{C.fmt(ppl(res['base'][None], 'screen', sh), 4)}. Layer 0's gains are much smaller than those of the layers "
+        f"{fmt(ppl(first('lesa'), 'screen', sh), 4)}, neighbour norms {fmt(nb_ppl, 4)}; base model "
+        f"{fmt(ppl(res['base'][None], 'screen', sh), 4)}. Layer 0's gains are much smaller than those of the layers "
         "around the gaps, so layer-0 norms feed LESA's new layers a weak input and damp their update; the predicted "
         "projections have their neighbours' norm but point elsewhere (near-zero cosine with them), so with the "
         "neighbours' stronger gains each new layer adds a large update in an unrelated direction and the model breaks.")
@@ -416,7 +339,7 @@ page.seed_table(pd.DataFrame(rows), ["model", "method", "set"], ["perplexity"], 
 # and evaluating it, per model and seed; a cached evaluation or an identity (not evaluated again) costs about 0 s.
 
 # %% tags=["hide-input"]
-display(P.table(pd.DataFrame([{"model": model_label(m), "method": name_of(n), "seed": sd(s), "cache": r.get("cache", "–"),
+display(table(pd.DataFrame([{"model": model_label(m), "method": name_of(n), "seed": sd(s), "cache": r.get("cache", "–"),
                                "grow s": r.get("grow_s"), "eval s": r.get("eval_s")}
                               for m, d in by_model.items() for n, x in d["res"].items() for s, r in x.items()]),
                 csv=page.out / "timings.csv", index=False))
@@ -437,10 +360,10 @@ with quiet():
             with torch.no_grad():
                 same = torch.allclose(m0(x).logits, g_(x).logits, atol=1e-4)
                 finite = bool(torch.isfinite(g_(x).logits).all())
-            fam.append({"family": family, "method": P.label(method),
+            fam.append({"family": family, "method": label(method),
                         "layers": f"{m0.config.num_hidden_layers} -> {g_.config.num_hidden_layers}",
                         "finite logits": finite, "identical to source": same})
-display(P.table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False))
+display(table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False))
 
 # %% tags=["hide-input"]
 budget = {"seeds": seeds, "set": f"{hl} ({proto.size_text(hl)}, {proto.max_length}-token windows)" if hl else "none"}
@@ -450,10 +373,10 @@ c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, he
                for n in ("lesa", "solar")} for m, d in by_model.items()}
 c9_init = {model_label(m): v for m, v in c9_init.items()}
 verdicts = [
-    C.across_models({model_label(m): v for m, v in c3.items()}),
+    across_models({model_label(m): v for m, v in c3.items()}),
     C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others",
                budget={**budget, "set": f"{main_c3[1]} on the first model; the screening protocol's on the others"}),
-    C.across_models({model_label(m): C.judge_c12c(
+    across_models({model_label(m): C.judge_c12c(
         {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
          lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
         {0.0: scr_vals(d["res"], "lesa-lambda0", headline(d["screen"].sets)),
@@ -464,7 +387,7 @@ verdicts = [
 ]
 if len(by_model) > 1:
     page.md("C12a (LESA w/o SVD between LESA and LLaMA Pro) is judged after CPT in notebook 4; before training, on each "
-            "model: " + "; ".join(f"{model_label(m)}: w/o SVD {C.spread_text(scr_vals(d['res'], 'lesa_raw', headline(d['screen'].sets)), 4)}, "
-                                  f"LESA {C.spread_text(scr_vals(d['res'], 'lesa', headline(d['screen'].sets)), 4)}"
+            "model: " + "; ".join(f"{model_label(m)}: w/o SVD {spread_text(scr_vals(d['res'], 'lesa_raw', headline(d['screen'].sets)), 4)}, "
+                                  f"LESA {spread_text(scr_vals(d['res'], 'lesa', headline(d['screen'].sets)), 4)}"
                                   for m, d in by_model.items()) + " (a note only, not a verdict).")
 page.finish(verdicts)

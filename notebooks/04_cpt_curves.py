@@ -22,7 +22,7 @@
 #   (FLOPs) and elapsed time; the step cost measured and expected by the FLOP model; the verdicts on C2, C4, C6,
 #   C12a and C12b.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs exist; the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
+#   `python -m lesa.study.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
 #   `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 04_cpt_curves` from the
@@ -43,26 +43,35 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto i
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, beyond as B, claims as C, plots as P
-from lesa.cpt import run_names
-from lesa.flops import step_cost_ratios
-from lesa.page import Page
-from lesa.store import commit_label, hardware_label, read_json, write_json
+from lesa.claims.verdict import smooth
+from lesa.study.results import complete_cpt_profiles, cpt_comparison, find_results, first_seed_runs, load_cpt_runs, load_eval_records, method_logs, run_seeds, runs_by_method, step_times
+from lesa.claims import beyond as B
+from lesa.claims import rules as C
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import paired_window, spread_text
+from lesa.plots import figures as P
+from lesa.grow.methods import label
+from lesa.grow.methods import run_title
+from lesa.plots.table import table
+from lesa.study.cpt import run_names
+from lesa.core.flops import step_cost_ratios
+from lesa.book.page import Page
+from lesa.core.store import commit_label, hardware_label, read_json, write_json
 
 page = Page("04_cpt_curves", profile, results_root)
-longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
-cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
-runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
-first = A.first_seed_runs(source)                   # each method's first seed (LESA's median predictor seed)
-frozen = A.runs_by_method(runs, frozen=True, first=first)   # each method's own recipe (SOLAR: every layer)
-unfrozen = A.runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)
-cmp = A.cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window, first) if runs else {}
+longer = complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
+cpt_dir, source = find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
+runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
+first = first_seed_runs(source)                   # each method's first seed (LESA's median predictor seed)
+frozen = runs_by_method(runs, frozen=True, first=first)   # each method's own recipe (SOLAR: every layer)
+unfrozen = runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)
+cmp = cpt_comparison({n: r for n, r in runs.items() if r["method"] != "base"}, smooth_window, first) if runs else {}
 write_json(page.out / "cpt_comparison.json", {"source_profile": source, **cmp});
 rows = lambda m, d=frozen: d[m]["train"] if m in d else None
 lesa = frozen.get("lesa")
-# the one seed rule (lesa.claims.seed_rule, chapter 6's): every run of each method, one held-out log per seed
-logs = {m: A.method_logs(runs, m) for m in ("lesa", "llama_pro", "solar", "lesa_raw")}
-logs["lesa_unfrozen"] = A.method_logs(runs, "lesa", "unfrozen")
+# the one seed rule (lesa.claims.rules.seed_rule, chapter 6's): every run of each method, one held-out log per seed
+logs = {m: method_logs(runs, m) for m in ("lesa", "llama_pro", "solar", "lesa_raw")}
+logs["lesa_unfrozen"] = method_logs(runs, "lesa", "unfrozen")
 n_seeds = lambda m, unit="run": f"{len(logs[m])} {unit}{'s' if len(logs[m]) != 1 else ''}"
 budget = ({"steps": lesa["train"][-1].get("step"), "tokens": lesa["train"][-1].get("tokens"),
            "CPT runs": f"LESA {n_seeds('lesa', 'predictor seed')}, LLaMA Pro {n_seeds('llama_pro', 'data order')}, "
@@ -73,7 +82,7 @@ seed_of = lambda a, b: C.seed_rule(logs[a], logs[b])
 trainable = {k: r["summary"].get("trainable", {}).get("trainable_params") for k, r in
              (("frozen", lesa), ("unfrozen", unfrozen.get("lesa"))) if r}
 ev_dir = cpt_dir.parent / "downstream" if cpt_dir else None
-wiki = {k: next((x["value"] for x in A.load_eval_records(ev_dir) if x["label"] == r["name"] and x["task"] == "ppl_wikitext"),
+wiki = {k: next((x["value"] for x in load_eval_records(ev_dir) if x["label"] == r["name"] and x["task"] == "ppl_wikitext"),
                 None) for k, r in (("frozen", lesa), ("unfrozen", unfrozen.get("lesa"))) if r} if ev_dir and ev_dir.is_dir() else {}
 # C6 from the step-cost bench when the profile has one (its CPT runs ran on different days: cpu-long), else
 # from the runs' own step times
@@ -87,11 +96,11 @@ verdicts = [
                heldout={"lesa": lesa["eval"] if lesa else [],
                         "llama_pro": [r["eval"] for r in runs.values() if r["method"] == "llama_pro" and r["frozen"]]},
                seeds={"llama_pro": seed_of("lesa", "llama_pro")}, history=C.C4_RULE_HISTORY),
-    C.judge_c6({m: r["step_s"] for m, r in bench["runs"].items()} if bench else A.step_times(runs),
+    C.judge_c6({m: r["step_s"] for m, r in bench["runs"].items()} if bench else step_times(runs),
                budget={"bench rounds": bench["rounds"], "steps of": f"{bench['batch']} x {bench['seq_len']} tokens"} if bench
                else budget, flops_per_token={m: r["flops_per_token"] for m, r in bench["runs"].items()} if bench else
                {m: r["summary"].get("flops_per_token") for m, r in frozen.items() if r["summary"].get("flops_per_token")},
-               source=(f"the step-cost bench (python -m lesa.step_cost: the three methods' steps interleaved in one "
+               source=(f"the step-cost bench (python -m lesa.study.step_cost: the three methods' steps interleaved in one "
                        f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times"),
                # the copy control in LESA's gaps (copy_scaled's run) against LESA's run: placement's share of the saving
                placement_control={"step_ratio": costs["copy_scaled"]["measured_ratio"],
@@ -104,16 +113,16 @@ verdicts = [
 # C4 compares LESA with LLaMA Pro only, so a longer profile judges it as soon as those two methods' runs have
 # trained (cpu-long: LESA and LLaMA Pro on three data orders), before its other runs and its post-training suite
 # (and when the longer profile is complete, the page already reads it: its held-out bands are shown from the same runs)
-pair_src = (A.complete_cpt_profiles(preferred_profiles, profile, results_root, methods=("lesa", "llama_pro"), suite=False)
+pair_src = (complete_cpt_profiles(preferred_profiles, profile, results_root, methods=("lesa", "llama_pro"), suite=False)
             if source == profile else (source,) if source in preferred_profiles else ())
 pair = {}
 if pair_src:
-    pair_dir, _ = A.find_results(profile, "cpt", (), results_root, prefer=pair_src)
-    pair = {n: r for n, r in A.load_cpt_runs(pair_dir).items()
+    pair_dir, _ = find_results(profile, "cpt", (), results_root, prefer=pair_src)
+    pair = {n: r for n, r in load_cpt_runs(pair_dir).items()
             if r["completed"] and r["frozen"] and r["method"] in ("lesa", "llama_pro")}
-    pf = A.runs_by_method(pair, frozen=True, first=A.first_seed_runs(pair_src[0]))   # LLaMA Pro: the data order LESA saw
+    pf = runs_by_method(pair, frozen=True, first=first_seed_runs(pair_src[0]))   # LLaMA Pro: the data order LESA saw
     lp_evals = [r["eval"] for r in pair.values() if r["method"] == "llama_pro"]
-    lesa_evals = A.method_logs(pair, "lesa")
+    lesa_evals = method_logs(pair, "lesa")
     last = pf["lesa"]["train"][-1]
     c4 = C.judge_c4(pf["lesa"]["train"], pf["llama_pro"]["train"], smooth_window,
                     budget={"steps": last.get("step"), "tokens": last.get("tokens"),
@@ -125,18 +134,18 @@ if pair_src:
     verdicts = [c4 if v.claim == "C4" else v for v in verdicts]
 if not runs:
     page.md(f"**Not yet run for profile `{profile}`**: no CPT runs under `results/{profile}/cpt/` (nor under "
-            f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.cpt --profile {profile}` "
+            f"{', '.join(f'results/{p}/cpt/' for p in fallback_profiles)}). Run `python -m lesa.study.cpt --profile {profile}` "
             "and re-execute this notebook.")
 else:
     if source in longer:
         tokens = sorted({r["summary"].get("tokens") for r in runs.values() if r["summary"].get("tokens")})
         page.md(f"**Rendered from the `{source}` profile's runs** (`{cpt_dir}`): it extends this profile with a longer "
-                f"budget ({C.fmt(tokens[0])}{f' to {C.fmt(tokens[-1])}' if len(tokens) > 1 else ''} tokens per run), and every one of its runs has "
+                f"budget ({fmt(tokens[0])}{f' to {fmt(tokens[-1])}' if len(tokens) > 1 else ''} tokens per run), and every one of its runs has "
                 "finished, so they replace this profile's own.")
     elif source != profile:
         page.md(f"**Rendered from committed `{source}` results** (`{cpt_dir}`): this profile has no CPT runs.")
     if pair and source == profile:
-        page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({C.fmt(last.get('tokens'))} "
+        page.md(f"**C4 is judged on the `{pair_src[0]}` profile's runs** of LESA and LLaMA Pro ({fmt(last.get('tokens'))} "
                 f"tokens each, ten times this profile's budget; figure below), which have finished before that profile's "
                 f"other runs; the other claims stay on this profile's runs until all of `{pair_src[0]}`'s exist.")
     page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.verdict}**, reading *{v.reading}* ({v.ours})."
@@ -156,7 +165,7 @@ else:
 #   step 0 LLaMA Pro is the base model itself, so the claim is not about initialisation).
 # * **C12b**: training all parameters instead of only the new layers converges more slowly and noisily.
 #
-# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train`); it
+# This notebook reads the CPT runs of this profile (`results/<profile>/cpt/<run>/`, written by `lesa.train.trainer`); it
 # does not train. Grown models train only their new layers, except SOLAR, which trains every layer as its paper
 # does (SOLAR with only its duplicated layers trained is an ablation); the base model trains every layer on the
 # same tokens. Every run sees the same batches in the same order, so two runs are compared step by step
@@ -166,21 +175,21 @@ else:
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if runs:
-    summ = pd.DataFrame([{"run": P.run_title(r), **A.run_seeds(r), "completed": r["completed"],
+    summ = pd.DataFrame([{"run": run_title(r), **run_seeds(r), "completed": r["completed"],
                           "steps": r["summary"].get("steps"), "tokens": r["summary"].get("tokens"),
                           "last-step loss": r["summary"].get("final_loss"),
                           "held-out PPL start": r["summary"].get("initial_heldout_ppl"),
                           "held-out PPL end": r["summary"].get("final_heldout_ppl"),
                           "median step s": r["summary"].get("step_s_median"),
                           "GFLOP/token": (r["summary"].get("flops_per_token") or 0) / 1e9} for n, r in runs.items()])
-    display(P.table(summ, csv=page.out / "cpt_runs.csv", index=False))
+    display(table(summ, csv=page.out / "cpt_runs.csv", index=False))
     page.md(f"The last-step loss is one batch's loss; the curves, verdicts and the comparison below use the mean over "
             f"{smooth_window} steps, which is lower while the loss still falls. "
             "The held-out perplexities (PPL) in this table are the trainer's monitoring during CPT (its `eval_sequences` "
             "held-out sequences), not the perplexity protocol; notebook 5 evaluates the trained models under the protocol.")
 if absent and source == profile:
-    page.md("Not yet run: " + ", ".join(f"`{n}` ({P.run_title(expected[n])})"
-                                        for n in absent) + f" (`python -m lesa.cpt --profile {profile}`).")
+    page.md("Not yet run: " + ", ".join(f"`{n}` ({run_title(expected[n])})"
+                                        for n in absent) + f" (`python -m lesa.study.cpt --profile {profile}`).")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of every CPT run (moving mean) against training tokens (left) and training compute with the frozen layers' backward pass counted (right). The same tokens cost each method a different compute, so the panels differ exactly where the methods' costs do.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Two panels sharing the loss axis: training loss curves of each method against tokens and against FLOPs."}}
 if runs:
@@ -219,8 +228,8 @@ if reach and "llama_pro" in frozen:
     beyond = []
     for key, hit in reach["runs"].items():
         r = frozen[key]
-        d = C.paired_window(r["train"], lp_rows, "end", smooth_window)
-        beyond.append({"run": P.run_title(r), **A.run_seeds(r),
+        d = paired_window(r["train"], lp_rows, "end", smooth_window)
+        beyond.append({"run": run_title(r), **run_seeds(r),
                        f"loss (mean of last {smooth_window} steps)": cmp["final_loss"][key],
                        "loss − LLaMA Pro (end)": d["mean"] if d else None,
                        "SE": d["se"] if d else None,
@@ -228,15 +237,15 @@ if reach and "llama_pro" in frozen:
                        "tokens to LLaMA Pro's final loss": hit["tokens"] if hit else "not reached",
                        "held-out PPL end": r["eval"][-1]["heldout_ppl"] if r["eval"] else None,
                        "tokens to LLaMA Pro's final held-out PPL": heldout_reach(r)})
-    display(P.table(pd.DataFrame(beyond), csv=page.out / "vs_llama_pro.csv", index=False))
+    display(table(pd.DataFrame(beyond), csv=page.out / "vs_llama_pro.csv", index=False))
     wins = [b["run"] for b in beyond if b["beats LLaMA Pro"]]
-    lp_all = [float(A.smooth([x["loss"] for x in r["train"]], smooth_window)[-1]) for r in runs.values()
+    lp_all = [float(smooth([x["loss"] for x in r["train"]], smooth_window)[-1]) for r in runs.values()
               if r["method"] == "llama_pro" and r["frozen"] and r["train"]]
-    page.md(f"LLaMA Pro's final smoothed training loss is {C.fmt(reach['target'], 4)}"
-            + (f" and its final held-out perplexity {C.fmt(lp_eval[-1]['heldout_ppl'], 4)}" if lp_eval else "")
+    page.md(f"LLaMA Pro's final smoothed training loss is {fmt(reach['target'], 4)}"
+            + (f" and its final held-out perplexity {fmt(lp_eval[-1]['heldout_ppl'], 4)}" if lp_eval else "")
             + " after "
-            f"{C.fmt(reach['baseline_total']['tokens'])} tokens"
-            + (f" (over its {len(lp_all)} data orders: {C.spread_text(lp_all, 4)}; the paired comparison uses the "
+            f"{fmt(reach['baseline_total']['tokens'])} tokens"
+            + (f" (over its {len(lp_all)} data orders: {spread_text(lp_all, 4)}; the paired comparison uses the "
                "data order every other run saw)" if len(lp_all) > 1 else "") + ". "
             + (f"Beating it by more than two SE at the end: {', '.join(wins)}." if wins else
                "No run ends below it by more than two SE at this budget."))
@@ -258,8 +267,8 @@ if not pair:
     page.md("Not yet run: no longer profile has finished its LESA and LLaMA Pro runs; C4 is judged on this profile's runs.")
 else:
     h = c4.uncertainty["heldout"]
-    page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({C.fmt(last.get('tokens'))} tokens): LESA "
-            f"{C.fmt(h['lesa_end'], 4)}, LLaMA Pro {C.spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}. "
+    page.md(f"Held-out loss at the end of the `{pair_src[0]}` runs ({fmt(last.get('tokens'))} tokens): LESA "
+            f"{fmt(h['lesa_end'], 4)}, LLaMA Pro {spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}. "
             "Held-out loss is the trainer's monitoring set (the same sequences for every run).")
     sr = c4.uncertainty.get("seed_rule", {}).get("llama_pro")
     if sr:
@@ -276,13 +285,13 @@ page.md(C.C4_RULE_HISTORY)
 # sits, because the gradient must flow back through every frozen layer above it (LLaMA Pro's lowest new layer is
 # layer 2 of the grown model, LESA's layer 15, so LLaMA Pro's step is the dearer one). Runs with another batch shape
 # than LESA's are left out. A run's own step times depend on what else the machine did while it trained; when the
-# profile has the step-cost bench (`python -m lesa.step_cost`: LESA, LLaMA Pro and SOLAR built as their runs, then
+# profile has the step-cost bench (`python -m lesa.study.step_cost`: LESA, LLaMA Pro and SOLAR built as their runs, then
 # stepped in turn in one process, so a slow period of the machine falls on all three), C6 is judged on the bench, and
 # its table follows the runs'.
 
 # %% tags=["hide-input"]
 if costs:
-    display(P.table(pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
+    display(table(pd.DataFrame([{"run": run_title(runs[n]), **run_seeds(runs[n]),
                                    "median step s": c["step_s"], "GFLOP/token": c["flops_per_token"] / 1e9,
                                    "measured ratio to LESA": c["measured_ratio"], "FLOP model ratio to LESA": c["flop_model_ratio"]}
                                   for n, c in costs.items()]), csv=page.out / "step_cost.csv", index=False))
@@ -290,7 +299,7 @@ else:
     page.md("Not yet run: no LESA run with step times and FLOPs per token to compare against.")
 if bench:
     b = bench["runs"]
-    display(P.table(pd.DataFrame([{"method": P.label(m), "median step s": b[m]["step_s_median"],
+    display(table(pd.DataFrame([{"method": label(m), "median step s": b[m]["step_s_median"],
                                    "SE of the median": b[m]["step_s_median_se"], "GFLOP/token": b[m]["flops_per_token"] / 1e9,
                                    "measured ratio to LESA": bench["measured_ratio"][m],
                                    "FLOP model ratio to LESA": bench["flop_model_ratio"][m]} for m in bench["methods"]]),

@@ -22,7 +22,7 @@
 #   unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11.
 # - **Time** (2 CPU cores): seconds on every profile once the CPT runs and their evaluation exist (plus the base
 #   model's perplexity when notebook 3 has not cached it); the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
+#   `python -m lesa.study.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
 #   not from this notebook. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 05_downstream` from the
@@ -51,24 +51,30 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto i
 import pandas as pd
 from IPython.display import display
 
-from lesa import analysis as A, claims as C, plots as P
-from lesa.page import Page, quiet
-from lesa.profiles import load_profile, load_profile_model
-from lesa.protocol import measure_cached, ppl_protocol
-from lesa.store import write_json
+from lesa.study.results import complete_cpt_profiles, find_results, first_seed_runs, load_cpt_runs, load_eval_records, main_table, method_logs, method_row, paired_questions
+from lesa.claims import rules as C
+from lesa.claims.paper import OPT_DEUS_CPT, PAPER_MAIN, fmt
+from lesa.grow.methods import label
+from lesa.plots import figures as P
+from lesa.grow.methods import display_name, run_title
+from lesa.plots.table import table
+from lesa.book.page import Page, quiet
+from lesa.study.profiles import load_profile, load_profile_model
+from lesa.eval.protocol import measure_cached, ppl_protocol
+from lesa.core.store import write_json
 
 page = Page("05_downstream", profile, results_root)
-longer = A.complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
-ev_dir, source = A.find_results(profile, "downstream", tuple(fallback_profiles), results_root, prefer=longer)
-cpt_dir, cpt_source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
-cpt_runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
+longer = complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
+ev_dir, source = find_results(profile, "downstream", tuple(fallback_profiles), results_root, prefer=longer)
+cpt_dir, cpt_source = find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
+cpt_runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
 # the perplexity protocol of the profile whose evaluations this page shows (a longer profile's sets are larger)
 proto = ppl_protocol(load_profile(source)) if source in longer else page.protocol
 stale: list[str] = []          # records of an older training of a run (its weights changed since): left out
-records = A.load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
-ours = A.main_table(records)
+records = load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
+ours = main_table(records)
 # a run's display name from what it trained (as in notebook 4): "LESA, o/down scaled (ours), α = 0", not "lesa_fp-0"
-name_of = lambda n: P.run_title(cpt_runs[n]) if n in cpt_runs else P.display_name(n)
+name_of = lambda n: run_title(cpt_runs[n]) if n in cpt_runs else display_name(n)
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
     for n, r in cpt_runs.items():
         if r["summary"].get("final_heldout_ppl"):
@@ -88,8 +94,8 @@ if stale:
             f"(their weights are not the runs' current ones): " + ", ".join(f"`{s}`" for s in stale) + ".")
 
 
-first = A.first_seed_runs(cpt_source)        # each method's first seed: LESA's median predictor seed (lesa-p1)
-got = {m: A.method_row(ours, cpt_runs, m, first) for m in ("lesa", "llama_pro", "solar", "base")}
+first = first_seed_runs(cpt_source)        # each method's first seed: LESA's median predictor seed (lesa-p1)
+got = {m: method_row(ours, cpt_runs, m, first) for m in ("lesa", "llama_pro", "solar", "base")}
 lesa = got["lesa"] or {}
 tasks = lesa.get("tasks") or []
 # the one seed rule: every evaluated LESA seed's perplexity, and every finished run's held-out curve
@@ -98,10 +104,10 @@ lesa_seeds = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] =
 ppl_of = {m: g["ppl"] for m, g in got.items() if g and g.get("ppl") is not None}
 if "lesa" in ppl_of and lesa_seeds:
     ppl_of["lesa"] = [ours[n]["ppl"] for n in lesa_seeds]
-logs = {m: A.method_logs(cpt_runs, m) for m in ("lesa", "llama_pro", "solar")}
+logs = {m: method_logs(cpt_runs, m) for m in ("lesa", "llama_pro", "solar")}
 # C5's accuracies paired per question where the suite saved each question's result (since issue 37), else unpaired
 row_name = {id(v): k for k, v in ours.items()}
-paired = {b: A.paired_questions(ev_dir, row_name[id(got["lesa"])], row_name[id(got[b])], tasks)
+paired = {b: paired_questions(ev_dir, row_name[id(got["lesa"])], row_name[id(got[b])], tasks)
           for b in ("llama_pro", "solar") if got["lesa"] and got[b] and ev_dir and tasks}
 paired = {b: v for b, v in paired.items() if v}
 budget = {"tasks": ", ".join(tasks) or "none",
@@ -125,10 +131,10 @@ if ours:
     saved = sorted({p.parent.name for p in ev_dir.glob("*/*_questions.jsonl")}) if ev_dir else []
     page.md("**Power of the accuracy comparison.** " + (
         f"Per-question results are saved for {', '.join(saved)}; LESA's accuracy is paired per question with "
-        f"{', '.join(C.label(b) for b in paired) or 'no baseline (one side lacks them)'}." if saved else
+        f"{', '.join(label(b) for b in paired) or 'no baseline (one side lacks them)'}." if saved else
         "The evaluation records hold each task's accuracy and standard error, not which questions each model answered "
         "correctly, so the accuracies are compared unpaired: the smallest difference each comparison could call is "
-        "printed beside it in the verdict. A paired comparison (lesa.claims.paired_accuracy, exact McNemar per task) "
+        "printed beside it in the verdict. A paired comparison (lesa.claims.rules.paired_accuracy, exact McNemar per task) "
         "needs the per-question results, which the suite saves for evaluations run since (`<run>/<task>_questions.jsonl`); "
         "the committed evaluations predate it and would have to be run again."))
 # C12b (freezing helps) is judged on the training curves (chapter 4); after training, what the frozen layers keep
@@ -137,10 +143,10 @@ unfrozen = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == 
 if lesa.get("ppl") is not None and unfrozen and ours[unfrozen[0]].get("ppl_source") == lesa.get("ppl_source"):
     u = ours[unfrozen[0]]
     ppl_name = lambda s: s.replace("wikitext", "WikiText").replace("ppl", "perplexity")
-    avg = lambda g: f"{C.fmt(g['avg'], 3)} ± {C.fmt(g['avg_se'], 2)}" if g.get("avg") is not None else "n/a"
+    avg = lambda g: f"{fmt(g['avg'], 3)} ± {fmt(g['avg_se'], 2)}" if g.get("avg") is not None else "n/a"
     page.md(f"**Freezing, after training.** C12b (freezing the original layers helps) is judged on the training curves "
             f"in chapter 4. After training, LESA with its original layers frozen has {ppl_name(lesa['ppl_source'])} "
-            f"**{C.fmt(lesa['ppl'], 4)}** against **{C.fmt(u['ppl'], 4)}** with every layer trained (lower is better), "
+            f"**{fmt(lesa['ppl'], 4)}** against **{fmt(u['ppl'], 4)}** with every layer trained (lower is better), "
             f"and a benchmark average (%) of {avg(lesa)} against {avg(u)}.")
 
 # %% [markdown]
@@ -166,14 +172,14 @@ if source == profile:
     pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
     if pick_set:
         base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
-        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{C.fmt(base_row['ppl'], 4)}**.")
+        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{fmt(base_row['ppl'], 4)}**.")
     del model
 
 # %% tags=["hide-input"]
 rows = [{"source": "paper (main table)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-        for k, v in C.PAPER_MAIN.items()]
+        for k, v in PAPER_MAIN.items()]
 rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-         for k, v in C.OPT_DEUS_CPT.items()]
+         for k, v in OPT_DEUS_CPT.items()]
 rows += [{"source": f"ours ({source})", "model": name_of(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
          for k, v in ours.items()]
 if base_row:
@@ -185,7 +191,7 @@ write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours
 page.save(P.main_table_plot(rows), "main_table");
 
 # %% tags=["hide-input"]
-display(P.table(pd.DataFrame(rows), csv=page.out / "main_table.csv", index=False, digits=4))
+display(table(pd.DataFrame(rows), csv=page.out / "main_table.csv", index=False, digits=4))
 
 # %% tags=["hide-input"]
 page.finish(verdicts, source_profile=source)

@@ -25,7 +25,7 @@
 #   directions), and the trained models' perplexity and benchmarks; a plain answer. Nothing here is a claim of
 #   the paper.
 # - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
-#   runs (`python -m lesa.cpt --profile <profile>`) and notebook 5 (after training) wrote.
+#   runs (`python -m lesa.study.cpt --profile <profile>`) and notebook 5 (after training) wrote.
 # - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
 #   code paths; `cpu`; `cpu-long`; `gpu`), or run `python -m lesa.book run --profile cpu --only 06_beyond` from
 #   the repository root.
@@ -44,90 +44,27 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import math
-from pathlib import Path
 
 import pandas as pd
 
-from lesa import analysis as A, beyond as B, claims as C, plots as P
-from lesa.page import Page
-from lesa.store import read_json, write_json
+from lesa.study.results import find_results, first_seed_runs, run_seeds
+from lesa.claims import beyond as B
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import permutation_p, spread_text
+from lesa.plots import figures as P
+from lesa.grow.methods import run_label, run_title
+from lesa.book.page import Page
+from lesa.study.variants import variants_vs_llama_pro
+from lesa.grow.methods import CONTROLS, LEARNED   # the method table: which methods learn, which are controls
+from lesa.core.store import read_json, write_json
 
 page = Page("06_beyond", profile, results_root)
-VARIANTS = {n: dict(v) for n, v in (page.prof.get("expansion") or {}).get("variants", {}).items()}
-SHOWN = ("lesa", "lesa_raw", *VARIANTS)   # notebook 3's models this chapter is about (the rest are in chapter 3)
-LEARNED = ("lesa", "lesa_raw", "lesa_fp", "lesa_lowrank", "lesa_ridge", "svd_interp")   # methods that learn or
-                                # interpolate from the neighbours; the rest of notebook 3's variants are controls
-
-# ---- before training: notebook 3's screening perplexities (the profile's model; this profile's or the one it extends)
-init_dir, init_source = A.find_results(profile, "03_expansion", tuple(x for x in (page.prof.get("extends"), *fallback_profiles) if x),
-                                       results_root)
-exp = read_json(init_dir / "expansion.json") if init_dir and (init_dir / "expansion.json").exists() else None
-init_rows, base_init = [], None
-if exp:
-    main_model = next(iter(exp["models"]))
-    d0 = exp["models"][main_model]
-    screen_set = d0["screen"]["sets"][0]
-    for name, by_seed in d0["results"].items():
-        method, opts = (VARIANTS[name]["method"], {k: v for k, v in VARIANTS[name].items() if k != "method"}) \
-            if name in VARIANTS else (name, {})
-        for seed, rec in by_seed.items():
-            v = (rec.get("screen") or {}).get(screen_set) or {}
-            if v.get("status") == "ok":
-                init_rows.append({"name": name, "method": method, "label": P.variant_label(method, opts),
-                                  "seed": None if seed == "None" else int(seed), "ppl": v["value"],
-                                  "identity": bool(rec.get("identity"))})
-    base_init = next((r["ppl"] for r in init_rows if r["name"] == "base"), None)
-
-# ---- during training: the CPT runs; cpu-long's once the runs this chapter compares have trained (LLaMA Pro and
-# the learned methods on their own recipe: SOLAR, the base model, the unfrozen ablation and the post-training suite
-# are chapters 4 and 5's, which wait for all of them)
-cpt_dir, source = A.find_results(profile, "cpt", tuple(fallback_profiles), results_root,
-                                  prefer=A.complete_cpt_profiles(preferred_profiles, profile, results_root,
-                                                                 methods=("llama_pro", *LEARNED), suite=False))
-runs = A.load_cpt_runs(cpt_dir) if cpt_dir else {}
-runs = {n: r for n, r in runs.items() if r["completed"] or source == profile}   # a longer profile: finished runs only
-groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
-# the spectrum test's runs (a prediction's singular values or vectors replaced) are a test of a cause, not
-# variants: they have their own section below
-reshaped = lambda key: bool({"spectrum", "directions"} & set(dict(key[1])))
-test_groups = {k: v for k, v in groups.items() if reshaped(k)}
-groups = {k: v for k, v in groups.items() if not reshaped(k)}
-lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
-label_of = lambda k: P.run_label(k[0], True, options=dict(k[1]))
-rows, curves = [], {}
-if lp_key:
-    lp_logs = [runs[n]["eval"] for n in groups[lp_key]]
-    lp_final = float(pd.Series([log[-1]["heldout_loss"] for log in lp_logs]).median())
-    for key, names in groups.items():
-        logs = [runs[n]["eval"] for n in names]
-        cmp = B.heldout_vs_reference(logs, lp_logs, later) if key != lp_key else None
-        reach = [B.tokens_to_reach(log, lp_final) for log in logs]
-        ends = [log[-1]["heldout_loss"] for log in logs]
-        rows.append({"run": label_of(key), "seeds": len(names), "runs": ", ".join(names),
-                     "held-out loss at the end": C.spread_text(ends, 4),
-                     "− LLaMA Pro (median, end)": cmp["end_diff"] if cmp else None,
-                     "later half against LLaMA Pro": B.RESULT_TEXT[cmp["result"]] if cmp else "(the reference)",
-                     "tokens to LLaMA Pro's final held-out loss": ("(the reference: its median)" if key == lp_key else
-                                                                    C.spread_text([r for r in reach if r is not None], 3)
-                                                                    if all(r is not None for r in reach) else
-                                                                    f"not reached by {sum(r is None for r in reach)} of {len(reach)} seeds"),
-                     "_result": cmp["result"] if cmp else None, "_key": key})
-
-# the spectrum test's runs against the o/down-scaled variant (α = 0, LESA's gaps): each below / within / above
-# the variant's seed range at every later evaluation (B.against_range)
-fp_key = next((k for k in groups if k[0] == "lesa_fp" and dict(k[1]).get("gaps") in (None, "top")
-               and dict(k[1]).get("alpha") == 0.0), None)
-test_by = {o: names for key, names in test_groups.items() for o in ("spectrum", "directions") if o in dict(key[1])}
-spec_pos = {o: B.against_range(B.heldout_vs_reference([runs[n]["eval"] for n in names],
-                                                      [runs[n]["eval"] for n in groups[fp_key]], later))
-            for o, names in test_by.items()} if fp_key else {}
-
-# ---- after training: notebook 5's table (first seed of each method), from the same CPT source: this profile's
-# notebook 5 when it showed that source (a complete longer profile replaces this one's runs there too), else the
-# source profile's own notebook 5
-nb5 = [Path(results_root) / p / "05_downstream" / "main_table.json" for p in dict.fromkeys((profile, source or profile))]
-after = next((t["ours"] for t in (read_json(f) for f in nb5 if f.exists())
-              if t.get("source_profile") == (source or profile) and t.get("ours")), {})
+d = variants_vs_llama_pro(page.prof, profile, results_root, fallback_profiles, preferred_profiles, later)
+(VARIANTS, SHOWN, init_rows, base_init, init_source, main_model, screen_set, runs, groups, test_groups, source, lp_key,
+ lp_final, rows, fp_key, test_by, spec_pos, after) = (d[k] for k in (
+    "VARIANTS", "SHOWN", "init_rows", "base_init", "init_source", "main_model", "screen_set", "runs", "groups",
+    "test_groups", "source", "lp_key", "lp_final", "rows", "fp_key", "test_by", "spec_pos", "after"))
+label_of = lambda k: run_label(k[0], True, options=dict(k[1]))
 write_json(page.out / "beyond.json", {"init_source_profile": init_source, "cpt_source_profile": source, "later": later,
                                       "init": init_rows, "vs_llama_pro": [{k: v for k, v in r.items() if k != "_key"} for r in rows]});
 
@@ -145,11 +82,11 @@ if init_rows and base_init is not None:
             starts.setdefault(r["label"], []).append(r["ppl"])
     at_base = [k for k, v in starts.items() if max(v) <= base_init * 1.01]
     found.append(f"Before training, {len(at_base)} of the {len(starts)} learned variants start within 1% of the base "
-                 f"model's perplexity ({C.fmt(base_init, 4)}, which LLaMA Pro equals), against "
-                 f"{C.spread_text([r['ppl'] for r in init_rows if r['name'] == 'lesa'], 4)} for LESA as released.")
+                 f"model's perplexity ({fmt(base_init, 4)}, which LLaMA Pro equals), against "
+                 f"{spread_text([r['ppl'] for r in init_rows if r['name'] == 'lesa'], 4)} for LESA as released.")
 if rows:
     budget = runs[groups[lp_key][0]]["summary"].get("tokens")
-    found.append(f"After {C.fmt(budget)} training tokens per run ({source} profile), "
+    found.append(f"After {fmt(budget)} training tokens per run ({source} profile), "
                  + (f"{'; '.join(wins)} beat{'s' if len(wins) == 1 else ''} LLaMA Pro beyond the seed spread. " if wins else
                     "no learned variant beats LLaMA Pro beyond the seed spread. ")
                  + (f"Worse than LLaMA Pro beyond the spread: {'; '.join(losses)}. " if losses else "")
@@ -157,8 +94,6 @@ if rows:
     # the controls with the variants' start (o/down zeroed) and placement (LESA's gaps): what differs is q, k, v,
     # gate and up. copy_scaled is LLaMA Pro's initialisation moved to the variants' placement, so it separates
     # placement from initialisation; random_zero_out asks whether the predictions beat random features
-    CONTROLS = {"copy_scaled": "the lower neighbour's copy, i.e. LLaMA Pro's initialisation in the variants' places",
-                "random_zero_out": "random q, k, v, gate and up"}
     logs_of = lambda key: [runs[n]["eval"] for n in groups[key]]
     top_placed = [r for r in learned if dict(r["_key"][1]).get("gaps") is None]   # the controls sit in LESA's gaps
     if top_placed:
@@ -190,14 +125,14 @@ if rows:
                                  if spec_pos.get(o)) + ".")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet "
-                 f"(`python -m lesa.cpt --profile {profile}`).")
+                 f"(`python -m lesa.study.cpt --profile {profile}`).")
 page.md("**What we found.** " + " ".join(found))
 
 # %% [markdown]
 # LLaMA Pro's new layers copy their neighbours with the attention output and MLP down projections (`o_proj`,
 # `down_proj`) zeroed: the grown model is exactly the base model, and training starts from there. LESA's released
 # recipe predicts full-norm new layers that start far worse at this scale (chapter 3). The variants below (ours,
-# defined in `lesa.plans`) keep a start at or next to the base model but fill the new layers with what the
+# defined in `lesa.grow.plans`) keep a start at or next to the base model but fill the new layers with what the
 # neighbours suggest:
 #
 # * **LESA, o/down scaled (α)**: LESA's predicted q, k, v, gate and up; `o_proj` and `down_proj` scaled by α (α = 0
@@ -246,8 +181,8 @@ if rows:
 # %% tags=["hide-input"]
 if rows:
     n_lp = len(groups[lp_key])
-    page.md(f"LLaMA Pro's final held-out loss ({f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}): {C.fmt(lp_final, 4)} "
-            f"(perplexity {C.fmt(math.exp(lp_final), 4)}). Held-out loss: the trainer's monitoring set (its "
+    page.md(f"LLaMA Pro's final held-out loss ({f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}): {fmt(lp_final, 4)} "
+            f"(perplexity {fmt(math.exp(lp_final), 4)}). Held-out loss: the trainer's monitoring set (its "
             "`eval_sequences` per source), the same for every run. Ranges are over the seeds listed.")
     page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]), csv="vs_llama_pro.csv",
                index=False, digits=4)
@@ -256,7 +191,7 @@ if rows:
 # ## What the new layers offer training at step 0 (ours)
 # With `o_proj` and `down_proj` at zero a new layer writes nothing into the residual stream, so at step 0 only
 # those two projections receive a gradient, built from the features they read: the attention output (`o_proj`'s
-# input) and act(gate) · up (`down_proj`'s input). `python -m lesa.diagnose` measures, before training, the new
+# input) and act(gate) · up (`down_proj`'s input). `python -m lesa.study.diagnose` measures, before training, the new
 # layers' weights against the original layer below each (norm, cosine, effective rank: the exponential of the
 # entropy of the normalised singular values), the effective rank of those features on held-out tokens, and the
 # first gradient's L1 norm (Adam's first update is the learning rate times the gradient's sign, so to first order it
@@ -266,7 +201,7 @@ if rows:
 # "end loss" is the held-out loss at the end of training.
 
 # %% tags=["hide-input"]
-diag_dir, _ = A.find_results(source or profile, "beyond", (), results_root)
+diag_dir, _ = find_results(source or profile, "beyond", (), results_root)
 diag = read_json(diag_dir / "init_diagnostics.json") if diag_dir and (diag_dir / "init_diagnostics.json").exists() else None
 diag_rows = []
 if diag and rows:
@@ -304,14 +239,14 @@ if diag and rows:
         text = []
         if lesa_row:
             text.append(f"LESA's predicted q, k, v, gate and up have about the norm of the layer below "
-                        f"({C.fmt(lesa_row['norm ÷ below'], 2)}×) but {C.fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
-                        f"of its effective rank and almost no overlap with it (cosine {C.fmt(lesa_row['cosine with below'], 2)}): "
+                        f"({fmt(lesa_row['norm ÷ below'], 2)}×) but {fmt(100 * lesa_row['eff. rank ÷ below'], 2)}% "
+                        f"of its effective rank and almost no overlap with it (cosine {fmt(lesa_row['cosine with below'], 2)}): "
                         "the predictor's outputs use few directions. The attention output they produce has "
-                        f"{C.fmt(100 * lesa_row['attention: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
+                        f"{fmt(100 * lesa_row['attention: eff. rank ÷ below'], 2)}% of the layer below's effective rank, "
                         "a few directions per layer.")
         if fp and cp and rnd:
-            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {C.fmt(fp['first gradient (L1)'], 3)}, "
-                        f"against {C.fmt(cp['first gradient (L1)'], 3)} for the copy and {C.fmt(rnd['first gradient (L1)'], 3)} for random "
+            text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {fmt(fp['first gradient (L1)'], 3)}, "
+                        f"against {fmt(cp['first gradient (L1)'], 3)} for the copy and {fmt(rnd['first gradient (L1)'], 3)} for random "
                         "weights in the same places.")
         text.append(f"Across the {len(pts)} runs that start at the base model in LESA's gaps, the first gradient's size and the "
                     f"held-out loss at the end have a Spearman correlation of {rho:+.2f}"
@@ -322,7 +257,7 @@ if diag and rows:
                     "controlled test of the cause.")
         page.md("**What this suggests.** " + " ".join(text))
 else:
-    page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.diagnose --profile "
+    page.md(f"Not yet run: no step-0 diagnostics for the {source or profile} profile (`python -m lesa.study.diagnose --profile "
             f"{source or profile}`).")
 
 # %% [markdown]
@@ -331,7 +266,7 @@ else:
 # but a small part of its effective rank. Random weights of full rank in the same places (the control) train
 # faster than the predictions. A predicted weight carries two things, its singular values (the spectrum, which
 # sets the effective rank) and its singular vectors (the directions); two reshaped versions of the o/down-scaled
-# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.plans`, ours):
+# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.grow.plans`, ours):
 #
 # * **spectrum = neighbours**: the predicted singular vectors with the singular values of its two neighbours
 #   (their mean, sorted): the prediction's directions at the neighbours' effective rank;
@@ -411,19 +346,19 @@ else:
         if rnd and end(rnd["_name"]) < fp_end:    # the share of the variant's gap to random weights that the change closes
             gap = fp_end - end(rnd["_name"])
             shares[o] = 100 * (fp_end - float(pd.Series([end(r["_name"]) for r in rs]).median())) / gap
-            closed = (f"; {'the median run' if many else 'it'} closes {C.fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
+            closed = (f"; {'the median run' if many else 'it'} closes {fmt(shares[o], 2)}% of the variant's {gap:.3f} gap "
                       "to random weights of full rank in the same places")
         # an exact permutation test of the end losses, in the direction the runs lie (2 runs against 3: 10 splits,
         # so p is never below 0.1 whatever the data)
-        perm = C.permutation_p([end(r["_name"]) for r in rs], [end(n) for n in groups[fp_key]],
+        perm = permutation_p([end(r["_name"]) for r in rs], [end(n) for n in groups[fp_key]],
                                "greater" if pos[o] == "above" else "less")
         perms[o] = perm
         text.append(f"{what} end {diffs} nats per token from the variant's median "
                     f"({'predictor seeds ' if many else 'predictor seed '}{', '.join(str(r['seed']) for r in rs)}"
                     + (f"; {same} from the variant's run on the same seed" if same else "")
                     + f"), {where[pos[o]]}{closed}; an exact permutation test of the end losses ({len(rs)} runs against "
-                      f"{n_fp}, one-sided in the direction the runs lie) gives p = {C.fmt(perm['p'], 2)}, and "
-                      f"{C.fmt(perm['smallest_p'], 2)} is the smallest p these run counts allow.")
+                      f"{n_fp}, one-sided in the direction the runs lie) gives p = {fmt(perm['p'], 2)}, and "
+                      f"{fmt(perm['smallest_p'], 2)} is the smallest p these run counts allow.")
     # what the runs show, worded no stronger than a few runs allow: a pattern consistent with a cause, not the cause
     read_spec = {"below": "The runs with the neighbours' spectrum ended below the variant, as they would if the collapsed "
                           "spectrum were part of what holds the predictions back; with these run counts that is a lead, "
@@ -458,11 +393,11 @@ else:
 # %% tags=["hide-input"]
 # each seed group's evaluated run: its first seed that chapter 5 evaluated (the spread variant's is seed 1, the
 # profile's median seed, not the first in name order)
-first = A.first_seed_runs(source)
+first = first_seed_runs(source)
 keep = {n: after[n] for n in (next((m for m in sorted(names, key=lambda m: m not in first) if m in after), None)
                               for names in groups.values()) if n}
 if keep:
-    table = pd.DataFrame([{"run": P.run_title(runs[n]), **A.run_seeds(runs[n]),
+    table = pd.DataFrame([{"run": run_title(runs[n]), **run_seeds(runs[n]),
                            "WikiText word PPL": v.get("ppl"), "benchmark average (%)": v.get("avg"), "SE": v.get("avg_se"),
                            "tasks": ", ".join(v.get("tasks") or [])} for n, v in keep.items()])
     if table["tasks"].nunique() == 1:    # the same tasks in every row: said once, not repeated down a column

@@ -24,9 +24,9 @@
 #
 # **About this notebook**
 #
-# - **Shows**: the ladder measured by `python -m lesa.scale` (continuity C1, the predictor's held-out fit C7b,
+# - **Shows**: the ladder measured by `python -m lesa.study.scale` (continuity C1, the predictor's held-out fit C7b,
 #   perplexity before training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
-# - **Time**: seconds; the measurements themselves come from `python -m lesa.scale --profile scale` (hours on two
+# - **Time**: seconds; the measurements themselves come from `python -m lesa.study.scale --profile scale` (hours on two
 #   cores for the 1.5B model), which records each item's time and peak memory.
 # - **Profile**: set `profile` in the parameters cell (`smoke`: its two tiny random models, measured here in a
 #   minute; `cpu`: the `scale` profile's four real models), or run
@@ -43,9 +43,12 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lesa import claims as C, plots as P, scale as Sc
-from lesa.claims_paper import opt_deus_sentence
-from lesa.page import Page
+from lesa.claims.paper import fmt
+from lesa.grow import methods as M
+from lesa.plots.style import PAGE_W
+from lesa.study import scale as Sc
+from lesa.claims.paper import opt_deus_sentence
+from lesa.book.page import Page
 
 page = Page("07_scale", profile, results_root)
 d = Sc.chapter(profile)
@@ -62,7 +65,7 @@ def trend(key, better="up"):
         return "not yet measured on two models"
     a, b = med(rs[0][key]), med(rs[-1][key])
     word = "rises" if b > a else "falls"
-    return f"{word} from {C.fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {C.fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
+    return f"{word} from {fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
 
 
 # %% tags=["hide-input"]
@@ -77,11 +80,11 @@ if rows:
               f"SOLAR's {trend('init_solar_rel')}."]
 if d["missing"]:
     lines.append(f"Not measured yet: {', '.join(Sc.model_name(m) for m in d['missing'])} "
-                 f"(`python -m lesa.scale --profile {d['profile']}` measures what is missing, resumably).")
+                 f"(`python -m lesa.study.scale --profile {d['profile']}` measures what is missing, resumably).")
 page.md(" ".join(lines))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}
-fig, axes = plt.subplots(1, 3, figsize=(P.PAGE_W, 2.6))
+fig, axes = plt.subplots(1, 3, figsize=(PAGE_W, 2.6))
 
 
 def series(ax, key, label, color, marker="o"):
@@ -95,16 +98,16 @@ def series(ax, key, label, color, marker="o"):
     ax.errorbar(x, y, yerr=[lo, hi], marker=marker, color=color, label=label, capsize=3, lw=1.2, ms=4)
 
 
-series(axes[0], "c1_gate_margin", "gate, SVD rows", P.color("lesa"))
+series(axes[0], "c1_gate_margin", "gate, SVD rows", M.color("lesa"))
 axes[0].axhline(0, color="0.5", lw=0.8)
 axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap − shuffled 95th pct.")
-series(axes[1], "c7b_r2", "LESA predictor", P.color("lesa"))
-series(axes[1], "c7b_r2_neighbour_average", "neighbour average", P.color("average"), "s")
+series(axes[1], "c7b_r2", "LESA predictor", M.color("lesa"))
+series(axes[1], "c7b_r2_neighbour_average", "neighbour average", M.color("average"), "s")
 axes[1].axhline(0, color="0.5", lw=0.8)
 axes[1].set(title="(b) C7b held-out R²", ylabel="R² (0: zeros)")
 for m in ("lesa", "solar", "lesa_raw", "lesa-lambda5e-5"):
-    series(axes[2], f"init_{m}_rel", P.label(m), P.color(m))
-axes[2].axhline(1, color=P.color("llama_pro"), lw=1, ls="--", label=P.label("llama_pro"))
+    series(axes[2], f"init_{m}_rel", M.label(m), M.color(m))
+axes[2].axhline(1, color=M.color("llama_pro"), lw=1, ls="--", label=M.label("llama_pro"))
 axes[2].set(title="(c) perplexity before training", ylabel="÷ base model", yscale="log")
 ticks = sorted({r["parameters"] for r in rows})
 for ax in axes:                 # one tick per model, named by its size
@@ -125,8 +128,8 @@ page.save(fig, "scale_ladder");
 
 # %% tags=["hide-input"]
 page.md(d["protocol"])
-span = lambda v: "–" if v is None else (C.fmt(v) if not isinstance(v, dict) else
-                                        f"{C.fmt(v['median'])} [{C.fmt(v['min'])}, {C.fmt(v['max'])}]")
+span = lambda v: "–" if v is None else (fmt(v) if not isinstance(v, dict) else
+                                        f"{fmt(v['median'])} [{fmt(v['min'])}, {fmt(v['max'])}]")
 table = pd.DataFrame([{"model": Sc.model_name(r["model"]), "parameters (M)": round(r["parameters"] / 1e6),
                        "layers": r["layers"],
                        "types with continuity (SVD / raw)": f"{r.get('c1_types_concat_svd_top1', '–')} / "
@@ -144,7 +147,7 @@ page.table(table, index=False, csv="ladder.csv")
 variants = ["lesa", "lesa-lambda0", "lesa-lambda5e-5", "lesa_raw"]
 page.md("**Table 2.** Perplexity before training relative to the base model for LESA as released (λ = 5e-4), "
         "without the norm term (λ = 0), with the paper's reported λ = 5e-5, and without the SVD.")
-page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{P.label(m): span(r.get(f"init_{m}_rel"))
+page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{M.label(m): span(r.get(f"init_{m}_rel"))
                                                                   for m in variants}} for r in rows]),
            index=False, csv="norm_term.csv")
 judged = [(r, Sc.c12c_on_ladder(r, 5e-5), Sc.c12c_on_ladder(r, 5e-4)) for r in rows]
@@ -155,7 +158,7 @@ if judged:
             "below 0.9× the norm with the term, on every seed, and the term lowers the perplexity before training) "
             "with the paper's λ = 5e-5 and with the code's 5e-4.")
     page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]),
-                              **{f"norm, {P.label(m)}": span(r.get(f"norm_{m}"))
+                              **{f"norm, {M.label(m)}": span(r.get(f"norm_{m}"))
                                  for m in ("lesa-lambda0", "lesa-lambda5e-5", "lesa")},
                               "rule, λ = 5e-5": f"{a['verdict']}: {a['notes']}",
                               "rule, λ = 5e-4": f"{b['verdict']}: {b['notes']}"} for r, a, b in judged]),
@@ -172,7 +175,7 @@ coded = have("code_base")
 if coded:
     page.md("**Table 4.** Token perplexity on the code set before training, relative to the base model.")
     page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), "base perplexity": span(r["code_base"]),
-                              **{P.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
+                              **{M.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
                              for r in coded]), index=False, csv="code.csv")
 else:
     page.md("No coder model has been measured on the code set yet.")
@@ -186,7 +189,7 @@ else:
 # %% tags=["hide-input"]
 if d["bound"]:
     page.md("**Table 5.** Quantity measured on the model quantised once more, minus the model's own (medians).")
-    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: C.fmt(v) for k, v in b.items()
+    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: fmt(v) for k, v in b.items()
                                                             if k in ("c1_gate_margin", "c7b_r2", "c7b_cosine",
                                                                      "init_lesa_rel", "init_solar_rel")}}
                              for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv")

@@ -66,7 +66,7 @@ needs_smollm2 = pytest.mark.skipif(not smollm2_available(),
 def smollm2():
     if not smollm2_available():
         pytest.skip("SmolLM2 wheel not installed (run `make setup`)")
-    from lesa.models import load_model
+    from lesa.core.models import load_model
 
     return load_model("smollm2-135m")
 

@@ -1,4 +1,4 @@
-"""lesa.analysis, lesa.profiles, lesa.plots: continuity metrics and controls, leave-one-layer-out,
+"""lesa.study.analysis, lesa.study.profiles, lesa.plots.figures: continuity metrics and controls, leave-one-layer-out,
 expansion cache, residual effect, CPT readers, profile validation (tiny random models, CPU)."""
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import analysis as A
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
+from lesa.study import analysis as A
+from lesa.claims.paper import fmt
+from lesa.claims.verdict import steps_to_reach
+from lesa.study.common import stack_weights
+from lesa.study.growth import new_layer_stats, residual_effect
+from lesa.study.predictor import LOO_CONTROLS, leave_one_layer_out, loo_layers, predictor_study, train_full, weight_metrics
+from lesa.study.results import cpt_comparison, find_results, first_seed_runs, load_cpt_runs, load_eval_records, main_table, method_logs, method_row, runs_by_method, step_times, verdict, verdict_markdown, write_verdicts
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
 
 
 def smooth_stack(L=12, d_out=16, d_in=24, noise=0.01, seed=0):
@@ -77,18 +83,18 @@ def test_embed_2d_shapes():
 
 def test_weight_metrics():
     W = torch.randn(8, 8)
-    m = A.weight_metrics(W, W)
+    m = weight_metrics(W, W)
     assert m["r2"] == pytest.approx(1) and m["cosine"] == pytest.approx(1) and m["norm_ratio"] == pytest.approx(1)
-    z = A.weight_metrics(torch.zeros(8, 8), W)
+    z = weight_metrics(torch.zeros(8, 8), W)
     assert z["norm_ratio"] == 0 and z["r2"] < 0.1
-    assert A.weight_metrics(2 * W, W)["norm_ratio"] == pytest.approx(2)
+    assert weight_metrics(2 * W, W)["norm_ratio"] == pytest.approx(2)
 
 
 def test_loo_layers():
-    assert A.loo_layers(30, 4) == [2, 10, 19, 27]
-    assert A.loo_layers(8, 10) == [2, 3, 4, 5]
+    assert loo_layers(30, 4) == [2, 10, 19, 27]
+    assert loo_layers(8, 10) == [2, 3, 4, 5]
     with pytest.raises(ValueError):
-        A.loo_layers(4, 1)
+        loo_layers(4, 1)
 
 
 @pytest.mark.parametrize("space", ["svd", "raw"])
@@ -96,7 +102,7 @@ def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
     Ws = smooth_stack(L=10, noise=0.0)
     cfg = PredictorConfig(epochs=3, hidden=32, space=space)
     seen = {}
-    import lesa.predictor as Pm
+    import lesa.grow.predictor as Pm
 
     real = Pm.train_predictor
 
@@ -106,7 +112,7 @@ def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
         return real(blocks, cfg, layers=layers, **kw)
 
     monkeypatch.setattr(Pm, "train_predictor", spy)
-    r = A.leave_one_layer_out(Ws, cfg, 5)
+    r = leave_one_layer_out(Ws, cfg, 5)
     assert not {4, 5, 6} & set(seen["layers"]) and seen["held_block_zero"]
     assert set(r["metrics"]) == {"predictor", "neighbour_average", "zeros", "copy_below", "copy_above", "ridge"}
     # on a smooth stack the neighbour average is already very good, and the middle layer is an exact
@@ -119,7 +125,7 @@ def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
 
 def test_train_full_reports_loss_scale_and_norms():
     Ws = smooth_stack(L=8)
-    r = A.train_full(Ws, PredictorConfig(epochs=2, hidden=32))
+    r = train_full(Ws, PredictorConfig(epochs=2, hidden=32))
     assert len(r["history"]) == 2 and r["target_mean_sq"] > 0
     assert len(r["inference"]) == 7 and len(r["in_sample_rows"]) == 6
     assert r["final_loss_over_mean_sq"] == pytest.approx(r["history"][-1] / r["target_mean_sq"])
@@ -128,36 +134,36 @@ def test_train_full_reports_loss_scale_and_norms():
 def test_predictor_study_caches(tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     cfg = PredictorConfig(epochs=1, hidden=16)
-    s1 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
+    s1 = predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert set(s1["lambda"]["k"]) == {"0.0", "0.0005"} and len(s1["loo"]["k"]) == 1
     # C7a's controls on the same left-out layer (issue 37), cached beside it
     (ctrl,) = s1["loo_controls"]["k"]
-    assert ctrl["layer"] == s1["loo"]["k"][0]["layer"] and set(A.LOO_CONTROLS) <= set(ctrl)
+    assert ctrl["layer"] == s1["loo"]["k"][0]["layer"] and set(LOO_CONTROLS) <= set(ctrl)
     assert ctrl["zeros"]["test_mse"] == pytest.approx(s1["loo"]["k"][0]["target_mean_sq"])
     n = len(list(tmp_path.rglob("*.json")))
-    s2 = A.predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
+    s2 = predictor_study(tiny_llama, cfg, ["k"], ["k"], 1, ["k"], [0.0, 5e-4], "tiny-test")
     assert len(list(tmp_path.rglob("*.json"))) == n and s1["full"] == s2["full"]
 
 
 def test_new_layer_stats_on_grown_model(tiny_llama, tmp_path, monkeypatch):
-    # the notebooks grow through lesa.expand.apply_plan (its cache is tested in test_expand)
-    from lesa.expand import apply_plan
+    # the notebooks grow through lesa.grow.expand.apply_plan (its cache is tested in test_expand)
+    from lesa.grow.expand import apply_plan
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     plan = build_plan("lesa", 6, 9)
     g = apply_plan(tiny_llama, plan, PredictorConfig(epochs=1), copy_weights=False, progress=False, cache_key="tiny")
     assert g.config.lesa_growth["method"] == "lesa" and g.config.lesa_growth["new_layers"] == plan.new_layers
-    rows = A.new_layer_stats(tiny_llama, g, plan)
+    rows = new_layer_stats(tiny_llama, g, plan)
     assert len(rows) == 3 * 7 and all(r["kind"] == "predict" for r in rows)
     assert all(r["cos_src1"] is not None and r["norm_ratio"] > 0 for r in rows)
 
 
 def test_residual_effect_identity_layers_are_zero(tiny_llama):
     plan = build_plan("llama_pro", 6, 9)
-    from lesa.expand import apply_plan
+    from lesa.grow.expand import apply_plan
 
     g = apply_plan(tiny_llama, plan, progress=False)
-    rows = A.residual_effect(g, torch.randint(0, 128, (1, 16)))
+    rows = residual_effect(g, torch.randint(0, 128, (1, 16)))
     assert len(rows) == 9
     for r in rows:
         if r["layer"] in plan.new_layers:
@@ -185,18 +191,18 @@ def test_cpt_readers(tmp_path):
     # median run's (1.24 s), not the slowed one's and not the first one's
     write_run("llama_pro-seed1", "llama_pro", list(2 + np.exp(-x / 30)), 3.0)
     write_run("llama_pro-seed2", "llama_pro", list(2 + np.exp(-x / 30)), 1.1)
-    runs = A.load_cpt_runs(tmp_path)
+    runs = load_cpt_runs(tmp_path)
     assert set(runs) == {"lesa", "llama_pro", "llama_pro-seed1", "llama_pro-seed2", "solar", "lesa-unfrozen"}
     assert not runs["lesa-unfrozen"]["frozen"]
-    st = A.step_times(runs)
+    st = step_times(runs)
     assert set(st) == {"lesa", "llama_pro", "solar"} and st["llama_pro"] == [1.24] * 99
-    assert A.step_times(runs, frozen=False) == {"lesa": [1.5] * 99}
-    c = A.cpt_comparison(runs, window=5)
+    assert step_times(runs, frozen=False) == {"lesa": [1.5] * 99}
+    c = cpt_comparison(runs, window=5)
     assert c["step_time_ratio"]["solar"] == pytest.approx(1.66)
     assert c["step_time_ratio"]["llama_pro"] == pytest.approx(1.24)
     assert c["reach"]["llama_pro"]["lesa"]["step"] < 50
     assert c["unfrozen"]["lesa"] > c["final_loss"]["lesa"]
-    assert A.steps_to_reach(runs["solar"]["train"], 0.0) is None
+    assert steps_to_reach(runs["solar"]["train"], 0.0) is None
 
 
 def test_main_table_and_find_results(tmp_path):
@@ -205,21 +211,21 @@ def test_main_table_and_find_results(tmp_path):
         p = tmp_path / "gpu" / "downstream" / label / f"{task}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"label": label, "task": task, "value": v, "primary_metric": "m"}))
-    d, src = A.find_results("cpu", "downstream", ("gpu",), root=tmp_path)
+    d, src = find_results("cpu", "downstream", ("gpu",), root=tmp_path)
     assert src == "gpu"
-    t = A.main_table(A.load_eval_records(d))
+    t = main_table(load_eval_records(d))
     assert t["lesa-6k"]["avg"] == pytest.approx(65) and t["lesa-6k"]["ppl"] == 5.0
     assert t["solar-6k"]["ppl_source"] == "held-out token ppl"
-    assert A.find_results("cpu", "cpt", ("gpu",), root=tmp_path) == (None, None)
+    assert find_results("cpu", "cpt", ("gpu",), root=tmp_path) == (None, None)
     # a record of an earlier training of the same run name (other weights) is left out and reported
     for task, key in [("piqa", "new"), ("hellaswag", "old")]:
         (d / "lesa-6k" / f"{task}.json").write_text(json.dumps(
             {"label": "lesa-6k", "task": task, "value": 0.9 if key == "old" else 0.7, "primary_metric": "m",
              "weights_id": {"run_key": key, "step": 30}}))
     stale: list = []
-    t = A.main_table(A.load_eval_records(d, {"lesa-6k": "new"}, stale))
+    t = main_table(load_eval_records(d, {"lesa-6k": "new"}, stale))
     assert t["lesa-6k"]["avg"] == pytest.approx(65) and stale == [str(d / "lesa-6k" / "hellaswag.json")]
-    assert A.main_table(A.load_eval_records(d))["lesa-6k"]["avg"] == pytest.approx(220 / 3)   # unfiltered: mixed
+    assert main_table(load_eval_records(d))["lesa-6k"]["avg"] == pytest.approx(220 / 3)   # unfiltered: mixed
 
 
 def test_method_row_picks_the_methods_own_run():
@@ -231,31 +237,31 @@ def test_method_row_picks_the_methods_own_run():
     runs = {"lesa": run("lesa"), "lesa-unfrozen": run("lesa", False), "llama_pro-seed0": run("llama_pro"),
             "llama_pro-seed1": run("llama_pro"), "lesa_fp-0-p0": run("lesa_fp", options={"alpha": 0.0}),
             "solar-300": run("solar"), "solar-3000": run("solar")}
-    assert A.method_row(table, runs, "llama_pro") is table["llama_pro-seed0"]
-    assert A.method_row(table, runs, "lesa") is table["lesa"]
-    assert A.method_row(table, runs, "solar") is table["solar-3000"]          # the largest budget
-    assert A.method_row(table, runs, "lesa_fp") is None and A.method_row(table, runs, "base") is None
+    assert method_row(table, runs, "llama_pro") is table["llama_pro-seed0"]
+    assert method_row(table, runs, "lesa") is table["lesa"]
+    assert method_row(table, runs, "solar") is table["solar-3000"]          # the largest budget
+    assert method_row(table, runs, "lesa_fp") is None and method_row(table, runs, "base") is None
     # downstream results without their CPT records: the method is read from the name, seeds and ablations left out
-    assert A.method_row(table, {}, "solar") is table["solar-3000"] and A.method_row(table, {}, "llama_pro") is None
+    assert method_row(table, {}, "solar") is table["solar-3000"] and method_row(table, {}, "llama_pro") is None
     del table["lesa"]
-    assert A.method_row(table, runs, "lesa") is None and A.method_row(table, {}, "lesa") is None
+    assert method_row(table, runs, "lesa") is None and method_row(table, {}, "lesa") is None
 
 
 def test_verdicts(tmp_path):
-    v = A.verdict("C1", "s", "p", "o", "reproduced", "e", "nb")
+    v = verdict("C1", "s", "p", "o", "reproduced", "e", "nb")
     with pytest.raises(ValueError):
-        A.verdict("C1", "s", "p", "o", "probably", "e", "nb")
-    path = A.write_verdicts(tmp_path, "nb", [v], profile="smoke")
+        verdict("C1", "s", "p", "o", "probably", "e", "nb")
+    path = write_verdicts(tmp_path, "nb", [v], profile="smoke")
     assert json.loads(path.read_text())["verdicts"][0]["verdict"] == "reproduced"
-    assert "reproduced" in A.verdict_markdown([v])
-    assert A.fmt(None) == "n/a" and A.fmt(1234.5678) == "1,235" and A.fmt(0.5) == "0.5"
-    assert A.fmt(525.26428, 5) == "525.26" and A.fmt(20.0365, 5) == "20.037" and A.fmt(874810.0, 5) == "8.7481e+05"
-    assert A.fmt(30.42) == "30.4" and A.fmt(96.0) == "96" and A.fmt(1.10) == "1.1" and A.fmt(2000.0) == "2,000"
+    assert "reproduced" in verdict_markdown([v])
+    assert fmt(None) == "n/a" and fmt(1234.5678) == "1,235" and fmt(0.5) == "0.5"
+    assert fmt(525.26428, 5) == "525.26" and fmt(20.0365, 5) == "20.037" and fmt(874810.0, 5) == "8.7481e+05"
+    assert fmt(30.42) == "30.4" and fmt(96.0) == "96" and fmt(1.10) == "1.1" and fmt(2000.0) == "2,000"
 
 
 # ------------------------------------------------------------------------------ profiles
 def test_profiles_validate_and_resolve(monkeypatch):
-    from lesa import profiles as Pr
+    from lesa.study import profiles as Pr
 
     for name in ("smoke", "cpu", "gpu", "paper"):
         p = Pr.load_profile(name, check_device=False)
@@ -284,16 +290,17 @@ def test_profiles_validate_and_resolve(monkeypatch):
 
 
 def test_paper_profile_dry_run():
-    from lesa.profiles import dry_run
+    from lesa.study.profiles import dry_run
 
     out = dry_run("paper")
     assert "32 -> 48" in out and "16, 18, 20" in out
 
 
 def test_plots_draw_from_records(tmp_path):
-    from lesa import plots as P
+    from lesa.plots.growth import continuity_summary, embeddings, similarity_by_distance, spectra
+    from lesa.plots.style import save, setup
 
-    P.setup()
+    setup()
     Ws = smooth_stack(L=8)
 
     class M:
@@ -305,9 +312,9 @@ def test_plots_draw_from_records(tmp_path):
                                  "spectrum_per_layer": A.top1_rows_per_layer(Ws)[1].tolist(),
                                  "embedding": A.embed_2d(A.top1_rows_concat(Ws), 3),
                                  "tests": {r: A.continuity_test(Ws, r, 5, 1) for r in A.REPRESENTATIONS}}
-    for name, fig in [("s", P.spectra(ev)), ("t", P.embeddings(ev)), ("d", P.similarity_by_distance(ev)),
-                      ("c", P.continuity_summary(ev))]:
-        assert P.save(fig, tmp_path, name).stat().st_size > 1000
+    for name, fig in [("s", spectra(ev)), ("t", embeddings(ev)), ("d", similarity_by_distance(ev)),
+                      ("c", continuity_summary(ev))]:
+        assert save(fig, tmp_path, name).stat().st_size > 1000
 
 
 def test_svd_evidence_reuses_one_factorisation_with_identical_results():
@@ -320,7 +327,7 @@ def test_svd_evidence_reuses_one_factorisation_with_identical_results():
                                      num_attention_heads=4, num_key_value_heads=2))
     ev = A.svd_evidence(m, ["q", "gate"], n_shuffles=20, n_gaussian=2, tsne_perplexity=2.0)
     for short in ("q", "gate"):
-        Ws = A.stack_weights(m, short)
+        Ws = stack_weights(m, short)
         rec = ev["weight_types"][short]
         assert np.allclose(rec["spectrum"], A.spectrum_concat(Ws), rtol=1e-6)
         assert np.allclose(rec["spectrum_per_layer"], A.top1_rows_per_layer(Ws)[1])
@@ -339,24 +346,24 @@ def test_svd_evidence_reuses_one_factorisation_with_identical_results():
 def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_llama, tmp_path, monkeypatch):
     """The full training and every lambda of a weight type share one factorisation (factorize_type);
     the numbers equal train_full computing its own SVD, as before the sharing."""
-    import lesa.svd as S
+    import lesa.grow.svd as S
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     calls, real = [], S.factorize
     monkeypatch.setattr(S, "factorize", lambda W, *a, **k: calls.append(tuple(W.shape)) or real(W, *a, **k))
     cfg = PredictorConfig(epochs=1, hidden=16)
-    s = A.predictor_study(tiny_llama, cfg, ["k"], [], 1, ["k"], [0.0, 5e-4], "tiny-factor-once")
+    s = predictor_study(tiny_llama, cfg, ["k"], [], 1, ["k"], [0.0, 5e-4], "tiny-factor-once")
     assert len(calls) == 1                                # full recipe + 2 lambdas: one SVD
-    Ws = A.stack_weights(tiny_llama, "k")
+    Ws = stack_weights(tiny_llama, "k")
     for got, c in ((s["full"]["k"], cfg), (s["lambda"]["k"]["0.0"], PredictorConfig(epochs=1, hidden=16, lam=0.0))):
-        fresh = json.loads(json.dumps(A.train_full(Ws, c)))
+        fresh = json.loads(json.dumps(train_full(Ws, c)))
         assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in fresh.items() if k != "seconds"}
 
 
 def test_quiet_keeps_prints_and_logs_off_the_page(capsys):
     import logging
 
-    from lesa.page import quiet
+    from lesa.book.page import quiet
 
     with quiet() as buf:
         print("[eval] model arc_easy: acc_norm=0.5")
@@ -375,7 +382,7 @@ def test_protocol_cache_follows_the_weights_not_the_name(tiny_llama, tmp_path, m
 
     import torch
 
-    from lesa import protocol
+    from lesa.eval import protocol
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     calls = []
@@ -398,18 +405,18 @@ def test_protocol_cache_follows_the_weights_not_the_name(tiny_llama, tmp_path, m
 def test_a_single_run_display_shows_the_profiles_first_seed_and_the_seed_rule_reads_every_run():
     """Issue 37: cpu-long names LESA's runs lesa-p1 (the median predictor seed, first), lesa-p0, lesa-p2. A
     single-run display shows lesa-p1, not lesa-p0 by name order; the one seed rule reads every finished run."""
-    first = A.first_seed_runs("cpu-long")
+    first = first_seed_runs("cpu-long")
     assert {"lesa-p1", "llama_pro-seed0", "lesa-unfrozen"} <= first and not {"lesa-p0", "lesa-p2"} & first
-    assert A.first_seed_runs("no-such-profile") == frozenset()
+    assert first_seed_runs("no-such-profile") == frozenset()
     table = {n: {"ppl": float(i)} for i, n in enumerate(["lesa-p0", "lesa-p1", "lesa-p2"])}
     ev = [{"tokens": 0, "heldout_loss": 5.0}, {"tokens": 10, "heldout_loss": 4.0}]
     run = lambda done=True, ablation=None: {"method": "lesa", "frozen": ablation is None, "options": {},
                                             "ablation": ablation, "completed": done, "eval": ev,
                                             "train": [{"step": 1, "loss": 1.0}]}
     runs = {"lesa-p0": run(), "lesa-p1": run(), "lesa-p2": run(False), "lesa-unfrozen": run(ablation="unfrozen")}
-    assert A.method_row(table, runs, "lesa", first) is table["lesa-p1"]
-    assert A.method_row(table, runs, "lesa") is table["lesa-p0"]                  # without it: name order
-    assert A.runs_by_method(runs, True, first)["lesa"]["name"] == "lesa-p1"
-    assert A.runs_by_method(runs, True)["lesa"]["name"] == "lesa-p0"
-    assert len(A.method_logs(runs, "lesa")) == 2                                   # lesa-p2 still training
-    assert len(A.method_logs(runs, "lesa", "unfrozen")) == 1 and A.method_logs(runs, "solar") == []
+    assert method_row(table, runs, "lesa", first) is table["lesa-p1"]
+    assert method_row(table, runs, "lesa") is table["lesa-p0"]                  # without it: name order
+    assert runs_by_method(runs, True, first)["lesa"]["name"] == "lesa-p1"
+    assert runs_by_method(runs, True)["lesa"]["name"] == "lesa-p0"
+    assert len(method_logs(runs, "lesa")) == 2                                   # lesa-p2 still training
+    assert len(method_logs(runs, "lesa", "unfrozen")) == 1 and method_logs(runs, "solar") == []

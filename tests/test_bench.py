@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lesa import bench
-from lesa.expand import apply_plan
-from lesa.flops import flops_per_token
-from lesa.plans import build_plan
-from lesa.shards import write_shards
-from lesa.store import write_json
+from lesa.bench.evaluation import recorded_eval_rates
+from lesa.bench.expansion import end_to_end
+from lesa.bench.hardware import bench_hardware
+from lesa.bench.report import _md_end_to_end, bench_markdown
+from lesa.bench.training import bench_precision, bench_training, trained_params
+from lesa.grow.expand import apply_plan
+from lesa.core.flops import flops_per_token
+from lesa.grow.plans import build_plan
+from lesa.data.shards import write_shards
+from lesa.core.store import write_json
 
 B, T, WARMUP, STEPS = 2, 16, 1, 2
 
@@ -29,7 +33,7 @@ def shards(tmp_path):
 def test_training_bench_runs_both_trainers_on_the_new_layers(grown, shards, tmp_path):
     before = {n: p.detach().clone() for n, p in grown.named_parameters()}
     out = tmp_path / "bench" / "training_tiny_cpu.json"
-    s = bench.bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=STEPS, out=out)
+    s = bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=STEPS, out=out)
     assert out.exists() and s["kind"] == "training" and s["device"] == "cpu"
     new = grown.config.lesa_growth["new_layers"]
     assert s["new_layers"] == new and len(new) == 3
@@ -64,7 +68,7 @@ def test_trained_params_sees_a_change(grown):
     w.requires_grad_(True)
     with torch.no_grad():
         w[0, 0] += 1
-    assert bench.trained_params(m, grown) == {"trainable": ["model.layers.0.mlp.up_proj.weight"],
+    assert trained_params(m, grown) == {"trainable": ["model.layers.0.mlp.up_proj.weight"],
                                               "changed": ["model.layers.0.mlp.up_proj.weight"]}
 
 
@@ -72,13 +76,13 @@ def test_recorded_eval_rates(tmp_path):
     write_json(tmp_path / "m" / "piqa.json", {"label": "m", "task": "piqa", "n_samples": 200, "seconds": 16.0,
                                               "batch_size": 8, "provenance": {"hardware": {"cpus": 2}}})
     write_json(tmp_path / "m" / "bad.json", {"task": "x", "n_samples": 0, "seconds": 1.0})
-    rows = bench.recorded_eval_rates(tmp_path)
+    rows = recorded_eval_rates(tmp_path)
     assert [r["task"] for r in rows] == ["piqa"] and rows[0]["samples_per_s"] == 200 / 16.0
 
 
 def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     res = tmp_path / "bench"
-    s = bench.bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=1,
+    s = bench_training(grown, shards, label="tiny", batch=B, seq=T, warmup=WARMUP, steps=1,
                              precision_steps=3, heldout=shards, out=res / "training_tiny_cpu.json")
     p = s["precision"]                          # fp32 vs bf16 on the same batches, stepped in turn
     assert set(p["runs"]) == {"fp32", "bf16"} and all(len(r["loss"]) == 3 for r in p["runs"].values())
@@ -91,12 +95,12 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
         "recorded": [{"task": "arc_easy", "n_samples": 500, "seconds": 653.4, "samples_per_s": 500 / 653.4,
                       "batch_size": 32, "cpus": 2, "threads": 1, "file": "base/m/arc_easy.json"}],
         "provenance": s["provenance"]})
-    md = bench.bench_markdown(res)
+    md = bench_markdown(res)
     assert "### Training: tiny (llama_pro, 9 layers, new 3) on cpu" in md
     lines = md.splitlines()
     lesa_row = next(ln for ln in lines if ln.startswith("| lesa trainer"))
     hf_row = next(ln for ln in lines if ln.startswith("| default `transformers.Trainer`"))
-    from lesa.analysis import fmt
+    from lesa.claims.paper import fmt
     assert fmt(s["trainers"]["lesa"]["tokens_per_s"]) in lesa_row
     assert fmt(s["trainers"]["hf_trainer"]["tokens_per_s"]) in hf_row
     assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
@@ -104,13 +108,13 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
     assert f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**" in md
     assert "Not measured yet" in md                               # only CPU results here
-    assert "No benchmark results yet" in bench.bench_markdown(tmp_path / "empty")
+    assert "No benchmark results yet" in bench_markdown(tmp_path / "empty")
 
 
 def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
-    from lesa.predictor import PredictorConfig
+    from lesa.grow.predictor import PredictorConfig
 
-    e = bench.end_to_end(tiny_llama, PredictorConfig(epochs=1), load_s=0.5)
+    e = end_to_end(tiny_llama, PredictorConfig(epochs=1), load_s=0.5)
     assert e["predictor_workers"] == 1                     # a tiny job is not worth extra processes
     assert e["total_s"] == pytest.approx(e["load_s"] + e["grow_s"] + e["save_s"])
     assert 0 < e["svd_s"] <= e["grow_s"]
@@ -118,7 +122,7 @@ def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
     assert e["predictors_batched"] is False and e["grow_s_batched"] > 0         # the batched path, same run
     assert e["total_s_one_by_one"] == pytest.approx(e["total_s"])
     assert e["batched_vs_one_by_one_max_abs_diff"] < 1e-5
-    md = "\n".join(bench._md_end_to_end(e))
+    md = "\n".join(_md_end_to_end(e))
     within = e["total_s"] <= e["goal_s"]
     assert "lesa expand" in md and f"{'within' if within else 'over'} the {e['goal_s']:.0f} s a user should wait" in md
     assert "identical bit for bit" in md and "one batched MLP" in md
@@ -126,10 +130,10 @@ def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):
 
 def test_precision_bench_alone_writes_and_renders(grown, shards, tmp_path):
     out = tmp_path / "bench" / "training_precision_tiny_cpu.json"
-    s = bench.bench_precision(grown, shards, shards, label="tiny", batch=B, seq=T, steps=2, out=out)
+    s = bench_precision(grown, shards, shards, label="tiny", batch=B, seq=T, steps=2, out=out)
     assert out.exists() and s["kind"] == "precision" and s["steps"] == 2 and s["interleaved"]
     assert s["new_layers"] == grown.config.lesa_growth["new_layers"]
-    md = bench.bench_markdown(out.parent)
+    md = bench_markdown(out.parent)
     assert "### Training precision: tiny (llama_pro, 9 layers, new 3) on cpu" in md
     assert f"x{s['tokens_per_s_ratio_bf16_over_fp32']:.2f}" in md
 
@@ -149,7 +153,7 @@ def test_eval_and_end_to_end_tables_render_the_new_measurements(tmp_path):
         "end_to_end": {"load_s": 1.0, "svd_s": 2.0, "grow_s": 50.0, "save_s": 1.0, "total_s": 52.0, "goal_s": 60.0,
                        "predictor_workers": 2, "cpus": 2, "total_s_batched": 70.0, "total_s_one_by_one": 52.0,
                        "batched_vs_one_by_one_max_abs_diff": 1e-5}})
-    md = bench.bench_markdown(tmp_path)
+    md = bench_markdown(tmp_path)
     assert "| arc_easy | 20 | 1 | 1.9 | x1.9 | 2,600 | 1,130 | x2.3 |" in md
     assert "WikiText in bf16: not measured (bf16 not supported on this device)" in md
     assert "### Expansion end to end: m on cpu" in md and "end to end 70.0 s against 52.0 s one by one" in md
@@ -162,7 +166,7 @@ def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwe
 
     before = {k: v.clone() for k, v in tiny_qwen2.state_dict().items()}
     out = tmp_path / "bench" / "hardware_tiny_cpu.json"
-    d = bench.bench_hardware("tiny", model=tiny_qwen2, matmul_size=64, batch=2, seq=16, train_batch=2, train_seq=16,
+    d = bench_hardware("tiny", model=tiny_qwen2, matmul_size=64, batch=2, seq=16, train_batch=2, train_seq=16,
                              prefix_batch=2, prefix_seq=16, reps=1, out=out)
     assert d["kind"] == "hardware" and d["cpu_model"] and d["auto"].split()[0] in ("fp32", "bf16")
     for k in ("matmul", "forward", "train_step"):
@@ -173,5 +177,5 @@ def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwe
     assert p["fp32"]["bitwise_equal"] and p["bf16"]["bitwise_equal"] and p["fp32"]["saving"] > 0
     assert not tiny_qwen2.training
     assert all(torch.equal(before[k], v) for k, v in tiny_qwen2.state_dict().items())
-    md = bench.bench_markdown(out.parent)
+    md = bench_markdown(out.parent)
     assert "bf16 and the shared prefix" in md and "train step 2 x 16" in md

@@ -1,11 +1,11 @@
-"""Chapter 6's judgement (lesa.beyond): a variant beats LLaMA Pro only beyond the seed spread, in the later
+"""Chapter 6's judgement (lesa.claims.beyond): a variant beats LLaMA Pro only beyond the seed spread, in the later
 half of the run; one seed on a side decides nothing."""
 import json
 
-from lesa import beyond as B
-from lesa.analysis import load_cpt_runs
-from lesa.plots_style import color, label, method_id
-from lesa.store import PROJECT_ROOT
+from lesa.claims import beyond as B
+from lesa.study.results import load_cpt_runs
+from lesa.grow.methods import color, label, method_id
+from lesa import PROJECT_ROOT
 
 
 def log(losses, every=100):
@@ -105,9 +105,27 @@ def test_variant_names_keep_their_options_and_their_method_colour():
 def test_replicates_are_told_apart_by_their_recorded_seeds():
     """Seed replicates share a display name; the tables add the data order and predictor seed their
     summaries record ("–" for a method that predicts nothing)."""
-    from lesa.analysis import run_seeds
+    from lesa.study.results import run_seeds
     runs = load_cpt_runs(PROJECT_ROOT / "results" / "cpu-long" / "cpt")
     assert run_seeds(runs["llama_pro-seed1"]) == {"data order": 1, "predictor seed": "–"}
     assert run_seeds(runs["lesa_fp-0-p2"]) == {"data order": 0, "predictor seed": 2}
     assert run_seeds(runs["copy_scaled"])["predictor seed"] == "–"
     assert len({tuple(run_seeds(runs[n]).values()) for n in ("lesa_fp-0-p0", "lesa_fp-0-p1", "lesa_fp-0-p2")}) == 3
+
+
+def test_chapter_6_tables_come_from_the_package_and_match_the_committed_page():
+    """Notebook 6 draws what lesa.study.variants computes: on the committed cpu results (notebook 3's screen,
+    cpu-long's CPT runs) the function returns exactly the tables the published chapter wrote."""
+    import json
+
+    from lesa.study.profiles import load_profile
+    from lesa.study.variants import variants_vs_llama_pro
+
+    committed = json.loads((PROJECT_ROOT / "results" / "cpu" / "06_beyond" / "beyond.json").read_text())
+    d = variants_vs_llama_pro(load_profile("cpu", check_device=False), "cpu", PROJECT_ROOT / "results",
+                              ["gpu"], ["cpu-long"], committed["later"])
+    assert (d["init_source"], d["source"]) == (committed["init_source_profile"], committed["cpt_source_profile"])
+    assert json.loads(json.dumps(d["init_rows"])) == committed["init"]
+    rows = [{k: v for k, v in r.items() if k != "_key"} for r in d["rows"]]
+    assert json.loads(json.dumps(rows)) == committed["vs_llama_pro"]
+    assert d["lp_key"][0] == "llama_pro" and any(r["later half against LLaMA Pro"] == "(the reference)" for r in rows)

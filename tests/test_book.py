@@ -12,12 +12,16 @@ import nbformat
 import pytest
 
 from conftest import needs_smollm2
-from lesa import book, book_pages
-from lesa.store import PROJECT_ROOT
+from lesa.core import layout
+from lesa.book import run as book
+from lesa.book.common import BUILD_HTML, BookError, CLAIMS, NOTEBOOKS, PAGES, REQUIRED_FIGURES
+from lesa.book.pages import collect_verdicts, provenance_markdown, scoreboard_markdown, scoreboard_rows_csv, summary_markdown
+from lesa.book import pages as book_pages
+from lesa import PROJECT_ROOT
 
 
 def test_notebooks_are_clean_with_one_parameters_cell():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, name
@@ -28,7 +32,7 @@ def test_notebooks_are_clean_with_one_parameters_cell():
 
 
 def test_notebooks_open_with_what_they_show_how_long_and_how_to_switch_profile():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         first = nb.cells[0]
         assert first.cell_type == "markdown" and first.source.startswith("# "), name
@@ -38,27 +42,28 @@ def test_notebooks_open_with_what_they_show_how_long_and_how_to_switch_profile()
 
 
 def test_scoreboard_lists_every_claim(tmp_path, monkeypatch):
-    rows = book.collect_verdicts("no-such-profile")
-    assert [r["claim"] for r in rows] == list(book.CLAIMS)
+    rows = collect_verdicts("no-such-profile")
+    assert [r["claim"] for r in rows] == list(CLAIMS)
     assert all(r["verdict"] == "not yet run" for r in rows)
-    md = book.scoreboard_markdown("x", rows)
-    assert md.count('href="chapters/') == len(book.CLAIMS)             # every claim links its chapter
-    assert md.count('<span class="verdict verdict-not-yet-run">') == len(book.CLAIMS) + 1   # rows + counts
+    md = scoreboard_markdown("x", rows)
+    assert md.count('href="chapters/') == len(CLAIMS)             # every claim links its chapter
+    assert md.count('<span class="verdict verdict-not-yet-run">') == len(CLAIMS) + 1   # rows + counts
 
 
 def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_could_change(tmp_path):
     """Issue 37: a reading column (records without one get their status's default), the readings defined once
     on the page, and for a claim not reproduced or undecided whether a larger model or more tokens could change it,
     with the independent OpT-DeUS run beside the CPT claims; a reproduced claim gets none."""
-    from lesa import claims as C
+    from lesa.claims import rules as C
+    from lesa.claims.verdict import READINGS
 
-    rows = book.collect_verdicts("no-such-profile")
+    rows = collect_verdicts("no-such-profile")
     by = {r["claim"]: i for i, r in enumerate(rows)}
     rows[by["C7a"]] = {**rows[by["C7a"]], "verdict": "reproduced", "reading": "uninformative"}
     rows[by["C3"]] = {**rows[by["C3"]], "verdict": "not reproduced"}                     # an old record: no reading
     rows[by["C5"]] = {**rows[by["C5"]], "verdict": "inconclusive", "reading": "inconclusive"}
     rows[by["C8"]] = {**rows[by["C8"]], "verdict": "reproduced"}
-    md = book.scoreboard_markdown("x", rows)
+    md = scoreboard_markdown("x", rows)
     row = lambda c: md.split(f'id="claim-{c.lower()}"')[1].split("</tr>")[0]
     assert '<a href="#reading-uninformative">uninformative</a>' in row("C7a")
     assert "not assigned yet (chapter 3 predates readings)" in row("C3")                  # never guessed
@@ -67,34 +72,34 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
     assert "OpT-DeUS" in row("C5") and "12.28" in row("C5")
     assert '<td>–</td><td><a href="chapters/' in row("C8")                            # reproduced: nothing to flip
     assert '<td>–</td><td><a href="chapters/' not in row("C3")
-    for k in C.READINGS:                                                               # defined once, on the page
+    for k in READINGS:                                                               # defined once, on the page
         assert md.count(f'<span id="reading-{k.replace(",", "").replace(" ", "-")}"></span>**{k}**') == 1
     assert "partially reproduced" not in md
-    text = book.scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
+    text = scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
     assert "uninformative" in text and "not assigned yet" in text
 
 
 def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
-    rows = book.collect_verdicts("no-such-profile")
+    rows = collect_verdicts("no-such-profile")
     rows[0] = {**rows[0], "verdict": "inconclusive",
                "per_model": {"smollm2-135m": "reproduced: gap 0.2", "gemma3-270m": "not reproduced: gap 0.01"}}
-    md = book.scoreboard_markdown("x", rows)
+    md = scoreboard_markdown("x", rows)
     head = md.split("<thead>")[1].split("</thead>")[0]
     assert "<th>smollm2-135m</th><th>gemma3-270m</th>" in head                  # a column per model
     first = md.split(f'id="claim-{rows[0]["claim"].lower()}"')[1].split("</tr>")[0]
     assert "<td>reproduced: gap 0.2</td><td>not reproduced: gap 0.01</td>" in first
     second = md.split(f'id="claim-{rows[1]["claim"].lower()}"')[1].split("</tr>")[0]
     assert second.count("<td>–</td>") >= 2                                     # claims judged on one model
-    text = book.scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
+    text = scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
     assert "smollm2-135m: reproduced: gap 0.2; gemma3-270m: not reproduced" in text
-    assert "gemma3-270m" not in book.scoreboard_markdown("x", rows[1:]).split("</thead>")[0]
+    assert "gemma3-270m" not in scoreboard_markdown("x", rows[1:]).split("</thead>")[0]
 
 
 @needs_smollm2
 @pytest.mark.slow
 def test_smoke_book_end_to_end():
     book.run("smoke", force=True)
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = nbformat.read(book.executed_dir("smoke") / f"{name}.ipynb", as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
@@ -104,20 +109,20 @@ def test_smoke_book_end_to_end():
     book.build("smoke", strict=True)               # -W: warnings are errors; runs book.check()
     report = book.check("smoke")
     for name in ("01_svd_evidence", "02_predictor", "03_expansion"):
-        assert report[name]["figures"] >= len(book.REQUIRED_FIGURES[name])
+        assert report[name]["figures"] >= len(REQUIRED_FIGURES[name])
     board = json.loads((PROJECT_ROOT / "results" / "smoke" / "scoreboard.json").read_text())
     judged = {r["claim"]: r["verdict"] for r in board["claims"]}
-    assert set(judged) == set(book.CLAIMS)
+    assert set(judged) == set(CLAIMS)
     for c in ("C1", "C3", "C7a", "C7b", "C8", "C12c"):             # judged from the notebooks' own runs
         assert judged[c] in ("reproduced", "not reproduced", "inconclusive"), c
     # C9 is judged on the profile's two families (smoke: tiny random Llama and Gemma-3), before training
     assert judged["C9"] in ("reproduced", "not reproduced", "inconclusive"), judged["C9"]
-    for c in ("C2", "C4", "C6", "C12a", "C12b", "C5"):                # need CPT runs (lesa.cpt), not run here
+    for c in ("C2", "C4", "C6", "C12a", "C12b", "C5"):                # need CPT runs (lesa.study.cpt), not run here
         assert judged[c] in ("reproduced", "not reproduced", "inconclusive", "not yet run"), c
     for c in ("C10", "C11"):
         assert judged[c] == "not testable offline"
-    for page in book.PAGES:
-        assert (book.BUILD_HTML / f"{page}.html").exists(), page
+    for page in PAGES:
+        assert (BUILD_HTML / f"{page}.html").exists(), page
 
 
 def _page(path, body, css="_static/x.css"):
@@ -153,7 +158,7 @@ def test_link_checker_finds_missing_files_and_anchors(tmp_path, monkeypatch):
     monkeypatch.setattr(book, "BUILD_HTML", site)
     monkeypatch.setattr(book, "PAGES", ())
     monkeypatch.setattr(book, "NOTEBOOKS", ())
-    with pytest.raises(book.BookError, match="broken link index.html: missing.html"):
+    with pytest.raises(BookError, match="broken link index.html: missing.html"):
         book.check("cpu")
     _page(site / "index.html", "<a href='page.html#sec'>good</a>")        # fixed: the check passes
     assert book.check("cpu")["links"] == {"broken": 0}
@@ -185,8 +190,8 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     (tmp_path / "results" / "g" / "cpt" / "base").mkdir(parents=True)
     (tmp_path / "results" / "g" / "cpt" / "base" / "summary.json").write_text(json.dumps(
         {"name": "base", "steps": 3, "provenance": prov}))
-    monkeypatch.setattr(book_pages, "PROJECT_ROOT", tmp_path)        # the generated pages read results/ here
-    md = book.provenance_markdown("p")
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
+    md = provenance_markdown("p")
     assert "| C4 (from the `g` results) |" in md
     assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
     assert "`0123456789` (tree differed; files not recorded)" in md and "`fedcba9876`" in md
@@ -196,7 +201,7 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     assert "| `lesa` | lesa | 7 | 700 | cuda, bf16, 2 | 10 s |" in md
     assert "piqa: 100" in md and "2026-01-02T03:04:05Z" in md
     assert "| 3.11.7 | 2.13.0 | 5.23.0 |" in md                            # python, torch, transformers
-    assert md.count(" <chapters/") == len(book.NOTEBOOKS)               # unrun notebooks are listed too
+    assert md.count(" <chapters/") == len(NOTEBOOKS)               # unrun notebooks are listed too
     assert "not run" in md
     # the run-times page: notebooks, then each CPT run's training and evaluation wall-clock
     (root / "downstream" / "lesa" / "arc_easy.json").write_text(json.dumps({"task": "arc_easy", "seconds": 30.5}))
@@ -208,7 +213,7 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
 
 def test_generated_pages_are_in_the_toc():
     toc = (PROJECT_ROOT / "_toc.yml").read_text()
-    for page in book.PAGES:
+    for page in PAGES:
         assert f"file: {page}\n" in toc or f"root: {page}\n" in toc, page
     assert "generated/provenance.md" in (PROJECT_ROOT / "book" / "provenance.md").read_text()
 
@@ -220,26 +225,26 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     (tmp_path / "results" / "smoke" / "cpt" / "lesa").mkdir(parents=True)
     (tmp_path / "results" / "smoke" / "cpt" / "lesa" / "summary.json").write_text(json.dumps(
         {"steps": 12, "tokens": 12288, "growth": {"source_layers": 4, "target_layers": 6}}))
-    monkeypatch.setattr(book_pages, "PROJECT_ROOT", tmp_path)        # the generated pages read results/ here
-    md = book.summary_markdown("smoke", rows)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
+    md = summary_markdown("smoke", rows)
     assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
     assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
     assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
     # a claim a longer profile's runs decided is named with that profile's budget, not this one's
     (tmp_path / "results" / "long" / "cpt" / "lesa").mkdir(parents=True)
     (tmp_path / "results" / "long" / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"steps": 120, "tokens": 122880}))
-    md = book.summary_markdown("smoke", [rows[0], {**rows[1], "source_profile": "long"},
+    md = summary_markdown("smoke", [rows[0], {**rows[1], "source_profile": "long"},
                                          {**rows[1], "claim": "C10", "status": "not testable offline", "source_profile": "long"}])
     assert "grown from 4 to 6 layers, C2 from the `long` profile (its continual pre-training runs: 120 steps (122,880 " \
         "tokens) each);" in md and "C10" not in md.split("**Scale.**")[1] and "12,288" not in md
-    board = book.scoreboard_markdown("smoke", rows)
+    board = scoreboard_markdown("smoke", rows)
     assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
     assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
-    assert "budget" not in book.scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]
+    assert "budget" not in scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]
 
 
 def test_scoreboard_budget_and_uncertainty_read_as_text_not_python_reprs():
-    from lesa.book_pages import extra_text
+    from lesa.book.pages import extra_text
     spread = {"median": 589.7775, "min": 239.157, "max": 623.146, "n": 3, "values": [623.146, 589.7775, 239.157]}
     assert extra_text(spread) == "590 (239 to 623, n=3)"
     assert extra_text({"median": 0.5, "min": 0.5, "max": 0.5, "n": 3, "values": [0.5] * 3}) == "0.5 (all 3 equal)"
@@ -267,7 +272,8 @@ def test_run_skips_only_while_the_published_copy_is_its_own(tmp_path, monkeypatc
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
-    name = book.NOTEBOOKS[0]
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
+    name = NOTEBOOKS[0]
     book.run("smoke", only=[name])
     book.run("smoke", only=[name])
     assert len(calls) == 1                                               # unchanged: skipped

@@ -1,4 +1,4 @@
-"""The reader checks of the built book (lesa.bookcheck) on constructed HTML: each defect is found,
+"""The reader checks of the built book (lesa.book.check) on constructed HTML: each defect is found,
 its fixed version passes. Also the table helper, number formats and provenance labels the book
 prints. Seconds, no model."""
 from __future__ import annotations
@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from lesa import bookcheck as bc
-from lesa import plots as P
-from lesa.store import commit_label, hardware_label
+from lesa.book import check as bc
+from lesa.grow.methods import METHODS, color, label, method_id
+from lesa.grow.methods import display_name, run_label
+from lesa.plots.table import fmt_num, table
+from lesa.core.store import commit_label, hardware_label
 
 
 def page(body: str) -> str:
@@ -97,10 +99,10 @@ def test_blank_screenshot_is_detected(tmp_path):
 
 # ------------------------------------------------------------------------------ what the book prints
 def test_numbers_have_one_format():
-    assert P.fmt_num(61.46) == "61.5" and P.fmt_num(37.86) == "37.9" and P.fmt_num(0.000123) == "1.23e-4"
-    assert P.fmt_num(874810.0) == "8.75e5" and P.fmt_num(30720) == "30,720" and P.fmt_num(None) == "–"
-    assert P.fmt_num(5e-5, sci=True) == "5e-5" and P.fmt_num(0.0, sci=True) == "0"
-    assert P.fmt_num(float("nan")) == "–" and P.fmt_num(True) == "yes"
+    assert fmt_num(61.46) == "61.5" and fmt_num(37.86) == "37.9" and fmt_num(0.000123) == "1.23e-4"
+    assert fmt_num(874810.0) == "8.75e5" and fmt_num(30720) == "30,720" and fmt_num(None) == "–"
+    assert fmt_num(5e-5, sci=True) == "5e-5" and fmt_num(0.0, sci=True) == "0"
+    assert fmt_num(float("nan")) == "–" and fmt_num(True) == "yes"
 
 
 def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
@@ -109,7 +111,7 @@ def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
     df = pd.DataFrame({"lambda": [0.0, 5e-5, 5e-4], "norm ratio": [0.11234, 0.61, 0.929],
                        "ppl": [61.46, 37.86, 874810.0]})
     df = pd.concat([df] * 30, ignore_index=True)                      # 90 rows: pandas would truncate
-    t = P.table(df, csv=tmp_path / "t.csv")
+    t = table(df, csv=tmp_path / "t.csv")
     h = t._repr_html_()
     assert h.count("<tr>") == 91 and "..." not in h
     assert ">5e-5<" in h and ">5e-4<" in h and ">0<" in h and "0.0000" not in h
@@ -117,20 +119,20 @@ def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
     assert "data:text/csv;base64," in h and 'download="t.csv"' in h
     rows = (tmp_path / "t.csv").read_text().splitlines()
     assert rows[0] == "lambda,norm ratio,ppl" and len(rows) == 91 and rows[2].startswith("5e-05,0.61,")
-    md = P.table([{"method": "LESA", "ppl": 45.63}], digits=2).markdown()
+    md = table([{"method": "LESA", "ppl": 45.63}], digits=2).markdown()
     assert md.splitlines() == ["| method | ppl |", "|---|---|", "| LESA | 46 |"]
 
 
 def test_one_name_and_colour_per_method():
     for name in ("lesa", "LESA", "LESA-6k", "lesa-unfrozen"):
-        assert P.method_id(name) == "lesa" and P.color(name) == P.METHODS["lesa"][1]
+        assert method_id(name) == "lesa" and color(name) == METHODS["lesa"][1]
     for name in ("llama_pro", "LLaMA Pro", "LLaMA Pro-6k"):
-        assert P.method_id(name) == "llama_pro"
-    assert P.label("llama_pro") == "LLaMA Pro" and P.label("Base (8B)") == P.METHODS["base"][0]
-    assert P.run_label("lesa", frozen=False) == "LESA, all layers trained"
-    assert "unfrozen" not in P.run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
-    assert P.display_name("lesa-unfrozen") == "LESA, all layers trained" and P.display_name("LESA-3k") == "LESA-3k"
-    assert len({c for _, c in P.METHODS.values()}) == len(P.METHODS)    # no two methods share a colour
+        assert method_id(name) == "llama_pro"
+    assert label("llama_pro") == "LLaMA Pro" and label("Base (8B)") == METHODS["base"][0]
+    assert run_label("lesa", frozen=False) == "LESA, all layers trained"
+    assert "unfrozen" not in run_label("base", frozen=False)          # was "base (not expanded) (unfrozen)"
+    assert display_name("lesa-unfrozen") == "LESA, all layers trained" and display_name("LESA-3k") == "LESA-3k"
+    assert len({m.color for m in METHODS.values()}) == len(METHODS)    # no two methods share a colour
 
 
 def _cielab(hex_colour):
@@ -151,17 +153,17 @@ def test_method_colours_are_told_apart():
     import itertools
     import numpy as np
     dist = {(a, b): float(np.linalg.norm(_cielab(ca) - _cielab(cb)))
-            for (a, (_, ca)), (b, (_, cb)) in itertools.combinations(P.METHODS.items(), 2)}
+            for (a, ma), (b, mb) in itertools.combinations(METHODS.items(), 2) for ca, cb in [(ma.color, mb.color)]}
     close = {pair: round(d, 1) for pair, d in dist.items() if d < 20}
     assert not close, close
-    assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(P.METHODS["llama_pro"][1])) < 20    # the test can fail
+    assert np.linalg.norm(_cielab("#2B7BA8") - _cielab(METHODS["llama_pro"][1])) < 20    # the test can fail
 
 
 def test_commit_and_hardware_labels():
     assert commit_label({"commit": "0123456789abcdef"}) == "`0123456789`"
     # a run that only rewrote result files ran committed code: no dirty mark is recorded at all
-    assert commit_label({"commit": "0123456789abcdef-dirty", "dirty_files": ["lesa/train.py"]}) == \
-        "`0123456789` with edits to `lesa/train.py`"
+    assert commit_label({"commit": "0123456789abcdef-dirty", "dirty_files": ["lesa/train/trainer.py"]}) == \
+        "`0123456789` with edits to `lesa/train/trainer.py`"
     assert "not recorded" in commit_label("0123456789abcdef-dirty")          # old records: say what is known
     assert "uncommitted" not in commit_label("0123456789abcdef-dirty")
     hw = {"machine": "x86_64", "cpu_model": "AMD EPYC 7B13", "cpus": 2, "torch_threads": 2}
@@ -170,11 +172,11 @@ def test_commit_and_hardware_labels():
 
 
 def test_provenance_names_only_files_that_affect_results(monkeypatch):
-    from lesa import store
+    from lesa.core import store
 
-    status = " M results/cpu/scoreboard.json\n M book/intro.md\n M lesa/plots.py\n"
+    status = " M results/cpu/scoreboard.json\n M book/intro.md\n M lesa/plots/figures.py\n"
     monkeypatch.setattr(store, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else status)
-    assert store.git_state() == ("abc", ["lesa/plots.py"])
+    assert store.git_state() == ("abc", ["lesa/plots/figures.py"])
     status = " M results/cpu/scoreboard.json\n"
     assert store.git_state() == ("abc", []) and store.git_commit() == "abc"
     prov = store.provenance()
@@ -186,7 +188,7 @@ def test_the_books_mathjax_is_vendored():
     """_config.yml points MathJax at a file the book ships (book/_static), which the build copies."""
     import yaml
 
-    from lesa.book_common import PROJECT_ROOT
+    from lesa import PROJECT_ROOT
     cfg = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert not bc.REMOTE.match(cfg["mathjax_path"])
     js = PROJECT_ROOT / cfg["html_static_path"][0] / cfg["mathjax_path"]

@@ -9,7 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from lesa import claims as C
+from lesa.claims import rules as C
+from lesa.claims.paper import CLAIMS, source_text
+from lesa.claims.verdict import Verdict, across_models, budget_text, call, compare_ranges, markdown, paired_window, per_model, smooth, spread, spread_text, steps_to_reach, z_score
 
 
 def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int = 0, flops: float = 1.0):
@@ -22,62 +24,62 @@ def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int 
 
 
 def _status(v):
-    assert isinstance(v, C.Verdict)
+    assert isinstance(v, Verdict)
     json.dumps(v.record())                                 # what write_verdicts stores must be JSON
     return v.verdict
 
 
 # ------------------------------------------------------------------------------ registry
 def test_every_claim_has_wording_source_and_a_notebook():
-    assert set(C.CLAIMS) == {"C1", "C2", "C3", "C4", "C5", "C6", "C7a", "C7b", "C8", "C9", "C10", "C11",
+    assert set(CLAIMS) == {"C1", "C2", "C3", "C4", "C5", "C6", "C7a", "C7b", "C8", "C9", "C10", "C11",
                              "C12a", "C12b", "C12c"}
-    for c in C.CLAIMS.values():
+    for c in CLAIMS.values():
         assert c.wording and c.source.startswith("[") and c.paper and re.match(r"0[1-5]_", c.notebook), c.id
 
 
 def test_paper_numbers_are_derived_from_the_constants():
-    assert C.CLAIMS["C6"].paper.startswith("1 : 1.24 : 1.66")       # 56.4 / 45.6, 75.6 / 45.6
-    assert "5.13 / 5.44 / 8.09" in C.CLAIMS["C5"].paper and "64.30 / 62.67 / 47.86" in C.CLAIMS["C5"].paper
-    assert "< 5 min, 5 epochs" in C.CLAIMS["C8"].paper
+    assert CLAIMS["C6"].paper.startswith("1 : 1.24 : 1.66")       # 56.4 / 45.6, 75.6 / 45.6
+    assert "5.13 / 5.44 / 8.09" in CLAIMS["C5"].paper and "64.30 / 62.67 / 47.86" in CLAIMS["C5"].paper
+    assert "< 5 min, 5 epochs" in CLAIMS["C8"].paper
 
 
 def test_verdict_rejects_unknown_status_and_claim():
     with pytest.raises(ValueError, match="status"):
-        C.Verdict("C1", "probably", "o", "r")
+        Verdict("C1", "probably", "o", "r")
     with pytest.raises(ValueError, match="unknown claim"):
-        C.Verdict("C7", "reproduced", "o", "r")
+        Verdict("C7", "reproduced", "o", "r")
 
 
 def test_markdown_table_has_one_row_per_verdict():
     vs = [C.not_testable("C9", "code path only", "no weights offline"),
-          C.Verdict("C8", "reproduced", "1 s | 2 types", "rule", budget={"seeds": [0, 1]})]
-    md = C.markdown(vs)
+          Verdict("C8", "reproduced", "1 s | 2 types", "rule", budget={"seeds": [0, 1]})]
+    md = markdown(vs)
     lines = md.splitlines()
     assert lines[0].startswith("| claim |") and lines[1].startswith("|---")
     assert sum(1 for x in lines if x.startswith("| **C")) == 2
     assert "1 s \\| 2 types" in md and "seeds 0, 1" in md and "**not testable offline**" in md
     # where each claim's wording comes from is said in words, never as the digest's bare tags
     assert "[PN]" not in md and "wording from a secondary summary of the paper (papernotes.org)" in md
-    assert C.source_text("[ABS][CAP]") == "the paper's abstract; the paper's Figure 1 caption"
+    assert source_text("[ABS][CAP]") == "the paper's abstract; the paper's Figure 1 caption"
 
 
 # ------------------------------------------------------------------------------ statistics
 def test_spread_compare_and_z():
-    assert C.spread([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3, "values": [3.0, 1.0, 2.0]}
-    assert C.spread(5.0)["n"] == 1 and C.spread(None) is None
-    assert C.compare_ranges([1, 2], 3) == "lower" and C.compare_ranges([4, 5], [1, 3.9]) == "higher"
-    assert C.compare_ranges([1, 3], [2, 4]) == "overlap"
-    assert C.call(C.z_score(0.6, 0.05, 0.5, 0.0)) == "within noise"      # z = 2.0 is not beyond 2
-    assert C.call(C.z_score(0.6, 0.04, 0.5, 0.0)) == "higher"
-    assert "range 39 to 492, 3 seeds" in C.spread_text([492, 153, 39])
+    assert spread([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3, "values": [3.0, 1.0, 2.0]}
+    assert spread(5.0)["n"] == 1 and spread(None) is None
+    assert compare_ranges([1, 2], 3) == "lower" and compare_ranges([4, 5], [1, 3.9]) == "higher"
+    assert compare_ranges([1, 3], [2, 4]) == "overlap"
+    assert call(z_score(0.6, 0.05, 0.5, 0.0)) == "within noise"      # z = 2.0 is not beyond 2
+    assert call(z_score(0.6, 0.04, 0.5, 0.0)) == "higher"
+    assert "range 39 to 492, 3 seeds" in spread_text([492, 153, 39])
 
 
 def test_paired_window_cancels_shared_batch_noise():
     a, b = _curve(4, 3, noise=0.3, seed=1), _curve(4, 3, noise=0.3, seed=1)
     for r in a:
         r["loss"] += 0.05                           # a constant gap under large shared noise
-    d = C.paired_window(a, b, "end", 10)
-    assert math.isclose(d["mean"], 0.05, abs_tol=1e-9) and d["se"] < 1e-9 and C.call(d["z"]) == "higher"
+    d = paired_window(a, b, "end", 10)
+    assert math.isclose(d["mean"], 0.05, abs_tol=1e-9) and d["se"] < 1e-9 and call(d["z"]) == "higher"
 
 
 # ------------------------------------------------------------------------------ rules
@@ -136,7 +138,7 @@ def test_c4_inconclusive_when_never_reached_but_level_within_noise():
     bump = [0.25, -0.2] * 30
     lesa = [dict(r, loss=r["loss"] + bump[i] + 0.01) for i, r in enumerate(lp)]
     # smoothed LESA stays above LP's final smoothed loss, but the paired end gap is within noise
-    assert C.steps_to_reach(lesa, C.smooth([r["loss"] for r in lp], 10)[-1]) is None
+    assert steps_to_reach(lesa, smooth([r["loss"] for r in lp], 10)[-1]) is None
     assert _status(C.judge_c4(lesa, lp)) == "inconclusive"
 
 
@@ -227,15 +229,15 @@ def test_c12c_asks_whether_the_norm_term_helps_perplexity():
 def test_per_model_keeps_one_verdict_with_every_models_numbers():
     a = C.judge_c1({"gate": _cont(True)}, 200)
     b = C.judge_c1({"gate": _cont(False)}, 200)
-    both = C.per_model({"SmolLM2": a, "Gemma-3": a})
+    both = per_model({"SmolLM2": a, "Gemma-3": a})
     assert both.claim == "C1" and both.verdict == "reproduced"
     assert both.ours.startswith("SmolLM2: ") and "; Gemma-3: " in both.ours and set(both.budget) == {"SmolLM2", "Gemma-3"}
-    mixed = C.per_model({"SmolLM2": a, "Gemma-3": b})
+    mixed = per_model({"SmolLM2": a, "Gemma-3": b})
     assert mixed.verdict == "inconclusive" and "Gemma-3: not reproduced" in mixed.rule
-    assert C.per_model({"SmolLM2": b}) is b
+    assert per_model({"SmolLM2": b}) is b
     with pytest.raises(ValueError):
-        C.per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
-    assert C.budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"
+        per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
+    assert budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"
 
 
 def test_judge_c9_needs_two_models_and_compares_ranges():
@@ -252,16 +254,16 @@ def test_judge_c9_needs_two_models_and_compares_ranges():
 def test_across_models_keeps_each_models_result():
     ok = C.judge_c3({"base": 10.0, "lesa": [8.0, 9.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
     bad = C.judge_c3({"base": 10.0, "lesa": [50.0, 60.0], "llama_pro": 10.0, "solar": 12.0}, "WikiText")
-    assert C.across_models({"a": ok, "b": ok}).verdict == "reproduced"
-    v = C.across_models({"a": ok, "b": bad})
+    assert across_models({"a": ok, "b": ok}).verdict == "reproduced"
+    v = across_models({"a": ok, "b": bad})
     assert v.verdict == "inconclusive" and "disagree" in v.notes
     rec = v.record()
     assert rec["per_model"]["a"].startswith("reproduced") and rec["per_model"]["b"].startswith("not reproduced")
     assert "per_model" not in ok.record()
     with pytest.raises(ValueError):
-        C.across_models({})
+        across_models({})
     with pytest.raises(ValueError, match="one claim"):
-        C.across_models({"a": ok, "b": C.judge_c8([1.0], 1, 1, "cpu")})
+        across_models({"a": ok, "b": C.judge_c8([1.0], 1, 1, "cpu")})
 
 
 def test_judge_c6_prints_the_flop_model_beside_the_measured_ratios():
@@ -303,7 +305,7 @@ def test_c4_training_loss_reading_has_a_control_for_batch_noise():
     lp = [{"step": i + 1, "loss": 3.0 + 0.5 * np.exp(-i / 10) + noise[i], "flops": float(i + 1), "tokens": 100 * (i + 1)}
           for i in range(300)]
     copy = [dict(r) for r in lp]
-    assert C.steps_to_reach(lp, C.smooth([r["loss"] for r in lp], 10)[-1])["step"] < 150      # the noise at work
+    assert steps_to_reach(lp, smooth([r["loss"] for r in lp], 10)[-1])["step"] < 150      # the noise at work
     v = C.judge_c4(copy, lp)
     assert v.verdict == "inconclusive" and "too noisy" in v.ours       # a copy of LLaMA Pro is not 2x faster
     worse = [dict(r, loss=r["loss"] + 0.2) for r in lp]

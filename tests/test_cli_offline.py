@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lesa import corpus, models
-from lesa.cli import main
+from lesa.data import corpus
+from lesa.core import models
+from lesa.grow.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_ID = "some-org/some-model"
@@ -20,7 +21,7 @@ WIKI = {"fetch": {"kind": "hf", "path": "wikimedia/wikipedia", "name": "20231101
 
 def _cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
     e = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
-    return subprocess.run([sys.executable, "-m", "lesa.cli", *args], cwd=ROOT, capture_output=True, text=True, env=e)
+    return subprocess.run([sys.executable, "-m", "lesa.grow.cli", *args], cwd=ROOT, capture_output=True, text=True, env=e)
 
 
 @pytest.mark.parametrize("args", [
@@ -49,7 +50,7 @@ def test_load_model_hub_id_offline(monkeypatch, var, value):
 
 
 def test_gaps_take_a_named_placement(capsys):
-    """--gaps spread / top (lesa.plans.PLACEMENTS) besides gap numbers; a name mixed with numbers is refused."""
+    """--gaps spread / top (lesa.grow.plans.PLACEMENTS) besides gap numbers; a name mixed with numbers is refused."""
     assert main(["plan", "--source-layers", "30", "--method", "lesa_fp", "--alpha", "0", "--gaps", "spread"]) == 0
     out = capsys.readouterr().out
     assert "15 new at [1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 43]" in out
@@ -122,10 +123,10 @@ def test_unreachable_hub_dataset_without_offline_flag(monkeypatch):
 
 
 @pytest.mark.parametrize("module,args", [
-    ("lesa.train", ["--model", "runs/no-such-model", "--shards", "x", "--out", "y"]),
-    ("lesa.train", ["--model", "some-org/some-model", "--shards", "x", "--out", "y"]),
-    ("lesa.profiles", ["check", "no-such-profile"]),
-    ("lesa.book", ["build", "--profile", "no-such-profile"]),
+    ("lesa.train.trainer", ["--model", "runs/no-such-model", "--shards", "x", "--out", "y"]),
+    ("lesa.train.trainer", ["--model", "some-org/some-model", "--shards", "x", "--out", "y"]),
+    ("lesa.study.profiles", ["check", "no-such-profile"]),
+    ("lesa.book.run", ["build", "--profile", "no-such-profile"]),
 ])
 def test_module_entry_points_give_one_line_errors(module, args):
     """Every `python -m lesa.<module>` turns our own errors into one line and exit code 2."""

@@ -1,4 +1,4 @@
-"""lesa.codekey: a cache key follows the code that computes the value, not the files it lives in."""
+"""lesa.core.codekey: a cache key follows the code that computes the value, not the files it lives in."""
 from __future__ import annotations
 
 import os
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lesa import analysis as A
-from lesa.codekey import LESA_DIR, code_key
-from lesa.expand import code_hash, costly_weights
-from lesa.protocol import measure
+from lesa.study import analysis as A
+from lesa.study.growth import residual_effect
+from lesa.core.codekey import LESA_DIR, code_key
+from lesa.grow.expand import code_hash, costly_weights
+from lesa.eval.protocol import measure
 
 TOY = {
     "__init__.py": "",
@@ -112,8 +113,8 @@ def test_toy_key_survives_moving_and_renaming_modules(tmp_path):
 def lesa_copy(tmp_path: Path) -> Path:
     root = tmp_path / "lesa"
     shutil.copytree(LESA_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.yaml", "*.md"))
-    (tmp_path / "grow.py").write_text("from lesa.expand import costly_weights\n\ncostly_weights\n")
-    (tmp_path / "ppl.py").write_text("from lesa.protocol import measure\n\nmeasure\n")
+    (tmp_path / "grow.py").write_text("from lesa.grow.expand import costly_weights\n\ncostly_weights\n")
+    (tmp_path / "ppl.py").write_text("from lesa.eval.protocol import measure\n\nmeasure\n")
     return root
 
 
@@ -122,26 +123,26 @@ def test_growth_and_perplexity_keys_read_their_own_code_only(tmp_path):
     script = tmp_path / "grow.py"
     base = code_key(script, root=root)
     assert base == code_hash() == code_key(costly_weights)        # a script naming it = the function itself
-    with open(root / "book.py", "a") as f:                        # the book is not growth code
+    with open(root / "book" / "run.py", "a") as f:                        # the book is not growth code
         f.write("\n\ndef extra():\n    return 1\n")
-    (root / "book.py").write_text((root / "book.py").read_text().replace('"lesa": code_key', '"lesa2": code_key'))
-    (root / "plots_style.py").write_text((root / "plots_style.py").read_text() + "\nX = 1\n")
+    (root / "book" / "run.py").write_text((root / "book" / "run.py").read_text().replace('"lesa": code_key', '"lesa2": code_key'))
+    (root / "plots" / "style.py").write_text((root / "plots" / "style.py").read_text() + "\nX = 1\n")
     # stable_hash moves from store to a module of its own (store re-exports it): same key
-    store = (root / "store.py").read_text()
+    store = (root / "core" / "store.py").read_text()
     start, end = store.index("def stable_hash"), store.index("def file_hash")
-    (root / "hashing.py").write_text("import hashlib\nimport json\nfrom typing import Any\n\n\n" + store[start:end])
-    (root / "store.py").write_text(store[:start] + store[end:] + "\nfrom .hashing import stable_hash  # noqa: E402\n")
+    (root / "core" / "hashing.py").write_text("import hashlib\nimport json\nfrom typing import Any\n\n\n" + store[start:end])
+    (root / "core" / "store.py").write_text(store[:start] + store[end:] + "\nfrom .hashing import stable_hash  # noqa: E402\n")
     assert code_key(script, root=root) == base
     # a constant inside the SVD the predictors train on: a different growth key, the same perplexity key
     ppl = code_key(tmp_path / "ppl.py", root=root)
     assert ppl == code_key(measure) != base
-    svd = (root / "svd.py").read_text()
+    svd = (root / "grow" / "svd.py").read_text()
     assert "1e-" in svd
-    (root / "svd.py").write_text(svd.replace("1e-", "2e-", 1))
+    (root / "grow" / "svd.py").write_text(svd.replace("1e-", "2e-", 1))
     assert code_key(script, root=root) != base
     assert code_key(tmp_path / "ppl.py", root=root) == ppl
     # ... and the perplexity code changes the perplexity key
-    (root / "evaluate_scoring.py").write_text((root / "evaluate_scoring.py").read_text() + "\nMAX_LOGITS = 1\n")
+    (root / "eval" / "scoring.py").write_text((root / "eval" / "scoring.py").read_text() + "\nMAX_LOGITS = 1\n")
     assert code_key(tmp_path / "ppl.py", root=root) != ppl
 
 
@@ -149,7 +150,7 @@ def test_a_lambda_is_keyed_by_the_lesa_code_it_calls():
     # a notebook's cached_json lambda: the functions it reaches through a module alias or a name
     assert code_key(lambda: A.svd_evidence(None, [], 0, 0, 0, 0)) == code_key(A.svd_evidence)
     assert code_key(lambda: costly_weights(None, None, None)) == code_key(costly_weights)
-    assert code_key(lambda: A.svd_evidence(None)) != code_key(lambda: A.residual_effect(None, None))
+    assert code_key(lambda: A.svd_evidence(None)) != code_key(lambda: residual_effect(None, None))
     # a helper of the caller's own module is followed; data is not code
     assert code_key(lambda: _helper()) == code_key(costly_weights)
     assert code_key(lambda: 1) == code_key(lambda: [2])
@@ -162,7 +163,7 @@ def _helper():
 @pytest.mark.parametrize("seed", ["1", "2"])
 def test_key_is_the_same_in_another_process(seed):
     nb = LESA_DIR.parent / "notebooks" / "03_expansion.py"
-    code = "from pathlib import Path; from lesa.codekey import code_key; print(code_key(Path(%r)))" % str(nb)
+    code = "from pathlib import Path; from lesa.core.codekey import code_key; print(code_key(Path(%r)))" % str(nb)
     env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(LESA_DIR.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, check=True)
     assert out.stdout.strip() == code_key(nb)

@@ -5,10 +5,13 @@ import shutil
 
 import pytest
 
-from lesa.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
-from lesa.data import DataError, latest_corpus
-from lesa.profiles import load_profile
-from lesa.store import PROJECT_ROOT, cache_dir
+from lesa.core import layout
+from lesa.study.cpt import TRAINS, evaluated_runs, required_runs, run_names, run_profile_cpt
+from lesa.data.prepare import DataError, latest_corpus
+from lesa.study.profiles import load_profile
+from lesa.study.results import complete_cpt_profiles, find_results
+from lesa import PROJECT_ROOT
+from lesa.core.store import cache_dir
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +37,7 @@ def test_run_names_cover_methods_budgets_seeds_and_ablations():
     assert TRAINS["lesa_raw"] == TRAINS["llama_pro"] == "new"
     with pytest.raises(ValueError, match="already trains 'new'"):
         run_names({**cpt, "dup_only": ["lesa"]})
-    with pytest.raises(ValueError, match="no entry in lesa.cpt.TRAINS"):
+    with pytest.raises(ValueError, match="no entry in lesa.study.cpt.TRAINS"):
         run_names({**cpt, "methods": ["lesa", "solr"]})
 
 
@@ -52,9 +55,9 @@ def test_profiles_train_solar_whole_and_lesa_raw_new_layers():
 
 
 def test_lesa_seed_is_the_median_of_notebook_3(tmp_path, monkeypatch):
-    import lesa.cpt as cpt
+    import lesa.study.cpt as cpt
     prof = {"name": "x", "model": {"name": "m"}, "protocol": {"sets": ["wikitext"]}, "cpt": {"lesa_seed": "median"}}
-    monkeypatch.setattr(cpt, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
     with pytest.raises(FileNotFoundError, match="run notebook 3 first"):
         cpt.lesa_seed(prof)
     ok = lambda v: {"ppl": {"wikitext": {"status": "ok", "value": v}}}
@@ -176,7 +179,7 @@ def test_cpu_long_extends_cpu_and_lists_the_issue_runs():
 
 
 def test_profile_extends_errors(tmp_path, monkeypatch):
-    import lesa.profiles as Pr
+    import lesa.study.profiles as Pr
     monkeypatch.setattr(Pr, "CONFIG_DIR", tmp_path)
     (tmp_path / "a.yaml").write_text("extends: b\nname: a\n")
     (tmp_path / "b.yaml").write_text("extends: a\nname: b\n")
@@ -189,7 +192,6 @@ def test_profile_extends_errors(tmp_path, monkeypatch):
 
 
 def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
-    from lesa import analysis as A
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     names = list(runs)
@@ -199,27 +201,27 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
         if n in evaluated:                    # most seed replicates get no post-training suite
             (tmp_path / "cpu-long" / "downstream" / n).mkdir(parents=True)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     (tmp_path / "cpu-long" / "downstream" / "lesa-p1").rename(tmp_path / "lesa-downstream")   # a first seed not evaluated
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
     (tmp_path / "lesa-downstream").rename(tmp_path / "cpu-long" / "downstream" / "lesa-p1")
     # LESA's later seeds (cpt.optional_replicates) do not hold the switch back; its first seed does
     for n in ("lesa-p0", "lesa-p2"):
         shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
         shutil.rmtree(tmp_path / "cpu-long" / "downstream" / n)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     assert set(runs) - set(required_runs(runs, {**prof["cpt"], "optional_replicates": []})) == {n for n in runs if runs[n]["entry"] in prof["cpt"]["optional"]}
-    assert A.complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
-    assert A.find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
+    assert complete_cpt_profiles(["cpu-long"], "smoke", tmp_path) == ()      # cpu-long extends cpu only
+    assert find_results("cpu", "cpt", (), tmp_path, prefer=("cpu-long",)) == (tmp_path / "cpu-long" / "cpt", "cpu-long")
     # the spectrum test's runs (cpt.optional) do not hold the switch back; any other run does
     optional = [n for n in names if runs[n]["entry"] in prof["cpt"]["optional"]]
     assert optional == ["lesa_fp-0-spec-p1", "lesa_fp-0-spec-p0", "lesa_fp-0-randdir-p1", "lesa_fp-0-randdir-p0"]
     for n in optional:
         shutil.rmtree(tmp_path / "cpu-long" / "cpt" / n)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ("cpu-long",)
     last = [n for n in names if n not in optional][-1]
     (tmp_path / "cpu-long" / "cpt" / last / "summary.json").write_text(json.dumps({"completed": False}))
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()
     with pytest.raises(ValueError, match="cpt.optional"):
         required_runs(runs, {**prof["cpt"], "optional": ["lesa_fp-9"]})
 
@@ -227,7 +229,7 @@ def test_cpu_long_replaces_cpu_results_only_when_every_run_finished(tmp_path):
 def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     """Chapter 6 (LLaMA Pro against the variants) takes cpu-long's curves once those runs have trained,
     without waiting for SOLAR, the base model, the unfrozen ablation or any post-training suite."""
-    from lesa import analysis as A
+    from lesa.study.results import complete_cpt_profiles
     prof = load_profile("cpu-long")
     runs = run_names(prof["cpt"], prof["expansion"]["variants"])
     mine = ("llama_pro", "lesa_fp", "lesa_lowrank")
@@ -237,26 +239,26 @@ def test_a_page_about_some_methods_needs_only_their_runs_trained(tmp_path):
     for n in needed[:-1]:
         (tmp_path / "cpu-long" / "cpt" / n).mkdir(parents=True)
         (tmp_path / "cpu-long" / "cpt" / n / "summary.json").write_text(json.dumps({"completed": True}))
-    check = lambda: A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine, suite=False)
+    check = lambda: complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine, suite=False)
     assert check() == ()                                          # one seed of the last variant is missing
     (tmp_path / "cpu-long" / "cpt" / needed[-1]).mkdir(parents=True)
     (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": False}))
     assert check() == ()                                          # ... or has not finished
     (tmp_path / "cpu-long" / "cpt" / needed[-1] / "summary.json").write_text(json.dumps({"completed": True}))
     assert check() == ("cpu-long",)
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()          # the whole profile is not complete
-    assert A.complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine) == ()   # first seeds lack their suite
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path) == ()          # the whole profile is not complete
+    assert complete_cpt_profiles(["cpu-long"], "cpu", tmp_path, methods=mine) == ()   # first seeds lack their suite
 
 
 def test_replicate_runs_notebook_3_before_cpt_and_records_stage_times(tmp_path, monkeypatch):
-    import lesa.book as book
-    import lesa.cpt as cpt
-    import lesa.replicate as R
+    import lesa.book.run as book
+    import lesa.study.cpt as cpt
+    import lesa.book.replicate as R
     calls = []
     monkeypatch.setattr(book, "run", lambda profile, only=None: calls.append(("run", tuple(only))))
     monkeypatch.setattr(cpt, "run_profile_cpt", lambda profile: calls.append(("cpt", profile)))
     monkeypatch.setattr(book, "build", lambda profile: calls.append(("build", profile)))
-    monkeypatch.setattr(R, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")
     times = R.replicate("smoke")
     assert calls == [("run", tuple(R.GROWTH)), ("cpt", "smoke"), ("run", tuple(R.TRAINING)), ("build", "smoke")]
     assert "03_expansion" in R.GROWTH and list(times) == ["notebooks 1-3", "continual pre-training", "notebooks 4-6", "book"]

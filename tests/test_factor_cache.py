@@ -3,11 +3,11 @@ later growth (another predictor seed, another method), with bit-identical result
 import pytest
 import torch
 
-import lesa.factor_cache as fc
-import lesa.svd
-from lesa.expand import apply_plan, clear_memo
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
+import lesa.grow.factor_cache as fc
+import lesa.grow.svd
+from lesa.grow.expand import apply_plan, clear_memo
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
 
 
 @pytest.fixture
@@ -17,13 +17,13 @@ def counted(monkeypatch, tmp_path):
     monkeypatch.setenv("LESA_FACTOR_CACHE", "1")
     monkeypatch.setattr(fc, "MIN_BYTES", 0)
     calls = []
-    real = lesa.svd.factorize
+    real = lesa.grow.svd.factorize
 
     def counting(*a, **kw):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(lesa.svd, "factorize", counting)
+    monkeypatch.setattr(lesa.grow.svd, "factorize", counting)
     clear_memo()
     yield calls
     clear_memo()

@@ -7,11 +7,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lesa import flops
-from lesa.flops import expected_ratios, flops_per_token, step_cost_ratios
-from lesa.freeze import freeze_for_growth
-from lesa.plans import build_plan
-from lesa.train_components import loss_fn
+from lesa.core import flops
+from lesa.core.flops import expected_ratios, flops_per_token, step_cost_ratios
+from lesa.train.freeze import freeze_for_growth
+from lesa.grow.plans import build_plan
+from lesa.train.components import loss_fn
 
 SEQ = 32
 NEW = [2, 3]   # trainable layers in the middle of a 6-layer stack

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from lesa.arch import UnsupportedArchitecture, check_model, spec_for
-from lesa.expand import apply_plan, save_grown
-from lesa.plans import build_plan, lesa_plan
-from lesa.predictor import PredictorConfig
+from lesa.core.arch import UnsupportedArchitecture, check_model, spec_for
+from lesa.grow.expand import apply_plan, save_grown
+from lesa.grow.plans import build_plan, lesa_plan
+from lesa.grow.predictor import PredictorConfig
 
 FAST = PredictorConfig(epochs=1)
 METHODS = ["lesa", "lesa_raw", "llama_pro", "solar", "average", "random", "copy"]
@@ -152,7 +152,7 @@ def test_wrong_family_message_lists_gemma3():
 def test_scoring_in_logit_chunks_equals_one_chunk(tiny_gemma3):
     """evaluate.score_continuations bounds the logits held at once (Gemma's 262k vocabulary); chunked
     and unchunked scores agree, and both equal a direct log-softmax of the model's logits."""
-    from lesa.evaluate import score_continuations
+    from lesa.eval.scoring import score_continuations
 
     g = torch.Generator().manual_seed(0)
     items = [(torch.randint(0, 128, (n,), generator=g).tolist(), torch.randint(0, 128, (c,), generator=g).tolist())
@@ -172,7 +172,7 @@ def test_scoring_respects_final_logit_softcapping(tiny_gemma3):
     hidden states @ lm_head, which would skip the cap."""
     import copy
 
-    from lesa.evaluate import score_continuations
+    from lesa.eval.scoring import score_continuations
 
     capped = copy.deepcopy(tiny_gemma3)
     capped.config.final_logit_softcapping = 0.5                # small: the cap changes every score
@@ -211,10 +211,10 @@ def test_chunked_gguf_is_joined_in_order_and_sha256_checked(monkeypatch, tmp_pat
     clear error saying how to reinstall (checked on small stand-in files of an installed package)."""
     import hashlib
 
-    from lesa import models
+    from lesa.core import models
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
-    parts = [("lesa", "arch.py"), ("lesa", "plans.py")]
+    parts = [("lesa", "core/arch.py"), ("lesa", "grow/plans.py")]
     blob = b"".join((models._package_dir("lesa", "lesa") / rel).read_bytes() for _, rel in parts)
     entry = {"package": "lesa", "pip": "fake-gguf==1 fake-gguf-part1==1", "gguf": "fake.gguf", "parts": parts,
              "sha256": hashlib.sha256(blob).hexdigest(), "licence": "-"}
@@ -232,7 +232,7 @@ def test_chunked_gguf_is_joined_in_order_and_sha256_checked(monkeypatch, tmp_pat
 
 # ----------------------------------------------------------------------------- profiles
 def test_profiles_name_gemma_beside_the_main_model():
-    from lesa.profiles import ProfileError, load_profile, load_profile_model, profile_models, validate
+    from lesa.study.profiles import ProfileError, load_profile, load_profile_model, profile_models, validate
 
     names = lambda p: [m["name"] for m in profile_models(p)]                  # noqa: E731
     assert names(load_profile("cpu")) == ["smollm2-135m", "gemma3-270m"]
@@ -250,7 +250,7 @@ def test_profiles_name_gemma_beside_the_main_model():
 
 
 def test_family_demo_builds_a_tiny_gemma3():
-    from lesa.profiles import build_tiny, load_profile
+    from lesa.study.profiles import build_tiny, load_profile
 
     m = build_tiny(load_profile("smoke"), "gemma3", vocab_size=256)
     assert m.config.model_type == "gemma3_text" and F in m.config.layer_types and S in m.config.layer_types
@@ -261,7 +261,7 @@ def test_family_demo_builds_a_tiny_gemma3():
 
 # ----------------------------------------------------------------------------- the real model
 def gemma_wheels_missing() -> str | None:
-    from lesa.models import REGISTRY
+    from lesa.core.models import REGISTRY
 
     entry = REGISTRY["gemma3-270m"]
     missing = [p for p in [entry["package"], *(pkg for pkg, _ in entry["parts"])]
@@ -277,7 +277,7 @@ def gemma3_270m():
     why = gemma_wheels_missing()
     if why:
         pytest.skip(why)
-    from lesa.models import load_model
+    from lesa.core.models import load_model
 
     return load_model("gemma3-270m")                     # the cached converted folder (`make model`)
 
@@ -286,7 +286,7 @@ def test_smoke_profile_tiny_gemma3_uses_the_gemma_tokenizer():
     why = gemma_wheels_missing()
     if why:
         pytest.skip(why)
-    from lesa.profiles import load_profile, load_profile_model
+    from lesa.study.profiles import load_profile, load_profile_model
 
     smoke = load_profile("smoke")
     model, tok, key = load_profile_model(smoke, model="tiny-random-gemma3")
@@ -299,7 +299,7 @@ def test_real_gemma3_270m_config_licence_and_one_growth(gemma3_270m, tmp_path):
     import json
     from pathlib import Path
 
-    from lesa.models import resolve
+    from lesa.core.models import resolve
 
     model, tok = gemma3_270m
     cfg = model.config
@@ -318,7 +318,7 @@ def test_real_gemma3_270m_config_licence_and_one_growth(gemma3_270m, tmp_path):
         base, new = model(ids).logits, grown(ids).logits
     torch.testing.assert_close(new, base, rtol=0, atol=1e-4)
     assert tok.decode(base[0, -1].argmax()) == " the"     # greedy: " the capital of the country of France."
-    from lesa.models import copy_licence_files           # what save_grown does for derivatives
+    from lesa.core.models import copy_licence_files           # what save_grown does for derivatives
 
     assert copy_licence_files(cfg._name_or_path, tmp_path) == source["licence_files"]
     assert (tmp_path / "GEMMA_TERMS.html").read_bytes() == (folder / "GEMMA_TERMS.html").read_bytes()

@@ -1,10 +1,13 @@
-"""No import circle among lesa's modules, counting imports inside functions too: a function-level import
+"""Subpackages in layers (lesa.LAYERS: a lower one never imports a higher one) and no import circle among lesa's
+modules, counting imports inside functions too: a function-level import
 hides a circle from Python but not from a reader (or from the next refactor that moves it to the top).
 Imports under `if TYPE_CHECKING:` (annotations only) are not counted."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+from lesa import LAYERS
 
 LESA = Path(__file__).resolve().parents[1] / "lesa"
 
@@ -75,7 +78,7 @@ def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_circle():
     graph = lesa_imports()
-    assert len(graph) > 40 and "lesa.store" in graph["lesa.expand"]      # the scan sees lesa's imports
+    assert len(graph) > 40 and "lesa.core.store" in graph["lesa.grow.expand"]      # the scan sees lesa's imports
     circle = find_circle(graph)
     assert circle is None, "import circle: " + " -> ".join(circle)
 
@@ -93,3 +96,52 @@ def test_circle_finder_sees_a_function_level_import(tmp_path):
     assert find_circle(graph) == ["lesa.a", "lesa.b", "lesa.c", "lesa.a"]
     (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import f\n")
     assert find_circle(lesa_imports(pkg)) is None
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[str, ...] = LAYERS) -> list[str]:
+    """Every import of a module in a higher layer (lesa.<layer>...) than the importing module's, as 'a -> b'."""
+    def rank(mod: str) -> int | None:
+        parts = mod.split(".")
+        return layers.index(parts[1]) if len(parts) > 1 and parts[1] in layers else None
+
+    out = []
+    for mod, deps in sorted(graph.items()):
+        for d in sorted(deps):
+            if rank(mod) is not None and rank(d) is not None and rank(d) > rank(mod):
+                out.append(f"{mod} -> {d}")
+    return out
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_lower_ones():
+    files = sorted(LESA.rglob("*.py"))
+    loose = [p.name for p in files if p.parent == LESA and p.name != "__init__.py"]
+    assert loose == [], f"modules outside the subpackages: {loose}"
+    assert sorted(p.name for p in LESA.iterdir() if (p / "__init__.py").exists()) == sorted(LAYERS)
+    for layer in LAYERS:                       # each says what it owns and what it may import
+        doc = ast.get_docstring(ast.parse((LESA / layer / "__init__.py").read_text()))
+        assert doc and f"Layer {LAYERS.index(layer)}" in doc, layer
+    assert upward_imports(lesa_imports()) == []
+
+
+def test_layer_check_sees_an_upward_import(tmp_path):
+    """The check itself: a low layer importing a high one, even inside a function, is reported."""
+    pkg = tmp_path / "lesa"
+    for layer in ("low", "high"):
+        (pkg / layer).mkdir(parents=True)
+        (pkg / layer / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "high" / "b.py").write_text("from ..low.a import f\n")
+    (pkg / "low" / "a.py").write_text("def f():\n    return 1\n")
+    assert upward_imports(lesa_imports(pkg), ("low", "high")) == []
+    (pkg / "low" / "a.py").write_text("def f():\n    from ..high import b\n    return b\n")
+    assert upward_imports(lesa_imports(pkg), ("low", "high")) == ["lesa.low.a -> lesa.high", "lesa.low.a -> lesa.high.b"]
+
+
+def test_the_install_lists_every_subpackage():
+    """pyproject.toml names each package folder (setuptools installs only those: a missing one breaks a
+    non-editable install while every test here still imports it from the checkout)."""
+    import tomllib
+
+    listed = set(tomllib.loads((LESA.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(LESA.parent).parts) for p in LESA.rglob("__init__.py")}
+    assert listed == folders

@@ -1,14 +1,14 @@
-"""The norm-source option: measurements (lesa.norms) and the CLI's early warning."""
+"""The norm-source option: measurements (lesa.study.norms) and the CLI's early warning."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lesa.arch import get_layers
-from lesa.cli import main
-from lesa.expand import apply_plan
-from lesa.norms import gain_stats, gain_summary, set_norm_source, weight_comparison
-from lesa.plans import build_plan
+from lesa.core.arch import get_layers
+from lesa.grow.cli import main
+from lesa.grow.expand import apply_plan
+from lesa.study.norms import gain_stats, gain_summary, set_norm_source, weight_comparison
+from lesa.grow.plans import build_plan
 
 
 def _distinct_norms(model):

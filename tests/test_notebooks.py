@@ -1,6 +1,6 @@
 """The notebooks' sources: notebooks/<name>.py (jupytext percent format) is what people edit; the paired
 notebooks/<name>.ipynb that papermill executes must be its clean twin. The code is linted, the cells are
-tagged for the book, and no number of the paper is typed in them (they come from lesa.claims)."""
+tagged for the book, and no number of the paper is typed in them (they come from lesa.claims.rules)."""
 from __future__ import annotations
 
 import shutil
@@ -10,15 +10,16 @@ import sys
 import jupytext
 import pytest
 
-from lesa import book
-from lesa.store import PROJECT_ROOT
+from lesa.book import run as book
+from lesa.book.common import NOTEBOOKS
+from lesa import PROJECT_ROOT
 
 NB_DIR = PROJECT_ROOT / "notebooks"
 
 
 def test_every_notebook_is_in_sync_with_its_source_and_clean():
-    assert sorted(p.stem for p in NB_DIR.glob("*.py")) == sorted(book.NOTEBOOKS)
-    for name in book.NOTEBOOKS:
+    assert sorted(p.stem for p in NB_DIR.glob("*.py")) == sorted(NOTEBOOKS)
+    for name in NOTEBOOKS:
         assert book.notebook_sync_problems(name) == [], name
 
 
@@ -28,7 +29,7 @@ def test_sync_check_catches_edits_outputs_and_tags(tmp_path):
         shutil.copy(NB_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     assert book.notebook_sync_problems(name, tmp_path) == []
     py = tmp_path / f"{name}.py"
-    py.write_text(py.read_text().replace("page.save(P.spectra(ev)", "page.save(P.spectra(ev) "))
+    py.write_text(py.read_text().replace("page.save(spectra(ev)", "page.save(spectra(ev) "))
     assert any("differs" in p for p in book.notebook_sync_problems(name, tmp_path))
     shutil.copy(NB_DIR / f"{name}.py", py)
     nb = jupytext.read(tmp_path / f"{name}.ipynb")
@@ -41,7 +42,7 @@ def test_sync_check_catches_edits_outputs_and_tags(tmp_path):
 
 
 def test_cells_are_tagged_for_the_book():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = jupytext.read(NB_DIR / f"{name}.py")
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1 and "remove-cell" in params[0].metadata["tags"], name
@@ -58,17 +59,17 @@ def test_notebook_code_is_linted():
 
 
 def test_verdicts_come_from_lesa_claims():
-    for name in book.NOTEBOOKS:
+    for name in NOTEBOOKS:
         src = (NB_DIR / f"{name}.py").read_text()
         assert "page.finish(verdicts" in src and "A.verdict(" not in src, name
-        judged = {c.id for c in __import__("lesa.claims", fromlist=["CLAIMS"]).CLAIMS.values() if c.notebook == name}
+        judged = {c.id for c in __import__("lesa.claims.paper", fromlist=["CLAIMS"]).CLAIMS.values() if c.notebook == name}
         for cid in judged:
             assert f'"{cid}"' in src or f"judge_{cid.lower()}(" in src, (name, cid)
 
 
 def test_paper_numbers_are_typed_once_in_the_sources():
     """Numbers of the paper appear once in lesa/ and never in the notebooks' sources."""
-    lesa_src = "".join(p.read_text() for p in (PROJECT_ROOT / "lesa").glob("*.py"))
+    lesa_src = "".join(p.read_text() for p in sorted((PROJECT_ROOT / "lesa").rglob("*.py")))
     nb_src = "".join(p.read_text() for p in NB_DIR.glob("*.py"))
     for num in ("5.13", "5.44", "8.09", "64.30", "62.67", "47.86", "45.6", "56.4", "75.6", "31.57", "10.98"):
         assert lesa_src.count(num) == 1, num

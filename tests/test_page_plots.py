@@ -8,8 +8,11 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 
-from lesa import plots as P
-from lesa.page import model_label, seed_summary
+from lesa.plots import figures as P
+from lesa.plots.growth import continuity_by_model
+from lesa.plots.style import save
+from lesa.book.page import seed_summary
+from lesa.core.models import model_label
 
 
 def _ev(gap: float, types=("q", "gate")) -> dict:
@@ -30,7 +33,7 @@ def test_model_label():
 
 
 def test_continuity_by_model_draws_one_bar_per_model_and_type_even_when_types_differ():
-    fig = P.continuity_by_model({"A": _ev(0.2), "B": _ev(-0.1, ("gate",))})
+    fig = continuity_by_model({"A": _ev(0.2), "B": _ev(-0.1, ("gate",))})
     heights = [b.get_height() for b in fig.axes[0].patches]
     assert len(heights) == 4 and heights[:2] == [0.2, 0.2] and np.isnan(heights[2]) and heights[3] == -0.1
 
@@ -94,7 +97,7 @@ def test_a_long_legend_stacks_instead_of_widening_the_figure(tmp_path):
     as many columns as fit, and the figure grows downwards for its rows."""
     from PIL import Image
 
-    from lesa.plots_style import PAGE_W, setup
+    from lesa.plots.style import PAGE_W, setup
     setup()
     def run(method, options):
         rows = [{"step": s, "tokens": s * 1024, "flops": s * 1e12, "loss": 3.0 + 1 / s} for s in range(1, 30)]
@@ -104,6 +107,6 @@ def test_a_long_legend_stacks_instead_of_widening_the_figure(tmp_path):
     runs["llama_pro"] = run("llama_pro", {})
     fig = P.cpt_curves(runs, ("tokens", "flops"))
     assert fig.get_figheight() > 3.0                      # grown for the stacked rows
-    png = P.save(fig, tmp_path, "curves")
+    png = save(fig, tmp_path, "curves")
     dpi = matplotlib.rcParams["savefig.dpi"]
     assert Image.open(png).size[0] <= PAGE_W * dpi * 1.05

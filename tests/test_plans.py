@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lesa.plans import (BUILDERS, Plan, PlanError, Slot, build_plan, check_plan_for, lesa_plan, llama_pro_plan,
-                        load_plan, solar_plan)
+from lesa.grow.plans import BUILDERS, build_plan, lesa_plan, llama_pro_plan, solar_plan
+from lesa.grow.spec import Plan, PlanError, Slot, check_plan_for, load_plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "plans"
 
@@ -174,3 +174,39 @@ def test_builder_options_are_checked():
         build_plan("svd_interp", 30, t=2.0)
     assert build_plan("lesa", 30) == lesa_plan(30)                          # the released recipe is unchanged
     assert all(s.params == () for s in lesa_plan(30).slots) and lesa_plan(30).predictor == {}
+
+
+SEED_FREE_KINDS = {"orig", "copy", "identity", "average"}     # no draw from the predictor seed
+
+
+def test_the_method_table_declares_each_method_once_and_consistently():
+    """lesa.grow.methods.METHODS is the one method table: every plan method has a row (and every row with a CPT
+    recipe a plan, the base model aside), CPT's TRAINS/SEEDLESS and chapter 6's learned methods come from it, and
+    a method declared seedless builds a plan with no seeded slot kind (a seeded one, at least one)."""
+    from lesa.grow.methods import CONTROLS, LEARNED, METHODS, check_table
+    from lesa.grow.plans import METHODS as PLAN_METHODS
+    from lesa.grow.spec import KINDS
+    from lesa.study.cpt import SEEDLESS, TRAINS
+
+    check_table()
+    assert set(SEED_FREE_KINDS) < set(KINDS)
+    assert set(PLAN_METHODS) == {m for m, r in METHODS.items() if r.trains} - {"base"}
+    assert TRAINS == {m: r.trains for m, r in METHODS.items() if r.trains} and TRAINS["solar"] == "all"
+    assert SEEDLESS == {"base", "llama_pro", "solar", "average", "copy", "copy_scaled"}      # as the runs were named
+    assert LEARNED == ("lesa", "lesa_raw", "lesa_fp", "lesa_lowrank", "lesa_ridge", "svd_interp")
+    assert set(CONTROLS) == {"copy_scaled", "random_zero_out"}
+    for m in PLAN_METHODS:
+        kinds = {s.kind for s in build_plan(m, 8).slots}
+        assert (kinds <= SEED_FREE_KINDS) == (not METHODS[m].seeded), (m, kinds)
+
+
+def test_a_bad_method_row_fails_with_its_name(monkeypatch):
+    from lesa.grow import methods
+
+    row = methods.METHODS["lesa"]
+    monkeypatch.setitem(methods.METHODS, "lesa", row._replace(trains="New"))
+    with pytest.raises(ValueError, match=r"METHODS\['lesa'\].*trains one of"):
+        methods.check_table()
+    monkeypatch.setitem(methods.METHODS, "lesa", row._replace(seeded=False))
+    with pytest.raises(AssertionError):          # declared seedless, but its plan predicts: the check above fails
+        test_the_method_table_declares_each_method_once_and_consistently()

@@ -2,9 +2,9 @@
 perplexity verdicts do not depend on which."""
 import pytest
 
-import lesa.precision as P
-from lesa import evaluate_scoring as ev_scoring
-from lesa.protocol import PplProtocol
+import lesa.core.precision as P
+from lesa.eval import scoring as ev_scoring
+from lesa.eval.protocol import PplProtocol
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ def test_protocol_and_checks_hold_the_resolved_value(host, monkeypatch):
 
 
 def test_train_resolves_auto_and_keys_the_run_on_it(host, tmp_path):
-    from lesa.train import TrainConfig
-    from lesa.train_components import make_accelerator
+    from lesa.train.trainer import TrainConfig
+    from lesa.train.components import make_accelerator
 
     host(("amx_bf16",), 5.0)
     assert make_accelerator(TrainConfig(device="cpu", precision="auto"))[1] == "bf16"
@@ -74,7 +74,7 @@ def test_train_resolves_auto_and_keys_the_run_on_it(host, tmp_path):
 # ------------------------------------------------------------------ smoke verdicts in fp32 and bf16
 def _norm_ratio(grown, source, new_layers) -> float:
     """Mean Frobenius norm of the new layers' projections over their neighbours' (C12c's shrinkage)."""
-    from lesa.arch import check_model, get_layers
+    from lesa.core.arch import check_model, get_layers
 
     spec = check_model(grown)
     g, s = get_layers(grown, spec), get_layers(source, spec)
@@ -93,13 +93,13 @@ def test_smoke_claims_give_the_same_verdicts_in_fp32_and_bf16(monkeypatch):
     profile's predictor seeds, LLaMA Pro, SOLAR, the base model), measured under the smoke protocol in fp32
     and in bf16 autocast: the perplexities differ, the verdicts do not. (bf16 support is assumed so that
     the test runs on every host: where torch emulates bf16 it rounds the same way, only slower.)"""
-    from lesa import claims as C
-    from lesa.analysis import perplexity_suite
-    from lesa.expand import apply_plan
-    from lesa.plans import build_plan
-    from lesa.predictor import PredictorConfig
-    from lesa.profiles import load_profile, load_profile_model
-    from lesa.protocol import headline, ppl_protocol
+    from lesa.claims import rules as C
+    from lesa.eval.protocol import perplexity_suite
+    from lesa.grow.expand import apply_plan
+    from lesa.grow.plans import build_plan
+    from lesa.grow.predictor import PredictorConfig
+    from lesa.study.profiles import load_profile, load_profile_model
+    from lesa.eval.protocol import headline, ppl_protocol
 
     monkeypatch.setattr(ev_scoring, "bf16_supported", lambda device: True)
     prof = load_profile("smoke", check_device=False)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from lesa import claims as C
+from lesa.claims import rules as C
+from lesa.claims.paper import CLAIMS, source_text
+from lesa.claims.verdict import DEFAULT_READING, READINGS, READINGS_OF, STATUSES, Verdict, across_models, markdown, mcnemar_exact, paired_accuracy, per_model, permutation_p
 
 
 def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int = 0):
@@ -32,26 +34,26 @@ def _seeds(*ends: float):
 
 # ------------------------------------------------------------------------------ readings
 def test_every_status_has_a_default_reading_and_a_reading_must_fit_its_status():
-    assert set(C.DEFAULT_READING) == set(C.STATUSES) == set(C.READINGS_OF)
-    assert all(r in C.READINGS for rs in C.READINGS_OF.values() for r in rs)
-    v = C.Verdict("C8", "reproduced", "x", "y")
+    assert set(DEFAULT_READING) == set(STATUSES) == set(READINGS_OF)
+    assert all(r in READINGS for rs in READINGS_OF.values() for r in rs)
+    v = Verdict("C8", "reproduced", "x", "y")
     assert v.reading == "holds as worded" and v.record()["reading"] == "holds as worded"
-    assert C.Verdict("C3", "not reproduced", "x", "y").reading == "refuted at this scale"
-    assert C.Verdict("C10", "not testable offline", "x", "y").reading == "not tested"
+    assert Verdict("C3", "not reproduced", "x", "y").reading == "refuted at this scale"
+    assert Verdict("C10", "not testable offline", "x", "y").reading == "not tested"
     with pytest.raises(ValueError, match="does not fit"):
-        C.Verdict("C3", "not reproduced", "x", "y", reading="holds as worded")
+        Verdict("C3", "not reproduced", "x", "y", reading="holds as worded")
     with pytest.raises(ValueError, match="does not fit"):
-        C.Verdict("C8", "reproduced", "x", "y").read_as("refuted at this scale")
-    assert "| reading |" in C.markdown([v])
+        Verdict("C8", "reproduced", "x", "y").read_as("refuted at this scale")
+    assert "| reading |" in markdown([v])
 
 
 def test_models_that_agree_on_a_reading_keep_it_and_disagreeing_ones_fall_back():
-    a = C.Verdict("C1", "reproduced", "a", "r", reading="uninformative")
-    b = C.Verdict("C1", "reproduced", "b", "r", reading="uninformative")
-    c = C.Verdict("C1", "reproduced", "c", "r")
-    assert C.per_model({"m1": a, "m2": b}).reading == "uninformative"
-    assert C.per_model({"m1": a, "m2": c}).reading == "holds as worded"
-    assert C.across_models({"m1": a, "m2": b}).reading == "uninformative"
+    a = Verdict("C1", "reproduced", "a", "r", reading="uninformative")
+    b = Verdict("C1", "reproduced", "b", "r", reading="uninformative")
+    c = Verdict("C1", "reproduced", "c", "r")
+    assert per_model({"m1": a, "m2": b}).reading == "uninformative"
+    assert per_model({"m1": a, "m2": c}).reading == "holds as worded"
+    assert across_models({"m1": a, "m2": b}).reading == "uninformative"
 
 
 # ------------------------------------------------------------------------------ the one seed rule
@@ -172,8 +174,8 @@ def test_c7a_reads_uninformative_when_a_control_that_learns_nothing_passes():
 
 
 def test_loo_controls_measure_what_learning_nothing_gives_on_a_tiny_model():
-    from lesa.analysis import LOO_CONTROLS, loo_controls
-    from lesa.predictor import PredictorConfig
+    from lesa.study.predictor import LOO_CONTROLS, loo_controls
+    from lesa.grow.predictor import PredictorConfig
 
     g = torch.Generator().manual_seed(0)
     # ten layers of a smooth weight stack (each layer near its neighbours) plus noise
@@ -196,12 +198,12 @@ def test_loo_controls_measure_what_learning_nothing_gives_on_a_tiny_model():
 
 # ------------------------------------------------------------------------------ C5's power
 def test_mcnemar_exact_and_paired_accuracy():
-    assert C.mcnemar_exact(0, 0) == 1.0
-    assert math.isclose(C.mcnemar_exact(0, 5), 2 / 32)                   # 2 x 0.5^5
-    assert math.isclose(C.mcnemar_exact(3, 3), 1.0)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert math.isclose(mcnemar_exact(0, 5), 2 / 32)                   # 2 x 0.5^5
+    assert math.isclose(mcnemar_exact(3, 3), 1.0)
     a = [True] * 60 + [False] * 40
     b = [True] * 50 + [False] * 50                                      # a right on 10 questions b misses
-    r = C.paired_accuracy({"t": (a, b)})
+    r = paired_accuracy({"t": (a, b)})
     assert math.isclose(r["diff"], 0.10) and r["tasks"]["t"]["only_first"] == 10 and r["tasks"]["t"]["only_second"] == 0
     assert math.isclose(r["se"], math.sqrt(10 - 100 / 100) / 100) and r["z"] > 2
     assert math.isclose(r["tasks"]["t"]["p_mcnemar"], 2 / 2 ** 10)
@@ -209,7 +211,7 @@ def test_mcnemar_exact_and_paired_accuracy():
     unpaired_se = math.sqrt(2 * 0.55 * 0.45 / 100)
     assert r["mdd"] < 2 * unpaired_se
     with pytest.raises(ValueError, match="same questions"):
-        C.paired_accuracy({"t": (a, b[:-1])})
+        paired_accuracy({"t": (a, b[:-1])})
     ppl = {"lesa": 30.0, "llama_pro": 35.0, "solar": 45.0}
     acc = {m: {"t": (0.5, 0.05)} for m in ("lesa", "llama_pro", "solar")}
     v = C.judge_c5(ppl, acc, paired={"llama_pro": r, "solar": r})
@@ -218,20 +220,20 @@ def test_mcnemar_exact_and_paired_accuracy():
 
 
 def test_permutation_p_of_two_runs_against_three_cannot_go_below_a_tenth():
-    r = C.permutation_p([1.0, 1.1], [2.0, 2.1, 2.2])
+    r = permutation_p([1.0, 1.1], [2.0, 2.1, 2.2])
     assert r["splits"] == 10 and math.isclose(r["smallest_p"], 0.1) and math.isclose(r["p"], 0.1)
-    assert math.isclose(C.permutation_p([2.0, 2.1], [1.0, 1.1, 1.2], "greater")["p"], 0.1)
-    assert C.permutation_p([1.5, 2.15], [2.0, 2.1, 1.0])["p"] > 0.5          # no separation, large p
-    assert math.isclose(C.permutation_p([0.0] * 3, [1.0] * 3)["smallest_p"], 1 / 20)
+    assert math.isclose(permutation_p([2.0, 2.1], [1.0, 1.1, 1.2], "greater")["p"], 0.1)
+    assert permutation_p([1.5, 2.15], [2.0, 2.1, 1.0])["p"] > 0.5          # no separation, large p
+    assert math.isclose(permutation_p([0.0] * 3, [1.0] * 3)["smallest_p"], 1 / 20)
     with pytest.raises(ValueError):
-        C.permutation_p([], [1.0])
+        permutation_p([], [1.0])
 
 
 def test_every_claims_source_reads_in_words_never_as_a_bare_key():
     import re
 
-    for c in C.CLAIMS.values():
-        text = C.source_text(c.source)
+    for c in CLAIMS.values():
+        text = source_text(c.source)
         assert not re.search(r"\[[A-Z0-9, -]+\]", text) and not re.fullmatch(r"[A-Z0-9-]+", text), (c.id, text)
-    assert C.source_text("[PN, T-A]") == "a secondary summary of the paper (papernotes.org); its main results table"
-    assert C.source_text("[PN] + our reading").endswith("; our reading")
+    assert source_text("[PN, T-A]") == "a secondary summary of the paper (papernotes.org); its main results table"
+    assert source_text("[PN] + our reading").endswith("; our reading")

@@ -44,7 +44,7 @@ _ASSIGNED: dict[tuple[str, str], str] = {}
 
 def _here(line: str) -> str:
     """The project's entry points as this checkout's code (the .venv scripts may point at another clone)."""
-    entry = {"lesa": f"{sys.executable} -m lesa.cli ", "python": f"{sys.executable} "}
+    entry = {"lesa": f"{sys.executable} -m lesa.grow.cli ", "python": f"{sys.executable} "}
     return re.sub(r"(?<![\w/])\.venv/bin/(lesa|python) ", lambda m: entry[m[1]], line)
 
 
@@ -73,7 +73,7 @@ def test_grow_page_covers_every_step():
     text = (ROOT / "book" / "grow.md").read_text()
     for needle in ("lesa plan", "lesa expand", "--method lesa", "--method llama_pro", "--method solar",
                    "--gaps", "--after", "--layers", "build_plan", "apply_plan", "-m lesa.train",
-                   "accelerate launch --config_file configs/accelerate/", "-m lesa.evaluate", "evaluate_suite"):
+                   "accelerate launch --config_file configs/accelerate/", "-m lesa.eval.evaluate", "evaluate_suite"):
         assert needle in text, needle
 
 
@@ -102,10 +102,10 @@ def test_doc_command_is_valid(doc, idx, tmp_path):
             assert flag in out.stdout, f"{flag} not accepted by accelerate launch"
         argv = [sys.executable, "-m", module] + argv[argv.index("-m") + 2:]
     if argv[0] == ".venv/bin/lesa":
-        argv = [sys.executable, "-m", "lesa.cli", *argv[1:]]
+        argv = [sys.executable, "-m", "lesa.grow.cli", *argv[1:]]
     elif argv[0] == ".venv/bin/python":
         argv = [sys.executable, *argv[1:]]
-    sub = argv[3] if argv[2] == "lesa.cli" else None
+    sub = argv[3] if argv[2] == "lesa.grow.cli" else None
     if sub in ("plan", "model"):                             # cheap: run it for real
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip(), out.stderr
@@ -117,7 +117,7 @@ def test_doc_command_is_valid(doc, idx, tmp_path):
         else:
             assert out.returncode == 0 and "layers" in out.stdout, out.stderr
     else:                                                    # long jobs: every flag must exist
-        module_argv = argv[:3] + ([argv[3]] if argv[2] in ("lesa.book", "lesa.bench", "lesa.profiles") else [])
+        module_argv = argv[:3] + ([argv[3]] if argv[2] in ("lesa.book", "lesa.book.run", "lesa.bench", "lesa.bench.run", "lesa.study.profiles") else [])
         out = subprocess.run(module_argv + ["--help"], cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         for flag in (a.split("=")[0] for a in argv if a.startswith("--")):

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from lesa.expand import apply_plan, save_grown
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
+from lesa.grow.expand import apply_plan, save_grown
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The package's fast predictor training equals the release's loop (lesa.reference) bit for bit with
+"""The package's fast predictor training equals the release's loop (lesa.grow.reference) bit for bit with
 PredictorConfig(recipe="released"), on the real SmolLM2 k_proj; the default recipe differs in the
 last bits only through its own shuffling and fused AdamW."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lesa.predictor import PredictorConfig, make_mlp, train_predictor
-from lesa.reference import SimpleNN, predict_released, prepare_data_sliding_window, train_released
-from lesa.svd import factorize
+from lesa.grow.predictor import PredictorConfig, make_mlp, train_predictor
+from lesa.grow.reference import SimpleNN, predict_released, prepare_data_sliding_window, train_released
+from lesa.grow.svd import factorize
 
 
 def _reference(blocks, **kw):
@@ -29,7 +29,7 @@ def _same_weights(fast_mlp, ref: SimpleNN) -> bool:
 
 @pytest.fixture(scope="module")
 def smollm2_k(smollm2):
-    from lesa.arch import check_model, get_layers
+    from lesa.core.arch import check_model, get_layers
 
     model, _ = smollm2
     spec = check_model(model)
@@ -86,13 +86,13 @@ def test_recipe_option():
 
 def test_cli_passes_the_recipe(tiny_llama, tmp_path, monkeypatch):
     """`lesa expand --recipe released` builds PredictorConfig(recipe="released") (dry run: no weights)."""
-    import lesa.predictor
-    from lesa.cli import main
+    import lesa.grow.predictor
+    from lesa.grow.cli import main
 
     tiny_llama.save_pretrained(tmp_path / "tiny")
     seen = []
-    real = lesa.predictor.PredictorConfig
-    monkeypatch.setattr(lesa.predictor, "PredictorConfig", lambda **kw: seen.append(real(**kw)) or seen[-1])
+    real = lesa.grow.predictor.PredictorConfig
+    monkeypatch.setattr(lesa.grow.predictor, "PredictorConfig", lambda **kw: seen.append(real(**kw)) or seen[-1])
     args = ["expand", "--model", str(tmp_path / "tiny"), "--out", str(tmp_path / "out"), "--dry-run"]
     assert main(args + ["--recipe", "released"]) == 0
     assert seen and seen[-1].recipe == "released"

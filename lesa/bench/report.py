@@ -1,0 +1,202 @@
+"""The book's benchmark tables: every results/bench/*.json rendered as Markdown with its provenance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+from ..grow.methods import label
+from ..core.store import commit_label, hardware_label, read_json
+from ..core.layout import Results
+
+
+def _prov(d: dict, path: Path) -> str:
+    p = d.get("provenance") or {}
+    v = p.get("versions", {})
+    return (f"Measured {p.get('time_utc')} at commit {commit_label(p.get('commit'))} on "
+            f"{hardware_label(p.get('hardware'))}; torch {v.get('torch')}, transformers {v.get('transformers')}. "
+            f"Source: `results/bench/{path.name}`.")
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    from ..claims.paper import fmt
+
+    cell = lambda x: x if isinstance(x, str) else fmt(x)
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(cell(x) for x in r) + " |" for r in rows), ""]
+
+
+def _md_expansion(d: dict, path: Path) -> list[str]:
+    steps = d.get("max_steps_measured")
+    predictor = f"a 10-epoch predictor scaled from {steps} measured steps" if steps else "the 10-epoch predictor"
+    rows = [[r["weight"], "x".join(map(str, r["shape"])), r["ours_svd_s"], r["released_svd_s"], r["svd_speedup"],
+             1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
+             r["train_step_speedup"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
+    return [f"### Expansion: {d['label']} on {d['device']}", "", _prov(d, path), "",
+            *_table(["weight", "stack (L, out, in)", "SVD ours s", "SVD released s", "SVD x", "step ours ms",
+                     "step released ms", "step x", "recipe ours s", "recipe released s"], rows),
+            f"Full recipe (load, SVD and {predictor} for every weight type): **{d['ours_full_recipe_s']:.1f} s** "
+            f"against {d['released_full_recipe_s']:.1f} s for the released recipe, **x{d['speedup']:.2f}**; "
+            f"peak memory {d['peak_mem_gb']:.1f} GiB.", "", *_md_end_to_end(d.get("end_to_end"))]
+
+
+def _md_e2e(d: dict, path: Path) -> list[str]:
+    return [f"### Expansion end to end: {d['label']} on {d['device']}", "", _prov(d, path), "",
+            *_md_end_to_end(d["end_to_end"])]
+
+
+def _md_end_to_end(e: dict | None) -> list[str]:
+    if not e:
+        return []
+    verdict = "within" if e["total_s"] <= e["goal_s"] else "over"
+    return [f"End to end as `lesa expand` runs it ({e['predictor_workers']} predictor process(es) on "
+            f"{e['cpus']} CPUs): load {e['load_s']:.1f} s + grow {e['grow_s']:.1f} s (of which SVD "
+            f"{e['svd_s']:.1f} s) + save {e['save_s']:.1f} s = **{e['total_s']:.1f} s**, {verdict} the "
+            f"{e['goal_s']:.0f} s a user should wait for a grown checkpoint on this machine.", "", *_md_flush(e), *_md_batched(e)]
+
+
+def _md_batched(e: dict) -> list[str]:
+    if "total_s_batched" not in e:
+        return []
+    return [f"Predictors of the weight types that share an input width trained as one batched MLP "
+            f"(`PredictorConfig(batched=True)`): end to end {e['total_s_batched']:.1f} s against "
+            f"{e['total_s_one_by_one']:.1f} s one by one in the same run (x{e['total_s_one_by_one'] / e['total_s_batched']:.2f}); "
+            f"the grown weights differ by at most {e['batched_vs_one_by_one_max_abs_diff']:.1e} (summation order).", ""]
+
+
+def _md_flush(e: dict) -> list[str]:
+    if "grow_s_denormals_kept" not in e:
+        return []
+    same = "identical bit for bit" if e["identical_with_denormals_kept"] else "**NOT identical**"
+    return [f"The CPU fast path flushes denormal floats to zero while the predictors train "
+            f"(`PredictorConfig.flush_denormal`). Grown again with denormals kept, the same expansion took "
+            f"{e['grow_s_denormals_kept']:.1f} s instead of {e['grow_s']:.1f} s, and the grown model's weights are "
+            f"{same}.", ""]
+
+
+def _md_training(d: dict, path: Path) -> list[str]:
+    names = {"lesa": "lesa trainer (`lesa.train.trainer.train`)", "hf_trainer": "default `transformers.Trainer`"}
+    rows = [[names[k], r["tokens_per_s"], r["step_s_median"], "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
+             r["tokens_timed"], r["tokens_seen"], f"{r['changed_tensors']} / {'yes' if r['new_layers_only'] else 'NO'}"]
+            for k, r in d["trainers"].items()]
+    peak = (f"peak {d['peak_tflops']} TFLOP/s ({d['peak_source']})" if d.get("peak_tflops")
+            else "MFU not reported: no meaningful published peak for a CPU (pass `--peak-tflops`)")
+    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    return [f"### Training: {title}", "", _prov(d, path), "",
+            *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
+                     "tensors trained / new layers only"], rows),
+            f"Batch {d['batch']} x {d['seq_len']} tokens, {d['warmup_steps']} warm-up + {d['timed_steps']} timed steps "
+            f"each, same sequences, same device; {d['flops_per_token'] / 1e9:.3f} GFLOP/token (lesa's count: frozen "
+            f"layers above the lowest new one pay forward and input-gradient backward); {peak}. "
+            f"lesa / HF Trainer tokens/s: **x{d['tokens_per_s_ratio_lesa_over_hf']:.2f}**; both trained the same "
+            f"parameters: **{'yes' if d['same_trained_params'] else 'NO'}**. "
+            f"Non-default `TrainingArguments`: `{json.dumps(d['hf_training_args'])}`; optimizers: "
+            + ", ".join(f"{k} `{r.get('optimizer')}`" for k, r in d["trainers"].items()) + ".", "",
+            *_md_precision(d.get("precision"))]
+
+
+def _md_precision_file(d: dict, path: Path) -> list[str]:
+    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    return [f"### Training precision: {title}", "", _prov(d, path), "", *_md_precision(d)]
+
+
+def _md_precision(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    rows = [[k, r["tokens_per_s"], r["step_s_median"], r["loss"][-1], r["heldout_ppl_start"], r["heldout_ppl_end"]]
+            for k, r in p["runs"].items()]
+    native = {True: "has bf16 instructions", False: "has no bf16 instructions (torch emulates bf16)",
+              None: "GPU"}[p.get("cpu_native_bf16")]
+    return ["lesa trainer, fp32 vs bf16 autocast (fp32 trainable weights and optimizer state), stepped in turn "
+            f"over the same {p['steps']} batches of {p['batch']} x {p['seq_len']} tokens (this CPU {native}):", "",
+            *_table(["precision", "tokens/s", "step s (median)", "final loss", "held-out ppl before",
+                     "held-out ppl after"], rows),
+            f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**; largest relative difference "
+            f"bf16 vs fp32: training loss {100 * p['loss_max_rel_diff']:.2f}% over the {p['steps']} steps, held-out "
+            f"perplexity {100 * (p['heldout_ppl_max_rel_diff'] or 0):.2f}% (target: at most "
+            f"{100 * p['target_max_rel_diff']:.0f}%).", ""]
+
+
+def _md_eval(d: dict, path: Path) -> list[str]:
+    from ..claims.paper import fmt
+
+    rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
+             r["batch_size"]] for r in d["rows"]]
+    rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],
+            f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"], f"`{r['file']}`"]
+           for r in d.get("recorded", [])]
+    out = [f"### Evaluation: {d['label']} ({d['dtype']}) on {d['device']}", "", _prov(d, path), "",
+           *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
+           f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
+           f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
+           + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
+    if d.get("prefix_vs_hf"):
+        pr = [[r["task"], r["n_samples"], r["hf_samples_per_s"], r["prefix_samples_per_s"], f"x{fmt(r['speedup'])}",
+               r["tokens_hflm"], r["tokens_prefix"], f"x{fmt(r['ceiling'])}"] for r in d["prefix_vs_hf"]]
+        out += [f"Prefix-sharing LM (`lesa.eval.prefix_lm.PrefixLM`, the default) against lm-eval's HFLM, same model, "
+                f"{d['prefix_vs_hf'][0]['precision']}, same run, interleaved per task; the ceiling is the tokens HFLM "
+                "runs over the tokens run with each context shared:", "",
+                *_table(["task", "samples", "HFLM samples/s", "prefix samples/s", "speed-up", "tokens HFLM",
+                         "tokens prefix", "ceiling"], pr)]
+    w = d.get("wikitext_bf16")
+    if w:
+        out += ([f"WikiText in bf16 (autocast, fp32 weights): {w['full_docs']} documents in {fmt(w['full_bf16_s'])} s, "
+                 f"word perplexity {fmt(w['full_bf16_word_ppl'], 6)}; on the first {w['subset_docs']} documents bf16 "
+                 f"differs from fp32 by {fmt(100 * w['subset_rel_diff'])} % and runs "
+                 f"x{fmt(w['subset_fp32_s'] / w['subset_bf16_s'])} faster (fp32 measured on that subset only).", ""]
+                if w.get("status") == "ok" else [f"WikiText in bf16: not measured ({w.get('status')}).", ""])
+    if rec:
+        out += ["From the recorded results runs (`results/base/`, n_samples / seconds of each record; those "
+                "runs shared the machine with other jobs):", "",
+                *_table(["task", "samples", "seconds", "samples/s", "batch", "hardware", "record"], rec)]
+    return out
+
+
+def _md_hardware(d: dict, path: Path) -> list[str]:
+    """lesa.bench.hardware: bf16 / fp32 ratios and the shared-prefix saving, one run."""
+    m, f, t, p = d["matmul"], d["forward"], d["train_step"], d["shared_prefix"]
+    rows = [[f"matmul {m['size']}²", f"{m['fp32_gflops']:.0f} GFLOP/s", f"{m['bf16_gflops']:.0f} GFLOP/s", m["bf16_speedup"]],
+            [f"forward {f['batch']} x {f['seq']}", f"{f['fp32_s']:.3f} s", f"{f['bf16_s']:.3f} s", f["bf16_speedup"]],
+            [f"train step {t['batch']} x {t['seq']} (loss {t['fp32_loss']:.4f} / {t['bf16_loss']:.4f})",
+             f"{t['fp32_s']:.3f} s", f"{t['bf16_s']:.3f} s", t["bf16_speedup"]],
+            [f"shared prefix, {p['models']} grown models ({p['shared_layers']} of {p['layers']} layers shared; "
+             "speed-up over full forwards)", f"x{p['fp32']['saving']:.2f}", f"x{p['bf16']['saving']:.2f}", "-"]]
+    out = [f"### bf16 and the shared prefix: {d['label']} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
+           f"bf16 flags: {', '.join(d.get('bf16_flags') or []) or 'none'}; `precision: auto` here: {d.get('auto')}.", "",
+           *_table(["measurement", "fp32", "bf16", "bf16 / fp32 speed"], rows)]
+    pp = d.get("protocol_precision")
+    if pp:          # notebook 3's screen in both precisions, beside the committed (fp32) book
+        pct = lambda x: "-" if x is None else f"{100 * x:+.3f} %"
+        prow = [[label(m), f"{r['fp32']:.4g} ({r['fp32_s']:.0f} s)", f"{r['bf16']:.4g} ({r['bf16_s']:.0f} s)", pct(r["bf16_relative"]),
+                 "-" if r.get("committed_fp32") is None else f"{r['committed_fp32']:.4g}",
+                 pct(r.get("here_fp32_relative_to_committed"))]
+                for m, r in pp.items() if isinstance(r, dict)]
+        out += ["", f"Notebook 3's screen in both precisions (predictor seed {pp['seed']} for LESA): "
+                f"{pp['protocol'].split('fp32, ', 1)[-1]} "
+                "The committed book is fp32; a LESA growth is not the same weights on another machine (its predictor's "
+                "training amplifies last-bit differences), so its committed value is another draw:", "",
+                *_table(["model", "fp32 here", "bf16 here", "bf16 − fp32", "committed fp32", "here − committed"], prow)]
+    return out
+
+
+def bench_markdown(results: str | Path | None = None) -> str:
+    """Markdown tables of every results/bench/*.json (expansion, training, eval), with provenance."""
+    files = sorted(Path(results or Results("bench").dir).glob("*.json"))
+    render = {"expansion": _md_expansion, "expansion_e2e": _md_e2e, "training": _md_training,
+              "precision": _md_precision_file, "eval": _md_eval, "hardware": _md_hardware}
+    lines, devices = ["Generated by `lesa.bench.run.bench_markdown()` from `results/bench/*.json` (`make bench`).", ""], {}
+    for kind in render:
+        for p in files:
+            d = read_json(p)
+            if (d.get("kind") or p.name.split("_")[0]) == kind:
+                lines += render[kind](d, p)
+                devices.setdefault(kind, set()).add(str(d.get("device", "cpu")).split(":")[0])
+    if not files:
+        lines += ["*No benchmark results yet: run `make bench`.*", ""]
+    missing = [what for kind, what in (("expansion", "the 8B-shaped expansion on one GPU"),
+                                       ("training", "training tokens/s and MFU on a GPU"))
+               if "cuda" not in devices.get(kind, set())]
+    if missing:
+        lines += ["```{note}", "Not measured yet: " + " and ".join(missing) + ". Both need a GPU; every number "
+                  "above was measured on a CPU.", "```", ""]
+    return "\n".join(lines)

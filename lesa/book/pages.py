@@ -1,0 +1,499 @@
+"""The book's generated pages: the scoreboard (verdict per claim), the landing page's summary and figure,
+the provenance page, run times and links; `write_generated` writes them all into book/generated/."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
+from .. import PROJECT_ROOT
+from ..core.store import commit_label, hardware_label, read_json, write_json
+from ..core.layout import Results
+
+
+def collect_verdicts(profile: str) -> list[dict]:
+    vdir = Results(profile).verdicts()
+    found: dict[str, list[dict]] = {}
+    sources: dict[str, str] = {}
+    for p in sorted(vdir.glob("*.json")) if vdir.exists() else []:
+        blob = read_json(p)
+        for v in blob["verdicts"]:
+            found.setdefault(v["claim"], []).append(v)
+            sources[v["claim"]] = v.get("source_profile") or blob.get("source_profile") or profile
+    rows = []
+    for cid, (statement, nb) in CLAIMS.items():
+        for v in found.get(cid, []) or [{"claim": cid, "statement": statement, "paper": "-", "ours": "-",
+                                          "verdict": "not yet run", "notebook": nb, "detail": ""}]:
+            rows.append({**v, "source_profile": sources.get(cid, profile)})
+    return rows
+
+
+def _cell(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _slug(s: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in str(s).lower()).split())
+
+
+VERDICT_ORDER = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
+
+
+def verdict_counts(rows: list[dict]) -> dict[str, int]:
+    """verdict -> number of claims, in VERDICT_ORDER (unknown verdicts last)."""
+    from ..plots.figures import verdict_of
+
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[verdict_of(r)] = counts.get(verdict_of(r), 0) + 1
+    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def _counts_sentence(counts: dict[str, int]) -> str:
+    return ", ".join(f'<span class="verdict verdict-{_slug(v)}">{v}</span> {n}' for v, n in counts.items())
+
+
+def extra_text(v: Any) -> str:
+    """A budget or uncertainty value as the scoreboard prints it: a seed spread {median, min, max, n} as
+    "median (min to max, n)", a paired difference {mean, se, n} as "mean ± se (n)", other mappings as
+    "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
+    from ..grow.methods import METHODS
+    from ..grow.methods import display_name
+    from ..plots.table import fmt_num
+
+    spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
+    summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
+    if isinstance(v, dict):
+        if spread_keys <= set(v):
+            if v["n"] == 1 or v["min"] == v["max"]:
+                return fmt_num(v["median"]) + ("" if v["n"] == 1 else f" (all {v['n']} equal)")
+            return f"{fmt_num(v['median'])} ({fmt_num(v['min'])} to {fmt_num(v['max'])}, n={v['n']})"
+        if paired_keys <= set(v):
+            return f"{fmt_num(v['mean'])} ± {fmt_num(v['se'])}" + (f" (n={v['n']})" if "n" in v else "")
+        nested = lambda x: f"({extra_text(x)})" if isinstance(x, dict) and not summary(x) else extra_text(x)
+        name = lambda k: display_name(k) if str(k).lower() in METHODS else str(k).replace("_", " ")
+        return "; ".join(f"{name(k)}: {nested(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(extra_text(x) for x in v)
+    return v if isinstance(v, str) else fmt_num(v)
+
+
+def _extra(r: dict, key: str) -> str:
+    """A verdict row's budget or uncertainty as text ("" when the row has none)."""
+    v = r.get(key)
+    return "" if v is None or v == "" or v == {} else extra_text(v)
+
+
+def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
+    """The scoreboard as a CSV (one row per claim) for download."""
+    import csv
+
+    from ..plots.figures import verdict_of
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["claim", "statement", "verdict", "reading", "paper", "ours", "per_model", "budget", "uncertainty",
+                    "notebook", "source_profile", "scale_and_budget", "detail"])
+        for r in rows:
+            w.writerow([r["claim"], r.get("statement", ""), verdict_of(r), reading_of(r), r.get("paper", ""), r.get("ours", ""),
+                        "; ".join(f"{m}: {x}" for m, x in (r.get("per_model") or {}).items()),
+                        _extra(r, "budget"), _extra(r, "uncertainty"), r.get("notebook", ""),
+                        r.get("source_profile", ""), scale_text(r), r.get("detail", "")])
+    return path
+
+
+def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
+    """The scoreboard page: counts, then one HTML table row per claim (verdict second so that it stays
+    visible on a phone; colour-coded by book/_static/lesa.css), budget and uncertainty columns when the
+    verdict records carry them, a CSV download, and how each verdict was decided."""
+    import html as H
+
+    from ..plots.figures import verdict_of
+
+    from ..claims.rules import OPT_DEUS_BESIDE
+    from ..claims.verdict import READINGS
+
+    counts = verdict_counts(rows)
+    extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
+    # a column per model for the claims judged on every model of the profile (C1-C3, C7, C8, C12c)
+    models = list(dict.fromkeys(m for r in rows for m in (r.get("per_model") or {})))
+    head = ["claim", "verdict", "reading", "paper", "this replication", *models, *extras,
+            "could a larger model or more tokens change it?", "evidence"]
+    trs = []
+    for r in rows:
+        v = verdict_of(r)
+        reading = reading_of(r)
+        scale = scale_text(r)
+        src = ("" if r.get("source_profile", profile) == profile
+               else f" (from the <code>{H.escape(r['source_profile'])}</code> results)")
+        nb = r.get("notebook", "")
+        cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
+                 f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
+                 (f'<td><a href="#reading-{_slug(reading)}">{H.escape(reading)}</a></td>' if reading != NO_READING else
+                  f"<td>{NO_READING} (chapter {H.escape(r.get('notebook', '')[:2].lstrip('0'))} predates readings)</td>"),
+                 f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
+                 # a claim judged per model shows its numbers once, in the model columns (the CSV keeps both)
+                 f"<td>{'in the model columns' if r.get('per_model') else H.escape(str(r.get('ours', '-')))}{src}</td>",
+                 *[f"<td>{H.escape(str((r.get('per_model') or {}).get(m, '–')))}</td>" for m in models],
+                 *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
+                 f"<td>{H.escape(scale) or '–'}</td>",
+                 f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
+                 if nb else "<td>–</td>"]
+        trs.append(f'<tr id="claim-{_slug(r["claim"])}" class="verdict-row-{_slug(v)}">' + "".join(cells) + "</tr>")
+    table = ('<div class="lesa-table-wrap"><table class="lesa-table scoreboard"><thead><tr>'
+             + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(trs) + "</tbody></table></div>")
+    missing = [k for k in ("budget", "uncertainty") if k not in extras]
+    lines = ["# Claims scoreboard", "",
+             *(["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every "
+                "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
+               if profile == "smoke" else []),
+             f"{len(rows)} claims: {_counts_sentence(counts)}.", "",
+             "Each verdict is computed by the chapter linked in its row, from that chapter's results. The paper's "
+             "values come from secondary summaries of the paper ({doc}`limitations`). On a narrow screen, scroll the "
+             "table sideways.", "",
+             table, "",
+             *([f"*The verdict records of this build carry no {' or '.join(missing)}; those columns are left out.*", ""]
+               if missing else []),
+             f"Download the scoreboard: {{download}}`scoreboard.csv <generated/scoreboard.csv>` (one row per claim, "
+             f"with how each verdict was decided), written from `results/{profile}/verdicts/` by "
+             f"`python -m lesa.book build --profile {profile}`.", "",
+             "## What a reading means", "",
+             "A verdict says whether the claim's criterion was met; its reading says what that supports. The readings "
+             "form one fixed set (`lesa.claims.verdict.READINGS`), assigned by each claim's rule:", "",
+             *[f'- <span id="reading-{_slug(k)}"></span>**{k}**: {d}.' for k, d in READINGS.items()], "",
+             "Beside each claim the book does not reproduce or cannot decide, the table says whether a larger model or "
+             f"more tokens could change it; for {', '.join(OPT_DEUS_BESIDE)} it also states the independent run of the "
+             "released code at 1.7B and 11.5B (OpT-DeUS) beside ours.", "",
+             "## How each verdict was decided", ""]
+    for r in rows:
+        if r.get("detail"):
+            lines.append(f"- **{r['claim']}**: {_cell(r['detail'])}")
+    return "\n".join(lines) + "\n"
+
+
+NO_READING = "not assigned yet"      # a verdict record written before readings existed (issue 37)
+
+
+def reading_of(r: dict) -> str:
+    """A scoreboard row's reading (lesa.claims.verdict.READINGS), as its chapter's rule assigned it; a record
+    written before readings existed has none, and its chapter must run again: NO_READING (never a default guessed
+    from the status: a reproduced claim's reading may be "uninformative"). Claims not tested read "not tested"."""
+    from ..plots.figures import verdict_of
+
+    if r.get("reading"):
+        return r["reading"]
+    return "not tested" if verdict_of(r) in ("not yet run", "not testable offline") else NO_READING
+
+
+def scale_text(r: dict) -> str:
+    """For a claim not reproduced or undecided: whether a larger model or more tokens could change it
+    (lesa.claims.rules.SCALE_BUDGET), with the independent OpT-DeUS run beside the CPT claims; "" otherwise."""
+    from ..claims.paper import opt_deus_sentence
+    from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
+    from ..plots.figures import verdict_of
+
+    if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
+        return ""
+    return SCALE_BUDGET[r["claim"]] + (" " + opt_deus_sentence() if r["claim"] in OPT_DEUS_BESIDE else "")
+
+
+def repository_url() -> str | None:
+    """The repository's web address: LESA_REPOSITORY_URL, else GitHub Actions' GITHUB_SERVER_URL and
+    GITHUB_REPOSITORY (the publishing workflow), else the `origin` remote as https; None when unknown."""
+    if os.environ.get("LESA_REPOSITORY_URL"):
+        return os.environ["LESA_REPOSITORY_URL"].rstrip("/")
+    if os.environ.get("GITHUB_REPOSITORY"):
+        return f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
+    try:
+        out = subprocess.run(["git", "remote", "get-url", "origin"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.startswith("git@") and ":" in out:
+        host, path = out[4:].split(":", 1)
+        out = f"https://{host}/{path}"
+    return out.removesuffix(".git") if out.startswith("https://") else None
+
+
+# colour names of plots.VERDICT_COLORS, for captions
+_COLOUR_NAMES = {"reproduced": "green", "inconclusive": "amber", "not reproduced": "red",
+                 "not testable offline": "dark grey", "not yet run": "light grey"}
+
+
+def summary_markdown(profile: str, rows: list[dict]) -> str:
+    """The landing page's answer, generated: the verdict counts, the summary figure (written beside it
+    by plots.scoreboard_figure) with a numbered caption, and the scale of this build."""
+    counts = verdict_counts(rows)
+    n_repro = counts.get("reproduced", 0)
+    legend = "; ".join(f"{_COLOUR_NAMES.get(v, 'grey')}: {v}" for v in counts)
+    split = [c for c in CLAIMS if c[-1].isalpha()]
+    lines = [f"**The answer** (this build: profile `{profile}`). Of the {len(rows)} claims tested (the paper's "
+             f"C1–C12, with {split[0][:-1]} split into its {len(split)} ablations): " + _counts_sentence(counts) + ".", ""]
+    if profile == "smoke":
+        lines += ["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every code "
+                  "path runs and say nothing about LESA.", "```", ""]
+    lines += [":::{figure} generated/summary.png", ":name: fig-summary",
+              f":alt: Table of the {len(rows)} claims with the paper's value, this replication's value and a coloured "
+              f"verdict; {n_repro} reproduced.", ":width: 100%", ":figclass: lesa-wide", "",
+              "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
+              f"that tests it ({legend}). Generated from "
+              f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
+              "links to the evidence.", ":::", "", scale_sentence(profile, rows), ""]
+    return "\n".join(lines) + "\n"
+
+
+def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
+    """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed). Claims whose
+    verdict a longer profile's runs decided (their row's ``source_profile``, e.g. cpu-long in the cpu book)
+    are named with that profile's budget."""
+    from ..claims.paper import PAPER_HOURS
+    from ..plots.table import fmt_num
+    from ..study.profiles import load_profile
+
+    model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
+
+    def summaries(p: str) -> list[dict]:
+        return [read_json(f) for f in sorted(Results(p).cpt().glob("*/summary.json"))]
+
+    span = lambda xs: fmt_num(xs[0]) if len(xs) == 1 else f"{fmt_num(xs[0])} to {fmt_num(xs[-1])}"  # noqa: E731
+
+    def budget(runs: list[dict]) -> str | None:
+        tokens = sorted({r.get("tokens") for r in runs if r.get("tokens")})
+        steps = sorted({r.get("steps") for r in runs if r.get("steps")})
+        return f"{span(steps)} steps ({span(tokens)} tokens)" if tokens and steps else None
+
+    runs = summaries(profile)
+    grown = next((r for r in runs if (r.get("growth") or {}).get("target_layers")), None)
+    shape = (f" grown from {grown['growth']['source_layers']} to {grown['growth']['target_layers']} layers"
+             if grown else "")
+    own = budget(runs)
+    train = (f", each continual pre-training run {own}" if own
+             else ", compared before training only (no continual pre-training runs in this build)")
+    longer: dict[str, list[str]] = {}       # profile -> the claims its runs decided (a verdict, not "not testable")
+    for r in rows or []:
+        src = r.get("source_profile")
+        if src and src != profile and (r.get("verdict") or r.get("status")) != "not testable offline":
+            longer.setdefault(src, []).append(r["claim"])
+    budgets = {p: budget(summaries(p)) for p in longer}      # each profile's summaries read once
+    named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budgets[p]} each)"
+             for p, cs in longer.items() if budgets[p]]
+    if named:
+        train = ", " + "; ".join(named)
+    return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
+            f"and trains it for 6,000 steps on Wikipedia ({fmt_num(PAPER_HOURS['lesa'])} hours for LESA). *Not reproduced* here means "
+            "\"not at this scale, with these controls\", "
+            "not \"false\" ({doc}`limitations`).")
+
+
+def results_sources_markdown(profile: str) -> str:
+    """Which committed result folders exist, for the reproduce page (never claims a folder that is absent)."""
+    have = [p for p in ("cpu", "gpu") if Results(p).executed().exists()]
+    lines = []
+    if have:
+        lines.append("Executed notebooks are committed for profile" + ("s " if len(have) > 1 else " ")
+                     + " and ".join(f"`{p}` (`results/{p}/executed/`)" for p in have) + ".")
+    else:
+        lines.append("No executed notebooks are committed yet.")
+    if not Results("gpu").dir.exists():
+        lines.append("There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
+                     "evaluation (chapter 5) show the `cpu` profile's own short CPT runs.")
+    else:
+        lines.append("Chapters whose results need a GPU (chapters 4 and 5) render the committed `results/gpu/` files "
+                     "on a CPU machine and say so at the top of the page.")
+    return " ".join(lines) + "\n"
+
+
+def run_times_markdown(profile: str) -> str:
+    p = Results(profile).file("book_run.json")
+    if not p.exists():
+        return f"*No recorded run of the notebooks for profile `{profile}` yet.*\n"
+    t = read_json(p)
+    lines = [f"Measured wall-clock per notebook for profile `{profile}` (from `results/{profile}/book_run.json`):", "",
+             "| notebook | seconds | CPUs | when (UTC) |", "|---|---|---|---|"]
+    for n in NOTEBOOKS:
+        if n in t:
+            lines.append(f"| {n} | {t[n]['seconds']} | {t[n].get('cpus')} | {t[n]['time_utc']} |")
+    total = sum(v["seconds"] for v in t.values())
+    lines += ["", f"Total: {round(total, 1)} s."]
+    return "\n".join(lines) + "\n" + cpt_times_markdown(profile)
+
+
+def cpt_times_markdown(profile: str) -> str:
+    """Measured wall-clock of each CPT run of ``profile``: training (summary.json's elapsed_s, the median
+    step) and the post-training evaluation (the sum of its downstream records' seconds)."""
+    root = Results(profile).dir
+    runs = sorted(p.parent for p in Results(profile).cpt().glob("*/summary.json"))
+    if not runs:
+        return ""
+    lines = ["", f"Continual pre-training (CPT) runs of profile `{profile}`, each trained, then evaluated "
+             f"(`python -m lesa.study.cpt --profile {profile}`; from `results/{profile}/cpt/*/summary.json` and "
+             f"`results/{profile}/downstream/*/`):", "",
+             "| run | steps | training s (with held-out monitoring) | s/step (median) | evaluation s | finished (UTC) |", "|---|---|---|---|---|---|"]
+    total = 0.0
+    for d in runs:
+        s = read_json(d / "summary.json")
+        ev = sum(read_json(f).get("seconds") or 0 for f in (root / "downstream" / d.name).glob("*.json"))
+        train_s = s.get("elapsed_s") or 0
+        total += train_s + ev
+        when = ((s.get("provenance") or {}).get("time_utc") or "-")
+        lines.append(f"| {d.name} | {s.get('steps')} | {train_s:.0f} | {s.get('step_s_median') or 0:.2f} | "
+                     f"{ev:.0f} | {when} |")
+    lines += ["", f"Total: {total:.0f} s of training and evaluation (growing the models and loading them come on top)."]
+    return "\n".join(lines) + "\n"
+
+
+def _versions_key(prov: dict) -> tuple:
+    return (("python", prov.get("python")), *sorted((prov.get("versions") or {}).items()))
+
+
+def provenance_markdown(profile: str) -> str:
+    """How each figure and number of a build was produced, from the result files only: per notebook its
+    figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
+    results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
+    (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
+    from ..plots.table import fmt_num
+
+    root = Results(profile).dir
+    times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
+    used: dict[tuple, list[str]] = {}                                  # versions -> who used them
+
+    def note(prov: dict | None, who: str) -> None:
+        if prov:
+            used.setdefault(_versions_key(prov), []).append(who)
+
+    lines = [f"Generated by `python -m lesa.book build --profile {profile}` from the result files alone "
+             f"(`results/{profile}/`); nothing here is typed by hand. Every result file carries its provenance: the "
+             "git commit of the code that wrote it (with the edited files named when the working tree differed from that "
+             "commit in code, configuration or data; records written before those files were recorded only say that the "
+             "tree differed, which includes the result files a run rewrites itself), the hardware, the package versions "
+             "and the UTC time. The executed notebooks the chapters show "
+             f"are `results/{profile}/executed/*.ipynb`.", "",
+             "## Notebooks: figures and verdicts", "",
+             "| notebook | figures | claims judged | commit | hardware | verdicts written (UTC) | wall-clock |",
+             "|---|---|---|---|---|---|---|"]
+    sources = {profile}
+    for n in NOTEBOOKS:
+        man = root / n / "manifest.json"
+        figs = [Path(f).stem for f in read_json(man)["figures"]] if man.exists() else []
+        vpath = root / "verdicts" / f"{n}.json"
+        v = read_json(vpath) if vpath.exists() else {}
+        prov = v.get("provenance") or {}
+        note(prov, f"notebook {n[:2]}")
+        src = v.get("source_profile") or profile
+        sources |= {src, *(r["source_profile"] for r in v.get("verdicts", []) if r.get("source_profile"))}
+        own = lambda r: f" (`{r['source_profile']}`)" if r.get("source_profile", src) != src else ""
+        t = times.get(n)
+        wall = f"{t['seconds']} s on {t.get('cpus', '?')} CPUs" if t else "not run"
+        lines.append(f"| {{doc}}`{n} <chapters/{n}>` | {', '.join(f'`{f}`' for f in figs) or '-'} | "
+                     f"{', '.join(r['claim'] + own(r) for r in v.get('verdicts', [])) or '-'}"
+                     f"{'' if src == profile else f' (from the `{src}` results)'} | "
+                     f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
+                     f"{prov.get('time_utc', '-')} | {wall} |")
+    lines += ["", f"Figures are saved under `results/{profile}/<notebook>/figures/` (names above, `.png`) and listed in "
+              "each notebook's `manifest.json`; verdicts in `results/" + profile + "/verdicts/<notebook>.json`. "
+              f"Wall-clock is the papermill run of the whole notebook (`results/{profile}/book_run.json`)."]
+    for src in sorted(sources):
+        runs = sorted(Results(src).cpt().glob("*/summary.json"))
+        lines += ["", f"## Continual pre-training runs (`results/{src}/cpt/`)", ""]
+        if not runs:
+            lines.append(f"*No CPT runs recorded for profile `{src}`.*")
+        else:
+            lines += ["| run | method | steps | tokens | device, precision, processes | elapsed | commit | hardware "
+                      "| started (UTC) |", "|---|---|---|---|---|---|---|---|---|"]
+            for p in runs:
+                s = read_json(p)
+                prov = s.get("provenance") or {}
+                note(prov, f"CPT {s.get('name', p.parent.name)}")
+                lines.append(f"| `{s.get('name', p.parent.name)}` | {(s.get('growth') or {}).get('method', 'none (base)')} "
+                             f"| {s.get('steps')} | {fmt_num(s.get('tokens'))} | {s.get('device')}, {s.get('precision')}, "
+                             f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
+                             f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
+                             f"{prov.get('time_utc', '-')} |")
+        recs = sorted(Results(src).downstream().glob("*/*.json"))
+        lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
+        if not recs:
+            lines.append(f"*No downstream records for profile `{src}`.*")
+            continue
+        by_run: dict[str, list[dict]] = {}
+        for p in recs:
+            by_run.setdefault(p.parent.name, []).append(read_json(p))
+        lines += ["| run | records (task: examples) | commit | hardware | written (UTC) |", "|---|---|---|---|---|"]
+        for run_name, rs in by_run.items():
+            provs = [r.get("provenance") or {} for r in rs]
+            for pr in provs:
+                note(pr, f"downstream {run_name}")
+            stamps = sorted(pr.get("time_utc", "") for pr in provs if pr.get("time_utc"))
+            span = f"{stamps[0]} to {stamps[-1]}" if len(set(stamps)) > 1 else (stamps[0] if stamps else "-")
+            tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
+            lines.append(f"| `{run_name}` | {tasks} | "
+                         f"{', '.join(sorted({commit_label(pr) for pr in provs}))} | "
+                         f"{'; '.join(sorted({hardware_label(pr.get('hardware')) for pr in provs}))} | {span} |")
+    lines += ["", "## Package versions", ""]
+    if not used:
+        lines.append(f"*No results recorded for profile `{profile}` yet.*")
+    else:
+        names = ["python"] + sorted({k for key in used for k, _ in key} - {"python"})
+        lines += ["| " + " | ".join(names) + " | used by |", "|" + "---|" * (len(names) + 1)]
+        for key, who in used.items():
+            vals = dict(key)
+            counts: dict[str, int] = {}
+            for w in who:
+                counts[w] = counts.get(w, 0) + 1
+            users = ", ".join(f"{w} ({c})" if c > 1 else w for w, c in counts.items())
+            lines.append("| " + " | ".join(str(vals.get(k, "-")) for k in names) + f" | {users} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_generated(profile: str) -> list[dict]:
+    """Everything the book shows that is computed from results: the scoreboard (page, CSV, JSON), the
+    landing page's summary and figure, run times, provenance, benchmarks, which results exist."""
+    rows = collect_verdicts(profile)
+    (BOOK_DIR / "scoreboard.md").write_text(scoreboard_markdown(profile, rows))
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    scoreboard_rows_csv(rows, GENERATED / "scoreboard.csv")
+    write_summary_figure(rows, GENERATED / "summary.png")
+    (GENERATED / "summary.md").write_text(summary_markdown(profile, rows))
+    (GENERATED / "links.md").write_text(links_markdown())
+    (GENERATED / "results_sources.md").write_text(results_sources_markdown(profile))
+    (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
+    (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
+    (GENERATED / "provenance.md").write_text(provenance_markdown(profile))
+    from ..bench.report import bench_markdown  # results/bench/*.json, whatever the profile
+
+    (GENERATED / "bench.md").write_text(bench_markdown())
+    write_json(Results(profile).file("scoreboard.json"), {"profile": profile, "claims": rows})
+    return rows
+
+
+def write_summary_figure(rows: list[dict], path: Path) -> Path:
+    """The landing page's figure (plots.scoreboard_figure), drawn off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..plots import figures as plots
+    from ..plots.style import setup
+
+    setup()
+    fig = plots.scoreboard_figure(rows, {c: s for c, (s, _) in CLAIMS.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+    return path
+
+
+PAPER_URL = "https://arxiv.org/abs/2502.13794"
+
+
+def links_markdown() -> str:
+    """Paper and repository links for the landing page (the repository only when its address is known)."""
+    repo = repository_url()
+    return (f"[Paper (arXiv 2502.13794)]({PAPER_URL}) · "
+            + (f"[Source code of this replication]({repo})" if repo else
+               "Source code: the repository this book was built from (no public address recorded)")
+            + " · {ref}`How to cite <how-to-cite>`\n")

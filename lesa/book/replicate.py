@@ -1,0 +1,179 @@
+"""`make replicate` after setup: the profile's stages in order, each with its estimated time printed before it
+starts (the recorded times of the notebooks and CPT runs still to do, scaled by a probe of this machine) and
+its measured time after, written to results/<profile>/replicate_run.json (with the precision it ran in, the
+CPU and the probe) as soon as each stage ends, so an interrupted run says where it stopped and resumes.
+
+    python -m lesa.book.replicate --profile cpu
+
+Stages (each reuses what is already done: notebooks are skipped when their inputs are unchanged, CPT runs
+when finished, predictors and evaluations come from .cache/):
+  1. notebooks 1-3 (the SVD evidence, the predictor, the grown models before training)
+  2. CPT: train and evaluate every run of the profile (lesa.study.cpt; LESA's predictor seed is the median of
+     notebook 3, so this stage comes after it)
+  3. notebooks 4-6 (training curves, after-training evaluation, the variants beyond the paper), then the scoreboard
+  4. the book (static HTML from the executed notebooks)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.store import provenance, run_main, shown, write_json
+from ..core.layout import Results
+
+GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
+TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]
+
+
+def stages(profile: str) -> list[tuple[str, object]]:
+    from . import run as book
+    from ..study.cpt import run_profile_cpt
+
+    return [("notebooks 1-3", lambda: book.run(profile, only=GROWTH)),
+            ("continual pre-training", lambda: run_profile_cpt(profile)),
+            ("notebooks 4-6", lambda: book.run(profile, only=TRAINING)),
+            ("book", lambda: book.build(profile))]
+
+
+def machine_probe() -> dict:
+    """This machine's matmul speed (GFLOP/s of 1024² matmuls, fp32 and bf16 autocast; lesa.core.precision's probe,
+    well under a second), recorded with each run so that the next estimate can scale by it."""
+    from ..core.precision import PROBE_SIZE, bf16_probe
+
+    p = bf16_probe("cpu")
+    flop = 2 * 2 * PROBE_SIZE ** 3                         # the probe times two matmuls
+    return {"fp32_gflops": round(flop / p["fp32_s"] / 1e9, 1), "bf16_gflops": round(flop / p["bf16_s"] / 1e9, 1)}
+
+
+def _notebook_done(name: str, profile: str) -> bool:
+    """book.run would skip this notebook: its last execution's stamp holds the current input hash."""
+    from . import run as book
+    from ..core.store import file_hash, read_json
+
+    stamp, dst = book.executed_dir(profile) / f"{name}.stamp.json", book.executed_dir(profile) / f"{name}.ipynb"
+    pub = book.published_dir(profile) / dst.name
+    last = read_json(stamp) if stamp.exists() else {}
+    return (last.get("hash") == book.input_hash(name, profile) and dst.exists() and pub.exists()
+            and last.get("published") == file_hash(pub))
+
+
+def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
+             done: Any = None) -> dict[str, dict]:
+    """stage -> {"s": estimated seconds or None, "how": where the number comes from}: the recorded time of each
+    notebook (results/<profile>/book_run.json) and CPT run (its summary.json) still to do, from the profile's
+    run list; work already done counts 0. Times recorded with a probe (replicate_run.json) are scaled by this
+    machine's fp32 matmul speed over that machine's; older records are taken as they are, and say so.
+    ``done(name)``: whether a notebook is up to date (default: book.run's own test)."""
+    from ..study.cpt import finished_summary, run_names
+    from ..study.profiles import load_profile
+    from ..core.store import read_json
+
+    res = Results(profile, root).dir
+    done = done or (lambda n: _notebook_done(n, profile))
+    prev = read_json(res / "replicate_run.json") if (res / "replicate_run.json").exists() else {}
+    scale, scaled = 1.0, "not scaled: no probe recorded with them"
+    if probe and (prev.get("probe") or {}).get("fp32_gflops"):
+        scale = prev["probe"]["fp32_gflops"] / probe["fp32_gflops"]
+        scaled = f"scaled x{scale:.2f} by this machine's fp32 matmul speed"
+    book_times = read_json(res / "book_run.json") if (res / "book_run.json").exists() else {}
+    out = {}
+    for stage, names in (("notebooks 1-3", GROWTH), ("notebooks 4-6", TRAINING)):
+        todo = [n for n in names if not done(n)]
+        known = [book_times[n]["seconds"] for n in todo if n in book_times]
+        out[stage] = ({"s": 0.0, "how": "done (inputs unchanged)"} if not todo else
+                      {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, recorded times {scaled}"}
+                      if len(known) == len(todo) else
+                      {"s": None, "how": f"no recorded time for {sorted(set(todo) - set(book_times))}"})
+    prof = load_profile(profile, check_device=False)
+    cpt = prof.get("cpt") or {}
+    runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
+    todo = [n for n in runs if not finished_summary(res, n)]
+    past = {n: (read_json(p)).get("elapsed_s") for n in runs if (p := res / "cpt" / n / "summary.json").exists()}
+    per_step = [past[n] / runs[n]["steps"] for n in past if past[n]]
+    if not todo:
+        out["continual pre-training"] = {"s": 0.0, "how": f"all {len(runs)} runs finished"}
+    elif per_step:
+        secs = sum(past.get(n) or runs[n]["steps"] * sorted(per_step)[len(per_step) // 2] for n in todo)
+        out["continual pre-training"] = {"s": scale * secs, "how": f"{len(todo)} of {len(runs)} runs to train, "
+                                         f"recorded run times {scaled}"}
+    else:
+        out["continual pre-training"] = {"s": None, "how": f"{len(todo)} runs to train, none recorded yet"}
+    out["book"] = {"s": 60.0, "how": "about a minute (static HTML)"}
+    return out
+
+
+def _fmt(s: float | None) -> str:
+    return "unknown" if s is None else f"{s / 60:.1f} min"
+
+
+def replicate(profile: str, skip_book: bool = False, root: Path | None = None, stage_fns: list | None = None) -> dict:
+    """Run the profile's stages in order. Before each: its estimated time (estimate()); after: its measured time,
+    written at once to results/<profile>/replicate_run.json with the precision the profile runs in (resolved
+    here), the CPU and a probe of its speed. An interrupted run resumes: every stage reuses its finished work,
+    and the record says which stages were complete."""
+    from ..core.precision import auto_reason, resolve_precision
+    from ..study.profiles import load_profile, resolve_profile
+    from ..core.store import cpu_model, read_json
+
+    profile = resolve_profile(profile)
+    prof = load_profile(profile)                        # a bad profile (or gpu without CUDA) fails here, not later
+    out = Results(profile, root).file("replicate_run.json")
+    prev = read_json(out) if out.exists() else {}
+    if prev and not prev.get("complete", True):
+        print(f"[replicate] resuming an interrupted run of {prev.get('time_utc')}: stages then complete: "
+              f"{list(prev.get('stages_s', {})) or 'none'}; each stage reuses the work it finished", flush=True)
+    probe = machine_probe()
+    device = "cuda" if prof["device"] == "cuda" else "cpu"
+    precision = {"protocol": resolve_precision(prof["protocol"].get("precision", "fp32"), device),
+                 "cpt": resolve_precision(((prof.get("cpt") or {}).get("train") or {}).get("precision", "auto"), device),
+                 "auto_would_be": "%s (%s)" % auto_reason(device)}
+    print(f"[replicate] profile {profile} on {cpu_model()} ({os.cpu_count()} cores): fp32 matmul "
+          f"{probe['fp32_gflops']} GFLOP/s, bf16 {probe['bf16_gflops']}; perplexities in {precision['protocol']}, "
+          f"CPT in {precision['cpt']}; precision auto here: {precision['auto_would_be']}", flush=True)
+    est = estimate(profile, root, probe) if stage_fns is None else {}
+    known = [e["s"] for e in est.values() if e["s"] is not None]
+    if est:
+        print(f"[replicate] estimated total {_fmt(sum(known))}"
+              + (" (some stages unknown)" if len(known) < len(est) else ""), flush=True)
+    times: dict[str, float] = {}
+    record = {"profile": profile, "complete": False, "stages_s": times, "estimates_s": {k: v["s"] for k, v in est.items()},
+              "precision": precision, "cpu_model": cpu_model(), "cpus": os.cpu_count(), "probe": probe,
+              "resumed_from": prev.get("stages_s") if prev and not prev.get("complete", True) else None}
+    t_all = time.perf_counter()
+    for name, fn in stage_fns or stages(profile):
+        if skip_book and name == "book":
+            continue
+        e = est.get(name)
+        print(f"[replicate] {name}: estimated {_fmt(e['s'])} ({e['how']}) ..." if e else f"[replicate] {name} ...",
+              flush=True)
+        t0 = time.perf_counter()
+        fn()
+        times[name] = round(time.perf_counter() - t0, 1)
+        print(f"[replicate] {name}: done in {_fmt(times[name])}", flush=True)
+        write_json(out, {**record, "total_s": round(time.perf_counter() - t_all, 1), "provenance": provenance(),
+                         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    record["complete"] = True
+    write_json(out, {**record, "total_s": round(time.perf_counter() - t_all, 1), "provenance": provenance(),
+                     "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    print(f"[replicate] profile {profile}: stage times (a stage whose work was already done costs ~0 s)")
+    for name, s in times.items():
+        print(f"[replicate]   {name:24s} {s / 60:7.1f} min")
+    print(f"[replicate]   {'total':24s} {sum(times.values()) / 60:7.1f} min  ({shown(out)})")
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lesa.book.replicate", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="auto", help="smoke | cpu | cpu-long | gpu | auto (gpu with CUDA, else cpu)")
+    ap.add_argument("--no-book", action="store_true", help="stop before building the HTML book")
+    args = ap.parse_args(argv)
+    replicate(args.profile, skip_book=args.no_book)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,360 @@
+"""The book: run the notebooks with papermill (cached), generate the scoreboard, build, check.
+
+    python -m lesa.book run   --profile {smoke,cpu,gpu,auto} [--force] [--only 01_svd_evidence ...]
+    python -m lesa.book build --profile P      # scoreboard + jupyter-book build -W + page/figure/link checks
+    python -m lesa.book check --profile P [--screenshots]   # + what a reader trips over (lesa.book.check)
+    python -m lesa.book all   --profile P      # both
+
+Notebooks execute into _build/executed/<profile>/ with a stamp holding the hash of their inputs
+(notebook, profile, lesa code, the result files they read); an unchanged notebook is not re-run,
+so a rerun after a failure resumes. A notebook that finished is copied to
+results/<profile>/executed/, which is committed for the cpu and gpu profiles: `build` copies those
+into book/chapters/ and builds without executing anything (execute_notebooks: off), so the book can
+be published from a clone that has run nothing (.github/workflows/book.yml).
+
+The notebooks' sources are notebooks/<name>.py (jupytext percent format) paired with the clean
+notebooks/<name>.ipynb that papermill executes; the claims and the paper's numbers live in lesa.claims.rules.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# the shared layout and the generated pages have modules of their own; every name stays reachable as book.X
+from .common import (BUILD_HTML, CHAPTERS, NB_DIR, NOTEBOOKS, PAGES, READS,
+    REQUIRED_FIGURES, BookError)
+from .pages import (write_generated)
+from ..core.codekey import code_key
+from .. import PROJECT_ROOT
+from ..core.store import file_hash, read_json, stable_hash, write_json
+from ..core.layout import Results
+
+# ------------------------------------------------------------------------------ run
+def publish(executed: Path, profile: str) -> Path:
+    """Copy a finished notebook to results/<profile>/executed/ with papermill's absolute paths made
+    relative to the checkout (no machine-specific paths in what is committed and published)."""
+    from ..core.store import atomic_write_text, shown
+
+    nb = json.loads(executed.read_text())
+    for cell in nb.get("cells", []):          # papermill's injected parameters: not part of the page
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    pm_meta = nb.get("metadata", {}).get("papermill", {})
+    for k in ("input_path", "output_path"):
+        if pm_meta.get(k):
+            pm_meta[k] = shown(pm_meta[k])
+    dst = published_dir(profile) / executed.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dst, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return dst
+
+
+def notebook_sync_problems(name: str, nb_dir: Path = NB_DIR) -> list[str]:
+    """Why notebooks/<name>.ipynb is not the clean twin of its source notebooks/<name>.py (jupytext
+    percent format): different cells, sources or tags, outputs or execution counts, missing pairing.
+    Empty when in sync. Fix with `jupytext --sync notebooks/<name>.py`."""
+    import jupytext
+    import nbformat
+
+    py, ipynb = Path(nb_dir) / f"{name}.py", Path(nb_dir) / f"{name}.ipynb"
+    if not py.exists() or not ipynb.exists():
+        return [f"{name}: missing {py.name if not py.exists() else ipynb.name}"]
+    src, nb = jupytext.read(py), nbformat.read(ipynb, as_version=4)
+    problems = []
+    if (nb.metadata.get("jupytext") or {}).get("formats") != "ipynb,py:percent":
+        problems.append(f"{name}.ipynb: not paired (metadata jupytext.formats must be 'ipynb,py:percent')")
+    if len(src.cells) != len(nb.cells):
+        problems.append(f"{name}: {len(src.cells)} cells in the .py, {len(nb.cells)} in the .ipynb")
+    for i, (a, b) in enumerate(zip(src.cells, nb.cells)):
+        if a.cell_type != b.cell_type or a.source != b.source:
+            problems.append(f"{name} cell {i}: the .ipynb differs from the .py")
+        if a.metadata.get("tags", []) != b.metadata.get("tags", []):
+            problems.append(f"{name} cell {i}: tags {b.metadata.get('tags', [])} in the .ipynb, "
+                            f"{a.metadata.get('tags', [])} in the .py")
+        if b.cell_type == "code" and (b.get("outputs") or b.get("execution_count") is not None):
+            problems.append(f"{name} cell {i}: outputs or an execution count in git")
+    return problems
+
+
+def executed_dir(profile: str) -> Path:
+    """Where papermill writes (partial executions and input stamps; not committed)."""
+    d = PROJECT_ROOT / "_build" / "executed" / profile
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def published_dir(profile: str) -> Path:
+    """Finished executed notebooks of a profile, the book's source (committed for cpu and gpu)."""
+    return Results(profile).executed()
+
+
+def input_hash(name: str, profile: str) -> str:
+    """Hash of everything a notebook's output depends on."""
+    from ..study.profiles import CONFIG_DIR, profile_path, read_profile_yaml
+
+    parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
+    parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
+             "parent": file_hash(profile_path(parent)) if parent else None,
+             "lesa": code_key(NB_DIR / f"{name}.py")}        # the lesa code the notebook reaches
+    # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
+    longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
+    for sub in READS.get(name, ()):
+        for prof in (profile, "gpu", *longer):
+            d = Results(prof).dir / sub
+            if d.exists():
+                parts[f"{prof}/{sub}"] = {str(p.relative_to(d)): (p.stat().st_size, int(p.stat().st_mtime))
+                                          for p in sorted(d.rglob("*")) if p.is_file() and p.suffix in (".json", ".jsonl")}
+    return stable_hash(parts)
+
+
+def run(profile: str = "auto", only: list[str] | None = None, force: bool = False,
+        kernel: str = "python3") -> dict:
+    """Execute the notebooks with papermill for a profile; skip those whose inputs are unchanged."""
+    import papermill as pm
+
+    from ..study.profiles import load_profile, resolve_profile
+
+    profile = resolve_profile(profile)
+    load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    stale = [p for n in NOTEBOOKS if not only or n in only for p in notebook_sync_problems(n)]
+    if stale:
+        raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
+                        + "\n  ".join(stale) + "\nrun `.venv/bin/jupytext --sync notebooks/*.py` (and clear outputs)")
+    out_dir = executed_dir(profile)
+    times_path = Results(profile).file("book_run.json")
+    times = read_json(times_path) if times_path.exists() else {}
+    failures = []
+    for name in NOTEBOOKS:
+        if only and name not in only:
+            continue
+        h = input_hash(name, profile)
+        stamp, dst = out_dir / f"{name}.stamp.json", out_dir / f"{name}.ipynb"
+        pub = published_dir(profile) / dst.name
+        # skipped only if the published copy is still the one this stamp wrote (a `git checkout` of results/
+        # puts back an older execution that the stamp, under _build/, does not vouch for)
+        last = read_json(stamp) if stamp.exists() else {}
+        if (not force and last.get("hash") == h and dst.exists()
+                and pub.exists() and last.get("published") == file_hash(pub)):
+            print(f"[book] {name}: unchanged inputs, skipped ({last.get('seconds')} s last time)")
+            continue
+        print(f"[book] {name}: executing with profile {profile} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(dst), parameters={"profile": profile},
+                                kernel_name=kernel, cwd=str(PROJECT_ROOT), progress_bar=False,
+                                request_save_on_cell_execute=True)
+        except Exception as e:  # noqa: BLE001 (papermill wraps kernel errors; keep going, fail at the end)
+            failures.append(name)
+            stamp.unlink(missing_ok=True)
+            print(f"[book] {name}: FAILED after {time.perf_counter() - t0:.0f} s: {str(e)[-2000:]}", flush=True)
+            continue
+        secs = round(time.perf_counter() - t0, 1)
+        write_json(stamp, {"hash": h, "seconds": secs, "profile": profile, "published": file_hash(publish(dst, profile)),
+                           "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "cpus": os.cpu_count()}
+        write_json(times_path, times)
+        print(f"[book] {name}: done in {secs} s", flush=True)
+    if failures:
+        raise BookError(f"notebooks failed for profile {profile}: {failures} (rerun resumes; see the "
+                        f"partially executed copies in {out_dir})")
+    return times
+
+
+# ------------------------------------------------------------------------------ build + check
+def build(profile: str = "auto", strict: bool = True) -> Path:
+    from ..study.profiles import resolve_profile
+
+    profile = resolve_profile(profile)
+    src = published_dir(profile)
+    missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").exists()]
+    if missing:
+        raise BookError(f"no executed notebooks {missing} for profile {profile} in {src}: "
+                        f"run `python -m lesa.book run --profile {profile}` first (`make replicate` does both)")
+    if CHAPTERS.exists():
+        shutil.rmtree(CHAPTERS)
+    CHAPTERS.mkdir(parents=True)
+    for n in NOTEBOOKS:
+        shutil.copy2(src / f"{n}.ipynb", CHAPTERS / f"{n}.ipynb")
+    write_generated(profile)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(PROJECT_ROOT), "--all"]
+    if strict:
+        cmd += ["--warningiserror", "--keep-going"]
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    print("[book] " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{log[-6000:]}")
+    check(profile)
+    warns = reader_warnings()
+    if warns:
+        print(f"[book] {len(warns)} reader problems (`python -m lesa.book check --profile {profile}` fails on them):\n  "
+              + "\n  ".join(warns[:20]) + ("\n  ..." if len(warns) > 20 else ""), flush=True)
+    print(f"[book] built {BUILD_HTML / 'book' / 'intro.html'}")
+    return BUILD_HTML
+
+
+_EXTERNAL = ("http:", "https:", "mailto:", "data:", "javascript:", "tel:", "ftp:", "//")
+
+
+def _scan_html(path: Path) -> tuple[list[str], set[str]]:
+    """(every href/src value, every id/anchor name) of one HTML page."""
+    from html.parser import HTMLParser
+
+    links: list[str] = []
+    ids: set[str] = set()
+
+    class Scan(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            for k, v in attrs:
+                if v is None:
+                    continue
+                if k in ("href", "src"):
+                    links.append(v.strip())
+                elif k == "id" or (k == "name" and tag == "a"):
+                    ids.add(v)
+
+    Scan(convert_charrefs=True).feed(path.read_text(encoding="utf-8", errors="replace"))
+    return links, ids
+
+
+def check_links(html_root: Path = BUILD_HTML) -> list[str]:
+    """Broken internal links of a built site: every relative `href`/`src` in `html_root/**/*.html` must
+    name an existing file (query strings dropped; a folder means its index.html), and every `#anchor`
+    must be an `id` (or `<a name>`) in the page it points to. External links (http, https, mailto, ...)
+    are not followed. Returns one line per broken link, empty when all resolve."""
+    from urllib.parse import unquote
+
+    html_root = Path(html_root).resolve()
+    # pages only: _static/ holds the theme's Jinja macro files (*.html) that are never served as pages
+    pages = [p.resolve() for p in sorted(html_root.rglob("*.html")) if "_static" not in p.relative_to(html_root).parts]
+    scanned: dict[Path, tuple[list[str], set[str]]] = {}
+
+    def scan(p: Path) -> tuple[list[str], set[str]]:
+        if p not in scanned:
+            scanned[p] = _scan_html(p)
+        return scanned[p]
+
+    broken = []
+    for page in pages:
+        for link in scan(page)[0]:
+            if not link or link == "#" or link.lower().startswith(_EXTERNAL):
+                continue
+            target, _, frag = link.partition("#")
+            target = unquote(target.split("?", 1)[0])
+            if not target:
+                dest = page
+            elif target.startswith("/"):
+                dest = (html_root / target.lstrip("/")).resolve()
+            else:
+                dest = (page.parent / target).resolve()
+            if dest.is_dir():
+                dest = dest / "index.html"
+            where = f"{page.relative_to(html_root)}: {link}"
+            if not dest.is_file():
+                broken.append(f"{where} (no file {dest.relative_to(html_root) if dest.is_relative_to(html_root) else dest})")
+            elif frag and dest.suffix == ".html" and unquote(frag) not in scan(dest)[1]:
+                broken.append(f"{where} (no anchor #{unquote(frag)} in {dest.relative_to(html_root)})")
+    return broken
+
+
+def check(profile: str, reader: bool = False, shots: bool = False) -> dict:
+    """Every page of the toc has its HTML; every figure a notebook saved exists, is non-empty, and
+    is rendered (as an image) in the page; the required figures are among them; no internal link or
+    anchor of the built site is broken (check_links). With `reader`, also what a reader would trip
+    over (lesa.book.check: raw Markdown tables, log lines and reprs in outputs, images that are not
+    numbered, captioned figures or whose alt text is a path); with `shots`, headless-Chromium
+    screenshots of the landing and scoreboard pages at desktop and phone width must not be blank."""
+    problems, report = [], {}
+    for page in PAGES:
+        html = BUILD_HTML / f"{page}.html"
+        if not html.exists() or html.stat().st_size < 500:
+            problems.append(f"page {page}: {html} missing or empty")
+    for n in NOTEBOOKS:
+        man = Results(profile).chapter(n) / "manifest.json"
+        if not man.exists():
+            problems.append(f"{n}: no manifest {man} (notebook did not finish)")
+            continue
+        figs = read_json(man)["figures"]
+        names = {Path(f).stem for f in figs}
+        for f in figs:
+            p = PROJECT_ROOT / f
+            if not p.exists() or p.stat().st_size < 1000:
+                problems.append(f"{n}: figure {f} missing or empty")
+        for req in REQUIRED_FIGURES[n]:
+            if req not in names:
+                problems.append(f"{n}: required figure {req!r} was not saved")
+        html = BUILD_HTML / "book" / "chapters" / f"{n}.html"
+        if html.exists():
+            n_img = html.read_text(errors="replace").count("<img")
+            if n_img < len(figs):
+                problems.append(f"{n}: page shows {n_img} images but the notebook saved {len(figs)} figures")
+            report[n] = {"figures": len(figs), "images_in_page": n_img}
+    if BUILD_HTML.exists():
+        broken = check_links(BUILD_HTML)
+        problems += [f"broken link {b}" for b in broken]
+        report["links"] = {"broken": len(broken)}
+    if reader and BUILD_HTML.exists():
+        from .check import check_site
+
+        found = check_site(BUILD_HTML)
+        problems += found
+        report["reader"] = {"problems": len(found)}
+    if shots and BUILD_HTML.exists():
+        from .check import screenshots
+
+        files, found = screenshots(BUILD_HTML, PROJECT_ROOT / "_build" / "screenshots")
+        problems += found
+        report["screenshots"] = [str(f.relative_to(PROJECT_ROOT)) for f in files]
+    if problems:
+        raise BookError(f"book check failed ({len(problems)} problems):\n  " + "\n  ".join(problems))
+    return report
+
+
+def reader_warnings() -> list[str]:
+    """The reader checks of lesa.book.check on the built site, as warnings (the build does not fail on
+    them; `python -m lesa.book check` does)."""
+    from .check import check_site
+
+    return check_site(BUILD_HTML) if BUILD_HTML.exists() else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lesa.book", description=__doc__.split("\n")[0])
+    ap.add_argument("cmd", choices=["run", "build", "all", "check", "scoreboard"])
+    ap.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (gpu with CUDA, else cpu)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these notebooks (names without .ipynb)")
+    ap.add_argument("--force", action="store_true", help="re-execute even when inputs are unchanged")
+    ap.add_argument("--no-strict", action="store_true", help="build without --warningiserror")
+    ap.add_argument("--screenshots", action="store_true",
+                    help="check: also screenshot the landing and scoreboard pages in headless Chromium (desktop and "
+                         "phone width, _build/screenshots/) and fail when one is blank")
+    a = ap.parse_args(argv)
+    from ..study.profiles import resolve_profile
+
+    profile = resolve_profile(a.profile)
+    if a.cmd in ("run", "all"):
+        run(profile, a.only, a.force)
+    if a.cmd in ("build", "all"):
+        build(profile, strict=not a.no_strict)
+    if a.cmd == "check":
+        print(json.dumps(check(profile, reader=True, shots=a.screenshots), indent=2))
+    if a.cmd == "scoreboard":
+        for r in write_generated(profile):
+            print(f"{r['claim']:5s} {r['verdict']:22s} {r['ours']}")
+    return 0
+
+
+if __name__ == "__main__":
+    from ..core.store import run_main
+
+    sys.exit(run_main(main, user_errors=(BookError,)))
