@@ -97,11 +97,13 @@ def prefix_reuse_saving(base, shards: Path, heldout: Path | None, *, method: str
 
 def bench_prefix(model_name: str, shards: Path, heldout: Path | None, *, method: str = "average", batch: int = 4,
                  seq: int = 256, steps: int = 4, precisions: tuple[str, ...] = ("fp32",), device: str = "cpu",
-                 eval_sequences: int = 2, out: Path | None = None) -> dict:
-    """prefix_reuse_saving in each precision, printed and written to ``out``."""
-    from .models import load_model
+                 eval_sequences: int = 2, out: Path | None = None, base=None) -> dict:
+    """prefix_reuse_saving in each precision, printed and written to ``out``. ``base``: an already loaded
+    model (tests) instead of ``model_name``."""
+    if base is None:
+        from .models import load_model
 
-    base, _ = load_model(model_name, tokenizer=False)
+        base, _ = load_model(model_name, tokenizer=False)
     res = {"kind": "prefix", "label": Path(model_name).name, "device": device, "cpu_model": cpu_model(),
            "torch_threads": torch.get_num_threads(), "shards": shown(shards), "by_precision": {}}
     for prec in precisions:

@@ -152,3 +152,24 @@ def test_smollm2_grown_by_llama_pro_trains_bit_for_bit(smollm2, shards, store, t
     assert out[2][0]["prefix_reuse"]["batches_computed"] == 0 and out[2][0]["prefix_reuse"]["depth"] == low
     assert out[0][1] == out[1][1] == out[2][1] and out[0][2] == out[1][2] == out[2][2]
     same_weights(grown[0], grown[2])
+
+
+def test_bench_measures_the_three_runs_and_renders(shards, store, tmp_path):
+    """lesa.bench prefix on a tiny model grown by the average plan (LESA's layout: 6 -> 9 layers, the lowest new
+    one 3): the reading run computes nothing below it, all three loss curves are bitwise equal, the page renders."""
+    from lesa.bench_prefix import bench_prefix
+    from lesa.bench_report import bench_markdown
+
+    base = tiny()
+    del base.config.lesa_growth
+    out = tmp_path / "bench" / "prefix_tiny_cpu.json"
+    d = bench_prefix("tiny", shards[0], shards[1], batch=2, seq=16, steps=3, eval_sequences=2, out=out, base=base)
+    r = d["by_precision"]["fp32"]
+    assert r["layers"] == 9 and r["prefix_layers"] == 3
+    assert r["runs"]["full"]["store"]["used"] is False
+    assert r["runs"]["first"]["store"]["batches_computed"] == 3 + 2 and r["runs"]["reuse"]["store"]["batches_computed"] == 0
+    assert r["runs"]["first"]["bitwise_equal"] and r["runs"]["reuse"]["bitwise_equal"]
+    assert r["runs"]["reuse"]["step_speedup"] > 0 and len(r["runs"]["reuse"]["loss"]) == 3
+    assert not store.exists()                                # the bench keeps its store in a folder of its own
+    md = bench_markdown(out.parent)
+    assert "CPT's frozen-prefix store" in md and "later run on the same tokens: reads it" in md
