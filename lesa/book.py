@@ -103,12 +103,14 @@ def published_dir(profile: str) -> Path:
 
 def input_hash(name: str, profile: str) -> str:
     """Hash of everything a notebook's output depends on."""
-    from .profiles import CONFIG_DIR, profile_path, read_profile_yaml
+    from .profiles import CONFIG_DIR, PRECISION_ENV, profile_path, read_profile_yaml
 
     parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
              "parent": file_hash(profile_path(parent)) if parent else None,
              "lesa": code_key(NB_DIR / f"{name}.py")}        # the lesa code the notebook reaches
+    if os.environ.get(PRECISION_ENV):                        # a precision forced for this run (lesa.profiles)
+        parts["precision"] = os.environ[PRECISION_ENV]
     # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
     longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
     for sub in READS.get(name, ()):
