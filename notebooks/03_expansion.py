@@ -70,6 +70,8 @@ FULL = ("base", "lesa", "llama_pro", "solar")    # C3's models: also measured un
 IDENTITY_TESTS = ("tests/test_expand.py::test_llama_pro_is_exactly_the_identity and "
                   "::test_alpha_zero_starts_exactly_at_the_base_model")
 VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
+# the quick benchmarks run in the protocol's precision too; an fp32 entry keeps the key it had before they did
+bench_prec = {} if proto.precision == "fp32" else {"precision": proto.precision}
 
 
 def spec(name):
@@ -102,9 +104,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
     with torch.no_grad():
         base_logits = model(ids).logits
     if deep:
-        base.update(A.cached_json("expansion_eval", {"model": key, "name": "base", "growth": None,
+        base.update(A.cached_json("expansion_eval", {"model": key, "name": "base", "growth": None, **bench_prec,
                                                      "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                  lambda: {"bench": A.quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"]),
+                                  lambda: {"bench": A.quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"],
+                                                                       precision=proto.precision),
                                            "residual": A.residual_effect(model, ids)}))
     res, plans = {"base": {None: base}}, {}
     shared = SharedPrefix(model)                 # bottom layers shared with the base: computed once, bitwise the same
@@ -132,9 +135,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep):
                         rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = A.new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
-                rec.update(A.cached_json("expansion_eval", {"model": key, "name": name, "growth": growth,
+                rec.update(A.cached_json("expansion_eval", {"model": key, "name": name, "growth": growth, **bench_prec,
                                                             "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                         lambda g=grown: {"bench": A.quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"]),
+                                         lambda g=grown: {"bench": A.quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"],
+                                                                                      precision=proto.precision),
                                                           "residual": A.residual_effect(g, ids)}))
             rec["eval_s"] = round(time.perf_counter() - t0, 1)
             res.setdefault(name, {})[s if name in SEEDED else None] = rec

@@ -28,6 +28,30 @@ def test_notebooks_1_and_2_use_no_precision():
             assert word not in code, (name, word)
 
 
+def test_lesa_precision_replaces_every_precision_of_a_profile(monkeypatch):
+    from lesa import book
+    from lesa.profiles import PRECISION_KEYS, ProfileError, load_profile
+
+    def precisions(prof):
+        out = []
+        for path in PRECISION_KEYS:
+            d = prof
+            for k in path:
+                d = d[k]
+            out.append(d.get("precision", "fp32"))        # unset: fp32 (smoke's cpt.eval)
+        return out
+
+    monkeypatch.delenv("LESA_PRECISION", raising=False)
+    assert precisions(load_profile("smoke", check_device=False)) == ["fp32"] * 4
+    before = book.input_hash("03_expansion", "smoke")
+    monkeypatch.setenv("LESA_PRECISION", "bf16")
+    assert precisions(load_profile("smoke", check_device=False)) == ["bf16"] * 4
+    assert book.input_hash("03_expansion", "smoke") != before      # the book re-executes in the other precision
+    monkeypatch.setenv("LESA_PRECISION", "fp16")
+    with pytest.raises(ProfileError, match="LESA_PRECISION='fp16'"):
+        load_profile("smoke", check_device=False)
+
+
 def _verdicts(root) -> dict[str, dict]:
     out = {}
     for name in MEASURED:
