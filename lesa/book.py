@@ -127,10 +127,13 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
     """Execute the notebooks with papermill for a profile; skip those whose inputs are unchanged."""
     import papermill as pm
 
+    from .precision import resolve_precision
     from .profiles import load_profile, resolve_profile
 
     profile = resolve_profile(profile)
-    load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    prof = load_profile(profile)                            # validates; clear error for gpu without CUDA
+    # the times below depend on it (bf16 is several times faster or slower than fp32 depending on the CPU)
+    precision = resolve_precision(prof["protocol"].get("precision", "fp32"), "cuda" if prof["requires_cuda"] else "cpu")
     stale = [p for n in NOTEBOOKS if not only or n in only for p in notebook_sync_problems(n)]
     if stale:
         raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
@@ -167,7 +170,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         write_json(stamp, {"hash": h, "seconds": secs, "profile": profile, "published": file_hash(publish(dst, profile)),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "cpus": os.cpu_count()}
+                       "cpus": os.cpu_count(), "precision": precision}
         write_json(times_path, times)
         print(f"[book] {name}: done in {secs} s", flush=True)
     if failures:
