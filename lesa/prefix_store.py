@@ -146,7 +146,9 @@ class PrefixStore:
         if not self.depth:
             yield
             return
-        path = self.dir / f"{batch_key(x)}.pt"
+        # train or eval mode in the name: identical for the dropout-free models reused here, but a layer may
+        # branch on self.training, and exactness should not rest on that
+        path = self.dir / f"{batch_key(x)}-{'train' if layers[self.depth].training else 'eval'}.pt"
         if path.exists():
             h = torch.load(path, map_location=x.device, weights_only=True)
             saved = [layers[i] for i in range(self.depth)]
