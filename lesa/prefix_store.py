@@ -110,7 +110,7 @@ class PrefixStore:
     def __init__(self, depth: int, why: str, key: str | None = None, root: Path | None = None):
         self.depth, self.why, self.key = depth, why, key
         self.dir = (root or store_root()) / key if key else None
-        self.hits = self.misses = self.written = 0
+        self.hits = self.misses = self.written = self.train_hits = 0
         self._bytes: int | None = None              # the store's size on disk, counted once, then kept up to date
 
     @classmethod
@@ -132,7 +132,10 @@ class PrefixStore:
     def summary(self) -> dict:
         """What the run's summary records."""
         return {"used": bool(self.depth), "why": self.why, "depth": self.depth, "store": shown(self.dir) if self.dir else None,
-                "batches_reused": self.hits, "batches_computed": self.misses, "batches_written": self.written}
+                "batches_reused": self.hits, "batches_computed": self.misses, "batches_written": self.written,
+                # training steps that read the store are cheaper than the method's own step: its step times are
+                # then not its step cost (C6 is measured by lesa.step_cost, which turns the store off)
+                "train_batches_reused": self.train_hits}
 
     def _size(self) -> int:
         if self._bytes is None:
@@ -148,13 +151,15 @@ class PrefixStore:
             return
         # train or eval mode in the name: identical for the dropout-free models reused here, but a layer may
         # branch on self.training, and exactness should not rest on that
-        path = self.dir / f"{batch_key(x)}-{'train' if layers[self.depth].training else 'eval'}.pt"
+        mode = "train" if layers[self.depth].training else "eval"
+        path = self.dir / f"{batch_key(x)}-{mode}.pt"
         if path.exists():
             h = torch.load(path, map_location=x.device, weights_only=True)
             saved = [layers[i] for i in range(self.depth)]
             for i in range(self.depth):
                 layers[i] = _Feed(saved[i], h)
             self.hits += 1
+            self.train_hits += mode == "train"
             try:
                 yield
             finally:

@@ -80,10 +80,12 @@ def test_stored_prefix_trains_bit_for_bit_like_the_full_computation(family, prec
     # batches (5 sequences per source: 4 + 1) recur at every evaluation and are computed once
     assert p1["batches_computed"] == 12 + 2 * 2 and p1["batches_written"] == 16
     assert p1["batches_reused"] == 3 * 2 * 2            # the evaluations at steps 4, 8 and 12 reuse step 0's
+    assert p1["train_batches_reused"] == 0
 
     reader = tiny(family)                            # another run on the same tokens: nothing computed below layer 3
     s2, loss2, held2 = run(reader, shards, tmp_path / "reader", precision=precision)
     assert s2["prefix_reuse"]["batches_computed"] == 0 and s2["prefix_reuse"]["batches_reused"] == 12 + 4 * 2 * 2
+    assert s2["prefix_reuse"]["train_batches_reused"] == 12
     assert loss0 == loss1 == loss2 and held0 == held1 == held2            # bit for bit: floats compared with ==
     same_weights(full, writer)
     same_weights(full, reader)
