@@ -104,7 +104,8 @@ verdicts = [
                        f"process, {bench['rounds']} rounds)" if bench else "the CPT runs' own step times"),
                # the copy control in LESA's gaps (copy_scaled's run) against LESA's run: placement's share of the saving
                placement_control={"step_ratio": costs["copy_scaled"]["measured_ratio"],
-                                  "flop_ratio": costs["copy_scaled"]["flop_model_ratio"]} if "copy_scaled" in costs else None),
+                                  "flop_ratio": costs["copy_scaled"]["flop_model_ratio"]}
+               if costs.get("copy_scaled", {}).get("measured_ratio") is not None else None),   # None: its steps read stored layers
     C.judge_c12a(rows("lesa"), rows("lesa_raw"), rows("llama_pro"), smooth_window, budget=budget,
                  seeds={"llama_pro": seed_of("lesa_raw", "llama_pro"), "lesa": seed_of("lesa_raw", "lesa")}),
     C.judge_c12b(rows("lesa"), rows("lesa", unfrozen), smooth_window, budget=budget,

@@ -14,6 +14,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefix_store(tmp_path_factory):
+    """CPT's frozen-prefix store (lesa.prefix_store) of the tests' tiny models in a folder of this session,
+    not in the shared .cache (set in os.environ: notebook kernels and subprocesses inherit it)."""
+    old = os.environ.get("LESA_PREFIX_DIR")
+    os.environ["LESA_PREFIX_DIR"] = str(tmp_path_factory.mktemp("prefix_store"))
+    yield
+    if old is None:
+        os.environ.pop("LESA_PREFIX_DIR", None)
+    else:
+        os.environ["LESA_PREFIX_DIR"] = old
+
+
 @pytest.fixture
 def tiny_llama():
     """Llama with GQA (4 heads / 2 KV heads), tied embeddings, 6 layers."""

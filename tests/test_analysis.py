@@ -197,6 +197,15 @@ def test_cpt_readers(tmp_path):
     st = step_times(runs)
     assert set(st) == {"lesa", "llama_pro", "solar"} and st["llama_pro"] == [1.24] * 99
     assert step_times(runs, frozen=False) == {"lesa": [1.5] * 99}
+    # a run whose steps read the frozen-prefix store (lesa.prefix_store) gives no step times: they are not its cost
+    s = json.loads((tmp_path / "llama_pro-seed2" / "summary.json").read_text())
+    (tmp_path / "llama_pro-seed2" / "summary.json").write_text(json.dumps({**s, "prefix_reuse": {"train_batches_reused": 5}}))
+    runs2 = load_cpt_runs(tmp_path)
+    assert step_times(runs2)["llama_pro"] == [1.24] * 99        # the median of the other two (1.24, 3.0): the lower
+    for n in ("llama_pro", "llama_pro-seed1"):
+        p = tmp_path / n / "summary.json"
+        p.write_text(json.dumps({**json.loads(p.read_text()), "prefix_reuse": {"train_batches_reused": 5}}))
+    assert "llama_pro" not in step_times(load_cpt_runs(tmp_path))
     c = cpt_comparison(runs, window=5)
     assert c["step_time_ratio"]["solar"] == pytest.approx(1.66)
     assert c["step_time_ratio"]["llama_pro"] == pytest.approx(1.24)

@@ -99,6 +99,8 @@ def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
 @pytest.mark.slow
 def test_smoke_book_end_to_end():
     book.run("smoke", force=True)
+    times = json.loads(layout.Results("smoke").file("book_run.json").read_text())
+    assert {times[n]["precision"] for n in NOTEBOOKS} == {"fp32"}       # the times say what they were measured in
     for name in NOTEBOOKS:
         nb = nbformat.read(book.executed_dir("smoke") / f"{name}.ipynb", as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])

@@ -96,6 +96,12 @@ def test_step_cost_ratios_put_measured_beside_the_model():
     assert set(r) == {"lesa", "solar"}                    # another batch shape does not compare
     assert r["solar"] == {"step_s": 3.0, "flops_per_token": 150, "measured_ratio": 1.5, "flop_model_ratio": 1.5}
     assert step_cost_ratios(s, "missing") == {}
+    # a run whose steps read the frozen-prefix store skipped layers: no measured ratio for it, nor against it
+    s["solar"]["prefix_reuse"] = {"used": True, "train_batches_reused": 30}
+    assert step_cost_ratios(s, "lesa")["solar"]["measured_ratio"] is None
+    assert step_cost_ratios(s, "solar")["lesa"]["measured_ratio"] is None
+    s["solar"]["prefix_reuse"]["train_batches_reused"] = 0           # only its held-out evaluations read it
+    assert step_cost_ratios(s, "lesa")["solar"]["measured_ratio"] == 1.5
 
 
 def test_peak_table_only_on_gpu_and_cites_sources(monkeypatch):

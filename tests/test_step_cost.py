@@ -34,6 +34,8 @@ def test_step_cost_times_each_method_on_its_own_cpt_batches(fast_corpus, tmp_pat
     # frozen layers below the new ones skip their weight gradients: LESA (upper half) < LLaMA Pro < SOLAR
     f = s["flop_model_ratio"]
     assert f["lesa"] == 1.0 and 1.0 < f["llama_pro"] < f["solar"]
+    # a step's cost is the whole step: the frozen-prefix store (lesa.prefix_store) is never read here
+    assert s["prefix_store_used"] == {m: False for m in r}
 
 
 def test_step_cost_rejects_what_it_cannot_time():

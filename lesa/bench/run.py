@@ -10,11 +10,13 @@
     all        the three, in that order (`make bench`)
     hardware   fp32 vs bf16 on this machine in one run (a matmul, the model's forward and training step)
                and the shared-prefix saving on a tiny slice (lesa.bench.hardware)
+    prefix     CPT steps/s without, writing and reading the frozen-prefix store, one run (lesa.bench.prefix)
 
     python -m lesa.bench all --model smollm2-135m                     # CPU: the real model
     python -m lesa.bench expansion --shapes llama3-8b --device cuda   # GPU: random 8B-shaped weights
     python -m lesa.bench training --device cuda                       # MFU from lesa.core.flops' peak table
     python -m lesa.bench hardware --model smollm2-135m                # bf16 and shared-prefix ratios here
+    taskset -c 1 python -m lesa.bench prefix --model smollm2-135m     # CPT's frozen-prefix store, one core
 
 `bench_markdown()` renders every results/bench/*.json as the book's benchmark tables.
 """
@@ -33,6 +35,7 @@ from ..train.components import cpu_has_native_bf16
 # (`from lesa import bench; bench.bench_training(...)`), which tests and the book use.
 from .evaluation import bench_eval
 from .hardware import bench_hardware
+from .prefix import bench_prefix
 from .expansion import (SHAPES, bench_end_to_end, bench_expansion)
 from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         ("training", "tokens/s and MFU: lesa trainer vs a default transformers.Trainer"),
         ("eval", "samples/s of the benchmark suite and the perplexity code"),
         ("all", "expansion, training and eval"),
-        ("hardware", "fp32 vs bf16 (matmul, forward, training step) and the shared-prefix saving, one run"))}
+        ("hardware", "fp32 vs bf16 (matmul, forward, training step) and the shared-prefix saving, one run"),
+        ("prefix", "CPT steps/s without, writing and reading the frozen-prefix store, one run"))}
     for c, p in ps.items():
         p.add_argument("--device", default="cpu")
         p.add_argument("--out", default=None, help="output JSON (not with `all`)" if c != "all" else argparse.SUPPRESS)
@@ -95,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                            help="only the fp32 vs bf16 comparison (results/bench/training_precision_*.json)")
             p.add_argument("--eval-sequences", type=int, default=8,
                            help="held-out sequences per source for the perplexity of --precision-only")
+        if c == "prefix":
+            p.add_argument("--method", default="average", help="growth plan with LESA's layout (no predictor to train)")
+            p.add_argument("--batch", type=int, default=4, help="the cpu profile's CPT batch")
+            p.add_argument("--seq", type=int, default=256, help="the cpu profile's CPT sequence length")
+            p.add_argument("--steps", type=int, default=4, help="steps per run (the first is a warm-up)")
+            p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+            p.add_argument("--eval-sequences", type=int, default=2, help="held-out sequences per source")
         if c == "hardware":
             p.add_argument("--matmul-size", type=int, default=2048)
             p.add_argument("--batch", type=int, default=8, help="forward: sequences")
@@ -124,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_hardware(args.model, device=args.device, matmul_size=args.matmul_size, batch=args.batch, seq=args.seq,
                        train_batch=args.train_batch, train_seq=args.train_seq, prefix_batch=args.prefix_batch,
                        prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware"))
+        return 0
+    if args.cmd == "prefix":
+        shards = _shards()
+        bench_prefix(args.model, shards, shards.parent / "heldout", method=args.method, batch=args.batch, seq=args.seq,
+                     steps=args.steps, precisions=tuple(args.precision), device=args.device,
+                     eval_sequences=args.eval_sequences, out=Path(one) if one else _out(args, "prefix"))
         return 0
     if args.cmd in ("expansion", "all"):
         if not args.model and not getattr(args, "shapes", None):

@@ -97,12 +97,14 @@ def published_dir(profile: str) -> Path:
 
 def input_hash(name: str, profile: str) -> str:
     """Hash of everything a notebook's output depends on."""
-    from ..study.profiles import CONFIG_DIR, profile_path, read_profile_yaml
+    from ..study.profiles import CONFIG_DIR, PRECISION_ENV, profile_path, read_profile_yaml
 
     parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
              "parent": file_hash(profile_path(parent)) if parent else None,
              "lesa": code_key(NB_DIR / f"{name}.py")}        # the lesa code the notebook reaches
+    if os.environ.get(PRECISION_ENV):                        # a precision forced for this run (lesa.profiles)
+        parts["precision"] = os.environ[PRECISION_ENV]
     # the longer profiles that extend this one (cpu-long of cpu) replace its CPT results once complete
     longer = [p.stem for p in sorted(CONFIG_DIR.glob("*.yaml")) if f"extends: {profile}\n" in p.read_text()]
     for sub in READS.get(name, ()):
@@ -119,10 +121,13 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
     """Execute the notebooks with papermill for a profile; skip those whose inputs are unchanged."""
     import papermill as pm
 
+    from ..core.precision import resolve_precision
     from ..study.profiles import load_profile, resolve_profile
 
     profile = resolve_profile(profile)
-    load_profile(profile)                                   # validates; clear error for gpu without CUDA
+    prof = load_profile(profile)                            # validates; clear error for gpu without CUDA
+    # the times below depend on it (bf16 is several times faster or slower than fp32 depending on the CPU)
+    precision = resolve_precision(prof["protocol"].get("precision", "fp32"), "cuda" if prof["requires_cuda"] else "cpu")
     stale = [p for n in NOTEBOOKS if not only or n in only for p in notebook_sync_problems(n)]
     if stale:
         raise BookError("notebooks/*.ipynb are not the clean twins of their notebooks/*.py sources:\n  "
@@ -159,7 +164,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         write_json(stamp, {"hash": h, "seconds": secs, "profile": profile, "published": file_hash(publish(dst, profile)),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "cpus": os.cpu_count()}
+                       "cpus": os.cpu_count(), "precision": precision}
         write_json(times_path, times)
         print(f"[book] {name}: done in {secs} s", flush=True)
     if failures:

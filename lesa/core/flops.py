@@ -93,12 +93,19 @@ def expected_ratios(config: Any, runs: dict[str, tuple[list[int] | None, bool]],
     return {n: v / f[reference] for n, v in f.items()}
 
 
+def read_store(summary: dict) -> bool:
+    """Whether a CPT run's training steps read stored frozen-layer outputs (lesa.prefix_store)."""
+    return bool((summary.get("prefix_reuse") or {}).get("train_batches_reused"))
+
+
 def step_cost_ratios(summaries: dict[str, dict], reference: str) -> dict[str, dict]:
     """Measured s/step ratio beside the FLOP model's ratio, per run, against ``reference``.
 
     ``summaries``: name -> lesa.train.trainer summary (``step_s_median``, ``flops_per_token``, ``global_batch``,
     ``seq_len``). Runs with another batch or sequence length than the reference are skipped: their step
-    times do not compare."""
+    times do not compare. A run whose training steps read the frozen-prefix store (lesa.prefix_store: its
+    summary's ``prefix_reuse.train_batches_reused``), or a reference that did, has no measured ratio: its steps
+    skipped layers the method computes, so their times are not its step cost."""
     if reference not in summaries:
         return {}
     ref = summaries[reference]
@@ -108,7 +115,7 @@ def step_cost_ratios(summaries: dict[str, dict], reference: str) -> dict[str, di
         if (s.get("global_batch"), s.get("seq_len")) != shape:
             continue
         measured = s.get("step_s_median") / ref["step_s_median"] if s.get("step_s_median") and \
-            ref.get("step_s_median") else None
+            ref.get("step_s_median") and not (read_store(s) or read_store(ref)) else None
         out[name] = {"step_s": s.get("step_s_median"), "flops_per_token": s.get("flops_per_token"),
                      "measured_ratio": measured,
                      "flop_model_ratio": s["flops_per_token"] / ref["flops_per_token"]}

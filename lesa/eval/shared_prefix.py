@@ -15,8 +15,8 @@ index), the same input batch, the same masks and rotary embeddings (same config 
 same autocast state, so the grown model's outputs are bitwise those of its full forward
 (tests/test_shared_prefix.py checks torch.equal on Llama, Qwen2, whose sliding-window layers take
 their masks by layer type, and Gemma 3). Only evaluation: gradients, KV caches and dropout are not supported.
-Not done yet: CPT runs on the same tokens whose lowest trained layer lies above a frozen shared prefix could
-reuse its activations the same way (the trainer would need them per batch, from disk: they do not fit in memory).
+CPT's counterpart (the frozen layers under a run's lowest trained layer, per batch, kept on disk for every run
+and evaluation on the same tokens) is lesa.prefix_store.
 """
 from __future__ import annotations
 

@@ -234,10 +234,12 @@ def _grower(prof: dict, method: str, seed: int = 0, options: dict | None = None)
 
 
 def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = False,
-                    only: list[str] | None = None) -> dict:
+                    only: list[str] | None = None, results_root: str | Path | None = None,
+                    ckpt_root: str | Path | None = None) -> dict:
     """Train (and evaluate) the profile's runs one after another: each run's training, then its evaluation,
     so an interruption loses at most the run in progress (and that one resumes from its last checkpoint).
-    ``only``: these run names (see ``--list``); the rest are left as they are."""
+    ``only``: these run names (see ``--list``); the rest are left as they are. ``results_root`` (default
+    results/) and ``ckpt_root`` (default .cache/cpt/): elsewhere, e.g. a test's run in another precision."""
     prof = load_profile(profile)
     cpt = prof.get("cpt") or {}
     if "train" not in cpt or "methods" not in cpt:
@@ -260,7 +262,8 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     def train_runs(names: list[str], finished: dict[str, dict] | None = None) -> dict[str, dict]:
         return run_cpt_comparison(
             {n: _grower(prof, runs[n]["method"], pseed[n], runs[n]["options"]) for n in names},
-            corpus / "train", corpus / "heldout", prof["name"], base, force=force,
+            corpus / "train", corpus / "heldout", prof["name"], base, force=force, results_root=results_root,
+            ckpt_root=ckpt_root,
             reference=reference if reference in names or reference in (finished or {}) else None, finished=finished,
             overrides={n: {"steps": runs[n]["steps"], "seed": runs[n]["seed"], "train_all": runs[n]["trains"] == "all"}
                        for n in names},
@@ -270,11 +273,11 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
                       for n in names})
 
     to_evaluate = set(evaluated_runs(runs, cpt)) if evaluate and cpt.get("eval") else set()
-    res = Results(prof["name"]).dir
+    res = Results(prof["name"], results_root).dir
     # a finished run whose weights are gone (a fresh checkout) trains again only when its evaluation needs them
     kept = {n: s for n in selected if not force and (s := finished_summary(res, n))
-            and not (cache_dir("cpt", prof["name"], n) / "latest.json").exists()
-            and (n not in to_evaluate or suite_done(prof, n, s))}
+            and not (_ckpt(prof, n, ckpt_root) / "latest.json").exists()
+            and (n not in to_evaluate or suite_done(prof, n, s, results_root))}
     for n in selected:
         if n in kept:
             print(f"[cpt] {n}: finished" + (" and evaluated" if n in to_evaluate else "") + "; its weights are not "
@@ -282,19 +285,24 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
             continue
         train_runs([n])
         if n in to_evaluate:
-            evaluate_runs(prof, {n: runs[n]}, pseed)
+            evaluate_runs(prof, {n: runs[n]}, pseed, results_root, ckpt_root)
     # every run finished: reused; comparison.json over them (the kept ones from their summaries)
     return train_runs([n for n in selected if n not in kept], kept)
 
 
-def suite_done(prof: dict, name: str, summary: dict) -> bool:
+def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:
+    """Run ``name``'s checkpoint folder (as run_cpt_comparison places it)."""
+    return Path(ckpt_root) / prof["name"] / name if ckpt_root else cache_dir("cpt", prof["name"], name)
+
+
+def suite_done(prof: dict, name: str, summary: dict, results_root: str | Path | None = None) -> bool:
     """Every record of the profile's post-training suite exists for run ``name``'s final weights (the run key
     and step of ``summary``), with the profile's limits and precision (as evaluate_suite's skip_done reads them)."""
     from ..eval.harness import _reusable
     from ..core.precision import resolve_precision
 
     ev = prof["cpt"]["eval"]
-    out = Results(prof["name"]).downstream(name)
+    out = Results(prof["name"], results_root).downstream(name)
     lim = ev.get("limits")
     wid = {"run_key": summary.get("run_key"), "step": summary.get("steps")}
     keys = [f"ppl_{s}" for s in ev.get("ppl_sets", [])] + list(ev.get("tasks", []))
@@ -302,14 +310,15 @@ def suite_done(prof: dict, name: str, summary: dict) -> bool:
     return all(_reusable(out / f"{k}.json", lim.get(k) if isinstance(lim, dict) else lim, wid, prec) for k in keys)
 
 
-def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None) -> None:
+def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None,
+                  results_root: str | Path | None = None, ckpt_root: str | Path | None = None) -> None:
     """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
     ev = prof["cpt"]["eval"]
-    out = Results(prof["name"]).downstream()
+    out = Results(prof["name"], results_root).downstream()
     _, tok, _ = load_profile_model(prof)
     for name, r in runs.items():
         model = _grower(prof, r["method"], (seeds or {}).get(name, 0), r["options"])()
-        ckpt = cache_dir("cpt", prof["name"], name)
+        ckpt = _ckpt(prof, name, ckpt_root)
         step = load_trained_weights(model, ckpt)
         weights_id = {"run_key": read_json(ckpt / "latest.json").get("run_key"), "step": step}
         print(f"[cpt] evaluating {name} at step {step}")

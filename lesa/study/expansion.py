@@ -49,6 +49,8 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
     E = prof["expansion"]
     SEEDED = set(E["seeded"])                    # grown once per predictor seed; the rest with the first seed
     VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
+    # the quick benchmarks run in the protocol's precision too; an fp32 entry keeps the key it had before they did
+    bench_prec = {} if proto.precision == "fp32" else {"precision": proto.precision}
     t0 = time.perf_counter()
     base = {"screen": measure_cached(model, tok, screen_proto, key, "base")}
     if deep:                                     # the whole protocol: the profile's model only (C3 is judged on it)
@@ -57,9 +59,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
     with torch.no_grad():
         base_logits = model(ids).logits
     if deep:
-        base.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": "base", "growth": None,
+        base.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": "base", "growth": None, **bench_prec,
                                                      "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                  lambda: {"bench": quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"]),
+                                  lambda: {"bench": quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"],
+                                                                     precision=proto.precision),
                                            "residual": residual_effect(model, ids)}))
     res, plans = {"base": {None: base}}, {}
     shared = SharedPrefix(model)                 # bottom layers shared with the base: computed once, bitwise the same
@@ -87,9 +90,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
                         rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
-                rec.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": name, "growth": growth,
+                rec.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": name, "growth": growth, **bench_prec,
                                                             "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                         lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"]),
+                                         lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"],
+                                                                                    precision=proto.precision),
                                                           "residual": residual_effect(g, ids)}))
             rec["eval_s"] = round(time.perf_counter() - t0, 1)
             res.setdefault(name, {})[s if name in SEEDED else None] = rec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -193,15 +194,42 @@ def read_profile_yaml(path: Path, seen: tuple = ()) -> dict:
     return merge(read_profile_yaml(ppath, seen + (path.stem,)), raw)
 
 
+# Every precision a profile sets (evaluation, CPT training and its evaluation, the scale ladder's protocol), and
+# the environment variable that replaces them all for one run: `LESA_PRECISION=bf16 make replicate` runs the
+# whole profile in bf16 (results record the precision they ran in and caches key on it, so nothing mixes), and
+# tests/test_precision_verdicts.py runs the smoke profile's notebooks in fp32 and in bf16 with it.
+PRECISION_ENV = "LESA_PRECISION"
+PRECISION_KEYS = (("protocol",), ("cpt", "train"), ("cpt", "eval"), ("scale", "protocol"))
+
+
+def override_precision(prof: dict, precision: str) -> dict:
+    """``prof`` with every precision it sets (PRECISION_KEYS) replaced by ``precision`` (fp32 | bf16 | auto)."""
+    from ..core.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ProfileError(f"{PRECISION_ENV}={precision!r}: expected one of {list(PRECISIONS)}")
+    prof = copy.deepcopy(prof)
+    for path in PRECISION_KEYS:
+        d = prof
+        for k in path:
+            d = d.get(k) if isinstance(d, dict) else None
+        if isinstance(d, dict):
+            d["precision"] = precision
+    return prof
+
+
 def load_profile(name: str = "auto", *, check_device: bool = True) -> dict:
     """Load and validate configs/<name>.yaml ("auto" picks gpu or cpu). With ``check_device``, a
-    profile that needs CUDA fails clearly on a machine without it."""
+    profile that needs CUDA fails clearly on a machine without it. ``$LESA_PRECISION`` (when set)
+    replaces every precision the profile sets (override_precision)."""
     name = resolve_profile(name)
     path = profile_path(name)
     if not path.exists():
         raise ProfileError(f"no profile {name!r} ({path}); available: "
                            f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))}")
     prof = validate(read_profile_yaml(path), str(path))
+    if os.environ.get(PRECISION_ENV):
+        prof = override_precision(prof, os.environ[PRECISION_ENV])
     if check_device and prof["requires_cuda"] and not cuda_available():
         raise ProfileError(
             f"profile {prof['name']!r} needs a CUDA GPU and none is visible (torch.cuda.is_available() "

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..claims.verdict import STATUSES as VERDICTS, smooth, steps_to_reach
+from ..core.flops import read_store
 from ..core.store import provenance, read_json, write_json
 from ..core.layout import Results
 
@@ -151,7 +152,8 @@ def step_times(runs: dict[str, dict], frozen: bool = True) -> dict[str, list[flo
     machine then does not set the method's step time, and the steps stay one run's for the SE."""
     by: dict[str, list[list[float]]] = {}
     for key, _, r in _method_runs(runs, frozen):
-        if len(r["train"]) > 1:
+        # a run whose steps read the frozen-prefix store skipped layers: its times are not the method's step cost
+        if len(r["train"]) > 1 and not read_store(r.get("summary") or {}):
             by.setdefault(key, []).append([x["step_s"] for x in r["train"][1:]])
     # the lower middle for an even count: a run that did happen, not an average of two
     return {k: sorted(v, key=np.median)[(len(v) - 1) // 2] for k, v in by.items()}

@@ -57,7 +57,8 @@ def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: 
     picked = method_runs(prof, methods)
     seeds = start_seeds(prof, {r["run"]: r for r in picked.values()}, [r["run"] for r in picked.values()])
     corpus = latest_corpus(fast=True if prof["name"] == "smoke" else None)
-    base = {**prof["cpt"]["train"], "device": prof["device"], "eval_every": 0, "ckpt_every": 0, "progress": False}
+    base = {**prof["cpt"]["train"], "device": prof["device"], "eval_every": 0, "ckpt_every": 0, "progress": False,
+            "prefix_reuse": "off"}      # a method's step cost is its whole step: never the stored frozen layers' output
     n = warmup + rounds
     trainers: dict[str, Trainer] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,6 +78,7 @@ def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: 
             print(f"[step_cost] round {step + 1}/{n}: " + ", ".join(f"{m} {rows[m][-1]['step_s']:.2f} s" for m in names),
                   flush=True)
         fpt = {m: t.fpt["total"] for m, t in trainers.items()}
+        stored = {m: t.prefix.summary()["used"] for m, t in trainers.items()}
         del trainers
     gc.collect()
     res = {}
@@ -91,7 +93,7 @@ def measure_step_cost(profile: str, rounds: int = 10, warmup: int = 1, methods: 
                "warmup_rounds": warmup, "interleaved": True, "reference": ref,
                "batch": prof["cpt"]["train"].get("batch_size"), "seq_len": prof["cpt"]["train"].get("seq_len"),
                "precision": prof["cpt"]["train"].get("precision"), "threads": torch.get_num_threads(),
-               "runs": res,
+               "runs": res, "prefix_store_used": stored,
                "measured_ratio": {m: res[m]["step_s_median"] / res[ref]["step_s_median"] for m in names},
                "flop_model_ratio": {m: fpt[m] / fpt[ref] for m in names},
                "bench_wall_s": time.perf_counter() - t_all, "provenance": provenance()}

@@ -145,8 +145,9 @@ def loss_fn(model, x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
 
 
 @torch.no_grad()
-def heldout_loss(model, data: np.ndarray, batch_size: int, acc, precision: str) -> tuple[float, int]:
+def heldout_loss(model, data: np.ndarray, batch_size: int, acc, precision: str, feed=None) -> tuple[float, int]:
     """Mean token NLL over ``data`` (split across processes), and the number of predicted tokens.
+    ``feed(x)``: a context for the forward on ``x`` (lesa.prefix_store: the frozen prefix's stored output).
 
     Every process runs the same number of forward passes (a rank out of rows runs a zero-weight batch),
     so collectives inside DDP/FSDP forwards stay matched."""
@@ -160,7 +161,7 @@ def heldout_loss(model, data: np.ndarray, batch_size: int, acc, precision: str) 
         chunk = rows[b * batch_size:(b + 1) * batch_size]
         weight = 1.0 if len(chunk) else 0.0
         x = torch.from_numpy(np.asarray(data[chunk if len(chunk) else [0]], dtype=np.int64)).to(acc.device)
-        with autocast(acc.device, precision):
+        with autocast(acc.device, precision), (feed(x) if feed else contextlib.nullcontext()):
             nll += weight * loss_fn(model, x, "sum").double()
         cnt += weight * (x.numel() - x.shape[0])
     nll, cnt = acc.reduce(nll, "sum"), acc.reduce(cnt, "sum")

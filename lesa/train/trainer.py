@@ -50,6 +50,8 @@ from ..data.shards import read_meta, read_shards
 from ..core.store import atomic_write_text, provenance, read_json, run_main, shown, stable_hash, write_json
 from .components import (DataOrder, autocast, build_optimizer, cpu_has_native_bf16, enable_checkpointing,
     heldout_loss, heldout_sets, loss_fn, lr_at, make_accelerator)
+from .prefix_store import MODES as PREFIX_MODES
+from .prefix_store import PrefixStore
 
 load_trained_weights = ckpt.load_trained_weights      # public: put a run's trained layers into a grown model
 
@@ -80,15 +82,18 @@ class TrainConfig:
     frozen_bf16: bool = True           # store frozen weights in bf16 when training in bf16 (not under FSDP)
     compile: bool = False              # torch.compile each decoder layer (regional compilation)
     grad_checkpointing: bool = False   # recompute activations of layers >= the lowest trainable one
+    prefix_reuse: str = "auto"         # the frozen layers' output per batch from an on-disk store, computed once
+                                       # for every run and eval sharing them (lesa.prefix_store; bitwise the full
+                                       # computation): auto = where that is exact | on (insist) | off
     halt_after: int | None = None      # stop after this step without a final checkpoint (tests, time budgets)
     progress: bool = True              # tqdm bar on the main process
 
     # fields that do not change the numbers of a run (excluded from its identity key)
-    _NON_KEY = ("eval_every", "ckpt_every", "halt_after", "progress", "compile", "grad_checkpointing")
+    _NON_KEY = ("eval_every", "ckpt_every", "halt_after", "progress", "compile", "grad_checkpointing", "prefix_reuse")
 
     def __post_init__(self):
         for name, ok in (("schedule", ("cosine", "linear", "constant")), ("device", ("auto", "cpu", "cuda")),
-                         ("precision", ("auto", "bf16", "fp32"))):
+                         ("precision", ("auto", "bf16", "fp32")), ("prefix_reuse", PREFIX_MODES)):
             if getattr(self, name) not in ok:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}; expected one of {ok}")
         if min(self.steps, self.batch_size, self.grad_accum) < 1:
@@ -168,6 +173,9 @@ class Trainer:
                 layer.compile()
         model.to(acc.device)
         model.train()
+        self.layers = layers
+        self.prefix = PrefixStore.for_run(model, layers, self.report, cfg.prefix_reuse, prec, device=acc.device,
+                                          world=acc.num_processes, compiled=cfg.compile)
         optimizer = build_optimizer(model, cfg, fused=acc.device.type in ("cuda", "cpu") and not ckpt.is_fsdp(acc))
         self.model, self.optimizer = acc.prepare(model, optimizer)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -200,7 +208,7 @@ class Trainer:
             rows = idx[(m * W + acc.process_index) * B:(m * W + acc.process_index + 1) * B]
             x = torch.from_numpy(np.asarray(self.data[rows][:, :T], dtype=np.int64)).to(acc.device)
             sync = acc.no_sync(self.model) if m < A - 1 else contextlib.nullcontext()
-            with sync, autocast(acc.device, self.precision):
+            with sync, autocast(acc.device, self.precision), self.prefix.feeding(self.layers, x):
                 loss = loss_fn(self.model, x)
                 acc.backward(loss / A)
             total += loss.detach() / A
@@ -215,7 +223,9 @@ class Trainer:
         """Held-out loss and perplexity (token-weighted over the source folders), or None without held-out data."""
         if not self.held:
             return None
-        parts = {k: heldout_loss(self.model, v, self.cfg.batch_size, self.acc, self.precision) for k, v in self.held.items()}
+        feed = lambda x: self.prefix.feeding(self.layers, x)      # noqa: E731
+        parts = {k: heldout_loss(self.model, v, self.cfg.batch_size, self.acc, self.precision, feed)
+                 for k, v in self.held.items()}
         n = sum(c for _, c in parts.values())
         loss = sum(l * c for l, c in parts.values()) / n
         row = {"step": step, "tokens": step * self.global_batch * self.T, "heldout_loss": loss,
@@ -309,7 +319,8 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
             " (emulated: this CPU has no bf16 instructions)"
         print(f"[train] {name}: {format_report(tr.report)}\n"
               f"[train] {tr.world} process(es) on {acc.device}, {tr.precision}{native}, global batch {G} x {T} "
-              f"tokens, {tr.fpt['total'] / 1e9:.3f} GFLOP/token, steps {start}->{cfg.steps}")
+              f"tokens, {tr.fpt['total'] / 1e9:.3f} GFLOP/token, steps {start}->{cfg.steps}\n"
+              f"[train] frozen prefix: {tr.prefix.why}")
 
     def log(path: Path, row: dict | None) -> None:
         if row is not None and acc.is_main_process:
@@ -374,6 +385,7 @@ def _summary(tr: Trainer, name: str, out_dir: Path, shards_dir, heldout_dir, ste
         "peak_flops_per_device": tr.peak, "peak_source": tr.peak_source, "mfu": tr.mfu(tps),
         "trainable": tr.report, "data_order_hash": tr.data_order_hash,
         "growth": growth_info(tr.acc.unwrap_model(tr.model)), "config": cfg.to_dict(),
+        "prefix_reuse": tr.prefix.summary(),       # this session's batches (a resumed run counts from its resume)
         "shards": shown(shards_dir), "heldout": shown(heldout_dir) if heldout_dir else None,
         "checkpoint_dir": shown(tr.ckpt_dir), "provenance": provenance(),
     }
