@@ -67,6 +67,7 @@ def variants_vs_llama_pro(prof: dict, profile: str, results_root: str | Path, fa
     lp_key = next((k for k in groups if k[0] == "llama_pro"), None)
     label_of = lambda k: run_label(k[0], True, options=dict(k[1]))
     rows = []
+    lp_final = None                              # no LLaMA Pro run (yet): nothing to compare with
     if lp_key:
         lp_logs = [runs[n]["eval"] for n in groups[lp_key]]
         lp_final = float(pd.Series([log[-1]["heldout_loss"] for log in lp_logs]).median())
