@@ -328,9 +328,18 @@ def results_sources_markdown(profile: str) -> str:
                      + " and ".join(f"`{p}` (`results/{p}/executed/`)" for p in have) + ".")
     else:
         lines.append("No executed notebooks are committed yet.")
+    # which profile's CPT runs chapters 4 and 5 show: the one their verdicts were computed from (a longer
+    # profile's, cpu-long's, once all its runs finished), never assumed
+    shown = {r.get("source_profile") or profile for r in collect_verdicts(profile)
+             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and (r.get("verdict") or r.get("status"))
+             not in ("not yet run",)}
+    shown = sorted(shown) or [profile]
+    which = " and ".join(f"`{p}`" for p in shown)
     if not (res / "gpu").exists():
-        lines.append("There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
-                     "evaluation (chapter 5) show the `cpu` profile's own short CPT runs.")
+        lines.append(f"There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
+                     f"evaluation (chapter 5) show the {which} profile's CPT runs"
+                     + (f" (a longer version of `{profile}`, with more tokens per run)"
+                        if shown != [profile] else "") + ".")
     else:
         lines.append("Chapters whose results need a GPU (chapters 4 and 5) render the committed `results/gpu/` files "
                      "on a CPU machine and say so at the top of the page.")

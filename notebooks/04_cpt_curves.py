@@ -236,8 +236,10 @@ if reach and "llama_pro" in frozen:
             + (f" and its final held-out perplexity {C.fmt(lp_eval[-1]['heldout_ppl'], 4)}" if lp_eval else "")
             + " after "
             f"{C.fmt(reach['baseline_total']['tokens'])} tokens"
-            + (f" (over its {len(lp_all)} data orders: {C.spread_text(lp_all, 4)}; the paired comparison uses the "
-               "data order every other run saw)" if len(lp_all) > 1 else "") + ". "
+            + (f" (over its {len(lp_all)} data orders: {C.spread_text(lp_all, 4, unit='data orders')}, each order's "
+               "own last batches, so the spread is the batches' as much as the runs'; the held-out loss below is on "
+               "the same sequences for every run; the paired comparison uses the data order every other run saw)"
+               if len(lp_all) > 1 else "") + ". "
             + (f"Beating it by more than two SE at the end: {', '.join(wins)}." if wins else
                "No run ends below it by more than two SE at this budget."))
 else:
@@ -245,9 +247,8 @@ else:
 
 # %% [markdown]
 # ## Held-out loss of LESA and LLaMA Pro (C4)
-# C4 compares LESA with LLaMA Pro only, so it is judged on the longest runs of those two methods that have
-# finished: a longer profile's (`cpu-long`: ten times the `cpu` profile's tokens, LLaMA Pro on three data orders)
-# as soon as those two have, even while its other runs have not.
+# C4 compares LESA with LLaMA Pro only, so it is judged on the longest finished runs of those two methods: the
+# longer profile's (ten times the `cpu` profile's tokens, LLaMA Pro on three data orders).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:

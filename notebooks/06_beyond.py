@@ -478,9 +478,9 @@ else:
 # with it. At this scale (135 million parameters, CPU budgets) LLaMA Pro's zeroed projections receive gradients
 # from the first step too, so at the same placement a variant's advantage could only come from its informative q,
 # k, v, gate and up weights; where the new layers sit matters as well (below). The
-# verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
-# on three data orders and the two variants that start at the base model on three predictor seeds each, and this
-# chapter shows its curves as soon as those runs (and LESA's) have trained.
+# verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); the longer `cpu-long`
+# profile trains LLaMA Pro on three data orders and the two variants that start at the base model on three predictor
+# seeds each, and this chapter shows those runs.
 #
 # LLaMA Pro and the variants differ in two ways, not one: what the new layers hold, and where they sit. LLaMA Pro
 # spreads its new layers through the whole stack (one after every second original layer; the lowest is layer 2 of
