@@ -21,10 +21,11 @@ from .display import uniform
 from .store import PROJECT_ROOT, read_json
 
 # The figure that shows each claim's decision, where the verdict record's `evidence` (what it was computed
-# from) names none or names another first: C4 is decided on the longer runs' held-out loss, C9 and C3 on the
-# same perplexities before training, C7a on the left-out layers' R² (loo.csv).
+# from) names none or names another first: C1 on the shuffled-order test per model (the t-SNE it names first only
+# illustrates), C4 on the longer runs' held-out loss, C9 and C3 on the same perplexities before training, C7a on the
+# left-out layers' R² (loo.csv).
 # A value starting with "#" is a section of the chapter (C6 is decided on the step-cost bench's table).
-DECIDING = {"C4": "c4_longer_heldout", "C9": "ppl_before_training", "C7a": "loo_r2",
+DECIDING = {"C1": "continuity_by_model", "C4": "c4_longer_heldout", "C9": "ppl_before_training", "C7a": "loo_r2",
             "C6": "#step-cost-measured-and-expected"}
 
 # the limitations page's labels (book/limitations.md), one per caveat of the abstract

@@ -37,7 +37,7 @@ _DOTTED_OK = re.compile(r"^(?:e\.g|i\.e|et\.al|vs|etc)\b|\.(?:org|io|com|net|edu
 # a command a reader can type names a module: the command is allowed, not its module name in a sentence
 COMMAND = re.compile(r"python -m [\w.]+")
 TABLE_IMAGE = re.compile(r"^\s*(?:a\s+|the\s+)?table\b", re.I)
-CITATION = re.compile(r"\bFig(?:ure|\.)\s*(\d+)\b")
+CITATION = re.compile(r"Fig(?:ure|\.)\s*(\d+)(?!\d)")   # text pieces can abut: "Figure 24Figure 21"
 
 
 def _skipped(n) -> bool:

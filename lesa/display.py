@@ -84,14 +84,16 @@ def _tiny(m: re.Match) -> str:
     return "≈ 0" if abs(float(m.group(1))) < 1e-3 else m.group(1)
 
 
-def uniform(text: str) -> str:
+def uniform(text: str, tiny: bool = True) -> str:
     """Rewrite a computed sentence into the book's one format: spreads as spread_format, "+-" as "±",
-    tiny e-notation floats as "≈ 0 (…)", trivial predictors and run ids by their display names."""
+    trivial predictors, task and method ids by their display names, and (``tiny``) a measured float in
+    e-notation below 0.001 as "≈ 0" (off for tables whose small values are the measurement, chapter 1's)."""
     s = str(text)
     s = _RANGE.sub(lambda m: spread_format(m[1], m[2], m[3], int(m[4]), m[5]), s)
     s = _BRACKET.sub(lambda m: spread_format(m[1], m[2], m[3]), s)
     s = s.replace("+-", "±")
-    s = _TINY.sub(_tiny, s)
+    if tiny:
+        s = _TINY.sub(_tiny, s)
     from .plots_style import METHODS, label
 
     words = {**TERMS, **TASKS, **{m: label(m) for m in METHODS}}

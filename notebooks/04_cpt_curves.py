@@ -16,17 +16,11 @@
 # %% [markdown]
 # # 4. Continual pre-training: cost curves (claims C2, C4, C6, C12a, C12b)
 #
-# **About this notebook**
-#
-# - **Shows**: the loss curves of the continual pre-training (CPT) runs against tokens, floating-point operations
-#   (FLOPs) and elapsed time; the step cost measured and expected by the FLOP model; the verdicts on C2, C4, C6,
-#   C12a and C12b.
-# - **Time** (2 CPU cores): seconds on every profile once the CPT runs exist; the CPT runs themselves come from
-#   `python -m lesa.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
-#   `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 04_cpt_curves` from the
-#   repository root.
+# The loss curves of the continual pre-training (CPT) runs against tokens, floating-point operations (FLOPs) and
+# elapsed time, the step cost measured and expected by the FLOP model, and the verdicts on C2, C4, C6, C12a and
+# C12b; the answer comes first, below. C4 is decided on {numref}`fig-c4-longer`, C2, C12a and C12b on the paired
+# differences behind {numref}`fig-loss-vs-compute`, C6 on the step-cost table at the end.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -160,7 +154,9 @@ else:
 # does not train. Grown models train only their new layers, except SOLAR, which trains every layer as its paper
 # does (SOLAR with only its duplicated layers trained is an ablation); the base model trains every layer on the
 # same tokens. Every run sees the same batches in the same order, so two runs are compared step by step
-# (paired differences over a window of steps, with their standard error).
+# (paired differences over a window of steps, with their standard error). {numref}`fig-loss-vs-compute` shows the
+# training loss against tokens and compute, {numref}`fig-loss-vs-elapsed` against wall-clock, and
+# {numref}`fig-heldout-ppl` the trainer's held-out perplexity.
 
 # %% tags=["hide-input"]
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}

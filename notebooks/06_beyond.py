@@ -16,19 +16,12 @@
 # %% [markdown]
 # # 6. Beyond the paper: can a learned initialisation beat identity blocks? (ours)
 #
-# **About this notebook**
-#
-# - **Shows**: our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new
-#   layers are identity blocks: perplexity before training over three predictor seeds, held-out loss during
-#   continual pre-training (CPT) against tokens and training compute with seed bands, what the new layers offer
-#   training at step 0, a controlled test of why the predictions train slower (their spectrum or their
-#   directions), and the trained models' perplexity and benchmarks; a plain answer. Nothing here is a claim of
-#   the paper.
-# - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
-#   runs (`python -m lesa.cpt --profile <profile>`) and notebook 5 (after training) wrote.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `cpu-long`; `gpu`), or run `python -m lesa.book run --profile cpu --only 06_beyond` from
-#   the repository root.
+# Our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new layers are identity
+# blocks: perplexity before training over three predictor seeds ({numref}`fig-beyond-init`), held-out loss during
+# continual pre-training (CPT) with seed bands ({numref}`fig-beyond-heldout`), what the new layers offer training at
+# step 0, a controlled test of why the predictions train slower ({numref}`fig-beyond-spectrum`), and the trained
+# models' perplexity and benchmarks; the plain answer comes first, below. Nothing here is a claim of the paper.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)

@@ -47,6 +47,9 @@ def test_images_of_tables_and_uncited_figures_are_found():
     numref = page('<p>See <a href="#fig-a"><span class="std std-numref">Figure 3</span></a>.</p>'
                   + fig.format(alt="Dot chart", cap="Perplexity."))
     assert figure_problems(numref, "c.html") == []
+    # text pieces of a paragraph can abut ("...Figure 4Figure 3...") in the parser: still a citation of each
+    abut = page('<p>as <a><span>Figure 4</span></a><a><span>Figure 3</span></a></p>' + fig.format(alt="Dot chart", cap="x"))
+    assert figure_problems(abut, "c.html") == []
     table = page("<p>Figure 3 lists them.</p>" + fig.format(alt="Table of the 15 claims with verdicts", cap="Claims."))
     assert [p for p in figure_problems(table, "c.html") if "an image of a table" in p]
     # a caption citing its own figure is not a citation in the text
