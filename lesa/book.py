@@ -34,6 +34,7 @@ from .book_pages import (PAPER_URL, VERDICT_ORDER, collect_verdicts, links_markd
                          provenance_markdown, repository_url, results_sources_markdown, run_times_markdown,
                          scale_sentence, scoreboard_markdown, scoreboard_rows_csv, summary_markdown,
                          verdict_counts, write_generated, write_summary_figure)
+from .book_links import drop_missing_numrefs
 from .codekey import code_key
 from .store import PROJECT_ROOT, file_hash, read_json, stable_hash, write_json
 
@@ -176,6 +177,16 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
 
 
 # ------------------------------------------------------------------------------ build + check
+def generate(profile: str) -> list[dict]:
+    """Every generated page (lesa.book_pages.write_generated) and the landing page's abstract
+    (lesa.book_abstract, book/generated/abstract.md); the verdict rows."""
+    from .book_abstract import abstract_markdown
+
+    rows = write_generated(profile)
+    (GENERATED / "abstract.md").write_text(abstract_markdown(profile, rows))
+    return rows
+
+
 def build(profile: str = "auto", strict: bool = True) -> Path:
     from .profiles import resolve_profile
 
@@ -190,7 +201,10 @@ def build(profile: str = "auto", strict: bool = True) -> Path:
     CHAPTERS.mkdir(parents=True)
     for n in NOTEBOOKS:
         shutil.copy2(src / f"{n}.ipynb", CHAPTERS / f"{n}.ipynb")
-    write_generated(profile)
+        nb = json.loads((CHAPTERS / f"{n}.ipynb").read_text())
+        if drop_missing_numrefs(nb):          # a figure this profile did not draw (smoke): cited in words
+            (CHAPTERS / f"{n}.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    generate(profile)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(PROJECT_ROOT), "--all"]
     if strict:
@@ -404,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "check":
         print(json.dumps(check(profile, reader=True, shots=a.screenshots), indent=2))
     if a.cmd == "scoreboard":
-        for r in write_generated(profile):
+        for r in generate(profile):
             print(f"{r['claim']:5s} {r['verdict']:22s} {r['ours']}")
     return 0
 

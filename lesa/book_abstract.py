@@ -9,91 +9,12 @@ metadata, e.g. `fig-loss-vs-compute`), found by `figure_anchors` from the notebo
 """
 from __future__ import annotations
 
-import ast
 import html as H
-import json
-import re
-from pathlib import Path
-from typing import Any
 
-from .book_common import NB_DIR
+from .book_links import evidence_link, figure_anchors
+from .book_links import record_dict as _dict
 from .display import uniform
 from .store import PROJECT_ROOT, read_json
-
-# The figure that shows each claim's decision, where the verdict record's `evidence` (what it was computed
-# from) names none or names another first: C1 on the shuffled-order test per model (the t-SNE it names first only
-# illustrates), C4 on the longer runs' held-out loss, C9 and C3 on the same perplexities before training, C7a on the
-# left-out layers' R² (loo.csv).
-# A value starting with "#" is a section of the chapter (C6 is decided on the step-cost bench's table).
-DECIDING = {"C1": "continuity_by_model", "C4": "c4_longer_heldout", "C9": "ppl_before_training", "C7a": "loo_r2",
-            "C6": "#step-cost-measured-and-expected"}
-
-# the limitations page's labels (book/limitations.md), one per caveat of the abstract
-CAVEATS = ("lim-source-weights", "lim-paper-numbers", "lim-budgets", "lim-chaos")
-
-
-def figure_anchors(nb_dir: Path = NB_DIR) -> dict[str, dict[str, str]]:
-    """notebook -> {saved figure name (page.save's second argument) -> the figure's MyST name}, read from the
-    clean notebooks' cell metadata, so a link to a figure never goes stale when a chapter is re-executed."""
-    out: dict[str, dict[str, str]] = {}
-    for p in sorted(Path(nb_dir).glob("[0-9][0-9]_*.ipynb")):
-        found = {}
-        for cell in json.loads(p.read_text())["cells"]:
-            label = ((cell.get("metadata", {}).get("mystnb") or {}).get("figure") or {}).get("name")
-            if label:
-                found.update({n: label for n in _saved_names("".join(cell.get("source", "")))})
-        out[p.stem] = found
-    return out
-
-
-def _saved_names(src: str) -> list[str]:
-    """The figure names a cell saves: the second argument of each `page.save(fig, "name")` call."""
-    try:
-        tree = ast.parse(src)
-    except SyntaxError:
-        return []
-    return [c.args[1].value for c in ast.walk(tree)
-            if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "save"
-            and len(c.args) > 1 and isinstance(c.args[1], ast.Constant) and isinstance(c.args[1].value, str)]
-
-
-def evidence_link(row: dict, anchors: dict[str, dict[str, str]]) -> tuple[str, str]:
-    """(href relative to book/, link text) of the figure that decides a verdict: DECIDING, else the first
-    saved figure the record's `evidence` names (a CSV `x.csv` counts for a figure named `x...`), else the
-    chapter's page."""
-    nb = row.get("notebook") or ""
-    figs = anchors.get(nb, {})
-    words = re.findall(r"[A-Za-z0-9_]+", str(row.get("evidence", "")))
-    chapter = nb[:2].lstrip("0")
-    if not nb:
-        return "", ""
-    if str(DECIDING.get(row["claim"], "")).startswith("#"):
-        return f"chapters/{nb}.html{DECIDING[row['claim']]}", f"ch. {chapter}, section"
-    pick = DECIDING.get(row["claim"]) if DECIDING.get(row["claim"]) in figs else None
-    for w in words:
-        if pick:
-            break
-        if w in figs:
-            pick = w
-    for w in words:
-        if pick:
-            break
-        pick = next((f for f in figs if f.startswith(w) and len(w) > 2 and w not in ("figure", "figures")), None)
-    if pick:
-        return f"chapters/{nb}.html#{figs[pick]}", f"ch. {chapter}, figure"
-    return f"chapters/{nb}.html", f"ch. {chapter}"
-
-
-def _dict(v: Any) -> dict:
-    """A verdict record's uncertainty: a mapping, also when an older record stored its repr."""
-    if isinstance(v, dict):
-        return v
-    try:
-        out = ast.literal_eval(v) if isinstance(v, str) and v.startswith("{") else {}
-    except (ValueError, SyntaxError):
-        return {}
-    return out if isinstance(out, dict) else {}
-
 
 def one_line(row: dict, limit: int = 160) -> str:
     """The first clause of a verdict's `ours` (per model: the first model's), in the book's one format,
@@ -360,5 +281,5 @@ def abstract_markdown(profile: str, rows: list[dict]) -> str:
               f"{len(rows)} rows: {_counts_sentence(verdict_counts(rows))}. Table 1 gives each verdict, what it supports "
               "(its reading) and a link to the figure or section that decides it; the {doc}`scoreboard <scoreboard>` "
               "has the paper's values, ours, the budgets and the uncertainty.", "",
-              claims_table_html(rows), ""]
+              claims_table_html(rows, figure_anchors(profile=profile)), ""]
     return "\n".join(lines) + "\n"

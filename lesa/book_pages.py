@@ -83,9 +83,9 @@ def extra_text(v: Any) -> str:
     from .plots import fmt_num
 
     if isinstance(v, str) and v.startswith("{"):
-        from .book_abstract import _dict
+        from .book_links import record_dict
 
-        v = _dict(v) or v
+        v = record_dict(v) or v
     spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
     summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
     if isinstance(v, dict):
@@ -140,13 +140,13 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
     rule in a collapsed block, and a CSV download. Numbers in the book's one format (lesa.display.uniform)."""
     import html as H
 
-    from .book_abstract import evidence_link, figure_anchors
+    from .book_links import evidence_link, figure_anchors
     from .claims import OPT_DEUS_BESIDE, READINGS
     from .display import uniform
     from .plots import verdict_of
 
     counts = verdict_counts(rows)
-    anchors = figure_anchors()
+    anchors = figure_anchors(profile=profile)
     head = ["claim", "verdict and reading", "the paper", "this replication", "decided in"]
     trs, blocks = [], []
     for r in rows:
@@ -157,9 +157,9 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
         href, text = evidence_link(r, anchors)
         per_model = r.get("per_model") or {}
         if isinstance(per_model, str):                # an older record stored its repr
-            from .book_abstract import _dict
+            from .book_links import record_dict
 
-            per_model = _dict(per_model)
+            per_model = record_dict(per_model)
         ours = ("<br>".join(f"<strong>{H.escape(m)}</strong>: {H.escape(uniform(x))}" for m, x in per_model.items())
                 if per_model else H.escape(uniform(str(r.get("ours", "–")))))
         reading_html = (f'<a href="#reading-{_slug(reading)}">{H.escape(reading)}</a>' if reading != NO_READING else
@@ -497,9 +497,6 @@ def write_generated(profile: str) -> list[dict]:
     scoreboard_rows_csv(rows, GENERATED / "scoreboard.csv")
     (GENERATED / "summary.png").unlink(missing_ok=True)          # the old image of the claims table
     (GENERATED / "summary.md").write_text(summary_markdown(profile, rows))
-    from .book_abstract import abstract_markdown
-
-    (GENERATED / "abstract.md").write_text(abstract_markdown(profile, rows))
     (GENERATED / "links.md").write_text(links_markdown())
     (GENERATED / "results_sources.md").write_text(results_sources_markdown(profile))
     (GENERATED / "run_times.md").write_text(run_times_markdown(profile))

@@ -16,10 +16,11 @@ Broken links and images are found by lesa.book.check_links.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+
+from .bookcheck_layout import MIN_WINDOW, chromium, framed  # noqa: F401  (chromium: lesa.book finds it here)
 
 # a Markdown table's delimiter row, also after smartquotes turned "---" into an en/em dash
 RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]+-*):?\s*\|")
@@ -166,20 +167,9 @@ def check_site(html_root: str | Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ screenshots
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise FileNotFoundError("no headless Chromium found for the book's screenshots: install it "
-                            "(`apt-get install -y chromium` on Debian/Ubuntu) or run the check without --screenshots")
-
-
 def screenshot(page: Path, out: Path, width: int, height: int = 2000) -> Path:
     """A PNG of `page` at a window `width`; below Chromium's narrowest window (lesa.bookcheck_layout.MIN_WINDOW)
     the page is laid out in an iframe of that width, as on a phone, and the shot is cropped to it."""
-    from .bookcheck_layout import MIN_WINDOW, framed
-
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     frame = framed(Path(page), width, height) if width < MIN_WINDOW else None

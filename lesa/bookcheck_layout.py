@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
-from .bookcheck import chromium
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise FileNotFoundError("no headless Chromium found for the book's screenshots: install it "
+                            "(`apt-get install -y chromium` on Debian/Ubuntu) or run the check without --screenshots")
+
 
 WIDTHS = {"desktop": 1280, "phone": 390}
 # headless Chromium will not open a window narrower than this: a narrower width is laid out in an iframe of

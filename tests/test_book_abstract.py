@@ -1,6 +1,7 @@
 """The landing page's abstract (issue 40): its sentences follow the numbers of the verdict records, links go to
 the figure that decides a claim, and the recommendation says where evidence is missing."""
 from lesa import book_abstract as A
+from lesa import book_links as L
 
 
 def spread(*v):
@@ -35,14 +36,14 @@ def test_findings_follow_the_numbers_not_a_script():
 
 
 def test_evidence_links_go_to_the_deciding_figure_named_in_the_notebooks():
-    anchors = A.figure_anchors()
+    anchors = L.figure_anchors()
     assert anchors["04_cpt_curves"]["c4_longer_heldout"] == "fig-c4-longer"     # from the cell metadata
     assert anchors["01_svd_evidence"]["similarity_by_distance_concat"] == "fig-similarity-concat"  # multi-line call
-    assert A.evidence_link(C4, anchors) == ("chapters/04_cpt_curves.html#fig-c4-longer", "ch. 4, figure")
-    assert A.evidence_link(C7B, anchors)[0] == "chapters/02_predictor.html#fig-loo-r2"
-    assert A.evidence_link({"claim": "C6", "notebook": "04_cpt_curves"}, anchors)[0] == \
+    assert L.evidence_link(C4, anchors) == ("chapters/04_cpt_curves.html#fig-c4-longer", "ch. 4, figure")
+    assert L.evidence_link(C7B, anchors)[0] == "chapters/02_predictor.html#fig-loo-r2"
+    assert L.evidence_link({"claim": "C6", "notebook": "04_cpt_curves"}, anchors)[0] == \
         "chapters/04_cpt_curves.html#step-cost-measured-and-expected"
-    assert A.evidence_link({"claim": "C10", "notebook": "05_downstream", "evidence": "-"}, anchors) == \
+    assert L.evidence_link({"claim": "C10", "notebook": "05_downstream", "evidence": "-"}, anchors) == \
         ("chapters/05_downstream.html", "ch. 5")
 
 
@@ -58,3 +59,15 @@ def test_recommendation_says_where_evidence_is_missing():
 def test_one_line_evidence_cuts_outside_parentheses():
     row = {"ours": "measured 1 : 1.25 : 1.78 (median step time; LESA 4.54 s); FLOP model expects 1 : 1.13"}
     assert A.one_line(row) == "measured 1 : 1.25 : 1.78 (median step time; LESA 4.54 s)"
+
+
+def test_citations_of_figures_a_build_did_not_draw_are_said_in_words():
+    fig = lambda name, drawn: {"cell_type": "code", "source": "page.save(fig, 'x')",
+                               "metadata": {"mystnb": {"figure": {"name": name, "caption": "c"}}},
+                               "outputs": [{"output_type": "display_data", "data": {"image/png": "iVBOR"}}] if drawn else []}
+    nb = {"cells": [{"cell_type": "markdown", "source": "See {numref}`fig-a` and {numref}`fig-b`; {numref}`tab-c`."},
+                    fig("fig-a", True), fig("fig-b", False)]}
+    assert L.drawn_labels(nb) == {"fig-a"}
+    assert L.drop_missing_numrefs(nb) == 1
+    assert nb["cells"][0]["source"] == "See {numref}`fig-a` and a figure not drawn in this build; {numref}`tab-c`."
+    assert L.drop_missing_numrefs(nb) == 0                                           # nothing left to rewrite
