@@ -30,7 +30,7 @@ def one_line(row: dict, limit: int = 160) -> str:
     return s if len(s) <= limit else s[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def claims_table_html(rows: list[dict], anchors: dict[str, dict[str, str]] | None = None) -> str:
+def claims_table_html(rows: list[dict], anchors: dict[str, dict[str, str]] | None = None, number: int = 2) -> str:
     """The claims as an HTML table, one row per claim: claim | verdict | reading | one-line evidence | link.
     Each cell carries its column name (data-label) so that book/_static/lesa.css stacks a row into a card on a
     narrow screen."""
@@ -50,7 +50,7 @@ def claims_table_html(rows: list[dict], anchors: dict[str, dict[str, str]] | Non
         trs.append(f'<tr id="summary-{_slug(r["claim"])}">' + "".join(
             f'<td data-label="{h}">{c}</td>' for h, c in zip(head, cells)) + "</tr>")
     return ('<div class="lesa-table-wrap"><table class="lesa-table lesa-stack claims-summary">'
-            '<caption>Table 1. Every claim of the paper, its verdict here and the figure that decides it.</caption>'
+            f'<caption>Table {number}. Every claim of the paper, its verdict here and the figure that decides it.</caption>'
             "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(trs) + "</tbody></table></div>")
 
@@ -261,7 +261,7 @@ def abstract_markdown(profile: str, rows: list[dict]) -> str:
     ladder = _ladder(profile)
     recs = recommendation_rows(rows, ladder)
     rec_table = ('<div class="lesa-table-wrap"><table class="lesa-table lesa-stack recommendation">'
-                 "<caption>Table 2. What to use when growing a model deeper, by size, from the evidence.</caption>"
+                 "<caption>Table 1. What to use when growing a model deeper, by size, from the evidence.</caption>"
                  "<thead><tr><th>model</th><th>evidence</th><th>use</th></tr></thead><tbody>"
                  + "".join(f'<tr><td data-label="model">{H.escape(m)}</td><td data-label="evidence">{H.escape(e)}</td>'
                            f'<td data-label="use">{H.escape(a)}</td></tr>' for m, e, a in recs)
@@ -275,10 +275,10 @@ def abstract_markdown(profile: str, rows: list[dict]) -> str:
               tested_sentence(rows, profile, ladder), "",
               "(how-far-to-trust-it)=", "## How far to trust it", "", *caveat_lines(rows, profile), "",
               "(what-to-use)=", "## What to use on your own model", "",
-              "Table 2 reads the evidence by model size; where it says *no evidence*, none of ours exists.", "",
+              "Table 1 reads the evidence by model size; where it says *no evidence*, none of ours exists.", "",
               rec_table, "",
               "(every-claim)=", "## Every claim", "",
-              f"{len(rows)} rows: {_counts_sentence(verdict_counts(rows))}. Table 1 gives each verdict, what it supports "
+              f"{len(rows)} rows: {_counts_sentence(verdict_counts(rows))}. Table 2 gives each verdict, what it supports "
               "(its reading) and a link to the figure or section that decides it; the {doc}`scoreboard <scoreboard>` "
               "has the paper's values, ours, the budgets and the uncertainty.", "",
               claims_table_html(rows, figure_anchors(profile=profile)), ""]
