@@ -83,8 +83,11 @@ book: setup
 	@$(PY) -m lesa.book build --profile $(PROFILE)
 
 ## book-check: what a reader would trip over in the built book (raw tables, logs in outputs, uncaptioned
-## figures, path alt text, broken links) + headless-Chromium screenshots (landing, scoreboard; 1280 and
-## 390 px) in _build/screenshots/, which must not be blank. Run after `make book`; needs chromium.
+## figures, path alt text, broken links, identifiers of the code in prose, images of tables, figures never
+## cited) + in headless Chromium at 1280 and 390 px: no page wider than the window, no table or image wider
+## than the text column at 1280 px, and screenshots (landing, scoreboard, every chapter) in _build/screenshots/
+## that must not be blank. Problems listed in book/known_reader_problems.txt are reported, new ones fail.
+## Run after `make book` (which screenshots the landing and scoreboard pages itself); needs chromium.
 book-check: setup
 	@$(PY) -m lesa.book check --profile $(PROFILE) --screenshots
 

@@ -16,17 +16,11 @@
 # %% [markdown]
 # # 4. Continual pre-training: cost curves (claims C2, C4, C6, C12a, C12b)
 #
-# **About this notebook**
-#
-# - **Shows**: the loss curves of the continual pre-training (CPT) runs against tokens, floating-point operations
-#   (FLOPs) and elapsed time; the step cost measured and expected by the FLOP model; the verdicts on C2, C4, C6,
-#   C12a and C12b.
-# - **Time** (2 CPU cores): seconds on every profile once the CPT runs exist; the CPT runs themselves come from
-#   `python -m lesa.study.cpt --profile <profile>`, not from this notebook. Every run's wall-clock is recorded in
-#   `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 04_cpt_curves` from the
-#   repository root.
+# The loss curves of the continual pre-training (CPT) runs against tokens, floating-point operations (FLOPs) and
+# elapsed time, the step cost measured and expected by the FLOP model, and the verdicts on C2, C4, C6, C12a and
+# C12b; the answer comes first, below. C4 is decided on {numref}`fig-c4-longer`, C2, C12a and C12b on the paired
+# differences behind {numref}`fig-loss-vs-compute`, C6 on the step-cost table at the end.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -170,7 +164,9 @@ else:
 # does not train. Grown models train only their new layers, except SOLAR, which trains every layer as its paper
 # does (SOLAR with only its duplicated layers trained is an ablation); the base model trains every layer on the
 # same tokens. Every run sees the same batches in the same order, so two runs are compared step by step
-# (paired differences over a window of steps, with their standard error).
+# (paired differences over a window of steps, with their standard error). {numref}`fig-loss-vs-compute` shows the
+# training loss against tokens and compute, {numref}`fig-loss-vs-elapsed` against wall-clock, and
+# {numref}`fig-heldout-ppl` the trainer's held-out perplexity.
 
 # %% tags=["hide-input"]
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
@@ -246,8 +242,10 @@ if reach and "llama_pro" in frozen:
             + (f" and its final held-out perplexity {fmt(lp_eval[-1]['heldout_ppl'], 4)}" if lp_eval else "")
             + " after "
             f"{fmt(reach['baseline_total']['tokens'])} tokens"
-            + (f" (over its {len(lp_all)} data orders: {spread_text(lp_all, 4)}; the paired comparison uses the "
-               "data order every other run saw)" if len(lp_all) > 1 else "") + ". "
+            + (f" (over its {len(lp_all)} data orders: {spread_text(lp_all, 4, unit='data orders')}, each order's "
+               "own last batches, so the spread is the batches' as much as the runs'; the held-out loss below is on "
+               "the same sequences for every run; the paired comparison uses the data order every other run saw)"
+               if len(lp_all) > 1 else "") + ". "
             + (f"Beating it by more than two SE at the end: {', '.join(wins)}." if wins else
                "No run ends below it by more than two SE at this budget."))
 else:
@@ -255,9 +253,8 @@ else:
 
 # %% [markdown]
 # ## Held-out loss of LESA and LLaMA Pro (C4)
-# C4 compares LESA with LLaMA Pro only, so it is judged on the longest runs of those two methods that have
-# finished: a longer profile's (`cpu-long`: ten times the `cpu` profile's tokens, LLaMA Pro on three data orders)
-# as soon as those two have, even while its other runs have not.
+# C4 compares LESA with LLaMA Pro only, so it is judged on the longest finished runs of those two methods: the
+# longer profile's (ten times the `cpu` profile's tokens, LLaMA Pro on three data orders).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if pair:

@@ -16,17 +16,10 @@
 # %% [markdown]
 # # 5. Downstream evaluation (claims C5, C10, C11)
 #
-# **About this notebook**
-#
-# - **Shows**: perplexity (PPL) and benchmarks after continual pre-training (CPT) beside the paper's and the OpT-DeUS rerun's numbers, and the
-#   unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11.
-# - **Time** (2 CPU cores): seconds on every profile once the CPT runs and their evaluation exist (plus the base
-#   model's perplexity when notebook 3 has not cached it); the CPT runs themselves come from
-#   `python -m lesa.study.cpt --profile <profile>` (`cpu`: about half an hour for the five runs and their evaluation),
-#   not from this notebook. Every run's wall-clock is recorded in `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 05_downstream` from the
-#   repository root.
+# Perplexity (PPL) and benchmarks after continual pre-training (CPT) beside the paper's and the OpT-DeUS rerun's
+# numbers, and the unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11, with
+# the answer first, below. C5 is decided on the numbers of {numref}`fig-main-table`.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 #
 # * **C5**: after CPT, LESA beats the baselines: PPL and benchmark average, even with half the steps.
 # * **C10**: the gains persist after supervised fine-tuning (SFT). **C11**: they hold for code CPT (HumanEval).

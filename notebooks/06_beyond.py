@@ -16,19 +16,12 @@
 # %% [markdown]
 # # 6. Beyond the paper: can a learned initialisation beat identity blocks? (ours)
 #
-# **About this notebook**
-#
-# - **Shows**: our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new
-#   layers are identity blocks: perplexity before training over three predictor seeds, held-out loss during
-#   continual pre-training (CPT) against tokens and training compute with seed bands, what the new layers offer
-#   training at step 0, a controlled test of why the predictions train slower (their spectrum or their
-#   directions), and the trained models' perplexity and benchmarks; a plain answer. Nothing here is a claim of
-#   the paper.
-# - **Time** (2 CPU cores): seconds on every profile; it reads what notebook 3 (growth before training), the CPT
-#   runs (`python -m lesa.study.cpt --profile <profile>`) and notebook 5 (after training) wrote.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: a tiny random model that only checks the
-#   code paths; `cpu`; `cpu-long`; `gpu`), or run `python -m lesa.book run --profile cpu --only 06_beyond` from
-#   the repository root.
+# Our variants of LESA that start at (or next to) the base model, against LLaMA Pro, whose new layers are identity
+# blocks: perplexity before training over three predictor seeds ({numref}`fig-beyond-init`), held-out loss during
+# continual pre-training (CPT) with seed bands ({numref}`fig-beyond-heldout`), what the new layers offer training at
+# step 0, a controlled test of why the predictions train slower ({numref}`fig-beyond-spectrum`), and the trained
+# models' perplexity and benchmarks; the plain answer comes first, below. Nothing here is a claim of the paper.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -413,9 +406,9 @@ else:
 # with it. At this scale (135 million parameters, CPU budgets) LLaMA Pro's zeroed projections receive gradients
 # from the first step too, so at the same placement a variant's advantage could only come from its informative q,
 # k, v, gate and up weights; where the new layers sit matters as well (below). The
-# verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); `cpu-long` trains LLaMA Pro
-# on three data orders and the two variants that start at the base model on three predictor seeds each, and this
-# chapter shows its curves as soon as those runs (and LESA's) have trained.
+# verdict needs seeds on both sides: the `cpu` profile trains one of each (a first look); the longer `cpu-long`
+# profile trains LLaMA Pro on three data orders and the two variants that start at the base model on three predictor
+# seeds each, and this chapter shows those runs.
 #
 # LLaMA Pro and the variants differ in two ways, not one: what the new layers hold, and where they sit. LLaMA Pro
 # spreads its new layers through the whole stack (one after every second original layer; the lowest is layer 2 of

@@ -22,15 +22,9 @@
 # reader can see whether the premise (continuity across layers, a predictor that learns it, a better start than
 # the heuristics) strengthens with size.
 #
-# **About this notebook**
-#
-# - **Shows**: the ladder measured by `python -m lesa.study.scale` (continuity C1, the predictor's held-out fit C7b,
-#   perplexity before training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
-# - **Time**: seconds; the measurements themselves come from `python -m lesa.study.scale --profile scale` (hours on two
-#   cores for the 1.5B model), which records each item's time and peak memory.
-# - **Profile**: set `profile` in the parameters cell (`smoke`: its two tiny random models, measured here in a
-#   minute; `cpu`: the `scale` profile's four real models), or run
-#   `python -m lesa.book run --profile cpu --only 07_scale` from the repository root.
+# {numref}`fig-scale-ladder` shows the ladder (continuity C1, the predictor's held-out fit C7b, perplexity before
+# training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
+# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # the book's profile: cpu and gpu show the `scale` profile's ladder; smoke its own
@@ -123,7 +117,7 @@ page.save(fig, "scale_ladder");
 
 # %% [markdown]
 # ## The numbers
-# Table 1 gives every quantity of Figure 1 per model: medians over the three predictor seeds with their range in
+# The table below gives every quantity of {numref}`fig-scale-ladder` per model: medians over the three predictor seeds with their range in
 # brackets. The perplexity protocol is the same for every model:
 
 # %% tags=["hide-input"]

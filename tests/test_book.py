@@ -31,11 +31,23 @@ def test_notebooks_are_clean_with_one_parameters_cell():
                 assert not c.outputs and c.execution_count is None, f"{name} has outputs in git"
 
 
-def test_notebooks_open_with_what_they_show_how_long_and_how_to_switch_profile():
+# chapters whose title cell already leaves run logistics to the reproduce page (issue 40: answer first); chapters
+# 1-3 keep their "About this notebook" block until they are executed again (hours on the cpu profile)
+ANSWER_FIRST = ("04_cpt_curves", "05_downstream", "06_beyond", "07_scale")
+
+
+def test_notebooks_open_with_what_they_show_and_say_where_to_run_them():
+    repro = (PROJECT_ROOT / "book" / "reproduce.md").read_text()
+    for needle in ("## Running one chapter", "--only 04_cpt_curves", "set `profile` there", "`smoke`"):
+        assert needle in repro, needle                  # how to run one chapter, once, on the reproduce page
     for name in NOTEBOOKS:
         nb = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         first = nb.cells[0]
         assert first.cell_type == "markdown" and first.source.startswith("# "), name
+        if name in ANSWER_FIRST:
+            assert "{doc}`../reproduce`" in first.source and "**Time**" not in first.source, name
+            assert "{numref}`fig-" in first.source, name         # cites the figure that decides it by number
+            continue
         for needle in ("**About this notebook**", "**Shows**", "**Time**", "`smoke`", "`cpu`",
                        "set `profile` in the parameters cell", f"python -m lesa.book run --profile cpu --only {name}"):
             assert needle in first.source, (name, needle)
@@ -68,10 +80,14 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
     assert '<a href="#reading-uninformative">uninformative</a>' in row("C7a")
     assert "not assigned yet (chapter 3 predates readings)" in row("C3")                  # never guessed
     assert '<a href="#reading-not-tested">not tested</a>' in row("C10")
-    assert C.SCALE_BUDGET["C3"] in row("C3") and "OpT-DeUS" not in row("C3")
-    assert "OpT-DeUS" in row("C5") and "12.28" in row("C5")
-    assert '<td>–</td><td><a href="chapters/' in row("C8")                            # reproduced: nothing to flip
-    assert '<td>–</td><td><a href="chapters/' not in row("C3")
+    # whether scale could change it: in the claim's collapsed block below the table (the row links to it)
+    how = lambda c: md.split(f'id="how-{c.lower()}"')[1].split("</details>")[0]
+    assert 'href="#how-c3"' in row("C3")
+    assert C.SCALE_BUDGET["C3"] in how("C3") and "OpT-DeUS" not in how("C3")
+    assert "OpT-DeUS" in how("C5") and "12.28" in how("C5")
+    c8 = md.split('id="how-c8"')[1].split("</details>")[0] if 'id="how-c8"' in md else ""
+    assert "could a larger model" not in c8                                          # reproduced: nothing to flip
+    assert "could a larger model" in how("C3")
     for k in READINGS:                                                               # defined once, on the page
         assert md.count(f'<span id="reading-{k.replace(",", "").replace(" ", "-")}"></span>**{k}**') == 1
     assert "partially reproduced" not in md
@@ -84,15 +100,13 @@ def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
     rows[0] = {**rows[0], "verdict": "inconclusive",
                "per_model": {"smollm2-135m": "reproduced: gap 0.2", "gemma3-270m": "not reproduced: gap 0.01"}}
     md = scoreboard_markdown("x", rows)
-    head = md.split("<thead>")[1].split("</thead>")[0]
-    assert "<th>smollm2-135m</th><th>gemma3-270m</th>" in head                  # a column per model
     first = md.split(f'id="claim-{rows[0]["claim"].lower()}"')[1].split("</tr>")[0]
-    assert "<td>reproduced: gap 0.2</td><td>not reproduced: gap 0.01</td>" in first
-    second = md.split(f'id="claim-{rows[1]["claim"].lower()}"')[1].split("</tr>")[0]
-    assert second.count("<td>–</td>") >= 2                                     # claims judged on one model
+    # one line per model in the "this replication" cell (no column per model: the table fits the text column)
+    assert ("<strong>smollm2-135m</strong>: reproduced: gap 0.2<br><strong>gemma3-270m</strong>: not reproduced: "
+            "gap 0.01") in first
+    assert "<th>smollm2-135m</th>" not in md
     text = scoreboard_rows_csv(rows, tmp_path / "s.csv").read_text()
     assert "smollm2-135m: reproduced: gap 0.2; gemma3-270m: not reproduced" in text
-    assert "gemma3-270m" not in scoreboard_markdown("x", rows[1:]).split("</thead>")[0]
 
 
 @needs_smollm2
@@ -229,9 +243,17 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
         {"steps": 12, "tokens": 12288, "growth": {"source_layers": 4, "target_layers": 6}}))
     monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
     md = summary_markdown("smoke", rows)
-    assert "reproduced</span> 1" in md and "not reproduced</span> 1" in md      # counts, from the rows
-    assert ":::{figure} generated/summary.png" in md and ":alt: " in md         # numbered figure with alt text
+    assert "<img" not in md and "summary.png" not in md and "{figure}" not in md    # no image of a table
+    assert "with C7 into 2 and C12 into 3 parts judged separately" in md              # from the claim ids
     assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
+    from lesa import book_abstract
+    monkeypatch.setattr(book_abstract, "PROJECT_ROOT", tmp_path)
+    abstract = book_abstract.abstract_markdown("smoke", rows)
+    assert "reproduced</span> 1" in abstract and "not reproduced</span> 1" in abstract    # counts, from the rows
+    assert '<table class="lesa-table lesa-stack claims-summary">' in abstract and "<img" not in abstract
+    assert 'data-label="verdict"' in abstract                                        # stacks on a phone
+    # numbers that are missing are said to be missing, never guessed
+    assert "(C7b) has no numbers in this build" in abstract and "(C3) has no numbers" in abstract
     # a claim a longer profile's runs decided is named with that profile's budget, not this one's
     (tmp_path / "results" / "long" / "cpt" / "lesa").mkdir(parents=True)
     (tmp_path / "results" / "long" / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"steps": 120, "tokens": 122880}))
@@ -240,21 +262,25 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     assert "grown from 4 to 6 layers, C2 from the `long` profile (its continual pre-training runs: 120 steps (122,880 " \
         "tokens) each);" in md and "C10" not in md.split("**Scale.**")[1] and "12,288" not in md
     board = scoreboard_markdown("smoke", rows)
-    assert "<th>budget</th>" in board and "steps: 30" in board and "± 0.5" in board   # shown when recorded
-    assert board.index("<th>verdict</th>") < board.index("<th>paper</th>")         # verdict second
-    assert "budget" not in scoreboard_markdown("smoke", rows[:1]).split("<table")[1].split("</thead>")[0]
+    how = board.split('id="how-c2"')[1].split("</details>")[0]                    # the claim's collapsed block
+    assert "<dt>budget</dt><dd>steps: 30</dd>" in how and "<dd>± 0.5</dd>" in how      # shown when recorded
+    assert board.index("<th>verdict and reading</th>") < board.index("<th>the paper</th>")   # verdict second
+    assert 'id="how-c1"' not in scoreboard_markdown("smoke", rows[:1])        # nothing recorded: no block
 
 
 def test_scoreboard_budget_and_uncertainty_read_as_text_not_python_reprs():
     from lesa.book.pages import extra_text
     spread = {"median": 589.7775, "min": 239.157, "max": 623.146, "n": 3, "values": [623.146, 589.7775, 239.157]}
-    assert extra_text(spread) == "590 (239 to 623, n=3)"
+    assert extra_text(spread) == "590 (239–623, 3 runs)"
     assert extra_text({"median": 0.5, "min": 0.5, "max": 0.5, "n": 3, "values": [0.5] * 3}) == "0.5 (all 3 equal)"
-    assert extra_text({"mean": -0.2937, "se": 0.02826, "n": 10, "steps": [21, 30]}) == "-0.294 ± 0.0283 (n=10)"
+    assert extra_text({"mean": -0.2937, "se": 0.02826, "n": 10, "steps": [21, 30]}) == "-0.294 ± 0.0283 (n = 10)"
     nested = extra_text({"SmolLM2-135M": {"lesa": spread, "llama_pro": {"median": 38.08, "min": 38.08, "max": 38.08, "n": 1},
                                           "lesa_vs": {"solar": "higher"}}, "CPT seeds": 1, "tasks": ["arc_easy", "piqa"]})
-    assert nested == ("SmolLM2-135M: (LESA: 590 (239 to 623, n=3); LLaMA Pro: 38.1; lesa vs: (SOLAR: higher)); "
-                      "CPT seeds: 1; tasks: arc_easy, piqa")
+    assert nested == ("SmolLM2-135M: (LESA: 590 (239–623, 3 runs); LLaMA Pro: 38.1; LESA vs: (SOLAR: higher)); "
+                      "CPT seeds: 1; tasks: ARC-Easy, PIQA")
+    # a record that stored its uncertainty as a repr, cache keys and tiny floats read as words and numbers
+    assert extra_text("{'p_gap': 0.004975, 'zeros': -1.0064e-05}") == "p gap: 0.00498; zeros: ≈ 0"
+    assert extra_text({"model": "smollm2-135m-197d227766850b3e"}) == "model: SmolLM2-135M"
     assert "{" not in nested and "'" not in nested
 
 

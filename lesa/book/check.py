@@ -16,10 +16,11 @@ Broken links and images are found by lesa.book.run.check_links.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+
+from .check_layout import MIN_WINDOW, chromium, framed
 
 # a Markdown table's delimiter row, also after smartquotes turned "---" into an en/em dash
 RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]+-*):?\s*\|")
@@ -166,23 +167,25 @@ def check_site(html_root: str | Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ screenshots
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise FileNotFoundError("no headless Chromium found for the book's screenshots: install it "
-                            "(`apt-get install -y chromium` on Debian/Ubuntu) or run the check without --screenshots")
-
-
 def screenshot(page: Path, out: Path, width: int, height: int = 2000) -> Path:
+    """A PNG of `page` at a window `width`; below Chromium's narrowest window (lesa.bookcheck_layout.MIN_WINDOW)
+    the page is laid out in an iframe of that width, as on a phone, and the shot is cropped to it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
+    frame = framed(Path(page), width, height) if width < MIN_WINDOW else None
     cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           f"--window-size={width},{height}", f"--screenshot={out}", page.resolve().as_uri()]
-    subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+           f"--window-size={max(width, MIN_WINDOW)},{height}", f"--screenshot={out}", (frame or page).resolve().as_uri()]
+    try:
+        subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        if frame:
+            frame.unlink(missing_ok=True)
     if not out.exists():
         raise RuntimeError(f"Chromium wrote no screenshot of {page} (command: {' '.join(cmd)})")
+    if frame:
+        import matplotlib.image as mpimg
+
+        mpimg.imsave(out, mpimg.imread(out)[:, :width])
     return out
 
 
@@ -203,14 +206,18 @@ def blank_reason(png: Path) -> str | None:
 
 
 SHOT_PAGES = ("book/intro", "book/scoreboard")
+# what `python -m lesa.book check --screenshots` shoots and measures besides them: every chapter
+CHAPTER_PAGES = tuple(f"book/chapters/{n}" for n in ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves",
+                                                     "05_downstream", "06_beyond", "07_scale"))
 SHOT_WIDTHS = {"desktop": 1280, "phone": 390}
 
 
-def screenshots(html_root: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
-    """Landing and scoreboard pages at 1280 px and 390 px (phone) width: (files, problems)."""
+def screenshots(html_root: str | Path, out_dir: str | Path,
+                pages: tuple[str, ...] = SHOT_PAGES) -> tuple[list[Path], list[str]]:
+    """Pages (by default the landing and scoreboard pages) at 1280 px and 390 px (phone) width: (files, problems)."""
     root, out_dir = Path(html_root), Path(out_dir)
     files, problems = [], []
-    for page in SHOT_PAGES:
+    for page in pages:
         html = root / f"{page}.html"
         if not html.exists():
             problems.append(f"screenshot: no page {html}")

@@ -36,9 +36,13 @@ class Page:
     # ------------------------------------------------------------------ display
     @staticmethod
     def md(text: str) -> None:
+        """Show markdown, in the book's one format (lesa.book.display.uniform: spreads as "median (min–max, n seeds)",
+        "±", display names for method, task and predictor ids; small measured values stay as measured)."""
         from IPython.display import Markdown, display
 
-        display(Markdown(text))
+        from .display import uniform
+
+        display(Markdown(uniform(text, tiny=False)))
 
     def table(self, df: Any, digits: int = 3, csv: str | None = None, index: bool = True) -> None:
         """Show a DataFrame as a markdown table (numbers through lesa.claims.rules.fmt); optionally save it as CSV."""

@@ -3,6 +3,7 @@ the provenance page, run times and links; `write_generated` writes them all into
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -56,29 +57,57 @@ def _counts_sentence(counts: dict[str, int]) -> str:
     return ", ".join(f'<span class="verdict verdict-{_slug(v)}">{v}</span> {n}' for v, n in counts.items())
 
 
+_HASH_KEY = re.compile(r"^([\w.-]+?)-[0-9a-f]{12,}$")      # a cache key (model name + hash) in a budget
+
+
+def _key_text(k: Any) -> str:
+    """A record key as words: method ids by their display names, "_minus_" as "−", underscores as spaces."""
+    from .display import TERMS
+    from ..grow.methods import METHODS, display_name
+
+    s = str(k)
+    if s.lower() in METHODS or s in TERMS:
+        return display_name(s) if s.lower() in METHODS else TERMS[s]
+    s = s.replace("_minus_", " − ")
+    for m in sorted(METHODS, key=len, reverse=True):
+        s = re.sub(rf"(?<![a-z]){re.escape(m)}(?![a-z])", display_name(m), s)
+    return s.replace("_", " ")
+
+
 def extra_text(v: Any) -> str:
-    """A budget or uncertainty value as the scoreboard prints it: a seed spread {median, min, max, n} as
-    "median (min to max, n)", a paired difference {mean, se, n} as "mean ± se (n)", other mappings as
-    "key: value" (nested ones in parentheses), numbers as the book prints them; never a Python repr."""
-    from ..grow.methods import METHODS
-    from ..grow.methods import display_name
+    """A budget or uncertainty value as the book prints it: a seed spread {median, min, max, n} in the book's one
+    format, "median (min–max, n runs)" (lesa.book.display.spread_format), a paired difference {mean, se, n} as
+    "mean ± se (n = n)", other mappings as "key: value" (keys in words, nested ones in parentheses; the raw
+    per-seed `values` and step lists left out), cache keys by their model's name, numbers as the book prints
+    them; never a Python repr (a record that stored one is parsed first)."""
+    from .display import spread_format, uniform
+    from ..core.models import model_label
     from ..plots.table import fmt_num
 
+    if isinstance(v, str) and v.startswith("{"):
+        from .links import record_dict
+
+        v = record_dict(v) or v
     spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
     summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
     if isinstance(v, dict):
         if spread_keys <= set(v):
-            if v["n"] == 1 or v["min"] == v["max"]:
-                return fmt_num(v["median"]) + ("" if v["n"] == 1 else f" (all {v['n']} equal)")
-            return f"{fmt_num(v['median'])} ({fmt_num(v['min'])} to {fmt_num(v['max'])}, n={v['n']})"
+            med, lo, hi = fmt_num(v["median"]), fmt_num(v["min"]), fmt_num(v["max"])
+            if v["n"] == 1:
+                return uniform(med)
+            return uniform(spread_format(med, lo, hi, v["n"], "runs") if (lo, hi) != (med, med)
+                           else f"{med} (all {v['n']} equal)")
         if paired_keys <= set(v):
-            return f"{fmt_num(v['mean'])} ± {fmt_num(v['se'])}" + (f" (n={v['n']})" if "n" in v else "")
+            return uniform(f"{fmt_num(v['mean'])} ± {fmt_num(v['se'])}" + (f" (n = {v['n']})" if "n" in v else ""))
         nested = lambda x: f"({extra_text(x)})" if isinstance(x, dict) and not summary(x) else extra_text(x)
-        name = lambda k: display_name(k) if str(k).lower() in METHODS else str(k).replace("_", " ")
-        return "; ".join(f"{name(k)}: {nested(x)}" for k, x in v.items())
+        return "; ".join(f"{_key_text(k)}: {nested(x)}" for k, x in v.items()
+                         if not (k == "values" or (k == "steps" and isinstance(x, list))))   # per-run lists: in the CSV
     if isinstance(v, (list, tuple)):
         return ", ".join(extra_text(x) for x in v)
-    return v if isinstance(v, str) else fmt_num(v)
+    if isinstance(v, str):
+        m = _HASH_KEY.match(v)
+        return model_label(m[1]) if m else uniform(v)
+    return uniform(fmt_num(v))
 
 
 def _extra(r: dict, key: str) -> str:
@@ -107,71 +136,74 @@ def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
 
 
 def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
-    """The scoreboard page: counts, then one HTML table row per claim (verdict second so that it stays
-    visible on a phone; colour-coded by book/_static/lesa.css), budget and uncertainty columns when the
-    verdict records carry them, a CSV download, and how each verdict was decided."""
+    """The scoreboard page: counts, then one HTML table row per claim that fits the text column (claim, verdict
+    with its reading, the paper's value, ours, and a link to the figure that decides it; colour-coded by
+    book/_static/lesa.css, stacked into cards on a phone), then each claim's budget, uncertainty, scale note and
+    rule in a collapsed block, and a CSV download. Numbers in the book's one format (lesa.book.display.uniform)."""
     import html as H
-
-    from ..plots.figures import verdict_of
 
     from ..claims.rules import OPT_DEUS_BESIDE
     from ..claims.verdict import READINGS
+    from ..plots.figures import verdict_of
+    from .display import uniform
+    from .links import evidence_link, figure_anchors
 
     counts = verdict_counts(rows)
-    extras = [k for k in ("budget", "uncertainty") if any(_extra(r, k) for r in rows)]
-    # a column per model for the claims judged on every model of the profile (C1-C3, C7, C8, C12c)
-    models = list(dict.fromkeys(m for r in rows for m in (r.get("per_model") or {})))
-    head = ["claim", "verdict", "reading", "paper", "this replication", *models, *extras,
-            "could a larger model or more tokens change it?", "evidence"]
-    trs = []
+    anchors = figure_anchors(profile=profile)
+    head = ["claim", "verdict and reading", "the paper", "this replication", "decided in"]
+    trs, blocks = [], []
     for r in rows:
         v = verdict_of(r)
         reading = reading_of(r)
-        scale = scale_text(r)
         src = ("" if r.get("source_profile", profile) == profile
-               else f" (from the <code>{H.escape(r['source_profile'])}</code> results)")
-        nb = r.get("notebook", "")
-        cells = [f"<td><strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}</td>",
-                 f'<td><span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span></td>',
-                 (f'<td><a href="#reading-{_slug(reading)}">{H.escape(reading)}</a></td>' if reading != NO_READING else
-                  f"<td>{NO_READING} (chapter {H.escape(r.get('notebook', '')[:2].lstrip('0'))} predates readings)</td>"),
-                 f"<td>{H.escape(str(r.get('paper', '-')))}</td>",
-                 # a claim judged per model shows its numbers once, in the model columns (the CSV keeps both)
-                 f"<td>{'in the model columns' if r.get('per_model') else H.escape(str(r.get('ours', '-')))}{src}</td>",
-                 *[f"<td>{H.escape(str((r.get('per_model') or {}).get(m, '–')))}</td>" for m in models],
-                 *[f"<td>{H.escape(_extra(r, k)) or '–'}</td>" for k in extras],
-                 f"<td>{H.escape(scale) or '–'}</td>",
-                 f'<td><a href="chapters/{H.escape(nb)}.html">ch. {H.escape(nb[:2].lstrip("0"))}</a></td>'
-                 if nb else "<td>–</td>"]
-        trs.append(f'<tr id="claim-{_slug(r["claim"])}" class="verdict-row-{_slug(v)}">' + "".join(cells) + "</tr>")
-    table = ('<div class="lesa-table-wrap"><table class="lesa-table scoreboard"><thead><tr>'
+               else f" <em>({H.escape(r['source_profile'])} runs)</em>")
+        href, text = evidence_link(r, anchors)
+        per_model = r.get("per_model") or {}
+        if isinstance(per_model, str):                # an older record stored its repr
+            from .links import record_dict
+
+            per_model = record_dict(per_model)
+        ours = ("<br>".join(f"<strong>{H.escape(m)}</strong>: {H.escape(uniform(x))}" for m, x in per_model.items())
+                if per_model else H.escape(uniform(str(r.get("ours", "–")))))
+        reading_html = (f'<a href="#reading-{_slug(reading)}">{H.escape(reading)}</a>' if reading != NO_READING else
+                        f"{NO_READING} (chapter {H.escape(r.get('notebook', '')[:2].lstrip('0'))} predates readings)")
+        cells = [f"<strong>{H.escape(r['claim'])}</strong> {H.escape(str(r.get('statement', '')))}",
+                 f'<span class="verdict verdict-{_slug(v)}">{H.escape(v)}</span><br><small>{reading_html}</small>',
+                 H.escape(uniform(str(r.get("paper", "–")))), ours + src,
+                 (f'<a href="{H.escape(href)}">{H.escape(text)}</a>' if href else "–")
+                 + f' · <a href="#how-{_slug(r["claim"])}">how</a>']
+        trs.append(f'<tr id="claim-{_slug(r["claim"])}" class="verdict-row-{_slug(v)}">'
+                   + "".join(f'<td data-label="{h}">{c}</td>' for h, c in zip(head, cells)) + "</tr>")
+        facts = [(k, _extra(r, k)) for k in ("budget", "uncertainty")] + [
+            ("could a larger model or more tokens change it?", scale_text(r)), ("rule", uniform(r.get("detail", "")))]
+        facts = [(k, x) for k, x in facts if x]
+        if facts:
+            blocks.append(f'<details id="how-{_slug(r["claim"])}" class="lesa-how"><summary><strong>{H.escape(r["claim"])}'
+                          f"</strong> {H.escape(str(r.get('statement', '')))}</summary><dl>"
+                          + "".join(f"<dt>{H.escape(k)}</dt><dd>{H.escape(x)}</dd>" for k, x in facts) + "</dl></details>")
+    table = ('<div class="lesa-table-wrap"><table class="lesa-table lesa-stack scoreboard"><caption>Table 1. The claims, '
+             "their verdicts and the figure that decides each.</caption><thead><tr>"
              + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(trs) + "</tbody></table></div>")
-    missing = [k for k in ("budget", "uncertainty") if k not in extras]
     lines = ["# Claims scoreboard", "",
              *(["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every "
                 "code path runs. They say nothing about LESA; see a `cpu` or `gpu` build for evidence.", "```", ""]
                if profile == "smoke" else []),
              f"{len(rows)} claims: {_counts_sentence(counts)}.", "",
-             "Each verdict is computed by the chapter linked in its row, from that chapter's results. The paper's "
-             "values come from secondary summaries of the paper ({doc}`limitations`). On a narrow screen, scroll the "
-             "table sideways.", "",
+             "Each verdict is computed by the chapter linked in its row, from that chapter's results; *decided in* goes "
+             "to the figure that shows the decision, *how* to its budget, uncertainty and rule below. The paper's "
+             "values come from secondary summaries of the paper ({doc}`limitations`). Spreads over runs read "
+             "\"median (lowest–highest, number of runs)\"; paired differences \"mean ± standard error\".", "",
              table, "",
-             *([f"*The verdict records of this build carry no {' or '.join(missing)}; those columns are left out.*", ""]
-               if missing else []),
-             f"Download the scoreboard: {{download}}`scoreboard.csv <generated/scoreboard.csv>` (one row per claim, "
-             f"with how each verdict was decided), written from `results/{profile}/verdicts/` by "
-             f"`python -m lesa.book build --profile {profile}`.", "",
+             "Download the scoreboard: {download}`the claims as a CSV file <generated/scoreboard.csv>` (one row per "
+             "claim, with how each verdict was decided).", "",
              "## What a reading means", "",
              "A verdict says whether the claim's criterion was met; its reading says what that supports. The readings "
-             "form one fixed set (`lesa.claims.verdict.READINGS`), assigned by each claim's rule:", "",
+             "form one fixed set, assigned by each claim's rule:", "",
              *[f'- <span id="reading-{_slug(k)}"></span>**{k}**: {d}.' for k, d in READINGS.items()], "",
-             "Beside each claim the book does not reproduce or cannot decide, the table says whether a larger model or "
-             f"more tokens could change it; for {', '.join(OPT_DEUS_BESIDE)} it also states the independent run of the "
-             "released code at 1.7B and 11.5B (OpT-DeUS) beside ours.", "",
-             "## How each verdict was decided", ""]
-    for r in rows:
-        if r.get("detail"):
-            lines.append(f"- **{r['claim']}**: {_cell(r['detail'])}")
+             "Beside each claim the book does not reproduce or cannot decide, its block below says whether a larger "
+             f"model or more tokens could change it; for {', '.join(OPT_DEUS_BESIDE)} it also states the independent "
+             "run of the released code at 1.7B and 11.5B (OpT-DeUS) beside ours.", "",
+             "## Budget, uncertainty and rule of each claim", "", *blocks]
     return "\n".join(lines) + "\n"
 
 
@@ -224,25 +256,26 @@ _COLOUR_NAMES = {"reproduced": "green", "inconclusive": "amber", "not reproduced
                  "not testable offline": "dark grey", "not yet run": "light grey"}
 
 
+def split_sentence(rows: list[dict]) -> str:
+    """How the paper's claims became the scoreboard's rows: which claims are split and into how many parts
+    (from the claim ids: C7a, C7b -> "C7 into 2"), never typed."""
+    parts: dict[str, int] = {}
+    for c in CLAIMS:
+        if c[-1].isalpha():
+            parts[c[:-1]] = parts.get(c[:-1], 0) + 1
+    split = " and ".join(f"{c} into {n}" for c, n in parts.items())
+    return (f"The paper's twelve claims (C1–C12) make {len(rows)} rows here"
+            + (f", with {split} parts judged separately" if split else "") + ".")
+
+
 def summary_markdown(profile: str, rows: list[dict]) -> str:
-    """The landing page's answer, generated: the verdict counts, the summary figure (written beside it
-    by plots.scoreboard_figure) with a numbered caption, and the scale of this build."""
-    counts = verdict_counts(rows)
-    n_repro = counts.get("reproduced", 0)
-    legend = "; ".join(f"{_COLOUR_NAMES.get(v, 'grey')}: {v}" for v in counts)
-    split = [c for c in CLAIMS if c[-1].isalpha()]
-    lines = [f"**The answer** (this build: profile `{profile}`). Of the {len(rows)} claims tested (the paper's "
-             f"C1–C12, with {split[0][:-1]} split into its {len(split)} ablations): " + _counts_sentence(counts) + ".", ""]
+    """The landing page's closing note, generated: how the claims are split into rows and the scale of this
+    build (the abstract above it, lesa.book.abstract, holds the answer and the claims table)."""
+    lines = [f"*This build shows profile `{profile}`.* " + split_sentence(rows), ""]
     if profile == "smoke":
         lines += ["```{warning}", "Profile `smoke` uses a tiny **random** model: these verdicts only show that every code "
                   "path runs and say nothing about LESA.", "```", ""]
-    lines += [":::{figure} generated/summary.png", ":name: fig-summary",
-              f":alt: Table of the {len(rows)} claims with the paper's value, this replication's value and a coloured "
-              f"verdict; {n_repro} reproduced.", ":width: 100%", ":figclass: lesa-wide", "",
-              "Every claim of the paper: what it says, the paper's value, ours, and the verdict computed by the chapter "
-              f"that tests it ({legend}). Generated from "
-              f"`results/{profile}/verdicts/`; the {{doc}}`scoreboard <scoreboard>` has the same rows as a table, with "
-              "links to the evidence.", ":::", "", scale_sentence(profile, rows), ""]
+    lines += [scale_sentence(profile, rows), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -298,9 +331,18 @@ def results_sources_markdown(profile: str) -> str:
                      + " and ".join(f"`{p}` (`results/{p}/executed/`)" for p in have) + ".")
     else:
         lines.append("No executed notebooks are committed yet.")
+    # which profile's CPT runs chapters 4 and 5 show: the one their verdicts were computed from (a longer
+    # profile's, cpu-long's, once all its runs finished), never assumed
+    shown = {r.get("source_profile") or profile for r in collect_verdicts(profile)
+             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and (r.get("verdict") or r.get("status"))
+             not in ("not yet run",)}
+    shown = sorted(shown) or [profile]
+    which = " and ".join(f"`{p}`" for p in shown)
     if not Results("gpu").dir.exists():
-        lines.append("There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
-                     "evaluation (chapter 5) show the `cpu` profile's own short CPT runs.")
+        lines.append(f"There are no `gpu` results yet: on a CPU machine, the CPT curves (chapter 4) and downstream "
+                     f"evaluation (chapter 5) show the {which} profile's CPT runs"
+                     + (f" (a longer version of `{profile}`, with more tokens per run)"
+                        if shown != [profile] else "") + ".")
     else:
         lines.append("Chapters whose results need a GPU (chapters 4 and 5) render the committed `results/gpu/` files "
                      "on a CPU machine and say so at the top of the page.")
@@ -455,7 +497,7 @@ def write_generated(profile: str) -> list[dict]:
     (BOOK_DIR / "scoreboard.md").write_text(scoreboard_markdown(profile, rows))
     GENERATED.mkdir(parents=True, exist_ok=True)
     scoreboard_rows_csv(rows, GENERATED / "scoreboard.csv")
-    write_summary_figure(rows, GENERATED / "summary.png")
+    (GENERATED / "summary.png").unlink(missing_ok=True)          # the old image of the claims table
     (GENERATED / "summary.md").write_text(summary_markdown(profile, rows))
     (GENERATED / "links.md").write_text(links_markdown())
     (GENERATED / "results_sources.md").write_text(results_sources_markdown(profile))
