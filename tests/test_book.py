@@ -246,8 +246,7 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     assert "<img" not in md and "summary.png" not in md and "{figure}" not in md    # no image of a table
     assert "with C7 into 2 and C12 into 3 parts judged separately" in md              # from the claim ids
     assert "grown from 4 to 6 layers, each continual pre-training run 12 steps (12,288 tokens)" in md
-    from lesa import book_abstract
-    monkeypatch.setattr(book_abstract, "PROJECT_ROOT", tmp_path)
+    from lesa.book import abstract as book_abstract
     abstract = book_abstract.abstract_markdown("smoke", rows)
     assert "reproduced</span> 1" in abstract and "not reproduced</span> 1" in abstract    # counts, from the rows
     assert '<table class="lesa-table lesa-stack claims-summary">' in abstract and "<img" not in abstract

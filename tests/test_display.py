@@ -1,4 +1,4 @@
-"""One display name per method and run, one uncertainty format (issue 40): lesa.display on the texts the
+"""One display name per method and run, one uncertainty format (issue 40): lesa.book.display on the texts the
 verdict records really hold."""
 from lesa.book import display as D
 from lesa.grow.methods import METHODS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html as H
 
-from .. import PROJECT_ROOT
+from ..core.layout import Results
 from ..core.store import read_json
 from .display import uniform
 from .links import evidence_link, figure_anchors
@@ -73,7 +73,7 @@ def _spread(s: dict | None, unit: str = "seeds", nd: int = 3) -> str:
 
 
 def _cpt_runs(profile: str) -> list[dict]:
-    return [read_json(f) for f in sorted((PROJECT_ROOT / "results" / profile / "cpt").glob("*/summary.json"))]
+    return [read_json(f) for f in sorted(Results(profile).cpt().glob("*/summary.json"))]
 
 
 def _method_of(s: dict) -> str:

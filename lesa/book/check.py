@@ -168,7 +168,7 @@ def check_site(html_root: str | Path) -> list[str]:
 
 # ------------------------------------------------------------------------------ screenshots
 def screenshot(page: Path, out: Path, width: int, height: int = 2000) -> Path:
-    """A PNG of `page` at a window `width`; below Chromium's narrowest window (lesa.bookcheck_layout.MIN_WINDOW)
+    """A PNG of `page` at a window `width`; below Chromium's narrowest window (lesa.book.check_layout.MIN_WINDOW)
     the page is laid out in an iframe of that width, as on a phone, and the shot is cropped to it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)

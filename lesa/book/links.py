@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core.layout import Results
 from .common import NB_DIR
 
 # The figure that shows each claim's decision, where the verdict record's `evidence` (what it was computed
@@ -28,8 +29,6 @@ def figure_anchors(nb_dir: Path = NB_DIR, profile: str | None = None) -> dict[st
     clean notebooks' cell metadata, so a link to a figure never goes stale when a chapter is re-executed. With a
     ``profile``, only the figures its executed notebooks (results/<profile>/executed/) drew: a figure cell whose
     condition was false (the smoke profile has no CPT runs) has no anchor to link to."""
-    from .. import PROJECT_ROOT
-
     out: dict[str, dict[str, str]] = {}
     for p in sorted(Path(nb_dir).glob("[0-9][0-9]_*.ipynb")):
         found = {}
@@ -38,7 +37,7 @@ def figure_anchors(nb_dir: Path = NB_DIR, profile: str | None = None) -> dict[st
             if label:
                 found.update({n: label for n in _saved_names("".join(cell.get("source", "")))})
         if profile is not None:
-            ran = PROJECT_ROOT / "results" / profile / "executed" / p.name
+            ran = Results(profile).executed() / p.name
             drawn = drawn_labels(json.loads(ran.read_text())) if ran.exists() else set()
             found = {n: label for n, label in found.items() if label in drawn}
         out[p.stem] = found
