@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from lesa.book import run as book
-from lesa.book.check_layout import layout_problems, measure
+from lesa.book.check_layout import layout_problems, measure_page
 from lesa.book.check_reader import figure_problems, identifier_problems
 
 
@@ -78,10 +78,10 @@ def test_chromium_measures_a_wide_table_and_a_phone_width(tmp_path):
     html.write_text('<html><head><meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
                     '<article class="bd-article" style="max-width:600px"><p>text</p>'
                     f"<table><tr>{wide}</tr></table></article></body></html>")
-    desk = measure(html, 1280)
+    desk = measure_page(html, 1280)
     assert desk["inner"] == 1280 and desk["tables"][0]["width"] > desk["column"]
     assert any("table 1 is wider" in p for p in layout_problems(desk, "p.html", "desktop"))
-    phone = measure(html, 390)                                   # below Chromium's narrowest window: framed
+    phone = measure_page(html, 390)                                   # below Chromium's narrowest window: framed
     assert phone["inner"] == 390 and phone["page"] > 390           # the table widens the whole page
     assert not list(tmp_path.glob("_lesa_*"))                      # the probe copies are cleaned up
 

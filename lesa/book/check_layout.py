@@ -65,7 +65,7 @@ def framed(page: Path, width: int, height: int) -> Path:
 _PROBE_OUT = re.compile(r'<pre id="lesa-probe"[^>]*>(.*?)</pre>', re.S)
 
 
-def measure(page: Path, width: int, height: int = 2000) -> dict:
+def measure_page(page: Path, width: int, height: int = 2000) -> dict:
     """The layout of one built page at a window width, measured by PROBE_JS in headless Chromium."""
     import html as H
 
@@ -116,5 +116,5 @@ def check_widths(html_root: str | Path, pages: tuple[str, ...]) -> list[str]:
             problems.append(f"{page}: no page {html} to measure")
             continue
         for kind, w in WIDTHS.items():
-            problems += layout_problems(measure(html, w), f"{page}.html", kind)
+            problems += layout_problems(measure_page(html, w), f"{page}.html", kind)
     return problems
