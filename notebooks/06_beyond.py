@@ -259,7 +259,7 @@ else:
 # but a small part of its effective rank. Random weights of full rank in the same places (the control) train
 # faster than the predictions. A predicted weight carries two things, its singular values (the spectrum, which
 # sets the effective rank) and its singular vectors (the directions); two reshaped versions of the o/down-scaled
-# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (`lesa.grow.plans`, ours):
+# variant (α = 0, LESA's gaps, the same tokens; "the variant" below) change one each (ours):
 #
 # * **spectrum = neighbours**: the predicted singular vectors with the singular values of its two neighbours
 #   (their mean, sorted): the prediction's directions at the neighbours' effective rank;

@@ -64,7 +64,14 @@ def trend(key, better="up"):
 
 # %% tags=["hide-input"]
 measured = [r for r in rows if r.get("init_base") is not None]
-lines = [f"**What we found.** Measured so far on {len(rows)} of {len(S['models'])} models: {sizes(rows) or 'none'}."]
+counts = {line.split()[0]: [tuple(map(int, x.split("/"))) for x in line.split()[2::2]] for line in d["status"]}
+complete = [r for r in rows if all(a == b for a, b in counts.get(r["model"], []))]
+partial = [r for r in rows if r not in complete]
+lines = [f"**What we found.** Complete on {len(complete)} of {len(S['models'])} models: {sizes(complete) or 'none'}."]
+if partial:
+    lines.append("Partly measured: " + "; ".join(
+        f"{Sc.model_name(r['model'])} ({', '.join(f'{p} {a} of {b}' for p, (a, b) in zip(('C1 types', 'predictor seeds', 'models before training', 'code items'), counts[r['model']]) if b)})"
+        for r in partial) + ".")
 if rows:
     lines += [f"C1's continuity margin of the gate weights (adjacent-minus-distant cosine above the shuffled order's "
               f"95th percentile) {trend('c1_gate_margin')}.",
@@ -72,6 +79,15 @@ if rows:
               f"the neighbours' average: {trend('c7b_r2_neighbour_average')}).",
               f"LESA's perplexity before training, relative to the base model, {trend('init_lesa_rel')}; "
               f"SOLAR's {trend('init_solar_rel')}."]
+r2s = [med(r["c7b_r2"]) for r in have("c7b_r2")]
+if r2s and max(r2s) < 0:
+    lines.append("At every size measured so far the predictor does worse on a left-out layer than predicting zeros: "
+                 "the learned part of LESA's start carries no measured signal at any of these sizes.")
+both = [r for r in have("init_lesa_rel") if r.get("init_solar_rel")]
+if both:
+    below = lambda r: sum(v < med(r["init_solar_rel"]) for v in r["init_lesa_rel"]["values"])
+    lines.append("LESA starts below SOLAR on " + "; ".join(
+        f"{below(r)} of {r['init_lesa_rel']['n']} predictor seeds for {Sc.model_name(r['model'])}" for r in both) + ".")
 if d["missing"]:
     lines.append(f"Not measured yet: {', '.join(Sc.model_name(m) for m in d['missing'])} "
                  f"(`python -m lesa.study.scale --profile {d['profile']}` measures what is missing, resumably).")
@@ -183,9 +199,9 @@ else:
 # %% tags=["hide-input"]
 if d["bound"]:
     page.md("**Table 5.** Quantity measured on the model quantised once more, minus the model's own (medians).")
-    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{k: fmt(v) for k, v in b.items()
-                                                            if k in ("c1_gate_margin", "c7b_r2", "c7b_cosine",
-                                                                     "init_lesa_rel", "init_solar_rel")}}
+    shown = {"c1_gate_margin": "C1 gate margin", "c7b_r2": "held-out R²", "c7b_cosine": "held-out cosine",
+             "init_lesa_rel": "LESA ÷ base", "init_solar_rel": "SOLAR ÷ base"}
+    page.table(pd.DataFrame([{"model": Sc.model_name(m), **{shown[k]: fmt(b[k]) for k in shown if k in b}}
                              for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv")
 else:
     page.md("The quantisation control has not been measured yet.")
