@@ -517,3 +517,25 @@ def test_spectrum_and_directions_reshape_the_predicted_svd(tiny_llama, tmp_path,
     with pytest.raises(PlanError, match="takes no parameter 'spectrum'"):
         Slot("random", (0, 1), spectrum="neighbours")
     expand.clear_memo()
+
+
+def test_growth_cache_never_fills_the_disk(tiny_llama, tmp_path, monkeypatch, capsys):
+    """An entry that would leave less than CACHE_MIN_FREE_GIB free is computed, used and not stored, with a
+    message that says how to change it; the weights are the same as a stored entry's."""
+    from lesa.grow import expand
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    expand.clear_memo()
+    plan = build_plan("lesa", 6, 9)
+    monkeypatch.setattr(expand, "CACHE_MIN_FREE_GIB", 1e9)           # more than any disk has
+    unstored = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False)
+    assert unstored.lesa_report["cache"] == "computed, not stored (disk)"
+    assert "LESA_CACHE_MIN_FREE_GIB" in capsys.readouterr().out
+    assert not list((tmp_path / "grow").glob("*.safetensors"))
+    expand.clear_memo()
+    monkeypatch.setattr(expand, "CACHE_MIN_FREE_GIB", 0.0)
+    stored = apply_plan(tiny_llama, plan, FAST, cache_key="tiny-test", progress=False)
+    assert stored.lesa_report["cache"] == "computed" and len(list((tmp_path / "grow").glob("*.safetensors"))) == 1
+    for (n, a), (_, b) in zip(unstored.state_dict().items(), stored.state_dict().items()):
+        assert torch.equal(a, b), n
+    expand.clear_memo()

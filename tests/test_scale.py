@@ -180,6 +180,20 @@ def test_scale_ladder_on_a_tiny_model_measures_resumes_and_remeasures_what_chang
     assert third["code"]["lesa-p0"] == res["code"]["lesa-p0"]
 
 
+def test_scale_methods_limit_the_grown_models(tmp_path):
+    """--methods grows only the named methods (the others stay missing for a later run); an unknown name is an
+    error before the model loads."""
+    from lesa.study import scale
+
+    prof = load_profile("smoke")
+    with pytest.raises(ProfileError, match=r"--methods \['nope'\] are not in scale.methods"):
+        scale.run_model(prof, "tiny-random-llama", ("init",), log=lambda s: None, root=tmp_path, methods=("nope",))
+    res = scale.run_model(prof, "tiny-random-llama", ("init", "code"), log=lambda s: None, root=tmp_path,
+                          methods=("solar", "llama_pro"))
+    assert sorted(res["init"]) == ["base", "llama_pro", "solar"] and sorted(res["code"]) == ["base", "llama_pro", "solar"]
+    assert scale.status(prof, tmp_path)[0].split()[5:] == ["init", "3/8", "code", "3/5"]
+
+
 def test_code_set_files_are_the_documented_ones():
     """data/code holds the CPython modules its README names, byte for byte (sha256), in CODE_FILES order."""
     import hashlib

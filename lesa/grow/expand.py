@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -31,6 +33,9 @@ from ..core.store import cache_dir, provenance, read_json, shown, stable_hash, w
 # ---------------------------------------------------------------------------------------------
 # the costly new weights, and their cache
 _LAYERS: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()   # in-process memo of costly weights
+# the disk cache never fills the disk: an entry is stored only if this much stays free after it (a grown
+# 1.5B model's new layers are 2.6 GB; a machine has about 100 GB). Set LESA_CACHE_MIN_FREE_GIB to change it.
+CACHE_MIN_FREE_GIB = float(os.environ.get("LESA_CACHE_MIN_FREE_GIB", "20"))
 LAYER_MEMO_BYTES = 2 << 30                # the in-process memo keeps the most recent entries up to this size
 
 
@@ -141,11 +146,18 @@ def cached_costly_weights(model: Any, plan: Plan, cfg: PredictorConfig, cache_ke
     out, stats = costly_weights(model, plan, cfg, progress, workers, weights_id=cache_key)
     flat = {f"{json.dumps(c.to_row())}/{short}": w.detach().cpu().contiguous() for c, d in out.items()
             for short, w in d.items()}
+    _remember(h, flat, stats)
+    size = sum(t.numel() * t.element_size() for t in flat.values())
+    free = shutil.disk_usage(path.parent).free
+    if free - size < CACHE_MIN_FREE_GIB * 2**30:
+        print(f"[lesa] new-layer weights not stored on disk ({size / 2**30:.1f} GiB; {free / 2**30:.1f} GiB free, "
+              f"keeping {CACHE_MIN_FREE_GIB:g} GiB: LESA_CACHE_MIN_FREE_GIB); free space under {shown(path.parent)} "
+              "to cache them")
+        return out, {**stats, "cache": "computed, not stored (disk)", "cached": False}
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(flat, str(tmp))
     tmp.replace(path)
     write_json(meta, {"key": key, "stats": stats})
-    _remember(h, flat, stats)
     return out, {**stats, "cache": "computed", "cached": False}
 
 

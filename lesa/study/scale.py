@@ -228,9 +228,16 @@ def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorC
 
 
 def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print,
-              root: Path | None = None) -> dict:
-    """Measure every missing item of ``parts`` for one model; returns the model's results record."""
+              root: Path | None = None, methods: tuple[str, ...] | None = None) -> dict:
+    """Measure every missing item of ``parts`` for one model; returns the model's results record.
+    ``methods`` (names of scale.methods) limits the init and code parts to those grown models, so that a
+    long rung can measure what matters first; the others stay missing for a later run."""
     S = settings(prof)
+    if methods is not None:
+        bad = sorted(set(methods) - set(S["methods"]))
+        if bad:
+            raise ProfileError(f"--methods {bad} are not in scale.methods {sorted(S['methods'])}")
+        S = {**S, "methods": {k: v for k, v in S["methods"].items() if k in methods}}
     if name not in all_models(S):
         raise ProfileError(f"{name!r} is not in scale.models {S['models']} nor a quantisation control "
                            f"({[m + REQUANT for m in (S.get('quantisation') or {}).get('models', [])]})")
@@ -473,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="scale")
     ap.add_argument("--model", nargs="+", default=None, help="models of scale.models (default: all, smallest first)")
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="grow only these of scale.methods in the init and code parts (default: all)")
     ap.add_argument("--list", action="store_true", help="say what is measured and what is missing, then exit")
     args = ap.parse_args(argv)
     prof = load_profile(args.profile)
@@ -481,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(status(prof)))
         return 0
     for name in args.model or all_models(S):
-        run_model(prof, name, tuple(args.parts))
+        run_model(prof, name, tuple(args.parts), methods=tuple(args.methods) if args.methods else None)
         gc.collect()
     return 0
 
