@@ -29,6 +29,16 @@ def test_estimate_counts_only_the_work_left(tmp_path):
     est2 = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: True)
     assert est2["notebooks 1-3"]["s"] == 0 and "done" in est2["notebooks 1-3"]["how"]
     assert est2["continual pre-training"]["s"] == pytest.approx(est["continual pre-training"]["s"] / 2)
+    assert "precision" not in est["continual pre-training"]["how"]
+    # times recorded in fp32 and without the prefix store, for a bf16 run: the estimate says it did not scale them
+    (res / "book_run.json").write_text(json.dumps({n: {"seconds": 10.0, "precision": "fp32"} for n in R.GROWTH}))
+    est3 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "bf16", "cpt": "bf16"})
+    assert "recorded in fp32, this run in bf16" in est3["notebooks 1-3"]["how"] and est3["notebooks 1-3"]["s"] == 30
+    assert "without the frozen-prefix store" in est3["continual pre-training"]["how"]
+    (res / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"completed": True, "elapsed_s": 40.0, "steps": steps,
+                                                                  "precision": "bf16", "prefix_reuse": {"used": False}}))
+    est4 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "fp32", "cpt": "bf16"})
+    assert "prefix" not in est4["continual pre-training"]["how"] and "precision" not in est4["continual pre-training"]["how"]
 
 
 def test_record_after_each_stage_and_resume(tmp_path, capsys):

@@ -61,13 +61,28 @@ def _notebook_done(name: str, profile: str) -> bool:
             and last.get("published") == file_hash(pub))
 
 
+def _caveats(recorded: list[dict], precision: str | None, cpt: bool = False) -> str:
+    """What the recorded times do not account for, in words: a precision other than this run's (bf16 on native
+    units is faster, emulated bf16 slower, by a factor no probe of one matmul predicts) and CPT runs recorded
+    before the frozen-prefix store (lesa.train.prefix_store), which this run uses where it applies."""
+    notes = []
+    if precision:
+        was = sorted({r.get("precision") or "fp32" for r in recorded})
+        if was and was != [precision]:
+            notes.append(f"recorded in {'/'.join(was)}, this run in {precision}: not scaled for precision")
+    if cpt and any("prefix_reuse" not in r for r in recorded):       # recorded before the store existed
+        notes.append("some recorded without the frozen-prefix store: an upper bound where it applies")
+    return "; " + "; ".join(notes) if notes else ""
+
+
 def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
-             done: Any = None) -> dict[str, dict]:
+             done: Any = None, precision: dict | None = None) -> dict[str, dict]:
     """stage -> {"s": estimated seconds or None, "how": where the number comes from}: the recorded time of each
     notebook (results/<profile>/book_run.json) and CPT run (its summary.json) still to do, from the profile's
     run list; work already done counts 0. Times recorded with a probe (replicate_run.json) are scaled by this
     machine's fp32 matmul speed over that machine's; older records are taken as they are, and say so.
-    ``done(name)``: whether a notebook is up to date (default: book.run's own test)."""
+    ``done(name)``: whether a notebook is up to date (default: book.run's own test). ``precision``
+    ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another."""
     from ..study.cpt import finished_summary, run_names
     from ..study.profiles import load_profile
     from ..core.store import read_json
@@ -84,22 +99,26 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     for stage, names in (("notebooks 1-3", GROWTH), ("notebooks 4-6", TRAINING)):
         todo = [n for n in names if not done(n)]
         known = [book_times[n]["seconds"] for n in todo if n in book_times]
+        also = _caveats([book_times[n] for n in todo if n in book_times], (precision or {}).get("protocol"))
         out[stage] = ({"s": 0.0, "how": "done (inputs unchanged)"} if not todo else
-                      {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, recorded times {scaled}"}
+                      {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, recorded times {scaled}{also}"}
                       if len(known) == len(todo) else
                       {"s": None, "how": f"no recorded time for {sorted(set(todo) - set(book_times))}"})
     prof = load_profile(profile, check_device=False)
     cpt = prof.get("cpt") or {}
     runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
     todo = [n for n in runs if not finished_summary(res, n)]
-    past = {n: (read_json(p)).get("elapsed_s") for n in runs if (p := res / "cpt" / n / "summary.json").exists()}
+    summaries = {n: read_json(p) for n in runs if (p := res / "cpt" / n / "summary.json").exists()}
+    past = {n: r.get("elapsed_s") for n, r in summaries.items()}
     per_step = [past[n] / runs[n]["steps"] for n in past if past[n]]
+    also = _caveats([summaries[n] for n in todo if n in summaries] or list(summaries.values()),
+                    (precision or {}).get("cpt"), cpt=True)
     if not todo:
         out["continual pre-training"] = {"s": 0.0, "how": f"all {len(runs)} runs finished"}
     elif per_step:
         secs = sum(past.get(n) or runs[n]["steps"] * sorted(per_step)[len(per_step) // 2] for n in todo)
         out["continual pre-training"] = {"s": scale * secs, "how": f"{len(todo)} of {len(runs)} runs to train, "
-                                         f"recorded run times {scaled}"}
+                                         f"recorded run times {scaled}{also}"}
     else:
         out["continual pre-training"] = {"s": None, "how": f"{len(todo)} runs to train, none recorded yet"}
     out["book"] = {"s": 60.0, "how": "about a minute (static HTML)"}
@@ -134,7 +153,7 @@ def replicate(profile: str, skip_book: bool = False, root: Path | None = None, s
     print(f"[replicate] profile {profile} on {cpu_model()} ({os.cpu_count()} cores): fp32 matmul "
           f"{probe['fp32_gflops']} GFLOP/s, bf16 {probe['bf16_gflops']}; perplexities in {precision['protocol']}, "
           f"CPT in {precision['cpt']}; precision auto here: {precision['auto_would_be']}", flush=True)
-    est = estimate(profile, root, probe) if stage_fns is None else {}
+    est = estimate(profile, root, probe, precision=precision) if stage_fns is None else {}
     known = [e["s"] for e in est.values() if e["s"] is not None]
     if est:
         print(f"[replicate] estimated total {_fmt(sum(known))}"
