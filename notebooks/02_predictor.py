@@ -216,10 +216,12 @@ page.save(P.seed_points(main_rows, "norm_ratio", x="method", facet="weight",
 
 # %% tags=["hide-input"]
 shown = per_seed.assign(method=[label(names.get(x, x)) for x in per_seed["method"]])
-display(table(seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"]),
-                csv=page.out / "loo_summary.csv", index=False,
-                caption="Table 2. Leave one layer out: the predicted against the real layer, per model, weight type "
-                "and predictor (median [min, max] over seeds)."))
+summary = seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"])
+table(summary, csv=page.out / "loo_summary.csv", index=False)          # the CSV keeps its column names
+display(table(summary.rename(columns={"r2": "R²", "norm_ratio": "norm ratio"}), index=False,
+              download=page.out / "loo_summary.csv",
+              caption="Table 2. Leave one layer out: the predicted against the real layer, per model, weight type "
+              "and predictor (median [min, max] over seeds)."))
 
 # %% [markdown]
 # ## λ: does plain MSE shrink the predictions ("parameter degradation")?
@@ -247,7 +249,7 @@ display(table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2
 # %% [markdown]
 # ## The case where LESA must work
 # The results above are evidence about LESA only if the same code, with the same recipe, does learn where there
-# is a pattern to learn. `lesa.study.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
+# is a pattern to learn. The package builds a tiny Llama whose layers follow a smooth, non-linear depth
 # pattern by construction (each weight turns by a fixed rotation per layer, so the neighbours' average is too
 # short and LESA's norm term matters), deletes three layers and grows them back with each method; its truth
 # is known ({numref}`fig-r2-synthetic-vs-real`, {numref}`fig-synthetic-errors`, Tables 4 and 5). It passes
