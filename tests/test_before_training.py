@@ -118,3 +118,25 @@ def test_family_demo_grows_tiny_qwen2_and_mistral():
     assert [(r["family"], r["method"]) for r in rows][:3] == [("qwen2", "LESA"), ("qwen2", "LLaMA Pro"), ("qwen2", "SOLAR")]
     assert all(r["finite logits"] for r in rows)
     assert all(r["identical to source"] == (r["method"] == "LLaMA Pro") for r in rows)
+
+
+def test_a_chapter_without_data_says_not_yet_run_and_draws_empty_tables():
+    """The smoke profile without prepared data: nothing measured, every table still builds, C3 is 'not yet run'."""
+    from lesa.eval.protocol import PplProtocol
+
+    miss = {"status": "missing data"}
+    stats = [{"type": "q", "layer": 3, "norm_ratio": 1.0, "cos_src0": 0.1, "cos_src1": 0.2}]
+    rec = lambda: {"screen": {"wikitext": miss}, "ppl": {"wikitext": miss}, "layer_stats": stats, "identity": False}
+    res = {"base": {None: {"screen": {"wikitext": miss}, "ppl": {"wikitext": miss}}}, "lesa": {0: rec(), 1: rec()},
+           "llama_pro": {None: rec()}, "solar": {None: rec()}, "lesa-lambda0": {0: rec()}, "lesa_fp-0": {None: rec()}}
+    proto = PplProtocol(sets=("wikitext",), limits={"wikitext": 2})
+    ch = Expansion({"tiny": {"res": res, "screen": proto}}, proto, [0, 1],
+                   {"lesa_fp-0": {"method": "lesa_fp", "alpha": 0.0}}, {"lesa": {"new_layers": [3]}}, {}, "tiny-key")
+    c3, c9, c12c = ch.verdicts(None, lam_code=5e-4)
+    assert (c3.claim, c3.verdict) == ("C3", "not yet run") and c9.claim == "C9" and c12c.claim == "C12c"
+    assert ch.best_variant() is None and ch.missing_sets() == ["wikitext"] and ch.ok_sets() == []
+    assert ch.judged_table(None).empty and list(ch.judged_table(None).columns) == ["method", "seed", "set", "perplexity"]
+    tab, cols = ch.ppl_table()
+    assert cols == ["wikitext (screen)"] and tab["wikitext (screen)"].isna().all() and len(tab) == 7
+    assert ch.name_of("lesa_fp-0") == "LESA, o/down scaled (ours), α = 0" and ch.bench_table().empty
+    assert len(ch.by_model_table()) == 7 and ch.first("lesa") is res["lesa"][0]
