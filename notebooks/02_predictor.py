@@ -16,18 +16,12 @@
 # %% [markdown]
 # # 2. The predictor G_W (claims C7, C8)
 #
-# **About this notebook**
-#
-# - **Shows**: the predictor's training curves, leave-one-layer-out tests against trivial predictors, and the
-#   lambda sweep, each for every predictor seed, on the profile's model and on every extra model of the
-#   profile (`extra_models`); the same pipeline on a synthetic model where LESA must work; the verdicts on C7a,
-#   C7b and C8.
-# - **Time** (2 CPU cores): `smoke` about 3 minutes; `cpu` not measured yet with three predictor seeds and
-#   Gemma-3-270M beside SmolLM2 (SmolLM2 alone with one seed: about 10 minutes); `gpu`: not measured yet. Every run's wall-clock is
-#   recorded in `results/<profile>/book_run.json`.
-# - **Profile**: set `profile` in the parameters cell (`smoke`: tiny random models that only check the code
-#   paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 02_predictor` from the
-#   repository root.
+# LESA trains a small network, G_W, to predict a layer's singular value decomposition (SVD) coefficients from its
+# two neighbours'. This chapter trains it with the released recipe, tests it on layers it has not seen against
+# predictors that learn nothing, and runs the same code on a synthetic model where it must work. The answer comes
+# first, below; C7b is decided on {numref}`fig-loo-r2`, and {numref}`fig-r2-synthetic-vs-real` shows the positive
+# control that makes it mean something. How to run this chapter alone, how long it takes and on which profile:
+# {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -133,11 +127,11 @@ loo_r2 = {m: [float(np.mean([r["metrics"]["predictor"]["r2"] for r in loo_rows(s
 avg_r2 = {m: [float(np.mean([r["metrics"]["neighbour_average"]["r2"] for r in loo_rows(st)])) for st in studies[m].values()]
           for m in studies}
 syn_r2 = [synth[(False, s)]["r2_min"] for s in seeds]
-page.md("**What we found.** Predicting a held-out layer from its two neighbours, the predictor reaches R2 (1 = exact, "
-        "0 = predicting zeros) " + "; ".join(f"{m} {spread_text(loo_r2[m])} against {spread_text(avg_r2[m])} for "
+page.md("**What we found.** Predicting a held-out layer from its two neighbours, the predictor reaches R² (the "
+        "share of the layer it explains: 1 = exact, 0 = predicting zeros) " + "; ".join(f"{m} {spread_text(loo_r2[m])} against {spread_text(avg_r2[m])} for "
                                             "the neighbours' average" for m in studies)
         + f". On a synthetic model built so that its layers vary smoothly "
-        f"with depth, the same code and recipe reach R2 of at least {spread_text(syn_r2)} on every weight type and "
+        f"with depth, the same code and recipe reach R² of at least {spread_text(syn_r2)} on every weight type and "
         f"pass every check in {sum(synth_pass)} of {len(seeds)} seeds, and the shuffled-layer control fails in "
         f"{sum(control_fail)} of {len(seeds)}"
         + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
@@ -145,51 +139,9 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
         + "Verdicts: " + ", ".join(f"{v.claim} **{v.verdict}**" for v in verdicts) + ".")
 
 # %% [markdown]
-# * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge
-#   the literal criterion (**C7a**: held-out loss ~ training loss) and what it is meant to show (**C7b**: the
-#   predictor predicts a held-out layer better than trivial predictors) separately: the first can hold while
-#   the second fails.
-# * **C8**: training G_W is cheap (the paper's time and epochs are in the verdict table).
-#
-# We train G_W, a small multi-layer perceptron (MLP), per weight type with the **released recipe** (3-layer
-# ReLU MLP, width 256, AdamW 1e-3, batch 64, lambda 5e-4, rows of the coefficient blocks as samples) once per
-# **predictor seed**, then test it where it can be tested: **leave one layer out** (LOO: the SVD and the
-# training set exclude the held-out layer and every triple touching it), comparing the predicted layer with
-# the real one (R^2, cosine, norm ratio; held-out vs training loss is their mean squared error, MSE) against trivial predictors: zeros, the neighbour average, a copy of
-# either neighbour, and a **ridge** (linear) map fitted on the same training pairs. Finally lambda = 0 vs 5e-5
-# (paper) vs 5e-4 (code); whether the norm term helps the grown model is judged in notebook 3 (C12c). Numbers
-# are medians over seeds with [min, max]. The extra models run every seed but only the first LOO weight type
-# and half the LOO layers, to bound the cost; the detail figures are for the profile's model.
-
-# %% tags=["hide-input"]
-page.md(f"Recipe (seed varies): `{ {k: v for k, v in cfg.to_dict().items() if k != 'seed'} }`. "
-        + "; ".join(f"{m} (`{keys[m]}`): seeds {budgets[m]['seeds']}, LOO on {', '.join(budgets[m]['loo_weight_types'])} "
-                    f"at {budgets[m]['loo_layers']} layers" for m in studies) + ".")
-
-# %% [markdown]
-# ## Loss curves and time (released recipe)
-# Loss curves of the first seed on the profile's model. Right panel: the loss divided by the mean squared
-# target; 1 = what predicting zeros gives, about 2 = a prediction of the right norm that is uncorrelated with
-# the target.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of the predictor per weight type (first seed, profile's model), raw and divided by the mean squared target: below 1 it beats predicting zeros.", "name": "fig-loss-curves"}, "image": {"alt": "Two panels of training loss against step, one line per weight type: the raw loss on the left and the loss over the mean squared target on the right."}}
-page.save(loss_curves(studies[main][seeds[0]]), "loss_curves");
-
-# %% tags=["hide-input"]
-full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
-                      "final loss": r["history"][-1], "loss / mean(y^2)": r["final_loss_over_mean_sq"],
-                      "in-sample R2": r["in_sample"]["r2"], "in-sample cosine": r["in_sample"]["cosine"],
-                      "in-sample norm ratio": r["in_sample"]["norm_ratio"], "new-layer norm ratio": r["inference_norm_ratio"]}
-                     for m in studies for s, st in studies[m].items() for t, r in st["full"].items()
-                     if t in budgets[m]["weight_types"]])
-full.to_csv(page.out / "full_training.csv", index=False)
-display(table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
-                                                         "in-sample cosine", "new-layer norm ratio"]), index=False))
-
-# %% [markdown]
-# ## Leave one layer out: predicted vs real layer, against trivial predictors
-# One dot per seed (mean over the held-out layers), bar at the median, on the profile's model. The trivial
-# predictors do not depend on the seed. The table gives every model.
+# {numref}`fig-loo-r2` decides C7b: for each weight type, the R² of the held-out layer predicted by G_W against that of
+# predictors that learn nothing (zeros, the neighbours' average, a copy of either neighbour) and of a linear ridge
+# map fitted on the same pairs, on the profile's first model; one dot per predictor seed, the bar at the median.
 
 # %% tags=["hide-input"]
 loo = pd.DataFrame([{"model": m, "weight": t, "seed": s, "layer": r["layer"], "method": meth, **v,
@@ -204,9 +156,55 @@ names = {"predictor": "lesa", "neighbour_average": "average", "ridge": "lesa_rid
 for r in main_rows:
     r["method"] = names.get(r["method"], r["method"])
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R2 of the predicted layer (1 = exact, 0 = predicting zeros) against the trivial predictors, profile's model: the predictor is useful only where it beats the neighbour average and the ridge map.", "name": "fig-loo-r2"}, "image": {"alt": "One panel per weight type: bars of held-out R2 per method (LESA predictor, zeros, neighbour average, neighbour copies, ridge), with a dot per predictor seed."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R\u00b2 of the predicted layer (1 = exact, 0 = predicting zeros) against the trivial predictors, profile's model: the predictor is useful only where it beats the neighbour average and the ridge map.", "name": "fig-loo-r2"}, "image": {"alt": "One panel per weight type: bars of held-out R\u00b2 per method (LESA predictor, zeros, neighbour average, neighbour copies, ridge), with a dot per predictor seed."}}
 page.save(P.seed_points(main_rows, "r2", x="method", facet="weight", ylabel="held-out R2 (mean over left-out layers)"),
           "loo_r2");
+
+# %% [markdown]
+# ## The claims, and how we test them
+#
+# * **C7**: G_W really learns an inter-layer pattern; its test loss is on par with its training loss. We judge
+#   the literal criterion (**C7a**: held-out loss about equal to training loss) and what it is meant to show
+#   (**C7b**: the predictor predicts a held-out layer better than trivial predictors) separately: the first can
+#   hold while the second fails.
+# * **C8**: training G_W is cheap (the paper's time and epochs are in the verdict table).
+#
+# We train G_W, a small multilayer perceptron (MLP), per weight type with the **released recipe** (three layers
+# with ReLU, width 256, AdamW at learning rate 1e-3, batches of 64, norm-loss weight λ = 5e-4, the rows of the
+# coefficient blocks as samples) once per **predictor seed**, then test it where it can be tested: **leave one
+# layer out** (LOO: the SVD and the training set exclude the held-out layer and every triple touching it),
+# comparing the predicted layer with the real one (R², cosine, norm ratio; held-out against training loss is
+# their mean squared error, MSE) against the trivial predictors above. Finally λ = 0 against 5e-5 (the paper's)
+# against 5e-4 (the released code's); whether the norm term helps the grown model is judged in chapter 3 (C12c).
+# Numbers are medians over seeds with [min, max]. The second model runs every seed but only the first LOO weight
+# type and half the LOO layers, to bound the cost; the figures are for the first model.
+#
+# ## Loss curves and time (released recipe)
+# {numref}`fig-loss-curves`: the loss curves of the first seed on the first model. Right panel: the loss divided by
+# the mean squared target; 1 = what predicting zeros gives, about 2 = a prediction of the right norm that is
+# uncorrelated with the target. Table 1 (folded) gives the time and in-sample fit of every training.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of the predictor per weight type (first seed, profile's model), raw and divided by the mean squared target: below 1 it beats predicting zeros.", "name": "fig-loss-curves"}, "image": {"alt": "Two panels of training loss against step, one line per weight type: the raw loss on the left and the loss over the mean squared target on the right."}}
+page.save(loss_curves(studies[main][seeds[0]]), "loss_curves");
+
+# %% tags=["hide-input"]
+full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
+                      "final loss": r["history"][-1], "loss / mean(y^2)": r["final_loss_over_mean_sq"],
+                      "in-sample R2": r["in_sample"]["r2"], "in-sample cosine": r["in_sample"]["cosine"],
+                      "in-sample norm ratio": r["in_sample"]["norm_ratio"], "new-layer norm ratio": r["inference_norm_ratio"]}
+                     for m in studies for s, st in studies[m].items() for t, r in st["full"].items()
+                     if t in budgets[m]["weight_types"]])
+full.to_csv(page.out / "full_training.csv", index=False)
+display(table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
+                                                         "in-sample cosine", "new-layer norm ratio"]), index=False,
+              download=page.out / "full_training.csv", caption="Table 1. The predictor trained on every layer, per "
+              "model and weight type.", collapsed="Table 1: time, loss and in-sample fit per weight type (open)"))
+
+# %% [markdown]
+# ## Leave one layer out: predicted against real layer, every measure
+# Beside the R² of {numref}`fig-loo-r2`: the cosine between predicted and real layer ({numref}`fig-loo-cosine`) and
+# their norm ratio ({numref}`fig-loo-norm-ratio`), one dot per seed (mean over the held-out layers), bar at the
+# median, on the first model. The trivial predictors do not depend on the seed. Table 2 gives every model.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out cosine between the predicted and the real layer, profile's model.", "name": "fig-loo-cosine"}, "image": {"alt": "One panel per weight type: bars of held-out cosine similarity per method, with a dot per predictor seed."}}
 page.save(P.seed_points(main_rows, "cosine", x="method", facet="weight",
@@ -218,11 +216,16 @@ page.save(P.seed_points(main_rows, "norm_ratio", x="method", facet="weight",
 
 # %% tags=["hide-input"]
 shown = per_seed.assign(method=[label(names.get(x, x)) for x in per_seed["method"]])
-display(table(seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"]),
-                csv=page.out / "loo_summary.csv", index=False))
+summary = seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"])
+table(summary, csv=page.out / "loo_summary.csv", index=False)          # the CSV keeps its column names
+display(table(summary.rename(columns={"r2": "R²", "norm_ratio": "norm ratio"}), index=False,
+              download=page.out / "loo_summary.csv",
+              caption="Table 2. Leave one layer out: the predicted against the real layer, per model, weight type "
+              "and predictor (median [min, max] over seeds)."))
 
 # %% [markdown]
-# ## lambda: does plain MSE shrink the predictions ("parameter degradation")?
+# ## λ: does plain MSE shrink the predictions ("parameter degradation")?
+# {numref}`fig-lambda-norms` gives the new layers' norm for each λ on the first model; Table 3 (folded) every model.
 
 # %% tags=["hide-input"]
 lam = pd.DataFrame([{"model": m, "weight": t, "seed": s, "lambda": float(lv), "loss / mean(y^2)": r["final_loss_over_mean_sq"],
@@ -240,16 +243,18 @@ page.save(P.seed_points([dict(r, **{"lambda": f"{r['lambda']:.0e}" if r["lambda"
 # %% tags=["hide-input"]
 display(table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2)", "new-layer norm ratio",
                                                                   "in-sample norm ratio", "in-sample cosine"]),
-                index=False))
+                index=False, download=page.out / "lambda.csv", caption="Table 3. The λ sweep per model and weight type.",
+                collapsed="Table 3: loss, norms and cosine for each λ (open)"))
 
 # %% [markdown]
 # ## The case where LESA must work
 # The results above are evidence about LESA only if the same code, with the same recipe, does learn where there
-# is a pattern to learn. `lesa.study.synthetic` builds a tiny Llama whose layers follow a smooth, non-linear depth
+# is a pattern to learn. The package builds a tiny Llama whose layers follow a smooth, non-linear depth
 # pattern by construction (each weight turns by a fixed rotation per layer, so the neighbours' average is too
 # short and LESA's norm term matters), deletes three layers and grows them back with each method; its truth
-# is known. It passes when the held-out R2 is at least 0.9 on every weight type, the regrown layers match the
-# deleted ones (R2 at least 0.9), the grown model's outputs recover, and LESA beats SOLAR and the neighbour
+# is known ({numref}`fig-r2-synthetic-vs-real`, {numref}`fig-synthetic-errors`, Tables 4 and 5). It passes
+# when the held-out R² is at least 0.9 on every weight type, the regrown layers match the
+# deleted ones (R² at least 0.9), the grown model's outputs recover, and LESA beats SOLAR and the neighbour
 # average on weights and outputs. The **shuffled-layer control** is the same model with its layers in random
 # order: nothing to learn, so it must fail. Both use the released recipe (10 epochs, seconds here) with every
 # predictor seed; the synthetic model itself is one fixed draw (its seed 0), since it is the test case, not a
@@ -262,7 +267,11 @@ checks = pd.DataFrame([{"case": "shuffled layers (control)" if sh else "layered 
                         **{check_names.get(k, k.replace("_", " ").replace("solar", "SOLAR")): "pass" if v else "fail"
                            for k, v in r["checks"].items()}, "seconds": r["seconds"]}
                        for (sh, s), r in synth.items()])
-display(table(checks, csv=page.out / "synthetic_checks.csv", index=False))
+table(checks, csv=page.out / "synthetic_checks.csv", index=False)                       # per case and seed
+display(table(pd.DataFrame([{"check": c, **{case: f"passes in {(g[c] == 'pass').sum()} of {len(g)} seeds"
+                                          for case, g in checks.groupby("case", sort=False)}}
+                            for c in checks.columns if c not in ("case", "seed", "seconds")]), index=False,
+              download=page.out / "synthetic_checks.csv", caption="Table 4. The synthetic model's checks, per case."))
 
 # %% tags=["hide-input"]
 syn_rows = [{"model": "synthetic, layered" if not sh else "synthetic, shuffled", "weight": t, "seed": s, "r2": v["r2"]}
@@ -270,7 +279,7 @@ syn_rows = [{"model": "synthetic, layered" if not sh else "synthetic, shuffled",
 real_rows = [{"model": m, "weight": t, "seed": s, "r2": float(np.mean([r["metrics"]["predictor"]["r2"] for r in rows]))}
              for m in studies for s, st in studies[m].items() for t, rows in st["loo"].items()]
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R2 of the predictor per weight type: the synthetic model built to vary smoothly with depth, its shuffled-layer control, and the real models; a bar above the dashed line passes the synthetic case's threshold.", "name": "fig-r2-synthetic-vs-real"}, "image": {"alt": "Grouped bars of held-out R2 by weight type, one colour per case (synthetic layered, synthetic shuffled, each real model), a dot per predictor seed, and a dashed line at R2 = 0.9."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R\u00b2 of the predictor per weight type: the synthetic model built to vary smoothly with depth, its shuffled-layer control, and the real models; a bar above the dashed line passes the synthetic case's threshold.", "name": "fig-r2-synthetic-vs-real"}, "image": {"alt": "Grouped bars of held-out R\u00b2 by weight type, one colour per case (synthetic layered, synthetic shuffled, each real model), a dot per predictor seed, and a dashed line at R\u00b2 = 0.9."}}
 page.save(P.hue_points(syn_rows + real_rows, "r2", x="weight", hue="model",
                        ylabel="held-out R2 (1 = exact, 0 = zeros)", ref=0.9, ref_label="pass threshold"),
           "r2_synthetic_vs_real");
@@ -285,7 +294,9 @@ err += [{"case": "layered" if not sh else "shuffled", "seed": s, "method": "base
          "value": r["outputs"]["source (not grown)"]["logits_rel_error"]} for (sh, s), r in synth.items()]
 err_df = pd.DataFrame(err)
 display(table(seed_summary(err_df.assign(method=[label(x) for x in err_df["method"]]),
-                             ["case", "metric", "method"], ["value"]), csv=page.out / "synthetic_errors.csv", index=False))
+                             ["case", "metric", "method"], ["value"]), csv=page.out / "synthetic_errors.csv", index=False,
+              caption="Table 5. Errors against the truth on the synthetic model.",
+              collapsed="Table 5: weight and logits errors per method (open)"))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "On the synthetic model: relative error of the regrown layers' weights and of the grown model's logits against the truth, per method (the base model is the source with the three layers missing); lower is closer to the truth.", "name": "fig-synthetic-errors"}, "image": {"alt": "Two panels, weight error of the new layers and logits error, bars per method (LESA, neighbour average, SOLAR, LLaMA Pro, and the base model for the logits), a dot per predictor seed."}}
 page.save(P.seed_points([r for r in err if r["case"] == "layered"], "value", x="method", facet="metric",
@@ -299,6 +310,18 @@ page.md(f"On the synthetic model every check passes in {sum(synth_pass)} of {len
            "those models, not about the code." if works else
            "**the pipeline does not pass its own positive control here**, so the real models' results above say "
            "nothing about LESA until this is understood (see the failing checks in the table)."))
+
+# %% [markdown]
+# ## How this was run
+# The predictor's recipe and, for each model, its predictor seeds and the layers left out.
+
+# %% tags=["hide-input"]
+rc = cfg.to_dict()
+page.md(f"Recipe (the seed varies): an MLP of depth {rc['depth']} and width {rc['hidden']}, λ = {rc['lam']:g}, "
+        f"AdamW at learning rate {rc['lr']:g} with weight decay {rc['weight_decay']:g}, batches of {rc['batch_size']}, "
+        f"{rc['epochs']} epochs, in {rc['dtype']} on {rc['device']}. "
+        + "; ".join(f"{m}: seeds {', '.join(map(str, budgets[m]['seeds']))}, LOO on {', '.join(budgets[m]['loo_weight_types'])} "
+                    f"at {budgets[m]['loo_layers']} layers" for m in studies) + ".")
 
 # %% tags=["hide-input"]
 page.finish(verdicts)

@@ -16,17 +16,11 @@
 # %% [markdown]
 # # 3. Expansion vs heuristics, before any training (claims C3, C9, C12c)
 #
-# **About this notebook**
-#
-# - **Shows**: the model grown by every method and control, compared before any training (perplexity (PPL)
-#   under one protocol, a quick benchmark pass, what the new layers are), on the profile's model and on its
-#   extra models (a second family); a section beyond the paper on learned initialisations that start at the base
-#   model; the verdicts on C3, C9 and C12c.
-# - **Time** (2 CPU cores): `smoke` a few minutes; `cpu` see `results/cpu/book_run.json` (grown models and
-#   their evaluations are cached in `.cache/`; a rerun takes seconds). Every run's wall-clock is recorded there.
-# - **Profile**: set `profile` in the parameters cell below (`smoke`: tiny random models that only check the
-#   code paths; `cpu`; `gpu`), or run `python -m lesa.book run --profile cpu --only 03_expansion` from the
-#   repository root.
+# Each method grows the model to 1.5 times its depth; this chapter compares the grown models before any training:
+# their perplexity, a quick benchmark pass, and what their new layers are. The answer comes first, below; C3 and C9
+# are decided on the perplexities of {numref}`fig-ppl-before-training` (Table 2 gives the numbers they are judged
+# on), C12c on {numref}`fig-norm-ablation`. How to run this chapter alone, how long it takes and on which profile:
+# {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -41,31 +35,21 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
 import dataclasses
 
-import numpy as np
 import pandas as pd
-import torch
 from IPython.display import display
 
-from lesa.study.results import find_results
-from lesa.claims import rules as C
+from lesa.book.display import TASKS
+from lesa.book.page import Page, quiet, seed_summary
 from lesa.claims.paper import fmt
-from lesa.claims.verdict import across_models, spread_text
-from lesa.plots import figures as P
-from lesa.grow.methods import METHODS, label
-from lesa.plots.growth import new_layer_heatmap, residual_plot
-from lesa.grow.methods import variant_label
-from lesa.plots.table import table
-from lesa.grow.expand import apply_plan
-from lesa.book.page import Page, quiet
-from lesa.study.expansion import FULL, run_expansion
-from lesa.study.expansion import spec as expansion_spec
+from lesa.claims.verdict import spread_text
 from lesa.core.models import model_label
-from lesa.grow.plans import build_plan
-from lesa.grow.predictor import PredictorConfig
-from lesa.study.profiles import build_tiny, longer_profiles
-from lesa.eval.protocol import PplProtocol, headline
-from lesa.core.store import read_json
 from lesa.core.store import write_json
+from lesa.grow.methods import label
+from lesa.plots import figures as P
+from lesa.plots.growth import new_layer_heatmap, residual_plot
+from lesa.plots.table import table
+from lesa.study.before_training import Expansion, family_demo, ppl, whole_protocol
+from lesa.study.expansion import run_expansion
 
 page = Page("03_expansion", profile, results_root)
 seeds = list(seeds) or page.seeds
@@ -73,321 +57,205 @@ E = page.prof["expansion"]
 proto = page.protocol
 screen = dataclasses.replace(proto, sets=tuple(E["screen"]["sets"]), limits=dict(E["screen"]["limits"]))
 extra_screen = dataclasses.replace(proto, sets=tuple(E["extra_screen"]["sets"]), limits=dict(E["extra_screen"]["limits"]))
-SEEDED = set(E["seeded"])                        # grown once per predictor seed; the rest with the first seed
-IDENTITY_TESTS = ("tests/test_expand.py::test_llama_pro_is_exactly_the_identity and "
-                  "::test_alpha_zero_starts_exactly_at_the_base_model")
-VARIANTS = {n: dict(v) for n, v in E["variants"].items()}
-
-
-def spec(name):
-    """(method, plan options, predictor lambda or None for the default) of a grown model's name."""
-    return expansion_spec(name, VARIANTS)
-
-
-def name_of(name):
-    """The one name a reader sees for a grown model."""
-    method, opts, _ = spec(name)
-    return label(name) if name in METHODS else variant_label(method, opts)
-
-
-def ppl(rec, where, s):
-    """The perplexity of set `s` in rec[where] ("ppl": whole protocol, "screen"), or None."""
-    r = rec.get(where, {}).get(s)
-    return r["value"] if r and r.get("status") == "ok" else None
-
-
 with quiet():                                    # keeps library logs and progress bars off the page
-    out = run_expansion(page.prof, seeds, proto, screen, extra_screen)
-res, plans, norm_study, by_model, model_key, models = (out[k] for k in ("res", "plans", "norm_study", "by_model",
-                                                                        "model_key", "models"))
-
-write_json(page.out / "expansion.json", {
-    "model_key": model_key, "seeds": seeds, "protocol": proto.key(), "plans": plans, "norm_study": norm_study,
-    "models": {m: {"screen": d["screen"].key(), "results": {n: {str(s): r for s, r in x.items()} for n, x in d["res"].items()}}
-               for m, d in by_model.items()}});
-
-hl = headline(proto.sets)
-sh = headline(screen.sets)
-full_vals = lambda n: [v for r in res.get(n, {}).values() if (v := ppl(r, "ppl", hl)) is not None]
-scr_vals = lambda r_, n, s=sh: [v for r in r_.get(n, {}).values() if (v := ppl(r, "screen", s)) is not None]
-# ---- a longer profile's whole protocol (cpu-long of cpu): once its notebook 3 has run, C3 is judged on it
-wdir, wsource = find_results(profile, "03_expansion", (), results_root, prefer=longer_profiles(preferred_profiles, profile))
-whole = None
-if wsource and wsource != profile and (wdir / "expansion.json").exists():
-    wexp = read_json(wdir / "expansion.json")
-    if wexp.get("model_key") == model_key:             # the same source model, measured under the longer protocol
-        wp = wexp["protocol"]
-        wproto = PplProtocol(**{**wp, "sets": tuple(wp["sets"]), "limits": dict(wp["limits"])})
-        wh = headline(wproto.sets)
-        wres = wexp["models"][models[0]]["results"]
-        spent = [r.get("eval_s") or 0 for n in FULL for r in wres.get(n, {}).values()]
-        whole = {"profile": wsource, "proto": wproto, "set": wh, "minutes": sum(spent) / 60, "n": len(spent),
-                 "vals": {n: [r["ppl"][wh]["value"] for r in wres.get(n, {}).values()
-                              if (r.get("ppl") or {}).get(wh, {}).get("status") == "ok"] for n in FULL}}
-main_c3 = (whole["vals"] if whole else {n: full_vals(n) for n in FULL},
-           f"{whole['set']} perplexity ({whole['proto'].size_text(whole['set'])}, the {whole['profile']} profile's protocol)"
-           if whole else f"{hl} perplexity")
-c3 = {m: C.judge_c3(*main_c3) if m == models[0] else
-      C.judge_c3({n: scr_vals(d["res"], n, headline(d["screen"].sets)) for n in FULL},
-                 f"{headline(d['screen'].sets)} perplexity ({d['screen'].size_text(headline(d['screen'].sets))})")
-      for m, d in by_model.items()}
-best_variant = min((n for n in VARIANTS if scr_vals(res, n)), key=lambda n: float(np.median(scr_vals(res, n))), default=None)
-found = [f"On {label('lesa')}'s initialisation (C3) the verdict is **{c3[models[0]].verdict}** on {model_label(models[0])}"
-         + "".join(f" and **{v.verdict}** on {model_label(m)}" for m, v in list(c3.items())[1:]) + "."]
-if whole and whole["vals"].get("lesa") and whole["vals"].get("base") and whole["vals"].get("solar"):
-    found.append(f"C3 and C9 are judged on the {whole['profile']} profile's whole protocol ({whole['set']}, "
-                 f"{whole['proto'].size_text(whole['set'])}): {label('lesa')} {spread_text(whole['vals']['lesa'], 4)}, "
-                 f"{label('solar')} {fmt(whole['vals']['solar'][0], 4)}, the base model and {label('llama_pro')} "
-                 f"{fmt(whole['vals']['base'][0], 4)} (table at the end of the next section).")
-if scr_vals(res, "lesa") and scr_vals(res, "base"):
-    found.append(("On this profile's own protocol, b" if whole else "B") + f"efore training, {label('lesa')}'s {sh} perplexity is {spread_text(scr_vals(res, 'lesa'), 4)} against "
-                 f"{fmt(scr_vals(res, 'base')[0], 4)} for the base model, which {label('llama_pro')} equals exactly.")
-if best_variant:
-    found.append(f"Of the learned initialisations beyond the paper, {name_of(best_variant)} starts lowest "
-                 f"({spread_text(scr_vals(res, best_variant), 4)}).")
+    ch = Expansion.from_run(run_expansion(page.prof, seeds, proto, screen, extra_screen), proto, seeds, E["variants"])
+write_json(page.out / "expansion.json", ch.to_json());
+res, models, sh = ch.res, ch.models, ch.sh
+# a longer profile's whole protocol (cpu-long of cpu): once its notebook 3 has run, C3 and C9 are judged on it
+whole = whole_protocol(profile, ch.model_key, models[0], preferred_profiles, results_root)
+verdicts = ch.verdicts(whole)
+vals, judged_on = ch.c3_numbers(whole)
+c3 = ch.c3_by_model(whole)
+found = []
+if all(vals.get(n) for n in ("base", "lesa", "solar")):
+    found.append(f"Before any training, {label('lesa')}'s grown {model_label(models[0])} has a {judged_on} of "
+                 f"{spread_text(vals['lesa'], 4)}, against {fmt(vals['base'][0], 4)} for the base model it was grown "
+                 f"from (which {label('llama_pro')} equals exactly: its new layers are identities) and "
+                 f"{fmt(vals['solar'][0], 4)} for {label('solar')}.")
+found.append(f"C3 ({label('lesa')} gives the best initialisation) is **{c3[models[0]].verdict}** on "
+             f"{model_label(models[0])}" + "".join(
+                 f" and **{v.verdict}** on {model_label(m)}" for m, v in list(c3.items())[1:])
+             + f", C9 (below {label('solar')} on every family) **{verdicts[1].verdict}**, and C12c (the predictor "
+             f"needs its norm term) **{verdicts[2].verdict}**.")
+if (best := ch.best_variant()):
+    found.append(f"Of the learned initialisations beyond the paper, {ch.name_of(best)} starts lowest "
+                 f"({spread_text(ch.screen_values(best), 4)} against {fmt(ch.screen_values('base')[0], 4)} for the "
+                 f"base model, {sh} perplexity on the shorter screening protocol).")
 page.md("**What we found.** " + " ".join(found))
 
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity of the base model and of C3's grown models before any training, one panel per evaluation set; one dot per predictor seed, the bar at the median, the dashed line the base model. LLaMA Pro sits on the line because its new layers are identities.", "name": "fig-ppl-before-training"}, "image": {"alt": "Bar chart per evaluation set: perplexity on a log scale for the base model, LESA, LLaMA Pro and SOLAR, with a dashed line at the base model's value."}}
+page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=True,
+                        ylabel="perplexity before training (log)", ref=ch.base_ppl()), "ppl_before_training");
+
 # %% [markdown]
-# We grow the model to 1.5x depth with **LESA**, **LLaMA Pro** (identity copies: the attention output and MLP down
-# projections, `o_proj` and `down_proj`, zeroed), **SOLAR** (two copies of the model stacked, the middle layers
-# dropped), and controls placed exactly like LESA's new layers: the **neighbour average**, **random** weights with
-# the neighbours' scale, **LESA w/o SVD** (the same multilayer perceptron (MLP) predictor on raw weight rows
-# instead of singular-vector rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Every model
-# that depends on the predictor seed (the profile's `expansion.seeded`: LESA, λ = 0, w/o SVD, random and the
-# learned variants) is grown once per seed and reported as median [min, max], on every model. The unexpanded
-# base model is measured the same way beside them.
+# ## What is compared, and the claims
 #
-# * **C3**: LESA gives the best initialisation (lowest initial loss; PPL below SOLAR across families). LLaMA
-#   Pro's new layers are identities, so at step 0 it *is* the base model: beating it means beating the model we
-#   started from.
-# * **C9**: LESA's PPL is below SOLAR's across model families: judged on the two real families available
-#   offline (the profile's `model` and `extra_models`).
+# We grow the model to 1.5 times its depth with **LESA** (a multilayer perceptron (MLP) predicts each new layer's
+# singular value decomposition (SVD) coefficients from its two neighbours'), **LLaMA Pro** (identity copies: the
+# attention output and MLP down projections zeroed), **SOLAR** (two copies of the model stacked, the middle layers
+# dropped), and controls placed exactly like LESA's new layers: the **neighbour average**, **random** weights with
+# the neighbours' scale, **LESA w/o SVD** (the same MLP predictor on raw weight rows instead of singular-vector
+# rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Every model that depends on the
+# predictor's seed (LESA, λ = 0, w/o SVD, random and the seeded learned variants) is grown once per seed and
+# reported as median [min, max], on every model. The unexpanded base model is measured the same way beside them.
+#
+# * **C3**: LESA gives the best initialisation (lowest initial loss; perplexity (PPL) below SOLAR across
+#   families). LLaMA Pro's new layers are identities, so at step 0 it *is* the base model: beating it means
+#   beating the model we started from.
+# * **C9**: LESA's PPL is below SOLAR's across model families: judged on the profile's two models, from two
+#   families (SmolLM2 and Gemma 3 on the cpu profile).
 # * **C12c**: the norm term of the predictor's loss is needed: we ask both whether λ = 0 shrinks the new layers
 #   and whether the norm term gives a better grown model.
-# * C2 and C12a are claims about training, judged on the continual pre-training (CPT) runs in notebook 4.
-
-# %% [markdown]
+# * C2 and C12a are claims about training, judged on the continual pre-training (CPT) runs in chapter 4.
+#
 # ## Perplexity before any training
 #
-# Models that are exact identities of the base model at initialisation (LLaMA Pro; the variants whose
-# `o_proj`/`down_proj` are scaled by α = 0) are not evaluated again: their logits are checked equal to the base
-# model's on the fixture tokens, and they get the base model's numbers (the identity is also a unit test, see
-# below the table).
+# Models that are exact identities of the base model at initialisation (LLaMA Pro; the variants whose attention
+# output and down projections are scaled by α = 0) are not evaluated again: their logits are checked equal to the
+# base model's on a fixed text, and they get the base model's numbers (the identity is also a unit test).
+# Table 1 gives every grown model under this chapter's protocol and Table 2 the numbers C3 and C9 are judged on.
 
 # %% tags=["hide-input"]
-page.md(proto.sentence() + f" The controls, the λ ablation and the variants are compared under a bounded "
+page.md(proto.sentence() + f" The controls, the λ ablation and the variants are compared under a shorter "
         f"screening protocol: {', '.join(f'{s} ({screen.size_text(s)})' for s in screen.sets)}, same windows and precision.")
-sd = lambda s: "–" if s is None else s             # deterministic methods have no seed
-full_rows = [{"method": name_of(n), "seed": sd(s), "set": k, "value": ppl(r, "ppl", k)}
-             for n, d in res.items() for s, r in d.items() if "ppl" in r for k in proto.sets if ppl(r, "ppl", k) is not None]
-ok_sets = [k for k in proto.sets if any(r["set"] == k for r in full_rows)]
-base_ppl = {k: ppl(res["base"][None], "ppl", k) for k in ok_sets}
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity of the base model and of C3's grown models before any training, one panel per evaluation set; one dot per predictor seed, the bar at the median, the dashed line the base model. LLaMA Pro sits on the line because its new layers are identities.", "name": "fig-ppl-before-training"}, "image": {"alt": "Bar chart per evaluation set: perplexity on a log scale for the base model, LESA, LLaMA Pro and SOLAR, with a dashed line at the base model's value."}}
-page.save(P.seed_points([{**r, "set": r["set"]} for r in full_rows], "value", x="method", facet="set", ylog=True,
-                        ylabel="perplexity before training (log)", ref=base_ppl), "ppl_before_training");
-
-# %% tags=["hide-input"]
-tab = pd.DataFrame([{"method": name_of(n), "seed": sd(s), "identity of the base": r.get("identity", False),
-                     **{f"{k} (protocol)": ppl(r, "ppl", k) for k in ok_sets}, f"{sh} (screen)": ppl(r, "screen", sh)}
-                    for n, d in res.items() for s, r in d.items()])
-page.seed_table(tab, ["method"], [f"{k} (protocol)" for k in ok_sets] + [f"{sh} (screen)"],
-                csv="ppl_before_training.csv", digits=4)
-missing = sorted({k for d in res.values() for r in d.values() for k, v in r.get("ppl", {}).items() if v["status"] != "ok"})
-if missing:
-    page.md(f"Not measured (data not prepared, run `make data`): {', '.join(missing)}.")
-page.md(f"Identities at initialisation reuse the base model's numbers; that they are exact identities is tested in "
-        f"{IDENTITY_TESTS}.")
+tab, cols = ch.ppl_table()
+page.seed_table(tab, ["method"], cols, csv="ppl_before_training.csv", digits=4,
+                caption="Table 1. Perplexity before training, every grown model (median [min, max] over predictor seeds).")
+if ch.missing_sets():
+    page.md(f"Not measured (data not prepared): {', '.join(ch.missing_sets())}.")
 if whole:
-    page.md(f"**The whole protocol** (the `{whole['profile']}` profile's notebook 3, the same model and growth code; C3 is "
-            f"judged on these numbers). " + whole["proto"].sentence()
-            + f" Measuring the {whole['n']} models below this way took {whole['minutes']:.0f} minutes of "
-            f"wall-clock in all (the `eval s` column of that page's timings; identities reuse the base model's numbers).")
-    page.seed_table(pd.DataFrame([{"method": name_of(n), "seed": sd(None if s_ == "None" else s_), "set": k,
-                                   "perplexity": r["ppl"][k]["value"]}
-                                  for n in FULL for s_, r in wexp["models"][models[0]]["results"].get(n, {}).items()
-                                  for k in whole["proto"].sets if (r.get("ppl") or {}).get(k, {}).get("status") == "ok"]),
-                    ["method", "set"], ["perplexity"], csv="ppl_whole_protocol.csv", digits=4)
+    page.md(f"**The whole protocol.** C3 and C9 are judged on the longer run of this chapter (the {whole['profile']} "
+            f"profile: the same model and growth code, {whole['n']} models measured in "
+            f"{whole['minutes']:.0f} minutes). " + whole["proto"].sentence())
+page.seed_table(ch.judged_table(whole), ["method", "set"], ["perplexity"], digits=4,
+                csv="ppl_whole_protocol.csv" if whole else None,
+                caption="Table 2. Perplexity before training of C3's models: the numbers C3 and C9 are judged on.")
 
 # %% [markdown]
-# ## Quick benchmark pass (accuracy before training; limited number of questions, see the profile)
+# ## Beyond the paper: can a learned initialisation beat identity blocks?
+#
+# LLaMA Pro starts exactly at the base model. Can a learned initialisation start *below* it? We grow variants of
+# LESA that keep the predicted layers but shrink or simplify them: the attention output and down projections
+# scaled by α (α = 0 is an identity, like LLaMA Pro, but with informative query, key, value, gate and up projections
+# for training to use), a rebuild from the top-k singular directions only, a closed-form ridge predictor instead
+# of the MLP, an interpolation of the neighbours' per-layer SVDs, and two controls (a copy or a random layer with
+# those projections zeroed). All are measured under the screening protocol ({numref}`fig-variants-before-training`;
+# the seeds column of Table 3 says which were grown once per predictor seed). Starting well is not training well:
+# chapter 4 trains two of them (LESA, function-preserving at α = 0, and LESA, low rank at k = 32, both starting at
+# the base model) beside LLaMA Pro on the same tokens.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity before training of the learned variants beyond the paper and their controls, against the base model (dashed line; LLaMA Pro equals it). A dot below the line would be a learned initialisation that beats identity blocks.", "name": "fig-variants-before-training"}, "image": {"alt": "Dots and bars of screening perplexity per variant on a log scale, with a dashed line at the base model."}}
+vt = ch.variant_table()
+page.save(P.seed_points(vt[["method", "seed", f"{sh} (screen)"]].rename(columns={f"{sh} (screen)": "value"})
+                        .to_dict("records"), "value", ylog=True,
+                        ylabel=f"{sh} perplexity, screen (log)", ref={None: ppl(res["base"][None], "screen", sh)}),
+          "variants_before_training");
 
 # %% tags=["hide-input"]
-brows = [{"method": name_of(n), "seed": sd(s), "task": t, "acc": v["value"], "stderr": v.get("stderr"), "n": v.get("n")}
-         for n, d in res.items() for s, r in d.items() for t, v in r.get("bench", {}).items() if v.get("status") == "ok"]
-if brows:
-    bt = pd.DataFrame(brows)
-    page.seed_table(bt, ["method", "task"], ["acc", "stderr"], csv="bench_before_training.csv")
-    page.md(f"Questions per task: {bt.groupby('task')['n'].max().to_dict()}; a difference below about two standard "
-            "errors is noise.")
-else:
-    page.md("No benchmark ran (data not prepared or lm-eval missing).")
+page.seed_table(vt, ["method"], [f"{sh} (screen)"], csv="variants_before_training.csv", digits=4,
+                caption="Table 3. Screening perplexity of the learned variants before training.",
+                collapsed="Table 3: the variants' perplexities (open)")
+
+# %% [markdown]
+# ## The norm term (C12c): new-layer norms and initial perplexity with and without it
+#
+# {numref}`fig-norm-ablation` compares LESA with and without the norm term of the predictor's loss.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "LESA with and without the norm term (\u03bb = 0): the new layers' norm relative to their neighbours' (left) and the perplexity before training (right), one dot per predictor seed.", "name": "fig-norm-ablation"}, "image": {"alt": "Two panels of dots and bars comparing LESA and LESA with lambda zero: new-layer norm ratio and perplexity before training."}}
+page.save(P.seed_points(ch.norm_ablation_rows(), "value", x="method", facet="panel"), "norm_ablation");
 
 # %% [markdown]
 # ## What are the new layers?
-# Norm of each new weight relative to its neighbours', cosine with the lower and upper neighbour; the heatmaps
-# show LESA's first seed.
+# The norm of each new weight relative to its neighbours' ({numref}`fig-lesa-norm-ratio`), its cosine with the layer
+# below ({numref}`fig-lesa-cos-lower`), both for LESA's first seed, and how much each layer changes the residual
+# stream ({numref}`fig-residual-effect`). The tables per method are folded below each figure.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Norm of each of LESA's new weights relative to the mean norm of its two neighbours (first predictor seed): the norm term keeps predictions near their neighbours' scale.", "name": "fig-lesa-norm-ratio"}, "image": {"alt": "Heatmap with one row per weight type and one column per new layer, coloured by the new weight's norm over its neighbours' mean norm."}}
-first = lambda n: res[n][min(res[n], key=lambda s: -1 if s is None else s)]
-page.save(new_layer_heatmap(first("lesa")["layer_stats"], "norm_ratio",
-                              f"{label('lesa')}: ||W_new|| / mean ||W_neighbours||"), "lesa_norm_ratio");
+page.save(new_layer_heatmap(ch.first("lesa")["layer_stats"], "norm_ratio",
+                            f"{label('lesa')}: ||W_new|| / mean ||W_neighbours||"), "lesa_norm_ratio");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Cosine between each of LESA's new weights and its lower neighbour (first predictor seed): how close a predicted layer is to the layer it sits above.", "name": "fig-lesa-cos-lower"}, "image": {"alt": "Heatmap with one row per weight type and one column per new layer, coloured by the cosine between the new weight and the layer below it."}}
-page.save(new_layer_heatmap(first("lesa")["layer_stats"], "cos_src0", f"{label('lesa')}: cos(W_new, W_lower)"),
+page.save(new_layer_heatmap(ch.first("lesa")["layer_stats"], "cos_src0", f"{label('lesa')}: cos(W_new, W_lower)"),
           "lesa_cos_lower");
 
 # %% tags=["hide-input"]
-ls = pd.DataFrame([dict(method=name_of(n), seed=sd(s), **row) for n, d in res.items() for s, r in d.items()
-                   for row in r.get("layer_stats", [])])
-per_seed = ls.groupby(["method", "type", "seed"], sort=False)[["norm_ratio", "cos_src0", "cos_src1"]].mean().reset_index()
+ls, per_seed = ch.layer_stats()
 ls.to_csv(page.out / "new_layer_stats.csv", index=False)
-page.seed_table(per_seed.rename(columns={"cos_src0": "cos lower", "cos_src1": "cos upper", "norm_ratio": "norm ratio"}),
-                ["method", "type"], ["norm ratio", "cos lower", "cos upper"], csv="new_layer_stats_by_type.csv")
+page.seed_table(per_seed, ["method", "type"], ["norm ratio", "cos lower", "cos upper"], csv="new_layer_stats_by_type.csv",
+                caption="Table 4. The new weights against their neighbours, per method and weight type.",
+                collapsed="Table 4: norm ratio and cosines of the new weights (open)")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "How much each layer changes the residual stream before training (relative update, log scale; dots mark new layers). Identity layers change nothing and leave gaps.", "name": "fig-residual-effect"}, "image": {"alt": "Line chart over layer index of the relative residual-stream update per layer for every grown model, new layers marked with dots."}}
-page.save(residual_plot({n: first(n)["residual"] for n in res if "residual" in first(n)},
-                          {n: p["new_layers"] for n, p in plans.items()}), "residual_effect");
-
+page.save(residual_plot(*ch.residuals()), "residual_effect");
 
 # %% tags=["hide-input"]
-def upd(n, r, new):
-    nl = set(plans[n]["new_layers"]) if n in plans else set()
-    v = [x["rel_update"] for x in r["residual"] if (x["layer"] in nl) == new]
-    return float(np.mean(v)) if v else None
-
-
-rt = pd.DataFrame([{"method": name_of(n), "seed": sd(s), "new layers: mean rel. update": upd(n, r, True),
-                    "original layers": upd(n, r, False)} for n, d in res.items() for s, r in d.items() if "residual" in r])
-page.seed_table(rt, ["method"], ["new layers: mean rel. update", "original layers"], csv="residual_effect.csv", digits=4)
+page.seed_table(ch.residual_table(), ["method"], ["new layers: mean rel. update", "original layers"],
+                csv="residual_effect.csv", digits=4, caption="Table 5. Mean relative update of the residual stream.",
+                collapsed="Table 5: the residual-stream updates per method (open)")
 
 # %% [markdown]
 # ## Where LESA's norms come from
 # LESA's new layers take their RMSNorm gains (the per-channel scale of each layer's input normalisation) from
-# layer 0, as the released code does; `--norms neighbours` takes the average of the two neighbours' instead.
+# layer 0, as the released code does; the alternative takes the average of the two neighbours' gains instead.
+# Each layer has two: one before attention, one before the MLP.
 
 # %% tags=["hide-input"]
-g = norm_study["gains"]
-display(table(pd.DataFrame([{"norm": k, "layer 0 mean |gain|": v["layer0"]["mean_abs"],
-                               "gap neighbours mean |gain| (median over gaps)": float(np.median([x["mean_abs"] for x in v["gaps"]])),
-                               "neighbours / layer 0 (min)": v["gap_over_layer0_mean_abs"]["min"],
-                               "neighbours / layer 0 (max)": v["gap_over_layer0_mean_abs"]["max"]}
-                              for k, v in g.items() if v["gap_over_layer0_mean_abs"]]),
-                csv=page.out / "norm_gains.csv", index=False))
-nb_ppl = (norm_study["neighbours_screen"].get(sh) or {}).get("value")
+NORMS = {"input_layernorm": "before attention", "post_attention_layernorm": "before the MLP"}
+gains = ch.norm_gains_table()
+table(gains, csv=page.out / "norm_gains.csv", index=False)      # the CSV keeps the module names
+display(table(gains.replace({"norm": NORMS}), index=False, download=page.out / "norm_gains.csv",
+              caption="Table 6. RMSNorm gains of layer 0 and of the layers around LESA's new layers."))
 page.md(f"{sh} perplexity ({screen.size_text(sh)}), LESA's first seed: layer-0 norms "
-        f"{fmt(ppl(first('lesa'), 'screen', sh), 4)}, neighbour norms {fmt(nb_ppl, 4)}; base model "
+        f"{fmt(ppl(ch.first('lesa'), 'screen', sh), 4)}, neighbour norms {fmt(ch.neighbour_norms_ppl(), 4)}; base model "
         f"{fmt(ppl(res['base'][None], 'screen', sh), 4)}. Layer 0's gains are much smaller than those of the layers "
         "around the gaps, so layer-0 norms feed LESA's new layers a weak input and damp their update; the predicted "
         "projections have their neighbours' norm but point elsewhere (near-zero cosine with them), so with the "
         "neighbours' stronger gains each new layer adds a large update in an unrelated direction and the model breaks.")
 
 # %% [markdown]
-# ## The norm term (C12c): new-layer norms and initial perplexity with and without it
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "LESA with and without the norm term (\u03bb = 0): the new layers' norm relative to their neighbours' (left) and the perplexity before training (right), one dot per predictor seed.", "name": "fig-norm-ablation"}, "image": {"alt": "Two panels of dots and bars comparing LESA and LESA with lambda zero: new-layer norm ratio and perplexity before training."}}
-norm_of = lambda r: float(np.mean([x["norm_ratio"] for x in r["layer_stats"]]))
-lam_rows = [{"method": n, "seed": sd(s), "panel": panel, "value": v}
-            for n in ("lesa", "lesa-lambda0") if n in res for s, r in res[n].items()
-            for panel, v in (("new-layer norm / neighbours'", norm_of(r)), (f"{sh} perplexity (screen)", ppl(r, "screen", sh)))]
-page.save(P.seed_points(lam_rows, "value", x="method", facet="panel"), "norm_ablation");
-
-# %% [markdown]
-# ## Beyond the paper: can a learned initialisation beat identity blocks?
-#
-# LLaMA Pro starts exactly at the base model. Can a learned initialisation start *below* it? We grow variants
-# of LESA that keep the predicted layers but shrink or simplify them: `o_proj`/`down_proj` scaled by α (α = 0
-# is an identity, like LLaMA Pro, but with informative q, k, v, gate and up projections for training to use), a
-# rebuild from the top-k singular directions only, a closed-form ridge predictor instead of the MLP, an
-# interpolation of the neighbours' per-layer SVDs, and two controls (a copy or a random layer with
-# `o_proj`/`down_proj` zeroed). The variants in the profile's `expansion.seeded` are grown once per predictor
-# seed, the others with the first seed (the table's `seeds` column says which). All are measured under the
-# screening protocol. Starting well is not training well: chapter 4 trains two of them (the function-preserving
-# variant at α = 0 and the low-rank variant at k = 32, both starting at the base model) beside LLaMA Pro on the
-# same tokens, and the `cpu-long` profile does so for ten times the tokens with three predictor seeds each.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity before training of the learned variants beyond the paper and their controls, against the base model (dashed line; LLaMA Pro equals it). A dot below the line would be a learned initialisation that beats identity blocks.", "name": "fig-variants-before-training"}, "image": {"alt": "Dots and bars of screening perplexity per variant on a log scale, with a dashed line at the base model."}}
-vrows = [{"method": name_of(n), "seed": sd(s), "value": ppl(r, "screen", sh)}
-         for n in ["base", "llama_pro", "lesa", *VARIANTS] if n in res for s, r in res[n].items()]
-page.save(P.seed_points(vrows, "value", ylog=True, ylabel=f"{sh} perplexity, screen (log)",
-                        ref={None: ppl(res["base"][None], "screen", sh)}), "variants_before_training");
-
-# %% tags=["hide-input"]
-vt = pd.DataFrame([{"method": name_of(n), "seed": sd(s), "identity of the base": r.get("identity", False),
-                    f"{sh} (screen)": ppl(r, "screen", sh), "grow s": r.get("grow_s"), "eval s": r.get("eval_s")}
-                   for n in ["base", "llama_pro", "lesa", *VARIANTS] if n in res for s, r in res[n].items()])
-page.seed_table(vt, ["method"], [f"{sh} (screen)"], csv="variants_before_training.csv", digits=4)
-
-# %% [markdown]
 # ## A second family
-# The same comparison on each of the profile's extra models, under its own screening protocol (a model with a
-# larger vocabulary costs more per token, so fewer documents may be used; the protocol is printed).
+# The same comparison on each model, under its own screening protocol (a model with a larger vocabulary costs more
+# per token, so fewer documents may be used; the set column says how many).
 
 # %% tags=["hide-input"]
-rows = []
-for m, d in by_model.items():
-    s_ = headline(d["screen"].sets)
-    for n, x in d["res"].items():
-        for s, r in x.items():
-            rows.append({"model": model_label(m), "method": name_of(n), "seed": sd(s), "identity of the base": r.get("identity", False),
-                         "set": f"{s_} ({d['screen'].size_text(s_)})", "perplexity": ppl(r, "screen", s_)})
-page.seed_table(pd.DataFrame(rows), ["model", "method", "set"], ["perplexity"], csv="ppl_by_model.csv", digits=4)
+page.seed_table(ch.by_model_table(), ["model", "method", "set"], ["perplexity"], csv="ppl_by_model.csv", digits=4,
+                caption="Table 7. Perplexity before training on every model, each under its own screening protocol.")
+if len(models) > 1:
+    page.md("C12a (LESA w/o SVD between LESA and LLaMA Pro) is judged after CPT in chapter 4; before training, on each "
+            "model: " + "; ".join(f"{model_label(m)}: w/o SVD {spread_text(ch.screen_values('lesa_raw', m), 4)}, "
+                                  f"LESA {spread_text(ch.screen_values('lesa', m), 4)}" for m in models)
+            + " (a note only, not a verdict).")
 
 # %% [markdown]
-# ## Time spent
-# Seconds this run spent growing each model (predictor training, or reading the growth cache: `cache` says which)
-# and evaluating it, per model and seed; a cached evaluation or an identity (not evaluated again) costs about 0 s.
+# ## Quick benchmark pass
+# Accuracy before training on a limited number of questions per task (Table 8, folded).
 
 # %% tags=["hide-input"]
-display(table(pd.DataFrame([{"model": model_label(m), "method": name_of(n), "seed": sd(s), "cache": r.get("cache", "–"),
-                               "grow s": r.get("grow_s"), "eval s": r.get("eval_s")}
-                              for m, d in by_model.items() for n, x in d["res"].items() for s, r in x.items()]),
-                csv=page.out / "timings.csv", index=False))
+bt = ch.bench_table()
+if len(bt):
+    bt.to_csv(page.out / "bench_before_training.csv", index=False)     # per seed, with the tasks' ids
+    display(table(seed_summary(bt.replace({"task": TASKS}), ["method", "task"], ["acc", "stderr"]), index=False,
+                  download=page.out / "bench_before_training.csv", collapsed="Table 8: accuracy per method and task (open)",
+                  caption="Table 8. Benchmark accuracy before training (with its standard error)."))
+    page.md(f"Questions per task: {', '.join(f'{t} {n}' for t, n in bt.groupby('task')['n'].max().items())}; a "
+            "difference below about two standard errors is noise.")
+else:
+    page.md("No benchmark ran (data not prepared or the evaluation harness missing).")
 
 # %% [markdown]
-# ## Other families' code paths
-# Tiny random Qwen2 and Mistral models: the growth code runs and LLaMA Pro stays an identity on their layouts.
+# ## How this was run
+# Seconds spent growing each model (training its predictor, or reading a stored growth: the cache column says
+# which) and evaluating it, per model and seed; a stored evaluation or an identity (not evaluated again) costs
+# about 0 s (Table 9, folded). Then the growth code on tiny random Qwen2 and Mistral models: it runs and LLaMA Pro
+# stays an identity on their layouts (Table 10). The identities are also unit tests of the package.
 
 # %% tags=["hide-input"]
-fam = []
+display(table(ch.timings_table(), csv=page.out / "timings.csv", index=False, caption="Table 9. Time spent.",
+              collapsed="Table 9: seconds per model, method and seed (open)"))
 with quiet():
-    for family in E["family_demo"]:
-        m0 = build_tiny(page.prof, family, vocab_size=256, seed=seeds[0])
-        x = torch.randint(0, 256, (1, 16))
-        for method in ("lesa", "llama_pro", "solar"):
-            g_ = apply_plan(m0, build_plan(method, m0.config.num_hidden_layers), PredictorConfig(epochs=1, seed=seeds[0]),
-                            progress=False)
-            with torch.no_grad():
-                same = torch.allclose(m0(x).logits, g_(x).logits, atol=1e-4)
-                finite = bool(torch.isfinite(g_(x).logits).all())
-            fam.append({"family": family, "method": label(method),
-                        "layers": f"{m0.config.num_hidden_layers} -> {g_.config.num_hidden_layers}",
-                        "finite logits": finite, "identical to source": same})
-display(table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False))
+    fam = family_demo(page.prof, E["family_demo"], seeds[0])
+display(table(pd.DataFrame(fam), csv=page.out / "family_demo.csv", index=False,
+              caption="Table 10. Other families' code paths (tiny random models)."))
 
 # %% tags=["hide-input"]
-budget = {"seeds": seeds, "set": f"{hl} ({proto.size_text(hl)}, {proto.max_length}-token windows)" if hl else "none"}
-lam_code = PredictorConfig().lam
-# C9 reads the same numbers as C3: the first model under the whole protocol (a longer profile's when it has run)
-c9_init = {m: {n: (main_c3[0][n] if m == models[0] else scr_vals(d["res"], n, headline(d["screen"].sets)))
-               for n in ("lesa", "solar")} for m, d in by_model.items()}
-c9_init = {model_label(m): v for m, v in c9_init.items()}
-verdicts = [
-    across_models({model_label(m): v for m, v in c3.items()}),
-    C.judge_c9(c9_init, f"{main_c3[1]} on the first model, the screening protocol's on the others",
-               budget={**budget, "set": f"{main_c3[1]} on the first model; the screening protocol's on the others"}),
-    across_models({model_label(m): C.judge_c12c(
-        {0.0: [norm_of(r) for r in d["res"].get("lesa-lambda0", {}).values()],
-         lam_code: [norm_of(r) for r in d["res"].get("lesa", {}).values()]},
-        {0.0: scr_vals(d["res"], "lesa-lambda0", headline(d["screen"].sets)),
-         lam_code: scr_vals(d["res"], "lesa", headline(d["screen"].sets))},
-        f"{headline(d['screen'].sets)} perplexity (screen: {d['screen'].size_text(headline(d['screen'].sets))})",
-        base_ppl=ppl(d["res"]["base"][None], "screen", headline(d["screen"].sets)), budget=budget, lam_code=lam_code)
-        for m, d in by_model.items()}),
-]
-if len(by_model) > 1:
-    page.md("C12a (LESA w/o SVD between LESA and LLaMA Pro) is judged after CPT in notebook 4; before training, on each "
-            "model: " + "; ".join(f"{model_label(m)}: w/o SVD {spread_text(scr_vals(d['res'], 'lesa_raw', headline(d['screen'].sets)), 4)}, "
-                                  f"LESA {spread_text(scr_vals(d['res'], 'lesa', headline(d['screen'].sets)), 4)}"
-                                  for m, d in by_model.items()) + " (a note only, not a verdict).")
 page.finish(verdicts)

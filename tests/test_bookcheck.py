@@ -123,6 +123,20 @@ def test_table_keeps_every_row_formats_lambda_and_writes_the_csv(tmp_path):
     assert md.splitlines() == ["| method | ppl |", "|---|---|", "| LESA | 46 |"]
 
 
+def test_a_long_table_folds_under_one_line_and_links_the_rows_behind_it(tmp_path):
+    import pandas as pd
+
+    (tmp_path / "per_seed.csv").write_text("method,seed,ppl\nLESA,0,40\nLESA,1,42\n")
+    t = table(pd.DataFrame({"method": ["LESA"], "ppl": ["41 [40, 42]"]}), caption="Table 2. Perplexity.",
+              collapsed="Every model and seed (Table 2)", download=tmp_path / "per_seed.csv")
+    h = t._repr_html_()
+    assert h.startswith('<details class="lesa-table-more"><summary>Every model and seed (Table 2)</summary>')
+    assert h.endswith("</details>") and "<caption>Table 2. Perplexity.</caption>" in h
+    assert 'download="per_seed.csv"' in h and "LESA,1,42" not in h               # linked (base64), not shown
+    assert "<details" not in table(pd.DataFrame({"a": [1]}))._repr_html_()        # open unless asked
+    assert t.markdown().splitlines()[0] == "| method | ppl |"                     # plain Jupyter: the table itself
+
+
 def test_one_name_and_colour_per_method():
     for name in ("lesa", "LESA", "LESA-6k", "lesa-unfrozen"):
         assert method_id(name) == "lesa" and color(name) == METHODS["lesa"][1]

@@ -58,12 +58,23 @@ class Page:
             lines.append("| " + " | ".join(vals) + " |")
         self.md("\n".join(lines))
 
-    def seed_table(self, df: Any, by: list[str], cols: list[str], csv: str | None = None, digits: int = 3) -> None:
+    def seed_table(self, df: Any, by: list[str], cols: list[str], csv: str | None = None, digits: int = 3,
+                   caption: str | None = None, collapsed: str | None = None) -> None:
         """One row per `by` group; each column's median [min, max] over the seeds in the group (a
-        deterministic method has one value). The per-seed rows go to `csv`."""
+        deterministic method has one value). The per-seed rows go to `csv`. With a `caption` ("Table 2. ...") or
+        `collapsed` (the one line shown of a folded table), the book's HTML table (lesa.plots.table), linking the
+        per-seed CSV for download."""
         if csv:
             df.to_csv(self.out / csv, index=False)
-        self.table(seed_summary(df, by, cols, digits), index=False)
+        if caption is None and collapsed is None:
+            self.table(seed_summary(df, by, cols, digits), index=False)
+            return
+        from IPython.display import display
+
+        from ..plots.table import table
+
+        display(table(seed_summary(df, by, cols, digits), digits=digits, index=False, caption=caption,
+                      collapsed=collapsed, download=self.out / csv if csv else None))
 
     def save(self, fig: Any, name: str) -> Any:
         from ..plots import style

@@ -51,11 +51,13 @@ _SCI_COLUMNS = re.compile(r"(^|[^a-z])(lambda|λ|lam|lr|learning rate|weight dec
 
 class Table:
     """A rendered table: HTML in notebooks and the book (`_repr_html_`), Markdown in plain Jupyter
-    text, with the CSV it was written to (linked under the table when `csv` was given)."""
+    text, with the CSV it was written to (linked under the table when `csv` was given). With `collapsed`, the
+    HTML is a closed block whose one visible line is that text (a long table a reader opens on purpose)."""
 
     def __init__(self, header: list[str], body: list[list[str]], raw: list[list[Any]], csv_path: Path | None,
-                 caption: str | None, index: bool):
+                 caption: str | None, index: bool, collapsed: str | None = None):
         self.header, self.body, self.raw, self.csv_path, self.caption, self.index = header, body, raw, csv_path, caption, index
+        self.collapsed = collapsed
 
     def _repr_html_(self) -> str:
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
@@ -77,7 +79,11 @@ class Table:
             data = base64.b64encode(Path(self.csv_path).read_bytes()).decode()
             out += (f'<p class="lesa-table-csv"><a download="{html.escape(Path(self.csv_path).name)}" '
                     f'href="data:text/csv;base64,{data}">Download this table (CSV)</a></p>')
-        return out + "</div>"
+        out += "</div>"
+        if self.collapsed:
+            out = (f'<details class="lesa-table-more"><summary>{html.escape(self.collapsed)}</summary>{out}'
+                   "</details>")
+        return out
 
     def markdown(self) -> str:
         def cell(s: str) -> str:
@@ -94,16 +100,18 @@ class Table:
 
 
 def table(data: Any, csv: str | Path | None = None, digits: int = 3, index: bool | None = None,
-          sci_columns: Iterable[str] = (), caption: str | None = None) -> Table:
+          sci_columns: Iterable[str] = (), caption: str | None = None, collapsed: str | None = None,
+          download: str | Path | None = None) -> Table:
     """Render a pandas DataFrame, a list of dicts or a dict of dicts as the book's table: every number
     with `digits` significant digits (fmt_num), nothing truncated, λ / learning-rate columns (and
     `sci_columns`) in scientific notation, None/NaN as "–". With `csv`, the full-precision values are
-    written there too and the HTML links them for download."""
+    written there too and the HTML links them for download; `download` links an existing CSV instead (the
+    per-seed rows behind a summary). `collapsed`: the table is folded under that one line."""
     header, raw, has_index = _rows(data, index)
     sci = {h for h in header if _SCI_COLUMNS.search(str(h))} | set(sci_columns)
     body = [[fmt_num(v, digits, sci=header[k] in sci) if not isinstance(v, str) else v for k, v in enumerate(r)]
             for r in raw]
-    path = None
+    path = Path(download) if download is not None else None
     if csv is not None:
         path = Path(csv)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ def table(data: Any, csv: str | Path | None = None, digits: int = 3, index: bool
             w = _csv_writer(f)
             w.writerow(header)
             w.writerows([["" if v is None else v for v in r] for r in raw])
-    return Table([str(h) for h in header], body, raw, path, caption, has_index)
+    return Table([str(h) for h in header], body, raw, path, caption, has_index, collapsed)
 
 
 def _csv_writer(f: Any) -> Any:
