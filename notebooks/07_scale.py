@@ -209,12 +209,14 @@ else:
 # %% [markdown]
 # ## Beside the paper and an independent run
 # The paper lists Qwen2.5-1.5B among the models it grows 1.5× and states that LESA's perplexity is below SOLAR's
-# there (the values are not in the text we could read). An independent run of the official code (OpT-DeUS, which
-# grew Llama 3.2-1B to 1.7B parameters and Llama 3.1-8B to 11.5B, then trained them on FineWeb-Edu) is summarised
-# below. Our numbers are before training, on instruct and coder checkpoints, and say nothing about the end of
-# training; they say whether the start LESA's argument rests on is there.
+# there; the table it comes from is most likely before training, and its values are not in the text we could read.
+# Our Qwen2.5-Coder-1.5B has the same shape (28 layers, hidden size 1,536), so this is the ladder's direct test of
+# that statement. An independent run of the official code (OpT-DeUS, which grew Llama 3.2-1B to 1.7B parameters and
+# Llama 3.1-8B to 11.5B, then trained them on FineWeb-Edu) is summarised after it: it is about the end of training,
+# which our numbers before training say nothing about.
 
 # %% tags=["hide-input"]
+page.md(Sc.beside_paper(rows))
 page.md(opt_deus_sentence())
 
 # %% [markdown]

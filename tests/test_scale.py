@@ -316,3 +316,19 @@ def test_c12c_rule_on_a_ladder_row_reads_both_lambdas():
     row["init_lesa-lambda0_rel"] = sp([0.998, 0.999, 1.0])
     assert scale.c12c_on_ladder(row, 5e-5)["verdict"] == "not reproduced"
     assert scale.c12c_on_ladder({k: v for k, v in row.items() if "lambda0" not in k}, 5e-5) is None
+
+
+def test_beside_paper_says_where_lesa_starts_against_solar():
+    """The 1.5B rung's sentence beside the paper counts the seeds LESA starts below SOLAR from the row, and says
+    what is missing while LESA or SOLAR is not measured."""
+    from lesa.study import scale
+
+    row = {"model": "qwen2.5-coder-1.5b", "layers": 28, "init_solar_rel": {"median": 1.2, "values": [1.2], "n": 1},
+           "init_lesa_rel": {"median": 7.4, "min": 2.2, "max": 25.2, "n": 3, "values": [2.2, 7.4, 25.2]}}
+    text = scale.beside_paper([row])
+    assert "28 to 42 layers" in text and "2.2 to 25.2 times" in text and "above SOLAR on every seed (0 of 3 below)" in text
+    row["init_lesa_rel"]["values"] = [1.1, 7.4, 25.2]
+    assert "above SOLAR on 2 of 3 seeds (1 of 3 below)" in scale.beside_paper([row])
+    row["init_lesa_rel"]["values"] = [1.0, 1.1, 1.15]
+    assert "below SOLAR on every seed (3 of 3 below)" in scale.beside_paper([row])
+    assert "no perplexity before training" in scale.beside_paper([{**row, "init_solar_rel": None}])

@@ -40,6 +40,7 @@ from ..grow.plans import build_plan
 from ..grow.predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from ..eval.protocol import PplProtocol, measure_cached
+from ..claims.paper import fmt
 from ..core.ledger import headline_value, load_results, results_path
 from ..core.models import check_memory
 from ..core.models import model_label
@@ -417,6 +418,27 @@ def model_name(name: str) -> str:
     """A ladder model's display name (a quantisation control: the model's, 'quantised once more')."""
     shown = model_label(name.removesuffix(REQUANT))
     return f"{shown}, quantised once more" if name.endswith(REQUANT) else shown
+
+
+PAPER_SIZED = "qwen2.5-coder-1.5b"          # the ladder's model of the size the paper names (Qwen2.5-1.5B, 28 -> 42)
+
+
+def beside_paper(rows: list[dict], model: str = PAPER_SIZED) -> str:
+    """Our result at the paper's Qwen2.5-1.5B size beside its statement (C9: LESA's perplexity below SOLAR's at
+    1.5x depth, read as before training), in words from the ladder row; says what is missing while it is."""
+    r = next((r for r in rows if r["model"] == model), None)
+    lesa, solar = (r or {}).get("init_lesa_rel"), (r or {}).get("init_solar_rel")
+    if not (lesa and solar):
+        return f"{model_label(model)} has no perplexity before training of both LESA and SOLAR yet."
+    below, n = sum(v < solar["median"] for v in lesa["values"]), lesa["n"]
+    where = ("below SOLAR on every seed" if below == n else "above SOLAR on every seed" if below == 0 else
+             f"above SOLAR on {n - below} of {n} seeds")
+    return (f"At the paper's Qwen2.5-1.5B size, on {model_label(model)} grown from {r['layers']} to "
+            f"{r['layers'] * 3 // 2} layers, LESA's perplexity before training is {fmt(lesa['min'])} to "
+            f"{fmt(lesa['max'])} times the base model's over {n} predictor seeds (median {fmt(lesa['median'])}), "
+            f"SOLAR's {fmt(solar['median'])} times: LESA starts {where} ({below} of {n} below). The paper states that "
+            "LESA's perplexity is below SOLAR's on Qwen2.5-1.5B (C9, read as before training; its values are not "
+            "published), for the base model rather than a quantised coder-instruct checkpoint.")
 
 
 def scale_profile_of(book_profile: str) -> str:
