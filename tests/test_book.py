@@ -88,6 +88,29 @@ def test_scoreboard_shows_each_reading_defines_the_set_once_and_says_what_scale_
     assert "uninformative" in text and "not assigned yet" in text
 
 
+def test_scoreboard_states_what_the_scale_ladder_measured(tmp_path):
+    """Beside a claim not reproduced, the scoreboard says what the scale ladder (chapter 7) measured for it, from
+    the committed ladder results: continuity per size for C1, LESA against SOLAR per size for C9; a smoke book
+    (its own ladder not measured in tmp) gets no ladder sentence; a reproduced claim shows none."""
+    from lesa.book.pages import with_ladder_notes
+    from lesa.core.ledger import load_results
+
+    rows = collect_verdicts("no-such-profile")
+    by = {r["claim"]: i for i, r in enumerate(rows)}
+    for c in ("C1", "C9"):
+        rows[by[c]] = {**rows[by[c]], "verdict": "not reproduced"}
+    rows[by["C7b"]] = {**rows[by["C7b"]], "verdict": "reproduced"}
+    noted = with_ladder_notes("cpu", rows)
+    ladder = load_results("scale")
+    assert {"smollm2-135m", "qwen2.5-coder-0.5b"} <= set(ladder)                    # the committed ladder
+    how = lambda md, c: md.split(f'id="how-{c.lower()}"')[1].split("</details>")[0] if f'id="how-{c.lower()}"' in md else ""
+    md = scoreboard_markdown("cpu", noted)
+    assert "continuity margin goes" in how(md, "C1") and "(135M)" in how(md, "C1")
+    assert "LESA starts below SOLAR on" in how(md, "C9") and "seeds at 135M" in how(md, "C9")
+    assert "scale ladder" not in how(md, "C7b")                                        # reproduced: no note shown
+    assert "scale ladder" not in scoreboard_markdown("smoke", with_ladder_notes("smoke", rows)) or load_results("smoke")
+
+
 def test_scoreboard_shows_per_model_verdicts_in_their_own_column(tmp_path):
     rows = collect_verdicts("no-such-profile")
     rows[0] = {**rows[0], "verdict": "inconclusive",

@@ -230,7 +230,20 @@ def scale_text(r: dict) -> str:
 
     if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
         return ""
-    return SCALE_BUDGET[r["claim"]] + (" " + opt_deus_sentence() if r["claim"] in OPT_DEUS_BESIDE else "")
+    return " ".join([SCALE_BUDGET[r["claim"]], *([r["ladder"]] if r.get("ladder") else []),
+                     *([opt_deus_sentence()] if r["claim"] in OPT_DEUS_BESIDE else [])])
+
+
+def with_ladder_notes(profile: str, rows: list[dict]) -> list[dict]:
+    """The scoreboard rows with what the scale ladder (chapter 7) measured for each claim (lesa.study.scale.
+    ladder_notes), read from the ladder's results as they stand (never measured here): the answer beside a
+    verdict at 135M to "would a larger model change it?"."""
+    from ..core.ledger import load_results
+    from ..study import scale as Sc
+
+    prof = Sc.load_profile(Sc.scale_profile_of(profile))
+    notes = Sc.ladder_notes(Sc.ladder(load_results(prof["name"]), Sc.settings(prof)))
+    return [{**r, "ladder": notes[r["claim"]]} if r["claim"] in notes else r for r in rows]
 
 
 def repository_url() -> str | None:
@@ -493,7 +506,7 @@ def provenance_markdown(profile: str) -> str:
 def write_generated(profile: str) -> list[dict]:
     """Everything the book shows that is computed from results: the scoreboard (page, CSV, JSON), the
     landing page's summary and figure, run times, provenance, benchmarks, which results exist."""
-    rows = collect_verdicts(profile)
+    rows = with_ladder_notes(profile, collect_verdicts(profile))
     (BOOK_DIR / "scoreboard.md").write_text(scoreboard_markdown(profile, rows))
     GENERATED.mkdir(parents=True, exist_ok=True)
     scoreboard_rows_csv(rows, GENERATED / "scoreboard.csv")

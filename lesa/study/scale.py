@@ -441,6 +441,36 @@ def beside_paper(rows: list[dict], model: str = PAPER_SIZED) -> str:
             "published), for the base model rather than a quantised coder-instruct checkpoint.")
 
 
+def ladder_notes(rows: list[dict]) -> dict[str, str]:
+    """claim -> one sentence of what the scale ladder (chapter 7) measured for it, from the rows (the quantisation
+    control left out): what a reader of a not-reproduced verdict at 135M asks first, whether it changes with size."""
+    rows = [r for r in rows if not r.get("quantisation_control")]
+    med = lambda v: v["median"] if isinstance(v, dict) else v
+    size = lambda r: f"{r['parameters'] / 1e9:.1f}B" if r["parameters"] >= 1e9 else f"{r['parameters'] / 1e6:.0f}M"
+    have = lambda k: [r for r in rows if r.get(k) is not None]
+    span = lambda k: f"{size(have(k)[0])} to {size(have(k)[-1])}"
+    out = {}
+    if len(rs := have("c1_gate_margin")) > 1:
+        out["C1"] = ("On the scale ladder (chapter 7) the gate weights' continuity margin goes "
+                     + ", ".join(f"{fmt(med(r['c1_gate_margin']))} ({size(r)})" for r in rs) + ".")
+    if len(rs := have("c7b_r2")) > 1:
+        worst = max(r["c7b_r2"]["max"] if isinstance(r["c7b_r2"], dict) else r["c7b_r2"] for r in rs)
+        text = (f"On the scale ladder (chapter 7, {span('c7b_r2')}) the predictor's held-out R² on a left-out gate layer "
+                + ("stays below 0 (predicting zeros) at every size and seed" if worst < 0 else f"reaches {fmt(worst)}")
+                + f" (highest {fmt(worst)}).")
+        out["C3"] = out["C7a"] = out["C7b"] = text
+    both = [r for r in have("init_lesa_rel") if r.get("init_solar_rel")]
+    if len(both) > 1:
+        out["C9"] = ("On the scale ladder (chapter 7) LESA starts below SOLAR on " + ", ".join(
+            f"{sum(v < med(r['init_solar_rel']) for v in r['init_lesa_rel']['values'])} of {r['init_lesa_rel']['n']} "
+            f"seeds at {size(r)}" for r in both) + ".")
+    judged = [(r, c) for r in rows if (c := c12c_on_ladder(r, 5e-5))]
+    if judged:
+        out["C12c"] = ("With the paper's λ = 5e-5 on the scale ladder (chapter 7), C12c's rule reads " + "; ".join(
+            f"{c['verdict']} at {size(r)}" for r, c in judged) + ".")
+    return out
+
+
 def scale_profile_of(book_profile: str) -> str:
     """The profile whose ladder a book shows: the book's own when it has a scale section (smoke), else `scale`."""
     return book_profile if "scale" in load_profile(book_profile) else "scale"
