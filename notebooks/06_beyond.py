@@ -52,7 +52,7 @@ write_json(page.out / "beyond.json", {"init_source_profile": d["init_source"], "
                                       "init": d["init_rows"], "vs_llama_pro": [{k: v for k, v in r.items() if k != "_key"} for r in rows]});
 diag = V.load_diagnostics(d, profile, results_root)
 diag_rows, spec_rows = V.diagnostics_rows(d, diag), V.spectrum_rows(d, diag)
-found, start, res = [], V.start_counts(d), V.learned_results(d)
+found, more, start, res = [], [], V.start_counts(d), V.learned_results(d)    # the answer; what the controls add
 by_how_much = lambda r: f"{r['run']} ({r['− LLaMA Pro (median, end)']:+.3f} nats per token at the end)"
 if start:
     found.append(f"Before training, {start['at_base']} of the {start['of']} learned variants start within 1% of the base "
@@ -67,20 +67,13 @@ if rows:
                  + (f"Not decided (one seed, or the seed ranges overlap): {'; '.join(r['run'] for r in res['undecided'])}."
                     if res["undecided"] else ""))
     for c in V.controls_vs_variants(d):
-        found.append(f"Against the control {c['control']} ({c['what']}, the same start; {c['seeds']} "
+        more.append(f"Against the control {c['control']} ({c['what']}, the same start; {c['seeds']} "
                      f"seed{'s' if c['seeds'] > 1 else ''}), the median held-out loss at the end is "
                      + "; ".join(f"{x:+.3f} nats per token for {run}" for run, x in c["end_diff"]) + " (negative: below the control).")
     for p in V.placement_pairs(d):
-        found.append(f"Placement alone: {p['twin']} with its new layers spread through the whole stack, as LLaMA Pro's are, "
+        more.append(f"Placement alone: {p['twin']} with its new layers spread through the whole stack, as LLaMA Pro's are, "
                      f"ends {p['end_diff']:+.3f} nats per token from the same variant in LESA's gaps (median over "
                      f"{p['seeds']} and {p['twin_seeds']} predictor seeds; negative: lower), and {p['vs_llama_pro']:+.3f} from LLaMA Pro.")
-    what = {"spectrum": "the predicted directions and the neighbours' singular values",
-            "directions": "the predicted singular values on random directions"}
-    if d["spec_pos"]:
-        found.append("The spectrum test (below): " + "; ".join(
-            (f"the runs with {what[o]} ({len(d['test_by'][o])} predictor seeds) lie " if len(d["test_by"][o]) > 1 else
-             f"the run with {what[o]} (one predictor seed) lies ") + f"{d['spec_pos'][o]} the o/down-scaled variant's seed "
-            "range in the later half" for o in what if d["spec_pos"].get(o)) + ".")
 else:
     found.append("No CPT runs with held-out evaluations of LLaMA Pro exist for this profile yet.")
 page.md("**What we found.** " + " ".join(found))
@@ -98,6 +91,8 @@ if rows:
         f"Each variant against LLaMA Pro, whose final held-out loss is {fmt(d['lp_final'], 4)} (perplexity "
         f"{fmt(math.exp(d['lp_final']), 4)}; {f'median of its {n_lp} data orders' if n_lp > 1 else 'one data order'}). "
         "Held-out loss: the trainer's monitoring set, the same for every run; ranges are over the seeds."))
+    if more:
+        page.md("**Controls and placement.** " + " ".join(more))
 
 # %% [markdown]
 # **The variants.** LLaMA Pro's new layers copy their neighbours with the attention output and MLP down projections
@@ -170,11 +165,10 @@ if diag_rows:
         text.append(f"With o/down zeroed, the first gradient (L1) of the o/down-scaled variant is {g(a['variant'])}, "
                     f"against {g(a['copy'])} for the copy and {g(a['random'])} for random weights in the same places.")
     if a:
-        rho = a["rho"]
         text.append(f"Across the {a['n']} runs that start at the base model in LESA's gaps, the first gradient's size and "
-                    f"the held-out loss at the end have a Spearman correlation of {rho:+.2f}"
-                    + (": the starts that give o/down the larger first gradient end lower." if rho <= -0.5 else
-                       ": the starts that give o/down the larger first gradient end higher." if rho >= 0.5 else
+                    f"the held-out loss at the end have a Spearman correlation of {a['rho']:+.2f}"
+                    + (": the starts that give o/down the larger first gradient end lower." if a["rho"] <= -0.5 else
+                       ": the starts that give o/down the larger first gradient end higher." if a["rho"] >= 0.5 else
                        ", no clear relation.")
                     + f" This is an association over {a['n']} runs on one data order (ours), not a controlled test of the cause.")
         page.md("**What this suggests.** " + " ".join(text))

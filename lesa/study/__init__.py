@@ -1,5 +1,6 @@
 """The experiments, one function per chapter's computation: the profiles (what a machine runs), the
-measurements (analysis, common, growth, predictor), the CPT comparison (cpt, results), step-0 diagnostics,
+measurements (analysis, common, growth, predictor), the CPT comparison (cpt, results), chapters 4 and 6's tables and
+verdicts (curves, variants), step-0 diagnostics,
 the step-cost bench, the synthetic model, the norm study and the scale ladder.
 
 Layer 6: may import every layer below (core, data, grow, eval, train, claims).
