@@ -170,6 +170,9 @@ def test_chapter_6_diagnostics_spectrum_and_after_training_tables_match_the_comm
     assert a["n"] >= 4 and -1 <= a["rho"] <= 1 and a["lesa"]["_key"][0] == "lesa"
     s = V.start_counts(d)
     assert s["of"] >= 2 and 0 <= s["at_base"] <= s["of"] and len(s["lesa"]) == 3 and min(s["lesa"]) > s["base"]
+    # only learned variants count: the controls grown beside them (copy, random) are left out
+    variants = {r["label"]: r["method"] for r in d["init_rows"] if r["name"] in d["VARIANTS"]}
+    assert s["of"] == sum(m in V.LEARNED for m in variants.values()) < len(variants)
     res = V.learned_results(d)
     assert sum(map(len, res.values())) == sum(r["_key"][0] in V.LEARNED for r in d["rows"])
     ctrl = V.controls_vs_variants(d)
