@@ -129,3 +129,67 @@ def test_chapter_6_tables_come_from_the_package_and_match_the_committed_page():
     rows = [{k: v for k, v in r.items() if k != "_key"} for r in d["rows"]]
     assert json.loads(json.dumps(rows)) == committed["vs_llama_pro"]
     assert d["lp_key"][0] == "llama_pro" and any(r["later half against LLaMA Pro"] == "(the reference)" for r in rows)
+
+
+def _chapter_6():
+    from lesa.study.profiles import load_profile
+    from lesa.study.variants import variants_vs_llama_pro
+
+    later = json.loads((PROJECT_ROOT / "results" / "cpu" / "06_beyond" / "beyond.json").read_text())["later"]
+    return variants_vs_llama_pro(load_profile("cpu", check_device=False), "cpu", PROJECT_ROOT / "results",
+                                 ["gpu"], ["cpu-long"], later)
+
+
+def test_chapter_6_diagnostics_spectrum_and_after_training_tables_match_the_committed_csvs():
+    """The tables notebook 6 shows below its first one come from lesa.study.variants too, byte for byte the CSVs
+    the published chapter wrote; the spectrum test's numbers say what the page says."""
+    import pandas as pd
+
+    from lesa.study import variants as V
+
+    page = PROJECT_ROOT / "results" / "cpu" / "06_beyond"
+    d = _chapter_6()
+    diag = V.load_diagnostics(d, "cpu", PROJECT_ROOT / "results")
+    shown = lambda rows: pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    diag_rows, spec_rows = V.diagnostics_rows(d, diag), V.spectrum_rows(d, diag)
+    assert shown(diag_rows).to_csv(index=False) == (page / "init_diagnostics.csv").read_text()
+    assert shown(spec_rows).to_csv(index=False) == (page / "spectrum_test.csv").read_text()
+    after, tasks = V.after_training_rows(d)
+    assert pd.DataFrame(after).to_csv(index=False) == (page / "after_training.csv").read_text()
+    assert tasks == "arc_challenge, arc_easy, hellaswag, piqa, winogrande"         # the same in every row: said once
+    st = V.spectrum_tests(d, spec_rows)
+    assert set(st["tests"]) == {"spectrum", "directions"} and st["n_variant"] == 3 and st["n_test"] == [2]
+    for o, t in st["tests"].items():
+        assert t["position"] == d["spec_pos"][o] and len(t["diffs"]) == len(t["seeds"]) == 2
+        assert t["perm"]["p"] >= t["perm"]["smallest_p"] == 0.1        # 2 runs against 3: ten splits
+        assert t["share"] is None or 0 <= t["share"] < 100
+    assert len(V.spectrum_readings(d, st)) >= 2
+    assert V.position_text("within", True, 3) == "inside its 3 seeds' range at one or more evaluations in the later half"
+    assert V.position_text("below", False, 3).startswith("the run below all 3")
+    a = V.gradient_association(d, diag, diag_rows)
+    assert a["n"] >= 4 and -1 <= a["rho"] <= 1 and a["lesa"]["_key"][0] == "lesa"
+    s = V.start_counts(d)
+    assert s["of"] >= 2 and 0 <= s["at_base"] <= s["of"] and len(s["lesa"]) == 3 and min(s["lesa"]) > s["base"]
+    # only learned variants count: the controls grown beside them (copy, random) are left out
+    variants = {r["label"]: r["method"] for r in d["init_rows"] if r["name"] in d["VARIANTS"]}
+    assert s["of"] == sum(m in V.LEARNED for m in variants.values()) < len(variants)
+    res = V.learned_results(d)
+    assert sum(map(len, res.values())) == sum(r["_key"][0] in V.LEARNED for r in d["rows"])
+    ctrl = V.controls_vs_variants(d)
+    assert {c["control"] for c in ctrl} == {V.group_label(k) for k in d["groups"] if k[0] in V.CONTROLS}
+    assert [p["seeds"] for p in V.placement_pairs(d)] == [3]                    # the spread variant, 3 seeds
+
+
+def test_difference_curves_pair_each_run_with_the_reference_median_at_equal_tokens():
+    from lesa.study.variants import difference_curves
+
+    runs = {f"lp{i}": {"method": "llama_pro", "frozen": True, "options": {}, "eval": log([3.4, 3.2 + d, 3.0 + d])}
+            for i, d in enumerate((-0.01, 0.0, 0.02))}
+    runs["v0"] = {"method": "lesa_fp", "frozen": True, "options": {}, "eval": log([3.4, 3.3, 3.1, 3.0])}   # one more eval
+    runs["v1"] = {"method": "lesa_fp", "frozen": True, "options": {}, "eval": log([3.4, 3.25, 3.2])}
+    out = difference_curves(runs, {"variant": ["v0", "v1"]}, ["lp0", "lp1", "lp2"])
+    q = out["panels"][0]
+    assert q["tokens"] == [100, 200] and q["n"] == 2                  # the start left out; only common evaluations
+    assert [round(x, 6) for x in q["lo"]] == [0.05, 0.1] and [round(x, 6) for x in q["hi"]] == [0.1, 0.2]
+    assert [round(x, 6) for x in q["median"]] == [0.075, 0.15]
+    assert [round(x, 6) for x in out["ref"]["lo"]] == [-0.01, -0.01] and [round(x, 6) for x in out["ref"]["hi"]] == [0.02, 0.02]

@@ -15,7 +15,8 @@ from ..core.layout import Results
 
 
 class Page:
-    def __init__(self, notebook: str, profile: str, results_root: str = "results", check_device: bool = False):
+    def __init__(self, notebook: str, profile: str, results_root: str = "results", check_device: bool = False,
+                 announce: bool = True):
         from ..plots.style import setup
         from ..study.profiles import load_profile
         from ..eval.protocol import ppl_protocol
@@ -30,8 +31,18 @@ class Page:
         self.fig_dir.mkdir(parents=True, exist_ok=True)
         self.figures: list[str] = []
         self.t_start = time.perf_counter()
+        self.n_tables = 0
         setup()
+        if announce:               # answer-first chapters say it at their end (profile_note): logistics go last
+            self.profile_note()
+
+    def profile_note(self) -> None:
         self.md(f"**Profile `{self.prof['name']}`**: {self.prof['description']}.")
+
+    def caption(self, text: str) -> str:
+        """The next table's caption, numbered in the order the page shows its tables: "Table N. text"."""
+        self.n_tables += 1
+        return f"Table {self.n_tables}. {text}"
 
     # ------------------------------------------------------------------ display
     @staticmethod
@@ -44,15 +55,18 @@ class Page:
 
         display(Markdown(uniform(text, tiny=False)))
 
-    def table(self, df: Any, digits: int = 3, csv: str | None = None, index: bool = True) -> None:
-        """Show a DataFrame as a markdown table (numbers through lesa.claims.rules.fmt); optionally save it as CSV."""
+    def table(self, df: Any, digits: int = 3, csv: str | None = None, index: bool = True,
+              caption: str | None = None) -> None:
+        """Show a DataFrame as a markdown table (numbers through lesa.claims.rules.fmt); optionally save it as CSV.
+        ``caption`` (from Page.caption) goes above it, its number in bold."""
         from ..claims.paper import fmt
 
         if csv:
             df.to_csv(self.out / csv, index=index)
         cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
         cell = lambda v: fmt(v, digits) if isinstance(v, float) else ("" if v is None else str(v).replace("|", "\\|"))
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines = ([f"**{caption.split('. ', 1)[0]}.** {caption.split('. ', 1)[1]}", ""] if caption else []) + \
+            ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for idx, row in df.iterrows():
             vals = ([str(idx)] if index else []) + [cell(v) for v in row.tolist()]
             lines.append("| " + " | ".join(vals) + " |")
@@ -61,13 +75,13 @@ class Page:
     def seed_table(self, df: Any, by: list[str], cols: list[str], csv: str | None = None, digits: int = 3,
                    caption: str | None = None, collapsed: str | None = None) -> None:
         """One row per `by` group; each column's median [min, max] over the seeds in the group (a
-        deterministic method has one value). The per-seed rows go to `csv`. With a `caption` ("Table 2. ...") or
-        `collapsed` (the one line shown of a folded table), the book's HTML table (lesa.plots.table), linking the
-        per-seed CSV for download."""
+        deterministic method has one value). The per-seed rows go to `csv`. ``caption`` ("Table 2. ...", from
+        Page.caption) numbers it; ``collapsed`` (the one line shown of a folded table) makes it the book's folded
+        HTML table (lesa.plots.table), linking the per-seed CSV for download."""
         if csv:
             df.to_csv(self.out / csv, index=False)
-        if caption is None and collapsed is None:
-            self.table(seed_summary(df, by, cols, digits), index=False)
+        if collapsed is None:
+            self.table(seed_summary(df, by, cols, digits), index=False, caption=caption)
             return
         from IPython.display import display
 

@@ -26,7 +26,7 @@ from .table import fmt_num
 
 
 # ------------------------------------------------------------------------------- notebook 4
-_X_LABELS = {"step": "optimizer step", "tokens": "training tokens", "flops": "training compute, {u}FLOP (frozen layers counted)",
+_X_LABELS = {"step": "optimizer step", "tokens": "training tokens", "flops": "training compute ({u}FLOP)",
              "elapsed_s": "wall-clock (s)"}
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")]
 
@@ -69,10 +69,10 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
                        smooth([row["loss"] for row in r["train"]], window)) for r in group]
             _band(ax, curves, group[0], lab, _seed_word(group))
         ax.set_xlabel(xlabel)
-    axes[0].set_ylabel(f"training loss (mean of {window} steps)")
+    axes[0].set_ylabel(f"training loss\n(mean of {window} steps)")
     _legend(fig, axes[0], ncol=3)
     if len(axes) > 1:
-        fig.suptitle("Training loss; grown models train only their new layers unless marked (shared y-axis)")
+        fig.suptitle("Training loss (shared y-axis); grown models train only their new layers unless marked")
     return fig
 
 
@@ -197,7 +197,51 @@ def _zoom_past_starts(axes: list, drawn: list[tuple[str, str, list]]) -> None:
     for i, (lab, c, s) in enumerate(sorted(off, key=lambda t: -t[2])):
         axes[0].annotate(f"{lab.split(' (median')[0]} starts at {s:.2f} (off the axis)", xy=(0.2, 0.98),
                          xycoords="axes fraction", xytext=(0, -11 * i), textcoords="offset points",
-                         fontsize=7, color=c, va="top")
+                         fontsize=9, color=c, va="top")
+
+
+def difference_panels(data: dict, ref_label: str = "LLaMA Pro", ncols: int = 3, panel_h: float = 1.9,
+                      what: str = "held-out loss") -> Any:
+    """Small multiples of paired differences (lesa.study.variants.difference_curves): one panel per group, its
+    median difference from the reference's median against training tokens with a band from its lowest to its
+    highest run, over the reference's own band (grey, around 0); one shared y-axis, so panels compare by
+    position. Each panel's title is the group's display name; colour and line as in every figure."""
+    from .style import _grid
+
+    panels = data["panels"]
+    fig, axes, _ = _grid(len(panels), ncols=ncols, w=PAGE_W, h=panel_h, sharex=True, sharey=True)
+    ref = data["ref"]
+    div, p = _unit(max([t for q in panels for t in q["tokens"]] or [1]))
+    for ax, q in zip(axes, panels):
+        if ref["tokens"] and ref["n"] > 1:
+            ax.fill_between(np.asarray(ref["tokens"]) / div, ref["lo"], ref["hi"], color="#999999", alpha=0.35, lw=0)
+        ax.axhline(0, color="#666666", lw=0.8)
+        style = {"color": color(q["method"]), "ls": "-" if q["frozen"] or method_id(q["method"]) == "base" else "--"}
+        if q["options"].get("gaps") not in (None, "top"):
+            style["ls"] = ":"
+        reshaped = next((RESHAPED_STYLE[k] for k in q["options"] if k in RESHAPED_STYLE), None)
+        if reshaped:
+            style["ls"] = reshaped[0]
+        xs = np.asarray(q["tokens"]) / div
+        ax.plot(xs, q["median"], marker="o", ms=2.5, **style)
+        if q["n"] > 1:
+            ax.fill_between(xs, q["lo"], q["hi"], color=style["color"], alpha=0.25, lw=0)
+        ax.set_title(_wrap(q["label"] + (f" ({q['n']} runs)" if q["n"] > 1 else ""), 28), fontsize=9.5)
+    for ax in axes[-min(ncols, len(axes)):]:        # the lowest panel of each column: the ones with tick labels
+        ax.xaxis.set_tick_params(labelbottom=True)
+    # one label per axis for the whole grid: per panel they collide at a legible size
+    fig.supxlabel("training tokens" + (f" ({ {'k': 'thousands', 'M': 'millions', 'G': 'billions'}.get(p, p) })" if p else ""),
+                  fontsize=plt_size("axes.labelsize"))
+    fig.supylabel(f"{what} minus {ref_label}'s median (nats)", fontsize=plt_size("axes.labelsize"))
+    return fig
+
+
+def plt_size(key: str) -> float:
+    """An rcParams font size in points (the style's, lesa.plots.style.setup)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(size=plt.rcParams[key]).get_size_in_points()
 
 
 # ------------------------------------------------------------------------------- notebook 5

@@ -16,16 +16,18 @@ REPRESENTATIONS = {"concat_svd_top1": "concatenated SVD, top-1 row", "per_layer_
                    "raw": "raw weights", "raw_weights": "raw weights"}
 
 PAGE_W = 6.9          # inches: the book's text column at figure.dpi 100
-PANEL_H = 2.1         # inches: one row of panels (9-pt tick labels and a title fit)
+PANEL_H = 2.1         # inches: one row of panels (11-pt tick labels and a title fit)
 
 
 def setup() -> None:
     """The book's style (the backend is left alone: inline in notebooks, Agg under MPLBACKEND)."""
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 200, "font.size": 9, "axes.titlesize": 9,
-                         "axes.labelsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
-                         "figure.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+    # 11-pt text: a figure is shown at about its size in inches x 100 px, a little less where the page's column
+    # narrows it, and 9-pt tick labels came out about 9 px tall at 1280 px (issue 40), too small to read
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 200, "font.size": 11, "axes.titlesize": 11,
+                         "axes.labelsize": 11, "xtick.labelsize": 11, "ytick.labelsize": 11, "legend.fontsize": 10,
+                         "figure.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
                          "axes.spines.right": False, "legend.frameon": False, "figure.autolayout": False,
                          "figure.constrained_layout.use": True})
     try:                                    # DataFrames shown whole, every number in the book's format
@@ -62,7 +64,7 @@ def _figure(w: float = PAGE_W, h: float = 2.8, **kw):
 
 def _grid(n: int, ncols: int = 3, w: float = PAGE_W, h: float = PANEL_H, sharex: bool = False,
           sharey: bool = False, spare: bool = False):
-    """n panels, at most `ncols` per row (3 keeps 9-pt text readable at page width). spare=True keeps
+    """n panels, at most `ncols` per row (3 keeps 11-pt text readable at page width). spare=True keeps
     one extra cell for the legend when the last row has room. Returns (fig, panels, legend_ax|None)."""
     import matplotlib.pyplot as plt
 

@@ -101,12 +101,13 @@ class Table:
 
 def table(data: Any, csv: str | Path | None = None, digits: int = 3, index: bool | None = None,
           sci_columns: Iterable[str] = (), caption: str | None = None, collapsed: str | None = None,
-          download: str | Path | None = None) -> Table:
+          download: str | Path | None = None, show: Iterable[str] | None = None) -> Table:
     """Render a pandas DataFrame, a list of dicts or a dict of dicts as the book's table: every number
     with `digits` significant digits (fmt_num), nothing truncated, λ / learning-rate columns (and
     `sci_columns`) in scientific notation, None/NaN as "–". With `csv`, the full-precision values are
     written there too and the HTML links them for download; `download` links an existing CSV instead (the
-    per-seed rows behind a summary). `collapsed`: the table is folded under that one line."""
+    per-seed rows behind a summary). `collapsed`: the table is folded under that one line. ``show``: only these
+    columns on the page (the CSV keeps every one), for a table wider than the text column."""
     header, raw, has_index = _rows(data, index)
     sci = {h for h in header if _SCI_COLUMNS.search(str(h))} | set(sci_columns)
     body = [[fmt_num(v, digits, sci=header[k] in sci) if not isinstance(v, str) else v for k, v in enumerate(r)]
@@ -119,6 +120,9 @@ def table(data: Any, csv: str | Path | None = None, digits: int = 3, index: bool
             w = _csv_writer(f)
             w.writerow(header)
             w.writerows([["" if v is None else v for v in r] for r in raw])
+    if show is not None:
+        keep = [k for k, h in enumerate(header) if h in set(show) or (has_index and k == 0)]
+        header, body, raw = [header[k] for k in keep], [[r[k] for k in keep] for r in body], [[r[k] for k in keep] for r in raw]
     return Table([str(h) for h in header], body, raw, path, caption, has_index, collapsed)
 
 
