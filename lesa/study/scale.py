@@ -41,8 +41,8 @@ from ..grow.predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from ..eval.protocol import PplProtocol, measure_cached
 from ..core.ledger import headline_value, load_results, results_path
-from ..core.models import check_memory
-from ..core.models import model_label
+from ..core.models import check_memory, load_config, model_label, weights_key
+from ..grow.quantise import requantise
 from ..core.store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 
 PARTS = ("c1", "predictor", "init", "code")
@@ -244,36 +244,22 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {PARTS}")
-    t0 = time.perf_counter()
     C1, P = S["c1"], S["predictor"]
-    on_disk = name not in TINY_MODELS and not name.endswith(REQUANT)
-    if "c1" in parts and on_disk:              # before loading the model: C1 reads the weights type by type
-        from ..core.models import load_config, weights_key
-
+    model = tok = None
+    on_disk = "c1" in parts and name not in TINY_MODELS and not name.endswith(REQUANT)
+    if on_disk:             # a converted real model: C1 reads its weights type by type, before the model is loaded
         key = weights_key(name)
         led = Ledger(results_path(prof["name"], name, root), {"model": name, "model_key": key,
                                                                 "layers": load_config(name).num_hidden_layers})
-        split_c1_all(led, key, C1)
-        run_c1(led, name, key, C1, log=log)
-        if set(parts) == {"c1"}:
-            return led.data
-        t0 = time.perf_counter()
-    model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
-    header = {}
-    if name.endswith(REQUANT):                      # the control: the same model quantised once more
-        from ..grow.quantise import requantise
-
-        model, header["requantised"] = requantise(model, name.removesuffix(REQUANT))
-        key = f"{key}{REQUANT}-{stable_hash(header['requantised'], 8)}"
-    L = model.config.num_hidden_layers
-    led = Ledger(results_path(prof["name"], name, root), {
-        **header, "model": name, "model_key": key, "layers": L, "load_s": round(time.perf_counter() - t0, 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
-                                        and "lm_head" not in n)})
-    if "c1" in parts and not on_disk:
+    else:
+        model, tok, key, led = _load(prof, name, root)
+    if "c1" in parts:
         split_c1_all(led, key, C1)
         run_c1(led, name, key, C1, model, log)
+        if set(parts) == {"c1"}:
+            return led.data
+    if on_disk:
+        model, tok, key, led = _load(prof, name, root)
     if "predictor" in parts:
         for seed in S["seeds"]:
             cfg = PredictorConfig(epochs=P["epochs"], seed=seed)
@@ -286,6 +272,23 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     if "init" in parts or code:
         _init_and_code(S, model, tok, key, led, "init" in parts, code, log)
     return led.data
+
+
+def _load(prof: dict, name: str, root: Path | None) -> tuple[Any, Any, str, Ledger]:
+    """(model, tokenizer, weights key, results ledger) of one ladder model; a quantisation control is the model
+    quantised once more, keyed by what that changed."""
+    t0 = time.perf_counter()
+    model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
+    header = {}
+    if name.endswith(REQUANT):                      # the control: the same model quantised once more
+        model, header["requantised"] = requantise(model, name.removesuffix(REQUANT))
+        key = f"{key}{REQUANT}-{stable_hash(header['requantised'], 8)}"
+    led = Ledger(results_path(prof["name"], name, root), {
+        **header, "model": name, "model_key": key, "layers": model.config.num_hidden_layers,
+        "load_s": round(time.perf_counter() - t0, 1), "parameters": sum(p.numel() for p in model.parameters()),
+        "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
+                                        and "lm_head" not in n)})
+    return model, tok, key, led
 
 
 def _init_and_code(S: dict, model: Any, tok: Any, key: str, led: Ledger, init: bool, code: bool, log) -> None:
