@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as H
 
+from ..claims.verdict import verdict_of
 from ..core.layout import Results
 from ..core.store import read_json
 from .display import uniform
@@ -35,7 +36,6 @@ def claims_table_html(rows: list[dict], anchors: dict[str, dict[str, str]] | Non
     """The claims as an HTML table, one row per claim: claim | verdict | reading | one-line evidence | link.
     Each cell carries its column name (data-label) so that book/_static/lesa.css stacks a row into a card on a
     narrow screen."""
-    from ..plots.figures import verdict_of
     from .pages import _slug, reading_of
 
     anchors = figure_anchors() if anchors is None else anchors

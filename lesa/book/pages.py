@@ -12,6 +12,7 @@ from .common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
 from .. import PROJECT_ROOT
 from ..core.store import commit_label, hardware_label, read_json, write_json
 from ..core.layout import Results
+from ..claims.verdict import VERDICTS, verdict_of
 
 
 def collect_verdicts(profile: str) -> list[dict]:
@@ -39,17 +40,12 @@ def _slug(s: str) -> str:
     return "-".join("".join(ch if ch.isalnum() else " " for ch in str(s).lower()).split())
 
 
-VERDICT_ORDER = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
-
-
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
-    """verdict -> number of claims, in VERDICT_ORDER (unknown verdicts last)."""
-    from ..plots.figures import verdict_of
-
+    """verdict -> number of claims, in the order of VERDICTS (unknown verdicts last)."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[verdict_of(r)] = counts.get(verdict_of(r), 0) + 1
-    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    order = {v: i for i, v in enumerate(VERDICTS)}
     return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
@@ -120,8 +116,6 @@ def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
     """The scoreboard as a CSV (one row per claim) for download."""
     import csv
 
-    from ..plots.figures import verdict_of
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -144,7 +138,6 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
 
     from ..claims.rules import OPT_DEUS_BESIDE
     from ..claims.verdict import READINGS
-    from ..plots.figures import verdict_of
     from .display import uniform
     from .links import evidence_link, figure_anchors
 
@@ -214,8 +207,6 @@ def reading_of(r: dict) -> str:
     """A scoreboard row's reading (lesa.claims.verdict.READINGS), as its chapter's rule assigned it; a record
     written before readings existed has none, and its chapter must run again: NO_READING (never a default guessed
     from the status: a reproduced claim's reading may be "uninformative"). Claims not tested read "not tested"."""
-    from ..plots.figures import verdict_of
-
     if r.get("reading"):
         return r["reading"]
     return "not tested" if verdict_of(r) in ("not yet run", "not testable offline") else NO_READING
@@ -226,8 +217,6 @@ def scale_text(r: dict) -> str:
     (lesa.claims.rules.SCALE_BUDGET), with the independent OpT-DeUS run beside the CPT claims; "" otherwise."""
     from ..claims.paper import opt_deus_sentence
     from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
-    from ..plots.figures import verdict_of
-
     if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
         return ""
     return SCALE_BUDGET[r["claim"]] + (" " + opt_deus_sentence() if r["claim"] in OPT_DEUS_BESIDE else "")
@@ -309,7 +298,7 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
     longer: dict[str, list[str]] = {}       # profile -> the claims its runs decided (a verdict, not "not testable")
     for r in rows or []:
         src = r.get("source_profile")
-        if src and src != profile and (r.get("verdict") or r.get("status")) != "not testable offline":
+        if src and src != profile and verdict_of(r) != "not testable offline":
             longer.setdefault(src, []).append(r["claim"])
     budgets = {p: budget(summaries(p)) for p in longer}      # each profile's summaries read once
     named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budgets[p]} each)"
@@ -334,8 +323,7 @@ def results_sources_markdown(profile: str) -> str:
     # which profile's CPT runs chapters 4 and 5 show: the one their verdicts were computed from (a longer
     # profile's, cpu-long's, once all its runs finished), never assumed
     shown = {r.get("source_profile") or profile for r in collect_verdicts(profile)
-             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and (r.get("verdict") or r.get("status"))
-             not in ("not yet run",)}
+             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and verdict_of(r) != "not yet run"}
     shown = sorted(shown) or [profile]
     which = " and ".join(f"`{p}`" for p in shown)
     if not Results("gpu").dir.exists():

@@ -10,7 +10,9 @@ import numpy as np
 
 from .paper import CLAIMS, fmt, source_text
 
-STATUSES = ("reproduced", "not reproduced", "inconclusive", "not testable offline", "not yet run")
+# The verdicts a claim can get, the one list of them, in the scoreboard's order (met, undecided, not met, not
+# measured). A verdict record names it `verdict`, in the dataclass and in JSON alike.
+VERDICTS = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
 SE_MULT = 2.0            # a difference within SE_MULT standard errors is not called
 
 # What a verdict attributes (issue 37): the status says whether the claim's literal criterion was met; the
@@ -40,7 +42,7 @@ READINGS_OF = {"reproduced": ("holds as worded", "holds, from placement", "uninf
 # ------------------------------------------------------------------------------ verdicts
 @dataclass
 class Verdict:
-    """One claim's verdict. ``verdict`` is the status (STATUSES), named as in the JSON record and on the scoreboard."""
+    """One claim's verdict. ``verdict``: one of VERDICTS, named so in the JSON record and on the scoreboard."""
     claim: str
     verdict: str
     ours: str                                     # one line: what we measured
@@ -57,8 +59,8 @@ class Verdict:
     def __post_init__(self):
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}; known: {list(CLAIMS)}")
-        if self.verdict not in STATUSES:
-            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.verdict!r}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict (status) must be one of {VERDICTS}, got {self.verdict!r}")
         self.reading = self.reading or DEFAULT_READING[self.verdict]
         if self.reading not in READINGS_OF[self.verdict]:
             raise ValueError(f"reading {self.reading!r} does not fit status {self.verdict!r}; "
@@ -81,6 +83,11 @@ class Verdict:
                 "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
                 **({"per_model": _jsonable(self.per_model)} if self.per_model else {}),
                 **({"source_profile": self.source_profile} if self.source_profile else {})}
+
+
+def verdict_of(r: dict) -> str:
+    """A verdict record's verdict (one of VERDICTS); a row with none (a claim no notebook judged) is not yet run."""
+    return str(r.get("verdict") or "not yet run")
 
 
 def _jsonable(x: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..claims.verdict import verdict_of
 from ..grow.methods import OTHER_COLOR, color, label, method_id
 from ..grow.methods import display_name, run_title
 from .style import MODEL_SHADES, PAGE_W, VERDICT_COLORS, _figure, _grid, _legend
@@ -312,11 +313,6 @@ def scoreboard_figure(rows: list[dict], statements: dict[str, str] | None = None
                 ha="center", va="center", fontweight="bold", linespacing=1.1)
         y += h
     return fig
-
-
-def verdict_of(r: dict) -> str:
-    """A scoreboard row's verdict (`verdict`, or `status` in newer verdict records)."""
-    return str(r.get("verdict") or r.get("status") or "not yet run")
 
 
 def hue_points(rows: list[dict], value: str, x: str, hue: str, ylabel: str = "", ref: float | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..claims.verdict import STATUSES as VERDICTS, smooth, steps_to_reach
+from ..claims.verdict import VERDICTS, smooth, steps_to_reach
 from ..core.flops import read_store
 from ..core.store import provenance, read_json, write_json
 from ..core.layout import Results
