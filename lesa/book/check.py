@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .check_layout import MIN_WINDOW, chromium, framed, pages_at_widths
+import numpy as np
 
 # a Markdown table's delimiter row, also after smartquotes turned "---" into an en/em dash
 RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]+-*):?\s*\|")
@@ -193,8 +194,6 @@ def blank_reason(png: Path) -> str | None:
     """Why a screenshot looks blank (None when it shows content): almost one colour, or next to nothing
     drawn but the background."""
     import matplotlib.image as mpimg
-    import numpy as np
-
     img = mpimg.imread(png)[..., :3]
     bg = np.median(img.reshape(-1, 3), axis=0)
     differs = (np.abs(img - bg).max(axis=-1) > 0.1).mean()

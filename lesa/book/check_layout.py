@@ -10,6 +10,7 @@ writes it into the DOM as JSON; Chromium's --dump-dom returns it. Nothing is loa
 """
 from __future__ import annotations
 
+import html as H
 import json
 import re
 import shutil
@@ -68,8 +69,6 @@ _PROBE_OUT = re.compile(r'<pre id="lesa-probe"[^>]*>(.*?)</pre>', re.S)
 
 def measure_page(page: Path, width: int, height: int = 2000) -> dict:
     """The layout of one built page at a window width, measured by PROBE_JS in headless Chromium."""
-    import html as H
-
     page = Path(page)
     probe = page.with_name(f"_lesa_probe_{page.name}")       # beside the page: its relative links still resolve
     text = page.read_text(encoding="utf-8", errors="replace")

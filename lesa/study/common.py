@@ -9,6 +9,7 @@ import torch
 from ..core.arch import check_model, get_layers
 from ..core.codekey import Keyed, code_key
 from ..core.store import cache_dir, read_json, stable_hash, write_json
+from ..grow.svd import factorize
 
 
 def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
@@ -44,8 +45,6 @@ def factorize_type(model: Any, short: str, method: str = "auto"):
     and method in this process (every control and study reuses it; the weights are not expected to
     change in between: analysis models are frozen). Kept only while the model lives."""
     import weakref
-
-    from ..grow.svd import factorize
 
     key = (id(model), short, method)
     hit = _FACTORS.get(key)

@@ -36,14 +36,16 @@ from .common import stack_weights
 from .growth import new_layer_stats
 from .predictor import predictor_study
 from ..grow.expand import apply_plan
-from ..grow.plans import build_plan
+from ..grow.plans import BUILDERS, build_plan
 from ..grow.predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from ..eval.protocol import PplProtocol, measure_cached
 from ..core.ledger import headline_value, load_results, results_path
-from ..core.models import check_memory, load_config, model_label, weights_key
+from ..core.models import check_memory, load_config, model_label, resolve, weights_key
 from ..grow.quantise import requantise
 from ..core.store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
+from ..claims.rules import judge_c12c
+from ..core.arch import spec_for
 
 PARTS = ("c1", "predictor", "init", "code")
 REQUANT = "+requant"          # suffix of a ladder model quantised once more (lesa.grow.quantise): the quantisation control
@@ -61,8 +63,6 @@ def settings(prof: dict) -> dict:
     missing = [m for m in S["models"] + (S.get("quantisation") or {}).get("models", []) if m not in known]
     if missing:
         raise ProfileError(f"scale.models {missing} are not the profile's model or extra_models ({sorted(known)})")
-    from ..grow.plans import BUILDERS
-
     bad = [n for n, m in S["methods"].items() if m.get("method", n) not in BUILDERS]
     bad += [n for n in S["seeded"] if n not in S["methods"]]
     if bad:
@@ -149,14 +149,10 @@ def c1_stacks(name: str, weight_types: list[str], model: Any = None):
     """(type -> shape, type -> stack loader) for the C1 part. A model in memory (a tiny one, a quantisation
     control) is read as it is; a converted real model is read type by type from its safetensors file, so a
     1.5B model's weights (6 GiB) are not held beside the factorisations."""
-    from ..core.arch import spec_for
-
     if model is not None:
         stacks = {t: (lambda t=t: stack_weights(model, t)) for t in weight_types}
         return {t: tuple(stack_weights(model, t).shape) for t in weight_types}, stacks
     from safetensors import safe_open
-
-    from ..core.models import load_config, resolve
 
     cfg = load_config(name)
     folder = Path(resolve(name))
@@ -403,8 +399,6 @@ def c12c_on_ladder(row: dict, lam: float) -> dict | None:
     """C12c's rule (lesa.claims.judge_c12c) on one ladder model, with lambda = ``lam`` as the norm term's
     weight: do the new layers shrink at lambda = 0, and does the norm term lower the perplexity before training
     (relative to the base model)? None until both variants are measured."""
-    from ..claims.rules import judge_c12c
-
     name = {5e-4: "lesa", 5e-5: "lesa-lambda5e-5"}[lam]
     need = ["norm_lesa-lambda0", f"norm_{name}", "init_lesa-lambda0_rel", f"init_{name}_rel"]
     if any(row.get(k) is None for k in need):
