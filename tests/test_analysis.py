@@ -356,10 +356,13 @@ def test_predictor_study_factorises_each_type_once_with_identical_results(tiny_l
     """The full training and every lambda of a weight type share one factorisation (factorize_type);
     the numbers equal train_full computing its own SVD, as before the sharing."""
     import lesa.grow.svd as S
+    import lesa.study.common
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
     calls, real = [], S.factorize
-    monkeypatch.setattr(S, "factorize", lambda W, *a, **k: calls.append(tuple(W.shape)) or real(W, *a, **k))
+    counting = lambda W, *a, **k: calls.append(tuple(W.shape)) or real(W, *a, **k)    # noqa: E731
+    monkeypatch.setattr(S, "factorize", counting)
+    monkeypatch.setattr(lesa.study.common, "factorize", counting)       # imported at its top
     cfg = PredictorConfig(epochs=1, hidden=16)
     s = predictor_study(tiny_llama, cfg, ["k"], [], 1, ["k"], [0.0, 5e-4], "tiny-factor-once")
     assert len(calls) == 1                                # full recipe + 2 lambdas: one SVD

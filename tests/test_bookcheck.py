@@ -97,6 +97,35 @@ def test_blank_screenshot_is_detected(tmp_path):
     assert bc.blank_reason(tmp_path / "text.png") is None
 
 
+def test_screenshots_and_layout_walk_the_same_pages_at_the_same_widths(tmp_path, monkeypatch):
+    """One page/width iterator (check_layout.pages_at_widths) serves the screenshots and the layout measurements:
+    both visit each built page at 1280 and 390 px, in order, and name a page that was not built once."""
+    from lesa.book import check_layout as bl
+
+    (tmp_path / "book").mkdir()
+    for name in ("a", "c"):
+        (tmp_path / "book" / f"{name}.html").write_text(page(FIG_OK))
+    pages = ("book/a", "book/b", "book/c")
+    shot, measured = [], []
+
+    def fake_shot(html, out, width, height=2000):
+        shot.append((html.stem, width))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"")
+        return out
+
+    monkeypatch.setattr(bc, "screenshot", fake_shot)
+    monkeypatch.setattr(bc, "blank_reason", lambda png: None)
+    monkeypatch.setattr(bl, "measure_page", lambda html, width: measured.append((html.stem, width))
+                        or {"inner": width, "page": width, "column": width, "tables": [], "images": []})
+    files, problems = bc.screenshots(tmp_path, tmp_path / "shots", pages)
+    assert shot == [("a", 1280), ("a", 390), ("c", 1280), ("c", 390)]
+    assert [f.name for f in files] == ["book_a-desktop.png", "book_a-phone.png", "book_c-desktop.png", "book_c-phone.png"]
+    assert problems == [f"screenshot: no page {tmp_path / 'book' / 'b.html'}"]
+    assert bl.check_widths(tmp_path, pages) == [f"book/b: no page {tmp_path / 'book' / 'b.html'} to measure"]
+    assert measured == shot
+
+
 # ------------------------------------------------------------------------------ what the book prints
 def test_numbers_have_one_format():
     assert fmt_num(61.46) == "61.5" and fmt_num(37.86) == "37.9" and fmt_num(0.000123) == "1.23e-4"

@@ -37,6 +37,38 @@ def test_every_claim_has_wording_source_and_a_notebook():
         assert c.wording and c.source.startswith("[") and c.paper and re.match(r"0[1-5]_", c.notebook), c.id
 
 
+def test_one_verdict_name_and_one_ordered_list_read_by_the_scoreboard():
+    """The verdict is `verdict` in the dataclass and in the JSON record; VERDICTS (lesa.claims.verdict) is the only
+    list of verdicts in the package, in the scoreboard's order; the colours and default readings cover exactly it;
+    the committed verdict files read back through verdict_of."""
+    import ast
+    import dataclasses
+
+    from lesa import PROJECT_ROOT
+    from lesa.book.pages import collect_verdicts, verdict_counts
+    from lesa.claims.verdict import DEFAULT_READING, VERDICTS, verdict_of
+    from lesa.core.codekey import LESA_DIR
+    from lesa.plots.style import VERDICT_COLORS
+
+    v = Verdict("C1", "inconclusive", "o", "r")
+    assert "verdict" in {f.name for f in dataclasses.fields(Verdict)} and v.record()["verdict"] == "inconclusive"
+    assert verdict_of(v.record()) == "inconclusive" and verdict_of({"claim": "C1"}) == "not yet run"
+    assert set(VERDICT_COLORS) == set(DEFAULT_READING) == set(VERDICTS)
+    lists = []                                     # every tuple or list literal naming three verdicts or more
+    for path in sorted(LESA_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List)):
+                names = {e.value for e in node.elts if isinstance(e, ast.Constant)} & set(VERDICTS)
+                if len(names) >= 3:
+                    lists.append(str(path.relative_to(LESA_DIR)))
+    assert lists == ["claims/verdict.py"]
+    rows = [{"claim": c, "verdict": w} for c, w in zip(["C1", "C2", "C3", "C4", "C5", "C6"], reversed(VERDICTS + ("x",)))]
+    assert list(verdict_counts(rows)) == [*VERDICTS, "x"]       # the scoreboard's order, an unknown one last
+    if (PROJECT_ROOT / "results" / "cpu" / "verdicts").exists():  # committed records ("verdict" since they exist)
+        judged = [r for r in collect_verdicts("cpu") if r.get("ours") != "-"]
+        assert judged and all(r["verdict"] == verdict_of(r) and r["verdict"] in VERDICTS for r in judged)
+
+
 def test_paper_numbers_are_derived_from_the_constants():
     assert CLAIMS["C6"].paper.startswith("1 : 1.24 : 1.66")       # 56.4 / 45.6, 75.6 / 45.6
     assert "5.13 / 5.44 / 8.09" in CLAIMS["C5"].paper and "64.30 / 62.67 / 47.86" in CLAIMS["C5"].paper

@@ -12,6 +12,8 @@ import pytest
 from lesa.study import analysis as A
 from lesa.study.growth import residual_effect
 from lesa.core.codekey import LESA_DIR, code_key
+from lesa.core.store import stable_hash
+from lesa.study.common import cached_by_code, cached_json
 from lesa.grow.expand import code_hash, costly_weights
 from lesa.eval.protocol import measure
 
@@ -158,6 +160,23 @@ def test_a_lambda_is_keyed_by_the_lesa_code_it_calls():
 
 def _helper():
     return costly_weights(None, None, None)
+
+
+def test_cached_by_code_is_cached_json_keyed_by_the_named_code(tmp_path, monkeypatch):
+    """Both caches name their file stable_hash([key, code]) as before the two shared one body: code_key(fn) for
+    cached_json, code_key(*code) for cached_by_code (not the code of the lambda, which calls something else)."""
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path))
+    calls = []
+    fn = lambda: calls.append(1) or {"v": stable_hash(1)}        # noqa: E731 (reaches stable_hash, not residual_effect)
+    key = {"model": "m", "name": "base"}
+    assert code_key(fn) != code_key(residual_effect)
+    assert cached_by_code("t_code", key, (residual_effect,), fn) == {"v": stable_hash(1)}
+    assert [p.name for p in (tmp_path / "analysis" / "t_code").iterdir()] == \
+        [f"{stable_hash([key, code_key(residual_effect)])}.json"]
+    assert cached_json("t_fn", key, fn) == {"v": stable_hash(1)}
+    assert [p.name for p in (tmp_path / "analysis" / "t_fn").iterdir()] == [f"{stable_hash([key, code_key(fn)])}.json"]
+    assert cached_by_code("t_code", key, (residual_effect,), fn) == cached_json("t_fn", key, fn)
+    assert len(calls) == 2                                       # each computed once, then read back
 
 
 @pytest.mark.parametrize("seed", ["1", "2"])

@@ -24,6 +24,7 @@ def counted(monkeypatch, tmp_path):
         return real(*a, **kw)
 
     monkeypatch.setattr(lesa.grow.svd, "factorize", counting)
+    monkeypatch.setattr(fc, "factorize", counting)                          # imported at its top
     clear_memo()
     yield calls
     clear_memo()

@@ -3,14 +3,13 @@ trains bit for bit like one that computes them (losses, held-out losses, trained
 interruption, in fp32 and bf16, on tiny Llama and Qwen2 models and on SmolLM2-135M grown by LLaMA Pro's plan."""
 from __future__ import annotations
 
+import functools
 import json
 
-import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from conftest import progression_shards, tiny_grown
 
-from lesa.data.shards import write_shards
 from lesa.train import prefix_store as P
 from lesa.train import trainer as T
 
@@ -18,29 +17,12 @@ SEQ = 32
 NEW = [3, 5]          # lowest trained layer 3: layers 0-2 and the embeddings are the frozen prefix
 
 
-def tiny(family: str = "llama", seed: int = 0, **extra):
-    common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
-                  num_key_value_heads=2, vocab_size=256, max_position_embeddings=64, attn_implementation="sdpa")
-    torch.manual_seed(seed)
-    if family == "qwen2":     # sliding-window layers above full-attention ones: masks looked up per layer type
-        model = Qwen2ForCausalLM(Qwen2Config(**common, use_sliding_window=True, sliding_window=8, max_window_layers=2,
-                                             **extra))
-    else:
-        model = LlamaForCausalLM(LlamaConfig(**common, **extra))
-    model.config.lesa_growth = {"method": "test", "new_layers": NEW, "source_layers": 4, "plan": {}}
-    return model
+tiny = functools.partial(tiny_grown, NEW)
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(1)
-    start, step = rng.integers(0, 256, (40, 1)), rng.integers(1, 5, (40, 1))
-    seqs = (start + step * np.arange(SEQ)) % 256
-    write_shards(root / "train", seqs[:24], seq_len=SEQ, vocab_size=256)    # 6 steps x 4: two epochs
-    write_shards(root / "heldout" / "a", seqs[24:30], seq_len=SEQ, vocab_size=256)
-    write_shards(root / "heldout" / "b", seqs[30:], seq_len=SEQ, vocab_size=256)
-    return root / "train", root / "heldout"
+def shards(tmp_path_factory):                   # 6 steps x 4 sequences: two epochs
+    return progression_shards(tmp_path_factory.mktemp("shards"), seed=1, n_train=24, n_a=6, n_b=10, seq=SEQ)
 
 
 @pytest.fixture

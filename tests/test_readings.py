@@ -12,7 +12,7 @@ import torch
 
 from lesa.claims import rules as C
 from lesa.claims.paper import CLAIMS, source_text
-from lesa.claims.verdict import DEFAULT_READING, READINGS, READINGS_OF, STATUSES, Verdict, across_models, markdown, mcnemar_exact, paired_accuracy, per_model, permutation_p
+from lesa.claims.verdict import DEFAULT_READING, READINGS, READINGS_OF, VERDICTS, Verdict, across_models, markdown, mcnemar_exact, paired_accuracy, per_model, permutation_p
 
 
 def _curve(start: float, end: float, n: int = 40, noise: float = 0.0, seed: int = 0):
@@ -34,7 +34,7 @@ def _seeds(*ends: float):
 
 # ------------------------------------------------------------------------------ readings
 def test_every_status_has_a_default_reading_and_a_reading_must_fit_its_status():
-    assert set(DEFAULT_READING) == set(STATUSES) == set(READINGS_OF)
+    assert set(DEFAULT_READING) == set(VERDICTS) == set(READINGS_OF)
     assert all(r in READINGS for rs in READINGS_OF.values() for r in rs)
     v = Verdict("C8", "reproduced", "x", "y")
     assert v.reading == "holds as worded" and v.record()["reading"] == "holds as worded"

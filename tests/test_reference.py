@@ -86,6 +86,7 @@ def test_recipe_option():
 
 def test_cli_passes_the_recipe(tiny_llama, tmp_path, monkeypatch):
     """`lesa expand --recipe released` builds PredictorConfig(recipe="released") (dry run: no weights)."""
+    import lesa.grow.cli
     import lesa.grow.predictor
     from lesa.grow.cli import main
 
@@ -93,6 +94,7 @@ def test_cli_passes_the_recipe(tiny_llama, tmp_path, monkeypatch):
     seen = []
     real = lesa.grow.predictor.PredictorConfig
     monkeypatch.setattr(lesa.grow.predictor, "PredictorConfig", lambda **kw: seen.append(real(**kw)) or seen[-1])
+    monkeypatch.setattr(lesa.grow.cli, "PredictorConfig", lesa.grow.predictor.PredictorConfig)     # imported at its top
     args = ["expand", "--model", str(tmp_path / "tiny"), "--out", str(tmp_path / "out"), "--dry-run"]
     assert main(args + ["--recipe", "released"]) == 0
     assert seen and seen[-1].recipe == "released"

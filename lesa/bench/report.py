@@ -8,6 +8,7 @@ from pathlib import Path
 from ..grow.methods import label
 from ..core.store import commit_label, hardware_label, read_json
 from ..core.layout import Results
+from ..claims.paper import fmt
 
 
 def _prov(d: dict, path: Path) -> str:
@@ -19,8 +20,6 @@ def _prov(d: dict, path: Path) -> str:
 
 
 def _table(head: list[str], rows: list[list]) -> list[str]:
-    from ..claims.paper import fmt
-
     cell = lambda x: x if isinstance(x, str) else fmt(x)
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
             *("| " + " | ".join(cell(x) for x in r) + " |" for r in rows), ""]
@@ -118,8 +117,6 @@ def _md_precision(p: dict | None) -> list[str]:
 
 
 def _md_eval(d: dict, path: Path) -> list[str]:
-    from ..claims.paper import fmt
-
     rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
              r["batch_size"]] for r in d["rows"]]
     rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],

@@ -39,6 +39,7 @@ from .prefix import bench_prefix
 from .expansion import (SHAPES, bench_end_to_end, bench_expansion)
 from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
+from ..data.prepare import DataError, latest_corpus
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -49,8 +50,6 @@ def _out(args, kind: str) -> Path:
 
 
 def _shards() -> Path:
-    from ..data.prepare import DataError, latest_corpus
-
     try:
         return latest_corpus() / "train"
     except DataError:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import html as H
 
+from ..claims.verdict import verdict_of
 from ..core.layout import Results
 from ..core.store import read_json
-from .display import uniform
+from .display import name, spread_format, uniform
 from .links import evidence_link, figure_anchors
 from .links import record_dict as _dict
+from ..claims.paper import PAPER_MAIN, fmt
+from ..core.models import model_label
+from .pages import _counts_sentence, _slug, reading_of, verdict_counts
 
 def one_line(row: dict, limit: int = 160) -> str:
     """The first clause of a verdict's `ours` (per model: the first model's), in the book's one format,
@@ -35,9 +39,6 @@ def claims_table_html(rows: list[dict], anchors: dict[str, dict[str, str]] | Non
     """The claims as an HTML table, one row per claim: claim | verdict | reading | one-line evidence | link.
     Each cell carries its column name (data-label) so that book/_static/lesa.css stacks a row into a card on a
     narrow screen."""
-    from ..plots.figures import verdict_of
-    from .pages import _slug, reading_of
-
     anchors = figure_anchors() if anchors is None else anchors
     head = ("claim", "verdict", "reading", "evidence (one line)", "decided in")
     trs = []
@@ -62,9 +63,6 @@ def _by_claim(rows: list[dict]) -> dict[str, dict]:
 
 
 def _spread(s: dict | None, unit: str = "seeds", nd: int = 3) -> str:
-    from ..claims.paper import fmt
-    from .display import spread_format
-
     if not s:
         return "n/a"
     if s.get("n", 1) == 1:
@@ -88,8 +86,6 @@ def _lesa_runs(profile: str) -> list[dict]:
 def finding_sentences(rows: list[dict], profile: str) -> list[str]:
     """The finding in three plain sentences (predictor, initialisation, after training), each from its
     claim's record; a claim without numbers gives a sentence that says so."""
-    from ..claims.paper import fmt
-
     by = _by_claim(rows)
     first = lambda d: next(iter(d.items())) if d else (None, {})      # noqa: E731  (the first model judged)
     out = []
@@ -97,8 +93,6 @@ def finding_sentences(rows: list[dict], profile: str) -> list[str]:
     if u7.get("predictor") and u7.get("baselines"):
         pred, base = u7["predictor"], u7["baselines"]
         best = max(base, key=lambda k: base[k]["median"])
-        from .display import name
-
         verb = ("learns less than a trivial predictor" if pred["max"] < base[best]["min"] else
                 "learns more than every trivial predictor" if pred["min"] > base[best]["max"] else
                 "cannot be told apart from a trivial predictor")
@@ -138,9 +132,6 @@ def finding_sentences(rows: list[dict], profile: str) -> list[str]:
 
 def tested_sentence(rows: list[dict], profile: str, ladder: list[dict]) -> str:
     """What was tested and at what scale: the models, the growth, the training budget against the paper's."""
-    from ..claims.paper import fmt
-    from ..core.models import model_label
-
     models = list(dict.fromkeys(m for r in rows for m in (r.get("per_model") or {})))
     src = next((r.get("source_profile") for r in rows if r["claim"] == "C4"), profile) or profile
     runs = _cpt_runs(src)
@@ -160,8 +151,6 @@ def tested_sentence(rows: list[dict], profile: str, ladder: list[dict]) -> str:
 
 def caveat_lines(rows: list[dict], profile: str) -> list[str]:
     """How far to trust the finding: one line per caveat, each linked to the limitations page's paragraph."""
-    from ..claims.paper import fmt
-
     src = next((r.get("source_profile") for r in rows if r["claim"] == "C4"), profile) or profile
     runs = _cpt_runs(src)
     lesa = _lesa_runs(src)
@@ -189,10 +178,6 @@ def caveat_lines(rows: list[dict], profile: str) -> list[str]:
 def recommendation_rows(rows: list[dict], ladder: list[dict]) -> list[tuple[str, str, str]]:
     """(model, evidence, what to use) per model size, from the evidence alone: the models judged before and
     after training here, the scale ladder's models before training, and the paper's scale, which is not tested."""
-    from ..claims.paper import fmt
-    from ..claims.paper import PAPER_MAIN
-    from ..core.models import model_label
-
     by = _by_claim(rows)
     u3 = _dict((by.get("C3") or {}).get("uncertainty"))
     c4 = _dict((by.get("C4") or {}).get("uncertainty"))
@@ -257,8 +242,6 @@ def _ladder(profile: str) -> list[dict]:
 
 def abstract_markdown(profile: str, rows: list[dict]) -> str:
     """The landing page's abstract (book/generated/abstract.md)."""
-    from .pages import _counts_sentence, verdict_counts
-
     ladder = _ladder(profile)
     recs = recommendation_rows(rows, ladder)
     rec_table = ('<div class="lesa-table-wrap"><table class="lesa-table lesa-stack recommendation">'

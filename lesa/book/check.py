@@ -20,7 +20,8 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .check_layout import MIN_WINDOW, chromium, framed
+from .check_layout import MIN_WINDOW, chromium, framed, pages_at_widths
+import numpy as np
 
 # a Markdown table's delimiter row, also after smartquotes turned "---" into an en/em dash
 RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]+-*):?\s*\|")
@@ -193,8 +194,6 @@ def blank_reason(png: Path) -> str | None:
     """Why a screenshot looks blank (None when it shows content): almost one colour, or next to nothing
     drawn but the background."""
     import matplotlib.image as mpimg
-    import numpy as np
-
     img = mpimg.imread(png)[..., :3]
     bg = np.median(img.reshape(-1, 3), axis=0)
     differs = (np.abs(img - bg).max(axis=-1) > 0.1).mean()
@@ -209,23 +208,16 @@ SHOT_PAGES = ("book/intro", "book/scoreboard")
 # what `python -m lesa.book check --screenshots` shoots and measures besides them: every chapter
 CHAPTER_PAGES = tuple(f"book/chapters/{n}" for n in ("01_svd_evidence", "02_predictor", "03_expansion", "04_cpt_curves",
                                                      "05_downstream", "06_beyond", "07_scale"))
-SHOT_WIDTHS = {"desktop": 1280, "phone": 390}
 
 
 def screenshots(html_root: str | Path, out_dir: str | Path,
                 pages: tuple[str, ...] = SHOT_PAGES) -> tuple[list[Path], list[str]]:
     """Pages (by default the landing and scoreboard pages) at 1280 px and 390 px (phone) width: (files, problems)."""
-    root, out_dir = Path(html_root), Path(out_dir)
-    files, problems = [], []
-    for page in pages:
-        html = root / f"{page}.html"
-        if not html.exists():
-            problems.append(f"screenshot: no page {html}")
-            continue
-        for kind, w in SHOT_WIDTHS.items():
-            png = screenshot(html, out_dir / f"{page.replace('/', '_')}-{kind}.png", w, 2000 if kind == "desktop" else 1800)
-            files.append(png)
-            why = blank_reason(png)
-            if why:
-                problems.append(f"screenshot {png.name}: looks blank: {why}")
+    out_dir, files, problems = Path(out_dir), [], []
+    for page, html, kind, width in pages_at_widths(html_root, pages, problems, "screenshot: no page {html}"):
+        png = screenshot(html, out_dir / f"{page.replace('/', '_')}-{kind}.png", width, 2000 if kind == "desktop" else 1800)
+        files.append(png)
+        why = blank_reason(png)
+        if why:
+            problems.append(f"screenshot {png.name}: looks blank: {why}")
     return files, problems

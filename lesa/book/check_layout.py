@@ -10,11 +10,13 @@ writes it into the DOM as JSON; Chromium's --dump-dom returns it. Nothing is loa
 """
 from __future__ import annotations
 
+import html as H
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 
 def chromium() -> str:
@@ -67,8 +69,6 @@ _PROBE_OUT = re.compile(r'<pre id="lesa-probe"[^>]*>(.*?)</pre>', re.S)
 
 def measure_page(page: Path, width: int, height: int = 2000) -> dict:
     """The layout of one built page at a window width, measured by PROBE_JS in headless Chromium."""
-    import html as H
-
     page = Path(page)
     probe = page.with_name(f"_lesa_probe_{page.name}")       # beside the page: its relative links still resolve
     text = page.read_text(encoding="utf-8", errors="replace")
@@ -107,14 +107,24 @@ def layout_problems(m: dict, page: str, kind: str) -> list[str]:
     return problems
 
 
-def check_widths(html_root: str | Path, pages: tuple[str, ...]) -> list[str]:
-    """layout_problems of each page (`book/intro`, ...) at desktop and phone width."""
-    root, problems = Path(html_root), []
+def pages_at_widths(html_root: str | Path, pages: tuple[str, ...], problems: list[str],
+                    missing: str) -> Iterator[tuple[str, Path, str, int]]:
+    """(page, its .html file, width name, px) for each page (`book/intro`, ...) of a built site at each of WIDTHS:
+    what the screenshots and the layout measurements both walk. A page that was not built is one line in
+    ``problems``: ``missing`` formatted with ``page`` and ``html``."""
+    root = Path(html_root)
     for page in pages:
         html = root / f"{page}.html"
         if not html.exists():
-            problems.append(f"{page}: no page {html} to measure")
+            problems.append(missing.format(page=page, html=html))
             continue
-        for kind, w in WIDTHS.items():
-            problems += layout_problems(measure_page(html, w), f"{page}.html", kind)
+        for kind, width in WIDTHS.items():
+            yield page, html, kind, width
+
+
+def check_widths(html_root: str | Path, pages: tuple[str, ...]) -> list[str]:
+    """layout_problems of each page (`book/intro`, ...) at desktop and phone width."""
+    problems: list[str] = []
+    for page, html, kind, width in pages_at_widths(html_root, pages, problems, "{page}: no page {html} to measure"):
+        problems += layout_problems(measure_page(html, width), f"{page}.html", kind)
     return problems

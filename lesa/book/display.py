@@ -12,6 +12,7 @@ records already written (results/*/verdicts/) carry the older formats ("range a 
 from __future__ import annotations
 
 import re
+from ..grow.methods import METHODS, display_name, label, variant_label
 
 # C7b's trivial predictors (lesa.claims.TRIVIAL) and the predictor itself, as a reader is told them
 TERMS = {"zeros": "zeros", "neighbour_average": "neighbours' average", "copy_below": "copy of the layer below",
@@ -30,8 +31,6 @@ def name(ident: str, variants: dict | None = None) -> str:
     """The display name of a method id, a CPT run name or a trivial predictor; anything else unchanged.
     Run names are `<method or variant>[-<part>...][-p<predictor seed>|-seed<data order>]` (lesa.cpt.run_names);
     ``variants``: a profile's expansion.variants (variant name -> {method, options...}), named with their options."""
-    from ..grow.methods import METHODS, display_name, label, variant_label
-
     s = str(ident)
     for v in sorted(variants or {}, key=len, reverse=True):         # "lesa_fp-0-p1": the variant "lesa_fp-0"
         if s == v or s.startswith(v + "-"):
@@ -94,8 +93,6 @@ def uniform(text: str, tiny: bool = True) -> str:
     s = s.replace("+-", "±")
     if tiny:
         s = _TINY.sub(_tiny, s)
-    from ..grow.methods import METHODS, label
-
     words = {**TERMS, **TASKS, **{m: label(m) for m in METHODS}}
     for ident, shown in words.items():
         if "_" in ident or "-" in ident or ident in TASKS:   # plain words (zeros, ridge, lesa) read as they are

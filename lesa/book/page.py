@@ -8,19 +8,29 @@ the saved figures, show tables and verdicts as markdown, and write the manifest 
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 from ..core.layout import Results
+from ..claims.paper import fmt
+from ..claims.verdict import markdown, spread_text
+from ..core.store import write_json
+from ..eval.protocol import ppl_protocol
+from ..plots import style
+from ..plots.style import setup
+from ..plots.table import table
+from ..study.profiles import load_profile
+from ..study.results import write_verdicts
+from .display import uniform
 
 
 class Page:
     def __init__(self, notebook: str, profile: str, results_root: str = "results", check_device: bool = False,
                  announce: bool = True):
-        from ..plots.style import setup
-        from ..study.profiles import load_profile
-        from ..eval.protocol import ppl_protocol
-
         self.notebook, self.profile, self.results_root = notebook, profile, Path(results_root)
         self.results = Results(profile, results_root)          # where this profile's results live (lesa.core.layout)
         self.prof = load_profile(profile, check_device=check_device)
@@ -51,16 +61,12 @@ class Page:
         "±", display names for method, task and predictor ids; small measured values stay as measured)."""
         from IPython.display import Markdown, display
 
-        from .display import uniform
-
         display(Markdown(uniform(text, tiny=False)))
 
     def table(self, df: Any, digits: int = 3, csv: str | None = None, index: bool = True,
               caption: str | None = None) -> None:
         """Show a DataFrame as a markdown table (numbers through lesa.claims.rules.fmt); optionally save it as CSV.
         ``caption`` (from Page.caption) goes above it, its number in bold."""
-        from ..claims.paper import fmt
-
         if csv:
             df.to_csv(self.out / csv, index=index)
         cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
@@ -85,23 +91,15 @@ class Page:
             return
         from IPython.display import display
 
-        from ..plots.table import table
-
         display(table(seed_summary(df, by, cols, digits), digits=digits, index=False, caption=caption,
                       collapsed=collapsed, download=self.out / csv if csv else None))
 
     def save(self, fig: Any, name: str) -> Any:
-        from ..plots import style
-
         self.figures.append(str(style.save(fig, self.fig_dir, name)))
         return fig
 
     # ------------------------------------------------------------------ the end of every notebook
     def finish(self, verdicts: Sequence[Any], source_profile: str | None = None) -> None:
-        from ..study.results import write_verdicts
-        from ..claims.verdict import markdown
-        from ..core.store import write_json
-
         write_json(self.out / "manifest.json", {"notebook": self.notebook, "profile": self.profile,
                                                 "figures": self.figures,
                                                 "seconds": round(time.perf_counter() - self.t_start, 1)})
@@ -116,8 +114,6 @@ def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> An
     """Page.seed_table's rows as a DataFrame (for lesa.plots.figures.table): one row per `by` group, each column
     as median [min, max] over the seeds in the group."""
     import pandas as pd
-
-    from ..claims.verdict import spread_text
 
     rows = []
     for key, g in df.groupby(by, sort=False):
@@ -137,11 +133,6 @@ def quiet():
         with quiet():
             res = grow_and_measure(...)
     """
-    import contextlib
-    import io
-    import logging
-    import os
-
     @contextlib.contextmanager
     def _quiet():
         buf, old_disable, old_tqdm = io.StringIO(), logging.root.manager.disable, os.environ.get("TQDM_DISABLE")

@@ -2,6 +2,8 @@
 the provenance page, run times and links; `write_generated` writes them all into book/generated/."""
 from __future__ import annotations
 
+import csv
+import html as H
 import os
 import re
 import subprocess
@@ -12,6 +14,19 @@ from .common import BOOK_DIR, CLAIMS, GENERATED, NOTEBOOKS
 from .. import PROJECT_ROOT
 from ..core.store import commit_label, hardware_label, read_json, write_json
 from ..core.layout import Results
+from ..core.ledger import load_results
+from ..claims.verdict import READINGS, VERDICTS, verdict_of
+from ..bench.report import bench_markdown
+from ..claims.paper import PAPER_HOURS, opt_deus_sentence
+from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
+from ..core.models import model_label
+from ..grow.methods import METHODS, display_name
+from ..plots import figures as plots
+from ..plots.style import setup
+from ..plots.table import fmt_num
+from ..study.profiles import load_profile
+from .display import TERMS, spread_format, uniform
+from .links import evidence_link, figure_anchors, record_dict
 
 
 def collect_verdicts(profile: str) -> list[dict]:
@@ -39,17 +54,12 @@ def _slug(s: str) -> str:
     return "-".join("".join(ch if ch.isalnum() else " " for ch in str(s).lower()).split())
 
 
-VERDICT_ORDER = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
-
-
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
-    """verdict -> number of claims, in VERDICT_ORDER (unknown verdicts last)."""
-    from ..plots.figures import verdict_of
-
+    """verdict -> number of claims, in the order of VERDICTS (unknown verdicts last)."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[verdict_of(r)] = counts.get(verdict_of(r), 0) + 1
-    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    order = {v: i for i, v in enumerate(VERDICTS)}
     return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
@@ -62,9 +72,6 @@ _HASH_KEY = re.compile(r"^([\w.-]+?)-[0-9a-f]{12,}$")      # a cache key (model 
 
 def _key_text(k: Any) -> str:
     """A record key as words: method ids by their display names, "_minus_" as "−", underscores as spaces."""
-    from .display import TERMS
-    from ..grow.methods import METHODS, display_name
-
     s = str(k)
     if s.lower() in METHODS or s in TERMS:
         return display_name(s) if s.lower() in METHODS else TERMS[s]
@@ -80,13 +87,7 @@ def extra_text(v: Any) -> str:
     "mean ± se (n = n)", other mappings as "key: value" (keys in words, nested ones in parentheses; the raw
     per-seed `values` and step lists left out), cache keys by their model's name, numbers as the book prints
     them; never a Python repr (a record that stored one is parsed first)."""
-    from .display import spread_format, uniform
-    from ..core.models import model_label
-    from ..plots.table import fmt_num
-
     if isinstance(v, str) and v.startswith("{"):
-        from .links import record_dict
-
         v = record_dict(v) or v
     spread_keys, paired_keys = {"median", "min", "max", "n"}, {"mean", "se"}
     summary = lambda x: isinstance(x, dict) and (spread_keys <= set(x) or paired_keys <= set(x))
@@ -118,10 +119,6 @@ def _extra(r: dict, key: str) -> str:
 
 def scoreboard_rows_csv(rows: list[dict], path: Path) -> Path:
     """The scoreboard as a CSV (one row per claim) for download."""
-    import csv
-
-    from ..plots.figures import verdict_of
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -140,14 +137,6 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
     with its reading, the paper's value, ours, and a link to the figure that decides it; colour-coded by
     book/_static/lesa.css, stacked into cards on a phone), then each claim's budget, uncertainty, scale note and
     rule in a collapsed block, and a CSV download. Numbers in the book's one format (lesa.book.display.uniform)."""
-    import html as H
-
-    from ..claims.rules import OPT_DEUS_BESIDE
-    from ..claims.verdict import READINGS
-    from ..plots.figures import verdict_of
-    from .display import uniform
-    from .links import evidence_link, figure_anchors
-
     counts = verdict_counts(rows)
     anchors = figure_anchors(profile=profile)
     head = ["claim", "verdict and reading", "the paper", "this replication", "decided in"]
@@ -160,8 +149,6 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
         href, text = evidence_link(r, anchors)
         per_model = r.get("per_model") or {}
         if isinstance(per_model, str):                # an older record stored its repr
-            from .links import record_dict
-
             per_model = record_dict(per_model)
         ours = ("<br>".join(f"<strong>{H.escape(m)}</strong>: {H.escape(uniform(x))}" for m, x in per_model.items())
                 if per_model else H.escape(uniform(str(r.get("ours", "–")))))
@@ -214,8 +201,6 @@ def reading_of(r: dict) -> str:
     """A scoreboard row's reading (lesa.claims.verdict.READINGS), as its chapter's rule assigned it; a record
     written before readings existed has none, and its chapter must run again: NO_READING (never a default guessed
     from the status: a reproduced claim's reading may be "uninformative"). Claims not tested read "not tested"."""
-    from ..plots.figures import verdict_of
-
     if r.get("reading"):
         return r["reading"]
     return "not tested" if verdict_of(r) in ("not yet run", "not testable offline") else NO_READING
@@ -224,10 +209,6 @@ def reading_of(r: dict) -> str:
 def scale_text(r: dict) -> str:
     """For a claim not reproduced or undecided: whether a larger model or more tokens could change it
     (lesa.claims.rules.SCALE_BUDGET), with the independent OpT-DeUS run beside the CPT claims; "" otherwise."""
-    from ..claims.paper import opt_deus_sentence
-    from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
-    from ..plots.figures import verdict_of
-
     if verdict_of(r) not in ("not reproduced", "inconclusive") or r["claim"] not in SCALE_BUDGET:
         return ""
     return " ".join([SCALE_BUDGET[r["claim"]], *([r["ladder"]] if r.get("ladder") else []),
@@ -238,8 +219,7 @@ def with_ladder_notes(profile: str, rows: list[dict]) -> list[dict]:
     """The scoreboard rows with what the scale ladder (chapter 7) measured for each claim (lesa.study.scale.
     ladder_notes), read from the ladder's results as they stand (never measured here): the answer beside a
     verdict at 135M to "would a larger model change it?"."""
-    from ..core.ledger import load_results
-    from ..study import scale as Sc
+    from ..study import scale as Sc          # local: the ladder's module loads torch, the book's pages need not
 
     prof = Sc.load_profile(Sc.scale_profile_of(profile))
     notes = Sc.ladder_notes(Sc.ladder(load_results(prof["name"]), Sc.settings(prof)))
@@ -296,10 +276,6 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
     """The scale caveat of a build, from its profile and its CPT runs' summaries (never typed). Claims whose
     verdict a longer profile's runs decided (their row's ``source_profile``, e.g. cpu-long in the cpu book)
     are named with that profile's budget."""
-    from ..claims.paper import PAPER_HOURS
-    from ..plots.table import fmt_num
-    from ..study.profiles import load_profile
-
     model = (load_profile(profile, check_device=False).get("model") or {}).get("name", profile)
 
     def summaries(p: str) -> list[dict]:
@@ -322,7 +298,7 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
     longer: dict[str, list[str]] = {}       # profile -> the claims its runs decided (a verdict, not "not testable")
     for r in rows or []:
         src = r.get("source_profile")
-        if src and src != profile and (r.get("verdict") or r.get("status")) != "not testable offline":
+        if src and src != profile and verdict_of(r) != "not testable offline":
             longer.setdefault(src, []).append(r["claim"])
     budgets = {p: budget(summaries(p)) for p in longer}      # each profile's summaries read once
     named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budgets[p]} each)"
@@ -347,8 +323,7 @@ def results_sources_markdown(profile: str) -> str:
     # which profile's CPT runs chapters 4 and 5 show: the one their verdicts were computed from (a longer
     # profile's, cpu-long's, once all its runs finished), never assumed
     shown = {r.get("source_profile") or profile for r in collect_verdicts(profile)
-             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and (r.get("verdict") or r.get("status"))
-             not in ("not yet run",)}
+             if r.get("notebook") in ("04_cpt_curves", "05_downstream") and verdict_of(r) != "not yet run"}
     shown = sorted(shown) or [profile]
     which = " and ".join(f"`{p}`" for p in shown)
     if not Results("gpu").dir.exists():
@@ -410,8 +385,6 @@ def provenance_markdown(profile: str) -> str:
     figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
     results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
-    from ..plots.table import fmt_num
-
     root = Results(profile).dir
     times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
     used: dict[tuple, list[str]] = {}                                  # versions -> who used them
@@ -517,8 +490,6 @@ def write_generated(profile: str) -> list[dict]:
     (GENERATED / "run_times.md").write_text(run_times_markdown(profile))
     (GENERATED / "profile.md").write_text(f"This build shows profile **`{profile}`**.\n")
     (GENERATED / "provenance.md").write_text(provenance_markdown(profile))
-    from ..bench.report import bench_markdown  # results/bench/*.json, whatever the profile
-
     (GENERATED / "bench.md").write_text(bench_markdown())
     write_json(Results(profile).file("scoreboard.json"), {"profile": profile, "claims": rows})
     return rows
@@ -530,9 +501,6 @@ def write_summary_figure(rows: list[dict], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..plots import figures as plots
-    from ..plots.style import setup
 
     setup()
     fig = plots.scoreboard_figure(rows, {c: s for c, (s, _) in CLAIMS.items()})

@@ -22,15 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.store import provenance, run_main, shown, write_json
+from ..core.store import cpu_model, file_hash, provenance, read_json, run_main, shown, write_json
 from ..core.layout import Results
+from . import run as book
+from ..core.precision import PROBE_SIZE, auto_reason, bf16_probe, resolve_precision
+from ..study.profiles import load_profile, resolve_profile
 
 GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
 TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]
 
 
 def stages(profile: str) -> list[tuple[str, object]]:
-    from . import run as book
     from ..study.cpt import run_profile_cpt
 
     return [("notebooks 1-3", lambda: book.run(profile, only=GROWTH)),
@@ -42,8 +44,6 @@ def stages(profile: str) -> list[tuple[str, object]]:
 def machine_probe() -> dict:
     """This machine's matmul speed (GFLOP/s of 1024² matmuls, fp32 and bf16 autocast; lesa.core.precision's probe,
     well under a second), recorded with each run so that the next estimate can scale by it."""
-    from ..core.precision import PROBE_SIZE, bf16_probe
-
     p = bf16_probe("cpu")
     flop = 2 * 2 * PROBE_SIZE ** 3                         # the probe times two matmuls
     return {"fp32_gflops": round(flop / p["fp32_s"] / 1e9, 1), "bf16_gflops": round(flop / p["bf16_s"] / 1e9, 1)}
@@ -51,9 +51,6 @@ def machine_probe() -> dict:
 
 def _notebook_done(name: str, profile: str) -> bool:
     """book.run would skip this notebook: its last execution's stamp holds the current input hash."""
-    from . import run as book
-    from ..core.store import file_hash, read_json
-
     stamp, dst = book.executed_dir(profile) / f"{name}.stamp.json", book.executed_dir(profile) / f"{name}.ipynb"
     pub = book.published_dir(profile) / dst.name
     last = read_json(stamp) if stamp.exists() else {}
@@ -84,9 +81,6 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     ``done(name)``: whether a notebook is up to date (default: book.run's own test). ``precision``
     ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another."""
     from ..study.cpt import finished_summary, run_names
-    from ..study.profiles import load_profile
-    from ..core.store import read_json
-
     res = Results(profile, root).dir
     done = done or (lambda n: _notebook_done(n, profile))
     prev = read_json(res / "replicate_run.json") if (res / "replicate_run.json").exists() else {}
@@ -134,10 +128,6 @@ def replicate(profile: str, skip_book: bool = False, root: Path | None = None, s
     written at once to results/<profile>/replicate_run.json with the precision the profile runs in (resolved
     here), the CPU and a probe of its speed. An interrupted run resumes: every stage reuses its finished work,
     and the record says which stages were complete."""
-    from ..core.precision import auto_reason, resolve_precision
-    from ..study.profiles import load_profile, resolve_profile
-    from ..core.store import cpu_model, read_json
-
     profile = resolve_profile(profile)
     prof = load_profile(profile)                        # a bad profile (or gpu without CUDA) fails here, not later
     out = Results(profile, root).file("replicate_run.json")

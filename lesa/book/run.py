@@ -25,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 # the shared layout and the generated pages have modules of their own; every name stays reachable as book.X
 from .common import (BOOK_DIR, BUILD_HTML, CHAPTERS, GENERATED, NB_DIR, NOTEBOOKS, PAGES, READS,
@@ -34,15 +36,19 @@ from .links import drop_missing_numrefs
 from .pages import (write_generated)
 from ..core.codekey import code_key
 from .. import PROJECT_ROOT
-from ..core.store import file_hash, read_json, stable_hash, write_json
+from ..core.store import atomic_write_text, file_hash, read_json, shown, stable_hash, write_json
 from ..core.layout import Results
+from . import check_reader
+from ..core.precision import resolve_precision
+from ..study.profiles import CONFIG_DIR, PRECISION_ENV, load_profile, profile_path, read_profile_yaml, resolve_profile
+from .abstract import abstract_markdown
+from .check import CHAPTER_PAGES, SHOT_PAGES, check_site, chromium, screenshots
+from .check_layout import check_widths
 
 # ------------------------------------------------------------------------------ run
 def publish(executed: Path, profile: str) -> Path:
     """Copy a finished notebook to results/<profile>/executed/ with papermill's absolute paths made
     relative to the checkout (no machine-specific paths in what is committed and published)."""
-    from ..core.store import atomic_write_text, shown
-
     nb = json.loads(executed.read_text())
     for cell in nb.get("cells", []):          # papermill's injected parameters: not part of the page
         tags = cell.get("metadata", {}).get("tags", [])
@@ -99,8 +105,6 @@ def published_dir(profile: str) -> Path:
 
 def input_hash(name: str, profile: str) -> str:
     """Hash of everything a notebook's output depends on."""
-    from ..study.profiles import CONFIG_DIR, PRECISION_ENV, profile_path, read_profile_yaml
-
     parent = read_profile_yaml(profile_path(profile)).get("extends")      # its sections are part of this profile
     parts = {"notebook": file_hash(NB_DIR / f"{name}.ipynb"), "profile": file_hash(profile_path(profile)),
              "parent": file_hash(profile_path(parent)) if parent else None,
@@ -122,9 +126,6 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         kernel: str = "python3") -> dict:
     """Execute the notebooks with papermill for a profile; skip those whose inputs are unchanged."""
     import papermill as pm
-
-    from ..core.precision import resolve_precision
-    from ..study.profiles import load_profile, resolve_profile
 
     profile = resolve_profile(profile)
     prof = load_profile(profile)                            # validates; clear error for gpu without CUDA
@@ -179,16 +180,12 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
 def generate(profile: str) -> list[dict]:
     """Every generated page (lesa.book.pages.write_generated) and the landing page's abstract
     (lesa.book.abstract, book/generated/abstract.md); the verdict rows."""
-    from .abstract import abstract_markdown
-
     rows = write_generated(profile)
     (GENERATED / "abstract.md").write_text(abstract_markdown(profile, rows))
     return rows
 
 
 def build(profile: str = "auto", strict: bool = True) -> Path:
-    from ..study.profiles import resolve_profile
-
     profile = resolve_profile(profile)
     src = published_dir(profile)
     missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").exists()]
@@ -227,8 +224,6 @@ def build(profile: str = "auto", strict: bool = True) -> Path:
 def shoot_landing() -> list[Path]:
     """Screenshots of the landing and scoreboard pages at desktop and phone width with every build
     (_build/screenshots/), when a headless Chromium is installed; a note otherwise."""
-    from .check import SHOT_PAGES, chromium, screenshots
-
     try:
         chromium()
     except FileNotFoundError as e:
@@ -245,8 +240,6 @@ _EXTERNAL = ("http:", "https:", "mailto:", "data:", "javascript:", "tel:", "ftp:
 
 def _scan_html(path: Path) -> tuple[list[str], set[str]]:
     """(every href/src value, every id/anchor name) of one HTML page."""
-    from html.parser import HTMLParser
-
     links: list[str] = []
     ids: set[str] = set()
 
@@ -269,8 +262,6 @@ def check_links(html_root: Path = BUILD_HTML) -> list[str]:
     name an existing file (query strings dropped; a folder means its index.html), and every `#anchor`
     must be an `id` (or `<a name>`) in the page it points to. External links (http, https, mailto, ...)
     are not followed. Returns one line per broken link, empty when all resolve."""
-    from urllib.parse import unquote
-
     html_root = Path(html_root).resolve()
     # pages only: _static/ holds the theme's Jinja macro files (*.html) that are never served as pages
     pages = [p.resolve() for p in sorted(html_root.rglob("*.html")) if "_static" not in p.relative_to(html_root).parts]
@@ -342,14 +333,8 @@ def check(profile: str, reader: bool = False, shots: bool = False) -> dict:
         report["links"] = {"broken": len(broken)}
     found: list[str] = []
     if reader and BUILD_HTML.exists():
-        from . import check_reader
-        from .check import check_site
-
         found += check_site(BUILD_HTML) + check_reader.check_site(BUILD_HTML)
     if shots and BUILD_HTML.exists():
-        from .check import CHAPTER_PAGES, SHOT_PAGES, screenshots
-        from .check_layout import check_widths
-
         files, blank = screenshots(BUILD_HTML, PROJECT_ROOT / "_build" / "screenshots", SHOT_PAGES + CHAPTER_PAGES)
         problems += blank
         found += check_widths(BUILD_HTML, PAGES)
@@ -390,9 +375,6 @@ def known_split(found: list[str], path: Path | None = None) -> tuple[list[str], 
 def reader_warnings() -> list[str]:
     """The reader checks of lesa.book.check on the built site, as warnings (the build does not fail on
     them; `python -m lesa.book check` does)."""
-    from . import check_reader
-    from .check import check_site
-
     return check_site(BUILD_HTML) + check_reader.check_site(BUILD_HTML) if BUILD_HTML.exists() else []
 
 
@@ -407,8 +389,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="check: also screenshot the landing and scoreboard pages in headless Chromium (desktop and "
                          "phone width, _build/screenshots/) and fail when one is blank")
     a = ap.parse_args(argv)
-    from ..study.profiles import resolve_profile
-
     profile = resolve_profile(a.profile)
     if a.cmd in ("run", "all"):
         run(profile, a.only, a.force)

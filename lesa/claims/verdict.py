@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
 
 from .paper import CLAIMS, fmt, source_text
 
-STATUSES = ("reproduced", "not reproduced", "inconclusive", "not testable offline", "not yet run")
+# The verdicts a claim can get, the one list of them, in the scoreboard's order (met, undecided, not met, not
+# measured). A verdict record names it `verdict`, in the dataclass and in JSON alike.
+VERDICTS = ("reproduced", "inconclusive", "not reproduced", "not testable offline", "not yet run")
 SE_MULT = 2.0            # a difference within SE_MULT standard errors is not called
 
 # What a verdict attributes (issue 37): the status says whether the claim's literal criterion was met; the
@@ -40,7 +43,7 @@ READINGS_OF = {"reproduced": ("holds as worded", "holds, from placement", "uninf
 # ------------------------------------------------------------------------------ verdicts
 @dataclass
 class Verdict:
-    """One claim's verdict. ``verdict`` is the status (STATUSES), named as in the JSON record and on the scoreboard."""
+    """One claim's verdict. ``verdict``: one of VERDICTS, named so in the JSON record and on the scoreboard."""
     claim: str
     verdict: str
     ours: str                                     # one line: what we measured
@@ -57,8 +60,8 @@ class Verdict:
     def __post_init__(self):
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}; known: {list(CLAIMS)}")
-        if self.verdict not in STATUSES:
-            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.verdict!r}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict (status) must be one of {VERDICTS}, got {self.verdict!r}")
         self.reading = self.reading or DEFAULT_READING[self.verdict]
         if self.reading not in READINGS_OF[self.verdict]:
             raise ValueError(f"reading {self.reading!r} does not fit status {self.verdict!r}; "
@@ -81,6 +84,11 @@ class Verdict:
                 "budget": _jsonable(self.budget), "uncertainty": _jsonable(self.uncertainty),
                 **({"per_model": _jsonable(self.per_model)} if self.per_model else {}),
                 **({"source_profile": self.source_profile} if self.source_profile else {})}
+
+
+def verdict_of(r: dict) -> str:
+    """A verdict record's verdict (one of VERDICTS); a row with none (a claim no notebook judged) is not yet run."""
+    return str(r.get("verdict") or "not yet run")
 
 
 def _jsonable(x: Any) -> Any:
@@ -319,8 +327,6 @@ def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "le
     len(a) and len(b) ("less": the share of splits whose difference is at or below the observed one; "greater":
     at or above). With 2 runs against 3 there are 10 splits, so p can never be below 0.1: ``smallest_p`` says
     what the run counts allow."""
-    from itertools import combinations
-
     a, b = [float(x) for x in a], [float(x) for x in b]
     if not a or not b:
         raise ValueError("permutation_p needs a value on each side")

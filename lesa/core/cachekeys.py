@@ -13,6 +13,7 @@ package, so the same command runs before and after a move. Identical output: eve
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -26,8 +27,6 @@ NB_DIR = PROJECT_ROOT / "notebooks"
 
 def find(name: str, root: Path = LESA_DIR):
     """The one lesa function or class called ``name``, wherever it lives (a clear error if not exactly one)."""
-    import importlib
-
     idx = index(root)
     hits = [m for m in sorted(idx.mods) if name in idx.mods[m].defs
             and isinstance(idx.mods[m].defs[name][0], (ast.FunctionDef, ast.ClassDef))]
@@ -61,8 +60,6 @@ def keys() -> dict:
     """{stage: key} for every cached stage (see the module docstring). A notebook's cached lambdas are named by
     their cache; notebook 3's evaluation cache is keyed where it is computed: by its lambda while the notebook
     held the experiment, by the module's CODE (the functions it calls) since lesa.study.expansion does."""
-    import importlib
-
     out = {"grow (costly_weights)": code_key(find("costly_weights")),
            "factors (svd.py bytes)": file_hash(next(LESA_DIR.rglob("svd.py"))),
            "ppl_protocol (measure)": code_key(find("measure")),

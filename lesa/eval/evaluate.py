@@ -11,6 +11,7 @@ runs on a machine without it); every name stays reachable as lesa.eval.evaluate.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import time
@@ -24,14 +25,16 @@ from .scoring import _model_info, _read_jsonl, _relative, bf16_supported, check_
 from .harness import (BENCHMARKS, LM_KINDS, _reusable,
     _write_record, run_benchmarks)
 from ..core.store import provenance, read_json
+from ..core.models import load_model
+from ..data.prepare import benchmark_dir, latest_corpus
+from ..data.shards import read_meta, read_shards
+from .tasks.utils import wikitext_detokenizer
 
 PPL_SETS = ["wikitext", "lambada", "heldout"]
 
 
 # ----------------------------------------------------------------------------- perplexity
 def wikitext_detokenize(page: str) -> str:
-    from .tasks.utils import wikitext_detokenizer  # the verbatim lm-eval function
-
     return wikitext_detokenizer({"page": page})
 
 
@@ -49,8 +52,6 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
     precision: "fp32" (default) or "bf16": matrix products under bfloat16 autocast, weights as
     loaded, log-softmax in float32 (checked first: a device without native bf16 is refused).
     """
-    from ..data.prepare import benchmark_dir, latest_corpus
-
     precision = check_precision(precision, next(model.parameters()).device)
 
     t0 = time.perf_counter()
@@ -93,8 +94,6 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, dataset: str = "wikitext"
         rec.update(metrics={"perplexity": float(np.exp(-lls.mean())), "acc": float(np.mean([g for _, g in scores]))},
                    primary_metric="acc", n_samples=len(docs), data="LAMBADA-OpenAI test")
     else:
-        from ..data.shards import read_meta, read_shards
-
         own = Path(str(getattr(tokenizer, "name_or_path", "") or "smollm2-135m")).name   # shards in this tokenizer's ids
         root = latest_corpus(tokenizer=own) / "heldout" if dataset == "heldout" else Path(dataset)
         folders = [root] if (root / "meta.json").exists() else sorted(p.parent for p in root.glob("*/meta.json"))
@@ -163,8 +162,6 @@ def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "resul
     None: bf16 weights where bf16 is native (a CUDA GPU, a CPU with AVX512-BF16/AMX), else fp32 (a CPU
     that emulates bf16 runs it several times slower than fp32). This is the wide benchmark sweep of the
     base model, not the book's perplexity protocol (lesa.eval.protocol), which every notebook uses."""
-    from ..core.models import load_model
-
     if dtype is None:
         dtype = "bfloat16" if bf16_supported("cuda" if torch.cuda.is_available() else "cpu") else "float32"
     model, tok = load_model(model_name, dtype=dtype)
@@ -177,8 +174,6 @@ def evaluate_base(model_name: str = "smollm2-135m", out_dir: str | Path = "resul
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m lesa.eval.evaluate",
                                  description="Evaluate a model (default: the base SmolLM2) on every benchmark and "
                                              "perplexity set.")

@@ -15,6 +15,7 @@ import torch
 
 from .scoring import _model_info, check_precision
 from ..core.store import atomic_write_text, provenance, read_json, write_json
+from ..data.prepare import benchmark_dir
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 BENCHMARKS = ["arc_easy", "arc_challenge", "hellaswag", "piqa", "boolq", "winogrande", "openbookqa",
@@ -53,8 +54,6 @@ def _fill(obj: Any, subs: dict[str, str]) -> Any:
 
 def task_configs(task: str, data_dir: str | Path | None = None) -> list[dict]:
     """Resolved lm-eval task dicts for one task (57 for "mmlu"): committed YAML + data folder."""
-    from ..data.prepare import benchmark_dir
-
     data_dir = Path(data_dir) if data_dir else benchmark_dir()
     path = TASKS_DIR / f"{task}.yaml"
     if not path.exists():

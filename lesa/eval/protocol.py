@@ -8,6 +8,7 @@ model, the unexpanded base model included, with these settings and says so in on
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,6 +16,10 @@ from typing import Any
 
 from ..core.codekey import code_key
 from .. import PROJECT_ROOT
+from ..core.precision import resolve_precision
+from ..core.store import cache_dir, read_json, stable_hash, write_json
+from ..data.prepare import DataError, benchmark_dir, latest_corpus
+from .scoring import check_precision
 
 PRECISIONS = ("fp32", "bf16", "auto")   # as lesa.core.precision.PRECISIONS (not imported: this module stays light)
 SET_TEXT = {"wikitext": "WikiText-2 test ({n}; word perplexity, rolling windows)",
@@ -49,8 +54,6 @@ class PplProtocol:
         if self.precision not in PRECISIONS:
             raise ProtocolError(f"protocol.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "auto":          # decided here, once: sentence, key and records hold fp32 or bf16
-            from ..core.precision import resolve_precision
-
             object.__setattr__(self, "precision", resolve_precision("auto"))
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ProtocolError(f"protocol.max_length must be an integer >= 8, got {self.max_length!r}")
@@ -155,8 +158,6 @@ def perplexity_suite(model: Any, tokenizer: Any, sets: list[str], limits: dict, 
     heldout; a set whose data is not prepared gets {'status': 'missing', 'reason': ...}.
     Call it through lesa.eval.protocol.measure (one protocol for every notebook). precision: lesa.eval.evaluate's
     ("fp32" | "bf16", the protocol's); the fixture and code sets are always fp32."""
-    from .scoring import check_precision
-
     precision = check_precision(precision, next(model.parameters()).device)
     out: dict = {}
     for name in sets:
@@ -193,8 +194,6 @@ def headline(sets: list[str] | tuple[str, ...]) -> str | None:
 def weights_fingerprint(model: Any) -> str:
     """Hash of every parameter and buffer (names, dtypes, shapes and bytes, in state-dict order): two models
     with this fingerprint compute the same function. About a second per GB of weights."""
-    import hashlib
-
     import torch
 
     h = hashlib.blake2b(digest_size=16)
@@ -212,8 +211,6 @@ def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: st
     measured the same way, whatever code grew them or whatever the model is called (notebooks 3 and 5 share
     the base model's numbers; a refactor of the growth code does not redo hours of the whole WikiText set).
     ``name`` and ``growth`` are kept for the callers' records; they do not enter the key."""
-    from ..core.store import cache_dir, read_json, stable_hash, write_json
-
     key = {"model": model_key, "weights": weights_fingerprint(model), "protocol": proto.key(), "data": _data_key(),
            "code": code_key(measure)}         # the code a perplexity runs through (lesa.core.codekey)
     path = cache_dir("analysis", "ppl_protocol") / f"{stable_hash(key)}.json"
@@ -227,8 +224,6 @@ def measure_cached(model: Any, tokenizer: Any, proto: PplProtocol, model_key: st
 def _data_key() -> list:
     """The prepared data a measurement reads (benchmark and corpus folders are named by their content's
     hash); None where not prepared yet (the measurement then records the set as missing)."""
-    from ..data.prepare import DataError, benchmark_dir, latest_corpus
-
     out = []
     for f in (benchmark_dir, latest_corpus):
         try:

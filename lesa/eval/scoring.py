@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.precision import resolve_precision
+from .. import PROJECT_ROOT
 
 
 # Logits (rows x vocabulary) computed at once when scoring: 2**26 fp32 = 256 MB, i.e. 1365 rows of
@@ -163,7 +164,6 @@ def score_continuations(model: torch.nn.Module, items: list[tuple[list[int], lis
 
 def _relative(path: Path) -> str:
     """A path for records: relative to the checkout when inside it (no absolute paths committed)."""
-    from .. import PROJECT_ROOT
     try:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:

@@ -14,6 +14,13 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+from ..core.arch import spec_for
+from ..core.models import DEFAULT_MODEL, load_config, load_model, resolve, weights_key
+from .expand import apply_plan, check_predictor_plan, effective_predictor, save_grown
+from .plans import METHODS, PLACEMENTS, build_plan, with_predictor
+from .predictor import PredictorConfig
+from .spec import PlanError, check_plan_for, load_plan
 
 # command-line option -> plan builder keyword (taken only by the methods whose builder has it)
 BUILDER_OPTIONS = {"gaps": "--gaps", "after": "--after", "norm_source": "--norms", "alpha": "--alpha",
@@ -24,8 +31,6 @@ PREDICTOR_OPTIONS = {"lam": "--lam", "epochs": "--epochs", "seed": "--seed", "de
 
 
 def _methods_help() -> str:
-    from .plans import METHODS
-
     return "methods:\n" + "\n".join(f"  {name:16s} {doc}" for name, (_, doc) in METHODS.items())
 
 
@@ -56,9 +61,6 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
 
 def _plan_from_args(args, num_layers: int | None, model: str):
     """The plan named on the command line, validated (file form: also against the model's depth)."""
-    from .plans import build_plan
-    from .spec import PlanError, check_plan_for, load_plan
-
     given = [flag for key, flag in (("method", "--method"), ("layers", "--layers"))
              if getattr(args, key) is not None]
     given += [flag for key, flag in BUILDER_OPTIONS.items() if getattr(args, _dest(flag)) is not None]
@@ -87,8 +89,6 @@ def _plan_from_args(args, num_layers: int | None, model: str):
 
 def _gap_arg(v: str) -> int | str:
     """--gaps takes gap numbers or one named placement (lesa.grow.plans.PLACEMENTS)."""
-    from .plans import PLACEMENTS
-
     if v in PLACEMENTS:
         return v
     try:
@@ -104,9 +104,6 @@ def _dest(flag: str) -> str:
 
 def _source_depth(args) -> tuple[int | None, str]:
     """(depth of --model, its name); (None, '') when only a plan file is checked."""
-    from ..core.arch import spec_for
-    from ..core.models import DEFAULT_MODEL, load_config
-
     if args.model is None and args.plan is not None and getattr(args, "source_layers", None) is None:
         return None, ""
     if getattr(args, "source_layers", None) is not None:
@@ -132,8 +129,6 @@ def _warn_norms(plan):
 
 
 def cmd_model(args) -> int:
-    from ..core.models import resolve
-
     t0 = time.perf_counter()
     print(resolve(args.name))
     print(f"[lesa] model ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -156,10 +151,6 @@ def cmd_plan(args) -> int:
 
 def _predictor(args, plan):
     """(plan, PredictorConfig): command-line predictor options over the plan's own settings."""
-    from .expand import check_predictor_plan, effective_predictor
-    from .plans import with_predictor
-    from .predictor import PredictorConfig
-
     given = {key: getattr(args, _dest(flag)) for key, flag in PREDICTOR_OPTIONS.items()
              if getattr(args, _dest(flag)) is not None}
     overlap = {k: v for k, v in given.items() if k in plan.predictor}
@@ -171,11 +162,6 @@ def _predictor(args, plan):
 
 
 def cmd_expand(args) -> int:
-    from pathlib import Path
-
-    from .expand import apply_plan, save_grown
-    from ..core.models import DEFAULT_MODEL, load_model, weights_key
-
     args.model = args.model or DEFAULT_MODEL
     L, _ = _source_depth(args)                                 # validate everything before weights
     plan, pred = _predictor(args, _plan_from_args(args, L, args.model))

@@ -28,6 +28,7 @@ from .kinds import (_PREDICTORS, COSTLY, KIND_FNS, TypeView, _factor, _train_all
 from .spec import Plan, PlanError, Slot, slot_from_row
 from .predictor import PredictorConfig, train_batched
 from ..core.store import cache_dir, provenance, read_json, shown, stable_hash, write_json
+from ..core.models import copy_licence_files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,8 +319,6 @@ def save_grown(model: Any, out_dir: str | Path, tokenizer: Any = None, extra: di
     model.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
-    from ..core.models import copy_licence_files  # e.g. the Gemma terms go with weights derived from Gemma
-
     licences = copy_licence_files(getattr(model.config, "_name_or_path", ""), out)
     info = dict(getattr(model.config, "lesa_growth", {}) or {})
     if licences:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..core.store import cache_dir, file_hash, shown
+from ..core.store import cache_dir, file_hash, shown, stable_hash
+from .svd import Factors, factorize
 
 MIN_BYTES = 16 << 20          # stacks smaller than this are factorised in place, never written
 STATS = {"computed": 0, "loaded": 0}    # per-process counters (tests and the bench read them)
@@ -41,8 +42,6 @@ def stack_fingerprint(Ws: torch.Tensor) -> str:
 def factor_key(Ws: torch.Tensor, device: str | torch.device, dtype: torch.dtype, method: str) -> str:
     """File name of a factorisation: the stack's fingerprint, the solver and its precision, the device kind
     (CPU and CUDA round differently) and the hash of lesa/grow/svd.py (a change of the SVD code is a miss)."""
-    from ..core.store import stable_hash
-
     here = Path(__file__).resolve().parent
     return stable_hash({"stack": stack_fingerprint(Ws), "dtype": str(dtype), "method": method,
                         "device": torch.device(device).type, "code": file_hash(here / "svd.py")}, 24)
@@ -58,8 +57,6 @@ def cached_factorize(Ws: torch.Tensor, *, device: str | torch.device = "cpu", dt
     way before (in any process, for any predictor seed or method), else computed and written atomically.
     Loaded factors are bit-identical to the computed ones (safetensors stores the exact bytes)."""
     from safetensors.torch import load_file
-
-    from .svd import Factors, factorize
 
     if not enabled(Ws):
         STATS["computed"] += 1

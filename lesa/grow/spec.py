@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from .predictor import PredictorConfig
 
 
 class PlanError(ValueError):
@@ -157,8 +158,6 @@ def _check_predictor(overrides: dict) -> None:
     if not isinstance(overrides, dict):
         raise PlanError(f"predictor settings must be a mapping of PredictorConfig fields, got {overrides!r}")
     from dataclasses import fields
-
-    from .predictor import PredictorConfig  # imports torch: only for plans that set the predictor
 
     known = {f.name for f in fields(PredictorConfig)}
     bad = sorted(set(overrides) - known)

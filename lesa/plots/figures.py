@@ -15,10 +15,12 @@ downstream, seeds, landing page).
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Iterable
 
 import numpy as np
 
+from ..claims.verdict import smooth, verdict_of
 from ..grow.methods import OTHER_COLOR, color, label, method_id
 from ..grow.methods import display_name, run_title
 from .style import MODEL_SHADES, PAGE_W, VERDICT_COLORS, _figure, _grid, _legend
@@ -57,8 +59,6 @@ def cpt_curves(runs: dict, x: str | Iterable[str] = ("tokens", "flops"), window:
     method a different compute (its new layers' depth and the frozen layers above them), so the two
     panels differ exactly where the methods' costs do. `x="step"` is the same picture as tokens
     (constant tokens per step), so it is not drawn beside it."""
-    from ..claims.verdict import smooth
-
     xs_keys = [x] if isinstance(x, str) else list(x)
     fig, axes = _figure(w=PAGE_W, h=3.0, ncols=len(xs_keys), sharey=True, squeeze=False)
     axes = list(axes.flat)
@@ -249,8 +249,6 @@ def main_table_plot(rows: list[dict]) -> Any:
     """rows: {"source", "model", "ppl", "avg"} -> perplexity and benchmark average, one row of panels
     per source (their scales and benchmark sets differ, so each source has its own x-axis). Sources are
     named above their row and long model names wrap, so the bars keep the page's width."""
-    import textwrap
-
     import matplotlib.pyplot as plt
 
     sources = list(dict.fromkeys(r["source"] for r in rows))
@@ -311,8 +309,6 @@ def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet
     return fig                    # _grid's constrained layout (tight_layout() here warned on every call)
 # ------------------------------------------------------------------------------- landing page
 def _wrap(s: str, width: int) -> str:
-    import textwrap
-
     # " = " kept on one line ("k = 8"): textwrap breaks at spaces, not at no-break spaces
     return "\n".join(textwrap.wrap(str(s).replace(" = ", "\u00a0=\u00a0"), width)) or "-"
 
@@ -356,11 +352,6 @@ def scoreboard_figure(rows: list[dict], statements: dict[str, str] | None = None
                 ha="center", va="center", fontweight="bold", linespacing=1.1)
         y += h
     return fig
-
-
-def verdict_of(r: dict) -> str:
-    """A scoreboard row's verdict (`verdict`, or `status` in newer verdict records)."""
-    return str(r.get("verdict") or r.get("status") or "not yet run")
 
 
 def hue_points(rows: list[dict], value: str, x: str, hue: str, ylabel: str = "", ref: float | None = None,

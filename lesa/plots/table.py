@@ -1,6 +1,7 @@
 """Tables rendered the same way everywhere: significant digits, no truncation, a CSV beside each one."""
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import math
@@ -74,8 +75,6 @@ class Table:
         out = (f'<div class="lesa-table-wrap"><table class="lesa-table">{cap}<thead><tr>{head}</tr></thead>'
                f"<tbody>{''.join(rows)}</tbody></table>")
         if self.csv_path is not None:
-            import base64
-
             data = base64.b64encode(Path(self.csv_path).read_bytes()).decode()
             out += (f'<p class="lesa-table-csv"><a download="{html.escape(Path(self.csv_path).name)}" '
                     f'href="data:text/csv;base64,{data}">Download this table (CSV)</a></p>')

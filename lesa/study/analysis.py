@@ -20,6 +20,7 @@ import torch
 # shared helpers and the measurements of notebooks 2-5 live in modules of their own; every name stays
 # reachable as lesa.study.analysis.X (the notebooks use `analysis as A`)
 from .common import factorize_type, stack_weights
+from ..grow.svd import factorize
 
 
 def _cos_matrix(X: np.ndarray, absolute: bool = False) -> np.ndarray:
@@ -31,15 +32,11 @@ def _cos_matrix(X: np.ndarray, absolute: bool = False) -> np.ndarray:
 # ============================================================================ C1: continuity
 def top1_rows_concat(Ws: torch.Tensor) -> np.ndarray:
     """Top-1 coefficient row V_i[0, :] of every layer from the concatenated SVD: (L, d_in)."""
-    from ..grow.svd import factorize
-
     F = factorize(Ws, method="auto")
     return F.V[:, 0, :].double().numpy()
 
 
 def spectrum_concat(Ws: torch.Tensor) -> np.ndarray:
-    from ..grow.svd import factorize
-
     return factorize(Ws, method="auto").S.double().numpy()
 
 
@@ -169,8 +166,6 @@ def gaussian_reps(Ws: torch.Tensor, n: int, seed: int = 0) -> tuple[dict[str, li
     control (cosines of top singular vectors and of raw rows, the spectrum) depend on the matrix shape,
     so a smaller matrix would control something else; n draws only give the null's spread (its max is
     the bar). Only cosine matrices are kept, so a draw's memory is freed before the next."""
-    from ..grow.svd import factorize
-
     gen = torch.Generator().manual_seed(seed)
     reps: dict[str, list[np.ndarray]] = {r: [] for r in REPRESENTATIONS}
     spectrum = None
@@ -211,8 +206,6 @@ def svd_evidence(model: Any, weight_types: list[str], n_shuffles: int, n_gaussia
     stack: short -> (L, d_out, d_in) float32 stack, instead of the model's (then ``model`` may be None and
     nothing is kept between types): the scale ladder reads a 1.5B model's stacks from disk one type at
     a time, without holding its 6 GiB of weights beside the factorisations."""
-    from ..grow.svd import factorize
-
     out: dict = {"weight_types": {}, "num_layers": None}
     for short in weight_types:
         Ws = stack(short) if stack is not None else stack_weights(model, short)

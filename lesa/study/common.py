@@ -7,13 +7,15 @@ from typing import Any, Callable
 import torch
 
 from ..core.arch import check_model, get_layers
-from ..core.codekey import code_key
+from ..core.codekey import Keyed, code_key
 from ..core.store import cache_dir, read_json, stable_hash, write_json
+from ..grow.svd import factorize
 
 
 def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
     """Return fn()'s JSON-able result, cached under .cache/analysis/<name>/<hash(key, code)>.json; code: the
-    lesa code fn reaches (lesa.core.codekey)."""
+    lesa code fn reaches (lesa.core.codekey). Its body is part of the predictor study's cache key (that study
+    calls it): cached_by_code is written on top of it, not the other way round, so that key stays."""
     path = cache_dir("analysis", name) / f"{stable_hash([key, code_key(fn)])}.json"
     if path.exists():
         return read_json(path)
@@ -25,12 +27,7 @@ def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
 def cached_by_code(name: str, key: Any, code: tuple, fn: Callable[[], Any]) -> Any:
     """cached_json keyed by the code of the lesa functions in ``code`` instead of fn's: for a lambda inside a
     larger lesa function (whose own code would otherwise enter the key) that only calls these."""
-    path = cache_dir("analysis", name) / f"{stable_hash([key, code_key(*code)])}.json"
-    if path.exists():
-        return read_json(path)
-    out = fn()
-    write_json(path, out)
-    return out
+    return cached_json(name, key, Keyed(fn, *code))
 
 
 def stack_weights(model: Any, short: str) -> torch.Tensor:
@@ -48,8 +45,6 @@ def factorize_type(model: Any, short: str, method: str = "auto"):
     and method in this process (every control and study reuses it; the weights are not expected to
     change in between: analysis models are frozen). Kept only while the model lives."""
     import weakref
-
-    from ..grow.svd import factorize
 
     key = (id(model), short, method)
     hit = _FACTORS.get(key)

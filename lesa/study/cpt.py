@@ -28,6 +28,8 @@ from .profiles import load_profile, load_profile_model, tokenizer_of
 from ..core.store import cache_dir, provenance, read_json, run_main, write_json
 from ..train.trainer import TrainConfig, train
 from ..core.layout import Results
+from ..core.precision import resolve_precision
+from ..eval.harness import _reusable
 
 BASE = "base"          # the unexpanded model, continually pre-trained on the same tokens (all layers)
 
@@ -298,9 +300,6 @@ def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:
 def suite_done(prof: dict, name: str, summary: dict, results_root: str | Path | None = None) -> bool:
     """Every record of the profile's post-training suite exists for run ``name``'s final weights (the run key
     and step of ``summary``), with the profile's limits and precision (as evaluate_suite's skip_done reads them)."""
-    from ..eval.harness import _reusable
-    from ..core.precision import resolve_precision
-
     ev = prof["cpt"]["eval"]
     out = Results(prof["name"], results_root).downstream(name)
     lim = ev.get("limits")

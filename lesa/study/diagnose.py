@@ -31,6 +31,8 @@ from ..core.arch import get_layers, get_submodule, spec_for
 from ..train.freeze import new_layer_indices
 from ..core.store import provenance, read_json, run_main, write_json
 from ..core.layout import Results
+from ..data.prepare import latest_corpus
+from .profiles import load_profile
 
 FEATURES = {"o": "attention output (o_proj's input)", "down": "act(gate) * up (down_proj's input)"}
 
@@ -116,8 +118,6 @@ def diagnose_profile(profile: str, names: list[str] | None = None, per_source: i
     and SOLAR's stacked copies are left out; unfrozen ablations start as their frozen run does), on the
     held-out sequences of the CPT corpus (the first ``per_source`` of each source). Written to results/<profile>/beyond/."""
     from .cpt import _grower, run_names, start_seeds
-    from ..data.prepare import latest_corpus
-    from .profiles import load_profile
     from ..train.components import heldout_sets
 
     prof = load_profile(profile)

@@ -11,6 +11,7 @@ from .predictor import weight_metrics
 from ..core.arch import check_model, get_layers
 # the perplexity sets are measured at the protocol layer, below every study
 from ..eval.protocol import FIXTURE_TEXT
+from ..eval.scoring import check_precision
 
 
 def new_layer_stats(model: Any, grown: Any, plan) -> list[dict]:
@@ -78,8 +79,6 @@ def quick_benchmarks(model: Any, tokenizer: Any, tasks: list[str], limit: int | 
     out: dict = {}
     if not tasks:
         return out
-    from ..eval.scoring import check_precision
-
     precision = check_precision(precision, next(model.parameters()).device)
     try:
         from ..eval.harness import run_benchmarks

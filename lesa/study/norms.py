@@ -38,6 +38,9 @@ import torch
 
 from ..core.arch import check_model, get_layers
 from ..grow.spec import PAIR_KINDS, Plan
+from ..eval.protocol import text_perplexity
+from .growth import residual_effect
+from .predictor import weight_metrics
 
 
 def gain_stats(model: Any) -> list[dict]:
@@ -102,8 +105,6 @@ def set_norm_source(grown: Any, source: Any, plan: Plan, norm_source: str) -> No
 def weight_comparison(source: Any, grown: Any, plan: Plan) -> dict:
     """Per weight type, medians over the new layers: norm of the new projection / mean norm of its two
     neighbours', cosine with each neighbour, and the same for the neighbour average (W_a + W_b) / 2."""
-    from .predictor import weight_metrics
-
     spec = check_model(source)
     src, new = get_layers(source, spec), get_layers(grown)
     out = {}
@@ -130,9 +131,6 @@ def norm_source_study(model: Any, tokenizer: Any, grown: Any, plan: Plan, text: 
     residual update (median over new layers; the original layers' median for scale) and the
     perplexity of ``text``; plus gain_summary and weight_comparison. Leaves ``grown`` with the norm
     source its plan had."""
-    from ..eval.protocol import text_perplexity
-    from .growth import residual_effect
-
     base = {"ppl": text_perplexity(model, tokenizer, text, max_length)["value"]}
     res = residual_effect(model, input_ids)
     base["rel_update_median"] = statistics.median(r["rel_update"] for r in res)

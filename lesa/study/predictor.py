@@ -11,6 +11,8 @@ import torch
 
 from .common import cached_json, factorize_type, stack_weights
 from ..core.arch import PROJECTIONS
+from ..grow.predictor import train_predictor, training_pairs
+from ..grow.svd import factorize
 
 
 def weight_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict:
@@ -28,8 +30,6 @@ def _blocks(Ws: torch.Tensor, cfg, keep: list[int] | None = None, F=None):
     """Coefficient blocks (L, r, d_in) and the basis US, from the layers in ``keep`` only (the
     others are zero placeholders that no training pair touches). F: the factorisation of all of Ws
     (keep=None) when already computed (factorize_type)."""
-    from ..grow.svd import factorize
-
     keep = list(range(Ws.shape[0])) if keep is None else keep
     if cfg.space == "raw":
         blocks = torch.zeros_like(Ws)
@@ -60,8 +60,6 @@ def leave_one_layer_out(Ws: torch.Tensor, cfg, layer: int) -> dict:
     SVD itself is computed without it), predict W_layer from its neighbours, and compare with the
     real layer and with baselines: neighbour average, zeros, copies of either neighbour.
     Also the training-set MSE vs the held-out MSE in the predictor's own space (claim C7)."""
-    from ..grow.predictor import train_predictor
-
     L = Ws.shape[0]
     keep = [i for i in range(L) if i != layer]
     blocks, US = _blocks(Ws, cfg, keep)
@@ -74,8 +72,6 @@ def leave_one_layer_out(Ws: torch.Tensor, cfg, layer: int) -> dict:
         true_c = W_true
     else:
         true_c = torch.linalg.lstsq(US.double(), W_true).solution
-    from ..grow.predictor import training_pairs
-
     X, Y = training_pairs(blocks, 1, targets)
     with torch.no_grad():
         train_mse = float(((g.mlp(X.float()).double() - Y.double()) ** 2).mean())
@@ -109,8 +105,6 @@ def loo_controls(Ws: torch.Tensor, cfg, layer: int, seed: int = 0) -> dict[str, 
 
     Returns control -> {train_mse, test_mse, test_over_train}. A held-out / training ratio near 1 for these
     means the claim "held-out loss on par with training loss" cannot tell learning from none."""
-    from ..grow.predictor import training_pairs
-
     L = Ws.shape[0]
     keep = [i for i in range(L) if i != layer]
     blocks, US = _blocks(Ws, cfg, keep)
@@ -152,8 +146,6 @@ def train_full(Ws: torch.Tensor, cfg, F=None) -> dict:
     (MSE of predicting zeros = mean(Y^2); a right-norm but uncorrelated prediction gives about 2x),
     in-sample predictions' quality and norm, and the norm of distance-1 (inference) predictions.
     F: Ws's factorisation when already computed (factorize_type)."""
-    from ..grow.predictor import train_predictor, training_pairs
-
     blocks, US = _blocks(Ws, cfg, F=F)
     g = train_predictor(blocks, cfg, progress=False)
     X, Y = training_pairs(blocks, cfg.train_distance)

@@ -18,6 +18,12 @@ from typing import Any
 from ..core.arch import PROJECTIONS
 from .. import PROJECT_ROOT
 from ..core.store import stable_hash
+import torch
+import yaml
+from ..core.models import load_config, load_model, resolve, weights_key
+from ..core.precision import PRECISIONS
+from ..eval.protocol import ProtocolError, ppl_protocol
+from ..grow.plans import BUILDERS, build_plan, default_target
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
 PROFILES = ("smoke", "cpu", "gpu", "paper")
@@ -113,14 +119,10 @@ def validate(prof: dict, where: str = "profile") -> dict:
     if not seeds or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in seeds) or len(set(seeds)) < len(seeds):
         raise ProfileError(f"{where}: predictor.seeds must be a non-empty list of distinct non-negative integers, "
                            f"got {seeds!r}")
-    from ..eval.protocol import ProtocolError, ppl_protocol
-
     try:
         ppl_protocol(prof)
     except ProtocolError as e:
         raise ProfileError(f"{where}: {e}") from None
-    from ..grow.plans import BUILDERS
-
     bad = [m for m in prof["expansion"]["methods"] if m not in BUILDERS]
     if bad:
         raise ProfileError(f"{where}: unknown methods {bad}; known: {sorted(BUILDERS)}")
@@ -132,8 +134,6 @@ def validate(prof: dict, where: str = "profile") -> dict:
     names = [m["name"] for m in profile_models(prof)]
     if len(set(names)) != len(names):
         raise ProfileError(f"{where}: a model is named twice in model/extra_models: {names}")
-    from ..core.precision import PRECISIONS  # fp32 | bf16 | auto (resolved where it runs)
-
     for sec, d, key in (("protocol", prof.get("protocol") or {}, "precision"),
                         ("cpt.eval", (prof.get("cpt") or {}).get("eval") or {}, "precision")):
         if key in d and d[key] not in PRECISIONS:
@@ -180,8 +180,6 @@ def merge(base: dict, over: dict) -> dict:
 def read_profile_yaml(path: Path, seen: tuple = ()) -> dict:
     """A profile file, with ``extends: <parent>`` resolved: the parent's sections, overridden key by key
     by this file's (a profile that changes only sizes states only them). ``extends`` is kept as a record."""
-    import yaml
-
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict) or "extends" not in raw:
         return raw
@@ -204,8 +202,6 @@ PRECISION_KEYS = (("protocol",), ("cpt", "train"), ("cpt", "eval"), ("scale", "p
 
 def override_precision(prof: dict, precision: str) -> dict:
     """``prof`` with every precision it sets (PRECISION_KEYS) replaced by ``precision`` (fp32 | bf16 | auto)."""
-    from ..core.precision import PRECISIONS
-
     if precision not in PRECISIONS:
         raise ProfileError(f"{PRECISION_ENV}={precision!r}: expected one of {list(PRECISIONS)}")
     prof = copy.deepcopy(prof)
@@ -275,7 +271,6 @@ def tiny_config(prof: dict, family: str = "llama", vocab_size: int | None = None
 
 def build_tiny(prof: dict, family: str = "llama", vocab_size: int | None = None, seed: int | None = None,
                model: dict | None = None):
-    import torch
     from transformers import AutoModelForCausalLM
 
     cfg = tiny_config(prof, family, vocab_size, model)
@@ -301,8 +296,6 @@ def load_profile_model(prof: dict, tokenizer: bool = True, model: dict | str | N
     the same as for that model."""
     from transformers import AutoTokenizer
 
-    from ..core.models import load_model, resolve, weights_key
-
     sections = {m["name"]: m for m in profile_models(prof)}
     if model is None:
         section = prof["model"]
@@ -326,8 +319,6 @@ def load_profile_model(prof: dict, tokenizer: bool = True, model: dict | str | N
 
 def dry_run(name: str) -> str:
     """Validate a profile and build every plan it names, without loading weights."""
-    from ..grow.plans import build_plan, default_target
-
     prof = load_profile(name, check_device=False)
     lines = [f"profile {prof['name']}: {prof['description']}"]
     for m in profile_models(prof):
@@ -336,8 +327,6 @@ def dry_run(name: str) -> str:
         elif m["name"] in TINY_MODELS:
             L = m["tiny"]["num_hidden_layers"]
         else:
-            from ..core.models import load_config
-
             L = load_config(m["name"]).num_hidden_layers
         target = m.get("target_layers") or default_target(L)
         lines.append(f"model {m['name']}: {L} -> {target} layers")

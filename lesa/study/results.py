@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..claims.verdict import STATUSES as VERDICTS, smooth, steps_to_reach
+from ..claims.verdict import VERDICTS, Verdict, markdown, paired_accuracy, smooth, steps_to_reach
 from ..core.flops import read_store
 from ..core.store import provenance, read_json, write_json
 from ..core.layout import Results
+from .profiles import ProfileError, load_profile
 
 
 def find_results(profile: str, sub: str, fallbacks: tuple[str, ...] = ("gpu",),
@@ -38,8 +39,6 @@ def complete_cpt_profiles(profiles: list[str] | tuple[str, ...], of: str,
     for a page that shows only those (chapter 6: LLaMA Pro against the variants); ``suite=False``: their
     training is enough (the page reads held-out curves, not the post-training suite)."""
     from .cpt import evaluated_runs, finished_summary, required_runs, run_names
-    from .profiles import ProfileError, load_profile
-
     out = []
     for p in profiles:
         try:
@@ -126,8 +125,6 @@ def first_seed_runs(profile: str | None) -> frozenset:
     """The names of a profile's runs that are their method's first seed (lesa.study.cpt.run_names: not a replicate;
     cpu-long: lesa-p1, the median predictor seed, and llama_pro-seed0): what a single-run display shows."""
     from .cpt import run_names
-    from .profiles import ProfileError, load_profile
-
     try:
         prof = load_profile(profile, check_device=False) if profile else None
     except ProfileError:
@@ -239,8 +236,6 @@ def load_questions(eval_dir: str | Path, label: str, task: str) -> dict[tuple, b
 def paired_questions(eval_dir: str | Path, a: str, b: str, tasks: list[str]) -> dict | None:
     """lesa.claims.rules.paired_accuracy of runs ``a`` and ``b`` over ``tasks``, on the questions both answered; None when
     either run lacks a task's per-question results."""
-    from ..claims.verdict import paired_accuracy
-
     by = {}
     for t in tasks:
         qa, qb = load_questions(eval_dir, a, t), load_questions(eval_dir, b, t)
@@ -305,8 +300,6 @@ def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: st
                    source_profile: str | None = None) -> Path:
     """results/<profile>/verdicts/<notebook>.json: the claims this notebook judged (lesa.claims.rules.Verdict
     objects or their records)."""
-    from ..claims.verdict import Verdict
-
     rows = [r.record() if isinstance(r, Verdict) else r for r in rows]
     path = Path(folder) / f"{notebook}.json"
     write_json(path, {"profile": profile, "notebook": notebook, "source_profile": source_profile or profile,
@@ -316,6 +309,4 @@ def write_verdicts(folder: str | Path, notebook: str, rows: list, *, profile: st
 
 def verdict_markdown(rows: list) -> str:
     """Markdown table of verdicts (lesa.claims.rules.Verdict objects or their records)."""
-    from ..claims.verdict import markdown
-
     return markdown(rows)

@@ -36,15 +36,17 @@ from .common import stack_weights
 from .growth import new_layer_stats
 from .predictor import predictor_study
 from ..grow.expand import apply_plan
-from ..grow.plans import build_plan
+from ..grow.plans import BUILDERS, build_plan
 from ..grow.predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from ..eval.protocol import PplProtocol, measure_cached
 from ..claims.paper import fmt
 from ..core.ledger import headline_value, load_results, results_path
-from ..core.models import check_memory
-from ..core.models import model_label
+from ..core.models import check_memory, load_config, model_label, resolve, weights_key
+from ..grow.quantise import requantise
 from ..core.store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
+from ..claims.rules import judge_c12c
+from ..core.arch import spec_for
 
 PARTS = ("c1", "predictor", "init", "code")
 REQUANT = "+requant"          # suffix of a ladder model quantised once more (lesa.grow.quantise): the quantisation control
@@ -62,8 +64,6 @@ def settings(prof: dict) -> dict:
     missing = [m for m in S["models"] + (S.get("quantisation") or {}).get("models", []) if m not in known]
     if missing:
         raise ProfileError(f"scale.models {missing} are not the profile's model or extra_models ({sorted(known)})")
-    from ..grow.plans import BUILDERS
-
     bad = [n for n, m in S["methods"].items() if m.get("method", n) not in BUILDERS]
     bad += [n for n in S["seeded"] if n not in S["methods"]]
     if bad:
@@ -150,14 +150,10 @@ def c1_stacks(name: str, weight_types: list[str], model: Any = None):
     """(type -> shape, type -> stack loader) for the C1 part. A model in memory (a tiny one, a quantisation
     control) is read as it is; a converted real model is read type by type from its safetensors file, so a
     1.5B model's weights (6 GiB) are not held beside the factorisations."""
-    from ..core.arch import spec_for
-
     if model is not None:
         stacks = {t: (lambda t=t: stack_weights(model, t)) for t in weight_types}
         return {t: tuple(stack_weights(model, t).shape) for t in weight_types}, stacks
     from safetensors import safe_open
-
-    from ..core.models import load_config, resolve
 
     cfg = load_config(name)
     folder = Path(resolve(name))
@@ -245,36 +241,22 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {PARTS}")
-    t0 = time.perf_counter()
     C1, P = S["c1"], S["predictor"]
-    on_disk = name not in TINY_MODELS and not name.endswith(REQUANT)
-    if "c1" in parts and on_disk:              # before loading the model: C1 reads the weights type by type
-        from ..core.models import load_config, weights_key
-
+    model = tok = None
+    on_disk = "c1" in parts and name not in TINY_MODELS and not name.endswith(REQUANT)
+    if on_disk:             # a converted real model: C1 reads its weights type by type, before the model is loaded
         key = weights_key(name)
         led = Ledger(results_path(prof["name"], name, root), {"model": name, "model_key": key,
                                                                 "layers": load_config(name).num_hidden_layers})
-        split_c1_all(led, key, C1)
-        run_c1(led, name, key, C1, log=log)
-        if set(parts) == {"c1"}:
-            return led.data
-        t0 = time.perf_counter()
-    model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
-    header = {}
-    if name.endswith(REQUANT):                      # the control: the same model quantised once more
-        from ..grow.quantise import requantise
-
-        model, header["requantised"] = requantise(model, name.removesuffix(REQUANT))
-        key = f"{key}{REQUANT}-{stable_hash(header['requantised'], 8)}"
-    L = model.config.num_hidden_layers
-    led = Ledger(results_path(prof["name"], name, root), {
-        **header, "model": name, "model_key": key, "layers": L, "load_s": round(time.perf_counter() - t0, 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
-                                        and "lm_head" not in n)})
-    if "c1" in parts and not on_disk:
+    else:
+        model, tok, key, led = _load(prof, name, root)
+    if "c1" in parts:
         split_c1_all(led, key, C1)
         run_c1(led, name, key, C1, model, log)
+        if set(parts) == {"c1"}:
+            return led.data
+    if on_disk:
+        model, tok, key, led = _load(prof, name, root)
     if "predictor" in parts:
         for seed in S["seeds"]:
             cfg = PredictorConfig(epochs=P["epochs"], seed=seed)
@@ -287,6 +269,23 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     if "init" in parts or code:
         _init_and_code(S, model, tok, key, led, "init" in parts, code, log)
     return led.data
+
+
+def _load(prof: dict, name: str, root: Path | None) -> tuple[Any, Any, str, Ledger]:
+    """(model, tokenizer, weights key, results ledger) of one ladder model; a quantisation control is the model
+    quantised once more, keyed by what that changed."""
+    t0 = time.perf_counter()
+    model, tok, key = load_profile_model(prof, model=name.removesuffix(REQUANT))
+    header = {}
+    if name.endswith(REQUANT):                      # the control: the same model quantised once more
+        model, header["requantised"] = requantise(model, name.removesuffix(REQUANT))
+        key = f"{key}{REQUANT}-{stable_hash(header['requantised'], 8)}"
+    led = Ledger(results_path(prof["name"], name, root), {
+        **header, "model": name, "model_key": key, "layers": model.config.num_hidden_layers,
+        "load_s": round(time.perf_counter() - t0, 1), "parameters": sum(p.numel() for p in model.parameters()),
+        "non_embedding_parameters": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
+                                        and "lm_head" not in n)})
+    return model, tok, key, led
 
 
 def _init_and_code(S: dict, model: Any, tok: Any, key: str, led: Ledger, init: bool, code: bool, log) -> None:
@@ -401,8 +400,6 @@ def c12c_on_ladder(row: dict, lam: float) -> dict | None:
     """C12c's rule (lesa.claims.judge_c12c) on one ladder model, with lambda = ``lam`` as the norm term's
     weight: do the new layers shrink at lambda = 0, and does the norm term lower the perplexity before training
     (relative to the base model)? None until both variants are measured."""
-    from ..claims.rules import judge_c12c
-
     name = {5e-4: "lesa", 5e-5: "lesa-lambda5e-5"}[lam]
     need = ["norm_lesa-lambda0", f"norm_{name}", "init_lesa-lambda0_rel", f"init_{name}_rel"]
     if any(row.get(k) is None for k in need):

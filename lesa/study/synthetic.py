@@ -54,6 +54,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..core.arch import PROJECTIONS, get_layers
+from ..grow.expand import apply_plan
+from ..grow.plans import build_plan
+from ..grow.predictor import PredictorConfig
+from .predictor import leave_one_layer_out, weight_metrics
 
 
 @dataclass
@@ -160,8 +164,6 @@ def _output_error(logits: torch.Tensor, ref: torch.Tensor) -> dict:
 
 def _weight_error(grown, truth, slots: list[int]) -> dict:
     """Mean relative error ||W - W_true|| / ||W_true|| and R^2 over the given slots and all 7 types."""
-    from .predictor import weight_metrics
-
     g, t = get_layers(grown), get_layers(truth)
     rows = [weight_metrics(g[i].get_submodule(p).weight.detach(), t[i].get_submodule(p).weight.detach())
             for i in slots for p in PROJECTIONS.values()]
@@ -176,8 +178,6 @@ def run_synthetic(cfg: SyntheticConfig | None = None, predictor=None,
     T layers with each method and compare with the truth: weights of the new slots and of all slots,
     logits (relative error, KL per token) on random tokens. ``predictor``: a PredictorConfig (default:
     the released recipe's settings, PredictorConfig())."""
-    from ..grow.predictor import PredictorConfig
-
     cfg = cfg or SyntheticConfig()
     pred = predictor or PredictorConfig()
     threads = torch.get_num_threads()
@@ -189,10 +189,6 @@ def run_synthetic(cfg: SyntheticConfig | None = None, predictor=None,
 
 
 def _run(cfg: SyntheticConfig, pred, methods) -> dict:
-    from .predictor import leave_one_layer_out
-    from ..grow.expand import apply_plan
-    from ..grow.plans import build_plan
-
     t0 = time.perf_counter()
     W = truth_weights(cfg)
     truth, source = build_models(cfg, W)
