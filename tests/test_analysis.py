@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+import lesa.study.common
+import lesa.study.predictor
 from lesa.study import analysis as A
 from lesa.claims.paper import fmt
 from lesa.claims.verdict import steps_to_reach
@@ -112,6 +114,7 @@ def test_leave_one_layer_out_never_sees_the_layer(space, monkeypatch):
         return real(blocks, cfg, layers=layers, **kw)
 
     monkeypatch.setattr(Pm, "train_predictor", spy)
+    monkeypatch.setattr(lesa.study.predictor, "train_predictor", spy)     # imported at its top
     r = leave_one_layer_out(Ws, cfg, 5)
     assert not {4, 5, 6} & set(seen["layers"]) and seen["held_block_zero"]
     assert set(r["metrics"]) == {"predictor", "neighbour_average", "zeros", "copy_below", "copy_above", "ridge"}
