@@ -44,7 +44,7 @@ def test_every_status_has_a_default_reading_and_a_reading_must_fit_its_status():
         Verdict("C3", "not reproduced", "x", "y", reading="holds as worded")
     with pytest.raises(ValueError, match="does not fit"):
         Verdict("C8", "reproduced", "x", "y").read_as("refuted at this scale")
-    assert "| reading |" in markdown([v])
+    assert "| verdict (reading) |" in markdown([v]) and "**reproduced**<br>(holds as worded)" in markdown([v])
 
 
 def test_models_that_agree_on_a_reading_keep_it_and_disagreeing_ones_fall_back():
@@ -165,7 +165,7 @@ def test_c6_reads_placement_when_the_copy_control_in_lesas_gaps_is_as_cheap():
 def test_c7a_reads_uninformative_when_a_control_that_learns_nothing_passes():
     ratios = [[1.1, 1.0], [1.05]]
     v = C.judge_c7a(ratios, controls={"matched_norm_random": [[1.0, 1.02], [0.99]], "mean": [[3.0], [3.2]]})
-    assert v.verdict == "reproduced" and v.reading == "uninformative" and "matched_norm_random" in v.notes
+    assert v.verdict == "reproduced" and v.reading == "uninformative" and "matched norm random" in v.notes
     v = C.judge_c7a(ratios, controls={"matched_norm_random": [[2.0], [2.2]], "mean": [[3.0], [3.2]]})
     assert v.reading == "holds as worded"
     assert C.judge_c7a(ratios, in_sample_r2=[-0.9, -0.8]).reading == "uninformative"    # zeros fit better

@@ -487,10 +487,11 @@ def judge_c7a(test_over_train: Sequence[Sequence[float]], in_sample_r2: Sequence
                 notes=notes, evidence="loo.csv")
     if status == "reproduced":
         if passing:
-            v.read_as("uninformative", f"Controls that learn nothing pass too: {', '.join(passing)}.")
+            v.read_as("uninformative", "Controls that learn nothing pass too: "
+                                       f"{', '.join(k.replace('_', ' ') for k in passing)}.")
         elif not ctrl and z and z["median"] < 0:
             v.read_as("uninformative", "The controls (matched-norm random, mean predictor) are not yet measured "
-                                       "(lesa.study.predictor.loo_controls, notebook 2).")
+                                       "(chapter 2).")
     return v
 
 

@@ -114,17 +114,23 @@ def budget_text(b: dict) -> str:
 
 
 def markdown(verdicts: Sequence[Verdict | dict]) -> str:
-    """A markdown table of verdicts (claim, paper, ours, verdict, budget) and how each was decided."""
+    """A markdown table of verdicts (claim, paper, ours, verdict with its reading under it) that fits the book's
+    text column, then per claim its budget and how it was decided."""
     rows = [v.record() if isinstance(v, Verdict) else v for v in verdicts]
-    lines = ["| claim | paper | ours | verdict | reading | budget |", "|---|---|---|---|---|---|"]
+    lines = ["| claim | paper | ours | verdict (reading) |", "|---|---|---|---|"]
     for r in rows:
+        reading = r.get("reading") or DEFAULT_READING.get(r["verdict"], "")
         lines.append(f"| **{r['claim']}** {_cell(r['statement'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | "
-                     f"**{r['verdict']}** | {_cell(r.get('reading') or DEFAULT_READING.get(r['verdict'], ''))} | "
-                     f"{_cell(budget_text(r.get('budget') or {}))}"
-                     + (f" (the `{r['source_profile']}` profile's runs)" if r.get("source_profile") else "") + " |")
+                     f"**{r['verdict']}**" + (f"<br>({_cell(reading)})" if reading else "") + " |")
     lines.append("")
-    lines += [f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): {_cell(r['detail'])}"
-              for r in rows if r.get("detail")]
+    for r in rows:
+        budget = _cell(budget_text(r.get("budget") or {}))
+        if r.get("source_profile"):
+            budget += f" (the `{r['source_profile']}` profile's runs)"
+        said = [f"budget: {budget}" if budget.strip() else "", _cell(r["detail"]) if r.get("detail") else ""]
+        if any(said):
+            lines.append(f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): "
+                         + " ".join(x if x.endswith(".") or not x else x + "." for x in said if x))
     return "\n".join(lines) + "\n"
 
 
