@@ -14,6 +14,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def _cache_ignores_free_disk(monkeypatch):
+    """The growth cache's free-disk margin (lesa.grow.expand.CACHE_MIN_FREE_GIB, 20 GiB) depends on the machine:
+    the tests' tiny entries are stored whatever the disk holds (test_growth_cache_never_fills_the_disk sets its own)."""
+    from lesa.grow import expand
+
+    monkeypatch.setattr(expand, "CACHE_MIN_FREE_GIB", 0.0)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _prefix_store(tmp_path_factory):
     """CPT's frozen-prefix store (lesa.prefix_store) of the tests' tiny models in a folder of this session,
