@@ -177,6 +177,11 @@ def test_cached_by_code_is_cached_json_keyed_by_the_named_code(tmp_path, monkeyp
     assert [p.name for p in (tmp_path / "analysis" / "t_fn").iterdir()] == [f"{stable_hash([key, code_key(fn)])}.json"]
     assert cached_by_code("t_code", key, (residual_effect,), fn) == cached_json("t_fn", key, fn)
     assert len(calls) == 2                                       # each computed once, then read back
+    # the arguments swapped (code where the key goes) once keyed every model's entry by the code alone: an error now
+    with pytest.raises(TypeError, match="code must be a tuple of lesa functions"):
+        cached_by_code("t_code", (residual_effect,), key, fn)
+    # two keys, two entries (the bug gave every model the first one's)
+    assert cached_by_code("t_code", {**key, "name": "other"}, (residual_effect,), lambda: {"v": 2}) == {"v": 2}
 
 
 @pytest.mark.parametrize("seed", ["1", "2"])

@@ -27,6 +27,10 @@ def cached_json(name: str, key: Any, fn: Callable[[], Any]) -> Any:
 def cached_by_code(name: str, key: Any, code: tuple, fn: Callable[[], Any]) -> Any:
     """cached_json keyed by the code of the lesa functions in ``code`` instead of fn's: for a lambda inside a
     larger lesa function (whose own code would otherwise enter the key) that only calls these."""
+    if not isinstance(code, tuple) or not code or not all(callable(c) for c in code):
+        # swapped arguments once keyed every entry by the code alone, so all models shared one entry
+        raise TypeError(f"cached_by_code({name!r}, key, code, fn): code must be a tuple of lesa functions, "
+                        f"got {type(code).__name__}")
     return cached_json(name, key, Keyed(fn, *code))
 
 

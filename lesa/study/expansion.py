@@ -59,9 +59,9 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
     with torch.no_grad():
         base_logits = model(ids).logits
     if deep:
-        base.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": "base", "growth": None, **bench_prec,
+        base.update(cached_by_code("expansion_eval", {"model": key, "name": "base", "growth": None, **bench_prec,
                                                      "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                  lambda: {"bench": quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"],
+                                  CODE, lambda: {"bench": quick_benchmarks(model, tok, E["bench_tasks"], E["bench_limit"],
                                                                      precision=proto.precision),
                                            "residual": residual_effect(model, ids)}))
     res, plans = {"base": {None: base}}, {}
@@ -90,9 +90,9 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
                         rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
-                rec.update(cached_by_code("expansion_eval", CODE, {"model": key, "name": name, "growth": growth, **bench_prec,
+                rec.update(cached_by_code("expansion_eval", {"model": key, "name": name, "growth": growth, **bench_prec,
                                                             "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
-                                         lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"],
+                                         CODE, lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"],
                                                                                     precision=proto.precision),
                                                           "residual": residual_effect(g, ids)}))
             rec["eval_s"] = round(time.perf_counter() - t0, 1)
