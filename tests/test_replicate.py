@@ -18,7 +18,8 @@ def test_estimate_counts_only_the_work_left(tmp_path):
     runs = run_names(prof["cpt"], prof["expansion"].get("variants"))
     (res / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"completed": True, "elapsed_s": 40.0}))
     steps = runs["lesa"]["steps"]
-    est = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: n == "01_svd_evidence")
+    est = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: n == "01_svd_evidence",
+                     fresh=False)
     assert est["notebooks 1-3"]["s"] == 200 + 300                    # notebook 1 is up to date
     assert est["notebooks 4-6"]["s"] == 400 + 500 + 600
     left = [n for n in runs if n != "lesa"]
@@ -26,18 +27,20 @@ def test_estimate_counts_only_the_work_left(tmp_path):
     assert "not scaled" in est["notebooks 1-3"]["how"]
     # a previous run recorded its machine's speed: times scale by it (a machine twice as fast: half the time)
     (res / "replicate_run.json").write_text(json.dumps({"probe": {"fp32_gflops": 50.0}}))
-    est2 = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: True)
+    est2 = R.estimate("smoke", tmp_path, probe={"fp32_gflops": 100.0}, done=lambda n: True, fresh=False)
     assert est2["notebooks 1-3"]["s"] == 0 and "done" in est2["notebooks 1-3"]["how"]
     assert est2["continual pre-training"]["s"] == pytest.approx(est["continual pre-training"]["s"] / 2)
     assert "precision" not in est["continual pre-training"]["how"]
     # times recorded in fp32 and without the prefix store, for a bf16 run: the estimate says it did not scale them
     (res / "book_run.json").write_text(json.dumps({n: {"seconds": 10.0, "precision": "fp32"} for n in R.GROWTH}))
-    est3 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "bf16", "cpt": "bf16"})
+    est3 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "bf16", "cpt": "bf16"},
+                      fresh=False)
     assert "recorded in fp32, this run in bf16" in est3["notebooks 1-3"]["how"] and est3["notebooks 1-3"]["s"] == 30
     assert "without the frozen-prefix store" in est3["continual pre-training"]["how"]
     (res / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"completed": True, "elapsed_s": 40.0, "steps": steps,
                                                                   "precision": "bf16", "prefix_reuse": {"used": False}}))
-    est4 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "fp32", "cpt": "bf16"})
+    est4 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "fp32", "cpt": "bf16"},
+                      fresh=False)
     assert "prefix" not in est4["continual pre-training"]["how"] and "precision" not in est4["continual pre-training"]["how"]
 
 
@@ -58,3 +61,23 @@ def test_record_after_each_stage_and_resume(tmp_path, capsys):
     rec = json.loads((tmp_path / "smoke" / "replicate_run.json").read_text())
     assert rec["complete"] is True and list(rec["stages_s"]) == ["a", "b"] and rec["resumed_from"] == {"a": rec["resumed_from"]["a"]}
     assert ran == ["a", "a", "b"]
+
+
+def test_a_fresh_clone_is_estimated_from_scratch_not_from_a_cached_execution(tmp_path):
+    """A notebook that last ran from a warm cache took seconds; a fresh clone pays its from-scratch time. The
+    record keeps both (book.run's timing_entry), and the estimate picks by whether the cache is empty."""
+    from lesa.book.run import timing_entry
+
+    first = timing_entry({}, 1000.0, empty_cache=True)
+    cached = timing_entry(first, 17.5, empty_cache=False)              # a rerun that read its caches
+    assert cached == {"seconds": 17.5, "from_scratch_s": 1000.0}
+    assert timing_entry(cached, 1200.0, empty_cache=False)["from_scratch_s"] == 1200.0   # slower: raises it
+    assert timing_entry(cached, 800.0, empty_cache=True)["from_scratch_s"] == 800.0      # from empty: sets it
+    assert timing_entry({"seconds": 900.0}, 20.0, empty_cache=False)["from_scratch_s"] == 900.0  # older records
+    res = tmp_path / "smoke"
+    res.mkdir()
+    (res / "book_run.json").write_text(json.dumps({n: cached for n in R.GROWTH}))
+    fresh = R.estimate("smoke", tmp_path, done=lambda n: False, fresh=True)["notebooks 1-3"]
+    warm = R.estimate("smoke", tmp_path, done=lambda n: False, fresh=False)["notebooks 1-3"]
+    assert fresh["s"] == 3000.0 and "from-scratch" in fresh["how"]
+    assert warm["s"] == 52.5 and "from scratch: up to 50.0 min" in warm["how"]

@@ -73,13 +73,15 @@ def _caveats(recorded: list[dict], precision: str | None, cpt: bool = False) -> 
 
 
 def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
-             done: Any = None, precision: dict | None = None) -> dict[str, dict]:
+             done: Any = None, precision: dict | None = None, fresh: bool | None = None) -> dict[str, dict]:
     """stage -> {"s": estimated seconds or None, "how": where the number comes from}: the recorded time of each
     notebook (results/<profile>/book_run.json) and CPT run (its summary.json) still to do, from the profile's
     run list; work already done counts 0. Times recorded with a probe (replicate_run.json) are scaled by this
     machine's fp32 matmul speed over that machine's; older records are taken as they are, and say so.
     ``done(name)``: whether a notebook is up to date (default: book.run's own test). ``precision``
-    ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another."""
+    ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another.
+    ``fresh`` (default: this machine's cache holds no computed result): notebooks are estimated by their
+    from-scratch times, not by their last execution, which may have read every costly value from a cache."""
     from ..study.cpt import finished_summary, run_names
     res = Results(profile, root).dir
     done = done or (lambda n: _notebook_done(n, profile))
@@ -89,13 +91,18 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
         scale = prev["probe"]["fp32_gflops"] / probe["fp32_gflops"]
         scaled = f"scaled x{scale:.2f} by this machine's fp32 matmul speed"
     book_times = read_json(res / "book_run.json") if (res / "book_run.json").exists() else {}
+    fresh = book.computed_cache_files() == 0 if fresh is None else fresh
+    which = "from-scratch times (this machine's cache holds no computed result)" if fresh else \
+        "times of their last execution (which may have read costly values from a cache; from scratch: up to %s)"
     out = {}
     for stage, names in (("notebooks 1-3", GROWTH), ("notebooks 4-6", TRAINING)):
         todo = [n for n in names if not done(n)]
-        known = [book_times[n]["seconds"] for n in todo if n in book_times]
-        also = _caveats([book_times[n] for n in todo if n in book_times], (precision or {}).get("protocol"))
+        rec = [book_times[n] for n in todo if n in book_times]
+        known = [r.get("from_scratch_s", r["seconds"]) if fresh else r["seconds"] for r in rec]
+        also = _caveats(rec, (precision or {}).get("protocol"))
+        told = which if fresh else which % _fmt(scale * sum(r.get("from_scratch_s", r["seconds"]) for r in rec))
         out[stage] = ({"s": 0.0, "how": "done (inputs unchanged)"} if not todo else
-                      {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, recorded times {scaled}{also}"}
+                      {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, {told}, {scaled}{also}"}
                       if len(known) == len(todo) else
                       {"s": None, "how": f"no recorded time for {sorted(set(todo) - set(book_times))}"})
     prof = load_profile(profile, check_device=False)

@@ -36,7 +36,7 @@ from .links import drop_missing_numrefs
 from .pages import (write_generated)
 from ..core.codekey import code_key
 from .. import PROJECT_ROOT
-from ..core.store import atomic_write_text, file_hash, read_json, shown, stable_hash, write_json
+from ..core.store import atomic_write_text, cache_dir, file_hash, read_json, shown, stable_hash, write_json
 from ..core.layout import Results
 from . import check_reader
 from ..core.precision import resolve_precision
@@ -153,7 +153,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             print(f"[book] {name}: unchanged inputs, skipped ({last.get('seconds')} s last time)")
             continue
         print(f"[book] {name}: executing with profile {profile} ...", flush=True)
-        t0 = time.perf_counter()
+        t0, empty_cache = time.perf_counter(), computed_cache_files() == 0
         try:
             pm.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(dst), parameters={"profile": profile},
                                 kernel_name=kernel, cwd=str(PROJECT_ROOT), progress_bar=False,
@@ -166,14 +166,34 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
         secs = round(time.perf_counter() - t0, 1)
         write_json(stamp, {"hash": h, "seconds": secs, "profile": profile, "published": file_hash(publish(dst, profile)),
                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        times[name] = {"seconds": secs, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "cpus": os.cpu_count(), "precision": precision}
+        times[name] = timing_entry(times.get(name, {}), secs, empty_cache, cpus=os.cpu_count(), precision=precision,
+                                   time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         write_json(times_path, times)
         print(f"[book] {name}: done in {secs} s", flush=True)
     if failures:
         raise BookError(f"notebooks failed for profile {profile}: {failures} (rerun resumes; see the "
                         f"partially executed copies in {out_dir})")
     return times
+
+
+# the cache folders whose entries are computed results (not weights, data or the kernels' own settings)
+COMPUTED_CACHES = ("analysis", "factors", "grow", "cpt")
+
+
+def computed_cache_files() -> int:
+    """How many computed results the project cache holds (0 on a fresh clone)."""
+    return sum(1 for d in COMPUTED_CACHES for p in cache_dir(d).rglob("*") if p.is_file())
+
+
+def timing_entry(prev: dict, secs: float, empty_cache: bool, **extra) -> dict:
+    """book_run.json's record of one execution. ``seconds`` is this execution, which may have read every costly
+    value from the cache (seconds instead of an hour); ``from_scratch_s`` is what a machine without those
+    caches pays, which `make replicate` estimates a fresh clone from. An execution that started from an empty
+    cache sets it; any other can only raise it (the slowest execution recorded: an upper bound, since a notebook
+    that ran after another one's caches were filled cannot tell which of its own values it computed)."""
+    before = prev.get("from_scratch_s", prev.get("seconds"))
+    scratch = secs if empty_cache or before is None else max(secs, before)
+    return {"seconds": secs, "from_scratch_s": scratch, **extra}
 
 
 # ------------------------------------------------------------------------------ build + check
