@@ -81,14 +81,14 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     ``done(name)``: whether a notebook is up to date (default: book.run's own test). ``precision``
     ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another."""
     from ..study.cpt import finished_summary, run_names
-    res = Results(profile, root).dir
+    R = Results(profile, root)
     done = done or (lambda n: _notebook_done(n, profile))
-    prev = read_json(res / "replicate_run.json") if (res / "replicate_run.json").exists() else {}
+    prev = read_json(R.file("replicate_run.json")) if R.file("replicate_run.json").exists() else {}
     scale, scaled = 1.0, "not scaled: no probe recorded with them"
     if probe and (prev.get("probe") or {}).get("fp32_gflops"):
         scale = prev["probe"]["fp32_gflops"] / probe["fp32_gflops"]
         scaled = f"scaled x{scale:.2f} by this machine's fp32 matmul speed"
-    book_times = read_json(res / "book_run.json") if (res / "book_run.json").exists() else {}
+    book_times = read_json(R.file("book_run.json")) if R.file("book_run.json").exists() else {}
     out = {}
     for stage, names in (("notebooks 1-3", GROWTH), ("notebooks 4-6", TRAINING)):
         todo = [n for n in names if not done(n)]
@@ -101,8 +101,8 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     prof = load_profile(profile, check_device=False)
     cpt = prof.get("cpt") or {}
     runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
-    todo = [n for n in runs if not finished_summary(res, n)]
-    summaries = {n: read_json(p) for n in runs if (p := res / "cpt" / n / "summary.json").exists()}
+    todo = [n for n in runs if not finished_summary(R.dir, n)]
+    summaries = {n: read_json(p) for n in runs if (p := R.cpt(n) / "summary.json").exists()}
     past = {n: r.get("elapsed_s") for n, r in summaries.items()}
     per_step = [past[n] / runs[n]["steps"] for n in past if past[n]]
     also = _caveats([summaries[n] for n in todo if n in summaries] or list(summaries.values()),
