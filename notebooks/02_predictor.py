@@ -30,49 +30,27 @@ seeds: list = []                # predictor seeds (empty: the profile's predicto
 
 # %% tags=["hide-input"]
 import dataclasses
-import gc
 
-import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lesa.study.common import cached_json
-from lesa.study.predictor import LOO_CONTROLS, predictor_study
-from lesa.claims import rules as C
-from lesa.claims.verdict import per_model, spread_text
-from lesa.plots import figures as P
+from lesa.book.page import Page, seed_summary
+from lesa.claims.verdict import spread_text
+from lesa.core.store import write_json
 from lesa.grow.methods import label
+from lesa.grow.predictor import PredictorConfig
+from lesa.plots import figures as P
 from lesa.plots.growth import loss_curves
 from lesa.plots.table import table
-from lesa.book.page import Page, seed_summary
-from lesa.core.models import model_label
-from lesa.grow.predictor import PredictorConfig
-from lesa.study.profiles import load_profile_model, profile_models
-from lesa.core.store import write_json
+from lesa.study.common import cached_json
+from lesa.study.predictor_chapter import PredictorChapter
 from lesa.study.synthetic import SyntheticConfig, run_synthetic
 
 page = Page("02_predictor", profile, results_root)
 seeds = list(seeds) or page.seeds
-Pp = page.prof["predictor"]
-studies, budgets, keys = {}, {}, {}
-for i, section in enumerate(profile_models(page.prof)):
-    # the extra models: every seed, the full trainings and the lambda sweep as above; the first leave-one-out
-    # weight type and half the left-out layers (every left-out layer is one more training)
-    b = dict(Pp, seeds=seeds) if i == 0 else dict(Pp, seeds=seeds, loo_weight_types=Pp["loo_weight_types"][:1],
-                                                  loo_layers=max(2, Pp["loo_layers"] // 2))
-    model, _, key = load_profile_model(page.prof, tokenizer=False, model=section)
-    m = model_label(section)
-    studies[m] = {s: predictor_study(model, PredictorConfig(epochs=b["epochs"], seed=s, device=page.prof["device"]),
-                                       b["weight_types"], b["loo_weight_types"], b["loo_layers"],
-                                       b["lambda_weight_types"], b["lambdas"], key) for s in b["seeds"]}
-    budgets[m], keys[m] = b, key
-    del model
-    gc.collect()
-main = next(iter(studies))
-cfg = PredictorConfig(epochs=Pp["epochs"], device=page.prof["device"])
-write_json(page.out / "predictor_study.json",
-           {"models": {m: {"model_key": keys[m], "seeds": budgets[m]["seeds"],
-                           "studies": {str(s): st for s, st in studies[m].items()}} for m in studies}});
+# the predictor study on each of the profile's models (lesa.study.predictor_chapter)
+ch = PredictorChapter.run(page.prof, seeds)
+write_json(page.out / "predictor_study.json", ch.to_json());
 
 # The case where LESA must work (lesa.study.synthetic): the released recipe (10 epochs: seconds here) with every
 # predictor seed, on the layered model and on its shuffled-layer control (the same synthetic model, seed 0)
@@ -83,50 +61,14 @@ for s in seeds:
         synth[(shuffle, s)] = cached_json("synthetic", {"synthetic": dataclasses.asdict(sc), "predictor": pc.to_dict()},
                                             lambda sc=sc, pc=pc: run_synthetic(sc, pc))
 write_json(page.out / "synthetic.json", [{"shuffled": sh, "seed": s, **r} for (sh, s), r in synth.items()]);
-
-
-def loo_rows(st):
-    return [r for rows in st["loo"].values() for r in rows]
-
-
-def in_sample(st, key, types):
-    """Mean over weight types of the predicted training layers' quality (R2: 0 = predicting zeros)."""
-    return float(np.mean([st["full"][t]["in_sample"][key] for t in types]))
-
-
-def judge(m):
-    st, b = studies[m], budgets[m]
-    ss = list(st)
-    in_r2 = [in_sample(st[s], "r2", b["weight_types"]) for s in ss]
-    in_cos = [in_sample(st[s], "cosine", b["weight_types"]) for s in ss]
-    r2 = lambda s, meth: float(np.mean([r["metrics"][meth]["r2"] for r in loo_rows(st[s])]))
-    first = loo_rows(st[ss[0]])
-    trivial = [t for t in C.TRIVIAL if first and t in first[0]["metrics"]]
-    budget = {"model": keys[m], "seeds": ss, "epochs": b["epochs"],
-              "left-out layers": f"{b['loo_layers']} of {', '.join(b['loo_weight_types'])}"}
-    # C7a's controls (predictors that learn nothing, on the same left-out layers), where the study has them
-    ctrl = lambda s, k: [r[k]["test_over_train"] for rows in st[s].get("loo_controls", {}).values() for r in rows]
-    controls = {k: [ctrl(s, k) for s in ss] for k in LOO_CONTROLS} if all(st[s].get("loo_controls") for s in ss) else None
-    return [C.judge_c7a([[r["test_over_train"] for r in loo_rows(st[s])] for s in ss], in_r2, budget=budget,
-                        controls=controls),
-            C.judge_c7b([r2(s, "predictor") for s in ss], {t: [r2(s, t) for s in ss] for t in trivial}, in_r2,
-                        budget=budget),
-            C.judge_c8([sum(st[s]["full"][t]["seconds"] for t in b["weight_types"]) for s in ss], b["epochs"],
-                       len(b["weight_types"]), page.prof["device"], in_r2, in_cos,
-                       budget={"model": keys[m], "seeds": ss})]
-
-
-by_model = {m: judge(m) for m in studies}
-verdicts = [per_model({m: v[k] for m, v in by_model.items()}) for k in range(3)]
-synth_pass = [all(synth[(False, s)]["checks"].values()) for s in seeds]
-control_fail = [not all(synth[(True, s)]["checks"].values()) for s in seeds]
+ch = dataclasses.replace(ch, synth=synth)
+verdicts = ch.verdicts()
+main, studies, budgets = ch.main, ch.studies, ch.budgets
+synth_pass, control_fail = ch.synthetic_passes(), ch.control_fails()
 
 # %% tags=["hide-input"]
-loo_r2 = {m: [float(np.mean([r["metrics"]["predictor"]["r2"] for r in loo_rows(st)])) for st in studies[m].values()]
-          for m in studies}
-avg_r2 = {m: [float(np.mean([r["metrics"]["neighbour_average"]["r2"] for r in loo_rows(st)])) for st in studies[m].values()]
-          for m in studies}
-syn_r2 = [synth[(False, s)]["r2_min"] for s in seeds]
+loo_r2, avg_r2 = ch.held_out_r2(), ch.held_out_r2("neighbour_average")
+syn_r2 = ch.synthetic_r2_min()
 page.md("**What we found.** Predicting a held-out layer from its two neighbours, the predictor reaches R² (the "
         "share of the layer it explains: 1 = exact, 0 = predicting zeros) " + "; ".join(f"{m} {spread_text(loo_r2[m])} against {spread_text(avg_r2[m])} for "
                                             "the neighbours' average" for m in studies)
@@ -134,7 +76,7 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
         f"with depth, the same code and recipe reach R² of at least {spread_text(syn_r2)} on every weight type and "
         f"pass every check in {sum(synth_pass)} of {len(seeds)} seeds, and the shuffled-layer control fails in "
         f"{sum(control_fail)} of {len(seeds)}"
-        + (": the pipeline learns when there is a pattern to learn. " if all(synth_pass) and all(control_fail) else
+        + (": the pipeline learns when there is a pattern to learn. " if ch.pipeline_works() else
            " (see the last section). ")
         + "Verdicts: " + ", ".join(f"{v.claim} **{v.verdict}**" for v in verdicts) + ".")
 
@@ -144,17 +86,8 @@ page.md("**What we found.** Predicting a held-out layer from its two neighbours,
 # map fitted on the same pairs, on the profile's first model; one dot per predictor seed, the bar at the median.
 
 # %% tags=["hide-input"]
-loo = pd.DataFrame([{"model": m, "weight": t, "seed": s, "layer": r["layer"], "method": meth, **v,
-                     "test/train MSE": r["test_over_train"]}
-                    for m in studies for s, st in studies[m].items() for t, rows in st["loo"].items() for r in rows
-                    for meth, v in r["metrics"].items()])
-loo.to_csv(page.out / "loo.csv", index=False)
-per_seed = loo.groupby(["model", "weight", "method", "seed"], sort=False)[["r2", "cosine", "norm_ratio"]].mean().reset_index()
-main_rows = per_seed[per_seed["model"] == main].to_dict("records")
-names = {"predictor": "lesa", "neighbour_average": "average", "ridge": "lesa_ridge", "zeros": "Zeros",
-         "copy_below": "Copy of the layer below", "copy_above": "Copy of the layer above"}
-for r in main_rows:
-    r["method"] = names.get(r["method"], r["method"])
+ch.loo_table().to_csv(page.out / "loo.csv", index=False)
+main_rows = ch.loo_points()
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R\u00b2 of the predicted layer (1 = exact, 0 = predicting zeros) against the trivial predictors, profile's model: the predictor is useful only where it beats the neighbour average and the ridge map.", "name": "fig-loo-r2"}, "image": {"alt": "One panel per weight type: bars of held-out R\u00b2 per method (LESA predictor, zeros, neighbour average, neighbour copies, ridge), with a dot per predictor seed."}}
 page.save(P.seed_points(main_rows, "r2", x="method", facet="weight", ylabel="held-out R2 (mean over left-out layers)"),
@@ -188,12 +121,7 @@ page.save(P.seed_points(main_rows, "r2", x="method", facet="weight", ylabel="hel
 page.save(loss_curves(studies[main][seeds[0]]), "loss_curves");
 
 # %% tags=["hide-input"]
-full = pd.DataFrame([{"model": m, "weight": t, "seed": s, "samples": r["n_samples"], "seconds": r["seconds"],
-                      "final loss": r["history"][-1], "loss / mean(y^2)": r["final_loss_over_mean_sq"],
-                      "in-sample R2": r["in_sample"]["r2"], "in-sample cosine": r["in_sample"]["cosine"],
-                      "in-sample norm ratio": r["in_sample"]["norm_ratio"], "new-layer norm ratio": r["inference_norm_ratio"]}
-                     for m in studies for s, st in studies[m].items() for t, r in st["full"].items()
-                     if t in budgets[m]["weight_types"]])
+full = ch.full_table()
 full.to_csv(page.out / "full_training.csv", index=False)
 display(table(seed_summary(full, ["model", "weight"], ["seconds", "loss / mean(y^2)", "in-sample R2",
                                                          "in-sample cosine", "new-layer norm ratio"]), index=False,
@@ -215,8 +143,7 @@ page.save(P.seed_points(main_rows, "norm_ratio", x="method", facet="weight",
                         ylabel="held-out norm ratio (mean over left-out layers)"), "loo_norm_ratio");
 
 # %% tags=["hide-input"]
-shown = per_seed.assign(method=[label(names.get(x, x)) for x in per_seed["method"]])
-summary = seed_summary(shown, ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"])
+summary = seed_summary(ch.loo_summary_input(), ["model", "weight", "method"], ["r2", "cosine", "norm_ratio"])
 table(summary, csv=page.out / "loo_summary.csv", index=False)          # the CSV keeps its column names
 display(table(summary.rename(columns={"r2": "R²", "norm_ratio": "norm ratio"}), index=False,
               download=page.out / "loo_summary.csv",
@@ -228,16 +155,11 @@ display(table(summary.rename(columns={"r2": "R²", "norm_ratio": "norm ratio"}),
 # {numref}`fig-lambda-norms` gives the new layers' norm for each λ on the first model; Table 3 (folded) every model.
 
 # %% tags=["hide-input"]
-lam = pd.DataFrame([{"model": m, "weight": t, "seed": s, "lambda": float(lv), "loss / mean(y^2)": r["final_loss_over_mean_sq"],
-                     "new-layer norm ratio": r["inference_norm_ratio"], "in-sample norm ratio": r["in_sample"]["norm_ratio"],
-                     "in-sample cosine": r["in_sample"]["cosine"]}
-                    for m in studies for s, st in studies[m].items() for t, d in st["lambda"].items() for lv, r in d.items()])
+lam = ch.lambda_table()
 lam.to_csv(page.out / "lambda.csv", index=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Norm of the new layer built between two neighbours, over the neighbours' norm, for each norm-loss weight lambda (profile's model): with lambda = 0 plain MSE may shrink the prediction.", "name": "fig-lambda-norms"}, "image": {"alt": "Bars of the new-layer norm over the neighbours' norm for each lambda value, one panel per weight type, a dot per predictor seed."}}
-page.save(P.seed_points([dict(r, **{"lambda": f"{r['lambda']:.0e}" if r["lambda"] else "0"})
-                         for r in lam[lam["model"] == main].to_dict("records")],
-                        "new-layer norm ratio", x="lambda", facet="weight", ylabel="new layer norm / neighbours' norm"),
+page.save(P.seed_points(ch.lambda_points(), "new-layer norm ratio", x="lambda", facet="weight", ylabel="new layer norm / neighbours' norm"),
           "lambda_norms");
 
 # %% tags=["hide-input"]
@@ -261,37 +183,18 @@ display(table(seed_summary(lam, ["model", "weight", "lambda"], ["loss / mean(y^2
 # source of noise.
 
 # %% tags=["hide-input"]
-check_names = {"loo_r2": "held-out R2 >= 0.9, every type", "new_layers_r2": "regrown layers R2 >= 0.9",
-               "recovers_outputs": "outputs recover"}
-checks = pd.DataFrame([{"case": "shuffled layers (control)" if sh else "layered by depth", "seed": s,
-                        **{check_names.get(k, k.replace("_", " ").replace("solar", "SOLAR")): "pass" if v else "fail"
-                           for k, v in r["checks"].items()}, "seconds": r["seconds"]}
-                       for (sh, s), r in synth.items()])
-table(checks, csv=page.out / "synthetic_checks.csv", index=False)                       # per case and seed
-display(table(pd.DataFrame([{"check": c, **{case: f"passes in {(g[c] == 'pass').sum()} of {len(g)} seeds"
-                                          for case, g in checks.groupby("case", sort=False)}}
-                            for c in checks.columns if c not in ("case", "seed", "seconds")]), index=False,
+table(ch.checks_table(), csv=page.out / "synthetic_checks.csv", index=False)          # per case and seed
+display(table(ch.checks_summary(), index=False,
               download=page.out / "synthetic_checks.csv", caption="Table 4. The synthetic model's checks, per case."))
 
 # %% tags=["hide-input"]
-syn_rows = [{"model": "synthetic, layered" if not sh else "synthetic, shuffled", "weight": t, "seed": s, "r2": v["r2"]}
-            for (sh, s), r in synth.items() for t, v in r["loo"].items()]
-real_rows = [{"model": m, "weight": t, "seed": s, "r2": float(np.mean([r["metrics"]["predictor"]["r2"] for r in rows]))}
-             for m in studies for s, st in studies[m].items() for t, rows in st["loo"].items()]
-
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out R\u00b2 of the predictor per weight type: the synthetic model built to vary smoothly with depth, its shuffled-layer control, and the real models; a bar above the dashed line passes the synthetic case's threshold.", "name": "fig-r2-synthetic-vs-real"}, "image": {"alt": "Grouped bars of held-out R\u00b2 by weight type, one colour per case (synthetic layered, synthetic shuffled, each real model), a dot per predictor seed, and a dashed line at R\u00b2 = 0.9."}}
-page.save(P.hue_points(syn_rows + real_rows, "r2", x="weight", hue="model",
+page.save(P.hue_points(ch.r2_vs_real(), "r2", x="weight", hue="model",
                        ylabel="held-out R2 (1 = exact, 0 = zeros)", ref=0.9, ref_label="pass threshold"),
           "r2_synthetic_vs_real");
 
 # %% tags=["hide-input"]
-err = [{"case": "layered" if not sh else "shuffled", "seed": s, "method": meth, "metric": what, "value": val}
-       for (sh, s), r in synth.items()
-       for meth in r["weights"]
-       for what, val in (("new layers: weight error", r["weights"][meth]["new_layers"]["rel_error"]),
-                         ("logits error", r["outputs"][meth]["logits_rel_error"]))]
-err += [{"case": "layered" if not sh else "shuffled", "seed": s, "method": "base", "metric": "logits error",
-         "value": r["outputs"]["source (not grown)"]["logits_rel_error"]} for (sh, s), r in synth.items()]
+err = ch.synthetic_errors()
 err_df = pd.DataFrame(err)
 display(table(seed_summary(err_df.assign(method=[label(x) for x in err_df["method"]]),
                              ["case", "metric", "method"], ["value"]), csv=page.out / "synthetic_errors.csv", index=False,
@@ -303,11 +206,10 @@ page.save(P.seed_points([r for r in err if r["case"] == "layered"], "value", x="
                         ylabel="relative error against the truth"), "synthetic_errors");
 
 # %% tags=["hide-input"]
-works = all(synth_pass) and all(control_fail)
 page.md(f"On the synthetic model every check passes in {sum(synth_pass)} of {len(seeds)} predictor seeds and the "
         f"shuffled control fails in {sum(control_fail)} of {len(seeds)}: "
         + ("the pipeline learns when there is signal to learn, so what it does on the real models above is about "
-           "those models, not about the code." if works else
+           "those models, not about the code." if ch.pipeline_works() else
            "**the pipeline does not pass its own positive control here**, so the real models' results above say "
            "nothing about LESA until this is understood (see the failing checks in the table)."))
 
@@ -316,7 +218,7 @@ page.md(f"On the synthetic model every check passes in {sum(synth_pass)} of {len
 # The predictor's recipe and, for each model, its predictor seeds and the layers left out.
 
 # %% tags=["hide-input"]
-rc = cfg.to_dict()
+rc = PredictorConfig(epochs=page.prof["predictor"]["epochs"], device=page.prof["device"]).to_dict()
 page.md(f"Recipe (the seed varies): an MLP of depth {rc['depth']} and width {rc['hidden']}, λ = {rc['lam']:g}, "
         f"AdamW at learning rate {rc['lr']:g} with weight decay {rc['weight_decay']:g}, batches of {rc['batch_size']}, "
         f"{rc['epochs']} epochs, in {rc['dtype']} on {rc['device']}. "

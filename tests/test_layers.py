@@ -5,6 +5,7 @@ Imports under `if TYPE_CHECKING:` (annotations only) are not counted."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from lesa import LAYERS
@@ -145,3 +146,12 @@ def test_the_install_lists_every_subpackage():
     listed = set(tomllib.loads((LESA.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {".".join(p.parent.relative_to(LESA.parent).parts) for p in LESA.rglob("__init__.py")}
     assert listed == folders
+
+
+def test_the_readme_layout_lists_every_subpackage_once_in_layer_order():
+    """The README's layout table has one row per subpackage, in lesa.LAYERS order (it says each row imports only
+    the rows above it), and names no folder that is not one."""
+    readme = (LESA.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `lesa/(\w+)/` \|", readme, flags=re.M)
+    folders = {p.parent.name for p in LESA.glob("*/__init__.py")}
+    assert rows == list(LAYERS) and set(rows) == folders

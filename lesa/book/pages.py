@@ -355,8 +355,8 @@ def run_times_markdown(profile: str) -> str:
 def cpt_times_markdown(profile: str) -> str:
     """Measured wall-clock of each CPT run of ``profile``: training (summary.json's elapsed_s, the median
     step) and the post-training evaluation (the sum of its downstream records' seconds)."""
-    root = Results(profile).dir
-    runs = sorted(p.parent for p in Results(profile).cpt().glob("*/summary.json"))
+    R = Results(profile)
+    runs = sorted(p.parent for p in R.cpt().glob("*/summary.json"))
     if not runs:
         return ""
     lines = ["", f"Continual pre-training (CPT) runs of profile `{profile}`, each trained, then evaluated "
@@ -366,7 +366,7 @@ def cpt_times_markdown(profile: str) -> str:
     total = 0.0
     for d in runs:
         s = read_json(d / "summary.json")
-        ev = sum(read_json(f).get("seconds") or 0 for f in (root / "downstream" / d.name).glob("*.json"))
+        ev = sum(read_json(f).get("seconds") or 0 for f in R.downstream(d.name).glob("*.json"))
         train_s = s.get("elapsed_s") or 0
         total += train_s + ev
         when = ((s.get("provenance") or {}).get("time_utc") or "-")
@@ -385,8 +385,8 @@ def provenance_markdown(profile: str) -> str:
     figures (manifest.json), the claims it judged (verdicts/*.json with their provenance: profile of the
     results, commit, hardware, versions, UTC time) and its wall-clock (book_run.json); the CPT runs
     (cpt/*/summary.json) and downstream records (downstream/<run>/*.json) the notebooks read."""
-    root = Results(profile).dir
-    times = read_json(root / "book_run.json") if (root / "book_run.json").exists() else {}
+    R = Results(profile)
+    times = read_json(R.file("book_run.json")) if R.file("book_run.json").exists() else {}
     used: dict[tuple, list[str]] = {}                                  # versions -> who used them
 
     def note(prov: dict | None, who: str) -> None:
@@ -405,9 +405,9 @@ def provenance_markdown(profile: str) -> str:
              "|---|---|---|---|---|---|---|"]
     sources = {profile}
     for n in NOTEBOOKS:
-        man = root / n / "manifest.json"
+        man = R.chapter(n) / "manifest.json"
         figs = [Path(f).stem for f in read_json(man)["figures"]] if man.exists() else []
-        vpath = root / "verdicts" / f"{n}.json"
+        vpath = R.verdicts(n)
         v = read_json(vpath) if vpath.exists() else {}
         prov = v.get("provenance") or {}
         note(prov, f"notebook {n[:2]}")

@@ -83,14 +83,14 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     ``fresh`` (default: this machine's cache holds no computed result): notebooks are estimated by their
     from-scratch times, not by their last execution, which may have read every costly value from a cache."""
     from ..study.cpt import finished_summary, run_names
-    res = Results(profile, root).dir
+    R = Results(profile, root)
     done = done or (lambda n: _notebook_done(n, profile))
-    prev = read_json(res / "replicate_run.json") if (res / "replicate_run.json").exists() else {}
+    prev = read_json(R.file("replicate_run.json")) if R.file("replicate_run.json").exists() else {}
     scale, scaled = 1.0, "not scaled: no probe recorded with them"
     if probe and (prev.get("probe") or {}).get("fp32_gflops"):
         scale = prev["probe"]["fp32_gflops"] / probe["fp32_gflops"]
         scaled = f"scaled x{scale:.2f} by this machine's fp32 matmul speed"
-    book_times = read_json(res / "book_run.json") if (res / "book_run.json").exists() else {}
+    book_times = read_json(R.file("book_run.json")) if R.file("book_run.json").exists() else {}
     fresh = book.computed_cache_files() == 0 if fresh is None else fresh
     which = "from-scratch times (this machine's cache holds no computed result)" if fresh else \
         "times of their last execution (which may have read costly values from a cache; from scratch: up to %s)"
@@ -108,8 +108,8 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     prof = load_profile(profile, check_device=False)
     cpt = prof.get("cpt") or {}
     runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
-    todo = [n for n in runs if not finished_summary(res, n)]
-    summaries = {n: read_json(p) for n in runs if (p := res / "cpt" / n / "summary.json").exists()}
+    todo = [n for n in runs if not finished_summary(R.dir, n)]
+    summaries = {n: read_json(p) for n in runs if (p := R.cpt(n) / "summary.json").exists()}
     past = {n: r.get("elapsed_s") for n, r in summaries.items()}
     per_step = [past[n] / runs[n]["steps"] for n in past if past[n]]
     also = _caveats([summaries[n] for n in todo if n in summaries] or list(summaries.values()),
