@@ -90,6 +90,10 @@ def test_tables_say_what_the_records_say(ch):
     # the residual stream: identity layers (LLaMA Pro's new layers) change nothing
     rt = ch.residual_table()
     assert rt[rt["method"] == "LLaMA Pro"]["new layers: mean rel. update"].iloc[0] == pytest.approx(0, abs=1e-6)
+    # each seeded model is measured on its own weights (random init's growth records no seed: its entry is keyed
+    # by the seed too; before that fix, its three seeds read one entry)
+    for method in ("Random init", "LESA"):
+        assert rt[rt["method"] == method]["new layers: mean rel. update"].nunique() == len(ch.seeds), method
     ls, per_seed = ch.layer_stats()
     assert {"norm ratio", "cos lower", "cos upper"} <= set(per_seed.columns) and len(ls) > len(per_seed)
     assert len(ch.norm_gains_table()) >= 1 and ch.neighbour_norms_ppl() > 0

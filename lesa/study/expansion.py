@@ -90,7 +90,10 @@ def grow_and_measure(model, tok, key, names, screen_proto, ids, deep, *, prof, s
                         rec["ppl"] = measure_cached(grown, tok, proto, key, name, growth)
             rec["layer_stats"] = new_layer_stats(model, grown, plan)     # cheap: weights only
             if deep and name not in VARIANTS:
-                rec.update(cached_by_code("expansion_eval", {"model": key, "name": name, "growth": growth, **bench_prec,
+                # a seeded growth without a predictor (random init) records no seed in its growth metadata: the key
+                # carries it, else every seed would read the first seed's entry
+                seed = {"seed": s} if name in SEEDED and not growth.get("predictor") else {}
+                rec.update(cached_by_code("expansion_eval", {"model": key, "name": name, "growth": growth, **seed, **bench_prec,
                                                             "bench": [E["bench_tasks"], E["bench_limit"]], "tokens": E["residual_tokens"]},
                                          CODE, lambda g=grown: {"bench": quick_benchmarks(g, tok, E["bench_tasks"], E["bench_limit"],
                                                                                     precision=proto.precision),
