@@ -73,14 +73,14 @@ else:
     c6 = next((v for v in verdicts if v.claim == "C6" and v.uncertainty.get("median_s")), None)
     if c6:
         t, pc = c6.uncertainty["median_s"], c6.uncertainty.get("placement_control") or {}
-        found.append(f"LESA's steps cost {' : '.join(fmt(t[m] / t['lesa'], 3) for m in ('lesa', 'llama_pro', 'solar'))} "
-                     "against LLaMA Pro's and SOLAR's"
+        found.append(f"A training step of LESA, LLaMA Pro and SOLAR costs "
+                     f"{' : '.join(fmt(t[m] / t['lesa'], 3) for m in ('lesa', 'llama_pro', 'solar'))} (C6)"
                      + (f", but a copy of the layer below in LESA's places costs {fmt(pc['step_ratio'], 3)}× LESA's step: "
                         "the saving comes from where the new layers sit, not from LESA's initialisation"
                         if c6.reading == "holds, from placement" and pc.get("step_ratio") else "") + ".")
     page.md("**What we found.** " + " ".join(found))
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
 if ch["pair"]:
     page.save(P.heldout_loss_curves(ch["pair"], flops=B.flops_at), "c4_longer_heldout");
 
@@ -151,12 +151,15 @@ if lp_names:
 # %% tags=["hide-input"]
 reach = ch["comparison"].get("reach_llama_pro")
 if ch["vs_llama_pro"]:
-    display(table(pd.DataFrame(ch["vs_llama_pro"]), csv=page.out / "vs_llama_pro.csv", index=False, caption=page.caption(
+    cap = page.caption(
         f"Every run against LLaMA Pro on the same tokens: the paired training-loss difference over the last "
         f"{smooth_window} steps (negative: lower than LLaMA Pro; mean and SE over those steps, not over seeds), and the "
         "tokens at which its smoothed loss first reaches LLaMA Pro's final loss and held-out perplexity (the CSV adds "
-        "each run's data order and end perplexity)."),
-        show=[c for c in ch["vs_llama_pro"][0] if c not in ("data order", "held-out PPL end")]))
+        "each run's data order and end perplexity).")
+    display(table(pd.DataFrame(ch["vs_llama_pro"]), csv=page.out / "vs_llama_pro.csv", index=False, caption=cap,
+                  show=[c for c in ch["vs_llama_pro"][0] if c not in ("data order", "held-out PPL end")],
+                  collapsed=f"{cap.split('.')[0]}: every run's training loss against LLaMA Pro's, "
+                            f"{len(ch['vs_llama_pro'])} runs (open)"))
     wins, lp_all, lp_eval = ([b["run"] for b in ch["vs_llama_pro"] if b["beats LLaMA Pro"]], ch["llama_pro_finals"],
                              frozen["llama_pro"]["eval"])
     page.md(f"LLaMA Pro's final smoothed training loss is {fmt(reach['target'], 4)}"
@@ -189,8 +192,10 @@ if runs:
 
 # %% tags=["hide-input"]
 if ch["step_cost"]:
-    display(table(pd.DataFrame(ch["step_cost"]), csv=page.out / "step_cost.csv", index=False,
-                  caption=page.caption("Each run's median step time and FLOPs per token, and both as ratios to LESA's.")))
+    cap = page.caption("Each run's median step time and FLOPs per token, and both as ratios to LESA's.")
+    display(table(pd.DataFrame(ch["step_cost"]), csv=page.out / "step_cost.csv", index=False, caption=cap,
+                  collapsed=f"{cap.split('.')[0]}: every run's step time and FLOPs per token, "
+                            f"{len(ch['step_cost'])} runs (open)"))
 else:
     page.md("Not yet run: no LESA run with step times and FLOPs per token to compare against.")
 if ch["bench"]:
@@ -209,11 +214,12 @@ if ch["bench"]:
 
 # %% tags=["hide-input"]
 if runs:
-    display(table(pd.DataFrame(ch["runs_table"]), csv=page.out / "cpt_runs.csv", index=False,
-                  caption=page.caption("The CPT runs: seeds, tokens, last-step loss and held-out perplexity (the CSV "
-                                       "has their steps, whether each finished, and their step cost, as in the step-cost table)."),
+    cap = page.caption("The CPT runs: seeds, tokens, last-step loss and held-out perplexity (the CSV has their steps, "
+                       "whether each finished, and their step cost, as in the step-cost table).")
+    display(table(pd.DataFrame(ch["runs_table"]), csv=page.out / "cpt_runs.csv", index=False, caption=cap,
                   show=("run", "data order", "predictor seed", "tokens", "last-step loss", "held-out PPL start",
-                        "held-out PPL end")))
+                        "held-out PPL end"),
+                  collapsed=f"{cap.split('.')[0]}: the {len(ch['runs_table'])} CPT runs (open)"))
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if absent and source == profile:

@@ -64,7 +64,10 @@ answer = Sc.answer(rows, len(S["models"]))
 page.md("**What we found.** " + (" ".join(answer) if answer else "The ladder has no measured model for this profile."))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}
-fig, axes = plt.subplots(1, 3, figsize=(PAGE_W, 2.6))
+# two by two, the fourth cell for the legend: in one row of three, the 135M, 268M and 494M ticks (a factor of two
+# apart on a log axis) ran into each other
+fig, grid = plt.subplots(2, 2, figsize=(PAGE_W, 5.2))
+axes, legend_ax = list(grid.flat[:3]), grid.flat[3]
 
 
 def series(ax, key, label, color, marker="o"):
@@ -80,7 +83,7 @@ def series(ax, key, label, color, marker="o"):
 
 series(axes[0], "c1_gate_margin", "gate, SVD rows", M.color("lesa"))
 axes[0].axhline(0, color="0.5", lw=0.8)
-axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap − shuffled 95th pct.")
+axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap minus\nshuffled 95th pct.")
 series(axes[1], "c7b_r2", "LESA predictor", M.color("lesa"))
 series(axes[1], "c7b_r2_neighbour_average", "neighbour average", M.color("average"), "s")
 axes[1].axhline(0, color="0.5", lw=0.8)
@@ -98,7 +101,8 @@ for ax in axes:                 # one tick per model, named by its size
 axes[2].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
 axes[2].yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if len(axes[2].get_yticks()) < 3 else ""))
 handles = {h.get_label(): h for ax in axes[1:] for h in ax.get_legend_handles_labels()[0]}
-fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3)
+legend_ax.axis("off")
+legend_ax.legend(handles.values(), handles.keys(), loc="center", ncol=1)
 page.save(fig, "scale_ladder");
 
 # %% [markdown]
@@ -108,7 +112,7 @@ page.save(fig, "scale_ladder");
 # Qwen2.5-Coder-1.5B, each on three predictor seeds and under one perplexity protocol they all share:
 # {numref}`fig-scale-ladder` sets continuity (C1), the predictor's held-out fit (C7b), the perplexity before
 # training (C3, C9, C12c) against model size, and Table 1 gives its numbers; a quantisation control bounds how far
-# one round of quantisation moves them (Table 5). A quantity
+# one round of quantisation moves them (further below). A quantity
 # a model has not been measured on yet is left out of the figure and shows as "–" in the tables; the end of this page
 # says what each model has.
 
@@ -120,7 +124,7 @@ if rows:
 
 # %% [markdown]
 # ## The numbers
-# Medians over the three predictor seeds with their range in brackets. The perplexity protocol is the same for
+# Medians over the three predictor seeds with their range in parentheses. The perplexity protocol is the same for
 # every model:
 
 # %% tags=["hide-input"]

@@ -315,17 +315,18 @@ def main_table_plot(rows: list[dict]) -> Any:
             ax.invert_yaxis()
             for k, v in enumerate(vals):
                 if np.isfinite(v):
-                    ax.text(v, k, f" {fmt_num(v)}", va="center", fontsize=8)
+                    ax.text(v, k, f" {fmt_num(v)}", va="center", fontsize=9)
                 else:
-                    ax.text(0, k, " not measured", va="center", fontsize=8, color="0.4")
+                    ax.text(0, k, " not measured", va="center", fontsize=9, color="0.4")
             finite = [v for v in vals if np.isfinite(v)]
             if finite:
                 ax.set_xlim(0, max(finite) * 1.25)
             if i == n - 1:
-                ax.set_xlabel({"ppl": "perplexity (lower is better)", "avg": "benchmark average, % (higher is better)"}[key])
-        axes[i, 0].set_title(s, loc="left", fontsize=9, fontweight="bold")
+                # two lines each: side by side on one line the two labels ran into each other
+                ax.set_xlabel({"ppl": "perplexity\n(lower is better)", "avg": "benchmark average, %\n(higher is better)"}[key])
+        axes[i, 0].set_title(s, loc="left", fontsize=10, fontweight="bold")
     fig.suptitle("Final quality by source; each row of panels has its own x-axis (models, data and benchmark "
-                 "sets differ by source)", fontsize=9)
+                 "sets differ by source)", fontsize=10)
     return fig
 
 
