@@ -325,7 +325,7 @@ def main_table_plot(rows: list[dict]) -> Any:
                 # two lines each: side by side on one line the two labels ran into each other
                 ax.set_xlabel({"ppl": "perplexity\n(lower is better)", "avg": "benchmark average, %\n(higher is better)"}[key])
         axes[i, 0].set_title(s, loc="left", fontsize=10, fontweight="bold")
-    fig.suptitle("Final quality by source; each row of panels has its own x-axis (models, data and benchmark "
+    fig.suptitle("Final quality by source; each row of panels has its own x-axis\n(models, data and benchmark "
                  "sets differ by source)", fontsize=10)
     return fig
 
