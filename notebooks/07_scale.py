@@ -59,7 +59,6 @@ def trend(key):
     return f"{word} from {fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
 
 
-# %% tags=["hide-input"]
 answer = Sc.answer(rows, len(S["models"]))
 page.md("**What we found.** " + (" ".join(answer) if answer else "The ladder has no measured model for this profile."))
 
