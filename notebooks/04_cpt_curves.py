@@ -17,8 +17,8 @@
 # # 4. Continual pre-training: cost curves (claims C2, C4, C6, C12a, C12b)
 #
 # Does LESA's initialisation make continual pre-training (CPT) converge faster and cost less than heuristic
-# growth? The verdicts, computed from the runs, are the paragraph right below. C4 is decided on the held-out loss
-# of {numref}`fig-c4-longer`; C2, C12a and C12b on the paired training-loss differences behind
+# growth? The answer, computed from the runs, is the paragraph right below. C4 is decided on the held-out loss
+# of {numref}`fig-c4-longer`, right after it; C2, C12a and C12b on the paired training-loss differences behind
 # {numref}`fig-loss-vs-compute` (Table 1); C6 on the step-cost tables at the end. Which runs, budgets and machine:
 # the end of this page and {doc}`../reproduce`.
 
@@ -47,7 +47,7 @@ from lesa.grow.methods import run_title
 from lesa.plots import figures as P
 from lesa.plots.table import table
 from lesa.study.cpt import run_names
-from lesa.study.curves import cpt_chapter
+from lesa.study.curves import cpt_chapter, training_differences
 from lesa.study.variants import difference_curves
 
 page = Page("04_cpt_curves", profile, results_root, announce=False)
@@ -58,10 +58,35 @@ if not runs:
     page.md(f"**Not yet run for profile `{profile}`**: no CPT runs for this profile (nor for "
             f"{', '.join(fallback_profiles)}). Run `python -m lesa.study.cpt --profile {profile}` and re-execute this notebook.")
 else:
-    page.md("**What we found.** " + " ".join(f"{v.claim}: **{v.verdict}**, reading *{v.reading}* ({v.ours})."
-                                            for v in verdicts))
+    found, by_verdict = [], {}
+    for v in verdicts:
+        by_verdict.setdefault(v.verdict, []).append(v.claim)
+    h = c4.uncertainty.get("heldout") if c4 else None
+    sr = (c4.uncertainty.get("seed_rule") or {}).get("llama_pro") if c4 else None
+    if h:
+        found.append(f"After {fmt(ch['pair_tokens'])} training tokens per run, LESA's held-out loss ends at "
+                     f"{fmt(h['lesa_end'], 4)} against LLaMA Pro's {spread_text(h['llama_pro_end']['values'], 4, unit='data orders')}"
+                     + (f": {sr['why']}, on {sr['n']} predictor seed{'s' if sr['n'] != 1 else ''} against {sr['n_ref']} "
+                        "data orders" if sr else "") + ".")
+    found.append("Of the claims judged here, " + "; ".join(
+        f"{' and '.join(cs)} {'is' if len(cs) == 1 else 'are'} **{verdict}**" for verdict, cs in by_verdict.items()) + ".")
+    c6 = next((v for v in verdicts if v.claim == "C6" and v.uncertainty.get("median_s")), None)
+    if c6:
+        t, pc = c6.uncertainty["median_s"], c6.uncertainty.get("placement_control") or {}
+        found.append(f"A training step of LESA, LLaMA Pro and SOLAR costs "
+                     f"{' : '.join(fmt(t[m] / t['lesa'], 3) for m in ('lesa', 'llama_pro', 'solar'))} (C6)"
+                     + (f", but a copy of the layer below in LESA's places costs {fmt(pc['step_ratio'], 3)}× LESA's step: "
+                        "the saving comes from where the new layers sit, not from LESA's initialisation"
+                        if c6.reading == "holds, from placement" and pc.get("step_ratio") else "") + ".")
+    page.md("**What we found.** " + " ".join(found))
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
+if ch["pair"]:
+    page.save(P.heldout_loss_curves(ch["pair"], flops=B.flops_at), "c4_longer_heldout");
 
 # %% [markdown]
+# ## The claims, and how we test them
+#
 # * **C2**: heuristic duplication (LLaMA Pro, SOLAR) gives a poorer start and slower convergence than LESA.
 # * **C4**: LESA converges faster: the same loss as LLaMA Pro with less than half the compute.
 # * **C6**: LESA's steps are cheaper than LLaMA Pro's and SOLAR's (judged on measured wall-clock, with the FLOP
@@ -74,15 +99,17 @@ else:
 # Every claim here that compares runs is judged with one seed rule, chapter 6's: a method is below or above another
 # only when, at every held-out evaluation in the later half of the run, all its runs (predictor seeds, data orders)
 # lie on one side of all the other's, with two runs or more on each side; otherwise the verdict is inconclusive.
-#
+# Each claim's verdict, with the numbers it is judged on:
+
+# %% tags=["hide-input"]
+if runs:
+    page.md("\n".join(f"- **{v.claim}**: **{v.verdict}**, reading *{v.reading}* ({v.ours})." for v in verdicts))
+
+# %% [markdown]
 # ## Held-out loss of LESA and LLaMA Pro (C4)
 # C4 compares LESA with LLaMA Pro only, so it is judged on the longest finished runs of those two methods: the
 # longer profile's (ten times the shorter profile's tokens, LLaMA Pro on three data orders), shown in
-# {numref}`fig-c4-longer`.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The longer runs C4 is judged on: held-out loss of LESA and LLaMA Pro during CPT against training tokens (left) and training compute (right); LLaMA Pro as the median over its data orders with a band from the lowest to the highest. The y-axis fits the curves after their start; a start far above them (LESA's) is named in the panel. Shown when a longer profile's LESA and LLaMA Pro runs have finished.", "name": "fig-c4-longer"}, "image": {"alt": "Two panels of held-out loss curves of LESA and LLaMA Pro in the longer profile, against tokens and against FLOPs, LLaMA Pro with a band over data orders."}}
-if ch["pair"]:
-    page.save(P.heldout_loss_curves(ch["pair"], flops=B.flops_at), "c4_longer_heldout");
+# {numref}`fig-c4-longer` at the top of this page.
 
 # %% tags=["hide-input"]
 if not c4:
@@ -104,12 +131,13 @@ page.md(C.C4_RULE_HISTORY)
 # trains every layer as its paper does (SOLAR with only its duplicated layers trained is an ablation); the base
 # model trains every layer on the same tokens. Every run sees the same batches in the same order, so two runs are
 # compared step by step: paired differences over a window of steps, with their standard error (SE).
-# {numref}`fig-loss-vs-compute` shows the training loss against tokens and compute, {numref}`fig-loss-vs-elapsed`
-# against wall-clock, and {numref}`fig-heldout-ppl` each run's held-out loss minus LLaMA Pro's.
+# {numref}`fig-loss-vs-compute` shows each run's training loss minus LLaMA Pro's at the same tokens and at the same
+# compute, {numref}`fig-loss-vs-elapsed` the training loss against wall-clock, and {numref}`fig-heldout-ppl` each
+# run's held-out loss minus LLaMA Pro's.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss (moving mean) of the runs this chapter's claims compare (LESA, LLaMA Pro, SOLAR, LESA w/o SVD, LESA with all layers trained, and the base model trained on the same tokens) against training tokens (left) and training compute with the frozen layers' backward pass counted (right); a band spans a method's seeds. The same tokens cost each method a different compute, so the panels differ exactly where the methods' costs do. Chapter 6 shows the variants.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Two panels sharing the loss axis: training loss curves of each method against tokens and against FLOPs."}}
-if runs:
-    page.save(P.cpt_curves(ch["claim_runs"], ("tokens", "flops"), smooth_window), "loss_vs_compute");
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of each run this chapter's claims compare (the base model trained on the same tokens, LESA, LESA with all layers trained, LESA w/o SVD and SOLAR) minus LLaMA Pro's run on the same data order, one row per method: at the same tokens (left; the same batches, moving means over 10 steps) and at the same training compute, with the frozen layers' backward pass counted (right; moving means over 50 steps, since the two runs are then on different batches). The line is the median over a method's runs, the band spans them. Above 0: higher loss than LLaMA Pro. The same tokens cost each method a different compute, so the two columns differ exactly where the methods' costs do. Chapter 6 shows the variants.", "name": "fig-loss-vs-compute"}, "image": {"alt": "Small multiples, one row per method and two columns: training loss minus LLaMA Pro's against training tokens and against training compute, with a zero line and seed bands."}}
+if runs and any(r["method"] == "llama_pro" and r["frozen"] for r in ch["claim_runs"].values()):
+    page.save(P.paired_loss_panels(training_differences(ch["claim_runs"], smooth_window)), "loss_vs_compute");
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss during CPT of every run minus LLaMA Pro's median at the same tokens (paired: the same held-out sequences, the same batches), one panel per run; a band spans a method's seeds, the grey band LLaMA Pro's own data orders around their median. Below 0: lower than LLaMA Pro. The starts (tokens 0) are left out: LLaMA Pro starts at the base model.", "name": "fig-heldout-ppl"}, "image": {"alt": "Small multiples, one per run: held-out loss minus LLaMA Pro's median against training tokens, with a zero line and LLaMA Pro's band."}}
 lp_names = [n for n, r in runs.items() if r["method"] == "llama_pro" and r["frozen"] and r["eval"]]
@@ -123,12 +151,15 @@ if lp_names:
 # %% tags=["hide-input"]
 reach = ch["comparison"].get("reach_llama_pro")
 if ch["vs_llama_pro"]:
-    display(table(pd.DataFrame(ch["vs_llama_pro"]), csv=page.out / "vs_llama_pro.csv", index=False, caption=page.caption(
+    cap = page.caption(
         f"Every run against LLaMA Pro on the same tokens: the paired training-loss difference over the last "
         f"{smooth_window} steps (negative: lower than LLaMA Pro; mean and SE over those steps, not over seeds), and the "
         "tokens at which its smoothed loss first reaches LLaMA Pro's final loss and held-out perplexity (the CSV adds "
-        "each run's data order and end perplexity)."),
-        show=[c for c in ch["vs_llama_pro"][0] if c not in ("data order", "held-out PPL end")]))
+        "each run's data order and end perplexity).")
+    display(table(pd.DataFrame(ch["vs_llama_pro"]), csv=page.out / "vs_llama_pro.csv", index=False, caption=cap,
+                  show=[c for c in ch["vs_llama_pro"][0] if c not in ("data order", "held-out PPL end")],
+                  collapsed=f"{cap.split('.')[0]}: every run's training loss against LLaMA Pro's, "
+                            f"{len(ch['vs_llama_pro'])} runs (open)"))
     wins, lp_all, lp_eval = ([b["run"] for b in ch["vs_llama_pro"] if b["beats LLaMA Pro"]], ch["llama_pro_finals"],
                              frozen["llama_pro"]["eval"])
     page.md(f"LLaMA Pro's final smoothed training loss is {fmt(reach['target'], 4)}"
@@ -161,8 +192,10 @@ if runs:
 
 # %% tags=["hide-input"]
 if ch["step_cost"]:
-    display(table(pd.DataFrame(ch["step_cost"]), csv=page.out / "step_cost.csv", index=False,
-                  caption=page.caption("Each run's median step time and FLOPs per token, and both as ratios to LESA's.")))
+    cap = page.caption("Each run's median step time and FLOPs per token, and both as ratios to LESA's.")
+    display(table(pd.DataFrame(ch["step_cost"]), csv=page.out / "step_cost.csv", index=False, caption=cap,
+                  collapsed=f"{cap.split('.')[0]}: every run's step time and FLOPs per token, "
+                            f"{len(ch['step_cost'])} runs (open)"))
 else:
     page.md("Not yet run: no LESA run with step times and FLOPs per token to compare against.")
 if ch["bench"]:
@@ -181,11 +214,12 @@ if ch["bench"]:
 
 # %% tags=["hide-input"]
 if runs:
-    display(table(pd.DataFrame(ch["runs_table"]), csv=page.out / "cpt_runs.csv", index=False,
-                  caption=page.caption("The CPT runs: seeds, tokens, last-step loss and held-out perplexity (the CSV "
-                                       "has their steps, whether each finished, and their step cost, as in the step-cost table)."),
+    cap = page.caption("The CPT runs: seeds, tokens, last-step loss and held-out perplexity (the CSV has their steps, "
+                       "whether each finished, and their step cost, as in the step-cost table).")
+    display(table(pd.DataFrame(ch["runs_table"]), csv=page.out / "cpt_runs.csv", index=False, caption=cap,
                   show=("run", "data order", "predictor seed", "tokens", "last-step loss", "held-out PPL start",
-                        "held-out PPL end")))
+                        "held-out PPL end"),
+                  collapsed=f"{cap.split('.')[0]}: the {len(ch['runs_table'])} CPT runs (open)"))
 expected = run_names(page.prof["cpt"], page.prof["expansion"].get("variants")) if page.prof.get("cpt") else {}
 absent = [n for n in expected if n not in runs]
 if absent and source == profile:

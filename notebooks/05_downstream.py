@@ -16,19 +16,11 @@
 # %% [markdown]
 # # 5. Downstream evaluation (claims C5, C10, C11)
 #
-# Perplexity (PPL) and benchmarks after continual pre-training (CPT) beside the paper's and the OpT-DeUS rerun's
-# numbers, and the unexpanded base model under the same perplexity protocol; the verdicts on C5, C10 and C11, with
-# the answer first, below. C5 is decided on the numbers of {numref}`fig-main-table`.
-# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
-#
-# * **C5**: after CPT, LESA beats the baselines: PPL and benchmark average, even with half the steps.
-# * **C10**: the gains persist after supervised fine-tuning (SFT). **C11**: they hold for code CPT (HumanEval).
-#
-# The paper's main table, the independent OpT-DeUS rerun of the official code (a different base, data and
-# benchmark set), and our runs are shown side by side, **each labelled with its source**; their scales are not
-# comparable across sources, only orderings within one source are. Accuracies carry their standard errors; a
-# difference within about two standard errors is not called. SFT and code CPT need data and compute that are
-# outside what runs offline here.
+# After continual pre-training (CPT), does LESA have a lower perplexity (PPL) and a higher benchmark average than
+# LLaMA Pro and SOLAR (claim C5)? The answer, computed from the evaluations, is the paragraph right below;
+# {numref}`fig-main-table` decides it, beside the paper's and an independent rerun's numbers. Claims C10 (after
+# supervised fine-tuning, SFT) and C11 (code CPT) need data and compute that are not available offline. Which runs,
+# sets and budgets: the end of this page and {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # configs/<profile>.yaml: smoke | cpu | gpu | paper (sizes and budgets only)
@@ -41,12 +33,15 @@ fallback_profiles: list = ["gpu"]  # profiles whose committed results are shown 
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm.auto in a kernel without widgets
+from pathlib import Path
+
 import pandas as pd
 from IPython.display import display
 
 from lesa.study.results import complete_cpt_profiles, find_results, first_seed_runs, load_cpt_runs, load_eval_records, main_table, method_logs, method_row, paired_questions
 from lesa.claims import rules as C
 from lesa.claims.paper import OPT_DEUS_CPT, PAPER_MAIN, fmt
+from lesa.claims.verdict import compare_ranges, spread_text
 from lesa.grow.methods import label
 from lesa.plots import figures as P
 from lesa.grow.methods import display_name, run_title
@@ -56,7 +51,7 @@ from lesa.study.profiles import load_profile, load_profile_model
 from lesa.eval.protocol import measure_cached, ppl_protocol
 from lesa.core.store import write_json
 
-page = Page("05_downstream", profile, results_root)
+page = Page("05_downstream", profile, results_root, announce=False)
 longer = complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
 ev_dir, source = find_results(profile, "downstream", tuple(fallback_profiles), results_root, prefer=longer)
 cpt_dir, cpt_source = find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
@@ -66,25 +61,27 @@ proto = ppl_protocol(load_profile(source)) if source in longer else page.protoco
 stale: list[str] = []          # records of an older training of a run (its weights changed since): left out
 records = load_eval_records(ev_dir, {n: r["summary"].get("run_key") for n, r in cpt_runs.items()}, stale) if ev_dir else []
 ours = main_table(records)
-# a run's display name from what it trained (as in notebook 4): "LESA, o/down scaled (ours), α = 0", not "lesa_fp-0"
-name_of = lambda n: run_title(cpt_runs[n]) if n in cpt_runs else display_name(n)
 if not ours and cpt_dir:          # fall back to the CPT runs' final held-out perplexity
     for n, r in cpt_runs.items():
         if r["summary"].get("final_heldout_ppl"):
             ours[n] = {"ppl": r["summary"]["final_heldout_ppl"], "ppl_source": "held-out token ppl (CPT log)",
                        "avg": None, "avg_se": None, "n_tasks": 0, "acc": {}}
     source = cpt_source if ours else source
-if not ours:
-    page.md(f"**Not yet run for profile `{profile}`**: no downstream evaluations under `results/{profile}/downstream/` "
-            "and no CPT runs to read a perplexity from.")
-elif source in longer:
-    page.md(f"**Rendered from the `{source}` profile's evaluations**: it extends this profile with a longer training "
-            "budget and larger evaluation sets, and every one of its runs has finished, so they replace this profile's own.")
-elif source != profile:
-    page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
-if stale:
-    page.md(f"{len(stale)} evaluation record(s) of an earlier training of the same run names were left out "
-            f"(their weights are not the runs' current ones): " + ", ".join(f"`{s}`" for s in stale) + ".")
+
+
+def name_of(n: str) -> str:
+    """A run's one display name from what it trained (as in chapter 4), with its predictor seed or data order when
+    several evaluated runs share that name (LESA's two evaluated predictor seeds)."""
+    if n not in cpt_runs:
+        return display_name(n)
+    title = run_title(cpt_runs[n])
+    same = [m for m in ours if m in cpt_runs and run_title(cpt_runs[m]) == title]
+    if len(same) < 2:
+        return title
+    seed = lambda m, k: (cpt_runs[m]["summary"].get("run") if k == "predictor seed" else
+                         cpt_runs[m]["summary"].get("config") or {}).get("predictor_seed" if k == "predictor seed" else "seed")
+    what = next((k for k in ("predictor seed", "data order") if len({seed(m, k) for m in same}) > 1), None)
+    return f"{title}, {what} {seed(n, what)}" if what else title
 
 
 first = first_seed_runs(cpt_source)        # each method's first seed: LESA's median predictor seed (lesa-p1)
@@ -116,26 +113,103 @@ verdicts = [
     C.not_testable("C10", "SFT not run", "No instruction data and SFT budget offline."),
     C.not_testable("C11", "code CPT not run", "No BigCode data, no code-execution harness offline."),
 ]
+
+# the base model, not trained, under the same protocol (only where this profile's own evaluations are shown)
+base_row = None
+if ours and source == profile:
+    model, tok, model_key = load_profile_model(page.prof)
+    with quiet():
+        base_ppl = measure_cached(model, tok, proto, model_key, "base")
+    pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
+    if pick_set:
+        base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
+    del model
+rows = [{"source": "paper (main table)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+        for k, v in PAPER_MAIN.items()]
+rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
+         for k, v in OPT_DEUS_CPT.items()]
+rows += [{"source": f"ours ({source})", "model": name_of(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
+         for k, v in ours.items()]
+if base_row:
+    rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
+                 "avg SE": None})
+write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours, "rows": rows});
+
+# the answer: C5 in words, every number from the evaluations and the verdict
+ppl_name = lambda s: s.replace("wikitext", "WikiText").replace("ppl", "perplexity")
+v5 = verdicts[0]
+if not ours:
+    page.md("**Not yet run for this profile**: no downstream evaluations and no CPT runs to read a perplexity from.")
+elif all(ppl_of.get(m) is not None for m in ("lesa", "llama_pro", "solar")):
+    tokens = next((r["summary"].get("tokens") for r in cpt_runs.values() if r["method"] == "lesa"), None)
+    side = lambda b: {"lower": "below", "higher": "above", "overlap": "within the range of"}[compare_ranges(ppl_of["lesa"], ppl_of[b])]
+    found = [(f"After {fmt(tokens)} training tokens per run, " if tokens else "After CPT, ")
+             + f"LESA's {ppl_name(lesa['ppl_source'])} is {spread_text(ppl_of['lesa'], 4)}, {side('llama_pro')} LLaMA "
+             f"Pro's {spread_text(ppl_of['llama_pro'], 4)} and {side('solar')} SOLAR's {spread_text(ppl_of['solar'], 4)} "
+             "(lower is better)."]
+    acc, u = v5.uncertainty.get("acc_avg", {}), v5.uncertainty
+    if "lesa" in acc and u.get("calls"):
+        gap = lambda b: 100 * (acc["lesa"]["mean"] - acc[b]["mean"])
+        by = lambda b: f"{fmt(abs(gap(b)), 3)} points {'above' if gap(b) > 0 else 'below'}"
+        mine = f"Its benchmark average, {fmt(100 * acc['lesa']['mean'], 3)} ± {fmt(100 * acc['lesa']['se'], 2)}%, is "
+        smallest = u["smallest_callable_points"]
+        if all(c == "within noise" for c in u["calls"].values()):
+            found.append(mine + " and ".join(f"{by(b)} {label(b)}'s" for b in u["calls"])
+                         + (", both" if len(u["calls"]) > 1 else ",") + " within the noise: the smallest differences "
+                         "these comparisons could call are " + " and ".join(f"{fmt(smallest[b], 3)}" for b in u["calls"])
+                         + " points.")
+        else:
+            word = {"higher": "clearly above", "lower": "clearly below", "within noise": "within the noise of"}
+            found.append(mine + " and ".join(f"{word[c]} {label(b)}'s ({by(b)}; the smallest difference this comparison "
+                                             f"could call is {fmt(smallest[b], 3)})" for b, c in u["calls"].items()) + ".")
+    found.append(f"C5 is **{v5.verdict}** (*{v5.reading}*); C10 and C11 are not testable offline.")
+    page.md("**What we found.** " + " ".join(found))
+else:
+    page.md(f"**What we found.** C5 (quality after CPT): **{v5.verdict}** ({v5.ours}). C10 and C11 are not testable offline.")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity and benchmark average after CPT: the paper's main table, the OpT-DeUS rerun and our runs, each labelled with its source. Scales differ between sources; only orderings within one source compare.", "name": "fig-main-table"}, "image": {"alt": "Bar charts of perplexity and average accuracy per model, one row of panels per source: paper, OpT-DeUS rerun, ours."}}
+page.save(P.main_table_plot(rows), "main_table");      # the paper's and the rerun's rows even before ours exist
+
+# %% [markdown]
+# ## The claims, and how we test them
+#
+# * **C5**: after CPT, LESA beats the baselines: perplexity and benchmark average, even with half the steps.
+# * **C10**: the gains persist after supervised fine-tuning (SFT). **C11**: they hold for code CPT (HumanEval).
+#
+# {numref}`fig-main-table` and Table 1 set the paper's main table, the independent OpT-DeUS rerun of the official
+# code (a different base, data and benchmark set) and our runs side by side, **each labelled with its source**;
+# their scales do not compare across sources, only orderings within one source do. Accuracies carry their
+# standard errors (SE); a difference within about two standard errors is not called. C5 is judged on each method's
+# first seed (LESA's median predictor seed) for the accuracies and on every evaluated LESA predictor seed for the
+# perplexity; the one seed rule of chapter 6 reads the held-out curves of every run.
+
+# %% tags=["hide-input"]
+if rows:
+    cap = page.caption("Perplexity and benchmark average (%) after CPT by source, with the average's SE for our runs "
+                       "(the numbers of the figure at the top of this page).")
+    shown = pd.DataFrame(rows).rename(columns={"ppl": "perplexity", "avg": "benchmark average (%)", "avg SE": "SE"})
+    display(table(shown, csv=page.out / "main_table.csv", index=False, digits=4, caption=cap,
+                  collapsed=f"{cap.split('.')[0]}: perplexity and benchmark average by source, {len(rows)} rows (open)"))
+
+# %% tags=["hide-input"]
 if ours:
-    page.md(f"**What we found.** C5 (quality after CPT): **{verdicts[0].verdict}**, reading *{verdicts[0].reading}* "
-            f"({verdicts[0].ours}). {verdicts[0].notes} SFT (C10) and code CPT (C11) need data and compute that are not "
-            "available offline.")
     # C5's power: the accuracies are compared unpaired unless the per-question results were saved
     saved = sorted({p.parent.name for p in ev_dir.glob("*/*_questions.jsonl")}) if ev_dir else []
     page.md("**Power of the accuracy comparison.** " + (
-        f"Per-question results are saved for {', '.join(saved)}; LESA's accuracy is paired per question with "
-        f"{', '.join(label(b) for b in paired) or 'no baseline (one side lacks them)'}." if saved else
+        f"Per-question results are saved for {', '.join(name_of(n) for n in saved)}; LESA's accuracy is paired per "
+        f"question with {', '.join(label(b) for b in paired) or 'no baseline (one side lacks them)'}, so the "
+        "comparisons above are unpaired: the smallest difference each could call is printed beside it in the verdict."
+        if saved else
         "The evaluation records hold each task's accuracy and standard error, not which questions each model answered "
         "correctly, so the accuracies are compared unpaired: the smallest difference each comparison could call is "
-        "printed beside it in the verdict. A paired comparison (lesa.claims.rules.paired_accuracy, exact McNemar per task) "
-        "needs the per-question results, which the suite saves for evaluations run since (`<run>/<task>_questions.jsonl`); "
-        "the committed evaluations predate it and would have to be run again."))
+        "printed beside it in the verdict. A paired comparison (an exact McNemar test per task) needs the per-question "
+        "results, which the evaluation suite saves since; the committed evaluations predate it and would have to be "
+        "run again."))
 # C12b (freezing helps) is judged on the training curves (chapter 4); after training, what the frozen layers keep
 # shows out of the CPT corpus's distribution: WikiText and the benchmarks
 unfrozen = sorted(n for n in ours if n in cpt_runs and cpt_runs[n]["method"] == "lesa" and not cpt_runs[n]["frozen"])
 if lesa.get("ppl") is not None and unfrozen and ours[unfrozen[0]].get("ppl_source") == lesa.get("ppl_source"):
     u = ours[unfrozen[0]]
-    ppl_name = lambda s: s.replace("wikitext", "WikiText").replace("ppl", "perplexity")
     avg = lambda g: f"{fmt(g['avg'], 3)} ± {fmt(g['avg_se'], 2)}" if g.get("avg") is not None else "n/a"
     page.md(f"**Freezing, after training.** C12b (freezing the original layers helps) is judged on the training curves "
             f"in chapter 4. After training, LESA with its original layers frozen has {ppl_name(lesa['ppl_source'])} "
@@ -152,39 +226,31 @@ for r in records:
     if r["task"].startswith("ppl_") and proto.mismatch(r):
         off.setdefault(f"{r['task']}: {proto.mismatch(r)}", []).append(name_of(r["label"]))
 if off:
-    page.md("**Measured differently from the protocol** (the CPT evaluation settings, `cpt.eval` in the profile, "
-            "differ; compare these rows with care):\n\n"
+    page.md("**Measured differently from the protocol** (the profile's evaluation settings after CPT differ; compare "
+            "these rows with care):\n\n"
             + "\n".join(f"- {k}: {'every run' if len(v) == len(ours) else ', '.join(v)}" for k, v in off.items()))
 elif records:
     page.md("Every perplexity record after CPT was measured under this protocol.")
-base_row = None
-if source == profile:
-    model, tok, model_key = load_profile_model(page.prof)
-    with quiet():
-        base_ppl = measure_cached(model, tok, proto, model_key, "base")
-    pick_set = next((k for k in ("wikitext", "heldout") if base_ppl.get(k, {}).get("status") == "ok"), None)
-    if pick_set:
-        base_row = {"ppl": base_ppl[pick_set]["value"], "ppl_source": f"{pick_set} (protocol)"}
-        page.md(f"Base model, not trained, under the protocol: {pick_set} perplexity **{fmt(base_row['ppl'], 4)}**.")
-    del model
-
-# %% tags=["hide-input"]
-rows = [{"source": "paper (main table)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-        for k, v in PAPER_MAIN.items()]
-rows += [{"source": "OpT-DeUS rerun (Llama3.1-8B)", "model": k, "ppl": v["ppl"], "avg": v["avg"], "avg SE": None}
-         for k, v in OPT_DEUS_CPT.items()]
-rows += [{"source": f"ours ({source})", "model": name_of(k), "ppl": v["ppl"], "avg": v["avg"], "avg SE": v.get("avg_se")}
-         for k, v in ours.items()]
 if base_row:
-    rows.append({"source": f"ours ({profile})", "model": "base, not trained", "ppl": base_row["ppl"], "avg": None,
-                 "avg SE": None})
-write_json(page.out / "main_table.json", {"source_profile": source, "ours": ours, "rows": rows});
+    page.md(f"Base model, not trained, under the protocol: {base_row['ppl_source'].split(' ')[0]} perplexity "
+            f"**{fmt(base_row['ppl'], 4)}**.")
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Perplexity and benchmark average after CPT: the paper's main table, the OpT-DeUS rerun and our runs, each labelled with its source. Scales differ between sources; only orderings within one source compare.", "name": "fig-main-table"}, "image": {"alt": "Dot chart of perplexity and average accuracy per model, grouped by source: paper, OpT-DeUS rerun, ours."}}
-page.save(P.main_table_plot(rows), "main_table");
+# %% [markdown]
+# ## How this was run
+# This chapter reads the evaluations of the CPT runs; it neither trains nor evaluates (the base model's perplexity
+# excepted, measured once and cached).
 
 # %% tags=["hide-input"]
-display(table(pd.DataFrame(rows), csv=page.out / "main_table.csv", index=False, digits=4))
+if ours and source in longer:
+    page.md(f"**Rendered from the longer `{source}` profile's evaluations**: it extends this profile with a longer "
+            "training budget and larger evaluation sets, and every one of its runs has finished, so they replace this "
+            "profile's own.")
+elif ours and source != profile:
+    page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
+if stale:
+    page.md(f"{len(stale)} evaluation record(s) of an earlier training of the same runs were left out (their weights "
+            "are not the runs' current ones): " + ", ".join(sorted({name_of(Path(s).parent.name) for s in stale})) + ".")
+page.profile_note()
 
 # %% tags=["hide-input"]
 page.finish(verdicts, source_profile=source)

@@ -16,15 +16,10 @@
 # %% [markdown]
 # # 7. Scale: does LESA's premise strengthen from 135M to 1.5B parameters? (ours)
 #
-# Every other chapter measures models of 135M and 270M parameters, while the paper's claims are about models of
-# 1.5B to 70B. This chapter measures the claims that need no training on four real models, from SmolLM2-135M to
-# Qwen2.5-Coder-1.5B, each on three predictor seeds and under one perplexity protocol they all share, so that a
-# reader can see whether the premise (continuity across layers, a predictor that learns it, a better start than
-# the heuristics) strengthens with size.
-#
-# {numref}`fig-scale-ladder` shows the ladder (continuity C1, the predictor's held-out fit C7b, perplexity before
-# training C3/C9/C12c, code perplexity C11, a quantisation control) against model size.
-# How to run this chapter alone, how long it takes and on which profile: {doc}`../reproduce`.
+# Does what LESA needs (continuity across layers, a predictor that learns it, a start better than the heuristics')
+# get stronger as the model grows? The answer, computed from the ladder's results, is the paragraph right below;
+# {numref}`fig-scale-ladder` decides it. Nothing here is a claim of the paper. Which models, seeds and budgets: the
+# end of this page and {doc}`../reproduce`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"          # the book's profile: cpu and gpu show the `scale` profile's ladder; smoke its own
@@ -36,65 +31,42 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 from lesa.claims.paper import fmt
 from lesa.grow import methods as M
 from lesa.plots.style import PAGE_W
 from lesa.study import scale as Sc
 from lesa.claims.paper import opt_deus_sentence
+from lesa.book.display import uniform
 from lesa.book.page import Page
+from lesa.plots.table import table
 
-page = Page("07_scale", profile, results_root)
+page = Page("07_scale", profile, results_root, announce=False)
 d = Sc.chapter(profile)
 rows, S = d["rows"], d["settings"]
 have = lambda key: [r for r in rows if r.get(key) is not None]
 med = lambda v: v["median"] if isinstance(v, dict) else v
-sizes = lambda rs: ", ".join(f"{Sc.model_name(r['model'])} ({r['parameters'] / 1e6:,.0f}M)" for r in rs)
 
 
-def trend(key, better="up"):
+def trend(key):
     """In words: how a quantity moves from the smallest to the largest model measured."""
     rs = have(key)
     if len(rs) < 2:
-        return "not yet measured on two models"
+        return "is measured on fewer than two models"
     a, b = med(rs[0][key]), med(rs[-1][key])
     word = "rises" if b > a else "falls"
     return f"{word} from {fmt(a)} ({Sc.model_name(rs[0]['model'])}) to {fmt(b)} ({Sc.model_name(rs[-1]['model'])})"
 
 
-# %% tags=["hide-input"]
-measured = [r for r in rows if r.get("init_base") is not None]
-counts = {line.split()[0]: [tuple(map(int, x.split("/"))) for x in line.split()[2::2]] for line in d["status"]}
-complete = [r for r in rows if all(a == b for a, b in counts.get(r["model"], []))]
-partial = [r for r in rows if r not in complete]
-lines = [f"**What we found.** Complete on {len(complete)} of {len(S['models'])} models: {sizes(complete) or 'none'}."]
-if partial:
-    lines.append("Partly measured: " + "; ".join(
-        f"{Sc.model_name(r['model'])} ({', '.join(f'{p} {a} of {b}' for p, (a, b) in zip(('C1 types', 'predictor seeds', 'models before training', 'code items'), counts[r['model']]) if b)})"
-        for r in partial) + ".")
-if rows:
-    lines += [f"C1's continuity margin of the gate weights (adjacent-minus-distant cosine above the shuffled order's "
-              f"95th percentile) {trend('c1_gate_margin')}.",
-              f"The predictor's held-out R² on a left-out gate layer {trend('c7b_r2')} (0 is predicting zeros; "
-              f"the neighbours' average: {trend('c7b_r2_neighbour_average')}).",
-              f"LESA's perplexity before training, relative to the base model, {trend('init_lesa_rel')}; "
-              f"SOLAR's {trend('init_solar_rel')}."]
-r2s = [med(r["c7b_r2"]) for r in have("c7b_r2")]
-if r2s and max(r2s) < 0:
-    lines.append("At every size measured so far the predictor does worse on a left-out layer than predicting zeros: "
-                 "the learned part of LESA's start carries no measured signal at any of these sizes.")
-both = [r for r in have("init_lesa_rel") if r.get("init_solar_rel")]
-if both:
-    below = lambda r: sum(v < med(r["init_solar_rel"]) for v in r["init_lesa_rel"]["values"])
-    lines.append("LESA starts below SOLAR on " + "; ".join(
-        f"{below(r)} of {r['init_lesa_rel']['n']} predictor seeds for {Sc.model_name(r['model'])}" for r in both) + ".")
-if d["missing"]:
-    lines.append(f"Not measured yet: {', '.join(Sc.model_name(m) for m in d['missing'])} "
-                 f"(`python -m lesa.study.scale --profile {d['profile']}` measures what is missing, resumably).")
-page.md(" ".join(lines))
+answer = Sc.answer(rows, len(S["models"]))
+page.md("**What we found.** " + (" ".join(answer) if answer else "The ladder has no measured model for this profile."))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The claims that need no training against model size (parameters, log axis), each point a model, bars the range over three predictor seeds. (a) C1: the gate weights' continuity margin over the shuffled order (above 0: continuity). (b) C7b: the predictor's held-out R\u00b2 on a left-out gate layer, beside the neighbours' average. (c) Perplexity before training relative to the base model (log axis; LLaMA Pro is exactly 1).", "name": "fig-scale-ladder"}, "image": {"alt": "Three panels with model parameters on a log horizontal axis: the continuity margin, the held-out R\u00b2 of the predictor and of the neighbour average, and the perplexity before training relative to the base model for LESA, SOLAR, LESA without SVD and LESA with lambda 5e-5."}}
-fig, axes = plt.subplots(1, 3, figsize=(PAGE_W, 2.6))
+# two by two, the fourth cell for the legend: in one row of three, the 135M, 268M and 494M ticks (a factor of two
+# apart on a log axis) ran into each other
+fig, grid = plt.subplots(2, 2, figsize=(PAGE_W, 5.2))
+axes, legend_ax = list(grid.flat[:3]), grid.flat[3]
 
 
 def series(ax, key, label, color, marker="o"):
@@ -110,7 +82,7 @@ def series(ax, key, label, color, marker="o"):
 
 series(axes[0], "c1_gate_margin", "gate, SVD rows", M.color("lesa"))
 axes[0].axhline(0, color="0.5", lw=0.8)
-axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap − shuffled 95th pct.")
+axes[0].set(title="(a) C1 continuity margin", ylabel="cosine gap minus\nshuffled 95th pct.")
 series(axes[1], "c7b_r2", "LESA predictor", M.color("lesa"))
 series(axes[1], "c7b_r2_neighbour_average", "neighbour average", M.color("average"), "s")
 axes[1].axhline(0, color="0.5", lw=0.8)
@@ -128,51 +100,73 @@ for ax in axes:                 # one tick per model, named by its size
 axes[2].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
 axes[2].yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if len(axes[2].get_yticks()) < 3 else ""))
 handles = {h.get_label(): h for ax in axes[1:] for h in ax.get_legend_handles_labels()[0]}
-fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3)
+legend_ax.axis("off")
+legend_ax.legend(handles.values(), handles.keys(), loc="center", ncol=1)
 page.save(fig, "scale_ladder");
 
 # %% [markdown]
+# ## The ladder, and how we read it
+# Every other chapter measures models of 135M and 270M parameters, while the paper's claims are about models of
+# 1.5B to 70B. This chapter measures the claims that need no training on four real models, from SmolLM2-135M to
+# Qwen2.5-Coder-1.5B, each on three predictor seeds and under one perplexity protocol they all share:
+# {numref}`fig-scale-ladder` sets continuity (C1), the predictor's held-out fit (C7b), the perplexity before
+# training (C3, C9, C12c) against model size, and Table 1 gives its numbers; a quantisation control bounds how far
+# one round of quantisation moves them (further below). A quantity
+# a model has not been measured on yet is left out of the figure and shows as "–" in the tables; the end of this page
+# says what each model has.
+
+# %% tags=["hide-input"]
+if rows:
+    page.md(f"The predictor's held-out R² on a left-out gate layer {trend('c7b_r2')} (0 is predicting zeros; the "
+            f"neighbours' average, which learns nothing: {trend('c7b_r2_neighbour_average')}). LESA's perplexity before "
+            f"training, relative to the base model, {trend('init_lesa_rel')}; SOLAR's {trend('init_solar_rel')}.")
+
+# %% [markdown]
 # ## The numbers
-# The table below gives every quantity of {numref}`fig-scale-ladder` per model: medians over the three predictor seeds with their range in
-# brackets. The perplexity protocol is the same for every model:
+# Medians over the three predictor seeds with their range in parentheses. The perplexity protocol is the same for
+# every model:
 
 # %% tags=["hide-input"]
 page.md(d["protocol"])
 span = lambda v: "–" if v is None else (fmt(v) if not isinstance(v, dict) else
                                         f"{fmt(v['median'])} [{fmt(v['min'])}, {fmt(v['max'])}]")
-table = pd.DataFrame([{"model": Sc.model_name(r["model"]), "parameters (M)": round(r["parameters"] / 1e6),
-                       "layers": r["layers"],
-                       "types with continuity (SVD / raw)": f"{r.get('c1_types_concat_svd_top1', '–')} / "
-                                                            f"{r.get('c1_types_raw_weights', '–')} of {r.get('c1_types', '–')}",
-                       "held-out R²": span(r.get("c7b_r2")), "held-out cosine": span(r.get("c7b_cosine")),
-                       "base perplexity": span(r.get("init_base")), "LESA ÷ base": span(r.get("init_lesa_rel")),
-                       "SOLAR ÷ base": span(r.get("init_solar_rel"))} for r in rows])
-page.md("**Table 1.** The ladder.")
-page.table(table, index=False, csv="ladder.csv")
+shown_span = lambda v: uniform(span(v), tiny=False)    # as the page's other tables show a range (Page.md)
+ladder = pd.DataFrame([{"model": Sc.model_name(r["model"]), "parameters (M)": round(r["parameters"] / 1e6),
+                        "layers": r["layers"],
+                        "continuity, SVD / raw": f"{r['c1_types_concat_svd_top1']} / {r['c1_types_raw_weights']} of "
+                                                 f"{r['c1_types']}" if r.get("c1_types") else "–",
+                        "held-out R²": shown_span(r.get("c7b_r2")), "held-out cosine": shown_span(r.get("c7b_cosine")),
+                        "base perplexity": shown_span(r.get("init_base")),
+                        "LESA ÷ base": shown_span(r.get("init_lesa_rel")),
+                        "SOLAR ÷ base": shown_span(r.get("init_solar_rel"))} for r in rows])
+display(table(ladder, csv=page.out / "ladder.csv", index=False, caption=page.caption(
+    "The ladder: the weight types that show continuity (of the types measured), the predictor's held-out R² on a "
+    "left-out gate layer, and the perplexity before training (the CSV adds each model's layers and the held-out "
+    "cosine)."), show=[c for c in ladder.columns if c not in ("layers", "held-out cosine")]))
 
 # %% [markdown]
 # ## The norm term and the paper's λ (C12c), and the ablation without SVD (C12a's start)
 
 # %% tags=["hide-input"]
 variants = ["lesa", "lesa-lambda0", "lesa-lambda5e-5", "lesa_raw"]
-page.md("**Table 2.** Perplexity before training relative to the base model for LESA as released (λ = 5e-4), "
-        "without the norm term (λ = 0), with the paper's reported λ = 5e-5, and without the SVD.")
 page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), **{M.label(m): span(r.get(f"init_{m}_rel"))
                                                                   for m in variants}} for r in rows]),
-           index=False, csv="norm_term.csv")
+           index=False, csv="norm_term.csv", caption=page.caption(
+               "Perplexity before training relative to the base model for LESA as released (λ = 5e-4), without the "
+               "norm term (λ = 0), with the paper's reported λ = 5e-5, and without the SVD."))
 judged = [(r, Sc.c12c_on_ladder(r, 5e-5), Sc.c12c_on_ladder(r, 5e-4)) for r in rows]
 judged = [(r, a, b) for r, a, b in judged if a and b]
 if judged:
-    page.md("**Table 3.** The new layers' norm relative to the layers they are predicted from (mean over new layers "
-            "and weight types), and chapter 3's rule for C12c (the norm term is needed: λ = 0 shrinks the new layers "
-            "below 0.9× the norm with the term, on every seed, and the term lowers the perplexity before training) "
-            "with the paper's λ = 5e-5 and with the code's 5e-4.")
     page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]),
                               **{f"norm, {M.label(m)}": span(r.get(f"norm_{m}"))
                                  for m in ("lesa-lambda0", "lesa-lambda5e-5", "lesa")},
                               "rule, λ = 5e-5": f"{a['verdict']}: {a['notes']}",
                               "rule, λ = 5e-4": f"{b['verdict']}: {b['notes']}"} for r, a, b in judged]),
-               index=False, csv="norm_rule.csv")
+               index=False, csv="norm_rule.csv", caption=page.caption(
+                   "The new layers' norm relative to the layers they are predicted from (mean over new layers and "
+                   "weight types), and chapter 3's rule for C12c (the norm term is needed: λ = 0 shrinks the new layers "
+                   "below 0.9× the norm with the term, on every seed, and the term lowers the perplexity before "
+                   "training) with the paper's λ = 5e-5 and with the code's 5e-4, on the models measured with both."))
 
 # %% [markdown]
 # ## Code (C11 before training, ours)
@@ -183,12 +177,12 @@ if judged:
 # %% tags=["hide-input"]
 coded = have("code_base")
 if coded:
-    page.md("**Table 4.** Token perplexity on the code set before training, relative to the base model.")
     page.table(pd.DataFrame([{"model": Sc.model_name(r["model"]), "base perplexity": span(r["code_base"]),
                               **{M.label(m): span(r.get(f"code_{m}_rel")) for m in S["code"]["methods"]}}
-                             for r in coded]), index=False, csv="code.csv")
+                             for r in coded]), index=False, csv="code.csv", caption=page.caption(
+                                 "Token perplexity on the code set before training, relative to the base model."))
 else:
-    page.md("No coder model has been measured on the code set yet.")
+    page.md("No coder model of the ladder has a code-set measurement.")
 
 # %% [markdown]
 # ## How far quantisation moves these numbers
@@ -198,13 +192,14 @@ else:
 
 # %% tags=["hide-input"]
 if d["bound"]:
-    page.md("**Table 5.** Quantity measured on the model quantised once more, minus the model's own (medians).")
     shown = {"c1_gate_margin": "C1 gate margin", "c7b_r2": "held-out R²", "c7b_cosine": "held-out cosine",
              "init_lesa_rel": "LESA ÷ base", "init_solar_rel": "SOLAR ÷ base"}
     page.table(pd.DataFrame([{"model": Sc.model_name(m), **{shown[k]: fmt(b[k]) for k in shown if k in b}}
-                             for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv")
+                             for m, b in d["bound"].items()]), index=False, csv="quantisation_bound.csv",
+               caption=page.caption("Each quantity measured on the model quantised once more, minus the model's own "
+                                    "(medians)."))
 else:
-    page.md("The quantisation control has not been measured yet.")
+    page.md("The ladder's results hold no quantisation control.")
 
 # %% [markdown]
 # ## Beside the paper and an independent run
@@ -225,9 +220,28 @@ page.md(opt_deus_sentence())
 # every checkpoint was quantised (SmolLM2 to Q4_1, Gemma and Qwen-1.5B to Q4_K_M, Qwen-0.5B from AWQ int4 to
 # mostly Q5_0). The two Qwen sizes share family, tuning and tokenizer, so a change between them is the cleanest
 # size effect the ladder has; a change between families is not.
+#
+# ## How this was run
+# The ladder is measured apart from the book, model by model and item by item (each item stored as it finishes),
+# and this page reads what is stored; how to run it and what it costs: {doc}`../reproduce`.
 
 # %% tags=["hide-input"]
-page.md("**Where each model stands** (items measured / planned per part): " +
-        "; ".join(f"{Sc.model_name(line.split()[0])}: " + " ".join(line.split()[1:]) for line in d["status"]) + ".")
+parts = {"c1": "C1 weight types", "predictor": "predictor seeds", "init": "models grown before training",
+         "code": "code-set items"}
+stands = []
+for line in d["status"]:
+    name, *cells = line.split()
+    counts = dict(zip(cells[::2], cells[1::2]))
+    done = {p: tuple(map(int, counts.get(p, "0/0").split("/"))) for p in parts}
+    stands.append({"model": Sc.model_name(name), "_complete": all(a == b for a, b in done.values()),
+                   "_ladder": name in S["models"],
+                   **{what: f"{done[p][0]} of {done[p][1]}" if done[p][1] else "–" for p, what in parts.items()}})
+page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in stands]), index=False,
+           caption=page.caption("What each model of the ladder, and the quantisation control, has measured of what is "
+                                "planned, per part (–: nothing planned)."))
+complete = [r["model"] for r in stands if r["_ladder"] and r["_complete"]]
+page.md(f"Fully measured: {len(complete)} of {len(S['models'])} models of the ladder ({', '.join(complete) or 'none'})."
+        + (f" No results at all for {', '.join(Sc.model_name(m) for m in d['missing'])}." if d["missing"] else ""))
+page.profile_note()
 verdicts = []                   # a chapter beyond the paper: the claims' verdicts stay with chapters 1-3
 page.finish(verdicts)

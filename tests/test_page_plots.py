@@ -110,3 +110,27 @@ def test_a_long_legend_stacks_instead_of_widening_the_figure(tmp_path):
     png = save(fig, tmp_path, "curves")
     dpi = matplotlib.rcParams["savefig.dpi"]
     assert Image.open(png).size[0] <= PAGE_W * dpi * 1.05
+
+
+def test_paired_loss_panels_draw_one_row_per_run_of_the_committed_cpu_results():
+    """Chapter 4's training-loss figure as small multiples: from the cpu profile's committed CPT runs (one run per
+    method, LLaMA Pro among them), one row per method other than LLaMA Pro, titled by its display name, with its
+    difference from LLaMA Pro on the same data order against tokens and against compute; none dropped."""
+    from lesa import PROJECT_ROOT
+    from lesa.grow.methods import run_title
+    from lesa.study.curves import claim_runs, training_differences
+    from lesa.study.results import load_cpt_runs
+
+    runs = claim_runs(load_cpt_runs(PROJECT_ROOT / "results" / "cpu" / "cpt"))
+    others = {run_title(r): r for r in runs.values() if not (r["method"] == "llama_pro" and r["frozen"])}
+    assert len(others) >= 5 and any(r["method"] == "llama_pro" for r in runs.values())
+    data = training_differences(runs, window=10)
+    assert all(q["paired"] for q in data["panels"])           # every run saw LLaMA Pro's data order
+    fig = P.paired_loss_panels(data)
+    rows = [s for s in fig.subfigs if s.axes]
+    assert sorted(s._suptitle.get_text() for s in rows) == sorted(others)
+    for sub in rows:
+        steps = len(others[sub._suptitle.get_text()]["train"])
+        tokens, compute = sub.axes
+        assert len(tokens.get_lines()[-1].get_xdata()) == steps           # every step at the same tokens
+        assert 0 < len(compute.get_lines()[-1].get_xdata()) <= steps      # up to LLaMA Pro's last FLOPs

@@ -401,3 +401,27 @@ def test_beside_paper_says_where_lesa_starts_against_solar():
     row["init_lesa_rel"]["values"] = [1.0, 1.1, 1.15]
     assert "below SOLAR on every seed (3 of 3 below)" in scale.beside_paper([row])
     assert "no perplexity before training" in scale.beside_paper([{**row, "init_solar_rel": None}])
+
+
+def test_answer_counts_the_models_each_quantity_is_measured_on_and_words_the_trend_from_the_rows():
+    """Chapter 7's opening: a model still being measured (the 1.5B rung without C1 or the predictor) counts only for
+    the quantities it has, so the sentences read true with or without it; each trend word follows the numbers."""
+    from lesa.study import scale
+
+    sp = lambda vals: {"median": sorted(vals)[len(vals) // 2], "min": min(vals), "max": max(vals), "n": len(vals),
+                       "values": sorted(vals)}
+    small = {"model": "a", "parameters": 135e6, "c1_gate_margin": 0.4, "c7b_r2": sp([-0.95, -0.92, -0.9]),
+             "init_lesa_rel": sp([2.4, 8.3, 89.0]), "init_solar_rel": sp([1.9])}
+    mid = {"model": "b", "parameters": 494e6, "c1_gate_margin": 0.2, "c7b_r2": sp([-0.86, -0.85, -0.84]),
+           "init_lesa_rel": sp([1.1, 1.2, 2.3]), "init_solar_rel": sp([1.3])}
+    big = {"model": "c", "parameters": 1.54e9, "init_lesa_rel": sp([2.2, 7.4, 25.2]), "init_solar_rel": sp([1.2])}
+    control = {**small, "model": "a+requant", "quantisation_control": True, "c7b_r2": sp([0.5])}
+    text = " ".join(scale.answer([small, mid, big, control], 4))
+    assert "between -0.95 and -0.84 (measured on 2 of 4 models, 135M to 494M)" in text, text
+    assert "0 of 3 predictor seeds at 135M, 2 of 3 at 494M and 0 of 3 at 1.5B (measured on 3 of 4 models)" in text, text
+    assert "no steady trend in size" in text and "0.4 at 135M and 0.2 at 494M" in text and "weaker the larger" in text
+    # without the partial rung's init the count drops; an R² above 0 is named with its size
+    text = " ".join(scale.answer([small, {**mid, "c7b_r2": sp([-0.1, 0.05, 0.2])}], 2))
+    assert "reaches 0.2, above predicting zeros (R² = 0) at 494M (measured on 2 of 2 models)" in text, text
+    assert "(measured on 2 of 2 models): more often the larger the model" in text, text
+    assert scale.answer([], 4) == []

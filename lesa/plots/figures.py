@@ -236,6 +236,55 @@ def difference_panels(data: dict, ref_label: str = "LLaMA Pro", ncols: int = 3, 
     return fig
 
 
+def paired_loss_panels(data: dict, ref_label: str = "LLaMA Pro", row_h: float = 1.35) -> Any:
+    """Small multiples of paired training-loss differences (lesa.study.curves.training_differences): one row per
+    method, its difference from LLaMA Pro at the same tokens (left) and at the same training compute (right), the
+    median over its runs with a band from the lowest to the highest. One y-range for every panel, fitted to the
+    points after the first steps; a method whose first steps lie above it says so in its panel, with how far."""
+    import matplotlib.pyplot as plt
+
+    panels = data["panels"]
+    fig = plt.figure(figsize=(PAGE_W, 1.1 + row_h * max(1, len(panels))), layout="constrained")
+    head, *rows = fig.subfigures(1 + max(1, len(panels)), 1, height_ratios=[0.3] + [row_h] * max(1, len(panels)))
+    w = data.get("window", 10)
+    for x, text in ((0.33, f"at the same tokens\n(same batches; mean of {w} steps)"),
+                    (0.77, f"at the same compute\n(mean of {data.get('compute_window', w)} steps)")):
+        head.text(x, 0.5, text, ha="center", va="center", fontsize=plt_size("axes.labelsize"))
+    keys = ("tokens", "flops")
+    units = {k: _unit(max([v for q in panels for v in q[k]["x"]] or [1])) for k in keys}
+    later = [v for q in panels for k in keys for i, v in enumerate(q[k]["median"] + q[k]["lo"] + q[k]["hi"])
+             if q[k]["x"] and (i % len(q[k]["x"])) >= data.get("later", 0.1) * len(q[k]["x"])]
+    lo, hi = (min(later + [0.0]), max(later + [0.0])) if later else (-1.0, 1.0)
+    pad = 0.08 * (hi - lo or 1.0)
+    for sub, q in zip(rows, panels):
+        axes = sub.subplots(1, 2, sharey=True)
+        sub.suptitle(q["label"] + (f" ({q.get('runs', str(q['n']) + ' runs')})" if q["n"] > 1 else ""),
+                     fontsize=plt_size("axes.titlesize"), x=0.02, ha="left")
+        style = {"color": color(q["method"]), "ls": "-" if q["frozen"] or method_id(q["method"]) == "base" else "--"}
+        for ax, key in zip(axes, keys):
+            d, (div, _) = q[key], units[key]
+            xs = np.asarray(d["x"]) / div
+            ax.axhline(0, color="#666666", lw=0.8)
+            ax.plot(xs, d["median"], lw=1.3, **style)
+            if q["n"] > 1:
+                ax.fill_between(xs, d["lo"], d["hi"], color=style["color"], alpha=0.25, lw=0)
+            ax.set_ylim(lo - pad, hi + pad)
+            ax.set_xlim(0, max(max([v for p_ in panels for v in p_[key]["x"]] or [1]) / div, 1e-9))
+            top = max(d["hi"] or [0.0])
+            if top > hi + pad:
+                ax.text(0.98, 0.95, f"first steps up to {top:+.2f} (off the axis)", transform=ax.transAxes,
+                        ha="right", va="top", fontsize=9, color=style["color"])
+            if sub is not rows[-1]:
+                ax.xaxis.set_tick_params(labelbottom=False)
+        if sub is rows[-1]:
+            p_tok = units["tokens"][1]
+            axes[0].set_xlabel("training tokens" + (f" ({ {'k': 'thousands', 'M': 'millions', 'G': 'billions'}.get(p_tok, p_tok) })" if p_tok else ""))
+            axes[1].set_xlabel(_X_LABELS["flops"].format(u=units["flops"][1]))
+    fig.supylabel(f"training loss minus {ref_label}'s (nats)",
+                  fontsize=plt_size("axes.labelsize"))
+    return fig
+
+
 def plt_size(key: str) -> float:
     """An rcParams font size in points (the style's, lesa.plots.style.setup)."""
     import matplotlib.pyplot as plt
@@ -266,17 +315,18 @@ def main_table_plot(rows: list[dict]) -> Any:
             ax.invert_yaxis()
             for k, v in enumerate(vals):
                 if np.isfinite(v):
-                    ax.text(v, k, f" {fmt_num(v)}", va="center", fontsize=8)
+                    ax.text(v, k, f" {fmt_num(v)}", va="center", fontsize=9)
                 else:
-                    ax.text(0, k, " not measured", va="center", fontsize=8, color="0.4")
+                    ax.text(0, k, " not measured", va="center", fontsize=9, color="0.4")
             finite = [v for v in vals if np.isfinite(v)]
             if finite:
                 ax.set_xlim(0, max(finite) * 1.25)
             if i == n - 1:
-                ax.set_xlabel({"ppl": "perplexity (lower is better)", "avg": "benchmark average, % (higher is better)"}[key])
-        axes[i, 0].set_title(s, loc="left", fontsize=9, fontweight="bold")
-    fig.suptitle("Final quality by source; each row of panels has its own x-axis (models, data and benchmark "
-                 "sets differ by source)", fontsize=9)
+                # two lines each: side by side on one line the two labels ran into each other
+                ax.set_xlabel({"ppl": "perplexity\n(lower is better)", "avg": "benchmark average, %\n(higher is better)"}[key])
+        axes[i, 0].set_title(s, loc="left", fontsize=10, fontweight="bold")
+    fig.suptitle("Final quality by source; each row of panels has its own x-axis\n(models, data and benchmark "
+                 "sets differ by source)", fontsize=10)
     return fig
 
 

@@ -438,6 +438,64 @@ def beside_paper(rows: list[dict], model: str = PAPER_SIZED) -> str:
             "published), for the base model rather than a quantised coder-instruct checkpoint.")
 
 
+def size_label(parameters: float) -> str:
+    """A model's size as the chapter names it: 135M, 1.5B."""
+    return f"{parameters / 1e9:.1f}B" if parameters >= 1e9 else f"{parameters / 1e6:.0f}M"
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+
+
+def _trend(values: list[float]) -> str:
+    """How a quantity moves over the ladder's sizes, smallest first: a steady rise or fall, or neither."""
+    if len(values) < 2 or len(set(values)) == 1:
+        return "flat"
+    pairs = list(zip(values, values[1:]))
+    return "up" if all(b >= a for a, b in pairs) else "down" if all(b <= a for a, b in pairs) else "mixed"
+
+
+def answer(rows: list[dict], n_models: int) -> list[str]:
+    """What the ladder says, in two or three sentences from its rows (the quantisation control left out): the
+    predictor's held-out fit (C7b), LESA's start against SOLAR (C9) and the gate weights' continuity margin (C1),
+    each with how many of the ladder's ``n_models`` models it is measured on, so the sentences read true while a
+    model is only partly measured."""
+    rows = [r for r in rows if not r.get("quantisation_control")]
+    med = lambda v: v["median"] if isinstance(v, dict) else v
+    have = lambda k: [r for r in rows if r.get(k) is not None]
+    on = lambda rs: f"measured on {len(rs)} of {n_models} models"
+    out = []
+    if rs := have("c7b_r2"):
+        lo = min(r["c7b_r2"]["min"] if isinstance(r["c7b_r2"], dict) else r["c7b_r2"] for r in rs)
+        hi = max(r["c7b_r2"]["max"] if isinstance(r["c7b_r2"], dict) else r["c7b_r2"] for r in rs)
+        if hi < 0:
+            out.append("The predictor that LESA's new layers come from does worse on a left-out gate layer than predicting "
+                       f"zeros on every model and seed: its held-out R² lies between {fmt(lo)} and {fmt(hi)} ({on(rs)}, "
+                       f"{size_label(rs[0]['parameters'])} to {size_label(rs[-1]['parameters'])}).")
+        else:
+            up = [size_label(r["parameters"]) for r in rs
+                  if (r["c7b_r2"]["max"] if isinstance(r["c7b_r2"], dict) else r["c7b_r2"]) >= 0]
+            out.append(f"The predictor's held-out R² on a left-out gate layer reaches {fmt(hi)}, above predicting zeros "
+                       f"(R² = 0) at {_and(up)} ({on(rs)}).")
+    if both := [r for r in have("init_lesa_rel") if r.get("init_solar_rel")]:
+        below = [sum(v < med(r["init_solar_rel"]) for v in r["init_lesa_rel"]["values"]) / r["init_lesa_rel"]["n"]
+                 for r in both]
+        how = {"flat": "the same at every size", "up": "more often the larger the model",
+               "down": "less often the larger the model", "mixed": "with no steady trend in size"}[_trend(below)]
+        out.append("Before training, LESA's perplexity is below SOLAR's on " + _and(
+            [f"{sum(v < med(r['init_solar_rel']) for v in r['init_lesa_rel']['values'])} of {r['init_lesa_rel']['n']}"
+             f"{' predictor seeds' if i == 0 else ''} at {size_label(r['parameters'])}" for i, r in enumerate(both)])
+            + f" ({on(both)}): {how}.")
+    if rs := have("c1_gate_margin"):
+        margins = [med(r["c1_gate_margin"]) for r in rs]
+        what = ("continuity at every size measured" if min(margins) > 0 else "no continuity at any size measured"
+                if max(margins) <= 0 else "continuity at some sizes only")
+        how = {"up": ", stronger the larger the model", "down": ", weaker the larger the model"}.get(_trend(margins), "")
+        out.append("The gate weights' continuity margin over the shuffled order (C1) is " + _and(
+            [f"{fmt(m)} at {size_label(r['parameters'])}" for m, r in zip(margins, rs)]) + f" ({on(rs)}): {what}{how}.")
+    return out
+
+
 def ladder_notes(rows: list[dict]) -> dict[str, str]:
     """claim -> one sentence of what the scale ladder (chapter 7) measured for it, from the rows (the quantisation
     control left out): what a reader of a not-reproduced verdict at 135M asks first, whether it changes with size."""
