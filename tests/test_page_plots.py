@@ -134,3 +134,41 @@ def test_paired_loss_panels_draw_one_row_per_run_of_the_committed_cpu_results():
         tokens, compute = sub.axes
         assert len(tokens.get_lines()[-1].get_xdata()) == steps           # every step at the same tokens
         assert 0 < len(compute.get_lines()[-1].get_xdata()) <= steps      # up to LLaMA Pro's last FLOPs
+
+    # the same small multiples against elapsed seconds: one column, the same rows, nothing past LLaMA Pro's last second,
+    # and each point the run's moving mean minus LLaMA Pro's interpolated at that second
+    from lesa.claims.verdict import smooth
+    lp = next(r for r in runs.values() if r["method"] == "llama_pro" and r["frozen"])
+    lp_s = [row["elapsed_s"] for row in lp["train"]]
+    lp_y = smooth([row["loss"] for row in lp["train"]], 50)
+    timed = training_differences(runs, window=10, columns=("elapsed_s",))
+    fig = P.paired_loss_panels(timed)
+    rows = [s for s in fig.subfigs if s.axes]
+    assert sorted(s._suptitle.get_text() for s in rows) == sorted(others) and all(len(s.axes) == 1 for s in rows)
+    for q in timed["panels"]:
+        r = others[q["label"]]
+        own = dict(zip([row["elapsed_s"] for row in r["train"]], smooth([row["loss"] for row in r["train"]], 50)))
+        x = q["elapsed_s"]["x"]
+        assert 0 < len(x) <= len(r["train"]) and max(x) <= max(lp_s)
+        assert np.allclose(q["elapsed_s"]["median"], [own[t] - np.interp(t, lp_s, lp_y) for t in x])
+
+
+def test_training_differences_read_seeds_at_their_own_pace_at_the_same_seconds():
+    """Two predictor seeds of one method, one twice as fast (the machine's load): against elapsed seconds each is read
+    at the seconds of the one that stops first, so the band spans both at the same wall-clock, not at the same step."""
+    from lesa.study.curves import training_differences
+
+    def run(method, seed, loss, step_s):
+        rows = [{"step": s, "tokens": s * 1024, "flops": s * 1e12, "loss": loss(s), "elapsed_s": s * step_s}
+                for s in range(1, 41)]
+        return {"method": method, "options": {}, "frozen": True, "train": rows, "eval": [],
+                "summary": {"config": {"seed": 0}, "run": {"predictor_seed": seed}}}
+    runs = {"llama_pro": run("llama_pro", 0, lambda s: 3.0, 2.0),
+            "lesa-p0": run("lesa", 0, lambda s: 3.0 + 1 / s, 2.0),        # LLaMA Pro's pace
+            "lesa-p1": run("lesa", 1, lambda s: 3.5, 1.0)}                # twice as fast, a constant 0.5 above
+    q = training_differences(runs, window=1, compute_window=1, columns=("tokens", "elapsed_s"))["panels"][0]
+    t = np.asarray(q["elapsed_s"]["x"])
+    assert np.allclose(t, np.arange(1, 41) * 1.0)                      # the fast seed's seconds (it stops first)
+    slow = np.interp(t, np.arange(1, 41) * 2.0, 1 / np.arange(1, 41))   # the slow seed's difference at those seconds
+    assert np.allclose(q["elapsed_s"]["lo"], np.minimum(slow, 0.5)) and np.allclose(q["elapsed_s"]["hi"], np.maximum(slow, 0.5))
+    assert np.allclose(q["tokens"]["hi"], np.maximum(1 / np.arange(1, 41), 0.5))   # same step: the same batches

@@ -236,28 +236,37 @@ def difference_panels(data: dict, ref_label: str = "LLaMA Pro", ncols: int = 3, 
     return fig
 
 
+_PAIRED_HEADS = {"tokens": "at the same tokens\n(same batches; mean of {w} steps)",
+                 "flops": "at the same compute\n(mean of {cw} steps)",
+                 "elapsed_s": "at the same elapsed seconds\n(mean of {cw} steps)"}
+
+
 def paired_loss_panels(data: dict, ref_label: str = "LLaMA Pro", row_h: float = 1.35) -> Any:
     """Small multiples of paired training-loss differences (lesa.study.curves.training_differences): one row per
-    method, its difference from LLaMA Pro at the same tokens (left) and at the same training compute (right), the
-    median over its runs with a band from the lowest to the highest. One y-range for every panel, fitted to the
-    points after the first steps; a method whose first steps lie above it says so in its panel, with how far."""
+    method, one column per x the data has (default: its difference from LLaMA Pro at the same tokens, left, and at
+    the same training compute, right; or at the same elapsed seconds), the median over its runs with a band from the
+    lowest to the highest. One y-range for every panel, fitted to the points after the first steps; a method whose
+    first steps lie above it says so in its panel, with how far."""
     import matplotlib.pyplot as plt
 
     panels = data["panels"]
+    keys = tuple(data.get("columns") or ("tokens", "flops"))
     fig = plt.figure(figsize=(PAGE_W, 1.1 + row_h * max(1, len(panels))), layout="constrained")
     head, *rows = fig.subfigures(1 + max(1, len(panels)), 1, height_ratios=[0.3] + [row_h] * max(1, len(panels)))
     w = data.get("window", 10)
-    for x, text in ((0.33, f"at the same tokens\n(same batches; mean of {w} steps)"),
-                    (0.77, f"at the same compute\n(mean of {data.get('compute_window', w)} steps)")):
-        head.text(x, 0.5, text, ha="center", va="center", fontsize=plt_size("axes.labelsize"))
-    keys = ("tokens", "flops")
-    units = {k: _unit(max([v for q in panels for v in q[k]["x"]] or [1])) for k in keys}
+    for i, key in enumerate(keys):
+        # the centres of the columns (the shared y label takes the left edge)
+        x = 0.55 if len(keys) == 1 else 0.33 + 0.44 * i / (len(keys) - 1)
+        head.text(x, 0.5, _PAIRED_HEADS.get(key, key).format(w=w, cw=data.get("compute_window", w)), ha="center",
+                  va="center", fontsize=plt_size("axes.labelsize"))
+    units = {k: _unit(max([v for q in panels for v in q[k]["x"]] or [1])) if k != "elapsed_s" else (1.0, "")
+             for k in keys}
     later = [v for q in panels for k in keys for i, v in enumerate(q[k]["median"] + q[k]["lo"] + q[k]["hi"])
              if q[k]["x"] and (i % len(q[k]["x"])) >= data.get("later", 0.1) * len(q[k]["x"])]
     lo, hi = (min(later + [0.0]), max(later + [0.0])) if later else (-1.0, 1.0)
     pad = 0.08 * (hi - lo or 1.0)
     for sub, q in zip(rows, panels):
-        axes = sub.subplots(1, 2, sharey=True)
+        axes = np.atleast_1d(sub.subplots(1, len(keys), sharey=True))
         sub.suptitle(q["label"] + (f" ({q.get('runs', str(q['n']) + ' runs')})" if q["n"] > 1 else ""),
                      fontsize=plt_size("axes.titlesize"), x=0.02, ha="left")
         style = {"color": color(q["method"]), "ls": "-" if q["frozen"] or method_id(q["method"]) == "base" else "--"}
@@ -277,9 +286,11 @@ def paired_loss_panels(data: dict, ref_label: str = "LLaMA Pro", row_h: float = 
             if sub is not rows[-1]:
                 ax.xaxis.set_tick_params(labelbottom=False)
         if sub is rows[-1]:
-            p_tok = units["tokens"][1]
-            axes[0].set_xlabel("training tokens" + (f" ({ {'k': 'thousands', 'M': 'millions', 'G': 'billions'}.get(p_tok, p_tok) })" if p_tok else ""))
-            axes[1].set_xlabel(_X_LABELS["flops"].format(u=units["flops"][1]))
+            for ax, key in zip(axes, keys):
+                p = units[key][1]
+                ax.set_xlabel("training tokens" + (f" ({ {'k': 'thousands', 'M': 'millions', 'G': 'billions'}.get(p, p) })" if p else "")
+                              if key == "tokens" else "elapsed wall-clock (s)" if key == "elapsed_s"
+                              else _X_LABELS.get(key, key).format(u=p))
     fig.supylabel(f"training loss minus {ref_label}'s (nats)",
                   fontsize=plt_size("axes.labelsize"))
     return fig

@@ -200,26 +200,31 @@ def bench_table(bench: dict | None) -> list[dict]:
              "FLOP model ratio to LESA": bench["flop_model_ratio"][m]} for m in bench["methods"]]
 
 
-def training_differences(runs: dict[str, dict], window: int = 10, later: float = 0.1, compute_window: int = 50) -> dict:
-    """Training loss of each claim run minus LLaMA Pro's, for chapter 4's loss-against-compute figure: small multiples
-    instead of six overlaid curves. Every run of a method (same display name) is paired with LLaMA Pro's run on the same
-    data order, so both saw the same batches: at the same step (x = tokens; the difference of the moving means over
-    ``window`` steps) and at the same training compute (x = FLOPs: LLaMA Pro's moving mean interpolated at the FLOPs the
-    run has spent; past LLaMA Pro's last step there is nothing to compare). At the same compute the two runs are at
-    different steps, on different batches, whose difficulty differs by more than the methods do over ten steps, so
-    that difference is of moving means over ``compute_window`` steps. A method's runs (predictor seeds) give the
-    median and a band from the lowest to the highest; a run with no LLaMA Pro on its data order is paired with the
-    median of LLaMA Pro's runs. ``later``: the y-range the figure fits is that of the points after this fraction of
-    the steps (the first steps of a far-off start are named, not drawn to scale)."""
+def training_differences(runs: dict[str, dict], window: int = 10, later: float = 0.1, compute_window: int = 50,
+                         columns: tuple[str, ...] = ("tokens", "flops")) -> dict:
+    """Training loss of each claim run minus LLaMA Pro's, for chapter 4's loss-against-compute and loss-against-time
+    figures: small multiples instead of six overlaid curves. Every run of a method (same display name) is paired with
+    LLaMA Pro's run on the same data order, so both saw the same batches. One column per entry of ``columns``:
+    "tokens" pairs the same step (the difference of the moving means over ``window`` steps); any other logged x
+    ("flops": training compute; "elapsed_s": wall-clock seconds) pairs the same x, LLaMA Pro's moving mean interpolated
+    at the x the run has reached (past LLaMA Pro's last x there is nothing to compare). At the same compute or time the
+    two runs are at different steps, on different batches, whose difficulty differs by more than the methods do over
+    ten steps, so that difference is of moving means over ``compute_window`` steps. A method's runs (predictor seeds)
+    give the median and a band from the lowest to the highest; a run with no LLaMA Pro on its data order is paired
+    with the median of LLaMA Pro's runs. ``later``: the y-range the figure fits is that of the points after this
+    fraction of the steps (the first steps of a far-off start are named, not drawn to scale)."""
+    columns = tuple(columns)
+    out = {"window": window, "compute_window": compute_window, "later": later, "columns": list(columns)}
     lp = {run_seeds(r)["data order"]: r for r in runs.values() if r["method"] == "llama_pro" and r["frozen"] and r["train"]}
     if not lp:
-        return {"panels": [], "window": window, "compute_window": compute_window, "later": later}
+        return {"panels": [], **out}
+    xs_of = lambda r: {k: np.asarray([float(row.get(k) or np.nan) for row in r["train"]]) for k in columns if k != "tokens"}
     curve = lambda r, w=window: (np.asarray([row["step"] for row in r["train"]]), smooth([row["loss"] for row in r["train"]], w),
-                                 np.asarray([float(row.get("flops") or np.nan) for row in r["train"]]))
+                                 xs_of(r))
     def median_of(curves: dict) -> tuple:
         n = min(len(c[0]) for c in curves.values())
         return (next(iter(curves.values()))[0][:n], np.median([c[1][:n] for c in curves.values()], axis=0),
-                np.median([c[2][:n] for c in curves.values()], axis=0))
+                {k: np.median([c[2][k][:n] for c in curves.values()], axis=0) for k in columns if k != "tokens"})
 
     ref_of = {k: curve(r) for k, r in lp.items()}
     ref_long = {k: curve(r, compute_window) for k, r in lp.items()}
@@ -230,32 +235,38 @@ def training_differences(runs: dict[str, dict], window: int = 10, later: float =
             groups.setdefault(run_title(r), []).append(r)
     panels = []
     for title, group in groups.items():
-        per_x: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"tokens": [], "flops": []}
+        per_x: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in columns}
         paired = []
         for r in group:
-            steps, y, flops = curve(r)
+            steps, y, xs = curve(r)
             order = run_seeds(r)["data order"]
             paired.append(order in ref_of)
-            rs, ry, rf = ref_of.get(order, median_ref)
-            at = {int(s): i for i, s in enumerate(rs)}
-            keep = [i for i, s in enumerate(steps) if int(s) in at]
-            tokens = np.asarray([r["train"][i]["tokens"] for i in keep], dtype=float)
-            per_x["tokens"].append((tokens, y[keep] - ry[[at[int(steps[i])] for i in keep]]))
+            if "tokens" in per_x:
+                rs, ry, _ = ref_of.get(order, median_ref)
+                at = {int(s): i for i, s in enumerate(rs)}
+                keep = [i for i, s in enumerate(steps) if int(s) in at]
+                tokens = np.asarray([r["train"][i]["tokens"] for i in keep], dtype=float)
+                per_x["tokens"].append((tokens, y[keep] - ry[[at[int(steps[i])] for i in keep]]))
             _, y_long, _ = curve(r, compute_window)
-            _, ry_long, rf_long = ref_long.get(order, median_long)
-            ok = np.isfinite(flops) & (flops <= np.nanmax(rf_long))
-            per_x["flops"].append((flops[ok], y_long[ok] - np.interp(flops[ok], rf_long, ry_long)))
+            _, ry_long, rx_long = ref_long.get(order, median_long)
+            for k, x in xs.items():
+                ok = np.isfinite(x) & (x <= np.nanmax(rx_long[k]))
+                per_x[k].append((x[ok], y_long[ok] - np.interp(x[ok], rx_long[k], ry_long)))
         varies = [k for k in ("predictor seed", "data order") if len({run_seeds(r)[k] for r in group}) > 1]
         panel = {"label": title, "method": group[0]["method"], "frozen": group[0]["frozen"],
                  "options": group[0].get("options") or {}, "n": len(group), "paired": all(paired),
                  "runs": f"{len(group)} {varies[0] + 's' if len(varies) == 1 else 'runs'}"}
         for key, curves in per_x.items():
             n = min(len(x) for x, _ in curves)
-            xs, ys = np.median([x[:n] for x, _ in curves], axis=0), np.stack([d[:n] for _, d in curves])
+            if all(np.array_equal(x[:n], curves[0][0][:n]) for x, _ in curves):   # tokens, FLOPs: the same per step
+                xs, ys = np.median([x[:n] for x, _ in curves], axis=0), np.stack([d[:n] for _, d in curves])
+            else:   # elapsed seconds: each run at its own pace, so each is read at the x of the one that stops first
+                xs = min((x for x, _ in curves), key=lambda x: x[-1] if len(x) else -np.inf)
+                ys = np.stack([np.interp(xs, x, d) if len(x) else np.full(len(xs), np.nan) for x, d in curves])
             panel[key] = {"x": xs.tolist(), "median": np.median(ys, axis=0).tolist(), "lo": ys.min(axis=0).tolist(),
                           "hi": ys.max(axis=0).tolist()}
         panels.append(panel)
-    return {"panels": panels, "window": window, "compute_window": compute_window, "later": later, "ref_runs": len(lp)}
+    return {"panels": panels, **out, "ref_runs": len(lp)}
 
 
 def cpt_chapter(profile: str, results_root: str | Path = "results", window: int = 10,
