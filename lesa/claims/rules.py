@@ -57,9 +57,10 @@ SCALE_BUDGET = {
             "ladder, chapter 7.",
 }
 OPT_DEUS_BESIDE = ("C2", "C4", "C5")
-C4_RULE_HISTORY = ("Rule history: the control (LLaMA Pro reaching its own final smoothed loss early) was added after "
-                   "the first cpu-long results were in, when this verdict had read reproduced; it stops a comparison "
-                   "that a copy of LLaMA Pro would pass, but it was added after seeing the result (commit b1abf81).")
+C4_RULE_HISTORY = ("Rule history: the rule gained its control (LLaMA Pro reaching its own final smoothed loss early) "
+                   "after the first results of the longer CPU runs were in, when this verdict had read reproduced; the "
+                   "control stops a comparison that a copy of LLaMA Pro would pass, but it was added after seeing the "
+                   "result (the change and its reason are in the project's history).")
 LATER = 0.5              # the seed rule reads the held-out evaluations after this fraction of the tokens (chapter 6's)
 OPPOSITE = {"lower": "higher", "higher": "lower"}
 
