@@ -251,8 +251,9 @@ def paired_loss_panels(data: dict, ref_label: str = "LLaMA Pro", row_h: float = 
 
     panels = data["panels"]
     keys = tuple(data.get("columns") or ("tokens", "flops"))
-    fig = plt.figure(figsize=(PAGE_W, 1.1 + row_h * max(1, len(panels))), layout="constrained")
-    head, *rows = fig.subfigures(1 + max(1, len(panels)), 1, height_ratios=[0.3] + [row_h] * max(1, len(panels)))
+    n, foot = max(1, len(panels)), 0.4          # the last row also holds the x labels: as tall a plot as the others
+    fig = plt.figure(figsize=(PAGE_W, 1.1 + foot + row_h * n), layout="constrained")
+    head, *rows = fig.subfigures(1 + n, 1, height_ratios=[0.3] + [row_h] * (n - 1) + [row_h + foot])
     w = data.get("window", 10)
     for i, key in enumerate(keys):
         # the centres of the columns (the shared y label takes the left edge)
