@@ -21,6 +21,15 @@ def test_uniform_rewrites_every_old_format_into_one():
         "LLaMA Pro: lower; tasks ARC-Challenge, PIQA; o-projection = down-projection = 0"
     assert D.uniform("(counted at the lowest layer; lesa.flops), see python -m lesa.step_cost") == \
         "(counted at the lowest layer), see python -m lesa.step_cost"
+    # a profile named in words, not by its config name, and no pointer into its file (chapters 3, 5 and 7's protocol
+    # sentence, as the cpu profile's protocol writes it); a command keeps the name
+    from lesa.eval.protocol import ppl_protocol
+    from lesa.study.profiles import load_profile
+    sentence = D.uniform(ppl_protocol(load_profile("cpu", check_device=False)).sentence())
+    assert sentence.startswith("Perplexity protocol (the same for every model and notebook): fp32") and "`" not in sentence
+    assert D.uniform("wikitext perplexity (all 62 documents, the cpu-long profile's protocol); the `cpu` profile") == \
+        "wikitext perplexity (all 62 documents, the longer CPU profile's protocol); the CPU profile"
+    assert D.uniform("python -m lesa.book run --profile cpu-long") == "python -m lesa.book run --profile cpu-long"
 
 
 def test_names_of_methods_runs_and_variants_come_from_the_one_method_table():

@@ -12,6 +12,8 @@ records already written (results/*/verdicts/) carry the older formats ("range a 
 from __future__ import annotations
 
 import re
+
+from ..core.models import profile_label
 from ..grow.methods import METHODS, display_name, label, variant_label
 
 # C7b's trivial predictors (lesa.claims.TRIVIAL) and the predictor itself, as a reader is told them
@@ -100,5 +102,8 @@ def uniform(text: str, tiny: bool = True) -> str:
     # a module of this package named in a sentence ("...; lesa.flops)") says nothing to a reader; a command keeps it
     s = re.sub(r" \(lesa\.[a-z_.]*[a-z_]\)", "", s)
     s = re.sub(r"[;,] ?lesa\.[a-z_.]*[a-z_](?=\))", "", s)
+    # a profile by its name in words (its config name is for commands), and no pointer into a profile's file
+    s = s.replace("(profile `protocol` section, ", "(")
+    s = re.sub(r"\bthe `?(cpu-long|cpu|gpu|smoke|scale|paper)`? profile\b", lambda m: profile_label(m[1]), s)
     # a weight type's module name (o_proj) as the projection it is
     return re.sub(r"\b(q|k|v|o|gate|up|down)_proj\b", r"\1-projection", s)

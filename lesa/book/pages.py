@@ -19,7 +19,7 @@ from ..claims.verdict import READINGS, VERDICTS, verdict_of
 from ..bench.report import bench_markdown
 from ..claims.paper import PAPER_HOURS, opt_deus_sentence
 from ..claims.rules import OPT_DEUS_BESIDE, SCALE_BUDGET
-from ..core.models import model_label
+from ..core.models import model_label, profile_label
 from ..grow.methods import METHODS, display_name
 from ..plots import figures as plots
 from ..plots.style import setup
@@ -145,7 +145,7 @@ def scoreboard_markdown(profile: str, rows: list[dict]) -> str:
         v = verdict_of(r)
         reading = reading_of(r)
         src = ("" if r.get("source_profile", profile) == profile
-               else f" <em>({H.escape(r['source_profile'])} runs)</em>")
+               else f" <em>({H.escape(profile_label(r['source_profile']))}'s runs)</em>")
         href, text = evidence_link(r, anchors)
         per_model = r.get("per_model") or {}
         if isinstance(per_model, str):                # an older record stored its repr

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.models import profile_label
 from .paper import CLAIMS, fmt, source_text
 
 # The verdicts a claim can get, the one list of them, in the scoreboard's order (met, undecided, not met, not
@@ -126,7 +127,7 @@ def markdown(verdicts: Sequence[Verdict | dict]) -> str:
     for r in rows:
         budget = _cell(budget_text(r.get("budget") or {}))
         if r.get("source_profile"):
-            budget += f" (the `{r['source_profile']}` profile's runs)"
+            budget += f" ({profile_label(r['source_profile'])}'s runs)"
         said = [f"budget: {budget}" if budget.strip() else "", _cell(r["detail"]) if r.get("detail") else ""]
         if any(said):
             lines.append(f"- **{r['claim']}** (wording from {_cell(source_text(r.get('source', '')))}): "

@@ -368,3 +368,14 @@ def model_label(section: dict | str) -> str:
     """How a reader is told which model a number is for (a profile's model section or its name)."""
     name = section["name"] if isinstance(section, dict) else str(section)
     return MODEL_LABELS.get(name, name)
+
+
+# how the book's prose names a profile (its config name is for commands: python -m ... --profile cpu-long)
+PROFILE_LABELS = {"smoke": "the smoke test", "cpu": "the CPU profile", "cpu-long": "the longer CPU profile",
+                  "gpu": "the GPU profile", "paper": "the paper-scale dry run", "scale": "the scale ladder",
+                  "qwen05-cpt": "the Qwen2.5-0.5B training profile"}
+
+
+def profile_label(name: str) -> str:
+    """A profile named in words ("the longer CPU profile"), for prose; unknown names as "the <name> profile"."""
+    return PROFILE_LABELS.get(str(name), f"the {name} profile")

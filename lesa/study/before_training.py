@@ -20,7 +20,7 @@ import torch
 
 from ..claims import rules as C
 from ..claims.verdict import Verdict, across_models
-from ..core.models import model_label
+from ..core.models import model_label, profile_label
 from ..core.store import read_json
 from ..eval.protocol import PplProtocol, headline
 from ..grow.expand import apply_plan
@@ -146,8 +146,8 @@ class Expansion:
         """(method -> perplexities, what they are) that C3 and C9 judge on the profile's model: a longer profile's
         whole protocol when it has run (whole_protocol), else this profile's."""
         if whole:
-            return whole["vals"], (f"{whole['set']} perplexity ({whole['proto'].size_text(whole['set'])}, the "
-                                   f"{whole['profile']} profile's protocol)")
+            return whole["vals"], (f"{whole['set']} perplexity ({whole['proto'].size_text(whole['set'])}, "
+                                   f"{profile_label(whole['profile'])}'s protocol)")
         return {n: values(self.res, n, "ppl", self.hl) for n in FULL}, f"{self.hl} perplexity"
 
     def c3_by_model(self, whole: dict | None) -> dict[str, Verdict]:
