@@ -42,7 +42,7 @@ from lesa.book.display import TASKS
 from lesa.book.page import Page, quiet, seed_summary
 from lesa.claims.paper import fmt
 from lesa.claims.verdict import spread_text
-from lesa.core.models import model_label
+from lesa.core.models import model_label, profile_label
 from lesa.core.store import write_json
 from lesa.grow.methods import label
 from lesa.plots import figures as P
@@ -97,7 +97,7 @@ page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=Tr
 # the neighbours' scale, **LESA w/o SVD** (the same MLP predictor on raw weight rows instead of singular-vector
 # rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Every model that depends on the
 # predictor's seed (LESA, λ = 0, w/o SVD, random and the seeded learned variants) is grown once per seed and
-# reported as median [min, max], on every model. The unexpanded base model is measured the same way beside them.
+# reported as median (lowest–highest), on every model. The unexpanded base model is measured the same way beside them.
 # The seed is not the only source of that spread: the predictor's training is not bitwise reproducible across thread
 # counts (the order of floating-point sums changes), and retrained with one thread instead of two, LESA's grown
 # models moved by about as much as they differ from seed to seed. The spread over seeds is therefore the
@@ -107,7 +107,7 @@ page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=Tr
 #   families). LLaMA Pro's new layers are identities, so at step 0 it *is* the base model: beating it means
 #   beating the model we started from.
 # * **C9**: LESA's PPL is below SOLAR's across model families: judged on the profile's two models, from two
-#   families (SmolLM2 and Gemma 3 on the cpu profile).
+#   families (SmolLM2 and Gemma 3 here).
 # * **C12c**: the norm term of the predictor's loss is needed: we ask both whether λ = 0 shrinks the new layers
 #   and whether the norm term gives a better grown model.
 # * C2 and C12a are claims about training, judged on the continual pre-training (CPT) runs in chapter 4.
@@ -123,13 +123,16 @@ page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=Tr
 page.md(proto.sentence() + f" The controls, the λ ablation and the variants are compared under a shorter "
         f"screening protocol: {', '.join(f'{s} ({screen.size_text(s)})' for s in screen.sets)}, same windows and precision.")
 tab, cols = ch.ppl_table()
+cols = cols[-1:] + cols[:-1]        # the screening column, the one every model has, first: in view without scrolling
 page.seed_table(tab, ["method"], cols, csv="ppl_before_training.csv", digits=4,
-                caption="Table 1. Perplexity before training, every grown model (median [min, max] over predictor seeds).")
+                caption="Table 1. Perplexity before training, every grown model (median (lowest–highest) over predictor "
+                        "seeds): under the shorter screening protocol first, then under the whole protocol, which only "
+                        "C3's models get (n/a for the others).")
 if ch.missing_sets():
     page.md(f"Not measured (data not prepared): {', '.join(ch.missing_sets())}.")
 if whole:
-    page.md(f"**The whole protocol.** C3 and C9 are judged on the longer run of this chapter (the {whole['profile']} "
-            f"profile: the same model and growth code, {whole['n']} models measured in "
+    page.md(f"**The whole protocol.** C3 and C9 are judged on the longer run of this chapter ({profile_label(whole['profile'])}: "
+            f"the same model and growth code, {whole['n']} models measured in "
             f"{whole['minutes']:.0f} minutes). " + whole["proto"].sentence())
 page.seed_table(ch.judged_table(whole), ["method", "set"], ["perplexity"], digits=4,
                 csv="ppl_whole_protocol.csv" if whole else None,
@@ -209,8 +212,8 @@ gains = ch.norm_gains_table()
 table(gains, csv=page.out / "norm_gains.csv", index=False)      # the CSV keeps the module names
 display(table(gains.replace({"norm": NORMS}), index=False, download=page.out / "norm_gains.csv",
               caption="Table 6. RMSNorm gains of layer 0 and of the layers around LESA's new layers."))
-page.md(f"{sh} perplexity ({screen.size_text(sh)}), LESA's first seed: layer-0 norms "
-        f"{fmt(ppl(ch.first('lesa'), 'screen', sh), 4)}, neighbour norms {fmt(ch.neighbour_norms_ppl(), 4)}; base model "
+page.md(f"{sh} perplexity ({screen.size_text(sh)}) of LESA's first seed: {fmt(ppl(ch.first('lesa'), 'screen', sh), 4)} "
+        f"with layer 0's norms, {fmt(ch.neighbour_norms_ppl(), 4)} with the neighbours' norms; the base model's is "
         f"{fmt(ppl(res['base'][None], 'screen', sh), 4)}. Layer 0's gains are much smaller than those of the layers "
         "around the gaps, so layer-0 norms feed LESA's new layers a weak input and damp their update; the predicted "
         "projections have their neighbours' norm but point elsewhere (near-zero cosine with them), so with the "

@@ -42,7 +42,8 @@ from lesa.claims import beyond as B
 from lesa.claims import rules as C
 from lesa.claims.paper import fmt
 from lesa.claims.verdict import spread_text
-from lesa.core.store import commit_label, hardware_label, write_json
+from lesa.core.models import profile_label
+from lesa.core.store import hardware_label, write_json
 from lesa.grow.methods import run_title
 from lesa.plots import figures as P
 from lesa.plots.table import table
@@ -227,16 +228,17 @@ if absent and source == profile:
     page.md("Not yet run: " + ", ".join(run_title(expected[n]) for n in absent) + ".")
 if source in ch["longer"]:
     tokens = ch["tokens"]
-    page.md(f"**Shown from the longer `{source}` profile's runs**: it extends this profile with a longer budget "
+    page.md(f"**Shown from {profile_label(source)}'s runs**: it extends this profile with a longer budget "
             f"({fmt(tokens[0])}{f' to {fmt(tokens[-1])}' if len(tokens) > 1 else ''} tokens per run), and every one of "
             "its runs has finished, so they replace this profile's own.")
 elif source and source != profile:
-    page.md(f"**Shown from committed `{source}` results**: this profile has no CPT runs.")
+    page.md(f"**Shown from {profile_label(source)}'s committed results**: this profile has no CPT runs.")
 elif c4:
-    page.md(f"**C4 is judged on the `{ch['pair_source']}` profile's runs** of LESA and LLaMA Pro, which finished before "
+    page.md(f"**C4 is judged on {profile_label(ch['pair_source'])}'s runs** of LESA and LLaMA Pro, which finished before "
             "that profile's other runs; the other claims stay on this profile's runs until all of them exist.")
 if ch["bench"]:
-    page.md(f"The step-cost bench ran at commit {commit_label(ch['bench']['provenance'])}.")
+    page.md("The step-cost bench was run on its own, in one process, while the training runs were under way; its "
+            "code version is recorded with its results.")
 page.profile_note()
 
 # %% tags=["hide-input"]

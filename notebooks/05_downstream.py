@@ -49,6 +49,7 @@ from lesa.plots.table import table
 from lesa.book.page import Page, quiet
 from lesa.study.profiles import load_profile, load_profile_model
 from lesa.eval.protocol import measure_cached, ppl_protocol
+from lesa.core.models import profile_label
 from lesa.core.store import write_json
 
 page = Page("05_downstream", profile, results_root, announce=False)
@@ -242,11 +243,11 @@ if base_row:
 
 # %% tags=["hide-input"]
 if ours and source in longer:
-    page.md(f"**Rendered from the longer `{source}` profile's evaluations**: it extends this profile with a longer "
+    page.md(f"**Rendered from {profile_label(source)}'s evaluations**: it extends this profile with a longer "
             "training budget and larger evaluation sets, and every one of its runs has finished, so they replace this "
             "profile's own.")
 elif ours and source != profile:
-    page.md(f"**Rendered from committed `{source}` results**: this profile has none of its own.")
+    page.md(f"**Rendered from {profile_label(source)}'s committed results**: this profile has none of its own.")
 if stale:
     page.md(f"{len(stale)} evaluation record(s) of an earlier training of the same runs were left out (their weights "
             "are not the runs' current ones): " + ", ".join(sorted({name_of(Path(s).parent.name) for s in stale})) + ".")

@@ -41,6 +41,7 @@ import pandas as pd
 from lesa.book.page import Page
 from lesa.claims.paper import fmt
 from lesa.claims.verdict import spread_text
+from lesa.core.models import profile_label
 from lesa.core.store import write_json
 from lesa.plots import figures as P
 from lesa.study import variants as V
@@ -273,8 +274,8 @@ else:
 
 # %% tags=["hide-input"]
 if d["init_rows"]:
-    page.md(f"Before training: chapter 3's screen on the `{d['init_source']}` profile. During and after training: the "
-            f"`{source}` profile's CPT runs.")
+    page.md(f"Before training: chapter 3's screen on {profile_label(d['init_source'])}. During and after training: "
+            f"{profile_label(source)}'s CPT runs.")
 page.profile_note()
 verdicts = []                   # no claim of the paper is judged here (the variants are ours)
 page.finish(verdicts, source_profile=source)
