@@ -117,7 +117,7 @@ page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=Tr
 # Models that are exact identities of the base model at initialisation (LLaMA Pro; the variants whose attention
 # output and down projections are scaled by α = 0) are not evaluated again: their logits are checked equal to the
 # base model's on a fixed text, and they get the base model's numbers (the identity is also a unit test).
-# Table 1 gives every grown model under this chapter's protocol and Table 2 the numbers C3 and C9 are judged on.
+# Table 1 (folded) gives every grown model under this chapter's protocol and Table 2 the numbers C3 and C9 are judged on.
 
 # %% tags=["hide-input"]
 page.md(proto.sentence() + f" The controls, the λ ablation and the variants are compared under a shorter "
@@ -127,7 +127,8 @@ cols = cols[-1:] + cols[:-1]        # the screening column, the one every model 
 page.seed_table(tab, ["method"], cols, csv="ppl_before_training.csv", digits=4,
                 caption="Table 1. Perplexity before training, every grown model (median (lowest–highest) over predictor "
                         "seeds): under the shorter screening protocol first, then under the whole protocol, which only "
-                        "C3's models get (n/a for the others).")
+                        "C3's models get (n/a for the others).",
+                collapsed="Table 1: perplexity before training of every grown model (open)")
 if ch.missing_sets():
     page.md(f"Not measured (data not prepared): {', '.join(ch.missing_sets())}.")
 if whole:
