@@ -274,7 +274,7 @@ def test_landing_summary_is_generated_from_verdicts_and_runs(tmp_path, monkeypat
     (tmp_path / "results" / "long" / "cpt" / "lesa" / "summary.json").write_text(json.dumps({"steps": 120, "tokens": 122880}))
     md = summary_markdown("smoke", [rows[0], {**rows[1], "source_profile": "long"},
                                          {**rows[1], "claim": "C10", "verdict": "not testable offline", "source_profile": "long"}])
-    assert "grown from 4 to 6 layers, C2 from the `long` profile (its continual pre-training runs: 120 steps (122,880 " \
+    assert "grown from 4 to 6 layers, C2 from the long profile (its continual pre-training runs: 120 steps (122,880 " \
         "tokens) each);" in md and "C10" not in md.split("**Scale.**")[1] and "12,288" not in md
     board = scoreboard_markdown("smoke", rows)
     how = board.split('id="how-c2"')[1].split("</details>")[0]                    # the claim's collapsed block

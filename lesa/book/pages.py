@@ -301,11 +301,11 @@ def scale_sentence(profile: str, rows: list[dict] | None = None) -> str:
         if src and src != profile and verdict_of(r) != "not testable offline":
             longer.setdefault(src, []).append(r["claim"])
     budgets = {p: budget(summaries(p)) for p in longer}      # each profile's summaries read once
-    named = [f"{', '.join(cs)} from the `{p}` profile (its continual pre-training runs: {budgets[p]} each)"
+    named = [f"{', '.join(cs)} from {profile_label(p)} (its continual pre-training runs: {budgets[p]} each)"
              for p, cs in longer.items() if budgets[p]]
     if named:
         train = ", " + "; ".join(named)
-    return (f"**Scale.** These verdicts come from `{model}`{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
+    return (f"**Scale.** These verdicts come from {model_label(model)}{shape}{train}; the paper grows Llama-3-8B from 32 to 48 layers "
             f"and trains it for 6,000 steps on Wikipedia ({fmt_num(PAPER_HOURS['lesa'])} hours for LESA). *Not reproduced* here means "
             "\"not at this scale, with these controls\", "
             "not \"false\" ({doc}`limitations`).")
