@@ -20,6 +20,23 @@ def _ev(gap: float, types=("q", "gate")) -> dict:
     return {"weight_types": {w: {"tests": {"concat_svd_top1": t}} for w in types}}
 
 
+def test_wide_seed_summary_puts_one_set_per_column_from_chapter_3s_committed_table():
+    """Chapter 3's Table 2 (the numbers C3 and C9 are judged on) as methods by evaluation set: every cell is the
+    long table's, each method keeps its seed count and its place."""
+    from lesa import PROJECT_ROOT
+    from lesa.book.page import wide_seed_summary
+
+    df = pd.read_csv(PROJECT_ROOT / "results" / "cpu" / "03_expansion" / "ppl_whole_protocol.csv")
+    long = seed_summary(df, ["method", "set"], ["perplexity"], 4)
+    wide = wide_seed_summary(df, "method", "set", "perplexity", 4)
+    assert list(wide["method"]) == list(dict.fromkeys(df["method"])) and len(wide) < len(long)
+    assert list(wide.columns) == ["method", "seeds"] + list(dict.fromkeys(df["set"]))
+    for r in long.itertuples():
+        got = wide.set_index("method").loc[r.method]
+        assert got[r.set] == r.perplexity and got["seeds"] == r.seeds
+    assert wide_seed_summary(df.iloc[:0], "method", "set", "perplexity").empty
+
+
 def test_seed_summary_gives_median_and_range_per_group():
     df = pd.DataFrame([{"model": "a", "seed": s, "r2": v} for s, v in enumerate([0.1, 0.3, 0.2])]
                       + [{"model": "b", "seed": 0, "r2": 0.5}])

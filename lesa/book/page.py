@@ -110,6 +110,20 @@ class Page:
 
 
 # ------------------------------------------------------------------ several models, several seeds
+def wide_seed_summary(df: Any, row: str, across: str, col: str, digits: int = 3) -> Any:
+    """seed_summary of one column with ``across``'s values as columns: one row per ``row`` (in first-seen order), its
+    seed count, then one column per ``across`` value (chapter 3's Table 2: methods by evaluation set, 4 rows instead of
+    16). Empty in, empty out."""
+    long = seed_summary(df, [row, across], [col], digits)
+    if long.empty:
+        return long
+    seeds = long.groupby(row, sort=False)["seeds"].max()
+    wide = long.pivot(index=row, columns=across, values=col).reindex(seeds.index)[list(dict.fromkeys(long[across]))]
+    wide.insert(0, "seeds", seeds)
+    wide.columns.name = None
+    return wide.reset_index()
+
+
 def seed_summary(df: Any, by: list[str], cols: list[str], digits: int = 3) -> Any:
     """Page.seed_table's rows as a DataFrame (for lesa.plots.figures.table): one row per `by` group, each column
     as median [min, max] over the seeds in the group."""
