@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from lesa import PROJECT_ROOT
 from lesa.claims import rules as C
 from lesa.claims.paper import CLAIMS, source_text
 from lesa.claims.verdict import Verdict, across_models, budget_text, call, compare_ranges, markdown, paired_window, per_model, smooth, spread, spread_text, steps_to_reach, z_score
@@ -83,12 +84,13 @@ def test_verdict_rejects_unknown_status_and_claim():
 
 
 def test_markdown_table_has_one_row_per_verdict():
-    vs = [C.not_testable("C9", "code path only", "no weights offline"),
+    vs = [C.not_testable("C9", "code path only", "no weights offline"), Verdict("C3", "reproduced", "o", "rule"),
           Verdict("C8", "reproduced", "1 s | 2 types", "rule", budget={"seeds": [0, 1]})]
     md = markdown(vs)
     lines = md.splitlines()
     assert lines[0].startswith("| claim |") and lines[1].startswith("|---")
-    assert sum(1 for x in lines if x.startswith("| **C")) == 2
+    assert sum(1 for x in lines if x.startswith("| **C")) == 3
+    assert "budget: -" not in md                                                  # C3 recorded none: none said
     assert "1 s \\| 2 types" in md and "seeds 0, 1" in md and "**not testable offline**" in md
     # where each claim's wording comes from is said in words, never as the digest's bare tags
     assert "[PN]" not in md and "wording from a secondary summary of the paper (papernotes.org)" in md
@@ -270,6 +272,12 @@ def test_per_model_keeps_one_verdict_with_every_models_numbers():
     with pytest.raises(ValueError):
         per_model({"a": a, "b": C.judge_c8([1.0], 1, 1, "cpu")})
     assert budget_text({"SmolLM2": {"seeds": [0, 1]}, "Gemma-3": {"seeds": [0]}}) == "SmolLM2: (seeds 0, 1); Gemma-3: (seeds 0)"
+    # chapter 1's record as committed: a model's cache key is dropped (its entry names the model), nothing else is
+    c1 = next(v for v in json.loads((PROJECT_ROOT / "results" / "cpu" / "verdicts" / "01_svd_evidence.json").read_text())
+              ["verdicts"] if v["claim"] == "C1")
+    text = budget_text(c1["budget"])
+    assert text.startswith("SmolLM2-135M: (weight types 7;") and not re.search(r"[0-9a-f]{16}", text)
+    assert budget_text({"model": "smollm2-135m", "seeds": [0]}) == "model smollm2-135m; seeds 0"   # a plain name stays
 
 
 def test_judge_c9_needs_two_models_and_compares_ranges():

@@ -3,6 +3,7 @@ spreads, z-scores, paired CPT windows) and the ways verdicts of several models c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any, Sequence
@@ -111,7 +112,9 @@ def budget_text(b: dict) -> str:
         if isinstance(v, dict):                       # per model (per_model): "SmolLM2: (seeds 0, 1; ...)"
             return f"({budget_text(v)})"
         return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return "; ".join(f"{k}{':' if isinstance(v, dict) else ''} {val(v)}" for k, v in b.items()) or "-"
+    # a model's cache key ("smollm2-135m-197d2277...") names nothing a reader knows: the per-model entry says which
+    shown = {k: v for k, v in b.items() if not (k == "model" and re.search(r"-[0-9a-f]{16}$", str(v)))}
+    return "; ".join(f"{k}{':' if isinstance(v, dict) else ''} {val(v)}" for k, v in shown.items()) or "-"
 
 
 def markdown(verdicts: Sequence[Verdict | dict]) -> str:
@@ -125,7 +128,7 @@ def markdown(verdicts: Sequence[Verdict | dict]) -> str:
                      f"**{r['verdict']}**" + (f"<br>({_cell(reading)})" if reading else "") + " |")
     lines.append("")
     for r in rows:
-        budget = _cell(budget_text(r.get("budget") or {}))
+        budget = _cell(budget_text(r["budget"])) if r.get("budget") else ""     # none recorded: no "budget: -"
         if r.get("source_profile"):
             budget += f" ({profile_label(r['source_profile'])}'s runs)"
         said = [f"budget: {budget}" if budget.strip() else "", _cell(r["detail"]) if r.get("detail") else ""]
