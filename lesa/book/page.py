@@ -106,7 +106,7 @@ class Page:
         write_verdicts(self.results.verdicts(), self.notebook, list(verdicts),
                        profile=self.profile, source_profile=source_profile)
         if verdicts:                # a chapter beyond the paper judges none of its claims
-            self.md("### Verdict (computed from the results above by `lesa.claims.rules`)\n\n" + markdown(verdicts))
+            self.md("### Verdict (computed from the results above by the package's claim rules)\n\n" + markdown(verdicts))
 
 
 # ------------------------------------------------------------------ several models, several seeds

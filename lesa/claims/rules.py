@@ -142,9 +142,9 @@ def judge_c1(tests: dict[str, dict], n_shuffles: int, key_type: str = "gate", nu
         status = "inconclusive"
     else:
         status = "reproduced" if t["shows_continuity"] else "not reproduced"
-    ours = (f"{key}: adjacent-distant gap {fmt(t['gap']['observed'])} (shuffled q95 {fmt(t['gap']['shuffled_q95'])}, "
-            f"p={fmt(t['gap']['p_shuffled'])}), nearest neighbour adjacent {fmt(t['nn_adjacent']['observed'])} "
-            f"(p={fmt(t['nn_adjacent']['p_shuffled'])}); continuity in {len(with_c)} of {len(tests)} types "
+    ours = (f"{key}: adjacent-distant gap {fmt(t['gap']['observed'])} (95th percentile over shuffled layer orders "
+            f"{fmt(t['gap']['shuffled_q95'])}, p = {fmt(t['gap']['p_shuffled'])}), nearest neighbour adjacent {fmt(t['nn_adjacent']['observed'])} "
+            f"(p = {fmt(t['nn_adjacent']['p_shuffled'])}); continuity in {len(with_c)} of {len(tests)} types "
             f"({', '.join(with_c) or 'none'})")
     raw = raw or {}
     if raw:
