@@ -61,6 +61,21 @@ def test_hue_points_bar_at_the_median_of_each_group():
     assert [round(b.get_height(), 6) for b in fig.axes[0].patches] == [0.5, -0.2]
 
 
+def test_seed_points_one_row_per_method_in_one_order_on_every_panel():
+    """Chapter 3's before-training figure: methods as rows (names unrotated), a bar at each median, one panel
+    per set sharing the rows, a method missing from one set leaves its row empty there."""
+    rows = ([{"method": "lesa", "set": "wikitext", "value": v} for v in (300.0, 80.0, 1800.0)]
+            + [{"method": "solar", "set": "wikitext", "value": 70.0}, {"method": "solar", "set": "lambada", "value": 400.0},
+               {"method": "lesa", "set": "lambada", "value": None}])
+    fig = P.seed_points(rows, "value", facet="set", ylog=True, ref={"wikitext": 35.0})
+    wiki, lam = fig.axes[:2]
+    assert [t.get_text() for t in wiki.get_yticklabels()] == ["LESA", "SOLAR"] and wiki.get_xscale() == "log"
+    assert all(t.get_rotation() == 0 for t in wiki.get_yticklabels())
+    assert [round(b.get_width(), 6) for b in wiki.patches] == [300.0, 70.0]          # the medians, LESA first
+    assert [(round(b.get_width(), 6), b.get_y() + b.get_height() / 2) for b in lam.patches] == [(400.0, 1.0)]
+    assert wiki.get_ylim() == lam.get_ylim() == (1.5, -0.5)                            # the same rows, LESA on top
+
+
 def test_band_legend_names_what_its_runs_vary():
     """LLaMA Pro's three runs are data orders, a learned variant's are predictor seeds on one data order:
     the held-out figure's legend must not call both 'seeds'."""

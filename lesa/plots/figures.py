@@ -345,29 +345,38 @@ def main_table_plot(rows: list[dict]) -> Any:
 # ------------------------------------------------------------------------------- seeds
 def seed_points(rows: list[dict], value: str = "value", x: str = "method", facet: str | None = None,
                 ylog: bool = False, ylabel: str = "", ref: dict | None = None) -> Any:
-    """One dot per seed and a bar at the median, per x (e.g. method), one panel per facet (e.g. set).
-    ref: {facet: y} draws a dashed reference line (e.g. the base model)."""
+    """One dot per seed and a bar at the median, one row per x (e.g. method) with its name on the left (long
+    names read without rotation), one panel per facet (e.g. set) sharing those rows in one order. ``ylog`` and
+    ``ylabel`` are the value's axis (horizontal here); ref: {facet: value} draws a dashed reference line (e.g.
+    the base model)."""
+    from matplotlib.ticker import NullFormatter
+
     facets = list(dict.fromkeys(r[facet] for r in rows)) if facet else [None]
-    fig, axes, _ = _grid(len(facets), ncols=min(len(facets), 3), h=2.8)
+    keep = [r for r in rows if r.get(value) is not None and np.isfinite(r[value])]
+    xs = list(dict.fromkeys(r[x] for r in keep))
+    names = [_wrap(label(str(m)), 28) for m in xs]
+    row_h = 0.2 + 0.16 * max([n.count("\n") + 1 for n in names] or [1])   # inches per row: its label's lines
+    fig, axes, _ = _grid(len(facets), ncols=min(len(facets), 3), h=row_h * max(len(xs), 1) + 0.9, sharey=True)
     for ax, f in zip(axes, facets):
-        sub = [r for r in rows if (facet is None or r[facet] == f) and r.get(value) is not None
-               and np.isfinite(r[value])]
-        xs = list(dict.fromkeys(r[x] for r in sub))
+        sub = [r for r in keep if facet is None or r[facet] == f]
         for i, m in enumerate(xs):
-            ys = [r[value] for r in sub if r[x] == m]
-            ax.bar(i, float(np.median(ys)), 0.6, color=color(str(m)), alpha=0.45)
-            jitter = np.linspace(-0.15, 0.15, len(ys)) if len(ys) > 1 else [0.0]
-            ax.plot(i + np.asarray(jitter), ys, "o", color="k", ms=3.5)
+            vs = [r[value] for r in sub if r[x] == m]
+            if not vs:
+                continue
+            ax.barh(i, float(np.median(vs)), 0.6, color=color(str(m)), alpha=0.45)
+            jitter = np.linspace(-0.15, 0.15, len(vs)) if len(vs) > 1 else [0.0]
+            ax.plot(vs, i + np.asarray(jitter), "o", color="k", ms=3.5)
         if ref and f in ref and ref[f] is not None:
-            ax.axhline(ref[f], color="0.3", ls="--", lw=0.8, label="base model")
+            ax.axvline(ref[f], color="0.3", ls="--", lw=0.8, label="base model")
             ax.legend(fontsize=7)
         if ylog:
-            ax.set_yscale("log")
-        ax.set_xticks(range(len(xs)), [_wrap(label(str(m)), 26) for m in xs], rotation=60, ha="right",
-                      rotation_mode="anchor")
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())   # minor labels (6x10^2, 4x10^2...) ran into each other
+        ax.set_yticks(range(len(xs)), names)
+        ax.set_ylim(len(xs) - 0.5, -0.5)                       # first row on top (shared: the same on every panel)
         if f is not None:
             ax.set_title(str(f))
-    axes[0].set_ylabel(ylabel or value)
+    fig.supxlabel(ylabel or value)
     return fig                    # _grid's constrained layout (tight_layout() here warned on every call)
 # ------------------------------------------------------------------------------- landing page
 def _wrap(s: str, width: int) -> str:
