@@ -125,6 +125,18 @@ def test_exact_resume(shards, tmp_path):
     assert T.load_trained_weights(fresh, summary["checkpoint_dir"]) == 6
 
 
+def test_a_checkpoint_of_another_run_is_not_spliced_into_committed_logs(shards, tmp_path):
+    """A committed run's weights are lost and its retrain (from a different start, so another run key) is
+    interrupted: resuming that checkpoint into the committed run's folder would truncate the committed logs at
+    the checkpoint's step and append the retrain's steps. It stops with what to do, and the logs are kept."""
+    T.train(tiny(), *shards, tmp_path / "res", cfg(), ckpt_dir=tmp_path / "ck_old")
+    T.train(tiny(), *shards, tmp_path / "other", cfg(lr=5e-4, halt_after=3), ckpt_dir=tmp_path / "ck")
+    before = (tmp_path / "res" / "train_log.jsonl").read_text()
+    with pytest.raises(RuntimeError, match="are of another run"):
+        T.train(tiny(), *shards, tmp_path / "res", cfg(lr=5e-4), ckpt_dir=tmp_path / "ck")
+    assert (tmp_path / "res" / "train_log.jsonl").read_text() == before
+
+
 def test_committed_results_without_weights_are_retrained(shards, tmp_path, capsys):
     """A finished summary is a cache hit only together with its final checkpoint: a fresh clone has
     the committed results but not the weights, which evaluation needs, so it trains again (and

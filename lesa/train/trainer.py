@@ -303,6 +303,13 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
     if resume and latest.exists() and replace_stale and read_json(latest).get("run_key") != tr.run_key:
         print(f"[train] {name}: the checkpoint in {shown(tr.ckpt_dir)} is of another configuration; training afresh")
         resume = False
+    logged = read_json(out_dir / "summary.json").get("run_key") if (out_dir / "summary.json").exists() else None
+    if resume and latest.exists() and logged and logged != read_json(latest).get("run_key"):
+        # resuming truncates the logs at the checkpoint's step and appends: with another run's logs in out_dir
+        # (e.g. a committed run whose weights were lost, retrained from a different start) that splices two runs
+        raise RuntimeError(f"{name}: the logs in {shown(out_dir)} are of another run (key {logged}) than the "
+                           f"checkpoint in {shown(tr.ckpt_dir)} (key {read_json(latest).get('run_key')}); move one "
+                           "of them away (the logs are in git if committed), then train again")
     if resume and latest.exists():
         start, elapsed = tr.load()
         if acc.is_main_process:
