@@ -475,17 +475,20 @@ def provenance_markdown(profile: str) -> str:
         by_run: dict[str, list[dict]] = {}
         for p in recs:
             by_run.setdefault(p.parent.name, []).append(read_json(p))
-        lines += ["| run | records (task: examples) | commit | hardware | written (UTC) |", "|---|---|---|---|---|"]
+        rows = []
         for run_name, rs in by_run.items():
             provs = [r.get("provenance") or {} for r in rs]
             for pr in provs:
                 note(pr, f"downstream {run_name}")
             stamps = sorted(pr.get("time_utc", "") for pr in provs if pr.get("time_utc"))
-            span = f"{stamps[0]} to {stamps[-1]}" if len(set(stamps)) > 1 else (stamps[0] if stamps else "-")
+            span = (f"{_utc(stamps[0])} to {_utc(stamps[-1])}" if len(set(stamps)) > 1
+                    else (_utc(stamps[0]) if stamps else "-"))
             tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
-            lines.append(f"| `{run_name}` | {tasks} | "
-                         f"{', '.join(sorted({commit_label(pr) for pr in provs}))} | "
-                         f"{'; '.join(sorted({hardware_label(pr.get('hardware')) for pr in provs}))} | {span} |")
+            rows.append([f"`{run_name}`", tasks, ", ".join(sorted({commit_label(pr) for pr in provs})),
+                         "; ".join(sorted({hardware_label(pr.get("hardware")) for pr in provs})), span])
+        head, rows, said = _same_in_every_row(["run", "records (task: examples)", "commit", "hardware",
+                                               "written (UTC)"], rows, "Same for every run")
+        lines += ([said, ""] if said else []) + _md_table(head, rows)
     lines += ["", "## Package versions", ""]
     if not used:
         lines.append(f"*No results recorded for profile `{profile}` yet.*")
