@@ -396,6 +396,18 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _two_tables(head: list[str], rows: list[list[str]], split: int) -> list[str]:
+    """A run table as two narrow ones, what ran (columns before ``split``) and where and when (the run, then the
+    rest), each without the columns that are the same in every row (said once above it): one table of all of them
+    broke run names and commits in the middle to fit the text column."""
+    out: list[str] = []
+    for cols in (range(split), [0, *range(split, len(head))]):
+        h, r, said = _same_in_every_row([head[j] for j in cols], [[row[j] for j in cols] for row in rows],
+                                        "Same for every run")
+        out += ([said, ""] if said else []) + (_md_table(h, r) + [""] if len(h) > 1 else [])
+    return out[:-1] if out and out[-1] == "" else out
+
+
 def _versions_key(prov: dict) -> tuple:
     return (("python", prov.get("python")), *sorted((prov.get("versions") or {}).items()))
 
@@ -463,10 +475,8 @@ def provenance_markdown(profile: str) -> str:
                              f"{s.get('device')}, {s.get('precision')}, {s.get('world_size')}",
                              f"{round(float(s.get('elapsed_s') or 0))} s", commit_label(prov),
                              hardware_label(prov.get('hardware')), _utc(prov.get('time_utc'))])
-            head, rows, said = _same_in_every_row(
-                ["run", "method", "steps", "tokens", "device, precision, processes", "elapsed", "commit", "hardware",
-                 "started (UTC)"], rows, "Same for every run")
-            lines += ([said, ""] if said else []) + _md_table(head, rows)
+            lines += _two_tables(["run", "method", "steps", "tokens", "device, precision, processes", "elapsed",
+                                  "commit", "hardware", "started (UTC)"], rows, 6)
         recs = sorted(Results(src).downstream().glob("*/*.json"))
         lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
         if not recs:
@@ -486,9 +496,7 @@ def provenance_markdown(profile: str) -> str:
             tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
             rows.append([f"`{run_name}`", tasks, ", ".join(sorted({commit_label(pr) for pr in provs})),
                          "; ".join(sorted({hardware_label(pr.get("hardware")) for pr in provs})), span])
-        head, rows, said = _same_in_every_row(["run", "records (task: examples)", "commit", "hardware",
-                                               "written (UTC)"], rows, "Same for every run")
-        lines += ([said, ""] if said else []) + _md_table(head, rows)
+        lines += _two_tables(["run", "records (task: examples)", "commit", "hardware", "written (UTC)"], rows, 2)
     lines += ["", "## Package versions", ""]
     if not used:
         lines.append(f"*No results recorded for profile `{profile}` yet.*")
