@@ -98,13 +98,16 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     md = bench_markdown(res)
     assert "### Training: tiny (llama_pro, 9 layers, new 3) on cpu" in md
     lines = md.splitlines()
-    lesa_row = next(ln for ln in lines if ln.startswith("| lesa trainer"))
-    hf_row = next(ln for ln in lines if ln.startswith("| default `transformers.Trainer`"))
+    lesa_row = next(ln for ln in lines if ln.startswith("| lesa |"))
+    hf_row = next(ln for ln in lines if ln.startswith("| HF Trainer |"))
+    assert "lesa: the lesa trainer (`lesa.train.trainer.train`); HF Trainer: a default `transformers.Trainer`." in md
     from lesa.claims.paper import fmt
     assert fmt(s["trainers"]["lesa"]["tokens_per_s"]) in lesa_row
     assert fmt(s["trainers"]["hf_trainer"]["tokens_per_s"]) in hf_row
     assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
-    assert "From the recorded results runs" in md and "`base/m/arc_easy.json`" in md
+    # the records' one folder is said above their table instead of repeated in a column
+    assert "From the recorded results runs" in md and "records `base/m/<task>.json`" in md
+    assert "| task | samples | seconds | samples/s | batch | hardware |\n" in md
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
     assert f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**" in md
     assert "Not measured yet" in md                               # only CPU results here
@@ -153,8 +156,17 @@ def test_eval_and_end_to_end_tables_render_the_new_measurements(tmp_path):
         "end_to_end": {"load_s": 1.0, "svd_s": 2.0, "grow_s": 50.0, "save_s": 1.0, "total_s": 52.0, "goal_s": 60.0,
                        "predictor_workers": 2, "cpus": 2, "total_s_batched": 70.0, "total_s_one_by_one": 52.0,
                        "batched_vs_one_by_one_max_abs_diff": 1e-5}})
+    write_json(tmp_path / "expansion_m_cpu.json", {
+        "kind": "expansion", "label": "m", "device": "cpu", "provenance": prov, "max_steps_measured": 5,
+        "ours_full_recipe_s": 3.0, "released_full_recipe_s": 6.0, "speedup": 2.0, "peak_mem_gb": 1.0,
+        "rows": [{"weight": "q", "shape": [4, 8, 8], "ours_svd_s": 0.5, "released_svd_s": 1.5, "svd_speedup": 3.0,
+                  "ours_train_s": 0.02, "ours_steps": 10, "released_train_s": 0.04, "released_steps": 10,
+                  "train_step_speedup": 2.0, "ours_full_recipe_s": 3.0, "released_full_recipe_s": 6.0}]})
     md = bench_markdown(tmp_path)
-    assert "| arc_easy | 20 | 1 | 1.9 | x1.9 | 2,600 | 1,130 | x2.3 |" in md
+    # the expansion's stages in three narrow tables: SVD, one predictor step (ms), the full recipe
+    assert "| q | 4x8x8 | 0.5 | 1.5 | 3 |" in md and "| q | 2 | 4 | 2 |" in md and "| q | 3 | 6 |" in md
+    assert "**3.0 s** against 6.0 s for the released recipe, **x2.00**" in md
+    assert "| arc_easy | 20 | 1 | 1.9 | x1.9 |" in md and "| arc_easy | 2,600 | 1,130 | x2.3 |" in md
     assert "WikiText in bf16: not measured (bf16 not supported on this device)" in md
     assert "### Expansion end to end: m on cpu" in md and "end to end 70.0 s against 52.0 s one by one" in md
 

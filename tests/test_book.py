@@ -222,18 +222,31 @@ def test_provenance_page_from_result_files(tmp_path, monkeypatch):
     (tmp_path / "results" / "g" / "cpt" / "base").mkdir(parents=True)
     (tmp_path / "results" / "g" / "cpt" / "base" / "summary.json").write_text(json.dumps(
         {"name": "base", "steps": 3, "provenance": prov}))
+    (tmp_path / "results" / "g" / "cpt" / "solar").mkdir(parents=True)
+    (tmp_path / "results" / "g" / "cpt" / "solar" / "summary.json").write_text(json.dumps(
+        {"name": "solar", "steps": 3, "elapsed_s": 4.0, "growth": {"method": "solar"},
+         "provenance": {**prov, "time_utc": "2026-01-02T05:00:00Z"}}))
     monkeypatch.setattr(layout, "RESULTS_ROOT", tmp_path / "results")   # the generated pages read results/ here
     md = provenance_markdown("p")
     assert "| C4 (from the `g` results) |" in md
-    assert "## Continual pre-training runs (`results/g/cpt/`)" in md and "| `base` | none (base) | 3 |" in md
+    assert "## Continual pre-training runs (`results/g/cpt/`)" in md
+    # what every run of a table shares is said once above it; the table keeps what differs
+    assert "Same for every run: steps: 3; tokens: –; " in md and "commit: `0123456789` (tree differed" in md
+    # two narrow tables per run list: what ran, and where and when
+    assert "| run | method | elapsed |" in md and "| run | started (UTC) |" in md
+    assert "| `base` | none (base) | 0 s |" in md and "| `solar` | solar | 4 s |" in md
+    assert "| `base` | 2026-01-02 03:04:05Z |" in md and "| `solar` | 2026-01-02 05:00:00Z |" in md
     assert "`0123456789` (tree differed; files not recorded)" in md and "`fedcba9876`" in md
     assert "uncommitted changes" not in md
     assert "x86_64 CPU (model not recorded), 16 cores, 8 torch threads, 1× NVIDIA H200" in md
     assert "`tsne`" in md and "| C1 |" in md and "12.5 s on 16 CPUs" in md
     assert "| `lesa` | lesa | 7 | 700 | cuda, bf16, 2 | 10 s |" in md
-    assert "piqa: 100" in md and "2026-01-02T03:04:05Z" in md
-    assert "| 3.11.7 | 2.13.0 | 5.23.0 |" in md                            # python, torch, transformers
-    assert md.count(" <chapters/") == len(NOTEBOOKS)               # unrun notebooks are listed too
+    assert "| `lesa` | piqa: 100 |" in md and "| `lesa` | `0123456789` (tree differed; files not recorded) |" in md
+    assert "2026-01-02T03:04:05Z" not in md                        # every stamp wraps: date, space, time
+    # one column per set of package versions, one row per package
+    assert "| python | 3.11.7 |" in md and "| torch | 2.13.0 |" in md and "| transformers | 5.23.0 |" in md
+    assert "- Set 1 used by: notebook 01, notebook 04, CPT base, CPT solar, CPT lesa, downstream lesa." in md
+    assert md.count(" <chapters/") == 2 * len(NOTEBOOKS)           # unrun notebooks too, in both notebook tables
     assert "not run" in md
     # the run-times page: notebooks, then each CPT run's training and evaluation wall-clock
     (root / "downstream" / "lesa" / "arc_easy.json").write_text(json.dumps({"task": "arc_easy", "seconds": 30.5}))

@@ -28,12 +28,19 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
 def _md_expansion(d: dict, path: Path) -> list[str]:
     steps = d.get("max_steps_measured")
     predictor = f"a 10-epoch predictor scaled from {steps} measured steps" if steps else "the 10-epoch predictor"
-    rows = [[r["weight"], "x".join(map(str, r["shape"])), r["ours_svd_s"], r["released_svd_s"], r["svd_speedup"],
-             1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
-             r["train_step_speedup"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
+    # one table per stage (SVD, a predictor training step, the full recipe), each fitting the text column
+    svd = [[r["weight"], "x".join(map(str, r["shape"])), r["ours_svd_s"], r["released_svd_s"], r["svd_speedup"]]
+           for r in d["rows"]]
+    step = [[r["weight"], 1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
+             r["train_step_speedup"]] for r in d["rows"]]
+    recipe = [[r["weight"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
     return [f"### Expansion: {d['label']} on {d['device']}", "", _prov(d, path), "",
-            *_table(["weight", "stack (L, out, in)", "SVD ours s", "SVD released s", "SVD x", "step ours ms",
-                     "step released ms", "step x", "recipe ours s", "recipe released s"], rows),
+            "SVD of each weight type's stack of layers (L layers, out x in), seconds:", "",
+            *_table(["weight", "stack (L, out, in)", "ours s", "released s", "x"], svd),
+            "One predictor training step, milliseconds:", "",
+            *_table(["weight", "ours ms", "released ms", "x"], step),
+            "Full recipe per weight type, seconds:", "",
+            *_table(["weight", "ours s", "released s"], recipe),
             f"Full recipe (load, SVD and {predictor} for every weight type): **{d['ours_full_recipe_s']:.1f} s** "
             f"against {d['released_full_recipe_s']:.1f} s for the released recipe, **x{d['speedup']:.2f}**; "
             f"peak memory {d['peak_mem_gb']:.1f} GiB.", "", *_md_end_to_end(d.get("end_to_end"))]
@@ -74,7 +81,8 @@ def _md_flush(e: dict) -> list[str]:
 
 
 def _md_training(d: dict, path: Path) -> list[str]:
-    names = {"lesa": "lesa trainer (`lesa.train.trainer.train`)", "hf_trainer": "default `transformers.Trainer`"}
+    # short names in the table (it must fit the text column); what they are in the sentence above it
+    names = {"lesa": "lesa", "hf_trainer": "HF Trainer"}
     rows = [[names[k], r["tokens_per_s"], r["step_s_median"], "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
              r["tokens_timed"], r["tokens_seen"], f"{r['changed_tensors']} / {'yes' if r['new_layers_only'] else 'NO'}"]
             for k, r in d["trainers"].items()]
@@ -82,6 +90,7 @@ def _md_training(d: dict, path: Path) -> list[str]:
             else "MFU not reported: no meaningful published peak for a CPU (pass `--peak-tflops`)")
     title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
     return [f"### Training: {title}", "", _prov(d, path), "",
+            "lesa: the lesa trainer (`lesa.train.trainer.train`); HF Trainer: a default `transformers.Trainer`.", "",
             *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
                      "tensors trained / new layers only"], rows),
             f"Batch {d['batch']} x {d['seq_len']} tokens, {d['warmup_steps']} warm-up + {d['timed_steps']} timed steps "
@@ -119,22 +128,28 @@ def _md_precision(p: dict | None) -> list[str]:
 def _md_eval(d: dict, path: Path) -> list[str]:
     rows = [[r["task"], r["n_samples"], r["requests"], r["seconds"], r["samples_per_s"], r["requests_per_s"],
              r["batch_size"]] for r in d["rows"]]
+    recorded = d.get("recorded", [])
+    # the record files' folder said once above the table when they all sit in one folder as <task>.json
+    folders = {str(Path(r["file"]).parent) for r in recorded}
+    one_folder = len(folders) == 1 and all(Path(r["file"]).name == f"{r['task']}.json" for r in recorded)
     rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],
-            f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"], f"`{r['file']}`"]
-           for r in d.get("recorded", [])]
+            f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"],
+            *([] if one_folder else [f"`{r['file']}`"])] for r in recorded]
     out = [f"### Evaluation: {d['label']} ({d['dtype']}) on {d['device']}", "", _prov(d, path), "",
            *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
            f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
            f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
            + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
     if d.get("prefix_vs_hf"):
-        pr = [[r["task"], r["n_samples"], r["hf_samples_per_s"], r["prefix_samples_per_s"], f"x{fmt(r['speedup'])}",
-               r["tokens_hflm"], r["tokens_prefix"], f"x{fmt(r['ceiling'])}"] for r in d["prefix_vs_hf"]]
+        speed = [[r["task"], r["n_samples"], r["hf_samples_per_s"], r["prefix_samples_per_s"], f"x{fmt(r['speedup'])}"]
+                 for r in d["prefix_vs_hf"]]
+        tokens = [[r["task"], r["tokens_hflm"], r["tokens_prefix"], f"x{fmt(r['ceiling'])}"] for r in d["prefix_vs_hf"]]
         out += [f"Prefix-sharing LM (`lesa.eval.prefix_lm.PrefixLM`, the default) against lm-eval's HFLM, same model, "
-                f"{d['prefix_vs_hf'][0]['precision']}, same run, interleaved per task; the ceiling is the tokens HFLM "
-                "runs over the tokens run with each context shared:", "",
-                *_table(["task", "samples", "HFLM samples/s", "prefix samples/s", "speed-up", "tokens HFLM",
-                         "tokens prefix", "ceiling"], pr)]
+                f"{d['prefix_vs_hf'][0]['precision']}, same run, interleaved per task:", "",
+                *_table(["task", "samples", "HFLM samples/s", "prefix samples/s", "speed-up"], speed),
+                "The tokens each runs, and the ceiling on the speed-up: the tokens HFLM runs over the tokens run with "
+                "each context shared:", "",
+                *_table(["task", "tokens HFLM", "tokens prefix", "ceiling"], tokens)]
     w = d.get("wikitext_bf16")
     if w:
         out += ([f"WikiText in bf16 (autocast, fp32 weights): {w['full_docs']} documents in {fmt(w['full_bf16_s'])} s, "
@@ -143,9 +158,11 @@ def _md_eval(d: dict, path: Path) -> list[str]:
                  f"x{fmt(w['subset_fp32_s'] / w['subset_bf16_s'])} faster (fp32 measured on that subset only).", ""]
                 if w.get("status") == "ok" else [f"WikiText in bf16: not measured ({w.get('status')}).", ""])
     if rec:
-        out += ["From the recorded results runs (`results/base/`, n_samples / seconds of each record; those "
+        where = f"records `{folders.pop()}/<task>.json`, " if one_folder else ""
+        out += [f"From the recorded results runs (`results/base/`, {where}n_samples / seconds of each record; those "
                 "runs shared the machine with other jobs):", "",
-                *_table(["task", "samples", "seconds", "samples/s", "batch", "hardware", "record"], rec)]
+                *_table(["task", "samples", "seconds", "samples/s", "batch", "hardware",
+                         *([] if one_folder else ["record"])], rec)]
     return out
 
 

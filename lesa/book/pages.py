@@ -376,6 +376,38 @@ def cpt_times_markdown(profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _utc(t: str | None) -> str:
+    """A UTC time stamp that can wrap in a narrow column (date, space, time) instead of one 20-character word."""
+    return (t or "-").replace("T", " ", 1)
+
+
+def _same_in_every_row(head: list[str], rows: list[list[str]], lead: str) -> tuple[list[str], list[list[str]], str]:
+    """Columns (after the first) whose value is the same in every row leave the table for one sentence above it
+    (``lead``: what the rows are), so a table stays narrow enough for the text column and nothing is lost."""
+    same = [j for j in range(1, len(head)) if len(rows) > 1 and len({r[j] for r in rows}) == 1]
+    if not same:
+        return head, rows, ""
+    keep = [j for j in range(len(head)) if j not in same]
+    said = "; ".join(f"{head[j]}: {rows[0][j]}" for j in same)
+    return [head[j] for j in keep], [[r[j] for j in keep] for r in rows], f"{lead}: {said}."
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _two_tables(head: list[str], rows: list[list[str]], split: int) -> list[str]:
+    """A run table as two narrow ones, what ran (columns before ``split``) and where and when (the run, then the
+    rest), each without the columns that are the same in every row (said once above it): one table of all of them
+    broke run names and commits in the middle to fit the text column."""
+    out: list[str] = []
+    for cols in (range(split), [0, *range(split, len(head))]):
+        h, r, said = _same_in_every_row([head[j] for j in cols], [[row[j] for j in cols] for row in rows],
+                                        "Same for every run")
+        out += ([said, ""] if said else []) + (_md_table(h, r) + [""] if len(h) > 1 else [])
+    return out[:-1] if out and out[-1] == "" else out
+
+
 def _versions_key(prov: dict) -> tuple:
     return (("python", prov.get("python")), *sorted((prov.get("versions") or {}).items()))
 
@@ -400,9 +432,8 @@ def provenance_markdown(profile: str) -> str:
              "tree differed, which includes the result files a run rewrites itself), the hardware, the package versions "
              "and the UTC time. The executed notebooks the chapters show "
              f"are `results/{profile}/executed/*.ipynb`.", "",
-             "## Notebooks: figures and verdicts", "",
-             "| notebook | figures | claims judged | commit | hardware | verdicts written (UTC) | wall-clock |",
-             "|---|---|---|---|---|---|---|"]
+             "## Notebooks: figures and verdicts", ""]
+    what, where = [], []                           # two narrow tables: what each notebook made, how it was run
     sources = {profile}
     for n in NOTEBOOKS:
         man = R.chapter(n) / "manifest.json"
@@ -416,11 +447,15 @@ def provenance_markdown(profile: str) -> str:
         own = lambda r: f" (`{r['source_profile']}`)" if r.get("source_profile", src) != src else ""
         t = times.get(n)
         wall = f"{t['seconds']} s on {t.get('cpus', '?')} CPUs" if t else "not run"
-        lines.append(f"| {{doc}}`{n} <chapters/{n}>` | {', '.join(f'`{f}`' for f in figs) or '-'} | "
+        doc = f"{{doc}}`{n} <chapters/{n}>`"
+        what.append([doc, ", ".join(f"`{f}`" for f in figs) or "-",
                      f"{', '.join(r['claim'] + own(r) for r in v.get('verdicts', [])) or '-'}"
-                     f"{'' if src == profile else f' (from the `{src}` results)'} | "
-                     f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
-                     f"{prov.get('time_utc', '-')} | {wall} |")
+                     f"{'' if src == profile else f' (from the `{src}` results)'}"])
+        where.append([doc, commit_label(prov), hardware_label(prov.get("hardware")), _utc(prov.get("time_utc")), wall])
+    lines += [*_md_table(["notebook", "figures", "claims judged"], what), ""]
+    head, rows, said = _same_in_every_row(["notebook", "commit", "hardware", "verdicts written (UTC)", "wall-clock"],
+                                          where, "Same for every notebook")
+    lines += ([said, ""] if said else []) + [*_md_table(head, rows)]
     lines += ["", f"Figures are saved under `results/{profile}/<notebook>/figures/` (names above, `.png`) and listed in "
               "each notebook's `manifest.json`; verdicts in `results/" + profile + "/verdicts/<notebook>.json`. "
               f"Wall-clock is the papermill run of the whole notebook (`results/{profile}/book_run.json`)."]
@@ -430,17 +465,18 @@ def provenance_markdown(profile: str) -> str:
         if not runs:
             lines.append(f"*No CPT runs recorded for profile `{src}`.*")
         else:
-            lines += ["| run | method | steps | tokens | device, precision, processes | elapsed | commit | hardware "
-                      "| started (UTC) |", "|---|---|---|---|---|---|---|---|---|"]
+            rows = []
             for p in runs:
                 s = read_json(p)
                 prov = s.get("provenance") or {}
                 note(prov, f"CPT {s.get('name', p.parent.name)}")
-                lines.append(f"| `{s.get('name', p.parent.name)}` | {(s.get('growth') or {}).get('method', 'none (base)')} "
-                             f"| {s.get('steps')} | {fmt_num(s.get('tokens'))} | {s.get('device')}, {s.get('precision')}, "
-                             f"{s.get('world_size')} | {round(float(s.get('elapsed_s') or 0))} s | "
-                             f"{commit_label(prov)} | {hardware_label(prov.get('hardware'))} | "
-                             f"{prov.get('time_utc', '-')} |")
+                rows.append([f"`{s.get('name', p.parent.name)}`", (s.get('growth') or {}).get('method', 'none (base)'),
+                             str(s.get('steps')), fmt_num(s.get('tokens')),
+                             f"{s.get('device')}, {s.get('precision')}, {s.get('world_size')}",
+                             f"{round(float(s.get('elapsed_s') or 0))} s", commit_label(prov),
+                             hardware_label(prov.get('hardware')), _utc(prov.get('time_utc'))])
+            lines += _two_tables(["run", "method", "steps", "tokens", "device, precision, processes", "elapsed",
+                                  "commit", "hardware", "started (UTC)"], rows, 6)
         recs = sorted(Results(src).downstream().glob("*/*.json"))
         lines += ["", f"## Downstream evaluation records (`results/{src}/downstream/`)", ""]
         if not recs:
@@ -449,30 +485,36 @@ def provenance_markdown(profile: str) -> str:
         by_run: dict[str, list[dict]] = {}
         for p in recs:
             by_run.setdefault(p.parent.name, []).append(read_json(p))
-        lines += ["| run | records (task: examples) | commit | hardware | written (UTC) |", "|---|---|---|---|---|"]
+        rows = []
         for run_name, rs in by_run.items():
             provs = [r.get("provenance") or {} for r in rs]
             for pr in provs:
                 note(pr, f"downstream {run_name}")
             stamps = sorted(pr.get("time_utc", "") for pr in provs if pr.get("time_utc"))
-            span = f"{stamps[0]} to {stamps[-1]}" if len(set(stamps)) > 1 else (stamps[0] if stamps else "-")
+            span = (f"{_utc(stamps[0])} to {_utc(stamps[-1])}" if len(set(stamps)) > 1
+                    else (_utc(stamps[0]) if stamps else "-"))
             tasks = ", ".join(f"{r.get('task')}: {r.get('n_samples')}" for r in rs)
-            lines.append(f"| `{run_name}` | {tasks} | "
-                         f"{', '.join(sorted({commit_label(pr) for pr in provs}))} | "
-                         f"{'; '.join(sorted({hardware_label(pr.get('hardware')) for pr in provs}))} | {span} |")
+            rows.append([f"`{run_name}`", tasks, ", ".join(sorted({commit_label(pr) for pr in provs})),
+                         "; ".join(sorted({hardware_label(pr.get("hardware")) for pr in provs})), span])
+        lines += _two_tables(["run", "records (task: examples)", "commit", "hardware", "written (UTC)"], rows, 2)
     lines += ["", "## Package versions", ""]
     if not used:
         lines.append(f"*No results recorded for profile `{profile}` yet.*")
     else:
+        # one column per set of versions (a package per row), the files that used each set listed below it:
+        # a column per package would be wider than the text column
         names = ["python"] + sorted({k for key in used for k, _ in key} - {"python"})
-        lines += ["| " + " | ".join(names) + " | used by |", "|" + "---|" * (len(names) + 1)]
-        for key, who in used.items():
-            vals = dict(key)
+        sets = list(used.items())
+        lines += ["| package | " + " | ".join(f"set {i + 1}" for i in range(len(sets))) + " |",
+                  "|" + "---|" * (len(sets) + 1)]
+        lines += ["| " + k + " | " + " | ".join(str(dict(key).get(k, "-")) for key, _ in sets) + " |" for k in names]
+        lines.append("")
+        for i, (key, who) in enumerate(sets):
             counts: dict[str, int] = {}
             for w in who:
                 counts[w] = counts.get(w, 0) + 1
             users = ", ".join(f"{w} ({c})" if c > 1 else w for w, c in counts.items())
-            lines.append("| " + " | ".join(str(vals.get(k, "-")) for k in names) + f" | {users} |")
+            lines.append(f"- Set {i + 1} used by: {users}.")
     return "\n".join(lines) + "\n"
 
 
