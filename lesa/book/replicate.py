@@ -91,16 +91,17 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
         scale = prev["probe"]["fp32_gflops"] / probe["fp32_gflops"]
         scaled = f"scaled x{scale:.2f} by this machine's fp32 matmul speed"
     book_times = read_json(R.file("book_run.json")) if R.file("book_run.json").exists() else {}
-    fresh = book.computed_cache_files() == 0 if fresh is None else fresh
-    which = "from-scratch times (this machine's cache holds no computed result)" if fresh else \
-        "times of their last execution (which may have read costly values from a cache; from scratch: up to %s)"
+    fresh = not book.has_computed_cache() if fresh is None else fresh
     out = {}
     for stage, names in (("notebooks 1-3", GROWTH), ("notebooks 4-6", TRAINING)):
         todo = [n for n in names if not done(n)]
         rec = [book_times[n] for n in todo if n in book_times]
-        known = [r.get("from_scratch_s", r["seconds"]) if fresh else r["seconds"] for r in rec]
+        scratch = [r.get("from_scratch_s", r["seconds"]) for r in rec]
+        known = scratch if fresh else [r["seconds"] for r in rec]
         also = _caveats(rec, (precision or {}).get("protocol"))
-        told = which if fresh else which % _fmt(scale * sum(r.get("from_scratch_s", r["seconds"]) for r in rec))
+        told = ("from-scratch times (this machine's cache holds no computed result)" if fresh else
+                "times of their last execution (which may have read costly values from a cache; from scratch: up "
+                f"to {_fmt(scale * sum(scratch))})")
         out[stage] = ({"s": 0.0, "how": "done (inputs unchanged)"} if not todo else
                       {"s": scale * sum(known), "how": f"{len(todo)} notebook(s) to run, {told}, {scaled}{also}"}
                       if len(known) == len(todo) else

@@ -153,7 +153,7 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
             print(f"[book] {name}: unchanged inputs, skipped ({last.get('seconds')} s last time)")
             continue
         print(f"[book] {name}: executing with profile {profile} ...", flush=True)
-        t0, empty_cache = time.perf_counter(), computed_cache_files() == 0
+        t0, empty_cache = time.perf_counter(), not has_computed_cache()
         try:
             pm.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(dst), parameters={"profile": profile},
                                 kernel_name=kernel, cwd=str(PROJECT_ROOT), progress_bar=False,
@@ -180,9 +180,9 @@ def run(profile: str = "auto", only: list[str] | None = None, force: bool = Fals
 COMPUTED_CACHES = ("analysis", "factors", "grow", "cpt")
 
 
-def computed_cache_files() -> int:
-    """How many computed results the project cache holds (0 on a fresh clone)."""
-    return sum(1 for d in COMPUTED_CACHES for p in cache_dir(d).rglob("*") if p.is_file())
+def has_computed_cache() -> bool:
+    """Whether the project cache holds any computed result (not on a fresh clone); stops at the first file."""
+    return any(p.is_file() for d in COMPUTED_CACHES for p in cache_dir(d).rglob("*"))
 
 
 def timing_entry(prev: dict, secs: float, empty_cache: bool, **extra) -> dict:
