@@ -137,6 +137,19 @@ def test_a_checkpoint_of_another_run_is_not_spliced_into_committed_logs(shards, 
     assert (tmp_path / "res" / "train_log.jsonl").read_text() == before
 
 
+def test_a_checkpoint_from_other_starting_weights_is_not_resumed(shards, tmp_path, capsys):
+    """Same config (so the same run key), a model grown differently (here: other weights, as after retraining a
+    predictor): resuming its checkpoint would continue another run. train() refuses; the profile runner's
+    replace_stale trains afresh."""
+    T.train(tiny(), *shards, tmp_path / "a", cfg(halt_after=3), ckpt_dir=tmp_path / "ck")
+    with pytest.raises(RuntimeError, match="other starting weights"):
+        T.train(tiny(seed=1), *shards, tmp_path / "a", cfg(), ckpt_dir=tmp_path / "ck")
+    again = T.train(tiny(seed=1), *shards, tmp_path / "a", cfg(), ckpt_dir=tmp_path / "ck", replace_stale=True)
+    assert "training afresh" in capsys.readouterr().out
+    assert again["completed"] and [r["step"] for r in rows(tmp_path / "a" / "train_log.jsonl")] == list(range(1, 7))
+    assert again["init_key"] == T.weights_fingerprint(tiny(seed=1)) != T.weights_fingerprint(tiny())
+
+
 def test_committed_results_without_weights_are_retrained(shards, tmp_path, capsys):
     """A finished summary is a cache hit only together with its final checkpoint: a fresh clone has
     the committed results but not the weights, which evaluation needs, so it trains again (and

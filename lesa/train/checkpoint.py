@@ -59,7 +59,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, acc, model, optimizer, extra: dic
             weights = {n: p.detach().cpu() for n, p in raw.named_parameters() if p.requires_grad}
             _atomic_torch_save({"trainable": weights, "optimizer": optimizer.state_dict()}, path / "state.pt")
         _atomic_torch_save({"rng": rng_state(), **extra}, path / "meta.pt")
-        write_json(ckpt_dir / "latest.json", {"step": step, "path": path.name, "run_key": extra["run_key"]})
+        write_json(ckpt_dir / "latest.json", {"step": step, "path": path.name, "run_key": extra["run_key"],
+                                              **({"init_key": extra["init_key"]} if "init_key" in extra else {})})
         for old in ckpt_dir.glob("step_*"):
             if old.name != path.name:
                 shutil.rmtree(old, ignore_errors=True)

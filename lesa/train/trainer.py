@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -155,6 +156,9 @@ class Trainer:
         self.acc, self.precision = acc, prec = make_accelerator(cfg)
 
         model = load_model(model)
+        # the starting weights' identity: the run key holds the config, not the weights, so a model grown again
+        # with other new layers (e.g. a predictor retrained at another thread count) has the same key
+        self.init_key = weights_fingerprint(model)
         if model.config.vocab_size < meta.get("vocab_size", 0):
             raise ValueError(f"shards use vocab {meta['vocab_size']} > model vocab {model.config.vocab_size}")
         self.report = freeze_for_growth(model, cfg.new_layers, cfg.train_all)
@@ -236,7 +240,7 @@ class Trainer:
 
     def save(self, step: int, elapsed: float) -> None:
         ckpt.save_checkpoint(self.ckpt_dir, step, self.acc, self.model, self.optimizer,
-                             {"step": step, "elapsed_s": elapsed, "run_key": self.run_key})
+                             {"step": step, "elapsed_s": elapsed, "run_key": self.run_key, "init_key": self.init_key})
 
     def load(self) -> tuple[int, float]:
         """Restore the newest checkpoint of this run; returns (step, elapsed seconds)."""
@@ -244,6 +248,11 @@ class Trainer:
         if info["run_key"] != self.run_key:
             raise RuntimeError(f"checkpoint in {self.ckpt_dir} belongs to another run (key {info['run_key']} != "
                                f"{self.run_key}); delete it or pass resume=False")
+        if info.get("init_key", self.init_key) != self.init_key:     # checkpoints before init_key: not checked
+            raise RuntimeError(f"checkpoint in {self.ckpt_dir} was trained from other starting weights (fingerprint "
+                               f"{info['init_key']} != {self.init_key}: the same config, a model grown differently, "
+                               "e.g. a predictor retrained since); delete it to train afresh, or grow the model it "
+                               "started from")
         if ckpt.is_fsdp(self.acc):
             self.acc.load_state(str(path))
         else:
@@ -259,6 +268,16 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------- the loop
+
+def weights_fingerprint(model: Any) -> str:
+    """Hash of every parameter's name, dtype, shape and bytes (about 1 s per GB): which weights a run started from."""
+    h = hashlib.blake2b(digest_size=8)
+    for name, p in model.named_parameters():
+        t = p.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().data if t.dim() else t.reshape(1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
 
 def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, out_dir: str | Path,
           cfg: TrainConfig | None = None, *, ckpt_dir: str | Path | None = None, name: str | None = None,
@@ -300,8 +319,10 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed = 0, 0.0
-    if resume and latest.exists() and replace_stale and read_json(latest).get("run_key") != tr.run_key:
-        print(f"[train] {name}: the checkpoint in {shown(tr.ckpt_dir)} is of another configuration; training afresh")
+    if resume and latest.exists() and replace_stale and (read_json(latest).get("run_key") != tr.run_key or
+                                                         read_json(latest).get("init_key", tr.init_key) != tr.init_key):
+        print(f"[train] {name}: the checkpoint in {shown(tr.ckpt_dir)} is of another configuration or starting "
+              "weights; training afresh")
         resume = False
     logged = read_json(out_dir / "summary.json").get("run_key") if (out_dir / "summary.json").exists() else None
     if resume and latest.exists() and logged and logged != read_json(latest).get("run_key"):
@@ -379,7 +400,7 @@ def _summary(tr: Trainer, name: str, out_dir: Path, shards_dir, heldout_dir, ste
     rows = [json.loads(x) for x in (out_dir / "train_log.jsonl").read_text().splitlines()] \
         if (out_dir / "train_log.jsonl").exists() else []
     return {
-        "name": name, "completed": True, "run_key": tr.run_key, "run": run_info, "steps": cfg.steps,
+        "name": name, "completed": True, "run_key": tr.run_key, "init_key": tr.init_key, "run": run_info, "steps": cfg.steps,
         "tokens": cfg.steps * G * T, "global_batch": G, "seq_len": T, "world_size": tr.world,
         "device": str(tr.acc.device), "precision": tr.precision,
         "final_loss": rows[-1]["loss"] if rows else None,
