@@ -81,3 +81,42 @@ def test_a_fresh_clone_is_estimated_from_scratch_not_from_a_cached_execution(tmp
     warm = R.estimate("smoke", tmp_path, done=lambda n: False, fresh=False)["notebooks 1-3"]
     assert fresh["s"] == 3000.0 and "from-scratch" in fresh["how"]
     assert warm["s"] == 52.5 and "from scratch: up to 50.0 min" in warm["how"]
+
+
+def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
+    """lesa.bench.replicate on the committed cpu results as both sides: the run side reads each notebook's last
+    execution, the reference its from-scratch time, each CPT run its training and evaluation seconds; an
+    unfinished run is refused with what to do; the bench page renders the record."""
+    import shutil
+
+    from lesa.bench.replicate import compare
+    from lesa.bench.report import bench_markdown
+    from lesa.core.layout import Results
+
+    committed = Results("cpu")
+    run = tmp_path / "cpu"
+    shutil.copytree(committed.dir, run, ignore=shutil.ignore_patterns("executed", "0*"))
+    rec = {"complete": False, "stages_s": {"notebooks 1-3": 600.0}, "precision": {"protocol": "bf16", "cpt": "bf16"},
+           "cpu_model": "a CPU", "cpus": 2, "probe": {"fp32_gflops": 100.0, "bf16_gflops": 700.0}}
+    (run / "replicate_run.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="resume it"):
+        compare("cpu", tmp_path)
+    stages = {"notebooks 1-3": 600.0, "continual pre-training": 900.0, "notebooks 4-6": 30.0, "book": 40.0}
+    (run / "replicate_run.json").write_text(json.dumps({**rec, "complete": True, "stages_s": stages}))
+    d = compare("cpu", tmp_path)
+    book = json.loads(committed.file("book_run.json").read_text())
+    nb = d["notebooks"]["03_expansion"]
+    assert nb["reference_s"] == book["03_expansion"]["from_scratch_s"] and nb["run_s"] == book["03_expansion"]["seconds"]
+    assert nb["speedup"] == round(nb["reference_s"] / nb["run_s"], 2) > 1
+    solar = json.loads(committed.cpt("solar").joinpath("summary.json").read_text())
+    evals = sum(json.loads(p.read_text())["seconds"] for p in committed.downstream("solar").glob("*.json"))
+    assert d["cpt"]["solar"]["reference_train_s"] == solar["elapsed_s"] and d["cpt"]["solar"]["train_speedup"] == 1.0
+    assert d["cpt"]["solar"]["run_eval_s"] == round(evals, 1)
+    assert d["stages"]["notebooks 1-3"]["reference_s"] == round(sum(book[n]["from_scratch_s"] for n in R.GROWTH), 1)
+    assert d["stages"]["book"]["speedup"] is None and d["reference_precision"] == "fp32"
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "replicate_cpu_bf16.json").write_text(json.dumps(d))
+    page = bench_markdown(out)
+    assert "`make replicate` from an empty cache" in page and "SOLAR, all layers trained" in page
+    assert f"x{nb['speedup']:.2f}" in page

@@ -39,6 +39,8 @@ from .prefix import bench_prefix
 from .expansion import (SHAPES, bench_end_to_end, bench_expansion)
 from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
+from ..core.store import write_json
+from .replicate import compare
 from ..data.prepare import DataError, latest_corpus
 
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         ("eval", "samples/s of the benchmark suite and the perplexity code"),
         ("all", "expansion, training and eval"),
         ("hardware", "fp32 vs bf16 (matmul, forward, training step) and the shared-prefix saving, one run"),
-        ("prefix", "CPT steps/s without, writing and reading the frozen-prefix store, one run"))}
+        ("prefix", "CPT steps/s without, writing and reading the frozen-prefix store, one run"),
+        ("replicate", "a `make replicate` run from an empty cache against the committed record, stage by stage"))}
     for c, p in ps.items():
         p.add_argument("--device", default="cpu")
         p.add_argument("--out", default=None, help="output JSON (not with `all`)" if c != "all" else argparse.SUPPRESS)
@@ -105,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--steps", type=int, default=4, help="steps per run (the first is a warm-up)")
             p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
             p.add_argument("--eval-sequences", type=int, default=2, help="held-out sequences per source")
+        if c == "replicate":
+            p.add_argument("--run", required=True, help="results/ folder of the checkout where `make replicate` ran")
+            p.add_argument("--profile", default="cpu")
         if c == "hardware":
             p.add_argument("--matmul-size", type=int, default=2048)
             p.add_argument("--batch", type=int, default=8, help="forward: sequences")
@@ -134,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         bench_hardware(args.model, device=args.device, matmul_size=args.matmul_size, batch=args.batch, seq=args.seq,
                        train_batch=args.train_batch, train_seq=args.train_seq, prefix_batch=args.prefix_batch,
                        prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware"))
+        return 0
+    if args.cmd == "replicate":
+        rec = compare(args.profile, args.run)
+        prec = (rec["run_precision"] or {}).get("protocol", "fp32")
+        write_json(Path(one) if one else Results("bench").file(f"replicate_{args.profile}_{prec}.json"), rec)
         return 0
     if args.cmd == "prefix":
         shards = _shards()

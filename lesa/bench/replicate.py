@@ -1,0 +1,85 @@
+"""A `make replicate` run from an empty cache against the committed record of the same profile, stage by stage.
+
+    python -m lesa.bench replicate --run /path/to/clone/results --profile cpu
+
+``--run`` is the results folder of a checkout where `make replicate` ran from an empty cache (its
+replicate_run.json, book_run.json, CPT summaries and evaluation records); the reference is this checkout's
+committed results of the same profile. Both sides are read from files, nothing is timed here: the stage
+wall-clocks of the run, and per notebook and per CPT run the same fields on both sides (a notebook's
+from-scratch seconds; a run's training seconds and the seconds of its evaluation records), so a ratio compares
+like with like. The two sides may come from different machines and precisions; the record says which.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.layout import Results
+from ..core.store import provenance, read_json
+from ..grow.methods import run_title
+
+GROWTH = ("01_svd_evidence", "02_predictor", "03_expansion")
+TRAINING = ("04_cpt_curves", "05_downstream", "06_beyond")
+
+
+def _side(res: Results, from_scratch: bool) -> dict:
+    """Per notebook seconds (its from-scratch time where recorded, when ``from_scratch``) and per CPT run its
+    training and evaluation seconds, from a results folder."""
+    book = read_json(res.file("book_run.json")) if res.file("book_run.json").exists() else {}
+    nb = {n: (r.get("from_scratch_s", r["seconds"]) if from_scratch else r["seconds"]) for n, r in book.items()
+          if n in GROWTH + TRAINING}
+    runs = {}
+    for s in sorted(res.cpt().glob("*/summary.json")):
+        name, summary = s.parent.name, read_json(s)
+        if not summary.get("completed"):
+            continue
+        evals = [read_json(p).get("seconds") or 0.0 for p in sorted(res.downstream(name).glob("*.json"))] \
+            if res.downstream(name).is_dir() else []
+        runs[name] = {"title": run_title(summary["run"]) if summary.get("run") else name,
+                      "train_s": summary.get("elapsed_s"), "eval_s": round(sum(evals), 1),
+                      "precision": summary.get("precision"), "prefix_reuse": summary.get("prefix_reuse")}
+    precisions = sorted({r.get("precision") or "fp32" for r in book.values()} |
+                        {r["precision"] or "fp32" for r in runs.values()})
+    return {"notebooks_s": nb, "cpt": runs, "precision": "/".join(precisions)}
+
+
+def _ratio(ref: float | None, run: float | None) -> float | None:
+    return round(ref / run, 2) if ref and run else None
+
+
+def compare(profile: str, run_root: str | Path, reference_root: str | Path | None = None) -> dict:
+    """The bench record: the run's replicate_run.json (stage times, precision, CPU, probe), both sides' per-notebook
+    and per-CPT-run seconds, and reference / run ratios (above 1: the run was faster)."""
+    run_res, ref_res = Results(profile, Path(run_root)), Results(profile, reference_root)
+    rec_path = run_res.file("replicate_run.json")
+    if not rec_path.exists():
+        raise FileNotFoundError(f"{rec_path}: no replicate_run.json; run `make replicate PROFILE={profile}` in that "
+                                "checkout first")
+    rec = read_json(rec_path)
+    if not rec.get("complete"):
+        raise ValueError(f"{rec_path}: the run stopped after {list(rec.get('stages_s', {}))}; resume it "
+                         "(`make replicate` again) and compare when it completes")
+    run, ref = _side(run_res, from_scratch=False), _side(ref_res, from_scratch=True)
+    notebooks = {n: {"reference_s": ref["notebooks_s"].get(n), "run_s": s,
+                     "speedup": _ratio(ref["notebooks_s"].get(n), s)} for n, s in run["notebooks_s"].items()}
+    cpt = {}
+    for n, r in run["cpt"].items():
+        q = ref["cpt"].get(n) or {}
+        cpt[n] = {"title": r["title"], "reference_train_s": q.get("train_s"), "run_train_s": r["train_s"],
+                  "train_speedup": _ratio(q.get("train_s"), r["train_s"]),
+                  "reference_eval_s": q.get("eval_s"), "run_eval_s": r["eval_s"],
+                  "eval_speedup": _ratio(q.get("eval_s"), r["eval_s"]), "prefix_reuse": r["prefix_reuse"]}
+    stage_ref = {"notebooks 1-3": sum(ref["notebooks_s"].get(n) or 0 for n in GROWTH),
+                 "continual pre-training": sum((q["train_s"] or 0) + q["eval_s"] for q in ref["cpt"].values()),
+                 "notebooks 4-6": sum(ref["notebooks_s"].get(n) or 0 for n in TRAINING)}
+    stages = {k: {"reference_s": round(stage_ref[k], 1) if k in stage_ref else None, "run_s": s,
+                  "speedup": _ratio(stage_ref.get(k), s)} for k, s in rec["stages_s"].items()}
+    return {"kind": "replicate", "label": f"`make replicate` of the {profile} profile from an empty cache",
+            "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
+            "probe": rec.get("probe"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
+            "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),
+            "reference_precision": ref["precision"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
+            "reference_note": ("the committed record: each notebook's from-scratch seconds (book_run.json) and each "
+                               "CPT run's training seconds plus its evaluation records' seconds; the stage sums "
+                               "leave out model loading and growth inside the CPT stage, so that stage's ratio "
+                               "understates the run's speed-up"),
+            "provenance": provenance()}
