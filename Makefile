@@ -56,8 +56,11 @@ lint: setup
 ## notebooks 1-3, CPT (LESA with the predictor seed notebook 3 finds median), notebooks 4-6, the book;
 ## prints each stage's estimate before it and its time after (results/<profile>/replicate_run.json: times,
 ## precision, CPU); an interrupted run resumes where it stopped
-replicate: setup model data expand-default
+## (the default grown model for your own use, runs/smollm2-135m-lesa-45, comes after the book: grown before, it
+## would fill the cache that tells replicate's estimate a fresh machine from a warm one)
+replicate: setup model data
 	@$(PY) -m lesa.book.replicate --profile $(PROFILE)
+	@$(MAKE) --no-print-directory expand-default
 
 expand-default: setup model
 	@test -f runs/smollm2-135m-lesa-45/lesa_growth.json && echo "[lesa] runs/smollm2-135m-lesa-45 exists (cached)" || \
