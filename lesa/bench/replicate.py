@@ -46,9 +46,11 @@ def _ratio(ref: float | None, run: float | None) -> float | None:
     return round(ref / run, 2) if ref and run else None
 
 
-def compare(profile: str, run_root: str | Path, reference_root: str | Path | None = None) -> dict:
+def compare(profile: str, run_root: str | Path, reference_root: str | Path | None = None,
+            prelude_s: float | None = None) -> dict:
     """The bench record: the run's replicate_run.json (stage times, precision, CPU, probe), both sides' per-notebook
-    and per-CPT-run seconds, and reference / run ratios (above 1: the run was faster)."""
+    and per-CPT-run seconds, and reference / run ratios (above 1: the run was faster). ``prelude_s``: the run's
+    wall-clock before the stages (setup, model conversion, data), when measured (`make`'s total minus the stages)."""
     run_res, ref_res = Results(profile, Path(run_root)), Results(profile, reference_root)
     rec_path = run_res.file("replicate_run.json")
     if not rec_path.exists():
@@ -77,6 +79,7 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
             "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
             "probe": rec.get("probe"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),
+            "prelude_s": prelude_s,
             "reference_precision": ref["precision"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
             "reference_note": ("the committed record: each notebook's from-scratch seconds (book_run.json) and each "
                                "CPT run's training seconds plus its evaluation records' seconds; the stage sums "

@@ -244,7 +244,9 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
             *_table(["notebook", "committed", "this run", "speed-up"], nbs),
             "Continual pre-training (CPT) runs, minutes of training and of evaluation after it:", "",
             *_table(["run", "train, committed", "train, this run", "x", "eval, committed", "eval, this run", "x"], runs),
-            f"The committed stage sums are {d.get('reference_note')}.", ""]
+            f"The committed stage sums are {d.get('reference_note')}."
+            + (f" Before its stages the run spent {m(d['prelude_s'])} min on setup, converting the models and preparing "
+               "the data (not in the committed record)." if d.get("prelude_s") else ""), ""]
 
 
 def bench_markdown(results: str | Path | None = None) -> str:
