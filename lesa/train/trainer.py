@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import shutil
@@ -48,6 +47,7 @@ from ..core.flops import flops_per_token, peak_tflops
 from .freeze import format_report, freeze_for_growth, growth_info
 from ..core.models import _from_hub, resolve
 from ..data.shards import read_meta, read_shards
+from ..eval.protocol import weights_fingerprint
 from ..core.store import atomic_write_text, provenance, read_json, run_main, shown, stable_hash, write_json
 from .components import (DataOrder, autocast, build_optimizer, cpu_has_native_bf16, enable_checkpointing,
     heldout_loss, heldout_sets, loss_fn, lr_at, make_accelerator)
@@ -268,16 +268,6 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------- the loop
-
-def weights_fingerprint(model: Any) -> str:
-    """Hash of every parameter's name, dtype, shape and bytes (about 1 s per GB): which weights a run started from."""
-    h = hashlib.blake2b(digest_size=8)
-    for name, p in model.named_parameters():
-        t = p.detach().contiguous().cpu()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().data if t.dim() else t.reshape(1).view(torch.uint8).numpy().data)
-    return h.hexdigest()
-
 
 def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, out_dir: str | Path,
           cfg: TrainConfig | None = None, *, ckpt_dir: str | Path | None = None, name: str | None = None,
