@@ -95,7 +95,7 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
 
     committed = Results("cpu")
     run = tmp_path / "cpu"
-    shutil.copytree(committed.dir, run, ignore=shutil.ignore_patterns("executed", "0*"))
+    shutil.copytree(committed.dir, run, ignore=shutil.ignore_patterns("executed", "0[124-7]_*"))
     rec = {"complete": False, "stages_s": {"notebooks 1-3": 600.0}, "precision": {"protocol": "bf16", "cpt": "bf16"},
            "cpu_model": "a CPU", "cpus": 2, "probe": {"fp32_gflops": 100.0, "bf16_gflops": 700.0}}
     (run / "replicate_run.json").write_text(json.dumps(rec))
@@ -120,3 +120,5 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
     page = bench_markdown(out)
     assert "`make replicate` from an empty cache" in page and "SOLAR, all layers trained" in page
     assert f"x{nb['speedup']:.2f}" in page
+    lesa = d["lesa_before_training"]            # both sides read the same committed notebook 3 here
+    assert lesa["run"] == lesa["reference"] and len(lesa["run"]) == 3 and "| seed 1 |" in page

@@ -16,6 +16,8 @@ from pathlib import Path
 from ..core.layout import Results
 from ..core.store import provenance, read_json
 from ..grow.methods import run_title
+from ..study.cpt import lesa_before_training
+from ..study.profiles import load_profile
 
 GROWTH = ("01_svd_evidence", "02_predictor", "03_expansion")
 TRAINING = ("04_cpt_curves", "05_downstream", "06_beyond")
@@ -75,7 +77,12 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
                  "notebooks 4-6": sum(ref["notebooks_s"].get(n) or 0 for n in TRAINING)}
     stages = {k: {"reference_s": round(stage_ref[k], 1) if k in stage_ref else None, "run_s": s,
                   "speedup": _ratio(stage_ref.get(k), s)} for k, s in rec["stages_s"].items()}
-    return {"kind": "replicate", "label": f"`make replicate` of the {profile} profile from an empty cache",
+    # LESA's perplexity before training per predictor seed on both sides: the run trained its own predictors
+    prof = load_profile(profile, check_device=False)
+    before = {side: {str(k): v for k, v in lesa_before_training(p, prof["model"]["name"], prof["protocol"].get("sets")).items()}
+              for side, p in (("run", run_res.chapter("03_expansion") / "expansion.json"),
+                              ("reference", ref_res.chapter("03_expansion") / "expansion.json")) if p.exists()}
+    return {"kind": "replicate", "lesa_before_training": {"model": prof["model"]["name"], **before}, "label": f"`make replicate` of the {profile} profile from an empty cache",
             "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
             "probe": rec.get("probe"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),

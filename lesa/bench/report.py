@@ -213,6 +213,18 @@ def _md_prefix(d: dict, path: Path) -> list[str]:
                      "losses bitwise equal"], rows)]
 
 
+def _lesa_before(d: dict) -> list[str]:
+    """The replicate run's LESA perplexities before training beside the committed ones (its predictors are its own)."""
+    b = d.get("lesa_before_training") or {}
+    run, ref = b.get("run") or {}, b.get("reference") or {}
+    rows = [[f"seed {s}", f"{ref[s]:.4g}", f"{run[s]:.4g}"] for s in sorted(set(run) & set(ref), key=int)]
+    if not rows:
+        return []
+    return ["The run trains its own predictors (notebook 2), so LESA's grown models are its own draws; its perplexity "
+            f"before training on {b['model']} (notebook 3's WikiText screen) per predictor seed:", "",
+            *_table(["predictor seed", "committed", "this run"], rows)]
+
+
 def _md_replicate(d: dict, path: Path) -> list[str]:
     """lesa.bench.replicate: a `make replicate` run from an empty cache against the committed record."""
     x = lambda r: "-" if r is None else f"x{r:.2f}"                     # noqa: E731
@@ -244,6 +256,7 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
             *_table(["notebook", "committed", "this run", "speed-up"], nbs),
             "Continual pre-training (CPT) runs, minutes of training and of evaluation after it:", "",
             *_table(["run", "train, committed", "train, this run", "x", "eval, committed", "eval, this run", "x"], runs),
+            *_lesa_before(d),
             f"The committed stage sums are {d.get('reference_note')}."
             + (f" Before its stages the run spent {m(d['prelude_s'])} min on setup, converting the models and preparing "
                "the data (not in the committed record)." if d.get("prelude_s") else ""), ""]

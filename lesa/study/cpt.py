@@ -176,6 +176,19 @@ def run_cpt_comparison(models: dict[str, Any], shards_dir: str | Path, heldout_d
     return out
 
 
+def lesa_before_training(path: Path, model: str, sets: list[str] | None = None) -> dict[int, float]:
+    """predictor seed -> LESA's perplexity before training on ``model`` in notebook 3's expansion.json (``path``): the
+    first of the protocol's ``sets`` measured (default: WikiText)."""
+    recs = read_json(path)["models"][model]["results"]["lesa"]
+    vals = {}
+    for s, r in recs.items():
+        v = next((r["ppl"][k]["value"] for k in sets or ["wikitext"] if r.get("ppl", {}).get(k, {}).get("status") == "ok"),
+                 None)
+        if v is not None:
+            vals[int(s)] = v
+    return vals
+
+
 def lesa_seed(prof: dict) -> tuple[int, str]:
     """The predictor seed of the learned methods' CPT runs, and why: ``cpt.lesa_seed`` is an int, or
     "median" = the seed whose LESA model has the median perplexity before training in notebook 3
@@ -197,14 +210,7 @@ def lesa_seed(prof: dict) -> tuple[int, str]:
         raise FileNotFoundError(f"cpt.lesa_seed is 'median' but {path} does not exist: run notebook 3 first "
                                 f"(python -m lesa.book run --profile {prof['name']} --only 03_expansion), "
                                 f"or set cpt.lesa_seed to an int")
-    exp = read_json(path)
-    recs = exp["models"][prof["model"]["name"]]["results"]["lesa"]
-    sets = (prof.get("protocol") or {}).get("sets") or ["wikitext"]
-    vals = {}
-    for s, r in recs.items():
-        v = next((r["ppl"][k]["value"] for k in sets if r.get("ppl", {}).get(k, {}).get("status") == "ok"), None)
-        if v is not None:
-            vals[int(s)] = v
+    vals = lesa_before_training(path, prof["model"]["name"], (prof.get("protocol") or {}).get("sets"))
     if not vals:
         raise ValueError(f"{path} holds no LESA perplexity before training; re-run notebook 3")
     order = sorted(vals, key=vals.get)
