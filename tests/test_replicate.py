@@ -118,7 +118,7 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
     out.mkdir()
     (out / "replicate_cpu_bf16.json").write_text(json.dumps(d))
     page = bench_markdown(out)
-    assert "`make replicate` from an empty cache" in page and "SOLAR, all layers trained" in page
+    assert "`make replicate` from an empty cache: the CPU profile" in page and "SOLAR, all layers trained" in page
     assert f"x{nb['speedup']:.2f}" in page
     lesa = d["lesa_before_training"]            # both sides read the same committed notebook 3 here
     assert lesa["run"] == lesa["reference"] and len(lesa["run"]) == 3 and "| seed 1 |" in page

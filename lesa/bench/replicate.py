@@ -41,7 +41,8 @@ def _side(res: Results, from_scratch: bool) -> dict:
                       "precision": summary.get("precision"), "prefix_reuse": summary.get("prefix_reuse")}
     precisions = sorted({r.get("precision") or "fp32" for r in book.values()} |
                         {r["precision"] or "fp32" for r in runs.values()})
-    return {"notebooks_s": nb, "cpt": runs, "precision": "/".join(precisions)}
+    cpus = sorted({r["cpu_model"] for r in book.values() if r.get("cpu_model")})
+    return {"notebooks_s": nb, "cpt": runs, "precision": "/".join(precisions), "cpu_models": cpus}
 
 
 def _ratio(ref: float | None, run: float | None) -> float | None:
@@ -49,10 +50,11 @@ def _ratio(ref: float | None, run: float | None) -> float | None:
 
 
 def compare(profile: str, run_root: str | Path, reference_root: str | Path | None = None,
-            prelude_s: float | None = None) -> dict:
+            prelude_s: float | None = None, estimate_note: str | None = None) -> dict:
     """The bench record: the run's replicate_run.json (stage times, precision, CPU, probe), both sides' per-notebook
     and per-CPT-run seconds, and reference / run ratios (above 1: the run was faster). ``prelude_s``: the run's
-    wall-clock before the stages (setup, model conversion, data), when measured (`make`'s total minus the stages)."""
+    wall-clock before the stages (setup, model conversion, data), when measured (`make`'s total minus the stages).
+    ``estimate_note``: what to know about the estimate the run printed (e.g. a bug fixed since)."""
     run_res, ref_res = Results(profile, Path(run_root)), Results(profile, reference_root)
     rec_path = run_res.file("replicate_run.json")
     if not rec_path.exists():
@@ -86,8 +88,8 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
             "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
             "probe": rec.get("probe"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),
-            "prelude_s": prelude_s,
-            "reference_precision": ref["precision"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
+            "prelude_s": prelude_s, "estimate_note": estimate_note,
+            "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
             "reference_note": ("the committed record: each notebook's from-scratch seconds (book_run.json) and each "
                                "CPT run's training seconds plus its evaluation records' seconds; the stage sums "
                                "leave out model loading and growth inside the CPT stage, so that stage's ratio "

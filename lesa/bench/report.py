@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 from ..grow.methods import label
+from ..core.models import model_label, profile_label
 from ..core.store import commit_label, hardware_label, read_json
 from ..core.layout import Results
 from ..claims.paper import fmt
@@ -221,7 +222,7 @@ def _lesa_before(d: dict) -> list[str]:
     if not rows:
         return []
     return ["The run trains its own predictors (notebook 2), so LESA's grown models are its own draws; its perplexity "
-            f"before training on {b['model']} (notebook 3's WikiText screen) per predictor seed:", "",
+            f"before training on {model_label(b['model'])} (notebook 3's WikiText screen) per predictor seed:", "",
             *_table(["predictor seed", "committed", "this run"], rows)]
 
 
@@ -237,20 +238,23 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
     total_ref = sum(v["reference_s"] or 0 for v in d["stages"].values())
     total_run = sum(v["run_s"] or 0 for v in d["stages"].values())
     stages.append(["total", m(total_ref), m(total_run), x(total_ref / total_run if total_run else None)])
-    nbs = [[n.split("_", 1)[0], m(v["reference_s"]), m(v["run_s"]), x(v["speedup"])] for n, v in d["notebooks"].items()]
+    nbs = [[f"{int(n[:2])} ({n[3:].replace('_', ' ')})", m(v["reference_s"]), m(v["run_s"]), x(v["speedup"])]
+           for n, v in sorted(d["notebooks"].items())]
     runs = [[v.get("title", n), m(v["reference_train_s"]), m(v["run_train_s"]), x(v["train_speedup"]),
              m(v["reference_eval_s"]), m(v["run_eval_s"]), x(v["eval_speedup"])] for n, v in d["cpt"].items()]
     est = d.get("estimates_s") or {}
     known = [v for v in est.values() if v is not None]
-    return [f"### `make replicate` from an empty cache: the {d['profile']} profile", "",
+    return [f"### `make replicate` from an empty cache: {profile_label(d['profile'])}", "",
             f"Run {d.get('run_time_utc')} at commit {commit_label(run_prov.get('commit'))} on {d.get('cpu_model')} "
-            f"({d.get('cpus')} cores, nothing else running), in {run_p}; matmul probe {d['probe']['fp32_gflops']:.0f} "
+            f"({d.get('cpus')} cores), in {run_p}; matmul probe {d['probe']['fp32_gflops']:.0f} "
             f"GFLOP/s fp32, {d['probe']['bf16_gflops']:.0f} bf16. Reference: the committed record of the same profile "
-            f"in {ref_p}, measured on an earlier machine whose CPU it does not record, so these ratios mix the "
-            "precision and the machine (the one-run ratios of the table above separate them). Source: "
+            f"in {ref_p}, measured on {' / '.join(d.get('reference_cpus') or []) or 'a machine whose CPU it does not record'}"
+            ", so these ratios mix the precision, the machine and the code between the two (the bf16 table's ratios "
+            "above, measured in one run, separate precision from the rest). Source: "
             f"`results/bench/{path.name}`.", "",
             f"Stages in minutes (the estimate printed before the run: {m(sum(known)) if known else '-'} min"
-            f"{'' if len(known) == len(est) else ', some stages unknown'}):", "",
+            f"{'' if len(known) == len(est) else ', some stages unknown'}"
+            f"{'; ' + d['estimate_note'] if d.get('estimate_note') else ''}):", "",
             *_table(["stage", f"committed ({ref_p})", f"this run ({run_p})", "speed-up"], stages),
             "Notebooks, minutes from an empty cache:", "",
             *_table(["notebook", "committed", "this run", "speed-up"], nbs),

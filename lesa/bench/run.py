@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--profile", default="cpu")
             p.add_argument("--prelude-s", type=float, default=None,
                            help="the run's seconds before its stages (setup, models, data), if measured")
+            p.add_argument("--estimate-note", default=None, help="what to know about the estimate the run printed")
         if c == "hardware":
             p.add_argument("--matmul-size", type=int, default=2048)
             p.add_argument("--batch", type=int, default=8, help="forward: sequences")
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                        prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware"))
         return 0
     if args.cmd == "replicate":
-        rec = compare(args.profile, args.run, prelude_s=args.prelude_s)
+        rec = compare(args.profile, args.run, prelude_s=args.prelude_s, estimate_note=args.estimate_note)
         prec = (rec["run_precision"] or {}).get("protocol", "fp32")
         write_json(Path(one) if one else Results("bench").file(f"replicate_{args.profile}_{prec}.json"), rec)
         return 0
