@@ -90,8 +90,7 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),
             "prelude_s": prelude_s, "estimate_note": estimate_note,
             "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
-            "reference_note": ("the committed record: each notebook's from-scratch seconds (book_run.json) and each "
-                               "CPT run's training seconds plus its evaluation records' seconds; the stage sums "
-                               "leave out model loading and growth inside the CPT stage, so that stage's ratio "
-                               "understates the run's speed-up"),
+            "reference_note": ("adds each notebook's from-scratch seconds (book_run.json) and each CPT run's "
+                               "training seconds and its evaluation records' seconds; it leaves out model loading and "
+                               "growth inside the CPT stage, so that stage's ratio understates the run's speed-up"),
             "provenance": provenance()}

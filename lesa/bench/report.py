@@ -238,10 +238,12 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
     total_ref = sum(v["reference_s"] or 0 for v in d["stages"].values())
     total_run = sum(v["run_s"] or 0 for v in d["stages"].values())
     stages.append(["total", m(total_ref), m(total_run), x(total_ref / total_run if total_run else None)])
-    nbs = [[f"{int(n[:2])} ({n[3:].replace('_', ' ')})", m(v["reference_s"]), m(v["run_s"]), x(v["speedup"])]
-           for n, v in sorted(d["notebooks"].items())]
-    runs = [[v.get("title", n), m(v["reference_train_s"]), m(v["run_train_s"]), x(v["train_speedup"]),
-             m(v["reference_eval_s"]), m(v["run_eval_s"]), x(v["eval_speedup"])] for n, v in d["cpt"].items()]
+    words = lambda n: f"{int(n[:2])} " + n[3:].replace("_", " ").replace("svd", "SVD").replace("cpt", "CPT")  # noqa: E731
+    nbs = [[words(n), m(v["reference_s"]), m(v["run_s"]), x(v["speedup"])] for n, v in sorted(d["notebooks"].items())]
+    train = [[v.get("title", n), m(v["reference_train_s"]), m(v["run_train_s"]), x(v["train_speedup"])]
+             for n, v in d["cpt"].items()]
+    evals = [[v.get("title", n), m(v["reference_eval_s"]), m(v["run_eval_s"]), x(v["eval_speedup"])]
+             for n, v in d["cpt"].items()]
     est = d.get("estimates_s") or {}
     known = [v for v in est.values() if v is not None]
     return [f"### `make replicate` from an empty cache: {profile_label(d['profile'])}", "",
@@ -255,13 +257,15 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
             f"Stages in minutes (the estimate printed before the run: {m(sum(known)) if known else '-'} min"
             f"{'' if len(known) == len(est) else ', some stages unknown'}"
             f"{'; ' + d['estimate_note'] if d.get('estimate_note') else ''}):", "",
-            *_table(["stage", f"committed ({ref_p})", f"this run ({run_p})", "speed-up"], stages),
+            *_table(["stage", f"committed ({ref_p})", f"this run ({run_p})", "x"], stages),
             "Notebooks, minutes from an empty cache:", "",
-            *_table(["notebook", "committed", "this run", "speed-up"], nbs),
-            "Continual pre-training (CPT) runs, minutes of training and of evaluation after it:", "",
-            *_table(["run", "train, committed", "train, this run", "x", "eval, committed", "eval, this run", "x"], runs),
+            *_table(["notebook", "committed", "this run", "x"], nbs),
+            "Continual pre-training (CPT) runs, minutes of training:", "",
+            *_table(["run", "committed", "this run", "x"], train),
+            "The same runs, minutes of their evaluation after training:", "",
+            *_table(["run", "committed", "this run", "x"], evals),
             *_lesa_before(d),
-            f"The committed stage sums are {d.get('reference_note')}."
+            f"The committed column {d.get('reference_note')}."
             + (f" Before its stages the run spent {m(d['prelude_s'])} min on setup, converting the models and preparing "
                "the data (not in the committed record)." if d.get("prelude_s") else ""), ""]
 
