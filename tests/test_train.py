@@ -150,6 +150,21 @@ def test_a_checkpoint_from_other_starting_weights_is_not_resumed(shards, tmp_pat
     assert again["init_key"] == T.weights_fingerprint(tiny(seed=1)) != T.weights_fingerprint(tiny())
 
 
+def test_a_run_whose_checkpoints_would_not_fit_stops_before_training(shards, tmp_path, monkeypatch):
+    """Too little disk for two checkpoints: a clear error before the first step, not a half-written file later."""
+    import collections
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(T.shutil, "disk_usage",
+                        lambda p: collections.namedtuple("u", "total used free")(real(p).total, real(p).used, 1 << 29))
+    with pytest.raises(RuntimeError, match="free disk space"):
+        T.train(tiny(), *shards, tmp_path / "d", cfg(), ckpt_dir=tmp_path / "ck")
+    assert not (tmp_path / "d" / "train_log.jsonl").exists() or not rows(tmp_path / "d" / "train_log.jsonl")
+    monkeypatch.setattr(T.shutil, "disk_usage", real)
+    assert T.train(tiny(), *shards, tmp_path / "d", cfg(), ckpt_dir=tmp_path / "ck")["completed"]
+
+
 def test_committed_results_without_weights_are_retrained(shards, tmp_path, capsys):
     """A finished summary is a cache hit only together with its final checkpoint: a fresh clone has
     the committed results but not the weights, which evaluation needs, so it trains again (and

@@ -269,6 +269,24 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------- the loop
 
+def checkpoint_bytes(tr: Trainer) -> int:
+    """What one checkpoint of this run writes: the trainable weights and AdamW's two moments, in fp32."""
+    return sum(p.numel() * 4 * 3 for p in tr.params)
+
+
+def check_disk(tr: Trainer, name: str) -> None:
+    """Refuse to start a run whose checkpoints would not fit: a save writes the new checkpoint before it removes
+    the old one, so two must fit (with a margin) beside what is there, else the run would stop at its first save
+    with a half-written file after minutes or hours of training."""
+    tr.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    need, free = 2 * checkpoint_bytes(tr) + (1 << 30), shutil.disk_usage(tr.ckpt_dir).free
+    if free < need:
+        raise RuntimeError(f"{name}: {free / 2**30:.1f} GiB free under {shown(tr.ckpt_dir)}, and its checkpoints need "
+                           f"{need / 2**30:.1f} GiB (two of {checkpoint_bytes(tr) / 2**30:.1f} GiB: trainable weights "
+                           "and optimizer state, plus 1 GiB); free disk space (e.g. finished runs' checkpoints under "
+                           ".cache/cpt/) and run again: it resumes where it stopped")
+
+
 def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, out_dir: str | Path,
           cfg: TrainConfig | None = None, *, ckpt_dir: str | Path | None = None, name: str | None = None,
           resume: bool = True, replace_stale: bool = False, run_info: dict | None = None) -> dict:
@@ -330,6 +348,7 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
         for p in (log_path, eval_path):
             p.unlink(missing_ok=True)
         shutil.rmtree(tr.ckpt_dir, ignore_errors=True)
+    check_disk(tr, name)
     acc.wait_for_everyone()
     G, T = tr.global_batch, tr.T
     if acc.is_main_process:
