@@ -103,12 +103,14 @@ page.save(P.seed_points(ch.ppl_rows(), "value", x="method", facet="set", ylog=Tr
 # rows) and **LESA with λ = 0** (no norm term in the predictor's loss). Every model that depends on the
 # predictor's seed (LESA, λ = 0, w/o SVD, random and the seeded learned variants) is grown once per seed and
 # reported as median (lowest–highest), on every model. The unexpanded base model is measured the same way beside them.
-# The seed is not the only source of that spread: the predictor's training is not bitwise reproducible across
-# machines and thread counts (the order of floating-point sums changes). Retrained in another session, on another
-# machine, LESA's grown models moved by about as much as they differ from seed to seed. On one machine, two threads
-# instead of one moved some predicted weights in their last bits and others by a large fraction, yet LESA's three
-# perplexities barely moved (the bench page's whole-book run). The spread over seeds is therefore the uncertainty to
-# read, not any one seed's value; the machine and thread count of each run are in its provenance record.
+# The seed is not the only source of that spread: the grown weights are not bitwise reproducible across machines and
+# thread counts (the order of floating-point sums changes, in the factorisation and in the predictor's training, and
+# the predictor's ten epochs amplify it). Between two committed executions of this chapter, LESA's grown models moved
+# by about as much as they differ from seed to seed. A whole-book run from an empty cache on another machine of the
+# same kind grew some weights that match these to their last bits and others that differ by a large fraction, yet
+# LESA's three perplexities on SmolLM2 came out nearly the same (the bench page's last table). The spread over seeds
+# is therefore the uncertainty to read, not any one seed's value; the machine and thread count of each run are in its
+# provenance record.
 #
 # * **C3**: LESA gives the best initialisation (lowest initial loss; perplexity (PPL) below SOLAR across
 #   families). LLaMA Pro's new layers are identities, so at step 0 it *is* the base model: beating it means
