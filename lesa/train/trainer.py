@@ -157,7 +157,7 @@ class Trainer:
 
         model = load_model(model)
         # the starting weights' identity: the run key holds the config, not the weights, so a model grown again
-        # with other new layers (e.g. a predictor retrained at another thread count) has the same key
+        # with other new layers (e.g. after its predictor was retrained) has the same key
         self.init_key = weights_fingerprint(model)
         if model.config.vocab_size < meta.get("vocab_size", 0):
             raise ValueError(f"shards use vocab {meta['vocab_size']} > model vocab {model.config.vocab_size}")
