@@ -13,22 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..book.replicate import GROWTH, TRAINING
 from ..core.layout import Results
 from ..core.store import provenance, read_json
 from ..grow.methods import run_title
 from ..study.cpt import lesa_before_training
 from ..study.profiles import load_profile
 
-GROWTH = ("01_svd_evidence", "02_predictor", "03_expansion")
-TRAINING = ("04_cpt_curves", "05_downstream", "06_beyond")
-
-
 def _side(res: Results, from_scratch: bool) -> dict:
     """Per notebook seconds (its from-scratch time where recorded, when ``from_scratch``) and per CPT run its
     training and evaluation seconds, from a results folder."""
     book = read_json(res.file("book_run.json")) if res.file("book_run.json").exists() else {}
     nb = {n: (r.get("from_scratch_s", r["seconds"]) if from_scratch else r["seconds"]) for n, r in book.items()
-          if n in GROWTH + TRAINING}
+          if n in [*GROWTH, *TRAINING]}
     runs = {}
     for s in sorted(res.cpt().glob("*/summary.json")):
         name, summary = s.parent.name, read_json(s)
@@ -81,15 +78,18 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
                   "speedup": _ratio(stage_ref.get(k), s)} for k, s in rec["stages_s"].items()}
     # LESA's perplexity before training per predictor seed on both sides: the run trained its own predictors
     prof = load_profile(profile, check_device=False)
-    before = {side: {str(k): v for k, v in lesa_before_training(p, prof["model"]["name"], prof["protocol"].get("sets")).items()}
+    sets = prof["protocol"].get("sets")
+    before = {side: {str(k): v for k, v in lesa_before_training(p, prof["model"]["name"], sets).items()}
               for side, p in (("run", run_res.chapter("03_expansion") / "expansion.json"),
                               ("reference", ref_res.chapter("03_expansion") / "expansion.json")) if p.exists()}
-    return {"kind": "replicate", "lesa_before_training": {"model": prof["model"]["name"], **before}, "label": f"`make replicate` of the {profile} profile from an empty cache",
+    return {"kind": "replicate", "label": f"`make replicate` of the {profile} profile from an empty cache",
             "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
             "probe": rec.get("probe"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
-            "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "total_s": rec.get("total_s"),
-            "prelude_s": prelude_s, "estimate_note": estimate_note,
-            "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"], "stages": stages, "notebooks": notebooks, "cpt": cpt,
+            "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "estimate_note": estimate_note,
+            "total_s": rec.get("total_s"), "prelude_s": prelude_s,
+            "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"],
+            "stages": stages, "notebooks": notebooks, "cpt": cpt,
+            "lesa_before_training": {"model": prof["model"]["name"], **before},
             "reference_note": ("adds each notebook's from-scratch seconds (book_run.json) and each CPT run's "
                                "training seconds and its evaluation records' seconds; it leaves out model loading and "
                                "growth inside the CPT stage, so that stage's ratio understates the run's speed-up"),
