@@ -279,10 +279,11 @@ def check_disk(tr: Trainer, name: str) -> None:
     the old one, so two must fit (with a margin) beside what is there, else the run would stop at its first save
     with a half-written file after minutes or hours of training."""
     tr.ckpt_dir.mkdir(parents=True, exist_ok=True)
-    need, free = 2 * checkpoint_bytes(tr) + (1 << 30), shutil.disk_usage(tr.ckpt_dir).free
+    one = checkpoint_bytes(tr)
+    need, free = 2 * one + (1 << 30), shutil.disk_usage(tr.ckpt_dir).free
     if free < need:
         raise RuntimeError(f"{name}: {free / 2**30:.1f} GiB free under {shown(tr.ckpt_dir)}, and its checkpoints need "
-                           f"{need / 2**30:.1f} GiB (two of {checkpoint_bytes(tr) / 2**30:.1f} GiB: trainable weights "
+                           f"{need / 2**30:.1f} GiB (two of {one / 2**30:.1f} GiB: trainable weights "
                            "and optimizer state, plus 1 GiB); free disk space (e.g. finished runs' checkpoints under "
                            ".cache/cpt/) and run again: it resumes where it stopped")
 
@@ -327,17 +328,18 @@ def train(model: Any, shards_dir: str | Path, heldout_dir: str | Path | None, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path, eval_path = out_dir / "train_log.jsonl", out_dir / "eval_log.jsonl"
     start, elapsed = 0, 0.0
-    if resume and latest.exists() and replace_stale and (read_json(latest).get("run_key") != tr.run_key or
-                                                         read_json(latest).get("init_key", tr.init_key) != tr.init_key):
+    last = read_json(latest) if latest.exists() else {}       # the checkpoint's keys (none: nothing to resume)
+    if resume and last and replace_stale and (last.get("run_key") != tr.run_key or
+                                              last.get("init_key", tr.init_key) != tr.init_key):
         print(f"[train] {name}: the checkpoint in {shown(tr.ckpt_dir)} is of another configuration or starting "
               "weights; training afresh")
         resume = False
     logged = read_json(out_dir / "summary.json").get("run_key") if (out_dir / "summary.json").exists() else None
-    if resume and latest.exists() and logged and logged != read_json(latest).get("run_key"):
+    if resume and last and logged and logged != last.get("run_key"):
         # resuming truncates the logs at the checkpoint's step and appends: with another run's logs in out_dir
         # (e.g. a committed run whose weights were lost, retrained from a different start) that splices two runs
         raise RuntimeError(f"{name}: the logs in {shown(out_dir)} are of another run (key {logged}) than the "
-                           f"checkpoint in {shown(tr.ckpt_dir)} (key {read_json(latest).get('run_key')}); move one "
+                           f"checkpoint in {shown(tr.ckpt_dir)} (key {last.get('run_key')}); move one "
                            "of them away (the logs are in git if committed), then train again")
     if resume and latest.exists():
         start, elapsed = tr.load()
