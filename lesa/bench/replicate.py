@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..book.replicate import GROWTH, TRAINING
-from ..core.layout import Results
+from ..core.layout import GROWTH_NOTEBOOKS as GROWTH, TRAINING_NOTEBOOKS as TRAINING, Results
 from ..core.store import provenance, read_json
 from ..grow.methods import run_title
 from ..study.cpt import lesa_before_training

@@ -23,13 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.store import cpu_model, file_hash, provenance, read_json, run_main, shown, write_json
-from ..core.layout import Results
+from ..core.layout import GROWTH_NOTEBOOKS as GROWTH, TRAINING_NOTEBOOKS as TRAINING, Results
 from . import run as book
 from ..core.precision import PROBE_SIZE, auto_reason, bf16_probe, resolve_precision
 from ..study.profiles import load_profile, resolve_profile
-
-GROWTH = ["01_svd_evidence", "02_predictor", "03_expansion"]
-TRAINING = ["04_cpt_curves", "05_downstream", "06_beyond"]
 
 
 def stages(profile: str) -> list[tuple[str, object]]:

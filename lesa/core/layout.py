@@ -20,6 +20,11 @@ from pathlib import Path
 from .. import PROJECT_ROOT
 
 RESULTS_ROOT = PROJECT_ROOT / "results"
+# `make replicate`'s notebook stages, by the folders they write: growth comes before continual pre-training
+# (CPT needs notebook 3's median predictor seed), the training chapters after it. Here, not in lesa.book, so
+# that lesa.bench (a lower layer) can read a replicate run's record.
+GROWTH_NOTEBOOKS = ["01_svd_evidence", "02_predictor", "03_expansion"]
+TRAINING_NOTEBOOKS = ["04_cpt_curves", "05_downstream", "06_beyond"]
 
 
 @dataclass(frozen=True)
