@@ -131,6 +131,14 @@ def test_smoke_profile_cpt_end_to_end(capsys):
     run_profile_cpt("smoke", only=["llama_pro"])
     assert "weights are not in" in capsys.readouterr().out
     assert (cache_dir("cpt", "smoke", "llama_pro") / "latest.json").exists() and (down / "llama_pro" / "arc_easy.json").exists()
+    # records name the weights they measured, starting weights included; --force retrains and evaluates afresh
+    # (before, a forced retrain kept every record of the earlier weights: same run key, same step)
+    init = json.loads((cache_dir("cpt", "smoke", "llama_pro") / "latest.json").read_text())["init_key"]
+    held = down / "llama_pro" / "ppl_heldout.json"
+    assert json.loads(held.read_text())["weights_id"]["init_key"] == init
+    stamp = held.stat().st_mtime_ns
+    run_profile_cpt("smoke", only=["llama_pro"], force=True)
+    assert held.stat().st_mtime_ns != stamp and (down / "llama_pro" / "arc_easy.json").exists()
 
 
 def test_cpu_long_extends_cpu_and_lists_the_issue_runs():

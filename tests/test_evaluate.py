@@ -148,6 +148,20 @@ def test_skip_done_reuses_only_records_of_the_same_weights(tiny, tok, tmp_path):
     assert other["value"] == first["value"] and other["weights_id"] == {"run_key": "b", "step": 30}
 
 
+def test_same_weights_compares_starting_weights_when_both_know_them():
+    """A trained run's weights_id: run key, step and (since checkpoints record it) its starting weights' fingerprint.
+    The same config retrained from a model grown again is other weights; a record older than init_key cannot be
+    checked on it, so it matches on run key and step alone."""
+    from lesa.eval.harness import same_weights
+
+    a = {"run_key": "r", "step": 30}
+    assert same_weights(a, dict(a)) and not same_weights(a, {**a, "step": 31})
+    assert same_weights({**a, "init_key": "x"}, {**a, "init_key": "x"})
+    assert not same_weights({**a, "init_key": "x"}, {**a, "init_key": "y"})
+    assert same_weights(a, {**a, "init_key": "y"}) and same_weights({**a, "init_key": "x"}, a)
+    assert same_weights(None, None) and not same_weights(None, a) and not same_weights("s", a)
+
+
 @needs_wheel
 def test_task_prompt_is_lm_evals(tiny, tok):
     """The built lm-eval Task renders the first ARC-Easy test question exactly like lm-eval's prompt."""

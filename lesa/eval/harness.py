@@ -198,11 +198,24 @@ def write_summary(out_dir: str | Path) -> Path:
     return atomic_write_text(out_dir / "summary.csv", buf.getvalue())
 
 
+def same_weights(recorded: Any, now: Any) -> bool:
+    """Whether a record's weights_id names these weights. A trained run's id is its run key and step and, since
+    checkpoints record it, the fingerprint of the weights it started from (init_key: the same config retrained
+    from a model grown again is other weights). init_key is compared only when both sides have one: a record
+    written before it existed cannot be checked on it (`--force` re-evaluates such runs)."""
+    if not (isinstance(recorded, dict) and isinstance(now, dict)):
+        return recorded == now
+    keys = set(recorded) | set(now)
+    if not ("init_key" in recorded and "init_key" in now):
+        keys.discard("init_key")
+    return all(recorded.get(k) == now.get(k) for k in keys)
+
+
 def _reusable(path: Path, limit: Any, weights_id: Any, precision: str = "fp32") -> bool:
     if not path.exists():
         return False
     rec = read_json(path)
-    return (rec.get("limit") == limit and rec.get("weights_id") == weights_id
+    return (rec.get("limit") == limit and same_weights(rec.get("weights_id"), weights_id)
             and rec.get("precision", "fp32") == precision)
 
 

@@ -292,8 +292,8 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
                   "cached here and nothing needs them: not trained again")
             continue
         train_runs([n])
-        if n in to_evaluate:
-            evaluate_runs(prof, {n: runs[n]}, pseed, results_root, ckpt_root)
+        if n in to_evaluate:        # --force retrains, so it evaluates afresh too (no record of the old weights kept)
+            evaluate_runs(prof, {n: runs[n]}, pseed, results_root, ckpt_root, reuse=not force)
     # every run finished: reused; comparison.json over them (the kept ones from their summaries)
     return train_runs([n for n in selected if n not in kept], kept)
 
@@ -309,15 +309,19 @@ def suite_done(prof: dict, name: str, summary: dict, results_root: str | Path | 
     ev = prof["cpt"]["eval"]
     out = Results(prof["name"], results_root).downstream(name)
     lim = ev.get("limits")
-    wid = {"run_key": summary.get("run_key"), "step": summary.get("steps")}
+    wid = {"run_key": summary.get("run_key"), "step": summary.get("steps"),
+           **({"init_key": summary["init_key"]} if summary.get("init_key") else {})}
     keys = [f"ppl_{s}" for s in ev.get("ppl_sets", [])] + list(ev.get("tasks", []))
     prec = resolve_precision(ev.get("precision", "fp32"))       # records hold the resolved value, never "auto"
     return all(_reusable(out / f"{k}.json", lim.get(k) if isinstance(lim, dict) else lim, wid, prec) for k in keys)
 
 
 def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | None = None,
-                  results_root: str | Path | None = None, ckpt_root: str | Path | None = None) -> None:
-    """Load each run's trained weights into a freshly grown model and run the profile's eval suite."""
+                  results_root: str | Path | None = None, ckpt_root: str | Path | None = None,
+                  reuse: bool = True) -> None:
+    """Load each run's trained weights into a freshly grown model and run the profile's eval suite. Records of the
+    same weights (run key, step and starting weights: lesa.eval.harness.same_weights) are reused unless ``reuse``
+    is False."""
     ev = prof["cpt"]["eval"]
     out = Results(prof["name"], results_root).downstream()
     _, tok, _ = load_profile_model(prof)
@@ -325,11 +329,13 @@ def evaluate_runs(prof: dict, runs: dict[str, dict], seeds: dict[str, int] | Non
         model = _grower(prof, r["method"], (seeds or {}).get(name, 0), r["options"])()
         ckpt = _ckpt(prof, name, ckpt_root)
         step = load_trained_weights(model, ckpt)
-        weights_id = {"run_key": read_json(ckpt / "latest.json").get("run_key"), "step": step}
+        latest = read_json(ckpt / "latest.json")
+        weights_id = {"run_key": latest.get("run_key"), "step": step,
+                      **({"init_key": latest["init_key"]} if latest.get("init_key") else {})}
         print(f"[cpt] evaluating {name} at step {step}")
         evaluate_suite(model.eval(), tok, label=name, out_dir=out, tasks=ev["tasks"], ppl_sets=ev["ppl_sets"],
                        limit=ev.get("limits"), batch_size=ev.get("batch_size", 8),
-                       ppl_max_length=ev.get("ppl_max_length"), skip_done=True, weights_id=weights_id,
+                       ppl_max_length=ev.get("ppl_max_length"), skip_done=reuse, weights_id=weights_id,
                        precision=ev.get("precision", "fp32"))
         del model
 
