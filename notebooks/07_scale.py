@@ -202,6 +202,47 @@ else:
     page.md("The ladder's results hold no quantisation control.")
 
 # %% [markdown]
+# ## Training at 0.5B (ours)
+# One rung of the ladder is also trained: Qwen2.5-Coder-0.5B grown from 24 to 36 layers by LESA (its median
+# predictor seed), LLaMA Pro and SOLAR, each continually pre-trained on the same tokens in the same order as the
+# other chapters' runs (the corpus tokenised with Qwen's tokenizer), with its held-out loss measured every 10 steps
+# on the same sequences. One run per method and a budget far below the paper's, so this describes what happens at
+# this size; it decides no claim.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss of Qwen2.5-Coder-0.5B grown to 36 layers by each method during continual pre-training, one run per method, against training tokens (left) and training compute with the frozen layers' backward pass counted (right). A start far above the curves is named in the panel.", "name": "fig-scale-cpt"}, "image": {"alt": "Two panels of held-out loss curves of LESA, LLaMA Pro and SOLAR grown from Qwen2.5-Coder-0.5B, against tokens and against FLOPs."}}
+T = d["training"]
+if T["runs"]:
+    from lesa.claims.beyond import flops_at
+    from lesa.plots import figures as P
+
+    page.save(P.heldout_loss_curves(T["runs"], flops=flops_at), "scale_cpt_heldout");
+
+# %% tags=["hide-input"]
+if T["rows"]:
+    by = {r["method"]: r for r in T["rows"]}
+    order = [m for m in ("llama_pro", "lesa", "solar") if m in by] + sorted(set(by) - {"llama_pro", "lesa", "solar"})
+    page.table(pd.DataFrame([{"method": M.label(m), "trains": "every layer" if by[m]["trains"] == "all" else "new layers",
+                              "held-out loss at the start": fmt(by[m]["start"]), "at the end": fmt(by[m]["end"]),
+                              "tokens": f"{by[m]['tokens']:,}", "precision": by[m]["precision"],
+                              "minutes": fmt(by[m]["train_min"], 2)} for m in order]),
+               index=False, csv="scale_cpt.csv", caption=page.caption(
+                   "Held-out loss (nats per token) of each 0.5B run before its first step and after its last, with what "
+                   "it trained, its tokens, the precision it trained in and its training time on one CPU thread."))
+    ends = sorted(((r["end"], r["method"]) for r in T["rows"] if r["end"] is not None))
+    missing = sorted({"lesa", "llama_pro", "solar"} - set(by))
+    page.md(f"After {by[ends[0][1]]['tokens']:,} tokens the lowest held-out loss is {M.label(ends[0][1])}'s "
+            f"({fmt(ends[0][0])}), then " + ", ".join(f"{M.label(m)}'s ({fmt(v)})" for v, m in ends[1:]) + ". "
+            + (f"Not trained yet: {', '.join(M.label(m) for m in missing)}. " if missing else "")
+            + "One run per method does not measure the run-to-run noise at this size"
+            + (f" (SmolLM2-135M's {M.label('llama_pro')} runs on {T['order_spread']['n']} data orders end "
+               f"{fmt(T['order_spread']['spread'], 2)} nats apart, chapter 4)" if T.get("order_spread") else "")
+            + ", so these gaps are descriptions, not calls.")
+elif d["profile"] == "scale":
+    page.md("The 0.5B training rung has no finished run yet (how to run it: {doc}`../reproduce`).")
+else:
+    page.md("This profile's ladder of tiny models has no training rung.")
+
+# %% [markdown]
 # ## Beside the paper and an independent run
 # The paper lists Qwen2.5-1.5B among the models it grows 1.5× and states that LESA's perplexity is below SOLAR's
 # there; the table it comes from is most likely before training, and its values are not in the text we could read.

@@ -13,6 +13,7 @@ import torch
 from lesa.core import models
 from lesa.core.ledger import load_results, results_path
 from lesa.grow.expand import apply_plan
+from lesa.study import scale as Sc
 from lesa.study.profiles import ProfileError, load_profile
 from lesa.core.store import write_json
 
@@ -425,3 +426,31 @@ def test_answer_counts_the_models_each_quantity_is_measured_on_and_words_the_tre
     assert "reaches 0.2, above predicting zeros (R² = 0) at 494M (measured on 2 of 2 models)" in text, text
     assert "(measured on 2 of 2 models): more often the larger the model" in text, text
     assert scale.answer([], 4) == []
+
+
+def test_training_rung_reads_finished_runs_and_the_longer_profiles_order_spread(tmp_path):
+    """Chapter 7's 0.5B training section reads the qwen05-cpt runs that finished (start and end of their held-out
+    curve, what they trained, their precision), and the run-to-run noise it cannot measure from the longer profile's
+    LLaMA Pro data orders; an unfinished run and a single data order give nothing to read."""
+    def run(profile, name, method, ends, completed=True, trains="new"):
+        d = tmp_path / profile / "cpt" / name
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({
+            "completed": completed, "tokens": 1024 * len(ends), "steps": len(ends), "precision": "bf16",
+            "elapsed_s": 120.0, "growth": {"method": method}, "run": {"trains": trains, "predictor_seed": 1}}))
+        (d / "eval_log.jsonl").write_text("".join(json.dumps({"step": i, "tokens": 1024 * i, "heldout_loss": v}) + "\n"
+                                                  for i, v in enumerate(ends)))
+    run("qwen05-cpt", "llama_pro", "llama_pro", [3.0, 2.5])
+    run("qwen05-cpt", "lesa", "lesa", [6.0, 2.6])
+    run("qwen05-cpt", "solar", "solar", [3.4], completed=False, trains="all")
+    t = Sc.training_rung(tmp_path)
+    by = {r["method"]: r for r in t["rows"]}
+    assert set(by) == {"llama_pro", "lesa"} and set(t["runs"]) == {"llama_pro", "lesa"}
+    assert (by["lesa"]["start"], by["lesa"]["end"], by["lesa"]["predictor_seed"]) == (6.0, 2.6, 1)
+    assert by["llama_pro"]["predictor_seed"] is None and by["llama_pro"]["precision"] == "bf16"
+    assert t["order_spread"] is None                             # no longer profile here
+    run("cpu-long", "llama_pro-seed0", "llama_pro", [3.3, 3.025])
+    assert Sc.order_spread(tmp_path) is None                     # one data order: no spread
+    run("cpu-long", "llama_pro-seed1", "llama_pro", [3.3, 3.027])
+    spread = Sc.order_spread(tmp_path)
+    assert spread["n"] == 2 and abs(spread["spread"] - 0.002) < 1e-12

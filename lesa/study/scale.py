@@ -47,6 +47,7 @@ from ..grow.quantise import requantise
 from ..core.store import peak_rss_gib, provenance, read_json, run_main, stable_hash, write_json
 from ..claims.rules import judge_c12c
 from ..core.arch import spec_for
+from ..core.layout import Results
 
 PARTS = ("c1", "predictor", "init", "code")
 REQUANT = "+requant"          # suffix of a ladder model quantised once more (lesa.grow.quantise): the quantisation control
@@ -543,7 +544,41 @@ def chapter(book_profile: str, root: Path | None = None) -> dict:
     rows = ladder(load_results(prof["name"], root), S)
     return {"profile": prof["name"], "settings": S, "protocol": protocol(S).sentence(), "status": status(prof, root),
             "rows": [r for r in rows if not r["quantisation_control"]], "bound": quantisation_bound(rows),
-            "missing": [m for m in all_models(S) if m not in {r["model"] for r in rows}]}
+            "missing": [m for m in all_models(S) if m not in {r["model"] for r in rows}],
+            "training": training_rung(root) if prof["name"] == "scale" else {"runs": {}, "rows": []}}
+
+
+TRAINING_RUNG = "qwen05-cpt"        # the ladder's one training rung (configs/qwen05-cpt.yaml)
+
+
+def training_rung(root: Path | None = None, profile: str = TRAINING_RUNG) -> dict:
+    """The training rung's finished CPT runs (lesa.study.results.load_cpt_runs) and one row per run: its held-out
+    loss at the start and at the end, the tokens, precision and training time as its summary records them."""
+    from .results import load_cpt_runs
+
+    cpt = Results(profile, root).cpt()
+    runs = {n: r for n, r in load_cpt_runs(cpt).items() if r["completed"]} if cpt.is_dir() else {}
+    rows = []
+    for n, r in runs.items():
+        ev, s = [e for e in r["eval"] if "heldout_loss" in e], r["summary"]
+        rows.append({"run": n, "method": r["method"], "trains": r["trains"], "tokens": s.get("tokens"),
+                     "steps": s.get("steps"), "precision": s.get("precision"),
+                     "start": ev[0]["heldout_loss"] if ev and ev[0].get("step") == 0 else None,
+                     "end": ev[-1]["heldout_loss"] if ev else None, "train_min": (s.get("elapsed_s") or 0) / 60,
+                     "predictor_seed": (s.get("run") or {}).get("predictor_seed") if r["method"] == "lesa" else None})
+    return {"profile": profile, "runs": runs, "rows": rows, "order_spread": order_spread(root)}
+
+
+def order_spread(root: Path | None = None, profile: str = "cpu-long", method: str = "llama_pro") -> dict | None:
+    """The run-to-run noise the training rung cannot measure (one run per method), as the book's longer profile
+    measured it: ``method``'s final held-out loss over its data orders (the spread, max - min, in nats), or None."""
+    from .results import load_cpt_runs
+
+    cpt = Results(profile, root).cpt()
+    runs = load_cpt_runs(cpt) if cpt.is_dir() else {}
+    ends = [r["eval"][-1]["heldout_loss"] for r in runs.values()
+            if r["method"] == method and r["frozen"] and r["completed"] and r["eval"]]
+    return {"profile": profile, "n": len(ends), "spread": max(ends) - min(ends)} if len(ends) > 1 else None
 
 
 # ---------------------------------------------------------------------------------------------- CLI
