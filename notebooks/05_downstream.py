@@ -96,9 +96,11 @@ ppl_of = {m: g["ppl"] for m, g in got.items() if g and g.get("ppl") is not None}
 if "lesa" in ppl_of and lesa_seeds:
     ppl_of["lesa"] = [ours[n]["ppl"] for n in lesa_seeds]
 logs = {m: method_logs(cpt_runs, m) for m in ("lesa", "llama_pro", "solar")}
-# C5's accuracies paired per question where the suite saved each question's result (since issue 37), else unpaired
+# C5's accuracies paired per question where the suite saved each question's result (since issue 37), else unpaired:
+# every evaluated LESA seed that has them against each baseline, a call only where every such seed makes it
 row_name = {id(v): k for k, v in ours.items()}
-paired = {b: paired_questions(ev_dir, row_name[id(got["lesa"])], row_name[id(got[b])], tasks)
+paired = {b: [{**r, "run": name_of(n)} for n in (lesa_seeds or [row_name[id(got["lesa"])]])
+              if (r := paired_questions(ev_dir, n, row_name[id(got[b])], tasks))]
           for b in ("llama_pro", "solar") if got["lesa"] and got[b] and ev_dir and tasks}
 paired = {b: v for b, v in paired.items() if v}
 budget = {"tasks": ", ".join(tasks) or "none",
@@ -196,10 +198,18 @@ if rows:
 if ours:
     # C5's power: the accuracies are compared unpaired unless the per-question results were saved
     saved = sorted({p.parent.name for p in ev_dir.glob("*/*_questions.jsonl")}) if ev_dir else []
+    unpaired = [label(b) for b in ("llama_pro", "solar") if got.get(b) and b not in paired]
+    pair_text = "; ".join(
+        f"against {label(b)}, " + ", ".join(f"{p['run']} {fmt(100 * p['diff'], 3)} points (smallest callable "
+                                            f"{fmt(100 * p['mdd'], 3)})" for p in prs) for b, prs in paired.items())
     page.md("**Power of the accuracy comparison.** " + (
-        f"Per-question results are saved for {', '.join(name_of(n) for n in saved)}; LESA's accuracy is paired per "
-        f"question with {', '.join(label(b) for b in paired) or 'no baseline (one side lacks them)'}, so the "
-        "comparisons above are unpaired: the smallest difference each could call is printed beside it in the verdict."
+        f"Per-question results are saved for {', '.join(name_of(n) for n in saved)}. "
+        + (f"LESA's accuracy is paired per question (an exact McNemar test per task, a paired standard error over the "
+           f"tasks) on every LESA run that has them: {pair_text}. A difference counts only when every LESA run's "
+           "paired test calls it the same way. " if paired else "No comparison has both sides' per-question results. ")
+        + (f"{' and '.join(unpaired)} {'is' if len(unpaired) == 1 else 'are'} compared unpaired (no per-question "
+           "results saved): the smallest difference such a comparison could call is printed beside it in the verdict."
+           if unpaired else "")
         if saved else
         "The evaluation records hold each task's accuracy and standard error, not which questions each model answered "
         "correctly, so the accuracies are compared unpaired: the smallest difference each comparison could call is "

@@ -237,3 +237,21 @@ def test_every_claims_source_reads_in_words_never_as_a_bare_key():
         assert not re.search(r"\[[A-Z0-9, -]+\]", text) and not re.fullmatch(r"[A-Z0-9-]+", text), (c.id, text)
     assert source_text("[PN, T-A]") == "a secondary summary of the paper (papernotes.org); its main results table"
     assert source_text("[PN] + our reading").endswith("; our reading")
+
+
+def test_c5_paired_on_several_lesa_seeds_calls_only_what_every_seed_calls():
+    """With per-question results for several LESA seeds, each seed is paired with the baseline and a difference is
+    called only when every seed's paired test calls it the same way; the comparison without per-question results
+    stays unpaired and says so."""
+    a = [True] * 60 + [False] * 40
+    better, same = paired_accuracy({"t": (a, [True] * 50 + [False] * 50)}), paired_accuracy({"t": (a, a)})
+    ppl = {"lesa": [30.0, 31.0], "llama_pro": 35.0, "solar": 45.0}
+    acc = {m: {"t": (0.5, 0.05)} for m in ("lesa", "llama_pro", "solar")}
+    both = C.judge_c5(ppl, acc, paired={"llama_pro": [{**better, "run": "LESA, predictor seed 0"},
+                                                      {**better, "run": "LESA, predictor seed 2"}]})
+    assert both.uncertainty["calls"]["llama_pro"] == "higher" and "paired per question on 2 LESA runs" in both.ours
+    assert "predictor seed 2" in both.ours and "against SOLAR are compared unpaired" in both.notes
+    split = C.judge_c5(ppl, acc, paired={"llama_pro": [better, same], "solar": [better, better]})
+    assert split.uncertainty["calls"] == {"llama_pro": "within noise", "solar": "higher"}
+    assert split.verdict == "inconclusive" and "unpaired" not in split.notes
+    assert split.uncertainty["z_lesa_minus"]["llama_pro"] == same["z"]        # the most conservative seed's z

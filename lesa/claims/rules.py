@@ -333,8 +333,10 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
 
     ``ppl['lesa']`` may be a list (one perplexity per predictor seed): it is below a baseline only when every
     seed is. ``seeds``: {"llama_pro", "solar"} -> seed_rule(LESA's held-out logs, the baseline's): the one seed
-    rule (seed_gate). ``paired``: {"llama_pro", "solar"} -> paired_accuracy's result on the same questions; when
-    given it replaces the unpaired z-test of that comparison. Each comparison's smallest difference it could
+    rule (seed_gate). ``paired``: {"llama_pro", "solar"} -> paired_accuracy's result on the same questions, or a
+    list of them, one per LESA predictor seed with per-question results (each may name its "run"); when given it
+    replaces the unpaired z-test of that comparison, and with several seeds it calls a difference only when every
+    seed's paired test calls it the same way (the one seed rule). Each comparison's smallest difference it could
     call (SE_MULT standard errors of the difference) is printed beside it."""
     need = ("lesa", "llama_pro", "solar")
     if any(ppl.get(m) is None for m in need):
@@ -346,9 +348,13 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
     avgs = {m: _acc_avg(acc[m]) for m in need if acc.get(m)}
     z = {b: z_score(*avgs["lesa"], *avgs[b]) for b in ("llama_pro", "solar") if "lesa" in avgs and b in avgs}
     mdd = {b: 100 * SE_MULT * math.sqrt(avgs["lesa"][1] ** 2 + avgs[b][1] ** 2) for b in z}   # points
-    for b, pr in (paired or {}).items():
-        z[b], mdd[b] = pr["z"], 100 * pr["mdd"]
+    seeds_paired = {b: pr if isinstance(pr, list) else [pr] for b, pr in (paired or {}).items()}
+    for b, prs in seeds_paired.items():        # several LESA seeds: the most conservative z and difference
+        z[b], mdd[b] = min((p["z"] for p in prs), key=abs), 100 * max(p["mdd"] for p in prs)
     calls = {b: call(v) for b, v in z.items()}
+    for b, prs in seeds_paired.items():        # the one seed rule: a call only when every paired seed makes it
+        each = {call(p["z"]) for p in prs}
+        calls[b] = each.pop() if len(each) == 1 else "within noise"
     if not ppl_ok or "lower" in calls.values():
         status = "not reproduced"
     elif len(calls) == 2 and all(c == "higher" for c in calls.values()):
@@ -360,8 +366,9 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
     if avgs:
         ours += "; avg accuracy " + ", ".join(f"{label(m)} {fmt(100 * a, 3)} +- {fmt(100 * s, 2)}" for m, (a, s) in avgs.items())
         ours += ("; LESA minus " + ", ".join(
+            _paired_text(b, seeds_paired[b]) if b in seeds_paired else
             f"{label(b)} {fmt(100 * (avgs['lesa'][0] - avgs[b][0]), 3)} points (smallest difference this comparison "
-            f"could call: {fmt(mdd[b], 3)}; {'paired per question' if b in (paired or {}) else 'unpaired'})" for b in z))
+            f"could call: {fmt(mdd[b], 3)}; unpaired)" for b in z))
     if "base" in ppl:
         ours += f"; base (trained the same) {fmt(ppl['base'], 4)}"
     n_lesa = lesa_ppl["n"]
@@ -372,9 +379,10 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
                 budget=budget or {}, uncertainty={"acc_avg": {m: {"mean": a, "se": s} for m, (a, s) in avgs.items()},
                                                   "z_lesa_minus": z, "calls": calls, "smallest_callable_points": mdd},
                 notes=(f"Perplexity after CPT: {n_lesa} LESA run{'s (predictor seeds)' if n_lesa > 1 else ' (one predictor seed)'}, one run of "
-                       "each baseline. " + ("" if paired else "Accuracies are compared unpaired (the per-question "
-                                            "results were not saved), so a gap under the smallest callable difference "
-                                            "cannot show.")).strip(),
+                       "each baseline. " + ("" if not (unpaired := [label(b) for b in z if b not in seeds_paired]) else
+                                            f"Accuracies against {' and '.join(unpaired)} are compared unpaired (the "
+                                            "per-question results were not saved), so a gap under the smallest "
+                                            "callable difference cannot show.")).strip(),
                 evidence="main_table.csv, figure main_table")
     v = seed_gate(v, seeds, {"llama_pro": "lower", "solar": "lower"} if seeds is not None else {})
     if v.verdict == "not reproduced":     # the claim is about the end of a 6,000-step CPT; ours is its first steps
@@ -382,6 +390,17 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
                                                  "the claim is about the end of a far longer one (an independent run of "
                                                  "the released code found LESA at or below LLaMA Pro there).")
     return v
+
+
+def _paired_text(b: str, prs: list[dict]) -> str:
+    """LESA minus baseline ``b`` paired per question, one LESA run or several (each named by its "run")."""
+    if len(prs) == 1 and "run" not in prs[0]:
+        p = prs[0]
+        return (f"{label(b)} {fmt(100 * p['diff'], 3)} points (smallest difference this comparison could call: "
+                f"{fmt(100 * p['mdd'], 3)}; paired per question)")
+    each = "; ".join(f"{p.get('run', 'LESA')}: {fmt(100 * p['diff'], 3)} (smallest callable {fmt(100 * p['mdd'], 3)})"
+                     for p in prs)
+    return f"{label(b)}, paired per question on {len(prs)} LESA run{'s' if len(prs) > 1 else ''}: {each} points"
 
 
 def median_se(x: Sequence[float]) -> float:
