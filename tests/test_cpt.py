@@ -137,8 +137,10 @@ def test_smoke_profile_cpt_end_to_end(capsys):
     held = down / "llama_pro" / "ppl_heldout.json"
     assert json.loads(held.read_text())["weights_id"]["init_key"] == init
     stamp = held.stat().st_mtime_ns
+    capsys.readouterr()
     run_profile_cpt("smoke", only=["llama_pro"], force=True)
     assert held.stat().st_mtime_ns != stamp and (down / "llama_pro" / "arc_easy.json").exists()
+    assert capsys.readouterr().out.count(" steps 0->") == 1          # trained once (the comparison pass resumes it)
 
 
 def test_cpu_long_extends_cpu_and_lists_the_issue_runs():

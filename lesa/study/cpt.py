@@ -267,7 +267,7 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     reference = next((n for n, r in runs.items() if r["method"] == "lesa" and not r["ablation"]), None)
     pseed = {name: seed if r["predictor_seed"] is None else r["predictor_seed"] for name, r in runs.items()}
 
-    def train_runs(names: list[str], finished: dict[str, dict] | None = None) -> dict[str, dict]:
+    def train_runs(names: list[str], finished: dict[str, dict] | None = None, force: bool = force) -> dict[str, dict]:
         return run_cpt_comparison(
             {n: _grower(prof, runs[n]["method"], pseed[n], runs[n]["options"]) for n in names},
             corpus / "train", corpus / "heldout", prof["name"], base, force=force, results_root=results_root,
@@ -294,8 +294,10 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
         train_runs([n])
         if n in to_evaluate:        # --force retrains, so it evaluates afresh too (no record of the old weights kept)
             evaluate_runs(prof, {n: runs[n]}, pseed, results_root, ckpt_root, reuse=not force)
-    # every run finished: reused; comparison.json over them (the kept ones from their summaries)
-    return train_runs([n for n in selected if n not in kept], kept)
+    # every run finished: reused; comparison.json over them (the kept ones from their summaries). Never forced: each
+    # was just trained, so it resumes at its last step (forced, it trained every run a second time from scratch and
+    # a stop in between lost the first training's logs)
+    return train_runs([n for n in selected if n not in kept], kept, force=False)
 
 
 def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:
