@@ -233,6 +233,12 @@ if T["rows"]:
     page.md(f"After {by[ends[0][1]]['tokens']:,} tokens the lowest held-out loss is {M.label(ends[0][1])}'s "
             f"({fmt(ends[0][0])}), then " + ", ".join(f"{M.label(m)}'s ({fmt(v)})" for v, m in ends[1:]) + ". "
             + (f"Not trained yet: {', '.join(M.label(m) for m in missing)}. " if missing else "")
+            + "".join(f"{M.label(r['method'])}'s held-out loss first rises, from {fmt(r['start'])} to {fmt(r['peak'][0])} "
+                      f"at step {r['peak'][1]}, and ends {'above' if r['end'] > r['start'] else 'below'} its start "
+                      f"({fmt(r['end'])})" + (": it trains every weight, the original layers too, at the learning rate "
+                                              "of the new ones; we have not tested whether the learning rate, the "
+                                              "precision or the model causes the rise. " if r["trains"] == "all" else ". ")
+                      for r in T["rows"] if r["start"] is not None and r["peak"] and r["peak"][0] > r["start"])
             + "One run per method does not measure the run-to-run noise at this size"
             + (f" (SmolLM2-135M's {M.label('llama_pro')} runs on {T['order_spread']['n']} data orders end "
                f"{fmt(T['order_spread']['spread'], 2)} nats apart, chapter 4)" if T.get("order_spread") else "")

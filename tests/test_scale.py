@@ -448,6 +448,7 @@ def test_training_rung_reads_finished_runs_and_the_longer_profiles_order_spread(
     assert set(by) == {"llama_pro", "lesa"} and set(t["runs"]) == {"llama_pro", "lesa"}
     assert (by["lesa"]["start"], by["lesa"]["end"], by["lesa"]["predictor_seed"]) == (6.0, 2.6, 1)
     assert by["llama_pro"]["predictor_seed"] is None and by["llama_pro"]["precision"] == "bf16"
+    assert by["lesa"]["peak"] == (2.6, 1) and by["llama_pro"]["peak"] == (2.5, 1)
     assert t["order_spread"] is None                             # no longer profile here
     run("cpu-long", "llama_pro-seed0", "llama_pro", [3.3, 3.025])
     assert Sc.order_spread(tmp_path) is None                     # one data order: no spread

@@ -565,6 +565,8 @@ def training_rung(root: Path | None = None, profile: str = TRAINING_RUNG) -> dic
                      "steps": s.get("steps"), "precision": s.get("precision"),
                      "start": ev[0]["heldout_loss"] if ev and ev[0].get("step") == 0 else None,
                      "end": ev[-1]["heldout_loss"] if ev else None, "train_min": (s.get("elapsed_s") or 0) / 60,
+                     # the highest held-out loss after the start and its step: a run that first gets worse
+                     "peak": max(((e["heldout_loss"], e["step"]) for e in ev[1:]), default=None),
                      "predictor_seed": (s.get("run") or {}).get("predictor_seed") if r["method"] == "lesa" else None})
     return {"profile": profile, "runs": runs, "rows": rows, "order_spread": order_spread(root)}
 
