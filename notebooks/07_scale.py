@@ -206,8 +206,8 @@ else:
 # One rung of the ladder is also trained: Qwen2.5-Coder-0.5B grown from 24 to 36 layers by LESA (its median
 # predictor seed), LLaMA Pro and SOLAR, each continually pre-trained on the same tokens in the same order as the
 # other chapters' runs (the corpus tokenised with Qwen's tokenizer), with its held-out loss measured every 10 steps
-# on the same sequences. One run per method and a budget far below the paper's, so this describes what happens at
-# this size; it decides no claim.
+# on the same sequences ({numref}`fig-scale-cpt`). One run per method and a budget far below the paper's, so this
+# describes what happens at this size; it decides no claim.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss of Qwen2.5-Coder-0.5B grown to 36 layers by each method during continual pre-training, one run per method, against training tokens (left) and training compute with the frozen layers' backward pass counted (right). A start far above the curves is named in the panel.", "name": "fig-scale-cpt"}, "image": {"alt": "Two panels of held-out loss curves of LESA, LLaMA Pro and SOLAR grown from Qwen2.5-Coder-0.5B, against tokens and against FLOPs."}}
 T = d["training"]
