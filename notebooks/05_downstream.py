@@ -200,12 +200,12 @@ if ours:
     saved = sorted({p.parent.name for p in ev_dir.glob("*/*_questions.jsonl")}) if ev_dir else []
     unpaired = [label(b) for b in ("llama_pro", "solar") if got.get(b) and b not in paired]
     pair_text = "; ".join(
-        f"against {label(b)}, " + ", ".join(f"{p['run']} {fmt(100 * p['diff'], 3)} points (smallest callable "
+        f"against {label(b)}: " + "; ".join(f"{p['run']}, {fmt(100 * p['diff'], 3)} points (smallest callable "
                                             f"{fmt(100 * p['mdd'], 3)})" for p in prs) for b, prs in paired.items())
     page.md("**Power of the accuracy comparison.** " + (
-        f"Per-question results are saved for {', '.join(name_of(n) for n in saved)}. "
+        f"Per-question results are saved for {'; '.join(name_of(n) for n in saved)}. "
         + (f"LESA's accuracy is paired per question (an exact McNemar test per task, a paired standard error over the "
-           f"tasks) on every LESA run that has them: {pair_text}. A difference counts only when every LESA run's "
+           f"tasks) on every LESA run that has them. {pair_text[0].upper() + pair_text[1:]}. A difference counts only when every LESA run's "
            "paired test calls it the same way. " if paired else "No comparison has both sides' per-question results. ")
         + (f"{' and '.join(unpaired)} {'is' if len(unpaired) == 1 else 'are'} compared unpaired (no per-question "
            "results saved): the smallest difference such a comparison could call is printed beside it in the verdict."
