@@ -298,6 +298,7 @@ def test_batched_predictors_grow_the_same_model_up_to_rounding(tiny_llama, metho
 
 
 def test_auto_workers_only_parallelises_big_cpu_jobs():
+    from lesa.core.store import usable_cpus
     from lesa.grow.kinds import auto_workers, predictor_steps
 
     cfg = PredictorConfig()
@@ -307,7 +308,7 @@ def test_auto_workers_only_parallelises_big_cpu_jobs():
                                                       (30, 576, 1536)])
     assert auto_workers(7, small, "cpu") == 1
     assert auto_workers(7, smollm2, "cuda") == 1
-    assert auto_workers(7, smollm2, "cpu") == max(1, min(7, __import__("os").cpu_count() or 1, 4))
+    assert auto_workers(7, smollm2, "cpu") == max(1, min(7, usable_cpus(), 4))
     assert predictor_steps((30, 1536, 576), cfg) == 10 * -(-28 * 1536 // 64)    # up: 672 steps per epoch
     from lesa.grow.kinds import predictor_cost  # biggest jobs are handed out first
     shapes = {"q": (30, 576, 576), "k": (30, 192, 576), "gate": (30, 1536, 576), "down": (30, 576, 1536)}
@@ -539,3 +540,23 @@ def test_growth_cache_never_fills_the_disk(tiny_llama, tmp_path, monkeypatch, ca
     for (n, a), (_, b) in zip(unstored.state_dict().items(), stored.state_dict().items()):
         assert torch.equal(a, b), n
     expand.clear_memo()
+
+
+def test_auto_workers_follow_the_affinity_set_not_the_machine():
+    """A job pinned to one core (taskset -c 0) must train in one process: two workers on one core gain no speed
+    and hold twice the memory (a 1.5B growth pinned to core 0 once held 2 x 10 GB of workers beside its parent)."""
+    import os
+
+    from lesa.core.store import usable_cpus
+    from lesa.grow.kinds import auto_workers
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("affinity sets are Linux-only")
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert usable_cpus() == 1
+        assert auto_workers(7, 10**6, "cpu") == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert usable_cpus() == len(before)

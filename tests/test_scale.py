@@ -144,7 +144,7 @@ def test_predictor_workers_fit_free_memory(monkeypatch):
            "gate": (28, 8960, 1536), "up": (28, 8960, 1536), "down": (28, 1536, 8960)}
     parent, worker = K.worker_memory_gib(q15, cfg)
     assert parent == pytest.approx(5.51, abs=0.01) and worker == pytest.approx(6.46, abs=0.01)
-    monkeypatch.setattr(K.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(K, "usable_cpus", lambda: 2)
     monkeypatch.setattr(K, "available_gib", lambda: 17.0)      # 24 GiB machine with the 1.5B model loaded
     assert K.auto_workers(7, 10**6, "cpu", (parent, worker)) == 1
     monkeypatch.setattr(K, "available_gib", lambda: 40.0)

@@ -129,6 +129,15 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity set (``taskset -c 0`` gives 1), not the machine's count,
+    so that a job pinned to one core does not start a worker per core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):             # not Linux
+        return os.cpu_count() or 1
+
+
 def available_gib() -> float | None:
     """MemAvailable of this machine in GiB (Linux), None where it cannot be read."""
     try:

@@ -5,7 +5,6 @@ predictor training over worker processes. lesa.grow.expand runs them, caches the
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from typing import Any, Callable
 
@@ -17,7 +16,7 @@ from .predictor import PredictorConfig, TrainedPredictor, make_mlp, train_predic
 from .ridge import fit_ridge
 from .factor_cache import STATS as FACTOR_STATS
 from .factor_cache import cached_factorize
-from ..core.store import available_gib, stable_hash
+from ..core.store import available_gib, stable_hash, usable_cpus
 from .svd import interpolate_svd, layer_svd
 
 
@@ -32,7 +31,8 @@ def _train_one(short: str, blocks: torch.Tensor, cfg: PredictorConfig) -> tuple[
 
 
 def auto_workers(n_types: int, total_steps: int, device: str, memory: tuple[float, float] | None = None) -> int:
-    """Processes for predictor training: one per core on CPU when the job is big enough to repay
+    """Processes for predictor training: one per usable core on CPU (the process's affinity set, so a
+    job pinned with taskset to one core trains in one process) when the job is big enough to repay
     starting them (about 2 s each), else 1. Each process trains whole weight types with one thread,
     so results equal the sequential run's; separate processes degrade gracefully when another job
     shares the cores, unlike several threads in one process (see PredictorConfig.threads).
@@ -41,7 +41,7 @@ def auto_workers(n_types: int, total_steps: int, device: str, memory: tuple[floa
     none when even one would not fit (the sequential path factorises one type at a time and frees it)."""
     if not str(device).startswith("cpu") or total_steps < 5000:
         return 1
-    w = max(1, min(n_types, os.cpu_count() or 1, 4))
+    w = max(1, min(n_types, usable_cpus(), 4))
     if memory is not None:
         free = available_gib()
         if free is not None:
