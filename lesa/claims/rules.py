@@ -323,6 +323,11 @@ def _acc_avg(acc: dict[str, tuple[float, float]]) -> tuple[float, float]:
     return float(np.mean(v)), float(math.sqrt(sum(s * s for s in se)) / len(se))
 
 
+def _one_call(calls: set[str]) -> str:
+    """The call several seeds' tests agree on, else "within noise"."""
+    return next(iter(calls)) if len(calls) == 1 else "within noise"
+
+
 def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, tuple[float, float]]] | None = None,
              ppl_label: str = "perplexity", budget: dict | None = None, seeds: dict[str, dict] | None = None,
              paired: dict[str, dict] | None = None) -> Verdict:
@@ -351,10 +356,9 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
     seeds_paired = {b: pr if isinstance(pr, list) else [pr] for b, pr in (paired or {}).items()}
     for b, prs in seeds_paired.items():        # several LESA seeds: the most conservative z and difference
         z[b], mdd[b] = min((p["z"] for p in prs), key=abs), 100 * max(p["mdd"] for p in prs)
-    calls = {b: call(v) for b, v in z.items()}
-    for b, prs in seeds_paired.items():        # the one seed rule: a call only when every paired seed makes it
-        each = {call(p["z"]) for p in prs}
-        calls[b] = each.pop() if len(each) == 1 else "within noise"
+    # the one seed rule: a paired comparison makes a call only when every LESA seed's paired test makes it
+    calls = {b: _one_call({call(p["z"]) for p in seeds_paired[b]}) if b in seeds_paired else call(v)
+             for b, v in z.items()}
     if not ppl_ok or "lower" in calls.values():
         status = "not reproduced"
     elif len(calls) == 2 and all(c == "higher" for c in calls.values()):
