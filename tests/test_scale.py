@@ -455,3 +455,27 @@ def test_training_rung_reads_finished_runs_and_the_longer_profiles_order_spread(
     run("cpu-long", "llama_pro-seed1", "llama_pro", [3.3, 3.027])
     spread = Sc.order_spread(tmp_path)
     assert spread["n"] == 2 and abs(spread["spread"] - 0.002) < 1e-12
+
+
+def test_predictor_study_type_by_type_equals_one_call_over_every_type(monkeypatch, tmp_path):
+    """The scale ladder measures the predictor one weight type at a time (freeing each type's factors): it must
+    give what one predictor_study call over every type gives, and hold no factorisation once done."""
+    from lesa.grow.predictor import PredictorConfig
+    from lesa.study import common, scale
+    from lesa.study.predictor import predictor_study
+
+    prof = load_profile("smoke")
+    model, _, key, _ = scale._load(prof, "tiny-random-llama", tmp_path)
+    P = scale.settings(prof)["predictor"]
+    cfg = PredictorConfig(epochs=P["epochs"], seed=1)
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path / "by_type"))
+    by_type = scale.predictor_by_type(model, cfg, P, key)
+    assert not [k for k in common._FACTORS if k[0] == id(model)]
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path / "whole"))          # computed again, not read back
+    whole = predictor_study(model, cfg, P["weight_types"], P["loo_weight_types"], P["loo_layers"], [], [], key)
+    units = lambda d: sorted(p.relative_to(d).as_posix() for p in (d / "analysis").rglob("*.json"))
+    assert units(tmp_path / "by_type") == units(tmp_path / "whole") != []     # the same cached units, by key
+    untimed = lambda x: ({k: untimed(v) for k, v in x.items() if k != "seconds"} if isinstance(x, dict) else
+                         [untimed(v) for v in x] if isinstance(x, list) else x)     # training time differs per run
+    assert json.dumps(untimed(by_type), sort_keys=True) == json.dumps(untimed(whole), sort_keys=True)
+    assert list(by_type["full"]) == list(whole["full"]) and by_type["loo"] and by_type["loo_controls"]

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from . import analysis as A
-from .common import stack_weights
+from .common import forget_factors, stack_weights
 from .growth import new_layer_stats
 from .predictor import predictor_study
+from ..core.arch import PROJECTIONS
 from ..grow.expand import apply_plan
 from ..grow.plans import BUILDERS, build_plan
 from ..grow.predictor import PredictorConfig
@@ -212,6 +213,24 @@ def split_c1_all(led: "Ledger", key: str, C1: dict) -> None:
     write_json(led.path, led.data)
 
 
+def predictor_by_type(model: Any, cfg: PredictorConfig, P: dict, key: str) -> dict:
+    """predictor_study on P's weight types one type at a time, dropping each type's factorisation before the
+    next (common.forget_factors): held together, a 1.5B model's seven factorisations reach a 19 GiB peak, which
+    a training run beside it on a 24 GiB machine cannot afford. The same cached units (their keys name the
+    type, never the others), so the same result as one call over every type."""
+    out: dict = {}
+    for t in sorted(set(P["weight_types"]) | set(P["loo_weight_types"]), key=list(PROJECTIONS).index):
+        part = predictor_study(model, cfg, [t] if t in P["weight_types"] else [],
+                               [t] if t in P["loo_weight_types"] else [], P["loo_layers"], [], [], key)
+        forget_factors(model)
+        for k, v in part.items():
+            if isinstance(v, dict) and k != "config":
+                out.setdefault(k, {}).update(v)
+            else:
+                out[k] = v
+    return out
+
+
 def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorConfig]]:
     """(name, predictor seed or None, plan, predictor config) of every grown model the init part measures."""
     out = []
@@ -265,8 +284,8 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
             k = {"model": key, "predictor": P, "cfg": cfg.to_dict()}
             if not led.get("predictor", str(seed), k):
                 log(f"[scale] {name}: predictor study, seed {seed}")
-                led.put("predictor", str(seed), k, timed(lambda cfg=cfg: predictor_summary(predictor_study(
-                    model, cfg, P["weight_types"], P["loo_weight_types"], P["loo_layers"], [], [], key))))
+                led.put("predictor", str(seed), k, timed(lambda cfg=cfg: predictor_summary(
+                    predictor_by_type(model, cfg, P, key))))
     code = "code" in parts and name in (S.get("code") or {}).get("models", [])
     if "init" in parts or code:
         _init_and_code(S, model, tok, key, led, "init" in parts, code, log)
