@@ -228,6 +228,22 @@ def test_scale_methods_limit_the_grown_models(tmp_path):
     assert scale.status(prof, tmp_path)[0].split()[5:] == ["init", "3/8", "code", "3/5"]
 
 
+def test_scale_types_limit_the_c1_part_to_those_weight_types_in_that_order(tmp_path):
+    """--types measures only the named weight types in C1, in the order given (the others stay missing); an
+    unknown type is an error before any model loads; the items keep the keys a full run gives them."""
+    from lesa.study import scale
+
+    prof = load_profile("smoke")
+    with pytest.raises(ProfileError, match=r"--types \['nope'\] are not in scale.c1.weight_types"):
+        scale.run_model(prof, "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path, types=("nope",))
+    said = []
+    res = scale.run_model(prof, "tiny-random-llama", ("c1",), log=said.append, root=tmp_path, types=("down", "gate"))
+    assert list(res["c1"]) == ["down", "gate"] and [s.split(", ")[1].split()[0] for s in said] == ["down", "gate"]
+    assert scale.status(prof, tmp_path)[0].split()[1:3] == ["c1", "2/3"]
+    full = scale.run_model(prof, "tiny-random-llama", ("c1",), log=said.append, root=tmp_path)
+    assert len(said) == 3 and full["c1"]["gate"] == res["c1"]["gate"]      # only q is measured by the full run
+
+
 def test_code_set_files_are_the_documented_ones():
     """data/code holds the CPython modules its README names, byte for byte (sha256), in CODE_FILES order."""
     import hashlib

@@ -246,11 +246,18 @@ def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorC
 
 
 def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print,
-              root: Path | None = None, methods: tuple[str, ...] | None = None) -> dict:
+              root: Path | None = None, methods: tuple[str, ...] | None = None,
+              types: tuple[str, ...] | None = None) -> dict:
     """Measure every missing item of ``parts`` for one model; returns the model's results record.
-    ``methods`` (names of scale.methods) limits the init and code parts to those grown models, so that a
-    long rung can measure what matters first; the others stay missing for a later run."""
+    ``methods`` (names of scale.methods) limits the init and code parts to those grown models, and ``types``
+    (of scale.c1.weight_types) the C1 part to those weight types, so that a long rung can measure what matters
+    first (gate: the type the chapter plots); the others stay missing for a later run."""
     S = settings(prof)
+    if types is not None:
+        bad = sorted(set(types) - set(S["c1"]["weight_types"]))
+        if bad:
+            raise ProfileError(f"--types {bad} are not in scale.c1.weight_types {S['c1']['weight_types']}")
+        S = {**S, "c1": {**S["c1"], "weight_types": [t for t in types]}}     # in the order asked for
     if methods is not None:
         bad = sorted(set(methods) - set(S["methods"]))
         if bad:
@@ -645,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     ap.add_argument("--methods", nargs="+", default=None,
                     help="grow only these of scale.methods in the init and code parts (default: all)")
+    ap.add_argument("--types", nargs="+", default=None,
+                    help="measure only these of scale.c1.weight_types in the C1 part, in this order (default: all)")
     ap.add_argument("--list", action="store_true", help="say what is measured and what is missing, then exit")
     args = ap.parse_args(argv)
     prof = load_profile(args.profile)
@@ -653,7 +662,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(status(prof)))
         return 0
     for name in args.model or all_models(S):
-        run_model(prof, name, tuple(args.parts), methods=tuple(args.methods) if args.methods else None)
+        run_model(prof, name, tuple(args.parts), methods=tuple(args.methods) if args.methods else None,
+                  types=tuple(args.types) if args.types else None)
         gc.collect()
     return 0
 
