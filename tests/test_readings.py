@@ -85,6 +85,7 @@ def test_the_seed_gate_keeps_only_what_the_seeds_decide():
              "solar": C.seed_rule(_seeds(3.9), _seeds(3.5, 3.55, 3.6))}
     v = C.judge_c2(runs, seeds=three)
     assert v.verdict == "not reproduced" and v.uncertainty["seed_rule"]["llama_pro"]["result"] == "lower"
+    assert "SOLAR: " in v.notes and "solar:" not in v.notes          # methods by the book's names, never keys
     # a reproduced needs every comparison on its side: SOLAR's single run leaves C2 inconclusive
     up = {"llama_pro": C.seed_rule(_seeds(3.9, 3.95, 4.0), _seeds(3.5, 3.55, 3.6)),
           "solar": C.seed_rule(_seeds(3.9), _seeds(3.5, 3.55, 3.6))}
@@ -251,6 +252,8 @@ def test_c5_paired_on_several_lesa_seeds_calls_only_what_every_seed_calls():
                                                       {**better, "run": "LESA, predictor seed 2"}]})
     assert both.uncertainty["calls"]["llama_pro"] == "higher" and "paired per question on 2 LESA runs" in both.ours
     assert "predictor seed 2" in both.ours and "against SOLAR are compared unpaired" in both.notes
+    # one clause per baseline, each naming it as the book does (a paired clause holds commas and semicolons)
+    assert both.ours.count("; LESA minus ") == 2 and "; LESA minus SOLAR " in both.ours
     split = C.judge_c5(ppl, acc, paired={"llama_pro": [better, same], "solar": [better, better]})
     assert split.uncertainty["calls"] == {"llama_pro": "within noise", "solar": "higher"}
     assert split.verdict == "inconclusive" and "unpaired" not in split.notes

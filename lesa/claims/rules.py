@@ -87,7 +87,7 @@ def seed_rule(logs: Sequence[Sequence[dict]], ref_logs: Sequence[Sequence[dict]]
 
 
 def _seed_text(name: str, r: dict) -> str:
-    return (f"{name}: {r['result']} ({r['why']}; {r['n']} vs {r['n_ref']} runs"
+    return (f"{label(name)}: {r['result']} ({r['why']}; {r['n']} vs {r['n_ref']} runs"
             + (f", median end difference {fmt(r['end_diff'])}" if r.get("end_diff") is not None else "") + ")")
 
 
@@ -369,10 +369,10 @@ def judge_c5(ppl: dict[str, float | Sequence[float]], acc: dict[str, dict[str, t
             f"SOLAR {spread_text(ppl['solar'], 4)}")
     if avgs:
         ours += "; avg accuracy " + ", ".join(f"{label(m)} {fmt(100 * a, 3)} +- {fmt(100 * s, 2)}" for m, (a, s) in avgs.items())
-        ours += ("; LESA minus " + ", ".join(
+        ours += "".join("; LESA minus " + (       # one clause per baseline: a paired clause holds commas and semicolons
             _paired_text(b, seeds_paired[b]) if b in seeds_paired else
             f"{label(b)} {fmt(100 * (avgs['lesa'][0] - avgs[b][0]), 3)} points (smallest difference this comparison "
-            f"could call: {fmt(mdd[b], 3)}; unpaired)" for b in z))
+            f"could call: {fmt(mdd[b], 3)}; unpaired)") for b in z)
     if "base" in ppl:
         ours += f"; base (trained the same) {fmt(ppl['base'], 4)}"
     n_lesa = lesa_ppl["n"]
