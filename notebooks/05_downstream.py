@@ -152,19 +152,31 @@ elif all(ppl_of.get(m) is not None for m in ("lesa", "llama_pro", "solar")):
              "(lower is better)."]
     acc, u = v5.uncertainty.get("acc_avg", {}), v5.uncertainty
     if "lesa" in acc and u.get("calls"):
-        gap = lambda b: 100 * (acc["lesa"]["mean"] - acc[b]["mean"])
-        by = lambda b: f"{fmt(abs(gap(b)), 3)} points {'above' if gap(b) > 0 else 'below'}"
-        mine = f"Its benchmark average, {fmt(100 * acc['lesa']['mean'], 3)} ± {fmt(100 * acc['lesa']['se'], 2)}%, is "
+        # the differences the verdict calls: paired per question where both sides saved their questions (every LESA
+        # seed that did), else the headline run's unpaired gap
+        signed = lambda x: ("+" if x >= 0 else "−") + fmt(abs(x), 3)
+        found.append(f"The benchmark average is {fmt(100 * acc['lesa']['mean'], 3)} ± {fmt(100 * acc['lesa']['se'], 2)}% "
+                     f"for {name_of(row_name[id(got['lesa'])])}.")
+        runs = list(dict.fromkeys(p["run"] for b in u["calls"] if b in paired for p in paired[b]))
+        diffs = [f"minus {label(b)}'s{' is' if i == 0 else ''} " + " and ".join(signed(100 * p["diff"]) for p in paired[b])
+                 for i, b in enumerate(b for b in u["calls"] if b in paired)]
+        if diffs:
+            found.append("Paired per question, LESA's average " + ", ".join(diffs)
+                         + f" points (on {'; '.join(runs)}{', in that order' if len(runs) > 1 else ''}).")
+        gaps = [f"{signed(100 * (acc['lesa']['mean'] - acc[b]['mean']))} points against {label(b)}'s"
+                for b in u["calls"] if b not in paired]
+        if gaps:
+            found.append("Unpaired (no per-question results), it differs by " + " and ".join(gaps) + ".")
         smallest = u["smallest_callable_points"]
+        can = " and ".join(f"{fmt(smallest[b], 3)} points against {label(b)}" for b in u["calls"])
         if all(c == "within noise" for c in u["calls"].values()):
-            found.append(mine + " and ".join(f"{by(b)} {label(b)}'s" for b in u["calls"])
-                         + (", both" if len(u["calls"]) > 1 else ",") + " within the noise: the smallest differences "
-                         "these comparisons could call are " + " and ".join(f"{fmt(smallest[b], 3)}" for b in u["calls"])
-                         + " points.")
+            n_diffs = sum(len(paired[b]) if b in paired else 1 for b in u["calls"])
+            found.append(f"{'Every one is' if n_diffs > 1 else 'It is'} within the noise: the smallest differences "
+                         f"these comparisons could call are {can}.")
         else:
             word = {"higher": "clearly above", "lower": "clearly below", "within noise": "within the noise of"}
-            found.append(mine + " and ".join(f"{word[c]} {label(b)}'s ({by(b)}; the smallest difference this comparison "
-                                             f"could call is {fmt(smallest[b], 3)})" for b, c in u["calls"].items()) + ".")
+            found.append("LESA is " + " and ".join(f"{word[c]} {label(b)}" for b, c in u["calls"].items())
+                         + f" (the smallest differences these comparisons could call: {can}).")
     found.append(f"C5 is **{v5.verdict}** (*{v5.reading}*); C10 and C11 are not testable offline.")
     page.md("**What we found.** " + " ".join(found))
 else:
