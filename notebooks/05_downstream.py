@@ -56,7 +56,7 @@ page = Page("05_downstream", profile, results_root, announce=False)
 longer = complete_cpt_profiles(preferred_profiles, profile, results_root)   # a longer profile whose runs all finished
 ev_dir, source = find_results(profile, "downstream", tuple(fallback_profiles), results_root, prefer=longer)
 cpt_dir, cpt_source = find_results(profile, "cpt", tuple(fallback_profiles), results_root, prefer=longer)
-cpt_runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
+cpt_runs = load_cpt_runs(cpt_dir)
 # the perplexity protocol of the profile whose evaluations this page shows (a longer profile's sets are larger)
 proto = ppl_protocol(load_profile(source)) if source in longer else page.protocol
 stale: list[str] = []          # records of an older training of a run (its weights changed since): left out

@@ -196,6 +196,8 @@ def test_cpt_readers(tmp_path):
     write_run("llama_pro-seed2", "llama_pro", list(2 + np.exp(-x / 30)), 1.1)
     runs = load_cpt_runs(tmp_path)
     assert set(runs) == {"lesa", "llama_pro", "llama_pro-seed1", "llama_pro-seed2", "solar", "lesa-unfrozen"}
+    # a profile before its first run (no folder yet, or none found): no runs, not an error
+    assert load_cpt_runs(tmp_path / "not-yet") == {} and load_cpt_runs(None) == {}
     assert not runs["lesa-unfrozen"]["frozen"]
     st = step_times(runs)
     assert set(st) == {"lesa", "llama_pro", "solar"} and st["llama_pro"] == [1.24] * 99

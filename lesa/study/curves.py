@@ -277,7 +277,7 @@ def cpt_chapter(profile: str, results_root: str | Path = "results", window: int 
     preferred = tuple(preferred)
     longer = complete_cpt_profiles(preferred, profile, results_root)   # a longer profile whose runs all finished
     cpt_dir, source = find_results(profile, "cpt", tuple(fallback), results_root, prefer=longer)
-    runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
+    runs = load_cpt_runs(cpt_dir)
     first = first_seed_runs(source)                   # each method's first seed (LESA's median predictor seed)
     frozen = runs_by_method(runs, frozen=True, first=first)   # each method's own recipe (SOLAR: every layer)
     unfrozen = runs_by_method(runs, frozen=False)     # the ablations (LESA unfrozen, SOLAR duplicated layers only)

@@ -66,10 +66,13 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def load_cpt_runs(cpt_dir: Path) -> dict[str, dict]:
+def load_cpt_runs(cpt_dir: Path | None) -> dict[str, dict]:
     """name -> {summary, train (list of rows), eval (list of rows), method, frozen (the method's own
-    recipe, not an ablation: SOLAR's trains every layer), ablation}."""
+    recipe, not an ablation: SOLAR's trains every layer), ablation}; {} when no folder is given or it does not
+    exist yet (a profile before its first run)."""
     runs = {}
+    if cpt_dir is None or not Path(cpt_dir).is_dir():
+        return runs
     for d in sorted(p for p in Path(cpt_dir).iterdir() if p.is_dir()):
         summ = read_json(d / "summary.json") if (d / "summary.json").exists() else {}
         train, ev = _jsonl(d / "train_log.jsonl"), _jsonl(d / "eval_log.jsonl")

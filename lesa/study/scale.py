@@ -578,16 +578,10 @@ def chapter(book_profile: str, root: Path | None = None) -> dict:
 TRAINING_RUNG = "qwen05-cpt"        # the ladder's one training rung (configs/qwen05-cpt.yaml)
 
 
-def cpt_runs(profile: str, root: Path | None = None) -> dict[str, dict]:
-    """A profile's CPT runs as lesa.study.results.load_cpt_runs reads them; {} before any has run."""
-    cpt = Results(profile, root).cpt()
-    return load_cpt_runs(cpt) if cpt.is_dir() else {}
-
-
 def training_rung(root: Path | None = None, profile: str = TRAINING_RUNG) -> dict:
-    """The training rung's finished CPT runs (cpt_runs) and one row per run: its held-out
+    """The training rung's finished CPT runs (lesa.study.results.load_cpt_runs) and one row per run: its held-out
     loss at the start and at the end, the tokens, precision and training time as its summary records them."""
-    runs = {n: r for n, r in cpt_runs(profile, root).items() if r["completed"]}
+    runs = {n: r for n, r in load_cpt_runs(Results(profile, root).cpt()).items() if r["completed"]}
     rows = []
     for n, r in runs.items():
         ev, s = [e for e in r["eval"] if "heldout_loss" in e], r["summary"]
@@ -604,7 +598,7 @@ def training_rung(root: Path | None = None, profile: str = TRAINING_RUNG) -> dic
 def order_spread(root: Path | None = None, profile: str = "cpu-long", method: str = "llama_pro") -> dict | None:
     """The run-to-run noise the training rung cannot measure (one run per method), as the book's longer profile
     measured it: ``method``'s final held-out loss over its data orders (the spread, max - min, in nats), or None."""
-    ends = [r["eval"][-1]["heldout_loss"] for r in cpt_runs(profile, root).values()
+    ends = [r["eval"][-1]["heldout_loss"] for r in load_cpt_runs(Results(profile, root).cpt()).values()
             if r["method"] == method and r["frozen"] and r["completed"] and r["eval"]]
     return {"profile": profile, "n": len(ends), "spread": max(ends) - min(ends)} if len(ends) > 1 else None
 

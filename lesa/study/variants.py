@@ -56,7 +56,7 @@ def variants_vs_llama_pro(prof: dict, profile: str, results_root: str | Path, fa
     cpt_dir, source = find_results(profile, "cpt", tuple(fallback_profiles), results_root,
                                       prefer=complete_cpt_profiles(preferred_profiles, profile, results_root,
                                                                      methods=("llama_pro", *LEARNED), suite=False))
-    runs = load_cpt_runs(cpt_dir) if cpt_dir else {}
+    runs = load_cpt_runs(cpt_dir)
     runs = {n: r for n, r in runs.items() if r["completed"] or source == profile}   # a longer profile: finished runs only
     groups = {k: v for k, v in B.seed_groups(runs).items() if k[0] not in ("solar",)}   # SOLAR trains every layer
     # the spectrum test's runs (a prediction's singular values or vectors replaced) are a test of a cause, not
