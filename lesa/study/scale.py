@@ -245,6 +245,13 @@ def grown_models(S: dict, L: int) -> list[tuple[str, int | None, Any, PredictorC
     return out
 
 
+def _known(option: str, asked: tuple[str, ...], known, where: str) -> None:
+    """A clear error, before any work, when a command-line selection names something the profile does not have."""
+    bad = sorted(set(asked) - set(known))
+    if bad:
+        raise ProfileError(f"{option} {bad} are not in {where} {list(known)}")
+
+
 def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print,
               root: Path | None = None, methods: tuple[str, ...] | None = None,
               types: tuple[str, ...] | None = None) -> dict:
@@ -254,14 +261,10 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     first (gate: the type the chapter plots); the others stay missing for a later run."""
     S = settings(prof)
     if types is not None:
-        bad = sorted(set(types) - set(S["c1"]["weight_types"]))
-        if bad:
-            raise ProfileError(f"--types {bad} are not in scale.c1.weight_types {S['c1']['weight_types']}")
-        S = {**S, "c1": {**S["c1"], "weight_types": [t for t in types]}}     # in the order asked for
+        _known("--types", types, S["c1"]["weight_types"], "scale.c1.weight_types")
+        S = {**S, "c1": {**S["c1"], "weight_types": list(types)}}     # in the order asked for
     if methods is not None:
-        bad = sorted(set(methods) - set(S["methods"]))
-        if bad:
-            raise ProfileError(f"--methods {bad} are not in scale.methods {sorted(S['methods'])}")
+        _known("--methods", methods, S["methods"], "scale.methods")
         S = {**S, "methods": {k: v for k, v in S["methods"].items() if k in methods}}
     if name not in all_models(S):
         raise ProfileError(f"{name!r} is not in scale.models {S['models']} nor a quantisation control "
