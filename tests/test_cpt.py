@@ -125,7 +125,10 @@ def test_smoke_profile_cpt_end_to_end(capsys):
     kept = run_profile_cpt("smoke", only=["llama_pro"])
     assert "not trained again" in capsys.readouterr().out and log.stat().st_mtime_ns == stamp
     assert kept["llama_pro"]["final_loss"] == summaries["llama_pro"]["final_loss"]
-    assert json.loads((root / "cpt" / "comparison.json").read_text())["runs"]["llama_pro"]["seed"] == 0
+    comp = json.loads((root / "cpt" / "comparison.json").read_text())
+    # the comparison lists every finished run of the profile, not only the one this command named
+    assert comp["runs"]["llama_pro"]["seed"] == 0 and set(comp["runs"]) == set(summaries)
+    assert set(kept) == set(summaries)
     # ... one whose suite is incomplete trains again (evaluation needs the weights) and is evaluated
     (down / "llama_pro" / "arc_easy.json").unlink()
     run_profile_cpt("smoke", only=["llama_pro"])

@@ -296,8 +296,10 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
             evaluate_runs(prof, {n: runs[n]}, pseed, results_root, ckpt_root, reuse=not force)
     # every run finished: reused; comparison.json over them (the kept ones from their summaries). Never forced: each
     # was just trained, so it resumes at its last step (forced, it trained every run a second time from scratch and
-    # a stop in between lost the first training's logs)
-    return train_runs([n for n in selected if n not in kept], kept, force=False)
+    # a stop in between lost the first training's logs). The profile's other finished runs join from their
+    # summaries, so that the file does not depend on which runs the last command named (--only)
+    others = {n: s for n in runs if n not in selected and (s := finished_summary(res, n))}
+    return train_runs([n for n in selected if n not in kept], {**kept, **others}, force=False)
 
 
 def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:
