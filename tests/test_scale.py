@@ -244,6 +244,28 @@ def test_scale_types_limit_the_c1_part_to_those_weight_types_in_that_order(tmp_p
     assert len(said) == 3 and full["c1"]["gate"] == res["c1"]["gate"]      # only q is measured by the full run
 
 
+def test_scale_seeds_limit_the_predictor_study_and_the_seeded_models(tmp_path):
+    """--seeds runs the predictor study and grows the seeded methods only on the named predictor seeds (a later
+    full run measures only what is missing); an unknown seed is an error before any model loads."""
+    from lesa.study import scale
+
+    prof = load_profile("smoke")
+    S = scale.settings(prof)
+    assert len(S["seeds"]) > 1 and S["seeded"]
+    with pytest.raises(ProfileError, match=r"--seeds \[99\] are not in scale.seeds"):
+        scale.run_model(prof, "tiny-random-llama", ("predictor",), log=lambda s: None, root=tmp_path, seeds=(99,))
+    one = S["seeds"][-1]
+    said = []
+    res = scale.run_model(prof, "tiny-random-llama", ("predictor", "init"), log=said.append, root=tmp_path,
+                          seeds=(one,), methods=tuple(S["seeded"][:1]))
+    assert list(res["predictor"]) == [str(one)]
+    assert sorted(res["init"]) == sorted(["base", f"{S['seeded'][0]}-p{one}"])
+    said.clear()
+    full = scale.run_model(prof, "tiny-random-llama", ("predictor",), log=said.append, root=tmp_path)
+    assert sorted(full["predictor"]) == sorted(str(s) for s in S["seeds"])
+    assert len(said) == len(S["seeds"]) - 1 and full["predictor"][str(one)] == res["predictor"][str(one)]
+
+
 def test_code_set_files_are_the_documented_ones():
     """data/code holds the CPython modules its README names, byte for byte (sha256), in CODE_FILES order."""
     import hashlib

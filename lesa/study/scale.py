@@ -17,6 +17,8 @@ interrupted run resumes at the next missing item; an item whose inputs or code c
     python -m lesa.study.scale --profile scale --list                 # what is measured, what is missing
     python -m lesa.study.scale --profile scale --model qwen2.5-coder-0.5b --parts c1 predictor init code
     python -m lesa.study.scale --profile scale --model smollm2-135m+requant     # the quantisation control
+    python -m lesa.study.scale --profile scale --model qwen2.5-coder-1.5b --parts predictor --seeds 2   # one seed
+    python -m lesa.study.scale --profile scale --model qwen2.5-coder-1.5b --parts c1 --types gate        # one type
 """
 from __future__ import annotations
 
@@ -254,15 +256,19 @@ def _known(option: str, asked: tuple[str, ...], known, where: str) -> None:
 
 def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callable[[str], None] = print,
               root: Path | None = None, methods: tuple[str, ...] | None = None,
-              types: tuple[str, ...] | None = None) -> dict:
+              types: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None) -> dict:
     """Measure every missing item of ``parts`` for one model; returns the model's results record.
     ``methods`` (names of scale.methods) limits the init and code parts to those grown models, and ``types``
     (of scale.c1.weight_types) the C1 part to those weight types, so that a long rung can measure what matters
-    first (gate: the type the chapter plots); the others stay missing for a later run."""
+    first (gate: the type the chapter plots), and ``seeds`` (of scale.seeds) the predictor study and the seeded
+    grown models to those predictor seeds; the others stay missing for a later run."""
     S = settings(prof)
     if types is not None:
         _known("--types", types, S["c1"]["weight_types"], "scale.c1.weight_types")
         S = {**S, "c1": {**S["c1"], "weight_types": list(types)}}     # in the order asked for
+    if seeds is not None:
+        _known("--seeds", seeds, S["seeds"], "scale.seeds")
+        S = {**S, "seeds": list(seeds)}
     if methods is not None:
         _known("--methods", methods, S["methods"], "scale.methods")
         S = {**S, "methods": {k: v for k, v in S["methods"].items() if k in methods}}
@@ -651,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="grow only these of scale.methods in the init and code parts (default: all)")
     ap.add_argument("--types", nargs="+", default=None,
                     help="measure only these of scale.c1.weight_types in the C1 part, in this order (default: all)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None,
+                    help="only these of scale.seeds in the predictor study and the seeded grown models (default: all)")
     ap.add_argument("--list", action="store_true", help="say what is measured and what is missing, then exit")
     args = ap.parse_args(argv)
     prof = load_profile(args.profile)
@@ -660,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name in args.model or all_models(S):
         run_model(prof, name, tuple(args.parts), methods=tuple(args.methods) if args.methods else None,
-                  types=tuple(args.types) if args.types else None)
+                  types=tuple(args.types) if args.types else None, seeds=tuple(args.seeds) if args.seeds else None)
         gc.collect()
     return 0
 
