@@ -337,6 +337,30 @@ def test_c1_part_refuses_a_model_too_large_for_free_memory_before_measuring(monk
         scale.run_model(load_profile("smoke"), "tiny-random-llama", ("c1",), log=lambda s: None, root=tmp_path)
 
 
+def test_predictor_part_refuses_too_little_free_memory_before_training_and_not_when_nothing_is_missing(monkeypatch, tmp_path):
+    """The predictor study's largest type needs ~10.5 of its stacks beside the loaded model (a 1.5B model: ~15 GiB,
+    measured when the kernel stopped one that ran beside an evaluation): refused at once when the free memory is
+    short, not an hour in; once every seed is measured, nothing is checked."""
+    from lesa.study import scale
+
+    prof = load_profile("smoke")
+    model, _, _ = scale.load_profile_model(prof, model="tiny-random-llama")
+    P = scale.settings(prof)["predictor"]
+    stacks = [scale.stack_weights(model, t) for t in P["weight_types"]]
+    assert scale.predictor_memory_gib(model, P["weight_types"]) == pytest.approx(
+        scale.PREDICTOR_MEMORY_FACTOR * max(s.numel() for s in stacks) * 4 / 2**30)
+    monkeypatch.setattr(models, "available_gib", lambda: 0.0)
+    monkeypatch.setattr(scale, "predictor_by_type", lambda *a, **k: pytest.fail("trained anyway"))
+    with pytest.raises(MemoryError, match=r"the predictor part .* needs about .* GiB"):
+        scale.run_model(prof, "tiny-random-llama", ("predictor",), log=lambda s: None, root=tmp_path)
+    monkeypatch.undo()
+    scale.run_model(prof, "tiny-random-llama", ("predictor",), log=lambda s: None, root=tmp_path)
+    monkeypatch.setattr(models, "available_gib", lambda: 0.0)
+    monkeypatch.setattr(scale, "predictor_by_type", lambda *a, **k: pytest.fail("trained again"))
+    res = scale.run_model(prof, "tiny-random-llama", ("predictor",), log=lambda s: None, root=tmp_path)
+    assert sorted(res["predictor"]) == sorted(str(s) for s in scale.settings(prof)["seeds"])
+
+
 def test_c1_of_a_real_model_runs_from_disk_before_the_load_and_a_tiny_ones_on_the_loaded_model(monkeypatch, tmp_path):
     """One C1 call site, two orders: a converted real model's C1 reads its stacks from disk (no model) before the
     model is loaded, and the load is skipped when C1 is all that is asked; a tiny model's C1 runs on the loaded model."""

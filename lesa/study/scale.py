@@ -37,7 +37,7 @@ from . import analysis as A
 from .common import forget_factors, stack_weights
 from .growth import new_layer_stats
 from .predictor import predictor_study
-from ..core.arch import PROJECTIONS
+from ..core.arch import PROJECTIONS, check_model, get_layers
 from ..grow.expand import apply_plan
 from ..grow.plans import BUILDERS, build_plan
 from ..grow.predictor import PredictorConfig
@@ -149,6 +149,22 @@ def c1_memory_gib(shapes: dict[str, tuple[int, ...]]) -> float:
     """Free memory (GiB) the C1 part needs for its largest weight type, from the stacks' shapes
     (type -> (L, d_out, d_in)); the model's weights are not held meanwhile (c1_stacks)."""
     return C1_MEMORY_FACTOR * max(int(np.prod(s)) for s in shapes.values()) * 4 / 2**30
+
+
+PREDICTOR_MEMORY_FACTOR = 10.5   # the predictor study's peak for one weight type beyond the loaded model, in units
+                                 # of that type's float32 stack, as measured: Qwen2.5-Coder-1.5B's up type (a 1.43
+                                 # GiB stack) held 20.75 GiB with the 5.75 GiB model (one thread, AMD EPYC host) when
+                                 # the kernel stopped it beside an evaluation, so at least that: the stack, its
+                                 # factorisation and the predictor's float32 training pairs with their copies
+
+
+def predictor_memory_gib(model: Any, weight_types: list[str]) -> float:
+    """Free memory (GiB) the predictor part needs beyond the loaded model, for its largest weight type, from
+    the first layer's weight shapes (no stack is built to find out)."""
+    spec = check_model(model)
+    first = get_layers(model, spec)[0]
+    sizes = [first.get_submodule(spec.projections[t]).weight.numel() for t in weight_types]
+    return PREDICTOR_MEMORY_FACTOR * max(sizes) * model.config.num_hidden_layers * 4 / 2**30
 
 
 def c1_stacks(name: str, weight_types: list[str], model: Any = None):
@@ -295,13 +311,16 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
     if on_disk:
         model, tok, key, led = _load(prof, name, root)
     if "predictor" in parts:
-        for seed in S["seeds"]:
-            cfg = PredictorConfig(epochs=P["epochs"], seed=seed)
-            k = {"model": key, "predictor": P, "cfg": cfg.to_dict()}
-            if not led.get("predictor", str(seed), k):
-                log(f"[scale] {name}: predictor study, seed {seed}")
-                led.put("predictor", str(seed), k, timed(lambda cfg=cfg: predictor_summary(
-                    predictor_by_type(model, cfg, P, key))))
+        cfgs = {seed: PredictorConfig(epochs=P["epochs"], seed=seed) for seed in S["seeds"]}
+        keys = {seed: {"model": key, "predictor": P, "cfg": c.to_dict()} for seed, c in cfgs.items()}
+        todo = [seed for seed in S["seeds"] if not led.get("predictor", str(seed), keys[seed])]
+        if todo:            # before an hour of work, not at its largest type (a 1.5B model's needs ~15 GiB more)
+            check_memory(name, predictor_memory_gib(model, sorted(set(P["weight_types"]) | set(P["loo_weight_types"]))),
+                         "the predictor part (lesa.study.predictor.predictor_study)")
+        for seed in todo:
+            log(f"[scale] {name}: predictor study, seed {seed}")
+            led.put("predictor", str(seed), keys[seed], timed(lambda cfg=cfgs[seed]: predictor_summary(
+                predictor_by_type(model, cfg, P, key))))
     code = "code" in parts and name in (S.get("code") or {}).get("models", [])
     if "init" in parts or code:
         _init_and_code(S, model, tok, key, led, "init" in parts, code, log)
