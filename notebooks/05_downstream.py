@@ -158,10 +158,11 @@ elif all(ppl_of.get(m) is not None for m in ("lesa", "llama_pro", "solar")):
         found.append(f"The benchmark average is {fmt(100 * acc['lesa']['mean'], 3)} ± {fmt(100 * acc['lesa']['se'], 2)}% "
                      f"for {name_of(row_name[id(got['lesa'])])}.")
         runs = list(dict.fromkeys(p["run"] for b in u["calls"] if b in paired for p in paired[b]))
-        diffs = [f"minus {label(b)}'s{' is' if i == 0 else ''} " + " and ".join(signed(100 * p["diff"]) for p in paired[b])
+        listed = lambda xs: xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+        diffs = [f"minus {label(b)}'s{' is' if i == 0 else ''} " + listed([signed(100 * p["diff"]) for p in paired[b]])
                  for i, b in enumerate(b for b in u["calls"] if b in paired)]
         if diffs:
-            found.append("Paired per question, LESA's average " + ", ".join(diffs)
+            found.append("Paired per question, LESA's average " + "; ".join(diffs)
                          + f" points (on {'; '.join(runs)}{', in that order' if len(runs) > 1 else ''}).")
         gaps = [f"{signed(100 * (acc['lesa']['mean'] - acc[b]['mean']))} points against {label(b)}'s"
                 for b in u["calls"] if b not in paired]
