@@ -40,7 +40,7 @@ from IPython.display import display
 
 from lesa.study.results import complete_cpt_profiles, find_results, first_seed_runs, load_cpt_runs, load_eval_records, main_table, method_logs, method_row, paired_questions
 from lesa.claims import rules as C
-from lesa.claims.paper import OPT_DEUS_CPT, PAPER_MAIN, fmt
+from lesa.claims.paper import OPT_DEUS_CPT, PAPER_MAIN, and_list, fmt
 from lesa.claims.verdict import compare_ranges, spread_text
 from lesa.grow.methods import label
 from lesa.plots import figures as P
@@ -72,7 +72,7 @@ if not ours and cpt_dir:          # fall back to the CPT runs' final held-out pe
 
 def name_of(n: str) -> str:
     """A run's one display name from what it trained (as in chapter 4), with its predictor seed or data order when
-    several evaluated runs share that name (LESA's two evaluated predictor seeds)."""
+    several evaluated runs share that name (LESA's evaluated predictor seeds)."""
     if n not in cpt_runs:
         return display_name(n)
     title = run_title(cpt_runs[n])
@@ -158,8 +158,7 @@ elif all(ppl_of.get(m) is not None for m in ("lesa", "llama_pro", "solar")):
         found.append(f"The benchmark average is {fmt(100 * acc['lesa']['mean'], 3)} ± {fmt(100 * acc['lesa']['se'], 2)}% "
                      f"for {name_of(row_name[id(got['lesa'])])}.")
         runs = list(dict.fromkeys(p["run"] for b in u["calls"] if b in paired for p in paired[b]))
-        listed = lambda xs: xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
-        diffs = [f"minus {label(b)}'s{' is' if i == 0 else ''} " + listed([signed(100 * p["diff"]) for p in paired[b]])
+        diffs = [f"minus {label(b)}'s{' is' if i == 0 else ''} " + and_list([signed(100 * p["diff"]) for p in paired[b]])
                  for i, b in enumerate(b for b in u["calls"] if b in paired)]
         if diffs:
             found.append("Paired per question, LESA's average " + "; ".join(diffs)

@@ -11,7 +11,7 @@ import torch
 import lesa.study.common
 import lesa.study.predictor
 from lesa.study import analysis as A
-from lesa.claims.paper import fmt
+from lesa.claims.paper import and_list, fmt
 from lesa.claims.verdict import steps_to_reach
 from lesa.study.common import stack_weights
 from lesa.study.growth import new_layer_stats, residual_effect
@@ -271,6 +271,7 @@ def test_verdicts(tmp_path):
     assert fmt(None) == "n/a" and fmt(1234.5678) == "1,235" and fmt(0.5) == "0.5"
     assert fmt(525.26428, 5) == "525.26" and fmt(20.0365, 5) == "20.037" and fmt(874810.0, 5) == "8.7481e+05"
     assert fmt(30.42) == "30.4" and fmt(96.0) == "96" and fmt(1.10) == "1.1" and fmt(2000.0) == "2,000"
+    assert [and_list(x) for x in (["a"], ("a", "b"), ["a", "b", "c"])] == ["a", "a and b", "a, b and c"]
 
 
 # ------------------------------------------------------------------------------ profiles

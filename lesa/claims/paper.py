@@ -75,6 +75,12 @@ def fmt(x: Any, nd: int = 3) -> str:
     return out.rstrip("0").rstrip(".") if "." in out else out
 
 
+def and_list(items: Sequence[str]) -> str:
+    """Items joined as prose lists them: "a", "a and b", "a, b and c"."""
+    items = list(items)
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+
+
 def _p(v: float) -> str:
     """A paper value as the paper prints it (two decimals)."""
     return f"{v:.2f}"

@@ -44,7 +44,7 @@ from ..grow.predictor import PredictorConfig
 from .profiles import TINY_MODELS, ProfileError, load_profile, load_profile_model
 from .results import load_cpt_runs
 from ..eval.protocol import PplProtocol, measure_cached
-from ..claims.paper import fmt
+from ..claims.paper import and_list, fmt
 from ..core.ledger import headline_value, load_results, results_path
 from ..core.models import check_memory, load_config, model_label, resolve, weights_key
 from ..grow.quantise import requantise
@@ -231,13 +231,18 @@ def split_c1_all(led: "Ledger", key: str, C1: dict) -> None:
     write_json(led.path, led.data)
 
 
+def predictor_types(P: dict) -> list[str]:
+    """The weight types the predictor part touches (its full-fit and leave-one-out types), in layer order."""
+    return sorted(set(P["weight_types"]) | set(P["loo_weight_types"]), key=list(PROJECTIONS).index)
+
+
 def predictor_by_type(model: Any, cfg: PredictorConfig, P: dict, key: str) -> dict:
     """predictor_study on P's weight types one type at a time, dropping each type's factorisation before the
     next (common.forget_factors): held together, a 1.5B model's seven factorisations reach a 19 GiB peak, which
     a training run beside it on a 24 GiB machine cannot afford. The same cached units (their keys name the
     type, never the others), so the same result as one call over every type."""
     out: dict = {}
-    for t in sorted(set(P["weight_types"]) | set(P["loo_weight_types"]), key=list(PROJECTIONS).index):
+    for t in predictor_types(P):
         part = predictor_study(model, cfg, [t] if t in P["weight_types"] else [],
                                [t] if t in P["loo_weight_types"] else [], P["loo_layers"], [], [], key)
         forget_factors(model)
@@ -315,7 +320,7 @@ def run_model(prof: dict, name: str, parts: tuple[str, ...] = PARTS, log: Callab
         keys = {seed: {"model": key, "predictor": P, "cfg": c.to_dict()} for seed, c in cfgs.items()}
         todo = [seed for seed in S["seeds"] if not led.get("predictor", str(seed), keys[seed])]
         if todo:            # before an hour of work, not at its largest type (a 1.5B model's needs ~15 GiB more)
-            check_memory(name, predictor_memory_gib(model, sorted(set(P["weight_types"]) | set(P["loo_weight_types"]))),
+            check_memory(name, predictor_memory_gib(model, predictor_types(P)),
                          "the predictor part (lesa.study.predictor.predictor_study)")
         for seed in todo:
             log(f"[scale] {name}: predictor study, seed {seed}")
@@ -499,10 +504,6 @@ def size_label(parameters: float) -> str:
     return f"{parameters / 1e9:.1f}B" if parameters >= 1e9 else f"{parameters / 1e6:.0f}M"
 
 
-def _and(items: list[str]) -> str:
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
-
-
 def _trend(values: list[float]) -> str:
     """How a quantity moves over the ladder's sizes, smallest first: a steady rise or fall, or neither."""
     if len(values) < 2 or len(set(values)) == 1:
@@ -532,13 +533,13 @@ def answer(rows: list[dict], n_models: int) -> list[str]:
             up = [size_label(r["parameters"]) for r in rs
                   if (r["c7b_r2"]["max"] if isinstance(r["c7b_r2"], dict) else r["c7b_r2"]) >= 0]
             out.append(f"The predictor's held-out R² on a left-out gate layer reaches {fmt(hi)}, above predicting zeros "
-                       f"(R² = 0) at {_and(up)} ({on(rs)}).")
+                       f"(R² = 0) at {and_list(up)} ({on(rs)}).")
     if both := [r for r in have("init_lesa_rel") if r.get("init_solar_rel")]:
         below = [sum(v < med(r["init_solar_rel"]) for v in r["init_lesa_rel"]["values"]) / r["init_lesa_rel"]["n"]
                  for r in both]
         how = {"flat": "the same at every size", "up": "more often the larger the model",
                "down": "less often the larger the model", "mixed": "with no steady trend in size"}[_trend(below)]
-        out.append("Before training, LESA's perplexity is below SOLAR's on " + _and(
+        out.append("Before training, LESA's perplexity is below SOLAR's on " + and_list(
             [f"{sum(v < med(r['init_solar_rel']) for v in r['init_lesa_rel']['values'])} of {r['init_lesa_rel']['n']}"
              f"{' predictor seeds' if i == 0 else ''} at {size_label(r['parameters'])}" for i, r in enumerate(both)])
             + f" ({on(both)}): {how}.")
@@ -547,7 +548,7 @@ def answer(rows: list[dict], n_models: int) -> list[str]:
         what = ("continuity at every size measured" if min(margins) > 0 else "no continuity at any size measured"
                 if max(margins) <= 0 else "continuity at some sizes only")
         how = {"up": ", stronger the larger the model", "down": ", weaker the larger the model"}.get(_trend(margins), "")
-        out.append("The gate weights' continuity margin over the shuffled order (C1) is " + _and(
+        out.append("The gate weights' continuity margin over the shuffled order (C1) is " + and_list(
             [f"{fmt(m)} at {size_label(r['parameters'])}" for m, r in zip(margins, rs)]) + f" ({on(rs)}): {what}{how}.")
     return out
 
