@@ -55,6 +55,8 @@ def test_record_after_each_stage_and_resume(tmp_path, capsys):
     rec = json.loads((tmp_path / "smoke" / "replicate_run.json").read_text())
     assert rec["complete"] is False and list(rec["stages_s"]) == ["a"]
     assert rec["precision"]["protocol"] in ("fp32", "bf16") and rec["cpu_model"] and rec["probe"]["fp32_gflops"] > 0
+    from lesa.core.precision import BF16_FLAGS, cpu_flags
+    assert rec["bf16_units"] == sorted(cpu_flags() & set(BF16_FLAGS))     # the host class the times belong to
     R.replicate("smoke", root=tmp_path, stage_fns=[("a", lambda: ran.append("a")), ("b", lambda: ran.append("b"))])
     out = capsys.readouterr().out
     assert "resuming an interrupted run" in out and "stages then complete: ['a']" in out
@@ -97,7 +99,8 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
     run = tmp_path / "cpu"
     shutil.copytree(committed.dir, run, ignore=shutil.ignore_patterns("executed", "0[124-7]_*"))
     rec = {"complete": False, "stages_s": {"notebooks 1-3": 600.0}, "precision": {"protocol": "bf16", "cpt": "bf16"},
-           "cpu_model": "a CPU", "cpus": 2, "probe": {"fp32_gflops": 100.0, "bf16_gflops": 700.0}}
+           "cpu_model": "a CPU", "cpus": 2, "probe": {"fp32_gflops": 100.0, "bf16_gflops": 700.0},
+           "bf16_units": ["avx512_bf16"]}
     (run / "replicate_run.json").write_text(json.dumps(rec))
     with pytest.raises(ValueError, match="resume it"):
         compare("cpu", tmp_path)
@@ -118,7 +121,16 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
     out.mkdir()
     (out / "replicate_cpu_bf16.json").write_text(json.dumps(d))
     page = bench_markdown(out)
-    assert "`make replicate` from an empty cache: the CPU profile" in page and "SOLAR, all layers trained" in page
+    assert "`make replicate` from an empty cache: the CPU profile, on a host with AVX512-BF16 and no AMX" in page
+    assert "SOLAR, all layers trained" in page
     assert f"x{nb['speedup']:.2f}" in page
     lesa = d["lesa_before_training"]            # both sides read the same committed notebook 3 here
     assert lesa["run"] == lesa["reference"] and len(lesa["run"]) == 3 and "| seed 1 |" in page
+
+
+def test_host_class_names_the_bf16_units_a_replicate_ran_on():
+    """One bench record per host class (the committed AMX record is not overwritten by a run elsewhere)."""
+    from lesa.core.precision import host_class
+
+    assert host_class(["amx_bf16", "avx512_bf16"]) == "amx" and host_class(["avx512_bf16"]) == "avx512bf16"
+    assert host_class([]) == "nobf16" and host_class(None) is None

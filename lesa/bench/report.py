@@ -10,6 +10,7 @@ from ..core.models import model_label, profile_label
 from ..core.store import commit_label, hardware_label, read_json
 from ..core.layout import Results
 from ..claims.paper import fmt
+from ..core.precision import HOST_WORDS, host_class
 
 
 def _prov(d: dict, path: Path) -> str:
@@ -246,7 +247,8 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
              for n, v in d["cpt"].items()]
     est = d.get("estimates_s") or {}
     known = [v for v in est.values() if v is not None]
-    return [f"### `make replicate` from an empty cache: {profile_label(d['profile'])}", "",
+    host = HOST_WORDS.get(host_class(d.get("bf16_units")) or "")
+    return [f"### `make replicate` from an empty cache: {profile_label(d['profile'])}{', on ' + host if host else ''}", "",
             f"Run {d.get('run_time_utc')} at commit {commit_label(run_prov.get('commit'))} on {d.get('cpu_model')} "
             f"({d.get('cpus')} cores), in {run_p}; matmul probe {d['probe']['fp32_gflops']:.0f} "
             f"GFLOP/s fp32, {d['probe']['bf16_gflops']:.0f} bf16. Reference: the committed record of the same profile "

@@ -41,6 +41,7 @@ from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
 from ..core.store import write_json
 from .replicate import compare
+from ..core.precision import host_class
 from ..data.prepare import DataError, latest_corpus
 
 
@@ -147,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "replicate":
         rec = compare(args.profile, args.run, prelude_s=args.prelude_s, estimate_note=args.estimate_note)
         prec = (rec["run_precision"] or {}).get("protocol", "fp32")
-        write_json(Path(one) if one else Results("bench").file(f"replicate_{args.profile}_{prec}.json"), rec)
+        host = host_class(rec.get("bf16_units"))         # one record per profile, precision and host class
+        write_json(Path(one) if one else Results("bench").file(
+            f"replicate_{args.profile}_{prec}{'_' + host if host else ''}.json"), rec)
         return 0
     if args.cmd == "prefix":
         shards = _shards()

@@ -42,6 +42,18 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def host_class(units: list[str] | None) -> str | None:
+    """The bf16 host class a run's CPU flags put it in (the speed-ups differ by class): AMX tiles, AVX512-BF16
+    vector instructions only, or neither (bf16 emulated); None where the run did not record its flags."""
+    if units is None:
+        return None
+    return "amx" if "amx_bf16" in units else "avx512bf16" if "avx512_bf16" in units else "nobf16"
+
+
+HOST_WORDS = {"amx": "a host with AMX", "avx512bf16": "a host with AVX512-BF16 and no AMX",
+              "nobf16": "a host without bf16 units"}
+
+
 def native_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` has bf16 matrix units: AMX or AVX512-BF16 on a CPU, bf16 tensor cores on CUDA."""
     dev = torch.device(device)
