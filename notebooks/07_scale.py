@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from lesa.claims.paper import fmt
+from lesa.claims.paper import and_list, fmt
 from lesa.grow import methods as M
 from lesa.plots.style import PAGE_W
 from lesa.study import scale as Sc
@@ -287,8 +287,8 @@ page.table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} f
            caption=page.caption("What each model of the ladder, and the quantisation control, has measured of what is "
                                 "planned, per part (–: nothing planned)."))
 complete = [r["model"] for r in stands if r["_ladder"] and r["_complete"]]
-page.md(f"Fully measured: {len(complete)} of {len(S['models'])} models of the ladder ({', '.join(complete) or 'none'})."
-        + (f" No results at all for {', '.join(Sc.model_name(m) for m in d['missing'])}." if d["missing"] else ""))
+page.md(f"Fully measured: {len(complete)} of {len(S['models'])} models of the ladder ({and_list(complete) if complete else 'none'})."
+        + (f" No results at all for {and_list([Sc.model_name(m) for m in d['missing']])}." if d["missing"] else ""))
 page.profile_note()
 verdicts = []                   # a chapter beyond the paper: the claims' verdicts stay with chapters 1-3
 page.finish(verdicts)
