@@ -11,8 +11,9 @@
   measured together is M x full / (prefix + M x upper).
 
 Every figure is the best of ``reps`` timings after one warm-up, fp32 and bf16 alternated, so a background job
-slows both alike. Writes results/bench/hardware_<model>_<device>.json with the CPU model and the flags that
-decide `precision: auto` (lesa.core.precision).
+slows both alike. Writes results/bench/hardware_<model>_<device>[_<host class>].json (on a CPU the class its bf16
+flags put it in: amx, avx512bf16 or nobf16, one record each) with the CPU model and the flags that decide
+`precision: auto` (lesa.core.precision).
 """
 from __future__ import annotations
 

@@ -41,15 +41,19 @@ from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
 from ..core.store import write_json
 from .replicate import compare
-from ..core.precision import host_class
+from ..core.precision import BF16_FLAGS, cpu_flags, host_class
 from ..data.prepare import DataError, latest_corpus
 
 
 # ---------------------------------------------------------------------------------------- CLI
 
-def _out(args, kind: str) -> Path:
+def _out(args, kind: str, by_host: bool = False) -> Path:
+    """results/bench/<kind>_<model>_<device>.json; ``by_host``: a CPU record also names its bf16 host class (amx,
+    avx512bf16, nobf16), so that hosts of different classes keep a record each."""
     name = Path(args.model or getattr(args, "shapes", None) or "smollm2-135m").name
-    return Results("bench").file(f"{kind}_{name}_{args.device.split(':')[0]}.json")
+    dev = args.device.split(":")[0]
+    host = f"_{host_class(sorted(cpu_flags() & set(BF16_FLAGS)))}" if by_host and dev == "cpu" else ""
+    return Results("bench").file(f"{kind}_{name}_{dev}{host}.json")
 
 
 def _shards() -> Path:
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "hardware":
         bench_hardware(args.model, device=args.device, matmul_size=args.matmul_size, batch=args.batch, seq=args.seq,
                        train_batch=args.train_batch, train_seq=args.train_seq, prefix_batch=args.prefix_batch,
-                       prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware"))
+                       prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware", by_host=True))
         return 0
     if args.cmd == "replicate":
         rec = compare(args.profile, args.run, prelude_s=args.prelude_s, estimate_note=args.estimate_note)
