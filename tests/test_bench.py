@@ -191,3 +191,19 @@ def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwe
     assert all(torch.equal(before[k], v) for k, v in tiny_qwen2.state_dict().items())
     md = bench_markdown(out.parent)
     assert "bf16 and the shared prefix" in md and "train step 2 x 16" in md
+
+
+def test_cpu_hardware_records_are_named_by_host_class(monkeypatch):
+    """A hardware bench on one CPU host class does not overwrite another class's record; a GPU's is unchanged."""
+    import argparse
+
+    import lesa.bench.run as run
+
+    monkeypatch.setattr(run, "cpu_flags", lambda: {"avx512_bf16", "avx2"})
+    args = argparse.Namespace(model="smollm2-135m", device="cpu")
+    assert run._out(args, "hardware", by_host=True).name == "hardware_smollm2-135m_cpu_avx512bf16.json"
+    assert run._out(args, "training").name == "training_smollm2-135m_cpu.json"
+    monkeypatch.setattr(run, "cpu_flags", lambda: {"amx_bf16", "avx512_bf16"})
+    assert run._out(args, "hardware", by_host=True).name.endswith("_cpu_amx.json")
+    args.device = "cuda:0"
+    assert run._out(args, "hardware", by_host=True).name == "hardware_smollm2-135m_cuda.json"
