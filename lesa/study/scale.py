@@ -155,7 +155,9 @@ PREDICTOR_MEMORY_FACTOR = 10.5   # the predictor study's peak for one weight typ
                                  # of that type's float32 stack, as measured: Qwen2.5-Coder-1.5B's up type (a 1.43
                                  # GiB stack) held 20.75 GiB with the 5.75 GiB model (one thread, AMD EPYC host) when
                                  # the kernel stopped it beside an evaluation, so at least that: the stack, its
-                                 # factorisation and the predictor's float32 training pairs with their copies
+                                 # factorisation and the predictor's float32 training pairs with their copies. Alone,
+                                 # the same model peaked at 20.3 GiB in one thread and 22.1 GiB in two (factor 10.2
+                                 # and 11.4): a bound for one thread, the documented way to run it
 
 
 def predictor_memory_gib(model: Any, weight_types: list[str]) -> float:
