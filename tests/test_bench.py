@@ -191,6 +191,9 @@ def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwe
     assert all(torch.equal(before[k], v) for k, v in tiny_qwen2.state_dict().items())
     md = bench_markdown(out.parent)
     assert "bf16 and the shared prefix" in md and "train step 2 x 16" in md
+    from lesa.core.precision import HOST_WORDS, host_class
+    heading = next(line for line in md.splitlines() if line.startswith("### bf16 and the shared prefix"))
+    assert heading.endswith(HOST_WORDS[host_class(d["bf16_flags"])])                  # the host class heads it
 
 
 def test_cpu_hardware_records_are_named_by_host_class(monkeypatch):

@@ -177,7 +177,9 @@ def _md_hardware(d: dict, path: Path) -> list[str]:
              f"{t['fp32_s']:.3f} s", f"{t['bf16_s']:.3f} s", t["bf16_speedup"]],
             [f"shared prefix, {p['models']} grown models ({p['shared_layers']} of {p['layers']} layers shared; "
              "speed-up over full forwards)", f"x{p['fp32']['saving']:.2f}", f"x{p['bf16']['saving']:.2f}", "-"]]
-    out = [f"### bf16 and the shared prefix: {d['label']} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
+    host = HOST_WORDS.get(host_class(d.get("bf16_flags")) or "") if d["device"] == "cpu" else None
+    out = [f"### bf16 and the shared prefix: {model_label(d['label'])} on {d.get('cpu_model') or d['device']}"
+           f"{', ' + host if host else ''}", "", _prov(d, path), "",
            f"bf16 flags: {', '.join(d.get('bf16_flags') or []) or 'none'}; `precision: auto` here: {d.get('auto')}.", "",
            *_table(["measurement", "fp32", "bf16", "bf16 / fp32 speed"], rows)]
     pp = d.get("protocol_precision")
