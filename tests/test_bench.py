@@ -96,7 +96,7 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
                       "batch_size": 32, "cpus": 2, "threads": 1, "file": "base/m/arc_easy.json"}],
         "provenance": s["provenance"]})
     md = bench_markdown(res)
-    assert "### Training: tiny (llama_pro, 9 layers, new 3) on cpu" in md
+    assert "### Training: tiny grown by LLaMA Pro to 9 layers (3 new), on the CPU" in md
     lines = md.splitlines()
     lesa_row = next(ln for ln in lines if ln.startswith("| lesa |"))
     hf_row = next(ln for ln in lines if ln.startswith("| HF Trainer |"))
@@ -137,7 +137,7 @@ def test_precision_bench_alone_writes_and_renders(grown, shards, tmp_path):
     assert out.exists() and s["kind"] == "precision" and s["steps"] == 2 and s["interleaved"]
     assert s["new_layers"] == grown.config.lesa_growth["new_layers"]
     md = bench_markdown(out.parent)
-    assert "### Training precision: tiny (llama_pro, 9 layers, new 3) on cpu" in md
+    assert "### Training precision: tiny grown by LLaMA Pro to 9 layers (3 new), on the CPU" in md
     assert f"x{s['tokens_per_s_ratio_bf16_over_fp32']:.2f}" in md
 
 
@@ -168,7 +168,7 @@ def test_eval_and_end_to_end_tables_render_the_new_measurements(tmp_path):
     assert "**3.0 s** against 6.0 s for the released recipe, **x2.00**" in md
     assert "| arc_easy | 20 | 1 | 1.9 | x1.9 |" in md and "| arc_easy | 2,600 | 1,130 | x2.3 |" in md
     assert "WikiText in bf16: not measured (bf16 not supported on this device)" in md
-    assert "### Expansion end to end: m on cpu" in md and "end to end 70.0 s against 52.0 s one by one" in md
+    assert "### Expansion end to end: m on the CPU" in md and "end to end 70.0 s against 52.0 s one by one" in md
 
 
 def test_hardware_bench_measures_both_precisions_in_one_run_and_renders(tiny_qwen2, tmp_path):

@@ -27,6 +27,16 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
             *("| " + " | ".join(cell(x) for x in r) + " |" for r in rows), ""]
 
 
+def _on(d: dict) -> str:
+    return "a GPU" if str(d["device"]).startswith("cuda") else "the CPU"
+
+
+def _grown(d: dict) -> str:
+    """A training record's model in words: SmolLM2-135M grown by LLaMA Pro to 45 layers (15 new), on the CPU."""
+    return (f"{model_label(d['label'])} grown by {label(d['method'])} to {d['layers']} layers "
+            f"({len(d['new_layers'])} new), on {_on(d)}")
+
+
 def _md_expansion(d: dict, path: Path) -> list[str]:
     steps = d.get("max_steps_measured")
     predictor = f"a 10-epoch predictor scaled from {steps} measured steps" if steps else "the 10-epoch predictor"
@@ -36,7 +46,7 @@ def _md_expansion(d: dict, path: Path) -> list[str]:
     step = [[r["weight"], 1e3 * r["ours_train_s"] / r["ours_steps"], 1e3 * r["released_train_s"] / r["released_steps"],
              r["train_step_speedup"]] for r in d["rows"]]
     recipe = [[r["weight"], r["ours_full_recipe_s"], r["released_full_recipe_s"]] for r in d["rows"]]
-    return [f"### Expansion: {d['label']} on {d['device']}", "", _prov(d, path), "",
+    return [f"### Expansion: {model_label(d['label'])} on {_on(d)}", "", _prov(d, path), "",
             "SVD of each weight type's stack of layers (L layers, out x in), seconds:", "",
             *_table(["weight", "stack (L, out, in)", "ours s", "released s", "x"], svd),
             "One predictor training step, milliseconds:", "",
@@ -49,7 +59,7 @@ def _md_expansion(d: dict, path: Path) -> list[str]:
 
 
 def _md_e2e(d: dict, path: Path) -> list[str]:
-    return [f"### Expansion end to end: {d['label']} on {d['device']}", "", _prov(d, path), "",
+    return [f"### Expansion end to end: {model_label(d['label'])} on {_on(d)}", "", _prov(d, path), "",
             *_md_end_to_end(d["end_to_end"])]
 
 
@@ -90,7 +100,7 @@ def _md_training(d: dict, path: Path) -> list[str]:
             for k, r in d["trainers"].items()]
     peak = (f"peak {d['peak_tflops']} TFLOP/s ({d['peak_source']})" if d.get("peak_tflops")
             else "MFU not reported: no meaningful published peak for a CPU (pass `--peak-tflops`)")
-    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    title = _grown(d)
     return [f"### Training: {title}", "", _prov(d, path), "",
             "lesa: the lesa trainer (`lesa.train.trainer.train`); HF Trainer: a default `transformers.Trainer`.", "",
             *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
@@ -106,7 +116,7 @@ def _md_training(d: dict, path: Path) -> list[str]:
 
 
 def _md_precision_file(d: dict, path: Path) -> list[str]:
-    title = f"{d['label']} ({d['method']}, {d['layers']} layers, new {len(d['new_layers'])}) on {d['device']}"
+    title = _grown(d)
     return [f"### Training precision: {title}", "", _prov(d, path), "", *_md_precision(d)]
 
 
@@ -137,7 +147,7 @@ def _md_eval(d: dict, path: Path) -> list[str]:
     rec = [[r["task"], r["n_samples"], r["seconds"], r["samples_per_s"], r["batch_size"],
             f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"],
             *([] if one_folder else [f"`{r['file']}`"])] for r in recorded]
-    out = [f"### Evaluation: {d['label']} ({d['dtype']}) on {d['device']}", "", _prov(d, path), "",
+    out = [f"### Evaluation: {model_label(d['label'])} ({d['dtype']}) on {_on(d)}", "", _prov(d, path), "",
            *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
            f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
            f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
@@ -181,19 +191,22 @@ def _md_hardware(d: dict, path: Path) -> list[str]:
     out = [f"### bf16 and the shared prefix: {model_label(d['label'])} on {d.get('cpu_model') or d['device']}"
            f"{', ' + host if host else ''}", "", _prov(d, path), "",
            f"bf16 flags: {', '.join(d.get('bf16_flags') or []) or 'none'}; `precision: auto` here: {d.get('auto')}.", "",
-           *_table(["measurement", "fp32", "bf16", "bf16 / fp32 speed"], rows)]
+           *_table(["measurement", "fp32", "bf16", "x"], rows)]
     pp = d.get("protocol_precision")
     if pp:          # notebook 3's screen in both precisions, beside the committed (fp32) book
         pct = lambda x: "-" if x is None else f"{100 * x:+.3f} %"
-        prow = [[label(m), f"{r['fp32']:.4g} ({r['fp32_s']:.0f} s)", f"{r['bf16']:.4g} ({r['bf16_s']:.0f} s)", pct(r["bf16_relative"]),
-                 "-" if r.get("committed_fp32") is None else f"{r['committed_fp32']:.4g}",
-                 pct(r.get("here_fp32_relative_to_committed"))]
-                for m, r in pp.items() if isinstance(r, dict)]
+        runs = [(m, r) for m, r in pp.items() if isinstance(r, dict)]
+        prow = [[label(m), f"{r['fp32']:.4g} ({r['fp32_s']:.0f} s)", f"{r['bf16']:.4g} ({r['bf16_s']:.0f} s)",
+                 pct(r["bf16_relative"])] for m, r in runs]
+        crow = [[label(m), f"{r['fp32']:.4g}", "-" if r.get("committed_fp32") is None else f"{r['committed_fp32']:.4g}",
+                 pct(r.get("here_fp32_relative_to_committed"))] for m, r in runs]
         out += ["", f"Notebook 3's screen in both precisions (predictor seed {pp['seed']} for LESA): "
                 f"{pp['protocol'].split('fp32, ', 1)[-1]} "
                 "The committed book is fp32; a LESA growth is not the same weights on another machine (its predictor's "
                 "training amplifies last-bit differences), so its committed value is another draw:", "",
-                *_table(["model", "fp32 here", "bf16 here", "bf16 − fp32", "committed fp32", "here − committed"], prow)]
+                *_table(["model", "fp32 (time)", "bf16 (time)", "bf16 − fp32"], prow),
+                "The same fp32 perplexities beside the committed book's:", "",
+                *_table(["model", "here", "committed", "here − committed"], crow)]
     return out
 
 
@@ -208,7 +221,7 @@ def _md_prefix(d: dict, path: Path) -> list[str]:
                          "1" if n == "full" else f"x{q['eval_speedup']:.2f}",
                          "-" if n == "full" else ("yes" if q["bitwise_equal"] else "NO")])
     r0 = next(iter(d["by_precision"].values()))
-    return [f"### CPT's frozen-prefix store: {d['label']} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
+    return [f"### CPT's frozen-prefix store: {model_label(d['label'])} on {d.get('cpu_model') or d['device']}", "", _prov(d, path), "",
             f"{r0['method']} growth ({r0['layers']} layers, the lowest trained one {r0['prefix_layers']}: layers "
             f"0-{r0['prefix_layers'] - 1} and the embeddings frozen), batch {r0['batch']} x {r0['seq_len']}, "
             f"{r0['steps']} steps per run (the first a warm-up), the three runs stepped in turn, "
