@@ -202,11 +202,11 @@ def test_cpu_hardware_records_are_named_by_host_class(monkeypatch):
 
     import lesa.bench.run as run
 
-    monkeypatch.setattr(run, "cpu_flags", lambda: {"avx512_bf16", "avx2"})
+    monkeypatch.setattr(run, "cpu_bf16_flags", lambda: ["avx512_bf16"])
     args = argparse.Namespace(model="smollm2-135m", device="cpu")
     assert run._out(args, "hardware", by_host=True).name == "hardware_smollm2-135m_cpu_avx512bf16.json"
     assert run._out(args, "training").name == "training_smollm2-135m_cpu.json"
-    monkeypatch.setattr(run, "cpu_flags", lambda: {"amx_bf16", "avx512_bf16"})
+    monkeypatch.setattr(run, "cpu_bf16_flags", lambda: ["amx_bf16", "avx512_bf16"])
     assert run._out(args, "hardware", by_host=True).name.endswith("_cpu_amx.json")
     args.device = "cuda:0"
     assert run._out(args, "hardware", by_host=True).name == "hardware_smollm2-135m_cuda.json"

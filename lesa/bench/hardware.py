@@ -27,7 +27,7 @@ import torch
 from ..core.store import cpu_model, provenance, read_json, shown, write_json
 from ..core.layout import Results
 from ..core.models import load_model, weights_key
-from ..core.precision import BF16_FLAGS, auto_reason, cpu_flags
+from ..core.precision import auto_reason, cpu_bf16_flags
 from ..eval.protocol import measure, ppl_protocol
 from ..eval.shared_prefix import SharedPrefix, prefix_hidden
 from ..grow.expand import apply_plan
@@ -181,7 +181,7 @@ def bench_hardware(model_name: str, *, device: str = "cpu", matmul_size: int = 2
     model = model.to(device).eval()
     threads = torch.get_num_threads()
     res = {"kind": "hardware", "label": Path(model_name).name, "device": device, "cpu_model": cpu_model(),
-           "bf16_flags": sorted(cpu_flags() & set(BF16_FLAGS)), "auto": "%s (%s)" % auto_reason(device),
+           "bf16_flags": cpu_bf16_flags(), "auto": "%s (%s)" % auto_reason(device),
            "torch_threads": threads}
     print(f"[bench] hardware: {res['cpu_model']}, {threads} threads, bf16 flags {res['bf16_flags'] or 'none'}; "
           f"precision auto -> {res['auto']}", flush=True)

@@ -41,7 +41,7 @@ from .training import (bench_precision, bench_training, grown_model)
 from ..core.layout import Results
 from ..core.store import write_json
 from .replicate import compare
-from ..core.precision import BF16_FLAGS, cpu_flags, host_class
+from ..core.precision import cpu_bf16_flags, host_class
 from ..data.prepare import DataError, latest_corpus
 
 
@@ -52,7 +52,7 @@ def _out(args, kind: str, by_host: bool = False) -> Path:
     avx512bf16, nobf16), so that hosts of different classes keep a record each."""
     name = Path(args.model or getattr(args, "shapes", None) or "smollm2-135m").name
     dev = args.device.split(":")[0]
-    host = f"_{host_class(sorted(cpu_flags() & set(BF16_FLAGS)))}" if by_host and dev == "cpu" else ""
+    host = f"_{host_class(cpu_bf16_flags())}" if by_host and dev == "cpu" else ""
     return Results("bench").file(f"{kind}_{name}_{dev}{host}.json")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..core.store import cpu_model, file_hash, provenance, read_json, run_main, shown, write_json
 from ..core.layout import GROWTH_NOTEBOOKS as GROWTH, TRAINING_NOTEBOOKS as TRAINING, Results
 from . import run as book
-from ..core.precision import BF16_FLAGS, PROBE_SIZE, auto_reason, bf16_probe, cpu_flags, resolve_precision
+from ..core.precision import PROBE_SIZE, auto_reason, bf16_probe, cpu_bf16_flags, resolve_precision
 from ..study.profiles import load_profile, resolve_profile
 
 
@@ -156,7 +156,7 @@ def replicate(profile: str, skip_book: bool = False, root: Path | None = None, s
     times: dict[str, float] = {}
     record = {"profile": profile, "complete": False, "stages_s": times, "estimates_s": {k: v["s"] for k, v in est.items()},
               "precision": precision, "cpu_model": cpu_model(), "cpus": os.cpu_count(), "probe": probe,
-              "bf16_units": sorted(cpu_flags() & set(BF16_FLAGS)),        # which bf16 host class this ran on
+              "bf16_units": cpu_bf16_flags(),        # which bf16 host class this ran on
               "resumed_from": prev.get("stages_s") if prev and not prev.get("complete", True) else None}
     t_all = time.perf_counter()
     for name, fn in stage_fns or stages(profile):

@@ -42,6 +42,13 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_bf16_flags() -> list[str]:
+    """This CPU's bf16 flags (amx_bf16, avx512_bf16), sorted: what a record says of the host class it ran on.
+    (auto_reason spells the same expression out: it is hashed into the perplexity cache's key, and a change
+    there would recompute every cached perplexity.)"""
+    return sorted(cpu_flags() & set(BF16_FLAGS))
+
+
 def host_class(units: list[str] | None) -> str | None:
     """The bf16 host class a run's CPU flags put it in (the speed-ups differ by class): AMX tiles, AVX512-BF16
     vector instructions only, or neither (bf16 emulated); None where the run did not record its flags."""
