@@ -83,7 +83,8 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
                               ("reference", ref_res.chapter("03_expansion") / "expansion.json")) if p.exists()}
     return {"kind": "replicate", "label": f"`make replicate` of the {profile} profile from an empty cache",
             "profile": profile, "device": "cpu", "cpu_model": rec.get("cpu_model"), "cpus": rec.get("cpus"),
-            "probe": rec.get("probe"), "bf16_units": rec.get("bf16_units"), "run_precision": rec.get("precision"), "run_provenance": rec.get("provenance"),
+            "probe": rec.get("probe"), "bf16_units": rec.get("bf16_units"), "run_precision": rec.get("precision"),
+            "run_provenance": rec.get("provenance"),
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "estimate_note": estimate_note,
             "total_s": rec.get("total_s"), "prelude_s": prelude_s,
             "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"],

@@ -194,7 +194,8 @@ def _md_hardware(d: dict, path: Path) -> list[str]:
            *_table(["measurement", "fp32", "bf16", "x"], rows)]
     pp = d.get("protocol_precision")
     if pp:          # notebook 3's screen in both precisions, beside the committed (fp32) book
-        pct = lambda x: "-" if x is None else f"{100 * x:+.3f} %".replace("-0.000", "0.000").replace("+0.000", "0.000")
+        def pct(x: float | None) -> str:            # signed to 3 decimals; one that rounds to zero has no sign
+            return "-" if x is None else f"{100 * x:+.3f} %" if round(100 * x, 3) else "0.000 %"
         runs = [(m, r) for m, r in pp.items() if isinstance(r, dict)]
         prow = [[label(m), f"{r['fp32']:.4g} ({r['fp32_s']:.0f} s)", f"{r['bf16']:.4g} ({r['bf16_s']:.0f} s)",
                  pct(r["bf16_relative"])] for m, r in runs]
