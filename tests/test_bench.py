@@ -104,14 +104,26 @@ def test_bench_markdown_renders_result_files(grown, shards, tmp_path):
     from lesa.claims.paper import fmt
     assert fmt(s["trainers"]["lesa"]["tokens_per_s"]) in lesa_row
     assert fmt(s["trainers"]["hf_trainer"]["tokens_per_s"]) in hf_row
-    assert "| piqa | 4 | 8 | 2 | 2 | 4 | 8 |" in md
+    assert "| piqa | 4 | 8 | 2 |" in md and "| piqa | 2 | 4 | 8 |" in md        # seven columns as two tables
     # the records' one folder is said above their table instead of repeated in a column
     assert "From the recorded results runs" in md and "records `base/m/<task>.json`" in md
-    assert "| task | samples | seconds | samples/s | batch | hardware |\n" in md
+    assert "| task | samples | seconds | samples/s |\n" in md and "| task | batch | hardware |\n" in md
     assert "results/bench/training_tiny_cpu.json" in md and s["provenance"]["time_utc"] in md
     assert f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**" in md
     assert "Not measured yet" in md                               # only CPU results here
     assert "No benchmark results yet" in bench_markdown(tmp_path / "empty")
+
+
+def test_a_wide_table_is_split_into_narrow_ones_that_repeat_its_key_columns():
+    from lesa.bench.report import _narrow, _table
+
+    head = ["precision", "run", "a", "b", "c", "d", "e"]
+    md = _narrow(head, [["fp32", "full", 1, 2, 3, 4, 5], ["bf16", "reuse", 6, 7, 8, 9, 10]], keys=2, width=5)
+    tables = "\n".join(md).strip().split("\n\n")
+    assert [t.splitlines()[0] for t in tables] == ["| precision | run | a | b | c |", "| precision | run | d | e |"]
+    assert "| bf16 | reuse | 6 | 7 | 8 |" in tables[0] and "| bf16 | reuse | 9 | 10 |" in tables[1]
+    narrow = [["fp32", "full", 1]]                                       # one that fits stays one table
+    assert _narrow(head[:3], narrow, keys=2) == _table(head[:3], narrow)
 
 
 def test_end_to_end_expansion_times_every_stage_and_renders(tiny_llama):

@@ -27,6 +27,15 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
             *("| " + " | ".join(cell(x) for x in r) + " |" for r in rows), ""]
 
 
+def _narrow(head: list[str], rows: list[list], keys: int = 1, width: int = 4) -> list[str]:
+    """A wide table as several that fit a phone's width: each repeats the first `keys` columns and takes up to
+    `width - keys` of the rest, in order (a seven-column table scrolls sideways at 390 px)."""
+    step, out = width - keys, []
+    for i in range(keys, len(head), step):
+        out += _table(head[:keys] + head[i:i + step], [r[:keys] + r[i:i + step] for r in rows])
+    return out
+
+
 def _on(d: dict) -> str:
     return "a GPU" if str(d["device"]).startswith("cuda") else "the CPU"
 
@@ -103,8 +112,8 @@ def _md_training(d: dict, path: Path) -> list[str]:
     title = _grown(d)
     return [f"### Training: {title}", "", _prov(d, path), "",
             "lesa: the lesa trainer (`lesa.train.trainer.train`); HF Trainer: a default `transformers.Trainer`.", "",
-            *_table(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
-                     "tensors trained / new layers only"], rows),
+            *_narrow(["trainer", "tokens/s", "step s (median)", "MFU", "tokens timed", "tokens seen",
+                      "tensors trained / new layers only"], rows),
             f"Batch {d['batch']} x {d['seq_len']} tokens, {d['warmup_steps']} warm-up + {d['timed_steps']} timed steps "
             f"each, same sequences, same device; {d['flops_per_token'] / 1e9:.3f} GFLOP/token (lesa's count: frozen "
             f"layers above the lowest new one pay forward and input-gradient backward); {peak}. "
@@ -129,8 +138,8 @@ def _md_precision(p: dict | None) -> list[str]:
               None: "GPU"}[p.get("cpu_native_bf16")]
     return ["lesa trainer, fp32 vs bf16 autocast (fp32 trainable weights and optimizer state), stepped in turn "
             f"over the same {p['steps']} batches of {p['batch']} x {p['seq_len']} tokens (this CPU {native}):", "",
-            *_table(["precision", "tokens/s", "step s (median)", "final loss", "held-out ppl before",
-                     "held-out ppl after"], rows),
+            *_narrow(["precision", "tokens/s", "step s (median)", "final loss", "held-out ppl before",
+                      "held-out ppl after"], rows),
             f"bf16 / fp32 tokens/s: **x{p['tokens_per_s_ratio_bf16_over_fp32']:.2f}**; largest relative difference "
             f"bf16 vs fp32: training loss {100 * p['loss_max_rel_diff']:.2f}% over the {p['steps']} steps, held-out "
             f"perplexity {100 * (p['heldout_ppl_max_rel_diff'] or 0):.2f}% (target: at most "
@@ -148,7 +157,7 @@ def _md_eval(d: dict, path: Path) -> list[str]:
             f"{r['cpus']} CPU, {r['threads']} thr" if not r.get("gpu") else r["gpu"],
             *([] if one_folder else [f"`{r['file']}`"])] for r in recorded]
     out = [f"### Evaluation: {model_label(d['label'])} ({d['dtype']}) on {_on(d)}", "", _prov(d, path), "",
-           *_table(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
+           *_narrow(["task", "samples", "requests", "seconds", "samples/s", "requests/s", "batch"], rows),
            f"First {d['limit']} documents per lm-eval task (requests: log-likelihood calls, timed inside the "
            f"model wrapper); perplexity: {d['ppl_limit']} WikiText document(s), requests = rolling windows"
            + "".join(f", {fmt(r['tokens_per_s'])} tokens/s" for r in d["rows"] if r.get("tokens_per_s")) + ".", ""]
@@ -173,8 +182,8 @@ def _md_eval(d: dict, path: Path) -> list[str]:
         where = f"records `{folders.pop()}/<task>.json`, " if one_folder else ""
         out += [f"From the recorded results runs (`results/base/`, {where}n_samples / seconds of each record; those "
                 "runs shared the machine with other jobs):", "",
-                *_table(["task", "samples", "seconds", "samples/s", "batch", "hardware",
-                         *([] if one_folder else ["record"])], rec)]
+                *_narrow(["task", "samples", "seconds", "samples/s", "batch", "hardware",
+                          *([] if one_folder else ["record"])], rec)]
     return out
 
 
@@ -227,8 +236,8 @@ def _md_prefix(d: dict, path: Path) -> list[str]:
             f"0-{r0['prefix_layers'] - 1} and the embeddings frozen), batch {r0['batch']} x {r0['seq_len']}, "
             f"{r0['steps']} steps per run (the first a warm-up), the three runs stepped in turn, "
             f"{d.get('torch_threads')} thread(s):", "",
-            *_table(["precision", "run", "s/step (median)", "steps/s", "step speed-up", "held-out eval speed-up",
-                     "losses bitwise equal"], rows)]
+            *_narrow(["precision", "run", "s/step (median)", "steps/s", "step speed-up", "held-out eval speed-up",
+                      "losses bitwise equal"], rows, keys=2, width=5)]
 
 
 def _lesa_before(d: dict) -> list[str]:
