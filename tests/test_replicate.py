@@ -6,7 +6,11 @@ import pytest
 import lesa.book.replicate as R
 
 
-def test_estimate_counts_only_the_work_left(tmp_path):
+def test_estimate_counts_only_the_work_left(tmp_path, monkeypatch):
+    import lesa.study.cpt as C
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path / "cache"))            # no cached weights: a fresh machine
+    monkeypatch.setattr(C, "suite_done", lambda *a, **k: True)          # a finished run's records are all there
     res = tmp_path / "smoke"
     (res / "cpt" / "lesa").mkdir(parents=True)
     (res / "book_run.json").write_text(json.dumps({n: {"seconds": 100.0 * (i + 1)} for i, n in
@@ -42,6 +46,48 @@ def test_estimate_counts_only_the_work_left(tmp_path):
     est4 = R.estimate("smoke", tmp_path, done=lambda n: False, precision={"protocol": "fp32", "cpt": "bf16"},
                       fresh=False)
     assert "prefix" not in est4["continual pre-training"]["how"] and "precision" not in est4["continual pre-training"]["how"]
+
+
+def test_a_finished_run_recorded_in_another_precision_is_estimated_as_trained_and_evaluated_again(tmp_path, monkeypatch):
+    """`LESA_PRECISION=bf16 make replicate` over a committed fp32 book: CPT's records are not this run's, and the
+    weights are not cached on a fresh machine, so every run trains and is evaluated again (run_profile_cpt's rule);
+    the estimate counts their recorded training and evaluation times instead of 0."""
+    from lesa.core.layout import Results
+    from lesa.study.cpt import cpt_work, evaluated_runs, recorded_eval_s, run_names
+    from lesa.study.profiles import load_profile
+
+    monkeypatch.setenv("LESA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LESA_PRECISION", raising=False)
+    prof = load_profile("smoke", check_device=False)
+    runs = run_names(prof["cpt"], prof["expansion"].get("variants"))
+    ev, R_ = prof["cpt"]["eval"], Results("smoke", tmp_path)
+    evaluated = evaluated_runs(runs, prof["cpt"])
+    for n, r in runs.items():
+        R_.cpt(n).mkdir(parents=True)
+        (R_.cpt(n) / "summary.json").write_text(json.dumps({"completed": True, "elapsed_s": 40.0,
+                                                            "steps": r["steps"], "run_key": f"key-{n}"}))
+        if n in evaluated:                               # the whole suite, for these weights, in fp32
+            R_.downstream(n).mkdir(parents=True)
+            for k in [f"ppl_{x}" for x in ev["ppl_sets"]] + ev["tasks"]:
+                (R_.downstream(n) / f"{k}.json").write_text(json.dumps({
+                    "limit": ev["limits"][k], "precision": "fp32", "seconds": 5.0,
+                    "weights_id": {"run_key": f"key-{n}", "step": r["steps"]}}))
+    assert evaluated and recorded_eval_s(R_, evaluated[0]) == 5.0 * (len(ev["ppl_sets"]) + len(ev["tasks"]))
+    fp32 = R.estimate("smoke", tmp_path, done=lambda n: True, fresh=False)["continual pre-training"]
+    assert cpt_work(prof, tmp_path) == {"train": [], "evaluate": []}
+    assert fp32 == {"s": 0.0, "how": f"all {len(runs)} runs finished and evaluated"}
+    monkeypatch.setenv("LESA_PRECISION", "bf16")
+    work = cpt_work(load_profile("smoke", check_device=False), tmp_path)
+    assert work == {"train": list(runs), "evaluate": [n for n in runs if n in evaluated]}
+    bf16 = R.estimate("smoke", tmp_path, done=lambda n: True, fresh=False)["continual pre-training"]
+    assert bf16["s"] == pytest.approx(40.0 * len(runs) + sum(recorded_eval_s(R_, n) for n in evaluated))
+    assert f"{len(runs)} of {len(runs)} runs to train, {len(evaluated)} to evaluate" in bf16["how"]
+    # a finished run whose weights are cached resumes at its last step: evaluated, not trained again
+    n = next(iter(evaluated))
+    (tmp_path / "cache" / "cpt" / "smoke" / n).mkdir(parents=True, exist_ok=True)   # cache_dir made it
+    (tmp_path / "cache" / "cpt" / "smoke" / n / "latest.json").write_text("{}")
+    work = cpt_work(load_profile("smoke", check_device=False), tmp_path)
+    assert n not in work["train"] and n in work["evaluate"]
 
 
 def test_record_after_each_stage_and_resume(tmp_path, capsys):

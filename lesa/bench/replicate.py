@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core.layout import GROWTH_NOTEBOOKS as GROWTH, TRAINING_NOTEBOOKS as TRAINING, Results
 from ..core.store import provenance, read_json
 from ..grow.methods import run_title
-from ..study.cpt import lesa_before_training
+from ..study.cpt import lesa_before_training, recorded_eval_s
 from ..study.profiles import load_profile
 
 def _side(res: Results, from_scratch: bool) -> dict:
@@ -30,10 +30,8 @@ def _side(res: Results, from_scratch: bool) -> dict:
         name, summary = s.parent.name, read_json(s)
         if not summary.get("completed"):
             continue
-        evals = [read_json(p).get("seconds") or 0.0 for p in sorted(res.downstream(name).glob("*.json"))] \
-            if res.downstream(name).is_dir() else []
         runs[name] = {"title": run_title(summary["run"]) if summary.get("run") else name,
-                      "train_s": summary.get("elapsed_s"), "eval_s": round(sum(evals), 1),
+                      "train_s": summary.get("elapsed_s"), "eval_s": recorded_eval_s(res, name),
                       "precision": summary.get("precision"), "prefix_reuse": summary.get("prefix_reuse")}
     precisions = sorted({r.get("precision") or "fp32" for r in book.values()} |
                         {r["precision"] or "fp32" for r in runs.values()})

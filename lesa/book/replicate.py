@@ -79,7 +79,7 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another.
     ``fresh`` (default: this machine's cache holds no computed result): notebooks are estimated by their
     from-scratch times, not by their last execution, which may have read every costly value from a cache."""
-    from ..study.cpt import finished_summary, run_names
+    from ..study.cpt import cpt_work, recorded_eval_s, run_names
     R = Results(profile, root)
     done = done or (lambda n: _notebook_done(n, profile))
     prev = read_json(R.file("replicate_run.json")) if R.file("replicate_run.json").exists() else {}
@@ -106,17 +106,25 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     prof = load_profile(profile, check_device=False)
     cpt = prof.get("cpt") or {}
     runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
-    todo = [n for n in runs if not finished_summary(R.dir, n)]
+    # the runs the stage will train and evaluate, by run_profile_cpt's own rule: a finished run whose records are
+    # in another precision than this run's trains again (its weights are not cached on a fresh machine)
+    work = cpt_work(prof, root)
+    todo, evals = work["train"], work["evaluate"]
     summaries = {n: read_json(p) for n in runs if (p := R.cpt(n) / "summary.json").exists()}
     past = {n: r.get("elapsed_s") for n, r in summaries.items()}
     per_step = [past[n] / runs[n]["steps"] for n in past if past[n]]
     also = _caveats([summaries[n] for n in todo if n in summaries] or list(summaries.values()),
                     (precision or {}).get("cpt"), cpt=True)
-    if not todo:
-        out["continual pre-training"] = {"s": 0.0, "how": f"all {len(runs)} runs finished"}
-    elif per_step:
+    eval_s = {n: recorded_eval_s(R, n) for n in evals}
+    unknown = [n for n, v in eval_s.items() if not v]
+    ev = (f", {len(evals)} to evaluate (recorded evaluation times"
+          + (f"; {len(unknown)} without one, not counted)" if unknown else ")") if evals else "")
+    if not todo and not evals:
+        out["continual pre-training"] = {"s": 0.0, "how": f"all {len(runs)} runs finished and evaluated"}
+    elif per_step or not todo:
         secs = sum(past.get(n) or runs[n]["steps"] * sorted(per_step)[len(per_step) // 2] for n in todo)
-        out["continual pre-training"] = {"s": scale * secs, "how": f"{len(todo)} of {len(runs)} runs to train, "
+        out["continual pre-training"] = {"s": scale * (secs + sum(eval_s.values())),
+                                         "how": f"{len(todo)} of {len(runs)} runs to train{ev}, "
                                          f"recorded run times {scaled}{also}"}
     else:
         out["continual pre-training"] = {"s": None, "how": f"{len(todo)} runs to train, none recorded yet"}

@@ -282,10 +282,7 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
 
     to_evaluate = set(evaluated_runs(runs, cpt)) if evaluate and cpt.get("eval") else set()
     res = Results(prof["name"], results_root).dir
-    # a finished run whose weights are gone (a fresh checkout) trains again only when its evaluation needs them
-    kept = {n: s for n in selected if not force and (s := finished_summary(res, n))
-            and not (_ckpt(prof, n, ckpt_root) / "latest.json").exists()
-            and (n not in to_evaluate or suite_done(prof, n, s, results_root))}
+    kept = {} if force else kept_runs(prof, selected, to_evaluate, results_root, ckpt_root)
     for n in selected:
         if n in kept:
             print(f"[cpt] {n}: finished" + (" and evaluated" if n in to_evaluate else "") + "; its weights are not "
@@ -300,6 +297,42 @@ def run_profile_cpt(profile: str = "auto", evaluate: bool = True, force: bool = 
     # summaries, so that the file does not depend on which runs the last command named (--only)
     others = {n: s for n in runs if n not in selected and (s := finished_summary(res, n))}
     return train_runs([n for n in selected if n not in kept], {**kept, **others}, force=False)
+
+
+def kept_runs(prof: dict, names: list[str], to_evaluate: set[str], results_root: str | Path | None = None,
+              ckpt_root: str | Path | None = None) -> dict[str, dict]:
+    """name -> summary of the runs run_profile_cpt leaves as they are: finished, their weights not cached (a fresh
+    checkout) and nothing needing them, i.e. not evaluated or every record of their suite already there in the
+    profile's precision. A finished run with cached weights goes through training again, which resumes at its
+    last step (nothing to train), then its evaluation reuses what it can."""
+    res = Results(prof["name"], results_root).dir
+    return {n: s for n in names if (s := finished_summary(res, n))
+            and not (_ckpt(prof, n, ckpt_root) / "latest.json").exists()
+            and (n not in to_evaluate or suite_done(prof, n, s, results_root))}
+
+
+def cpt_work(prof: dict, results_root: str | Path | None = None,
+             ckpt_root: str | Path | None = None) -> dict[str, list[str]]:
+    """What run_profile_cpt (everything, evaluating) would do now: {"train": runs it trains, from scratch or from
+    their last checkpoint, "evaluate": runs whose post-training suite it runs or completes}. A finished run whose
+    records are in another precision (``LESA_PRECISION=bf16`` over a committed fp32 book) trains again: the weights
+    it would evaluate are not here."""
+    cpt = prof.get("cpt") or {}
+    runs = run_names(cpt, (prof.get("expansion") or {}).get("variants")) if "train" in cpt else {}
+    to_evaluate = set(evaluated_runs(runs, cpt)) if cpt.get("eval") else set()
+    kept = kept_runs(prof, list(runs), to_evaluate, results_root, ckpt_root)
+    res = Results(prof["name"], results_root).dir
+    weights = lambda n: (_ckpt(prof, n, ckpt_root) / "latest.json").exists()                   # noqa: E731
+    # a finished run with its weights cached resumes at its last step: nothing left to train
+    train = [n for n in runs if n not in kept and not (finished_summary(res, n) and weights(n))]
+    done = lambda n: (s := finished_summary(res, n)) and suite_done(prof, n, s, results_root)  # noqa: E731
+    return {"train": train, "evaluate": [n for n in runs if n in to_evaluate and (n in train or not done(n))]}
+
+
+def recorded_eval_s(res: Results, name: str) -> float:
+    """Seconds run ``name``'s post-training records (a profile's results, ``res``) took, summed (0 if none)."""
+    out = res.downstream(name)
+    return round(sum(read_json(p).get("seconds") or 0.0 for p in sorted(out.glob("*.json"))), 1) if out.is_dir() else 0.0
 
 
 def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:
