@@ -172,6 +172,20 @@ def test_bench_compares_a_replicate_run_with_the_committed_record(tmp_path):
     assert f"x{nb['speedup']:.2f}" in page
     lesa = d["lesa_before_training"]            # both sides read the same committed notebook 3 here
     assert lesa["run"] == lesa["reference"] and len(lesa["run"]) == 3 and "| seed 1 |" in page
+    claims = json.loads(committed.file("scoreboard.json").read_text())["claims"]
+    assert d["verdicts"] == {"same": len(claims), "of": len(claims), "changed": []}
+    assert f"**{len(claims)} of {len(claims)} verdicts** as in the committed book." in page
+    # a verdict that moved in the run is named with both readings
+    first = claims[0]
+    moved = "inconclusive" if first["verdict"] != "inconclusive" else "reproduced"
+    board = json.loads((run / "scoreboard.json").read_text())
+    board["claims"][0]["verdict"] = moved
+    (run / "scoreboard.json").write_text(json.dumps(board))
+    d = compare("cpu", tmp_path)
+    assert d["verdicts"]["same"] == len(claims) - 1
+    assert d["verdicts"]["changed"] == [{"claim": first["claim"], "reference": first["verdict"], "run": moved}]
+    (out / "replicate_cpu_bf16.json").write_text(json.dumps(d))
+    assert f"{first['claim']}: {first['verdict']} in the book, {moved} in this run" in bench_markdown(out)
 
 
 def test_host_class_names_the_bf16_units_a_replicate_ran_on():

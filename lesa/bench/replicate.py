@@ -39,6 +39,18 @@ def _side(res: Results, from_scratch: bool) -> dict:
     return {"notebooks_s": nb, "cpt": runs, "precision": "/".join(precisions), "cpu_models": cpus}
 
 
+def _verdicts(run: Results, ref: Results) -> dict | None:
+    """Each claim's verdict in the run's scoreboard against the committed one: the run trained its own predictors
+    and CPT runs, maybe in another precision, so a verdict that moves is one that depends on either."""
+    sides = [read_json(r.file("scoreboard.json")).get("claims", []) if r.file("scoreboard.json").exists() else []
+             for r in (run, ref)]
+    got, want = ({c["claim"]: c["verdict"] for c in side} for side in sides)
+    if not got or not want:
+        return None
+    changed = [{"claim": k, "reference": v, "run": got.get(k)} for k, v in want.items() if got.get(k) != v]
+    return {"same": len(want) - len(changed), "of": len(want), "changed": changed}
+
+
 def _ratio(ref: float | None, run: float | None) -> float | None:
     return round(ref / run, 2) if ref and run else None
 
@@ -88,6 +100,7 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
             "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"],
             "stages": stages, "notebooks": notebooks, "cpt": cpt,
             "lesa_before_training": {"model": prof["model"]["name"], **before},
+            "verdicts": _verdicts(run_res, ref_res),
             "reference_note": ("adds each notebook's from-scratch seconds (book_run.json) and each CPT run's "
                                "training seconds and its evaluation records' seconds; it leaves out model loading and "
                                "growth inside the CPT stage, so that stage's ratio understates the run's speed-up"),

@@ -252,6 +252,17 @@ def _lesa_before(d: dict) -> list[str]:
             *_table(["predictor seed", "committed", "this run"], rows)]
 
 
+def _verdict_line(d: dict) -> list[str]:
+    """The run's verdicts against the committed book's, in a sentence (its own predictors, CPT runs, precision)."""
+    v = d.get("verdicts")
+    if not v:
+        return []
+    moved = "; ".join(f"{c['claim']}: {c['reference']} in the book, {c['run'] or 'absent'} in this run"
+                      for c in v["changed"])
+    return [f"Its scoreboard, from its own predictors and CPT runs in {(d.get('run_precision') or {}).get('protocol')}: "
+            f"**{v['same']} of {v['of']} verdicts** as in the committed book" + (f" ({moved})." if moved else "."), ""]
+
+
 def _md_replicate(d: dict, path: Path) -> list[str]:
     """lesa.bench.replicate: a `make replicate` run from an empty cache against the committed record."""
     x = lambda r: "-" if r is None else f"x{r:.2f}"                     # noqa: E731
@@ -291,7 +302,7 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
             *_table(["run", "committed", "this run", "x"], train),
             "The same runs, minutes of their evaluation after training:", "",
             *_table(["run", "committed", "this run", "x"], evals),
-            *_lesa_before(d),
+            *_lesa_before(d), *_verdict_line(d),
             f"The committed column {d.get('reference_note')}."
             + (f" Before its stages the run spent {m(d['prelude_s'])} min on setup, converting the models and preparing "
                "the data (not in the committed record)." if d.get("prelude_s") else ""), ""]
