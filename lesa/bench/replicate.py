@@ -56,11 +56,12 @@ def _ratio(ref: float | None, run: float | None) -> float | None:
 
 
 def compare(profile: str, run_root: str | Path, reference_root: str | Path | None = None,
-            prelude_s: float | None = None, estimate_note: str | None = None) -> dict:
+            prelude_s: float | None = None, estimate_note: str | None = None, prelude_note: str | None = None) -> dict:
     """The bench record: the run's replicate_run.json (stage times, precision, CPU, probe), both sides' per-notebook
     and per-CPT-run seconds, and reference / run ratios (above 1: the run was faster). ``prelude_s``: the run's
     wall-clock before the stages (setup, model conversion, data), when measured (`make`'s total minus the stages).
-    ``estimate_note``: what to know about the estimate the run printed (e.g. a bug fixed since)."""
+    ``estimate_note``: what to know about the estimate the run printed (e.g. a bug fixed since); ``prelude_note``:
+    how ``prelude_s`` was measured, when not by the run itself."""
     run_res, ref_res = Results(profile, Path(run_root)), Results(profile, reference_root)
     rec_path = run_res.file("replicate_run.json")
     if not rec_path.exists():
@@ -96,7 +97,7 @@ def compare(profile: str, run_root: str | Path, reference_root: str | Path | Non
             "probe": rec.get("probe"), "bf16_units": rec.get("bf16_units"), "run_precision": rec.get("precision"),
             "run_provenance": rec.get("provenance"),
             "run_time_utc": rec.get("time_utc"), "estimates_s": rec.get("estimates_s"), "estimate_note": estimate_note,
-            "total_s": rec.get("total_s"), "prelude_s": prelude_s,
+            "total_s": rec.get("total_s"), "prelude_s": prelude_s, "prelude_note": prelude_note,
             "reference_precision": ref["precision"], "reference_cpus": ref["cpu_models"],
             "stages": stages, "notebooks": notebooks, "cpt": cpt,
             "lesa_before_training": {"model": prof["model"]["name"], **before},

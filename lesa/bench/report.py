@@ -305,7 +305,8 @@ def _md_replicate(d: dict, path: Path) -> list[str]:
             *_lesa_before(d), *_verdict_line(d),
             f"The committed column {d.get('reference_note')}."
             + (f" Before its stages the run spent {m(d['prelude_s'])} min on setup, converting the models and preparing "
-               "the data (not in the committed record)." if d.get("prelude_s") else ""), ""]
+               "the data (not in the committed record" + (f"; {d['prelude_note']}" if d.get("prelude_note") else "")
+               + ")." if d.get("prelude_s") else ""), ""]
 
 
 def bench_markdown(results: str | Path | None = None) -> str:

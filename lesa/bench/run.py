@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--prelude-s", type=float, default=None,
                            help="the run's seconds before its stages (setup, models, data), if measured")
             p.add_argument("--estimate-note", default=None, help="what to know about the estimate the run printed")
+            p.add_argument("--prelude-note", default=None, help="how --prelude-s was measured, if not by this run")
         if c == "hardware":
             p.add_argument("--matmul-size", type=int, default=2048)
             p.add_argument("--batch", type=int, default=8, help="forward: sequences")
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                        prefix_seq=args.prefix_seq, reps=args.reps, ppl=args.ppl, out=Path(one) if one else _out(args, "hardware", by_host=True))
         return 0
     if args.cmd == "replicate":
-        rec = compare(args.profile, args.run, prelude_s=args.prelude_s, estimate_note=args.estimate_note)
+        rec = compare(args.profile, args.run, prelude_s=args.prelude_s, estimate_note=args.estimate_note,
+                      prelude_note=args.prelude_note)
         prec = (rec["run_precision"] or {}).get("protocol", "fp32")
         host = host_class(rec.get("bf16_units"))         # one record per profile, precision and host class
         write_json(Path(one) if one else Results("bench").file(
