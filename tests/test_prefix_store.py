@@ -157,3 +157,4 @@ def test_bench_measures_the_three_runs_and_renders(shards, store, tmp_path):
     assert not store.exists()                                # the bench keeps its store in a folder of its own
     md = bench_markdown(out.parent)
     assert "CPT's frozen-prefix store" in md and "later run on the same tokens: reads it" in md
+    assert "| fp32, reads |" in md and "| fp32, none |" in md                 # short run names in the tables
