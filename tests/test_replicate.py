@@ -53,7 +53,8 @@ def test_a_finished_run_recorded_in_another_precision_is_estimated_as_trained_an
     weights are not cached on a fresh machine, so every run trains and is evaluated again (run_profile_cpt's rule);
     the estimate counts their recorded training and evaluation times instead of 0."""
     from lesa.core.layout import Results
-    from lesa.study.cpt import cpt_work, evaluated_runs, recorded_eval_s, run_names
+    from lesa.study.cpt import cpt_work, evaluated_runs, run_names
+    from lesa.study.results import recorded_eval_s
     from lesa.study.profiles import load_profile
 
     monkeypatch.setenv("LESA_CACHE", str(tmp_path / "cache"))

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..core.layout import GROWTH_NOTEBOOKS as GROWTH, TRAINING_NOTEBOOKS as TRAINING, Results
 from ..core.store import provenance, read_json
 from ..grow.methods import run_title
-from ..study.cpt import lesa_before_training, recorded_eval_s
+from ..study.cpt import lesa_before_training
+from ..study.results import recorded_eval_s
 from ..study.profiles import load_profile
 
 def _side(res: Results, from_scratch: bool) -> dict:
@@ -31,7 +32,7 @@ def _side(res: Results, from_scratch: bool) -> dict:
         if not summary.get("completed"):
             continue
         runs[name] = {"title": run_title(summary["run"]) if summary.get("run") else name,
-                      "train_s": summary.get("elapsed_s"), "eval_s": recorded_eval_s(res, name),
+                      "train_s": summary.get("elapsed_s"), "eval_s": round(recorded_eval_s(res, name), 1),
                       "precision": summary.get("precision"), "prefix_reuse": summary.get("prefix_reuse")}
     precisions = sorted({r.get("precision") or "fp32" for r in book.values()} |
                         {r["precision"] or "fp32" for r in runs.values()})

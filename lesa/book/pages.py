@@ -25,6 +25,7 @@ from ..plots import figures as plots
 from ..plots.style import setup
 from ..plots.table import fmt_num
 from ..study.profiles import load_profile
+from ..study.results import recorded_eval_s
 from .display import TERMS, spread_format, uniform
 from .links import evidence_link, figure_anchors, record_dict
 
@@ -366,7 +367,7 @@ def cpt_times_markdown(profile: str) -> str:
     total = 0.0
     for d in runs:
         s = read_json(d / "summary.json")
-        ev = sum(read_json(f).get("seconds") or 0 for f in R.downstream(d.name).glob("*.json"))
+        ev = recorded_eval_s(R, d.name)
         train_s = s.get("elapsed_s") or 0
         total += train_s + ev
         when = ((s.get("provenance") or {}).get("time_utc") or "-")

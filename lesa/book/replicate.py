@@ -79,7 +79,8 @@ def estimate(profile: str, root: Path | None = None, probe: dict | None = None,
     ({"protocol": ..., "cpt": ...}, as replicate resolves it): the "how" says where recorded times ran in another.
     ``fresh`` (default: this machine's cache holds no computed result): notebooks are estimated by their
     from-scratch times, not by their last execution, which may have read every costly value from a cache."""
-    from ..study.cpt import cpt_work, recorded_eval_s, run_names
+    from ..study.cpt import cpt_work, run_names
+    from ..study.results import recorded_eval_s
     R = Results(profile, root)
     done = done or (lambda n: _notebook_done(n, profile))
     prev = read_json(R.file("replicate_run.json")) if R.file("replicate_run.json").exists() else {}

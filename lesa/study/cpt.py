@@ -306,8 +306,7 @@ def kept_runs(prof: dict, names: list[str], to_evaluate: set[str], results_root:
     profile's precision. A finished run with cached weights goes through training again, which resumes at its
     last step (nothing to train), then its evaluation reuses what it can."""
     res = Results(prof["name"], results_root).dir
-    return {n: s for n in names if (s := finished_summary(res, n))
-            and not (_ckpt(prof, n, ckpt_root) / "latest.json").exists()
+    return {n: s for n in names if (s := finished_summary(res, n)) and not _has_weights(prof, n, ckpt_root)
             and (n not in to_evaluate or suite_done(prof, n, s, results_root))}
 
 
@@ -322,17 +321,15 @@ def cpt_work(prof: dict, results_root: str | Path | None = None,
     to_evaluate = set(evaluated_runs(runs, cpt)) if cpt.get("eval") else set()
     kept = kept_runs(prof, list(runs), to_evaluate, results_root, ckpt_root)
     res = Results(prof["name"], results_root).dir
-    weights = lambda n: (_ckpt(prof, n, ckpt_root) / "latest.json").exists()                   # noqa: E731
     # a finished run with its weights cached resumes at its last step: nothing left to train
-    train = [n for n in runs if n not in kept and not (finished_summary(res, n) and weights(n))]
+    train = [n for n in runs if n not in kept and not (finished_summary(res, n) and _has_weights(prof, n, ckpt_root))]
     done = lambda n: (s := finished_summary(res, n)) and suite_done(prof, n, s, results_root)  # noqa: E731
     return {"train": train, "evaluate": [n for n in runs if n in to_evaluate and (n in train or not done(n))]}
 
 
-def recorded_eval_s(res: Results, name: str) -> float:
-    """Seconds run ``name``'s post-training records (a profile's results, ``res``) took, summed (0 if none)."""
-    out = res.downstream(name)
-    return round(sum(read_json(p).get("seconds") or 0.0 for p in sorted(out.glob("*.json"))), 1) if out.is_dir() else 0.0
+def _has_weights(prof: dict, name: str, ckpt_root: str | Path | None = None) -> bool:
+    """Run ``name``'s trained weights are cached here (its checkpoint folder points at a newest checkpoint)."""
+    return (_ckpt(prof, name, ckpt_root) / "latest.json").exists()
 
 
 def _ckpt(prof: dict, name: str, ckpt_root: str | Path | None = None) -> Path:

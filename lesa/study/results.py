@@ -198,6 +198,11 @@ def cpt_comparison(runs: dict[str, dict], window: int = 10, first: set[str] | fr
     return out
 
 
+def recorded_eval_s(res: Results, name: str) -> float:
+    """Seconds CPT run ``name``'s post-training records (a profile's results, ``res``) took, summed (0 if none)."""
+    return sum(read_json(p).get("seconds") or 0.0 for p in sorted(res.downstream(name).glob("*.json")))
+
+
 def load_eval_records(eval_dir: Path, run_keys: dict[str, str] | None = None,
                       stale: list[str] | None = None) -> list[dict]:
     """Tidy rows (label, task, metric, value, n) from lesa.eval.evaluate records under eval_dir/<label>/.
